@@ -1,0 +1,94 @@
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xsgpu.attributes import label_columns
+from xsgpu.io.runstore import RunStore, RunStoreError
+
+
+def _samples(start, stop):
+    df = pd.DataFrame({"sample_id": np.arange(start, stop)})
+    for c in label_columns():
+        df[c] = False
+    return df
+
+
+def test_partitions_and_resume(tmp_path):
+    store = RunStore.create(tmp_path / "run", n_samples=10, partition_size=4, params={"seed": 1})
+    assert store.n_partitions == 3 and store.partition_bounds(2) == (8, 10)
+    store.write_partition("samples", 2, _samples(8, 10), metadata={"k": 1})
+    assert store.pending_partitions("samples") == [0, 1]
+    assert not store.has("samples")
+    store.write_partition("samples", 0, _samples(0, 4))
+    store.write_partition("samples", 1, _samples(4, 8))
+    assert store.has("samples")
+    df = store.read_table("samples")
+    assert df.sample_id.tolist() == list(range(10))
+    assert store.read_metadata("samples") == {"k": 1} or store.read_metadata("samples") == {}
+    assert store.labels().shape == (10, 17)
+    again = RunStore.create(tmp_path / "run", n_samples=10, partition_size=4)
+    assert again.finished_partitions("samples") == {0, 1, 2}
+    with pytest.raises(RunStoreError, match="n_samples=10, partition_size=4; this call asks for 11, 4"):
+        RunStore.create(tmp_path / "run", n_samples=11, partition_size=4)
+
+
+def test_partition_must_hold_its_ids(tmp_path):
+    store = RunStore.create(tmp_path / "run", n_samples=10, partition_size=4)
+    with pytest.raises(ValueError, match="partition 1 must hold sample_id 4..7"):
+        store.write_partition("samples", 1, _samples(0, 4))
+
+
+def test_no_temp_files_left_and_atomic_on_failure(tmp_path, monkeypatch):
+    store = RunStore.create(tmp_path / "run", n_samples=4, partition_size=4)
+    import pyarrow.parquet as pq
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pq, "write_table", boom)
+    with pytest.raises(OSError, match="disk full"):
+        store.write_partition("samples", 0, _samples(0, 4))
+    monkeypatch.undo()
+    assert store.finished_partitions("samples") == set()
+    assert [f for f in os.listdir(store.table_path("samples"))] == []
+
+
+def test_open_errors(tmp_path):
+    with pytest.raises(RunStoreError, match="does not exist"):
+        RunStore.open(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RunStoreError, match="manifest.json is missing"):
+        RunStore.open(tmp_path / "empty")
+    store = RunStore.create(tmp_path / "run", n_samples=4, partition_size=4)
+    with pytest.raises(RunStoreError, match="the run has no predictions yet"):
+        RunStore.open(store.path, require=["predictions"])
+    man = json.loads(store.manifest_path.read_text())
+    man["attributes"] = ["A"]
+    store.manifest_path.write_text(json.dumps(man))
+    with pytest.raises(RunStoreError, match="field 'attributes'"):
+        RunStore.open(store.path)
+
+
+def test_errors_table_replaces_per_key(tmp_path):
+    store = RunStore.create(tmp_path / "run", n_samples=4, partition_size=4)
+    rows = [{"source_uri": "a.tif", "error_type": "ValueError", "message": "truncated"}]
+    store.record_errors(rows, stage="ingest", key="00000")
+    store.record_errors(rows, stage="ingest", key="00000")
+    err = store.read_errors()
+    assert len(err) == 1 and err.stage.tolist() == ["ingest"]
+    store.record_errors([], stage="ingest", key="00000")
+    assert len(store.read_errors()) == 0
+
+
+def test_arrays(tmp_path):
+    store = RunStore.create(tmp_path / "run", n_samples=10, partition_size=4)
+    arr = store.create_array("images", (10, 8, 8), np.float16)
+    arr[4:8] = np.ones((4, 8, 8), np.float16)
+    again = store.create_array("images", (10, 8, 8), np.float16)
+    assert float(np.asarray(again[5]).sum()) == 64
+    assert tuple(store.open_array("images").chunks) == (4, 8, 8)
+    with pytest.raises(RunStoreError, match="exists with shape"):
+        store.create_array("images", (11, 8, 8), np.float16)

@@ -1,0 +1,1 @@
+"""Dask jobs and the ``xsgpu`` command-line interface."""
