@@ -12,7 +12,7 @@ Examples
 >>> frames = np.full((2, 8, 8), 100.0, dtype=np.float32)
 >>> x = log_scale(frames)
 >>> round(float(x[0, 0, 0]), 2)
-113.34
+113.52
 >>> resize_batch(x, 4).shape
 (2, 4, 4)
 >>> make_thumbnails(x, size=4).dtype
