@@ -1,0 +1,40 @@
+"""``xsgpu export-labels RUN [--out FILE]``: write the run's labels with the app's corrections applied."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+__all__ = ["command"]
+
+
+@click.command(name="export-labels")
+@click.argument("run", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Output file, .csv or .parquet [default: RUN/labels_corrected.csv].")
+@click.option("--include-unlabelled", is_flag=True, default=False,
+              help="Also write samples that were never labelled (and have no correction).")
+def command(run: Path, out: Path | None, include_unlabelled: bool) -> None:
+    """Export the corrected label file of RUN.
+
+    Reads samples.parquet (ACT) and corrections.parquet (the label fixes recorded in the app; the latest
+    one per sample and attribute wins) and writes one row per sample: source_uri, frame, sample_id and the
+    17 attributes by display name as 0/1 -- the format `xsgpu ingest --labels` reads.
+
+    \b
+    Examples:
+      xsgpu export-labels runs/demo                          # -> runs/demo/labels_corrected.csv
+      xsgpu export-labels runs/demo --out labels.parquet
+      xsgpu ingest /data/saxs --labels labels.csv --out runs/relabelled
+    """
+    from xsgpu.io.corrections import export_labels, read_corrections
+    from xsgpu.io.runstore import RunStore, RunStoreError
+
+    try:
+        store = RunStore.open(run, require=["samples"])
+        target = out if out is not None else store.path / "labels_corrected.csv"
+        n_corr = len(read_corrections(store))
+        table = export_labels(store, target, include_unlabelled=include_unlabelled)
+    except (RunStoreError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Wrote {len(table)} labelled samples ({n_corr} corrections applied) to {target}")
