@@ -1,0 +1,123 @@
+"""The whole app layout: :func:`build_app` (one call per browser session).
+
+Layout (the paper's letters)::
+
+    +-------------+---------------------------------------------+
+    | (A) controls| (C) ACT view | (D) FEA view | (E) PRD view  |
+    | (B) filters +---------------------------------------------+
+    |             | (F) selection manager | (G) detail view     |
+    |             +---------------------------------------------+
+    |             | model overview | attribute study | co-occurrence | suspicious |
+    +-------------+---------------------------------------------+
+
+Run data is loaded once per process (:func:`panel_app.data.load_run_data`); each session gets its own
+:class:`panel_app.state.AppState`. A missing or incomplete run store gives a page that says which stage
+to run instead of a traceback.
+"""
+from __future__ import annotations
+
+import html
+import logging
+import os
+from typing import Any
+
+import panel as pn
+
+from panel_app.data import RunData, check_run, load_run_data
+from panel_app.state import AppState
+from xsgpu.config import load_settings
+from xsgpu.io.runstore import RunStoreError
+
+__all__ = ["build_app", "error_page", "make_state"]
+
+log = logging.getLogger(__name__)
+
+_CSS = """
+.xsgpu-title { margin: 0 0 4px 0; }
+.xsgpu-error { max-width: 900px; }
+"""
+
+
+def make_state(data: RunData, **settings: Any) -> AppState:
+    """Create the per-session state for ``data`` with the app settings (``cutoff``, ``flower_threshold``).
+
+    Raises
+    ------
+    ValueError
+        For an unknown setting (names the valid ones).
+    """
+    s = load_settings(overrides={k: v for k, v in settings.items() if k in ("cutoff", "flower_threshold")})
+    unknown = set(settings) - _KNOWN_SETTINGS
+    if unknown:
+        raise ValueError(f"Unknown setting(s) {sorted(unknown)} for build_app; valid: {sorted(_KNOWN_SETTINGS)}.")
+    return AppState(data=data, cutoff=float(s.cutoff), flower_threshold=int(s.flower_threshold))
+
+
+_KNOWN_SETTINGS = {"cutoff", "flower_threshold", "title"}
+
+
+def error_page(run_path: str | os.PathLike, problems: list[str]) -> pn.viewable.Viewable:
+    """A readable page for a run store that cannot be served (no traceback)."""
+    items = "".join(f"<li><code>{html.escape(p)}</code></li>" for p in problems)
+    body = (f"<h2>xsgpu cannot show this run yet</h2>"
+            f"<p>Run store: <code>{html.escape(str(run_path))}</code></p>"
+            f"<p>What is missing, and the command that makes it:</p><ul>{items}</ul>"
+            f"<p>Then reload this page.</p>")
+    return pn.pane.HTML(body, css_classes=["xsgpu-error"], sizing_mode="stretch_width")
+
+
+def build_app(run_path: str | os.PathLike | RunData, **settings: Any) -> pn.viewable.Viewable:
+    """Build the whole app for one session.
+
+    Parameters
+    ----------
+    run_path : path or RunData
+        A run store (loaded once per process and cached) or already loaded data.
+    **settings
+        ``cutoff`` (float, default 0.5), ``flower_threshold`` (int, default 2000: flowers when the
+        viewport holds at most this many images), ``title`` (str).
+
+    Returns
+    -------
+    panel.viewable.Viewable
+        The layout; or an error page naming the missing artifacts and the commands that write them.
+    """
+    if isinstance(run_path, RunData):
+        data = run_path
+        where = data.store.path if data.store is not None else "in-memory run"
+    else:
+        where = run_path
+        problems = check_run(run_path)
+        if problems:
+            log.warning("run store %s cannot be served: %s", run_path, problems)
+            return error_page(run_path, problems)
+        try:
+            data = load_run_data(run_path)
+        except RunStoreError as exc:
+            log.warning("run store %s cannot be served: %s", run_path, exc)
+            return error_page(run_path, [str(exc)])
+    title = settings.pop("title", "xsgpu")
+    state = make_state(data, **settings)
+    return _layout(state, title=title, where=str(where))
+
+
+def _layout(state: AppState, *, title: str, where: str) -> pn.viewable.Viewable:
+    from panel_app.panels import (
+        AttributeStudyPanel, CooccurrencePanel, DetailView, ModelOverview, SelectionManager, SuspiciousPanel,
+    )
+    from panel_app.views import AttributeFilters, ControlPanel, EmbeddingViews
+
+    header = pn.pane.HTML(f"<h2 class='xsgpu-title'>{html.escape(title)}</h2>"
+                          f"<div>{html.escape(where)} &middot; {state.data.n:,} images</div>")
+    sidebar = pn.Column(header, ControlPanel(state=state), AttributeFilters(state=state), width=300)
+    views = EmbeddingViews(state=state)
+    bottom = pn.Row(SelectionManager(state=state), DetailView(state=state), sizing_mode="stretch_width")
+    tabs = pn.Tabs(("Model overview", ModelOverview(state=state)),
+                   ("Attribute study", AttributeStudyPanel(state=state)),
+                   ("Co-occurrence", CooccurrencePanel(state=state)),
+                   ("Suspicious labels", SuspiciousPanel(state=state)),
+                   dynamic=True, sizing_mode="stretch_width")
+    main = pn.Column(views, bottom, tabs, sizing_mode="stretch_width")
+    layout = pn.Row(sidebar, main, sizing_mode="stretch_width", stylesheets=[_CSS])
+    layout.xsgpu_state = state  # for tests and server hooks
+    return layout

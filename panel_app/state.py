@@ -1,0 +1,254 @@
+"""Per-session state of the app: one :class:`AppState` per browser session, over a shared :class:`RunData`.
+
+Every view reads its inputs from an ``AppState`` and writes user actions back to it (a box selection sets
+``state.selection``; a recorded correction bumps ``state.corrections_version``); views never talk to
+each other directly.
+
+Examples
+--------
+>>> import numpy as np
+>>> from panel_app.data import RunData
+>>> from panel_app.state import AppState
+>>> rng = np.random.default_rng(0)
+>>> data = RunData.from_arrays(y_true=rng.random((6, 17)) < 0.5, y_prob=rng.random((6, 17)),
+...                            coords=rng.normal(size=(6, 6)))
+>>> state = AppState(data=data)
+>>> state.select([4, 1, 4])
+>>> state.selection.tolist()
+[1, 4]
+>>> state.add_group(name="g1").ids.tolist()
+[1, 4]
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+import param
+
+from panel_app.data import SPACES, RunData
+from xsgpu.attributes import ATTRIBUTES, N_ATTRIBUTES, SLUGS
+
+__all__ = ["AppState", "Group", "GROUP_COLOURS", "DISTANCES", "FLOWER_MODES"]
+
+log = logging.getLogger(__name__)
+
+DISTANCES = ("cosine", "euclidean", "manhattan")
+FLOWER_MODES = ("ACT", "PRD", "joint")
+#: Colours handed to new groups in turn (distinct from the attribute palette's most common hues).
+GROUP_COLOURS = ("#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628", "#f781bf", "#999999")
+
+
+@dataclass(eq=False)
+class Group:
+    """A named, coloured set of sample ids (a saved selection).
+
+    Attributes
+    ----------
+    name : str
+    colour : str
+        Hex colour, e.g. ``'#e41a1c'``.
+    ids : ndarray of int64, shape (k,)
+        Sorted, unique sample ids.
+    """
+
+    name: str
+    colour: str
+    ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def __len__(self) -> int:
+        return int(len(self.ids))
+
+
+class AppState(param.Parameterized):
+    """The state of one browser session.
+
+    Parameters
+    ----------
+    data : RunData
+        The shared, read-only run (not a param parameter: never copied per session).
+    **params
+        Initial values of the parameters below.
+    """
+
+    cutoff = param.Number(0.5, bounds=(0.0, 1.0), doc="Probability cut-off: p > cutoff is a positive prediction.")
+    filter_attributes = param.ListSelector(default=[], objects=list(SLUGS),
+                                           doc="Show only images with these attributes (slugs); empty = all.")
+    filter_mode = param.Selector(default="any", objects=["any", "all"],
+                                 doc="'any': at least one filter attribute; 'all': every one.")
+    filter_source = param.Selector(default="ACT", objects=["ACT", "PRD"],
+                                   doc="Filter on the (corrected) labels or on the predictions (p > cutoff).")
+    distance = param.Selector(default="cosine", objects=list(DISTANCES), doc="Error distance ACT vs PRD.")
+    glyph = param.Selector(default="flowers", objects=["dots", "flowers"],
+                           doc="Glyph once the viewport holds few enough images.")
+    flower_mode = param.Selector(default="joint", objects=list(FLOWER_MODES))
+    spaces = param.ListSelector(default=list(SPACES), objects=list(SPACES), doc="Embedded spaces shown.")
+    method = param.Selector(default="tsne", objects=["tsne"], doc="Embedding method shown.")
+    colour_by = param.Selector(default="density", objects=["density", "error_distance", *SLUGS],
+                               doc="Raster colouring: density, error distance, or one attribute's TP/FP/FN/TN.")
+    selection = param.Array(default=np.zeros(0, np.int64), doc="Selected sample ids (sorted, unique).")
+    groups = param.List(default=[], item_type=Group, doc="Named, coloured groups of sample ids.")
+    detail_ids = param.List(default=[], doc="Sample ids shown in the detail view.")
+    corrections_version = param.Integer(default=0, doc="Bumped when a label correction is recorded.")
+    flower_threshold = param.Integer(default=2000, bounds=(0, None),
+                                     doc="Glyphs (flowers/dots) when the viewport holds at most this many images.")
+
+    def __init__(self, *, data: RunData, **params: Any):
+        if not isinstance(data, RunData):
+            raise TypeError(f"The 'data' parameter of AppState must be a RunData. Got {type(data).__name__} instead.")
+        super().__init__(**params)
+        self.data = data
+        self.param.method.objects = [data.method]
+        if self.method != data.method:
+            self.method = data.method
+        self._y_act_key: Any = None
+        self._y_act: np.ndarray | None = None
+        self._mask_key: Any = None
+        self._mask: np.ndarray | None = None
+        self._group_counter = itertools.count(1)
+
+    # ------------------------------------------------------------------ labels
+    def _corrections_stamp(self) -> Any:
+        """Changes whenever corrections.parquet gains a part (also from another session)."""
+        store = self.data.store
+        if store is None:
+            return None
+        p = store.table_path("corrections")
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_mtime_ns, len(list(p.iterdir())) if p.is_dir() else st.st_size)
+
+    def y_act(self) -> np.ndarray:
+        """ACT with the run's label corrections applied.
+
+        Returns
+        -------
+        ndarray of bool, shape (n, 17)
+            Cached per ``corrections_version`` (and the corrections table's modification stamp).
+        """
+        key = (self.corrections_version, self._corrections_stamp())
+        if self._y_act is None or key != self._y_act_key:
+            if self.data.store is None or key[1] is None:
+                y = self.data.y_true
+            else:
+                from xsgpu.io.corrections import apply_corrections, read_corrections
+
+                y = apply_corrections(self.data.y_true, read_corrections(self.data.store))
+            self._y_act, self._y_act_key = y, key
+        return self._y_act
+
+    def y_pred(self) -> np.ndarray:
+        """Predicted labels ``y_prob > cutoff``, bool (n, 17)."""
+        return self.data.y_prob > self.cutoff
+
+    # ------------------------------------------------------------------ filters
+    def filtered_mask(self) -> np.ndarray:
+        """Which images pass the attribute filters.
+
+        Returns
+        -------
+        ndarray of bool, shape (n,)
+            All ``True`` when no filter attribute is chosen.
+        """
+        attrs = tuple(self.filter_attributes)
+        if self.filter_source == "ACT":
+            self.y_act()
+            src_key = self._y_act_key
+        else:
+            src_key = self.cutoff
+        key = (attrs, self.filter_mode, self.filter_source, src_key)
+        if self._mask is not None and key == self._mask_key:
+            return self._mask
+        if not attrs:
+            mask = np.ones(self.data.n, dtype=bool)
+        else:
+            cols = [SLUGS.index(a) for a in attrs]
+            if self.filter_source == "ACT":
+                sub = self.y_act()[:, cols]
+            else:
+                sub = self.data.y_prob[:, cols] > self.cutoff
+            mask = sub.any(axis=1) if self.filter_mode == "any" else sub.all(axis=1)
+        self._mask, self._mask_key = mask, key
+        return mask
+
+    # ------------------------------------------------------------------ selection and groups
+    def _check_ids(self, ids: Iterable[Any] | np.ndarray, *, func: str) -> np.ndarray:
+        arr = np.asarray(ids if ids is not None else [], dtype=object if not isinstance(ids, np.ndarray) else None)
+        if arr.size == 0:
+            return np.zeros(0, np.int64)
+        if arr.dtype == object or arr.dtype.kind == "b" or arr.dtype.kind == "f":
+            try:
+                as_int = arr.astype(np.int64)
+            except (TypeError, ValueError):
+                raise ValueError(f"The 'ids' parameter of AppState.{func} must hold integer sample ids. "
+                                 f"Got {arr[:5].tolist()!r}... instead.") from None
+            if arr.dtype.kind == "b" or not np.array_equal(as_int, arr.astype(float)):
+                raise ValueError(f"The 'ids' parameter of AppState.{func} must hold integer sample ids. "
+                                 f"Got {arr[:5].tolist()!r}... instead.")
+            arr = as_int
+        arr = arr.astype(np.int64, copy=False).ravel()
+        if arr.min() < 0 or arr.max() >= self.data.n:
+            bad = arr[(arr < 0) | (arr >= self.data.n)][0]
+            raise ValueError(f"The 'ids' parameter of AppState.{func} must hold sample ids in "
+                             f"0..{self.data.n - 1}. Got {int(bad)} instead.")
+        return np.unique(arr)
+
+    def select(self, ids: Iterable[int] | np.ndarray) -> None:
+        """Make ``ids`` the current selection (validated, sorted, de-duplicated; empty clears it)."""
+        self.selection = self._check_ids(ids, func="select")
+
+    def clear_selection(self) -> None:
+        """Select nothing."""
+        self.selection = np.zeros(0, np.int64)
+
+    def add_group(self, name: str | None = None, ids: Iterable[int] | np.ndarray | None = None) -> Group:
+        """Save ``ids`` (default: the current selection) as a new named, coloured group.
+
+        Raises
+        ------
+        ValueError
+            If there are no ids to save, or the name is already taken.
+        """
+        ids_arr = self.selection if ids is None else self._check_ids(ids, func="add_group")
+        if len(ids_arr) == 0:
+            raise ValueError("AppState.add_group needs at least one sample id; the selection is empty. "
+                             "Hint: box- or lasso-select images in a view first.")
+        taken = {g.name for g in self.groups}
+        if name is None:
+            name = f"group {next(self._group_counter)}"
+            while name in taken:
+                name = f"group {next(self._group_counter)}"
+        elif not str(name).strip():
+            raise ValueError("The 'name' parameter of AppState.add_group must be a non-empty string. Got '' instead.")
+        elif name in taken:
+            raise ValueError(f"The 'name' parameter of AppState.add_group must be new; a group {name!r} exists.")
+        colour = GROUP_COLOURS[len(self.groups) % len(GROUP_COLOURS)]
+        group = Group(name=str(name), colour=colour, ids=np.array(ids_arr, dtype=np.int64, copy=True))
+        self.groups = [*self.groups, group]
+        return group
+
+    def remove_group(self, name: str) -> None:
+        """Delete the group called ``name``."""
+        if name not in {g.name for g in self.groups}:
+            raise KeyError(f"No group named {name!r}; groups: {[g.name for g in self.groups]}.")
+        self.groups = [g for g in self.groups if g.name != name]
+
+    def show_details(self, ids: Iterable[int] | np.ndarray) -> None:
+        """Put ``ids`` (validated, order kept, duplicates dropped) in the detail view."""
+        arr = self._check_ids(ids, func="show_details") if ids is not None else np.zeros(0, np.int64)
+        order = list(dict.fromkeys(int(i) for i in np.asarray(list(ids), dtype=np.int64))) if len(arr) else []
+        self.detail_ids = order
+
+    @property
+    def attribute_colours(self) -> list[str]:
+        """The 17 attribute colours, canonical order."""
+        return [a.colour for a in ATTRIBUTES]
+
+    @property
+    def n_attributes(self) -> int:
+        return N_ATTRIBUTES
