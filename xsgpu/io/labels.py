@@ -1,0 +1,351 @@
+"""Label files for ``xsgpu ingest --labels``: CSV or Parquet, one row per image (or per frame).
+
+Format
+------
+* A key column naming the file: ``source_uri``, ``file``, ``path`` or ``filename`` (exactly one of them).
+  A key matches an input file when it is
+
+  1. an absolute path equal to the input's absolute path;
+  2. a relative path with a directory part, resolved against the label file's directory (then the
+     current directory);
+  3. a bare file name equal to the name of exactly one input (two inputs with that name: an error
+     asks for a longer path).
+* An optional ``frame`` column (integer >= 0) for multi-frame files. Without the column, or where the
+  cell is empty, the row labels EVERY frame of its file. A file may not have both an all-frames row
+  and per-frame rows, nor two rows for the same frame.
+* The 17 attribute columns, each named by display name (``Circular Beamstop``) or slug
+  (``circular_beamstop``) or label column (``y__circular_beamstop``), any case; all 17 are required.
+  Values are 0/1/true/false (any case), or booleans/integers 0/1 in Parquet. Empty cells are errors.
+* ``sample_id`` (written by ``xsgpu export-labels``) is ignored; any other column is an error.
+
+Every problem (unknown or missing attributes, bad values, duplicate keys, keys that match no input
+file, frame numbers beyond a file's frame count) raises :class:`LabelsError` naming the file, the
+rows/columns and the remedy, before an ingest writes anything. Inputs without a row are unlabelled
+(``labelled=False``, all ``y__`` False).
+
+Examples
+--------
+>>> import tempfile, os
+>>> from xsgpu.attributes import NAMES
+>>> d = tempfile.mkdtemp()
+>>> with open(os.path.join(d, "labels.csv"), "w") as fh:
+...     _ = fh.write("file," + ",".join(NAMES) + "\\n" + "a.tif," + ",".join(["0"] * 12 + ["1"] + ["0"] * 4) + "\\n")
+>>> table = read_labels(os.path.join(d, "labels.csv"))
+>>> table.n_rows, int(table.y.sum())
+(1, 1)
+>>> labels = match_labels(table, [os.path.join(d, "a.tif"), os.path.join(d, "b.tif")])
+>>> labelled, y = labels.for_file(os.path.join(d, "a.tif"), 1)
+>>> bool(labelled[0]), int(y.sum())
+(True, 1)
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from xsgpu.attributes import N_ATTRIBUTES, NAMES, label_columns, resolve_attribute
+
+__all__ = ["LabelsError", "LabelTable", "LabelAssignment", "read_labels", "match_labels", "KEY_COLUMNS"]
+
+log = logging.getLogger(__name__)
+
+KEY_COLUMNS = ("source_uri", "file", "path", "filename")
+_IGNORED = ("sample_id",)
+_TRUE = {"1", "true"}
+_FALSE = {"0", "false"}
+_SHOW = 10
+
+
+class LabelsError(ValueError):
+    """A label file is malformed or does not fit the inputs; the message names what and where."""
+
+
+def _show(items: Sequence) -> str:
+    items = list(items)
+    more = f" ... and {len(items) - _SHOW} more" if len(items) > _SHOW else ""
+    return ", ".join(repr(i) if not isinstance(i, str) else i for i in items[:_SHOW]) + more
+
+
+@dataclass
+class LabelTable:
+    """A validated label file.
+
+    Attributes
+    ----------
+    path : Path
+        The label file.
+    keys : list of str
+        The key cell of each row, as written.
+    frames : ndarray of int64, shape (n,)
+        Frame of each row; -1 = every frame of the file.
+    y : ndarray of bool, shape (n, 17)
+        Labels in canonical attribute order.
+    rows : ndarray of int64, shape (n,)
+        Row numbers as a spreadsheet shows them (header = row 1), for error messages.
+    """
+
+    path: Path
+    keys: list[str]
+    frames: np.ndarray
+    y: np.ndarray
+    rows: np.ndarray
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.keys)
+
+
+def _load(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise LabelsError(f"Label file {path} does not exist (or is not a file). Hint: check --labels.")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        if suffix in (".csv", ".txt", ".tsv"):
+            return pd.read_csv(path, dtype=str, keep_default_na=False, sep=None if suffix != ".csv" else ",",
+                               engine="python" if suffix != ".csv" else "c", skipinitialspace=True)
+    except Exception as exc:
+        raise LabelsError(f"Label file {path}: cannot parse it ({type(exc).__name__}: {exc}).") from exc
+    raise LabelsError(f"Label file {path}: unsupported extension {suffix!r}; expected .csv or .parquet.")
+
+
+def _bool_column(path: Path, col: str, values: pd.Series, rows: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(values), dtype=bool)
+    bad: list[str] = []
+    for i, v in enumerate(values.tolist()):
+        if isinstance(v, (bool, np.bool_)):
+            out[i] = bool(v)
+            continue
+        if isinstance(v, (int, np.integer)) or (isinstance(v, (float, np.floating)) and np.isfinite(v)):
+            if v in (0, 1):
+                out[i] = bool(v)
+                continue
+        elif isinstance(v, str):
+            s = v.strip().lower()
+            if s in _TRUE or s in _FALSE:
+                out[i] = s in _TRUE
+                continue
+        bad.append(f"row {rows[i]}: {v!r}")
+    if bad:
+        raise LabelsError(f"Label file {path}: column {col!r} must hold 0/1/true/false; got {_show(bad)}. "
+                          "Empty cells are not allowed: write 0 for an absent attribute.")
+    return out
+
+
+def _frame_column(path: Path, values: pd.Series, rows: np.ndarray) -> np.ndarray:
+    out = np.full(len(values), -1, dtype=np.int64)
+    bad: list[str] = []
+    for i, v in enumerate(values.tolist()):
+        if v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip()):
+            continue  # every frame
+        try:
+            f = float(v)
+            if f != int(f) or f < 0:
+                raise ValueError
+            out[i] = int(f)
+        except (TypeError, ValueError):
+            bad.append(f"row {rows[i]}: {v!r}")
+    if bad:
+        raise LabelsError(f"Label file {path}: column 'frame' must hold integers >= 0 (or be empty for all "
+                          f"frames); got {_show(bad)}.")
+    return out
+
+
+def read_labels(path: str | os.PathLike) -> LabelTable:
+    """Read and validate a label file (CSV or Parquet); see the module docstring for the format.
+
+    Parameters
+    ----------
+    path : path
+        ``.csv`` (comma-separated, header row) or ``.parquet``.
+
+    Returns
+    -------
+    LabelTable
+
+    Raises
+    ------
+    LabelsError
+        Missing file, no/ambiguous key column, unknown/missing/duplicate attribute columns, bad values,
+        bad frame numbers, or duplicate (key, frame) rows.
+    """
+    path = Path(path)
+    df = _load(path)
+    df.columns = [str(c).strip() for c in df.columns]
+    rows = np.arange(len(df), dtype=np.int64) + 2
+    keys = [c for c in df.columns if c.lower() in KEY_COLUMNS]
+    if len(keys) != 1:
+        raise LabelsError(
+            f"Label file {path}: needs exactly one key column naming the image file, one of "
+            f"{list(KEY_COLUMNS)}; found {keys or 'none'} among the columns {list(df.columns)}.")
+    key_col = keys[0]
+    frame_cols = [c for c in df.columns if c.lower() == "frame"]
+    attr_of: dict[str, int] = {}
+    unknown: list[str] = []
+    for c in df.columns:
+        if c == key_col or c in frame_cols or c.lower() in _IGNORED:
+            continue
+        try:
+            attr_of[c] = resolve_attribute(c).index
+        except KeyError:
+            unknown.append(c)
+    if unknown:
+        raise LabelsError(
+            f"Label file {path}: unknown attribute column(s) {_show(unknown)}. Valid names: {', '.join(NAMES)} "
+            "(or their slugs, e.g. circular_beamstop). Hint: rename or remove those columns.")
+    seen: dict[int, list[str]] = defaultdict(list)
+    for c, i in attr_of.items():
+        seen[i].append(c)
+    dup = {NAMES[i]: cols for i, cols in seen.items() if len(cols) > 1}
+    if dup:
+        raise LabelsError(f"Label file {path}: attribute(s) given by more than one column: {dup}. Keep one each.")
+    missing = [NAMES[i] for i in range(N_ATTRIBUTES) if i not in seen]
+    if missing:
+        raise LabelsError(f"Label file {path}: missing attribute column(s) {_show(missing)}; all 17 are required "
+                          "(write 0 for an absent attribute).")
+    key_vals = df[key_col].tolist()
+    empty = [f"row {rows[i]}" for i, k in enumerate(key_vals)
+             if k is None or (isinstance(k, float) and np.isnan(k)) or not str(k).strip()]
+    if empty:
+        raise LabelsError(f"Label file {path}: empty {key_col!r} cell(s) at {_show(empty)}.")
+    frames = _frame_column(path, df[frame_cols[0]], rows) if frame_cols else np.full(len(df), -1, np.int64)
+    y = np.zeros((len(df), N_ATTRIBUTES), dtype=bool)
+    for c, i in attr_of.items():
+        y[:, i] = _bool_column(path, c, df[c], rows)
+    table = LabelTable(path=path, keys=[str(k).strip() for k in key_vals], frames=frames, y=y, rows=rows)
+    _check_duplicates(table, [(k, k) for k in table.keys])
+    log.info("Read %d label rows from %s", table.n_rows, path)
+    return table
+
+
+def _check_duplicates(table: LabelTable, resolved: Iterable[tuple[str, str]]) -> None:
+    """Raise for two rows with the same (file, frame), or an all-frames row next to per-frame rows."""
+    by_file: dict[str, list[int]] = defaultdict(list)
+    for r, (_, target) in enumerate(resolved):
+        by_file[target].append(r)
+    problems: list[str] = []
+    for target, idx in by_file.items():
+        if len(idx) < 2:
+            continue
+        fr = table.frames[idx]
+        counts = pd.Series(fr).value_counts()
+        shown = ", ".join(str(table.rows[i]) for i in idx[:_SHOW])
+        if (fr == -1).any():
+            problems.append(f"{target} (rows {shown}: a row for all frames plus other rows)")
+        elif (counts > 1).any():
+            problems.append(f"{target} frame(s) {sorted(counts[counts > 1].index.tolist())[:_SHOW]} (rows {shown})")
+    if problems:
+        raise LabelsError(f"Label file {table.path}: duplicate keys: {_show(problems)}. Keep one row per file "
+                          "(or per file and frame).")
+
+
+@dataclass
+class LabelAssignment:
+    """Labels matched to input files: ``{absolute path: {frame (-1 = all): row index}}``."""
+
+    table: LabelTable
+    by_file: dict[str, dict[int, int]] = field(default_factory=dict)
+
+    def check_frames(self, n_frames: Mapping[str, int]) -> None:
+        """Raise :class:`LabelsError` for per-frame rows beyond their file's frame count.
+
+        Files missing from ``n_frames`` (they failed the scan and are error rows) are skipped.
+        """
+        bad = []
+        for f, frames in self.by_file.items():
+            if f not in n_frames:
+                continue
+            for fr, r in frames.items():
+                if fr >= n_frames[f]:
+                    bad.append(f"row {self.table.rows[r]}: {f} frame {fr} (the file has {n_frames[f]})")
+        if bad:
+            raise LabelsError(f"Label file {self.table.path}: keys matching no image: {_show(bad)}.")
+
+    def for_file(self, path: str, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``labelled`` bool (n_frames,) and ``y`` bool (n_frames, 17) for one input file."""
+        labelled = np.zeros(n_frames, dtype=bool)
+        y = np.zeros((n_frames, N_ATTRIBUTES), dtype=bool)
+        for fr, r in self.by_file.get(path, {}).items():
+            sel = slice(None) if fr == -1 else slice(fr, fr + 1)
+            labelled[sel] = True
+            y[sel] = self.table.y[r]
+        return labelled, y
+
+    @property
+    def n_files(self) -> int:
+        return len(self.by_file)
+
+
+def match_labels(table: LabelTable, files: Sequence[str | os.PathLike]) -> LabelAssignment:
+    """Match label rows to input files (see the module docstring for the rules).
+
+    Parameters
+    ----------
+    table : LabelTable
+        From :func:`read_labels`.
+    files : sequence of path
+        The inputs of the ingest (absolute or relative to the current directory).
+
+    Raises
+    ------
+    LabelsError
+        Keys matching no input, bare names matching several inputs, or two rows resolving to the same
+        (file, frame).
+    """
+    inputs = [os.path.abspath(os.fspath(f)) for f in files]
+    input_set = set(inputs)
+    by_name: dict[str, list[str]] = defaultdict(list)
+    for f in inputs:
+        by_name[os.path.basename(f)].append(f)
+    base = table.path.resolve().parent
+    resolved: list[tuple[str, str]] = []
+    unmatched: list[str] = []
+    ambiguous: list[str] = []
+    for r, key in enumerate(table.keys):
+        target = None
+        if os.path.isabs(key):
+            cand = os.path.normpath(key)
+            target = cand if cand in input_set else None
+        elif os.sep in key or "/" in key:
+            for root in (base, Path.cwd()):
+                cand = os.path.normpath(os.path.join(root, key))
+                if cand in input_set:
+                    target = cand
+                    break
+        else:
+            hits = by_name.get(key, [])
+            if len(hits) == 1:
+                target = hits[0]
+            elif len(hits) > 1:
+                ambiguous.append(f"row {table.rows[r]}: {key!r} matches {len(hits)} inputs ({_show(hits[:3])})")
+                continue
+        if target is None:
+            unmatched.append(f"row {table.rows[r]}: {key!r}")
+        else:
+            resolved.append((key, target))
+    if ambiguous:
+        raise LabelsError(f"Label file {table.path}: ambiguous keys: {_show(ambiguous)}. Hint: write the path "
+                          "relative to the label file (run/a.tif) or absolute.")
+    if unmatched:
+        raise LabelsError(
+            f"Label file {table.path}: keys matching no image among the {len(inputs)} inputs: {_show(unmatched)}. "
+            "Hint: keys are absolute paths, paths relative to the label file, or bare file names; remove rows "
+            "for images you do not ingest.")
+    _check_duplicates(table, resolved)
+    assignment = LabelAssignment(table=table)
+    for r, (_, target) in enumerate(resolved):
+        assignment.by_file.setdefault(target, {})[int(table.frames[r])] = r
+    return assignment
+
+
+def label_frame(y: np.ndarray) -> pd.DataFrame:
+    """``y`` bool (n, 17) -> DataFrame with the ``y__<slug>`` columns."""
+    return pd.DataFrame(np.asarray(y, dtype=bool), columns=label_columns())

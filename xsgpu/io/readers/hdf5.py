@@ -1,0 +1,178 @@
+"""HDF5 / NeXus (h5py + hdf5plugin): Eiger master and data files, NXdata, any image dataset.
+
+Which dataset holds the frames (first rule that applies):
+
+1. the one named by ``dataset`` (``--h5-dataset``), e.g. ``entry/instrument/detector/data``;
+2. ``entry/data/data`` (Eiger data files, most NeXus writers);
+3. ``entry/data/data_000001``, ``data_000002`` ... in order (an Eiger *master* file whose data live in
+   externally linked files; the frames of all parts are concatenated);
+4. the ``signal`` of the first ``NXdata`` group (NeXus ``NX_class`` attributes), visited in name order;
+5. the largest numeric dataset with >= 2 dimensions.
+
+A 2-D dataset is one frame, a 3-D one a stack (N, H, W); anything else is a :class:`FrameShapeError`.
+Eiger conventions are applied when the file has the Eiger layout (rule 2/3, or a
+``detectorSpecific/pixel_mask``): the pixel mask (non-zero = invalid) is applied and the top value of
+an unsigned dtype (2**16-1 / 2**32-1, Eiger's gap/dead marker) is masked. Importing ``hdf5plugin``
+registers bitshuffle-LZ4 and the other filters Eiger files use.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from xsgpu.io.frame import DatasetNotFoundError, Frame, make_frame
+from xsgpu.io.readers._common import FileInfo, header_dict, select_frames, stack_length
+
+__all__ = ["scan_hdf5", "read_hdf5", "find_image_datasets"]
+
+_EIGER_PART = re.compile(r"^data_\d{6}$")
+_PIXEL_MASK = ("entry/instrument/detector/detectorSpecific/pixel_mask", "entry/instrument/detector/pixel_mask")
+_DETECTOR_FIELDS = {
+    "x_pixel_size": "entry/instrument/detector/x_pixel_size",
+    "y_pixel_size": "entry/instrument/detector/y_pixel_size",
+    "detector_distance": "entry/instrument/detector/detector_distance",
+    "beam_center_x": "entry/instrument/detector/beam_center_x",
+    "beam_center_y": "entry/instrument/detector/beam_center_y",
+    "count_time": "entry/instrument/detector/count_time",
+    "description": "entry/instrument/detector/description",
+    "wavelength": "entry/instrument/beam/incident_wavelength",
+}
+
+
+def _h5py():
+    import h5py
+    import hdf5plugin  # noqa: F401  (registers the bitshuffle/LZ4/... filters with HDF5)
+
+    return h5py
+
+
+def _is_image_dataset(h5py, obj: Any) -> bool:
+    return isinstance(obj, h5py.Dataset) and obj.ndim >= 2 and obj.dtype.kind in "biuf"
+
+
+def find_image_datasets(h5file: Any) -> list[str]:
+    """All numeric datasets with >= 2 dimensions, largest first (used for rule 5 and in error hints)."""
+    h5py = _h5py()
+    found: list[tuple[int, str]] = []
+
+    def visit(name: str, obj: Any) -> None:
+        if _is_image_dataset(h5py, obj):
+            found.append((int(np.prod(obj.shape, dtype=np.int64)), name))
+
+    h5file.visititems(visit)
+    return [name for _, name in sorted(found, key=lambda t: (-t[0], t[1]))]
+
+
+def _nxdata_signal(h5py, f: Any) -> str | None:
+    hits: list[str] = []
+
+    def visit(name: str, obj: Any) -> None:
+        if isinstance(obj, h5py.Group):
+            cls = obj.attrs.get("NX_class")
+            if isinstance(cls, bytes):
+                cls = cls.decode()
+            if cls == "NXdata":
+                sig = obj.attrs.get("signal")
+                if isinstance(sig, bytes):
+                    sig = sig.decode()
+                if isinstance(sig, str) and sig in obj and _is_image_dataset(h5py, obj[sig]):
+                    hits.append(f"{name}/{sig}")
+
+    f.visititems(visit)
+    return sorted(hits)[0] if hits else None
+
+
+def _locate(f: Any, path: str, dataset: str | None) -> tuple[list[str], bool]:
+    """Return (dataset paths whose frames are concatenated, eiger_layout)."""
+    h5py = _h5py()
+    if dataset is not None:
+        key = dataset.strip("/")
+        if key not in f or not isinstance(f[key], h5py.Dataset):
+            raise DatasetNotFoundError(
+                f"{path}: the dataset {dataset!r} asked for with --h5-dataset does not exist (or is a group). "
+                f"Image-like datasets in this file: {find_image_datasets(f)[:10] or 'none'}.")
+        return [key], key.startswith("entry/data/")
+    if "entry/data/data" in f and isinstance(f["entry/data/data"], h5py.Dataset):
+        return ["entry/data/data"], True
+    if "entry/data" in f and isinstance(f["entry/data"], h5py.Group):
+        parts = sorted(k for k in f["entry/data"].keys() if _EIGER_PART.match(k))
+        if parts:
+            return [f"entry/data/{k}" for k in parts], True
+    signal = _nxdata_signal(h5py, f)
+    if signal is not None:
+        return [signal], False
+    candidates = find_image_datasets(f)
+    if not candidates:
+        raise DatasetNotFoundError(f"{path}: no numeric dataset with >= 2 dimensions in this HDF5 file; "
+                                   "expected an image or a stack of images (e.g. entry/data/data).")
+    return [candidates[0]], False
+
+
+def _pixel_mask(h5py, f: Any) -> np.ndarray | None:
+    for p in _PIXEL_MASK:
+        if p in f and isinstance(f[p], h5py.Dataset) and f[p].ndim == 2:
+            return f[p][()]
+    return None
+
+
+def _layout(f: Any, path: str, dataset: str | None) -> tuple[list[tuple[str, int]], bool, tuple[int, int]]:
+    """Dataset paths with their frame counts, the Eiger flag and the frame shape."""
+    keys, eiger = _locate(f, path, dataset)
+    parts: list[tuple[str, int]] = []
+    hw: tuple[int, int] | None = None
+    for key in keys:
+        ds = f[key]  # an external link to a missing file raises KeyError here
+        n = stack_length(ds.shape, path, what=f"dataset {key!r}")
+        shape = tuple(ds.shape[-2:])
+        if hw is not None and shape != hw:
+            raise DatasetNotFoundError(f"{path}: the parts of the frame stack differ in frame shape "
+                                       f"({hw} vs {shape} in {key!r}).")
+        hw = shape  # type: ignore[assignment]
+        parts.append((key, n))
+    return parts, eiger, hw  # type: ignore[return-value]
+
+
+def scan_hdf5(path: str, *, dataset: str | None = None) -> FileInfo:
+    """Locate the frame dataset and count its frames (reads only metadata)."""
+    h5py = _h5py()
+    with h5py.File(path, "r") as f:
+        parts, eiger, hw = _layout(f, path, dataset)
+    n = sum(k for _, k in parts)
+    name = parts[0][0] if len(parts) == 1 else f"{parts[0][0]}..{parts[-1][0]}"
+    return FileInfo(path=path, format="hdf5", n_frames=n, frame_shape=hw, dataset=name,
+                    detail="eiger" if eiger else "hdf5")
+
+
+def _detector_metadata(h5py, f: Any) -> dict[str, Any]:
+    pairs = []
+    for key, p in _DETECTOR_FIELDS.items():
+        if p in f and isinstance(f[p], h5py.Dataset) and f[p].size <= 16:
+            pairs.append((key, f[p][()]))
+    return header_dict(pairs)
+
+
+def read_hdf5(path: str, *, dataset: str | None = None, frames: Iterable[int] | None = None) -> Iterator[Frame]:
+    """Yield the selected frames of the image dataset (all when ``frames`` is None)."""
+    h5py = _h5py()
+    with h5py.File(path, "r") as f:
+        parts, eiger, hw = _layout(f, path, dataset)
+        total = sum(k for _, k in parts)
+        chosen = select_frames(frames, total, path)
+        pmask = _pixel_mask(h5py, f)
+        if pmask is not None and pmask.shape != hw:
+            pmask = None
+        eiger = eiger or pmask is not None
+        base = {"format": "hdf5", **_detector_metadata(h5py, f)}
+        if eiger:
+            base["detector"] = "Eiger"
+        starts = np.cumsum([0] + [k for _, k in parts])
+        for i in chosen:
+            j = int(np.searchsorted(starts, i, side="right")) - 1
+            key = parts[j][0]
+            ds = f[key]
+            local = i - int(starts[j])
+            arr = ds[local] if ds.ndim == 3 else ds[()]
+            meta = {**base, "dataset": key, "dataset_frame": local}
+            yield make_frame(arr, source_uri=path, frame=i, metadata=meta, pixel_mask=pmask, mask_max=eiger)
