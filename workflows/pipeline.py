@@ -247,11 +247,13 @@ def run_single(client: "Client | None", fn: Callable[..., Any], *args: Any, stag
 
 
 def checkpoint_exists(path: str | os.PathLike) -> bool:
-    """Whether ``path`` holds a finished model checkpoint (weights + JSON meta), so training can be skipped."""
+    """Whether ``path`` holds a finished model checkpoint, so training can be skipped.
+
+    xsgpu.model writes ``model.json`` last (after the weights), and only at the end of training (epoch
+    checkpoints live under ``OUT/epochs/``), so its presence means complete.
+    """
     p = Path(path)
-    if not p.is_dir():
-        return False
-    return any(p.glob("*.safetensors")) and any(p.glob("*.json"))
+    return (p / "model.json").is_file() and (p / "model.safetensors").is_file()
 
 
 def _check_int(name: str, value: Any, low: int) -> None:
@@ -259,15 +261,14 @@ def _check_int(name: str, value: Any, low: int) -> None:
         raise ValueError(f"The '{name}' parameter of run_pipeline must be an int >= {low}. Got {value!r} instead.")
 
 
-def _train_task(run_path: str, *, threads: int | None, **kwargs: Any) -> dict:
-    """Train on this process with ``threads`` torch threads (workers start with 1)."""
-    import torch
+def _train_task(run_path: str, *, out: str, threads: int | None, **kwargs: Any) -> dict:
+    """Train (resuming after the last complete epoch checkpoint of an interrupted attempt)."""
+    from xsgpu.model.train import latest_epoch_checkpoint, train_model
 
-    from xsgpu.model import train_model
-
-    if threads:
-        torch.set_num_threads(threads)
-    return train_model(run_path, **kwargs)
+    resume = latest_epoch_checkpoint(out) is not None
+    if resume:
+        log.info("resuming training from %s", latest_epoch_checkpoint(out))
+    return train_model(run_path, out=out, resume=resume, num_threads=threads, **kwargs)
 
 
 def run_pipeline(
@@ -443,7 +444,8 @@ def run_pipeline(
                     threads = None if where == "client" else (cluster_options or {}).get("threads_per_worker")
                     info = run_single(client, _train_task, os.fspath(out), stage="train", where=where,
                                       runlog=runlog, threads=threads, arch=arch, size=input_size, epochs=epochs,
-                                      out=os.fspath(model_path), **(train_options or {}))
+                                      out=os.fspath(model_path), device=device, seed=seed, progress=progress,
+                                      **(train_options or {}))
                     stages["train"] = StageReport("train", seconds=time.perf_counter() - t0,
                                                   rows=store.n_samples * epochs,
                                                   info=info if isinstance(info, dict) else {})
@@ -521,14 +523,7 @@ def _prepare_infer(store: Any, model_path: Path, *, device: str) -> None:
 
 
 def _checkpoint_sha(model_path: Path) -> str | None:
-    """The weights' sha256 recorded in the checkpoint's JSON meta (None when not recorded)."""
-    import json
+    """The weights' sha256 recorded in the checkpoint's ``model.json`` (None when not recorded)."""
+    from xsgpu.model import read_checkpoint_meta
 
-    for f in sorted(Path(model_path).glob("*.json")):
-        try:
-            meta = json.loads(f.read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(meta, dict) and meta.get("weights_sha256"):
-            return str(meta["weights_sha256"])
-    return None
+    return read_checkpoint_meta(model_path).get("weights_sha256")
