@@ -120,6 +120,23 @@ def infer_partition_task(run_path: str, part: int) -> int:
     return infer_partition(run_path, part, get_predictor())
 
 
+def ingest_partition_task(run_path: str, part: int) -> int:
+    """Read, preprocess and write one planned ingest partition."""
+    from xsgpu.io.ingest import ingest_partition
+
+    return ingest_partition(run_path, part)
+
+
+def _finish_ingest(store: Any) -> None:
+    """Record the ingest counts in the manifest, as ``ingest_paths`` does after its loop."""
+    samples = store.read_table("samples", columns=["sample_id", "valid", "labelled"])
+    errors = store.read_errors()
+    counts = {"n_samples": int(len(samples)), "n_valid": int(samples["valid"].sum()),
+              "n_labelled": int(samples["labelled"].sum()),
+              "n_error_rows": int((errors["stage"] == "ingest").sum()) if len(errors) else 0}
+    store.set_stage("ingest", "done", **counts)
+
+
 def synth_partition_task(run_path: str, part: int, *, device: str = "cpu") -> int:
     """Generate one partition of a planned synthetic run."""
     from xsgpu.synth import synth_partition
@@ -418,20 +435,20 @@ def run_pipeline(
                     retries=retries, n_skipped=store.n_partitions - len(pending), progress=progress,
                     runlog=runlog, task_hook=task_hook)
             elif ingest:
-                if (out / "manifest.json").exists() and RunStore.open(out).has("samples"):
-                    stages["ingest"] = StageReport("ingest", status="skipped")
-                    runlog.event("stage_skipped", stage="ingest", reason="samples exist")
-                else:
-                    from xsgpu.io.ingest import ingest_paths
+                from xsgpu.io.ingest import plan_ingest
 
-                    t0 = time.perf_counter()
-                    run_single(client, ingest_paths, [os.fspath(p) for p in ingest], os.fspath(out),
-                               stage="ingest", where=where, runlog=runlog, labels=labels, size=size,
-                               partition_size=partition_size, h5_dataset=h5_dataset, progress=progress)
-                    stages["ingest"] = StageReport("ingest", seconds=time.perf_counter() - t0)
+                store = plan_ingest([os.fspath(p) for p in ingest], out, labels=labels, size=size,
+                                    partition_size=partition_size, h5_dataset=h5_dataset, progress=progress)
+                if store.n_samples == 0:
+                    raise PipelineError(f"None of the {len(ingest)} ingest input(s) gave a readable frame; see "
+                                        f"{store.table_path('errors')}. Nothing to run.")
+                pending = store.pending_partitions("samples")
+                stages["ingest"] = map_partitions(
+                    client, ingest_partition_task, out, pending, stage="ingest", retries=retries,
+                    n_skipped=store.n_partitions - len(pending), progress=progress, runlog=runlog,
+                    task_hook=task_hook)
+                _finish_ingest(store)
             store = RunStore.open(out, require=["samples"])
-            if "ingest" in stages and stages["ingest"].status == "done":
-                stages["ingest"].rows = store.n_samples
             store.set_stage("pipeline", "running", pid=os.getpid())
 
             # ------------------------------------------------------------------ train
