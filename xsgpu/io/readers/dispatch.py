@@ -133,8 +133,9 @@ def detect_format(path: str | os.PathLike) -> str:
                 f"(first bytes {head[:8]!r}). It is corrupt, truncated at the start or mislabelled; re-export it.")
         raise UnsupportedFormatError(
             f"{p}: unsupported file type (extension {'.' + ext if ext else 'none'}, first bytes {head[:8]!r}). "
-            f"Supported: TIFF, HDF5/NeXus, MATLAB .mat, .npy/.npz, PNG/JPEG, and the fabio formats "
-            f"({', '.join('.' + e for e in SUPPORTED_EXTENSIONS)}).")
+            "Supported: TIFF, HDF5/NeXus, MATLAB .mat, .npy/.npz, PNG/JPEG and the fabio detector formats; "
+            f"extensions {', '.join('.' + e for e in SUPPORTED_EXTENSIONS)}. Hint: convert the file, or move it "
+            "out of the input directory.")
     if by_magic == "hdf5" and by_ext == "mat":
         return "mat"
     if by_magic == "tiff" and by_ext == "fabio":

@@ -1,0 +1,56 @@
+"""``xsgpu ingest PATHS... --out RUN``: detector files -> run store (a thin wrapper over xsgpu.io.ingest)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+__all__ = ["command"]
+
+
+@click.command(name="ingest")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Run directory to create (or to resume an interrupted ingest in).")
+@click.option("--labels", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="CSV or Parquet label file: a file key column, optional frame, the 17 attributes as 0/1.")
+@click.option("--size", type=click.IntRange(8, 4096), default=256, show_default=True,
+              help="Side of the stored square images (images.zarr is float16 N x size x size).")
+@click.option("--partition-size", type=click.IntRange(min=1), default=None,
+              help="Samples per partition (unit of atomic writes and resume) [default: settings, 4096].")
+@click.option("--h5-dataset", default=None,
+              help="HDF5 dataset path (or MATLAB variable / .npz key) holding the frames [default: auto].")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
+def command(paths: tuple[str, ...], out: Path, labels: Path | None, size: int, partition_size: int | None,
+            h5_dataset: str | None, progress: bool) -> None:
+    """Ingest detector images (files, directories, globs) into the run store OUT.
+
+    Reads TIFF (Pilatus), HDF5/NeXus (Eiger, bitshuffle-LZ4), EDF, CBF and the other fabio formats,
+    .npy/.npz, MATLAB .mat (v5 and v7.3) and PNG/JPEG pictures (stored with quantitative=False).
+    Multi-frame files give one sample per frame. Gaps (-1), bad pixels (-2) and NaN are masked.
+    run_id is the name of each file's parent directory; the train/val/test split is by run.
+    Unreadable inputs become rows of OUT/errors.parquet and the ingest goes on. Rerunning the same
+    command after an interruption resumes it.
+
+    \b
+    Examples:
+      xsgpu ingest /data/saxs --out runs/beamtime                 # a directory, recursively
+      xsgpu ingest '/data/2026-*/*.cbf' --labels labels.csv --out runs/labelled
+      xsgpu ingest scan_master.h5 --h5-dataset entry/data/data --size 224 --out runs/eiger
+      xsgpu ingest synthetic/*.mat --labels 17tags.csv --partition-size 1024 --out runs/synthetic
+    """
+    from xsgpu.config import load_settings
+    from xsgpu.io.ingest import IngestError, ingest_paths
+    from xsgpu.io.labels import LabelsError
+    from xsgpu.io.runstore import RunStoreError
+
+    psize = load_settings(overrides={"partition_size": partition_size}).partition_size
+    try:
+        store = ingest_paths(list(paths), out, labels=labels, size=size, partition_size=psize,
+                             h5_dataset=h5_dataset, progress=progress)
+    except (IngestError, LabelsError, RunStoreError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    info = store.reload().manifest["stages"]["ingest"]
+    click.echo(f"Ingested {info['n_samples']} samples ({info['n_valid']} readable, {info['n_labelled']} labelled) "
+               f"from {info['n_files']} files into {store.path}; {info['n_error_rows']} error rows"
+               + (f" in {store.table_path('errors')}" if info["n_error_rows"] else "") + ".")

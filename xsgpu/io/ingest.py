@@ -1,0 +1,465 @@
+"""Ingest detector files into a run store: plan (scan + label matching), then partitions (read + preprocess).
+
+Contract (docs/architecture.md, docs/ingest.md):
+
+1. **Expand** the inputs: files, globs (``**`` recursive) and directories (walked recursively; hidden
+   files and directories, the label file and the output directory are skipped). A path that neither
+   exists nor matches anything is an error before any work. Every other file is an input: files of
+   unsupported types become error rows, so samples + error rows account for every input.
+2. **Labels** (optional) are read and matched to the inputs (:mod:`xsgpu.io.labels`) before any scan;
+   a bad label file raises :class:`~xsgpu.io.labels.LabelsError` and nothing is written.
+3. **Scan** every file cheaply (:func:`xsgpu.io.scan_file`): format, frame count. A file that fails
+   (unsupported, empty, corrupt, 1-D/4-D data ...) is an error row (stage ``ingest``, ``frame`` -1).
+4. **Plan**: dense ``sample_id`` 0..N-1 over the frames of the files that passed, in input order;
+   ``run_id`` = the name of the file's parent directory (a beamline directory per experiment, e.g.
+   ``/data/2026-03-run07/img_0001.tif`` -> ``2026-03-run07``); ``split`` = train/val/test from a hash of
+   ``run_id`` (~80/10/10, the same for every image of a run, stable across machines). The plan is stored
+   in the run (``ingest_files.parquet``, ``ingest_plan.parquet``) so partitions can run anywhere.
+5. **Partitions** (:func:`ingest_partition`): read the frames, ``log_scale`` with the mask, ``resize_batch``
+   to ``size``, ``make_thumbnails``; write ``images.zarr`` and ``thumbs.zarr`` rows, then the partition's
+   error rows, then the ``samples`` part (atomic; its existence marks the partition finished).
+   A frame that passed the scan but fails to read keeps its row, with ``valid=False``, a zero image
+   and thumbnail and an error row naming its ``sample_id``: ids stay dense and nothing is re-planned.
+
+A killed ingest rerun with the same arguments reuses the stored plan (after checking that the inputs'
+sizes and modification times and the options did not change) and redoes only unfinished partitions.
+
+Examples
+--------
+>>> import tempfile, os, numpy as np
+>>> from xsgpu.io.ingest import ingest_paths
+>>> d = tempfile.mkdtemp()
+>>> os.mkdir(os.path.join(d, "run1"))
+>>> np.save(os.path.join(d, "run1", "a.npy"), np.ones((2, 16, 16)))
+>>> store = ingest_paths([d], os.path.join(d, "out"), size=8, partition_size=4, progress=False)
+>>> store.read_table("samples")[["sample_id", "frame", "run_id", "valid"]].values.tolist()
+[[0, 0, 'run1', True], [1, 1, 'run1', True]]
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import logging
+import os
+import traceback
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from xsgpu.attributes import label_columns
+from xsgpu.io.frame import Frame, ReaderError
+from xsgpu.io.labels import LabelAssignment, match_labels, read_labels
+from xsgpu.io.readers import read_any, scan_file
+from xsgpu.io.runstore import RunStore, RunStoreError
+
+__all__ = ["IngestError", "expand_paths", "split_for_run", "run_id_for", "plan_ingest", "ingest_partition",
+           "ingest_paths", "THUMB_SIZE", "SAMPLE_COLUMNS"]
+
+log = logging.getLogger(__name__)
+
+STAGE = "ingest"
+THUMB_SIZE = 64
+PLAN_TABLE = "ingest_plan"
+FILES_TABLE = "ingest_files"
+#: samples.parquet columns written by ingest (docs/architecture.md plus ``valid``, ``format``, ``height``, ``width``)
+SAMPLE_COLUMNS = (["sample_id", "source_uri", "frame", "run_id", "split", "is_synthetic", "labelled",
+                   "quantitative"] + label_columns() + ["valid", "format", "height", "width"])
+
+
+class IngestError(ValueError):
+    """An ingest cannot start or continue (bad arguments, changed inputs, nothing readable)."""
+
+
+# ---------------------------------------------------------------------------------------------- inputs
+def _hidden(name: str) -> bool:
+    return name.startswith(".")
+
+
+def _walk(directory: str, skip: set[str]) -> list[str]:
+    found = []
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if not _hidden(d) and os.path.abspath(os.path.join(root, d)) not in skip)
+        found.extend(os.path.join(root, f) for f in sorted(files) if not _hidden(f))
+    return found
+
+
+def expand_paths(paths: Iterable[str | os.PathLike], *, exclude: Iterable[str | os.PathLike] = ()) -> list[str]:
+    """Expand files, globs and directories into absolute file paths (deduplicated, deterministic order).
+
+    Parameters
+    ----------
+    paths : iterable of path
+        Files, directories (walked recursively, hidden entries skipped) and glob patterns
+        (``*``, ``?``, ``[...]``, ``**``).
+    exclude : iterable of path
+        Files or directories to leave out (the label file, the output run).
+
+    Raises
+    ------
+    IngestError
+        If a path neither exists nor matches any file, or nothing is found at all.
+    """
+    skip = {os.path.abspath(os.fspath(e)) for e in exclude}
+    out: list[str] = []
+    seen: set[str] = set()
+    missing: list[str] = []
+    given = [os.fspath(p) for p in paths]
+    if not given:
+        raise IngestError("No input paths given. Hint: pass files, directories or globs, e.g. `xsgpu ingest /data/saxs`.")
+    for p in given:
+        if os.path.isdir(p):
+            found = _walk(p, skip)
+        elif os.path.exists(p):
+            found = [p]
+        elif glob.has_magic(p):
+            found = []
+            for m in sorted(glob.glob(p, recursive=True)):
+                found.extend(_walk(m, skip) if os.path.isdir(m) else [m])
+            if not found:
+                missing.append(p)
+        else:
+            missing.append(p)
+            continue
+        for f in found:
+            a = os.path.abspath(f)
+            if a in seen or a in skip or any(a.startswith(s + os.sep) for s in skip):
+                continue
+            seen.add(a)
+            out.append(a)
+    if missing:
+        raise IngestError(f"Input path(s) {missing} do not exist and match no file. Hint: check the spelling; "
+                          "quote globs so the shell does not expand them.")
+    if not out:
+        raise IngestError(f"No input files found in {given} (hidden files, the label file and the output "
+                          "directory are skipped).")
+    return out
+
+
+def run_id_for(path: str) -> str:
+    """The run of a file: the name of its parent directory (``_`` for files at the file-system root)."""
+    return os.path.basename(os.path.dirname(os.path.abspath(path))) or "_"
+
+
+def split_for_run(run_id: str, *, fractions: tuple[float, float] = (0.8, 0.1)) -> str:
+    """Deterministic train/val/test split of a run from the SHA-256 of its id (~80/10/10).
+
+    Examples
+    --------
+    >>> split_for_run("2026-03-run07") == split_for_run("2026-03-run07")
+    True
+    >>> sorted({split_for_run(f"run{i}") for i in range(50)})
+    ['test', 'train', 'val']
+    """
+    u = int.from_bytes(hashlib.sha256(run_id.encode("utf-8")).digest()[:8], "big") / 2.0**64
+    return "train" if u < fractions[0] else "val" if u < fractions[0] + fractions[1] else "test"
+
+
+def _sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _stat_table(files: Sequence[str]) -> pd.DataFrame:
+    sizes, mtimes = [], []
+    for f in files:
+        try:
+            st = os.stat(f)
+            sizes.append(st.st_size)
+            mtimes.append(st.st_mtime_ns)
+        except OSError:
+            sizes.append(-1)
+            mtimes.append(-1)
+    return pd.DataFrame({"path": list(files), "size": np.asarray(sizes, np.int64),
+                         "mtime_ns": np.asarray(mtimes, np.int64)})
+
+
+def _error_row(path: str, exc: BaseException, *, frame: int = -1, sample_id: int = -1) -> dict[str, Any]:
+    return {"source_uri": path, "error_type": type(exc).__name__, "message": str(exc),
+            "frame": int(frame), "sample_id": int(sample_id)}
+
+
+def _check_options(size: int, partition_size: int) -> None:
+    if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or not 8 <= size <= 4096:
+        raise IngestError(f"The 'size' parameter of ingest must be an int in [8, 4096]. Got {size!r} instead.")
+    if not isinstance(partition_size, (int, np.integer)) or isinstance(partition_size, bool) or partition_size < 1:
+        raise IngestError(f"The 'partition_size' parameter of ingest must be an int >= 1. Got {partition_size!r} "
+                          "instead.")
+
+
+# ---------------------------------------------------------------------------------------------- plan
+def _resume(out: Path, files: pd.DataFrame, params: dict) -> RunStore | None:
+    """Reopen a run started with the same inputs and options, or return None for a fresh start."""
+    store = RunStore(out)
+    if not store.manifest_path.exists():
+        return None
+    old = store.manifest.get("params", {}).get(STAGE)
+    if old is None:
+        raise IngestError(f"{out} already holds a run that was not made by ingest. Hint: choose another --out.")
+    changed = {k: (old.get(k), v) for k, v in params.items() if k != "inputs" and old.get(k) != v}
+    if changed:
+        raise IngestError(f"{out} holds an ingest started with other options {{option: (then, now)}}: {changed}. "
+                          "Hint: rerun with the same options to resume, or write to a new --out.")
+    if not store.table_path(PLAN_TABLE).is_file():
+        return None  # killed while planning: plan again
+    stored = store.read_table(FILES_TABLE, columns=["path", "size", "mtime_ns"])
+    if not stored.equals(files):
+        now = set(map(tuple, files.values.tolist()))
+        diff = [r[0] for r in stored.values.tolist() if tuple(r) not in now]
+        diff += [p for p in files["path"] if p not in set(stored["path"])]
+        raise IngestError(f"{out} holds an interrupted ingest of other inputs ({len(diff)} file(s) added, removed "
+                          f"or modified since, e.g. {diff[:3]}). Hint: write to a new --out, or delete {out}.")
+    log.info("Resuming the ingest in %s", out)
+    return store
+
+
+def plan_ingest(
+    paths: Iterable[str | os.PathLike],
+    out: str | os.PathLike,
+    *,
+    labels: str | os.PathLike | None = None,
+    size: int = 256,
+    partition_size: int = 4096,
+    h5_dataset: str | None = None,
+    progress: bool = True,
+) -> RunStore:
+    """Scan the inputs, match labels and create (or reopen, to resume) the run store with the plan.
+
+    Parameters are those of :func:`ingest_paths`. Returns the store; its ``samples`` partitions are
+    then written by :func:`ingest_partition` (one call per pending partition, anywhere).
+
+    Raises
+    ------
+    IngestError, LabelsError
+        Bad arguments, a bad label file, changed inputs on resume; nothing is written then.
+    """
+    from tqdm.auto import tqdm
+
+    _check_options(size, partition_size)
+    out = Path(out).absolute()
+    exclude = [out] + ([labels] if labels is not None else [])
+    files = expand_paths(paths, exclude=exclude)
+    table = read_labels(labels) if labels is not None else None
+    assignment = match_labels(table, files) if table is not None else None
+    params = {"inputs": [os.fspath(p) for p in paths], "size": int(size), "h5_dataset": h5_dataset,
+              "labels": os.path.abspath(labels) if labels is not None else None,
+              "labels_sha256": _sha256(labels) if labels is not None else None, "n_files": len(files)}
+    stats = _stat_table(files)
+    store = _resume(out, stats, params)
+    if store is not None:
+        return store
+
+    infos: dict[str, Any] = {}
+    errors: list[dict[str, Any]] = []
+    for f in tqdm(files, desc="scan", unit="file", disable=not progress):
+        try:
+            infos[f] = scan_file(f, h5_dataset=h5_dataset)
+        except ReaderError as exc:
+            errors.append(_error_row(f, exc))
+        except Exception as exc:  # an unexpected library failure: record it with its traceback, go on
+            log.error("Scanning %s failed unexpectedly:\n%s", f, traceback.format_exc())
+            errors.append(_error_row(f, exc))
+    if assignment is not None:
+        assignment.check_frames({f: i.n_frames for f, i in infos.items()})
+
+    plan = _plan_table(files, infos, assignment)
+    n = len(plan)
+    store = RunStore.create(out, n_samples=n, partition_size=partition_size, params={STAGE: params})
+    store.set_stage(STAGE, "running", n_files=len(files), n_samples=n, n_scan_errors=len(errors))
+    store.record_errors(errors, stage=STAGE, key="scan")
+    status = stats.assign(
+        n_frames=[infos[f].n_frames if f in infos else 0 for f in files],
+        format=[infos[f].detail if f in infos else "" for f in files],
+        error_type=[""] * len(files))
+    for e in errors:
+        status.loc[status["path"] == e["source_uri"], "error_type"] = e["error_type"]
+    store.write_table(FILES_TABLE, status)
+    if n:
+        store.create_array("images", (n, size, size), np.float16)
+        store.create_array("thumbs", (n, THUMB_SIZE, THUMB_SIZE), np.uint8)
+    store.write_table(PLAN_TABLE, plan)  # last: its existence marks a complete plan
+    log.info("Planned %d samples from %d files (%d could not be scanned) in %s", n, len(files), len(errors), out)
+    return store
+
+
+def _plan_table(files: Sequence[str], infos: dict, assignment: LabelAssignment | None) -> pd.DataFrame:
+    parts = []
+    sid = 0
+    for f in files:
+        info = infos.get(f)
+        if info is None:
+            continue
+        k = info.n_frames
+        if assignment is not None:
+            labelled, y = assignment.for_file(f, k)
+        else:
+            labelled, y = np.zeros(k, bool), np.zeros((k, len(label_columns())), bool)
+        run_id = run_id_for(f)
+        df = pd.DataFrame({
+            "sample_id": np.arange(sid, sid + k, dtype=np.int64),
+            "source_uri": f,
+            "frame": np.arange(k, dtype=np.int32),
+            "run_id": run_id,
+            "split": split_for_run(run_id),
+            "is_synthetic": False,
+            "labelled": labelled,
+            "quantitative": bool(info.quantitative),
+        })
+        df[label_columns()] = y
+        df["format"] = info.detail
+        parts.append(df)
+        sid += k
+    if not parts:
+        empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in
+                              [("sample_id", "int64"), ("source_uri", "object"), ("frame", "int32"),
+                               ("run_id", "object"), ("split", "object"), ("is_synthetic", "bool"),
+                               ("labelled", "bool"), ("quantitative", "bool")]})
+        for c in label_columns():
+            empty[c] = pd.Series(dtype="bool")
+        empty["format"] = pd.Series(dtype="object")
+        return empty
+    return pd.concat(parts, ignore_index=True)
+
+
+# ---------------------------------------------------------------------------------------------- partitions
+def _read_frames(path: str, frames: list[int], h5_dataset: str | None,
+                 sample_of: dict[int, int]) -> tuple[dict[int, Frame], list[dict[str, Any]]]:
+    """Read ``frames`` of one file; a failing frame becomes an error row and the others are still read."""
+    got: dict[int, Frame] = {}
+    errors: list[dict[str, Any]] = []
+    pending = list(frames)
+    while pending:
+        try:
+            for fr in read_any(path, h5_dataset=h5_dataset, frames=pending):
+                got[fr.frame] = fr
+                pending.pop(0)
+        except Exception as exc:  # noqa: BLE001 - every failure is recorded as an error row
+            if not isinstance(exc, ReaderError):
+                log.error("Reading %s failed unexpectedly:\n%s", path, traceback.format_exc())
+            bad = pending.pop(0)
+            errors.append(_error_row(path, exc, frame=bad, sample_id=sample_of[bad]))
+    return got, errors
+
+
+def _read_plan_rows(store: RunStore, start: int, stop: int) -> pd.DataFrame:
+    table = pq.read_table(store.table_path(PLAN_TABLE),
+                          filters=[("sample_id", ">=", start), ("sample_id", "<", stop)])
+    return table.to_pandas().sort_values("sample_id", kind="stable").reset_index(drop=True)
+
+
+def ingest_partition(run_path: str | os.PathLike, part: int) -> int:
+    """Read, preprocess and write partition ``part`` of a planned ingest (idempotent).
+
+    Writes rows ``partition_bounds(part)`` of ``images.zarr`` (float16 ``log_scale`` at the run's size,
+    masked pixels 0) and ``thumbs.zarr`` (uint8 64x64), the partition's error rows, then its ``samples``
+    part (atomically, last).
+
+    Returns
+    -------
+    int
+        Number of valid (readable) samples in the partition.
+    """
+    from xsgpu.preprocess import log_scale, make_thumbnails, resize_batch
+
+    store = RunStore.open(run_path)
+    params = store.manifest.get("params", {}).get(STAGE)
+    if params is None or not store.table_path(PLAN_TABLE).is_file():
+        raise RunStoreError(f"{store.path}: no ingest plan. Hint: run `xsgpu ingest ... --out {store.path}`.")
+    size, h5_dataset = int(params["size"]), params.get("h5_dataset")
+    start, stop = store.partition_bounds(part)
+    rows = _read_plan_rows(store, start, stop)
+    n = stop - start
+    images = np.zeros((n, size, size), dtype=np.float32)
+    valid = np.zeros(n, dtype=bool)
+    hw = np.zeros((n, 2), dtype=np.int32)
+    errors: list[dict[str, Any]] = []
+    for path, group in rows.groupby("source_uri", sort=False):
+        sample_of = dict(zip(group["frame"].tolist(), group["sample_id"].tolist()))
+        frames, errs = _read_frames(path, group["frame"].tolist(), h5_dataset, sample_of)
+        errors.extend(errs)
+        for fr in frames.values():
+            i = sample_of[fr.frame] - start
+            images[i] = resize_batch(log_scale(fr.data, fr.mask)[None], size)[0]
+            valid[i] = True
+            hw[i] = fr.shape
+    thumbs = np.zeros((n, THUMB_SIZE, THUMB_SIZE), dtype=np.uint8)
+    if valid.any():
+        thumbs[valid] = make_thumbnails(images[valid], size=THUMB_SIZE)
+    store.open_array("images", "r+")[start:stop] = images.astype(np.float16)
+    store.open_array("thumbs", "r+")[start:stop] = thumbs
+    store.record_errors(errors, stage=STAGE, key=f"part-{part:05d}")
+    samples = rows.drop(columns=["format"]).assign(valid=valid, format=rows["format"], height=hw[:, 0],
+                                                   width=hw[:, 1])
+    store.write_partition("samples", part, samples[SAMPLE_COLUMNS],
+                          metadata={"stage": STAGE, "size": size, "n_valid": int(valid.sum())})
+    return int(valid.sum())
+
+
+def ingest_paths(
+    paths: Iterable[str | os.PathLike],
+    out: str | os.PathLike,
+    *,
+    labels: str | os.PathLike | None = None,
+    size: int = 256,
+    partition_size: int = 4096,
+    h5_dataset: str | None = None,
+    progress: bool = True,
+) -> RunStore:
+    """Ingest detector files into the run store ``out`` (plan, then every pending partition in order).
+
+    Parameters
+    ----------
+    paths : iterable of path
+        Files, directories (recursive) and globs.
+    out : path
+        The run directory; an interrupted ingest there is resumed.
+    labels : path, optional
+        CSV/Parquet label file (:mod:`xsgpu.io.labels`); without it every sample is unlabelled.
+    size : int
+        Side of the stored square images (``images.zarr`` is float16 (N, size, size)).
+    partition_size : int
+        Samples per partition (the unit of atomic writes, resume and parallel work).
+    h5_dataset : str, optional
+        HDF5 dataset path / MATLAB variable / ``.npz`` key holding the frames (auto-detected if None).
+    progress : bool
+        Show tqdm progress bars.
+
+    Returns
+    -------
+    RunStore
+        With ``samples``, ``images``, ``thumbs`` and (if any input failed) ``errors``; the manifest's
+        ``ingest`` stage holds the counts.
+
+    Raises
+    ------
+    IngestError
+        Bad arguments, changed inputs on resume, or no readable frame at all (the error rows are
+        written first).
+    LabelsError
+        A bad label file (before anything is written).
+    """
+    from tqdm.auto import tqdm
+
+    store = plan_ingest(paths, out, labels=labels, size=size, partition_size=partition_size,
+                        h5_dataset=h5_dataset, progress=progress)
+    if store.n_samples == 0:
+        store.set_stage(STAGE, "failed", reason="no readable frames")
+        n_err = len(store.read_errors())
+        raise IngestError(f"None of the inputs gave a readable frame ({n_err} error rows in "
+                          f"{store.table_path('errors')}); nothing to ingest.")
+    pending = store.pending_partitions("samples")
+    for part in tqdm(pending, desc="ingest", unit="partition", disable=not progress):
+        ingest_partition(store.path, part)
+    samples = store.read_table("samples", columns=["sample_id", "valid", "labelled"])
+    errors = store.read_errors()
+    counts = {"n_samples": int(len(samples)), "n_valid": int(samples["valid"].sum()),
+              "n_labelled": int(samples["labelled"].sum()),
+              "n_error_rows": int((errors["stage"] == STAGE).sum()) if len(errors) else 0}
+    store.set_stage(STAGE, "done", **counts)
+    log.info("Ingested %s into %s", counts, store.path)
+    return store
