@@ -1,0 +1,124 @@
+"""Helpers shared by the panels: the process-wide result cache, image rendering, table formatting.
+
+Heavy results (model metrics, the attribute study, the co-occurrence table, the suspicious-label list, the
+FEA neighbour index) are computed once per server process and shared by every session through
+:meth:`panel_app.data.RunData.cached`. Results that depend on the corrected labels are keyed by
+:func:`labels_key`, which changes whenever a correction is recorded (by any session).
+"""
+from __future__ import annotations
+
+import base64
+import io
+import logging
+from collections import OrderedDict
+from typing import Any, Callable
+
+import numpy as np
+
+from panel_app.state import AppState
+
+__all__ = ["labels_key", "process_cached", "render_image_png", "png_uri", "VIRIDIS_LUT", "fmt"]
+
+log = logging.getLogger(__name__)
+
+_MAX_ENTRIES = 32
+
+
+def labels_key(state: AppState) -> Any:
+    """A hashable stamp of the run's corrections (changes with every correction, from any session).
+
+    Correction part files have unique, time-ordered names, so their count and the last name identify the
+    log's content; ``None`` when there is no run store or no correction.
+    """
+    store = state.data.store
+    if store is None:
+        return None
+    d = store.table_path("corrections")
+    if not d.is_dir():
+        return None
+    names = [f.name for f in d.iterdir() if f.suffix == ".parquet" and not f.name.startswith(".")]
+    return (len(names), max(names)) if names else None
+
+
+def process_cached(state: AppState, key: tuple, build: Callable[[], Any]) -> Any:
+    """Return the result for ``key`` from the run's process-wide cache, building it once.
+
+    The cache is a small LRU (32 entries) stored on the shared :class:`~panel_app.data.RunData`, so
+    every browser session of the server reuses it.
+    """
+    lru: OrderedDict = state.data.cached("panels_lru", OrderedDict)
+    got = lru.get(key)
+    if got is not None:
+        lru.move_to_end(key)
+        return got
+    got = build()
+    lru[key] = got
+    while len(lru) > _MAX_ENTRIES:
+        lru.popitem(last=False)
+    return got
+
+
+def _viridis_lut() -> np.ndarray:
+    from bokeh.palettes import Viridis256
+
+    return np.array([[int(h[i:i + 2], 16) for i in (1, 3, 5)] for h in Viridis256], dtype=np.uint8)
+
+
+VIRIDIS_LUT: np.ndarray = _viridis_lut()
+
+
+def render_image_png(img: np.ndarray, *, size: int | None = None, lut: np.ndarray | None = VIRIDIS_LUT) -> bytes:
+    """Render a log-scaled image as PNG bytes.
+
+    Parameters
+    ----------
+    img : ndarray of float, shape (H, W)
+        Log-scaled intensities (``xsgpu.preprocess.log_scale``; masked pixels 0).
+    size : int, optional
+        Resize (nearest for enlargement, bilinear for reduction) to ``size x size`` pixels.
+    lut : ndarray of uint8, shape (256, 3), optional
+        Colour map; ``None`` gives grey levels.
+
+    Returns
+    -------
+    bytes
+        A PNG file. Intensities are stretched between the 1st and 99.8th percentile of the non-zero pixels.
+    """
+    from PIL import Image
+
+    a = np.asarray(img, dtype=np.float32)
+    if a.ndim != 2:
+        raise ValueError(f"The 'img' parameter of render_image_png must be 2-D (H, W). Got shape {a.shape} instead.")
+    finite = a[np.isfinite(a) & (a != 0)]
+    if finite.size:
+        lo, hi = np.percentile(finite, [1.0, 99.8])
+    else:
+        lo, hi = 0.0, 1.0
+    scaled = np.clip((np.nan_to_num(a) - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
+    u8 = (scaled * 255).astype(np.uint8)
+    pil = Image.fromarray(lut[u8] if lut is not None else u8)
+    if size is not None and size != a.shape[0]:
+        pil = pil.resize((size, size), Image.NEAREST if size > a.shape[0] else Image.BILINEAR)
+    buf = io.BytesIO()
+    pil.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def png_uri(png: bytes) -> str:
+    """PNG bytes as a ``data:`` URI."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def fmt(x: Any, digits: int = 3) -> str:
+    """Format a metric value for display ('-' for NaN/None)."""
+    if x is None:
+        return "-"
+    try:
+        xf = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    if np.isnan(xf):
+        return "-"
+    if xf.is_integer() and abs(xf) >= 1:
+        return f"{int(xf)}"
+    return f"{xf:.{digits}f}"

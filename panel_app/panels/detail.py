@@ -1,0 +1,253 @@
+"""The detail view: a strip of images side by side, ACT vs PRD per attribute, FEA neighbours, label corrections.
+
+Each card shows one image of ``state.detail_ids`` rendered from ``data.images`` (log-scaled; PNG via
+Pillow), enlargeable with its toggle, the 17 attributes with the corrected ACT, the PRD probability and
+the outcome at the cut-off (TP/FP/FN/TN), and its nearest neighbours in FEA (buttons that open them).
+Below the strip, the correction form records a fix of ACT (:func:`xsgpu.io.corrections.record_correction`)
+and bumps ``state.corrections_version`` so that every view and metric picks it up.
+"""
+from __future__ import annotations
+
+import html
+import logging
+from typing import Any
+
+import numpy as np
+import panel as pn
+import param
+
+from panel_app.panels._common import render_image_png
+from panel_app.panels.neighbours import feature_index
+from panel_app.state import AppState
+from xsgpu.attributes import ATTRIBUTES, NAMES, resolve_attribute
+
+__all__ = ["DetailView", "outcome"]
+
+log = logging.getLogger(__name__)
+
+SMALL, LARGE = 160, 512
+MAX_DETAIL = 12
+_OUTCOME_STYLE = {"TP": "#2ca02c", "TN": "#bbbbbb", "FP": "#d62728", "FN": "#ff7f0e"}
+
+
+def outcome(act: bool, prob: float, cutoff: float) -> str:
+    """'TP', 'FP', 'FN' or 'TN' for one attribute (positive prediction: ``prob > cutoff``)."""
+    pred = prob > cutoff
+    return ("T" if pred == act else "F") + ("P" if pred else "N")
+
+
+class DetailView(pn.viewable.Viewer):
+    """Images of ``state.detail_ids`` side by side, with labels, predictions, neighbours and corrections.
+
+    Parameters
+    ----------
+    state : AppState
+    n_neighbours : int
+        FEA neighbours listed per image.
+    """
+
+    state = param.ClassSelector(class_=AppState, doc="The session state.")
+    n_neighbours = param.Integer(default=5, bounds=(0, 50))
+
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        if self.state is None:
+            raise ValueError("The 'state' parameter of DetailView must be an AppState. Got None instead.")
+        self._enlarged: set[int] = set()
+        self._strip = pn.Row(scroll=True, sizing_mode="stretch_width", css_classes=["xsgpu-detail-strip"])
+        self._open_input = pn.widgets.TextInput(placeholder="sample ids, e.g. 12, 40", width=180,
+                                                css_classes=["xsgpu-detail-ids"])
+        self._open = pn.widgets.Button(label="Show", css_classes=["xsgpu-detail-open"])
+        self._open.on_click(lambda _e: self._on_open())
+        self._clear = pn.widgets.Button(label="Clear", css_classes=["xsgpu-detail-clear"])
+        self._clear.on_click(lambda _e: self.state.param.update(detail_ids=[]))
+        # correction form
+        self._c_sample = pn.widgets.Select(label="Image", options=[], width=120, css_classes=["xsgpu-correct-sample"])
+        self._c_attr = pn.widgets.Select(label="Attribute", options=list(NAMES), width=180,
+                                         css_classes=["xsgpu-correct-attribute"])
+        self._c_value = pn.widgets.RadioButtonGroup(label="Right value", options=["present", "absent"],
+                                                    value="present", css_classes=["xsgpu-correct-value"])
+        self._c_note = pn.widgets.TextInput(label="Note", placeholder="why (optional)", width=240,
+                                            css_classes=["xsgpu-correct-note"])
+        self._c_button = pn.widgets.Button(label="Record correction", color="warning",
+                                           css_classes=["xsgpu-record-correction"])
+        self._c_button.on_click(lambda _e: self._on_record())
+        self._c_attr.param.watch(lambda _e: self._suggest_value(), "value")
+        self._c_sample.param.watch(lambda _e: self._suggest_value(), "value")
+        self._message = pn.pane.Alert("", alert_type="light", visible=False, css_classes=["xsgpu-detail-message"])
+        self.state.param.watch(lambda _e: self._refresh(), ["detail_ids", "cutoff", "corrections_version"])
+        self._refresh()
+
+    # ------------------------------------------------------------------ public, testable actions
+    def show(self, ids: Any) -> None:
+        """Put ``ids`` in the detail view (replacing what is shown)."""
+        self.state.show_details(list(ids)[:MAX_DETAIL])
+
+    def add(self, sample_id: int) -> None:
+        """Append one image to the strip (kept at most :data:`MAX_DETAIL`, oldest dropped)."""
+        i = self.state.data.check_id(sample_id)
+        ids = [j for j in self.state.detail_ids if j != i] + [i]
+        self.state.show_details(ids[-MAX_DETAIL:])
+
+    def toggle_enlarged(self, sample_id: int) -> bool:
+        """Switch one image between the small and the large rendering; returns whether it is now large."""
+        i = int(sample_id)
+        if i in self._enlarged:
+            self._enlarged.discard(i)
+        else:
+            self._enlarged.add(i)
+        self._refresh()
+        return i in self._enlarged
+
+    def attribute_rows(self, sample_id: int) -> list[dict]:
+        """ACT (corrected) vs PRD per attribute for one image.
+
+        Returns
+        -------
+        list of dict
+            17 rows ``{"attribute", "slug", "act", "prob", "outcome"}``.
+        """
+        i = self.state.data.check_id(sample_id)
+        act = self.state.y_act()[i]
+        prob = self.state.data.y_prob[i]
+        return [{"attribute": a.name, "slug": a.slug, "act": bool(act[a.index]), "prob": float(prob[a.index]),
+                 "outcome": outcome(bool(act[a.index]), float(prob[a.index]), self.state.cutoff)}
+                for a in ATTRIBUTES]
+
+    def neighbours(self, sample_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n_neighbours`` nearest images in FEA (ids, distances), from the process-wide index."""
+        i = self.state.data.check_id(sample_id)
+        idx, dist = feature_index(self.state.data, progress=False).query(np.array([i]), k=self.n_neighbours)
+        return idx[0], dist[0]
+
+    def record(self, *, sample_id: int, attribute: str | int, new: bool, note: str = "", user: str = ""):
+        """Record a correction of ACT and tell the session (``state.corrections_version += 1``).
+
+        Returns
+        -------
+        pd.DataFrame
+            The row written to ``corrections.parquet``.
+
+        Raises
+        ------
+        ValueError
+            If the run is in memory (no run store to write to) or the input is invalid.
+        """
+        from xsgpu.io.corrections import record_correction
+
+        store = self.state.data.store
+        if store is None:
+            raise ValueError("This run is held in memory without a run store; corrections cannot be recorded.")
+        row = record_correction(store, sample_id=int(sample_id), attribute=attribute, new=bool(new),
+                                note=note, user=user)
+        self.state.corrections_version += 1
+        return row
+
+    # ------------------------------------------------------------------ callbacks
+    def _show_message(self, text: str, kind: str) -> None:
+        self._message.object, self._message.alert_type, self._message.visible = text, kind, bool(text)
+
+    def _on_open(self) -> None:
+        raw = self._open_input.value.replace(",", " ").split()
+        try:
+            ids = [self.state.data.check_id(int(t)) for t in raw]
+        except ValueError:
+            self._show_message(f"Sample ids must be integers in 0..{self.state.data.n - 1}; got {raw!r}.", "danger")
+            return
+        self.show(ids)
+        self._show_message("", "light")
+
+    def _suggest_value(self) -> None:
+        """Preset the new value to the opposite of the current (corrected) ACT value."""
+        if self._c_sample.value is None:
+            return
+        a = resolve_attribute(self._c_attr.value)
+        current = bool(self.state.y_act()[int(self._c_sample.value), a.index])
+        self._c_value.value = "absent" if current else "present"
+
+    def _on_record(self) -> None:
+        if self._c_sample.value is None:
+            self._show_message("Open an image first (click it in a view, or type its id and press Show).", "warning")
+            return
+        user = ""
+        try:
+            user = str(pn.state.user or "")
+        except Exception:  # noqa: BLE001 - no session (tests)
+            user = ""
+        try:
+            row = self.record(sample_id=int(self._c_sample.value), attribute=self._c_attr.value,
+                              new=self._c_value.value == "present", note=self._c_note.value, user=user)
+        except ValueError as exc:
+            self._show_message(str(exc), "danger")
+            return
+        r = row.iloc[0]
+        self._c_note.value = ""
+        self._show_message(f"Recorded: image {int(r['sample_id'])}, {self._c_attr.value}: "
+                           f"{'present' if r['old'] else 'absent'} -> {'present' if r['new'] else 'absent'}.",
+                           "success")
+
+    # ------------------------------------------------------------------ rendering
+    def _card(self, i: int) -> pn.viewable.Viewable:
+        data = self.state.data
+        large = i in self._enlarged
+        size = LARGE if large else SMALL
+        try:
+            png = render_image_png(data.image(i), size=size)
+            img: pn.viewable.Viewable = pn.pane.PNG(png, width=size, height=size, css_classes=["xsgpu-detail-image"])
+        except Exception as exc:  # noqa: BLE001 - show why the image is missing, keep the rest of the card
+            img = pn.pane.Alert(f"image {i}: {exc}", alert_type="danger", width=size)
+        toggle = pn.widgets.Toggle(label="Shrink" if large else "Enlarge", value=large, width=90,
+                                   css_classes=["xsgpu-enlarge"])
+        toggle.param.watch(lambda _e, i=i: self.toggle_enlarged(i), "value")
+        remove = pn.widgets.Button(label="Remove", width=80, css_classes=["xsgpu-detail-remove"])
+        remove.on_click(lambda _e, i=i: self.state.show_details([j for j in self.state.detail_ids if j != i]))
+        rows = self.attribute_rows(i)
+        table = "".join(
+            f'<tr><td style="color:{ATTRIBUTES[k].colour}">&#9632;</td><td>{html.escape(r["attribute"])}</td>'
+            f'<td>{"1" if r["act"] else "0"}</td><td>{r["prob"]:.2f}</td>'
+            f'<td style="color:{_OUTCOME_STYLE[r["outcome"]]};font-weight:bold">{r["outcome"]}</td></tr>'
+            for k, r in enumerate(rows))
+        src = data.samples["source_uri"].iloc[i] if "source_uri" in data.samples.columns else ""
+        header = pn.pane.HTML(f'<b>#{i}</b> <span style="font-size:0.8em">{html.escape(str(src))}</span>',
+                              width=size)
+        attrs = pn.pane.HTML(f'<table style="font-size:0.75em"><tr><th></th><th>attribute</th><th>ACT</th>'
+                             f'<th>PRD</th><th></th></tr>{table}</table>', css_classes=["xsgpu-detail-attributes"])
+        neigh: list[pn.viewable.Viewable] = []
+        if self.n_neighbours and data.features is not None:
+            try:
+                ids, dist = self.neighbours(i)
+                for j, dj in zip(ids.tolist(), dist.tolist()):
+                    b = pn.widgets.Button(label=f"#{j} ({dj:.2f})", width=90, css_classes=["xsgpu-neighbour"])
+                    b.on_click(lambda _e, j=j: self.add(j))
+                    neigh.append(b)
+            except Exception as exc:  # noqa: BLE001 - neighbours are an extra; say why they are missing
+                log.warning("FEA neighbours of %d unavailable: %s", i, exc)
+                neigh.append(pn.pane.Str(f"neighbours unavailable: {exc}"))
+        return pn.Card(header, img, pn.Row(toggle, remove), attrs,
+                       pn.pane.Markdown("Nearest in FEA:") if neigh else pn.Spacer(height=0),
+                       pn.FlexBox(*neigh),
+                       hide_header=True, width=max(size, 230) + 20, css_classes=["xsgpu-detail-card"])
+
+    def _refresh(self) -> None:
+        ids = [int(i) for i in self.state.detail_ids]
+        self._enlarged &= set(ids)
+        self._strip.objects = [self._card(i) for i in ids] or [
+            pn.pane.Markdown("*Click images in a view or in the suspicious-label list to compare them here.*")]
+        current = self._c_sample.value
+        self._c_sample.options = ids
+        if ids:
+            self._c_sample.value = current if current in ids else ids[-1]
+        self._suggest_value()
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        form = pn.Row(self._c_sample, self._c_attr, pn.Column(pn.pane.Markdown("Right value", margin=(0, 5)),
+                                                              self._c_value),
+                      self._c_note, pn.Column(pn.Spacer(height=18), self._c_button))
+        return pn.Card(
+            pn.Row(self._open_input, self._open, self._clear),
+            self._strip,
+            pn.pane.Markdown("**Correct a label (ACT)**"),
+            form,
+            self._message,
+            title="Detail view", collapsible=True, sizing_mode="stretch_width", css_classes=["xsgpu-detail-view"],
+        )

@@ -1,0 +1,313 @@
+"""The selection manager: the current selection, named coloured groups, their metrics, export and clustering.
+
+Everything a user does here goes through a public method (``save_group``, ``group_metrics``,
+``export_group``, ``cluster_group``, ``remove_group``), so tests drive the panel without a browser; the
+widgets only call those methods.
+"""
+from __future__ import annotations
+
+import io
+import logging
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+
+from panel_app.panels._common import fmt
+from panel_app.state import AppState, Group
+from xsgpu.attributes import ATTRIBUTES, label_columns, prob_columns
+
+__all__ = ["SelectionManager", "CLUSTER_SPACES"]
+
+log = logging.getLogger(__name__)
+
+#: What a group can be clustered on: the 2-D embedding of a space, the probabilities, or the FEA features.
+CLUSTER_SPACES = ("FEA", "PRD", "ACT", "probabilities", "features")
+_CURRENT = "(current selection)"
+
+
+class SelectionManager(pn.viewable.Viewer):
+    """Named, coloured groups of images with TP/TN/FP/FN and accuracy/precision/recall/F1, side by side.
+
+    Parameters
+    ----------
+    state : AppState
+        The session state; the panel reads ``selection``, ``groups``, ``cutoff`` and the corrected ACT
+        (``state.y_act()``), and writes ``groups``.
+    """
+
+    state = param.ClassSelector(class_=AppState, doc="The session state.")
+
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        if self.state is None:
+            raise ValueError("The 'state' parameter of SelectionManager must be an AppState. Got None instead.")
+        s = self.state
+        self._count = pn.pane.HTML("0", css_classes=["xsgpu-selection-count"], margin=(5, 5),
+                                   styles={"font-size": "1.4em", "font-weight": "bold"})
+        self._name = pn.widgets.TextInput(placeholder="group name (optional)", width=180,
+                                          css_classes=["xsgpu-group-name"])
+        self._save = pn.widgets.Button(label="Save selection as group", color="primary",
+                                       css_classes=["xsgpu-save-group"])
+        self._save.on_click(lambda _e: self._on_save())
+        self._left = pn.widgets.Select(label="Group A", options=[_CURRENT], width=200, css_classes=["xsgpu-group-a"])
+        self._right = pn.widgets.Select(label="Group B", options=["(none)", _CURRENT], width=200,
+                                        css_classes=["xsgpu-group-b"])
+        self._remove = pn.widgets.Button(label="Delete group A", css_classes=["xsgpu-remove-group"])
+        self._remove.on_click(lambda _e: self._on_remove())
+        self._format = pn.widgets.RadioButtonGroup(options=["csv", "parquet"], value="csv",
+                                                   css_classes=["xsgpu-export-format"])
+        self._download = pn.widgets.FileDownload(callback=self._download_callback, filename="group.csv",
+                                                 label="Export group A", color="success",
+                                                 css_classes=["xsgpu-export-group"])
+        self._format.param.watch(lambda _e: self._update_filename(), "value")
+        self._cluster_method = pn.widgets.Select(label="Cluster with", options=["kmeans", "dbscan"], width=110)
+        self._cluster_space = pn.widgets.Select(label="on", options=list(CLUSTER_SPACES), value="FEA", width=130)
+        self._k = pn.widgets.IntInput(label="k (k-means)", value=3, start=2, end=50, width=100)
+        self._eps = pn.widgets.FloatInput(label="eps (DBSCAN)", value=0.5, start=1e-6, width=100)
+        self._min_samples = pn.widgets.IntInput(label="min samples", value=5, start=1, width=100)
+        self._cluster = pn.widgets.Button(label="Cluster group A", css_classes=["xsgpu-cluster-group"])
+        self._cluster.on_click(lambda _e: self._on_cluster())
+        self._message = pn.pane.Alert("", alert_type="light", visible=False, css_classes=["xsgpu-selection-message"])
+        self._tables = pn.Row(sizing_mode="stretch_width")
+        self._groups_view = pn.pane.HTML("", css_classes=["xsgpu-group-list"])
+        s.param.watch(lambda _e: self._refresh(), ["selection", "groups", "cutoff", "corrections_version"])
+        self._left.param.watch(lambda _e: self._refresh_tables(), "value")
+        self._right.param.watch(lambda _e: self._refresh_tables(), "value")
+        self._refresh()
+
+    # ------------------------------------------------------------------ public, testable actions
+    def ids_of(self, name: str) -> np.ndarray:
+        """Sample ids of group ``name`` (``'(current selection)'`` = the current selection)."""
+        if name == _CURRENT:
+            return np.asarray(self.state.selection, dtype=np.int64)
+        for g in self.state.groups:
+            if g.name == name:
+                return g.ids
+        raise KeyError(f"No group named {name!r}; groups: {[g.name for g in self.state.groups]}.")
+
+    def save_group(self, name: str | None = None) -> Group:
+        """Save the current selection as a new group (see :meth:`AppState.add_group`)."""
+        return self.state.add_group(name=name or None)
+
+    def group_metrics(self, name: str):
+        """Metrics of a group at ``state.cutoff`` on the corrected ACT.
+
+        Returns
+        -------
+        xsgpu.metrics.SelectionMetrics
+            ``per_attribute`` (DataFrame, one row per attribute: TP/TN/FP/FN, accuracy, precision, recall,
+            F1) and ``overall`` (dict).
+        """
+        from xsgpu.metrics import selection_metrics
+
+        ids = self.ids_of(name)
+        return selection_metrics(self.state.y_act(), self.state.data.y_prob, ids, cutoff=self.state.cutoff)
+
+    def group_table(self, name: str) -> pd.DataFrame:
+        """The rows exported for a group: ids, source files, corrected labels, predictions.
+
+        Returns
+        -------
+        pd.DataFrame
+            ``group, sample_id, source_uri, frame`` (plus ``run_id``/``split`` when the run has them), then
+            ``y__<slug>`` (corrected ACT, bool) and ``p__<slug>`` (PRD, float32) for the 17 attributes.
+        """
+        ids = self.ids_of(name)
+        data = self.state.data
+        samples = data.samples
+        out = pd.DataFrame({"group": name, "sample_id": ids})
+        for col in ("source_uri", "frame", "run_id", "split"):
+            if col in samples.columns:
+                out[col] = samples[col].to_numpy()[ids]
+        y = self.state.y_act()[ids]
+        p = data.y_prob[ids]
+        for j, col in enumerate(label_columns()):
+            out[col] = y[:, j]
+        for j, col in enumerate(prob_columns()):
+            out[col] = p[:, j].astype(np.float32)
+        return out
+
+    def export_group(self, name: str, fmt_: Literal["csv", "parquet"] = "csv") -> bytes:
+        """Encode :meth:`group_table` as CSV or Parquet bytes (what the download button serves)."""
+        if fmt_ not in ("csv", "parquet"):
+            raise ValueError(f"The 'fmt_' parameter of SelectionManager.export_group must be 'csv' or 'parquet'. "
+                             f"Got {fmt_!r} instead.")
+        table = self.group_table(name)
+        buf = io.BytesIO()
+        if fmt_ == "csv":
+            buf.write(table.to_csv(index=False).encode())
+        else:
+            table.to_parquet(buf, index=False)
+        return buf.getvalue()
+
+    def cluster_features(self, ids: np.ndarray, space: str) -> np.ndarray:
+        """The vectors a group is clustered on, float32 (k, d)."""
+        data = self.state.data
+        if space in ("FEA", "PRD", "ACT"):
+            x, y = data.coords(space)
+            return np.column_stack([x[ids], y[ids]]).astype(np.float32)
+        if space == "probabilities":
+            return data.y_prob[ids].astype(np.float32)
+        if space == "features":
+            if data.features is None:
+                raise ValueError("This run has no features (features.zarr); cluster on 'FEA' (the embedding) instead.")
+            order = np.argsort(ids)
+            rows = np.asarray(data.features.get_orthogonal_selection((ids[order], slice(None)))
+                              if hasattr(data.features, "get_orthogonal_selection") else data.features[ids[order]],
+                              dtype=np.float32)
+            out = np.empty_like(rows)
+            out[order] = rows
+            return out
+        raise ValueError(f"The 'space' parameter of SelectionManager.cluster_group must be one of "
+                         f"{list(CLUSTER_SPACES)}. Got {space!r} instead.")
+
+    def cluster_group(self, name: str, *, method: str = "kmeans", space: str = "FEA", **params: Any) -> list[Group]:
+        """Split a group into sub-groups by clustering (k-means or DBSCAN via ``xsgpu.metrics.cluster_selection``).
+
+        Parameters
+        ----------
+        name : str
+            The group (or ``'(current selection)'``).
+        method : {'kmeans', 'dbscan'}
+        space : one of :data:`CLUSTER_SPACES`
+        **params
+            Passed to the clusterer (``n_clusters``, ``eps``, ``min_samples``, ``random_state`` ...).
+
+        Returns
+        -------
+        list of Group
+            The new groups ``<name>/c0``, ``<name>/c1`` ... (DBSCAN noise: ``<name>/noise``), added to
+            ``state.groups``. The silhouette and Davies-Bouldin scores are shown in the panel's message and
+            kept in :attr:`last_cluster`.
+        """
+        from xsgpu.metrics import cluster_selection
+
+        ids = self.ids_of(name)
+        if len(ids) < 2:
+            raise ValueError(f"Group {name!r} has {len(ids)} image(s); clustering needs at least 2.")
+        x = self.cluster_features(ids, space)
+        result = cluster_selection(x, method=method, **params)
+        labels = np.asarray(result.labels)
+        base = name if name != _CURRENT else "selection"
+        taken = {g.name for g in self.state.groups}
+        new = []
+        for lab in np.unique(labels):
+            sub = f"{base}/noise" if lab < 0 else f"{base}/c{int(lab)}"
+            while sub in taken:
+                sub += "'"
+            new.append(self.state.add_group(name=sub, ids=ids[labels == lab]))
+            taken.add(sub)
+        self.last_cluster = result
+        self._show(f"{method} on {space}: {len(new)} sub-groups; silhouette {fmt(result.silhouette)}, "
+                   f"Davies-Bouldin {fmt(result.davies_bouldin)}", "success")
+        return new
+
+    def remove_group(self, name: str) -> None:
+        """Delete a group."""
+        self.state.remove_group(name)
+
+    # ------------------------------------------------------------------ widget callbacks
+    def _show(self, text: str, kind: str = "light") -> None:
+        self._message.object = text
+        self._message.alert_type = kind
+        self._message.visible = bool(text)
+
+    def _on_save(self) -> None:
+        try:
+            g = self.save_group(self._name.value.strip() or None)
+        except ValueError as exc:
+            self._show(str(exc), "danger")
+            return
+        self._name.value = ""
+        self._left.value = g.name
+        self._show(f"Saved {len(g)} images as {g.name!r}.", "success")
+
+    def _on_remove(self) -> None:
+        if self._left.value == _CURRENT:
+            self._show("Choose a saved group as group A to delete it.", "warning")
+            return
+        self.remove_group(self._left.value)
+
+    def _on_cluster(self) -> None:
+        method = self._cluster_method.value
+        params = ({"n_clusters": int(self._k.value), "random_state": 0} if method == "kmeans"
+                  else {"eps": float(self._eps.value), "min_samples": int(self._min_samples.value)})
+        try:
+            self.cluster_group(self._left.value, method=method, space=self._cluster_space.value, **params)
+        except (ValueError, KeyError) as exc:
+            self._show(str(exc), "danger")
+
+    def _update_filename(self) -> None:
+        stem = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(self._left.value)).strip("_")
+        self._download.filename = f"{stem or 'group'}.{self._format.value}"
+
+    def _download_callback(self) -> io.BytesIO:
+        self._update_filename()
+        return io.BytesIO(self.export_group(self._left.value, self._format.value))
+
+    # ------------------------------------------------------------------ rendering
+    def _refresh(self) -> None:
+        s = self.state
+        self._count.object = str(len(s.selection))
+        names = [_CURRENT] + [g.name for g in s.groups]
+        left = self._left.value if self._left.value in names else _CURRENT
+        right = self._right.value if self._right.value in names else "(none)"
+        self._left.options = names
+        self._right.options = ["(none)"] + names
+        self._left.value, self._right.value = left, right
+        self._groups_view.object = "".join(
+            f'<div><span style="display:inline-block;width:12px;height:12px;background:{g.colour};'
+            f'margin-right:6px"></span>{_escape(g.name)}: {len(g)}</div>' for g in s.groups
+        ) or "<i>no groups yet</i>"
+        self._update_filename()
+        self._refresh_tables()
+
+    def _metrics_card(self, name: str) -> pn.viewable.Viewable:
+        ids = self.ids_of(name)
+        if len(ids) == 0:
+            return pn.pane.Markdown(f"**{_escape(name)}**: empty", width=420)
+        m = self.group_metrics(name)
+        overall = ", ".join(f"{k} {fmt(v)}" for k, v in m.overall.items())
+        table = m.per_attribute.copy()
+        if "attribute" not in table.columns:
+            table.insert(0, "attribute", [ATTRIBUTES[i].name if str(ix) == ATTRIBUTES[i].slug else str(ix)
+                                          for i, ix in enumerate(table.index)] if len(table) == 17 else table.index)
+        table = table.reset_index(drop=True)
+        return pn.Column(
+            pn.pane.Markdown(f"**{_escape(name)}** ({len(ids)} images)  \n{overall}"),
+            pn.widgets.Tabulator(table.round(3), disabled=True, show_index=False, height=300, width=560,
+                                 layout="fit_data_table", css_classes=["xsgpu-group-metrics"]),
+        )
+
+    def _refresh_tables(self) -> None:
+        try:
+            cards = [self._metrics_card(self._left.value)]
+            if self._right.value not in ("(none)", None):
+                cards.append(self._metrics_card(self._right.value))
+        except ImportError as exc:  # the metrics library is missing: say so, never hide it
+            cards = [pn.pane.Alert(f"Group metrics unavailable: {exc}", alert_type="danger")]
+        self._tables.objects = cards
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Card(
+            pn.Row(pn.pane.Markdown("**Selected images:**", margin=(10, 5)), self._count),
+            pn.Row(self._name, self._save),
+            self._groups_view,
+            pn.Row(self._left, self._right),
+            pn.Row(self._format, self._download, self._remove),
+            pn.Row(self._cluster_method, self._cluster_space, self._k, self._eps, self._min_samples,
+                   pn.Column(pn.Spacer(height=18), self._cluster)),
+            self._message,
+            self._tables,
+            title="Selection manager", collapsible=True, sizing_mode="stretch_width",
+            css_classes=["xsgpu-selection-manager"],
+        )
+
+
+def _escape(text: str) -> str:
+    import html
+
+    return html.escape(str(text))

@@ -1,0 +1,169 @@
+"""The attribute study (17 x 17 MI / correlation / conditional entropy, ACT vs PRD) and co-occurrence tables.
+
+Both are computed once per server process for each (measure or cut-off, corrections) and shared by
+every session; the panels only render them.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+
+from panel_app.panels._common import labels_key, process_cached
+from panel_app.state import AppState
+from xsgpu.attributes import NAMES
+
+__all__ = ["AttributeStudyPanel", "CooccurrencePanel", "MEASURES", "study_heatmap"]
+
+log = logging.getLogger(__name__)
+
+MEASURES = ("mutual_information", "correlation", "conditional_entropy")
+_PALETTES = {"correlation": "RdBu11", "mutual_information": "Viridis256", "conditional_entropy": "Viridis256"}
+
+
+class AttributeStudyPanel(pn.viewable.Viewer):
+    """Two 17 x 17 heatmaps: a pairwise measure on the true labels (corrected ACT) and on the predictions.
+
+    Parameters
+    ----------
+    state : AppState
+    measure : one of :data:`MEASURES`
+    """
+
+    state = param.ClassSelector(class_=AppState, doc="The session state.")
+    measure = param.Selector(default="mutual_information", objects=list(MEASURES))
+
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        if self.state is None:
+            raise ValueError("The 'state' parameter of AttributeStudyPanel must be an AppState. Got None instead.")
+        self._measure = pn.widgets.RadioButtonGroup.from_param(self.param.measure, css_classes=["xsgpu-study-measure"])
+        self._plots = pn.Row(sizing_mode="stretch_width")
+        self.state.param.watch(lambda _e: self._refresh(), ["cutoff", "corrections_version"])
+        self.param.watch(lambda _e: self._refresh(), "measure")
+        self._refresh()
+
+    def matrices(self) -> dict[str, np.ndarray]:
+        """The study matrices for the current measure.
+
+        Returns
+        -------
+        dict
+            ``"ACT"`` and ``"PRD"`` -> float (17, 17): ``xsgpu.metrics.attribute_study`` of the corrected
+            ACT and of the predicted labels (``y_prob > cutoff``).
+        """
+        s = self.state
+        key = ("study", self.measure, float(s.cutoff), labels_key(s))
+
+        def build():
+            from xsgpu.metrics import attribute_study
+
+            return {"ACT": np.asarray(attribute_study(s.y_act(), measure=self.measure), dtype=np.float64),
+                    "PRD": np.asarray(attribute_study(s.data.y_prob > s.cutoff, measure=self.measure),
+                                      dtype=np.float64)}
+
+        return process_cached(s, key, build)
+
+    def _refresh(self) -> None:
+        try:
+            mats = self.matrices()
+        except ImportError as exc:
+            self._plots.objects = [pn.pane.Alert(f"Attribute study unavailable: {exc}", alert_type="danger")]
+            return
+        lo = min(np.nanmin(m) for m in mats.values())
+        hi = max(np.nanmax(m) for m in mats.values())
+        if self.measure == "correlation":
+            lo, hi = -1.0, 1.0
+        self._plots.objects = [
+            pn.pane.Bokeh(study_heatmap(m, title=f"{label}: {self.measure.replace('_', ' ')}", measure=self.measure,
+                                        low=lo, high=hi), css_classes=["xsgpu-study-heatmap"])
+            for label, m in mats.items()
+        ]
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Column(self._measure, self._plots, sizing_mode="stretch_width", css_classes=["xsgpu-attribute-study"])
+
+
+def study_heatmap(matrix: np.ndarray, *, title: str, measure: str, low: float, high: float):
+    """A Bokeh 17 x 17 heatmap (rect glyphs, hover with both attribute names and the value).
+
+    Parameters
+    ----------
+    matrix : ndarray of float, shape (17, 17)
+        Row = first attribute, column = second (for conditional entropy: H(row | column)).
+    """
+    from bokeh.models import ColorBar, ColumnDataSource, HoverTool, LinearColorMapper
+    from bokeh.plotting import figure
+
+    m = np.asarray(matrix, dtype=np.float64)
+    if m.shape != (len(NAMES), len(NAMES)):
+        raise ValueError(f"The 'matrix' parameter of study_heatmap must have shape (17, 17). Got {m.shape} instead.")
+    rows, cols = np.meshgrid(np.arange(17), np.arange(17), indexing="ij")
+    src = ColumnDataSource({"a": [NAMES[i] for i in rows.ravel()], "b": [NAMES[j] for j in cols.ravel()],
+                            "value": m.ravel()})
+    mapper = LinearColorMapper(palette=_PALETTES.get(measure, "Viridis256"), low=low,
+                               high=high if high > low else low + 1e-9, nan_color="#eeeeee")
+    fig = figure(x_range=list(NAMES), y_range=list(NAMES)[::-1], width=520, height=500, title=title,
+                 toolbar_location=None, x_axis_location="above")
+    fig.rect(x="b", y="a", width=1, height=1, source=src, line_color=None,
+             fill_color={"field": "value", "transform": mapper})
+    fig.xaxis.major_label_orientation = 1.0
+    fig.add_tools(HoverTool(tooltips=[("row", "@a"), ("column", "@b"), ("value", "@value{0.000}")]))
+    fig.add_layout(ColorBar(color_mapper=mapper, width=10), "right")
+    return fig
+
+
+class CooccurrencePanel(pn.viewable.Viewer):
+    """The most frequent attribute combinations in ACT, with how often the model predicted them exactly.
+
+    Parameters
+    ----------
+    state : AppState
+    top : int
+        Rows shown.
+    """
+
+    state = param.ClassSelector(class_=AppState, doc="The session state.")
+    top = param.Integer(default=20, bounds=(1, 500))
+
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        if self.state is None:
+            raise ValueError("The 'state' parameter of CooccurrencePanel must be an AppState. Got None instead.")
+        self._top = pn.widgets.IntInput.from_param(self.param.top, width=100, css_classes=["xsgpu-cooccurrence-top"])
+        self._table = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False, height=450,
+                                           layout="fit_data_table", css_classes=["xsgpu-cooccurrence-table"])
+        self._note = pn.pane.Markdown("")
+        self.state.param.watch(lambda _e: self._refresh(), ["cutoff", "corrections_version"])
+        self.param.watch(lambda _e: self._refresh(), "top")
+        self._refresh()
+
+    def table(self) -> pd.DataFrame:
+        """``xsgpu.metrics.cooccurrence_table`` of the corrected ACT and PRD at the cut-off (top rows)."""
+        s = self.state
+        key = ("cooccurrence", int(self.top), float(s.cutoff), labels_key(s))
+
+        def build():
+            from xsgpu.metrics import cooccurrence_table
+
+            return cooccurrence_table(s.y_act(), s.data.y_prob, cutoff=s.cutoff, top=int(self.top))
+
+        return process_cached(s, key, build)
+
+    def _refresh(self) -> None:
+        try:
+            t = self.table()
+        except ImportError as exc:
+            self._note.object = f"Co-occurrence table unavailable: {exc}"
+            return
+        self._table.value = t.round(3) if len(t) else t
+        self._note.object = (f"Top {len(t)} attribute combinations in the corrected ACT and how many of them the "
+                             f"model predicts exactly (cut-off {self.state.cutoff:g}).")
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Column(pn.Row(pn.pane.Markdown("Rows:"), self._top), self._note, self._table,
+                         sizing_mode="stretch_width", css_classes=["xsgpu-cooccurrence"])

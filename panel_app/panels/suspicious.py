@@ -1,0 +1,109 @@
+"""Suspicious labels: (image, attribute) pairs ranked by how likely their ACT label is wrong.
+
+The ranking is ``xsgpu.metrics.suspicious_labels`` over the corrected ACT, PRD and the FEA features (the
+PCA-reduced copy of :mod:`panel_app.panels.neighbours`, so a million-image run never loads 2048-d
+features whole), computed once per process and per corrections state. Clicking a row adds the image to
+the detail view, where the label can be corrected; a corrected pair drops out of the list on refresh.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+
+from panel_app.panels._common import labels_key, process_cached
+from panel_app.panels.neighbours import feature_index
+from panel_app.state import AppState
+from xsgpu.attributes import resolve_attribute
+
+__all__ = ["SuspiciousPanel"]
+
+log = logging.getLogger(__name__)
+
+
+class SuspiciousPanel(pn.viewable.Viewer):
+    """A ranked list of likely label errors; clicking a row puts its image in the detail view.
+
+    Parameters
+    ----------
+    state : AppState
+    k : int
+        Neighbours used by the score.
+    limit : int
+        Rows listed.
+    """
+
+    state = param.ClassSelector(class_=AppState, doc="The session state.")
+    k = param.Integer(default=10, bounds=(1, 100))
+    limit = param.Integer(default=200, bounds=(1, 10_000))
+
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        if self.state is None:
+            raise ValueError("The 'state' parameter of SuspiciousPanel must be an AppState. Got None instead.")
+        self._table = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False, height=450,
+                                           selectable=False, layout="fit_data_table",
+                                           css_classes=["xsgpu-suspicious-table"])
+        self._table.on_click(lambda e: self.open_row(e.row))
+        self._note = pn.pane.Markdown("")
+        self.state.param.watch(lambda _e: self._refresh(), ["corrections_version", "cutoff"])
+        self._refresh()
+
+    def ranking(self) -> pd.DataFrame:
+        """The listed rows.
+
+        Returns
+        -------
+        pd.DataFrame
+            ``rank, sample_id, attribute`` (display name), ``slug``, ``act`` (corrected, bool), ``prob``,
+            ``score``, best first, at most ``limit`` rows.
+        """
+        s = self.state
+        key = ("suspicious", int(self.k), int(self.limit), labels_key(s))
+
+        def build():
+            from xsgpu.metrics import suspicious_labels
+
+            y = s.y_act()
+            feats = feature_index(s.data, progress=False).reduced
+            df = suspicious_labels(y, s.data.y_prob, feats, k=int(self.k))
+            df = df.sort_values("rank", kind="stable").head(int(self.limit)).reset_index(drop=True)
+            attrs = [resolve_attribute(a) for a in df["attribute"]]
+            ids = df["sample_id"].to_numpy(np.int64)
+            cols = np.array([a.index for a in attrs], dtype=np.int64)
+            return pd.DataFrame({
+                "rank": df["rank"].to_numpy(), "sample_id": ids, "attribute": [a.name for a in attrs],
+                "slug": [a.slug for a in attrs], "act": y[ids, cols] if len(ids) else np.zeros(0, bool),
+                "prob": s.data.y_prob[ids, cols] if len(ids) else np.zeros(0, np.float32),
+                "score": df["score"].to_numpy(np.float64),
+            })
+
+        return process_cached(s, key, build)
+
+    def open_row(self, row: int) -> int:
+        """Add the image of listed row ``row`` to the detail view; returns its sample id."""
+        table = self.ranking()
+        if not 0 <= int(row) < len(table):
+            raise IndexError(f"Row {row} is out of range 0..{len(table) - 1} of the suspicious-label list.")
+        sid = int(table["sample_id"].iloc[int(row)])
+        ids = [i for i in self.state.detail_ids if i != sid] + [sid]
+        self.state.show_details(ids[-12:])
+        return sid
+
+    def _refresh(self) -> None:
+        try:
+            t = self.ranking()
+        except (ImportError, ValueError) as exc:
+            self._note.object = f"Suspicious-label list unavailable: {exc}"
+            self._table.value = pd.DataFrame()
+            return
+        self._table.value = t.round({"prob": 3, "score": 3})
+        self._note.object = (f"{len(t)} most suspicious (image, attribute) labels (k = {self.k} FEA neighbours). "
+                             "Click a row to open the image in the detail view.")
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Column(self._note, self._table, sizing_mode="stretch_width", css_classes=["xsgpu-suspicious"])

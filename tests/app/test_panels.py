@@ -1,0 +1,356 @@
+"""The analysis panels driven without a browser: selection manager, detail view, overview, study,
+co-occurrence and suspicious labels, on a small seeded run store (tests/app/conftest_panels.py)."""
+from __future__ import annotations
+
+import importlib.util
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import average_precision_score, precision_recall_fscore_support
+from sklearn.neighbors import NearestNeighbors
+
+from xsgpu.attributes import ATTRIBUTES, NAMES, label_columns, prob_columns, resolve_attribute
+from xsgpu.io.corrections import read_corrections
+
+_spec = importlib.util.spec_from_file_location("conftest_panels", Path(__file__).with_name("conftest_panels.py"))
+_cp = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_cp)
+
+pytest.importorskip("panel")
+
+
+@pytest.fixture(scope="module")
+def run_path(tmp_path_factory):
+    return _cp.make_panel_run(tmp_path_factory.mktemp("panels") / "run").path
+
+
+@pytest.fixture
+def state(run_path, tmp_path):
+    """A fresh session over a fresh copy of the run (corrections must not leak between tests)."""
+    import shutil
+
+    from panel_app.data import load_run_data
+    from panel_app.state import AppState
+
+    copy = tmp_path / "run"
+    shutil.copytree(run_path, copy)
+    return AppState(data=load_run_data(copy, use_cache=False))
+
+
+# ---------------------------------------------------------------------- selection manager
+def _expected_counts(y, p, cutoff):
+    pred = p > cutoff
+    return pd.DataFrame({"tp": (y & pred).sum(0), "tn": (~y & ~pred).sum(0), "fp": (~y & pred).sum(0),
+                         "fn": (y & ~pred).sum(0)}, index=[a.slug for a in ATTRIBUTES])
+
+
+def test_selection_count_and_groups(state):
+    from panel_app.panels import SelectionManager
+
+    sm = SelectionManager(state=state)
+    assert sm._count.object == "0" and "xsgpu-selection-count" in sm._count.css_classes
+    state.select(np.arange(10, 40))
+    assert sm._count.object == "30"
+    sm._name.value = "left"
+    sm._on_save()
+    assert [g.name for g in state.groups] == ["left"] and sm._left.value == "left"
+    state.select(np.arange(60, 100))
+    g = sm.save_group("right")
+    assert len(g) == 40 and g.colour != state.groups[0].colour
+    sm._right.value = "right"
+    assert len(sm._tables.objects) == 2, "two groups side by side"
+    sm._on_save()  # empty name -> automatic name; selection still holds 40 ids
+    assert len(state.groups) == 3
+    sm._name.value = "left"
+    sm._on_save()
+    assert sm._message.visible and "must be new" in sm._message.object
+
+
+@pytest.mark.parametrize("cutoff", [0.5, 0.3])
+def test_group_metrics_equal_sklearn(state, cutoff):
+    from panel_app.panels import SelectionManager
+
+    sm = SelectionManager(state=state)
+    ids = np.arange(5, 95, 2)
+    state.select(ids)
+    state.cutoff = cutoff
+    sm.save_group("g")
+    m = sm.group_metrics("g")
+    y, p = state.y_act()[ids], state.data.y_prob[ids]
+    exp = _expected_counts(y, p, cutoff)
+    per = m.per_attribute
+    for col in ("tp", "tn", "fp", "fn"):
+        np.testing.assert_array_equal(per[col].to_numpy(), exp[col].to_numpy(), err_msg=col)
+    pr, rc, f1, _ = precision_recall_fscore_support(y, p > cutoff, average=None, zero_division=0)
+    np.testing.assert_allclose(per["precision"], pr)
+    np.testing.assert_allclose(per["recall"], rc)
+    np.testing.assert_allclose(per["f1"], f1)
+    np.testing.assert_allclose(per["accuracy"], (y == (p > cutoff)).mean(0))
+    assert m.overall["accuracy"] == pytest.approx((y == (p > cutoff)).mean())
+    # the rendered card shows the same table
+    card = sm._metrics_card("g")
+    shown = card.objects[1].value
+    assert shown["attribute"].tolist() == list(NAMES)
+    np.testing.assert_array_equal(shown["tp"].to_numpy(), exp["tp"].to_numpy())
+
+
+def test_group_metrics_follow_corrections(state):
+    from panel_app.panels import DetailView, SelectionManager
+
+    sm, dv = SelectionManager(state=state), DetailView(state=state)
+    ids = np.arange(0, 20)
+    state.select(ids)
+    before = sm.group_metrics("(current selection)").per_attribute.loc["ring", ["tp", "fn", "fp", "tn"]].sum()
+    j = resolve_attribute("ring").index
+    act = state.y_act()[3, j]
+    tp_before = sm.group_metrics("(current selection)").per_attribute.loc["ring", "tp"]
+    dv.record(sample_id=3, attribute="ring", new=not act)
+    after = sm.group_metrics("(current selection)").per_attribute.loc["ring"]
+    assert after[["tp", "fn", "fp", "tn"]].sum() == before
+    pred = state.data.y_prob[3, j] > state.cutoff
+    if pred:  # flipping ACT of a predicted-positive cell moves it between TP and FP
+        assert after["tp"] == tp_before + (1 if not act else -1)
+
+
+@pytest.mark.parametrize("fmt_", ["csv", "parquet"])
+def test_export_group(state, fmt_):
+    from panel_app.panels import SelectionManager
+
+    sm = SelectionManager(state=state)
+    ids = np.array([4, 8, 15, 16, 23, 42])
+    sm.save_group("lucky") if state.select(ids) is None else None
+    raw = sm.export_group("lucky", fmt_)
+    back = pd.read_csv(io.BytesIO(raw)) if fmt_ == "csv" else pd.read_parquet(io.BytesIO(raw))
+    assert back["sample_id"].tolist() == ids.tolist()
+    assert back["source_uri"].tolist() == [f"/data/run{i // 30}/img{i:04d}.tif" for i in ids]
+    assert (back["group"] == "lucky").all()
+    np.testing.assert_array_equal(back[label_columns()].to_numpy(bool), state.y_act()[ids])
+    np.testing.assert_allclose(back[prob_columns()].to_numpy(), state.data.y_prob[ids], rtol=1e-6, atol=1e-6)
+    # the download button serves the same bytes, with a matching file name
+    sm._left.value = "lucky"
+    sm._format.value = fmt_
+    assert sm._download_callback().getvalue() == raw and sm._download.filename == f"lucky.{fmt_}"
+    with pytest.raises(ValueError, match=r"'fmt_' parameter of SelectionManager.export_group must be 'csv' or"):
+        sm.export_group("lucky", "xlsx")
+    with pytest.raises(KeyError, match="No group named 'nope'"):
+        sm.export_group("nope")
+
+
+@pytest.mark.parametrize("method, params", [("kmeans", {"n_clusters": 4, "random_state": 0}),
+                                            ("dbscan", {"eps": 1.5, "min_samples": 3})])
+def test_cluster_group_into_subgroups(state, method, params):
+    from panel_app.panels import SelectionManager
+
+    sm = SelectionManager(state=state)
+    state.select(np.arange(state.data.n))
+    sm.save_group("all")
+    new = sm.cluster_group("all", method=method, space="FEA", **params)
+    assert len(new) >= 2 and all(g.name.startswith("all/") for g in new)
+    got = np.sort(np.concatenate([g.ids for g in new]))
+    np.testing.assert_array_equal(got, np.arange(state.data.n)), "sub-groups partition the group"
+    assert {g.name for g in new} <= {g.name for g in state.groups}
+    if method == "kmeans":
+        assert len(new) == 4 and np.isfinite(sm.last_cluster.silhouette)
+    assert "sub-groups" in sm._message.object
+    with pytest.raises(ValueError, match=r"'space' parameter of SelectionManager.cluster_group must be one of"):
+        sm.cluster_group("all", space="nowhere")
+
+
+def test_cluster_on_features_and_errors(state):
+    from panel_app.panels import SelectionManager
+
+    sm = SelectionManager(state=state)
+    ids = np.array([50, 3, 77, 10, 11, 90, 64, 2])
+    x = sm.cluster_features(ids, "features")
+    np.testing.assert_allclose(x, np.asarray(state.data.features[:], np.float32)[ids])
+    state.select([5])
+    sm.save_group("one")
+    with pytest.raises(ValueError, match="has 1 image"):
+        sm.cluster_group("one")
+    sm._left.value = "one"
+    sm._on_cluster()
+    assert "has 1 image" in sm._message.object
+
+
+# ---------------------------------------------------------------------- detail view
+def test_detail_view_cards_and_attributes(state):
+    from panel_app.panels import DetailView
+
+    dv = DetailView(state=state)
+    dv.show([7, 3])
+    assert state.detail_ids == [7, 3] and len(dv._strip.objects) == 2
+    rows = dv.attribute_rows(7)
+    assert [r["attribute"] for r in rows] == list(NAMES)
+    for r, a in zip(rows, ATTRIBUTES):
+        act, prob = bool(state.y_act()[7, a.index]), float(state.data.y_prob[7, a.index])
+        assert r["act"] == act and r["prob"] == pytest.approx(prob)
+        pred = prob > state.cutoff
+        assert r["outcome"] == {(True, True): "TP", (False, True): "FP", (True, False): "FN",
+                                (False, False): "TN"}[(act, pred)]
+    png = dv._strip.objects[0].objects[1]
+    assert png.object[:8] == b"\x89PNG\r\n\x1a\n" and png.width == 160
+    assert dv.toggle_enlarged(7) is True
+    assert dv._strip.objects[0].objects[1].width == 512
+    from PIL import Image
+
+    assert Image.open(io.BytesIO(dv._strip.objects[0].objects[1].object)).size == (512, 512)
+    assert dv.toggle_enlarged(7) is False
+    dv.add(3)
+    assert state.detail_ids == [7, 3]
+    dv._open_input.value = "11, 12"
+    dv._on_open()
+    assert state.detail_ids == [11, 12]
+    dv._open_input.value = "11, 9999"
+    dv._on_open()
+    assert state.detail_ids == [11, 12] and "must be integers in 0..119" in dv._message.object
+
+
+def test_detail_neighbours_match_sklearn(state):
+    from panel_app.panels import DetailView
+
+    dv = DetailView(state=state, n_neighbours=4)
+    ids, dist = dv.neighbours(10)
+    feats = np.asarray(state.data.features[:], np.float32)
+    # the test run's features are 48-d > 32 components: the index is PCA-reduced; compare in that space
+    from panel_app.panels.neighbours import feature_index
+
+    reduced = feature_index(state.data, progress=False).reduced
+    nn = NearestNeighbors(n_neighbors=5).fit(reduced)
+    d_ref, i_ref = nn.kneighbors(reduced[[10]])
+    assert 10 not in ids.tolist() and len(ids) == 4
+    np.testing.assert_allclose(dist, d_ref[0][1:], rtol=1e-5)
+    # the reduced space keeps the neighbourhoods of the raw features
+    raw = NearestNeighbors(n_neighbors=11).fit(feats).kneighbors(feats[[10]])[1][0][1:]
+    assert len(set(ids.tolist()) & set(raw.tolist())) >= 3
+    # clicking a neighbour adds it to the strip
+    dv.show([10])
+    card = dv._strip.objects[0]
+    buttons = card.objects[-1].objects
+    assert [b.label.split()[0] for b in buttons] == [f"#{i}" for i in ids]
+    buttons[0].clicks += 1
+    assert state.detail_ids == [10, int(ids[0])]
+
+
+def test_record_correction_through_the_form(state):
+    from panel_app.panels import DetailView
+
+    dv = DetailView(state=state)
+    dv._on_record()
+    assert "Open an image first" in dv._message.object
+    dv.show([21])
+    j = resolve_attribute("Halo").index
+    old = bool(state.y_act()[21, j])
+    dv._c_attr.value = "Halo"
+    assert dv._c_value.value == ("absent" if old else "present"), "the form proposes the flipped value"
+    dv._c_note.value = "faint halo"
+    version = state.corrections_version
+    dv._c_button.clicks += 1
+    assert state.corrections_version == version + 1
+    log = read_corrections(state.data.store)
+    assert log[["sample_id", "attribute", "old", "new", "note"]].values.tolist() == [[21, "halo", old, not old,
+                                                                                       "faint halo"]]
+    assert state.y_act()[21, j] == (not old) and "Recorded: image 21, Halo" in dv._message.object
+    # the card shows the corrected ACT
+    assert dv.attribute_rows(21)[j]["act"] == (not old)
+
+
+def test_record_without_store_is_refused():
+    from panel_app.data import RunData
+    from panel_app.panels import DetailView
+    from panel_app.state import AppState
+
+    rng = np.random.default_rng(0)
+    data = RunData.from_arrays(y_true=rng.random((5, 17)) < 0.3, y_prob=rng.random((5, 17)),
+                               coords=rng.normal(size=(5, 6)))
+    dv = DetailView(state=AppState(data=data))
+    with pytest.raises(ValueError, match="without a run store; corrections cannot be recorded"):
+        dv.record(sample_id=1, attribute="ring", new=True)
+    with pytest.raises(ValueError, match="must be an AppState"):
+        DetailView()
+
+
+# ---------------------------------------------------------------------- overview / study / co-occurrence
+def test_model_overview_matches_sklearn(state):
+    from panel_app.panels import ModelOverview
+
+    mo = ModelOverview(state=state)
+    table, m_ap = mo.metrics()
+    y, p = state.y_act(), state.data.y_prob
+    assert table["attribute"].tolist() == list(NAMES)
+    exp = _expected_counts(y, p, 0.5)
+    np.testing.assert_array_equal(table["tp"].to_numpy(), exp["tp"].to_numpy())
+    has_pos = y.any(0)
+    ap_ref = np.array([average_precision_score(y[:, j], p[:, j]) if has_pos[j] else np.nan for j in range(17)])
+    np.testing.assert_allclose(table["ap"].to_numpy()[has_pos], ap_ref[has_pos], rtol=1e-6)
+    assert m_ap == pytest.approx(np.nanmean(ap_ref))
+    assert "mAP" in mo._summary.object
+    mo.scope = "test"
+    t_test, _ = mo.metrics()
+    assert (t_test["tp"] + t_test["fn"] + t_test["fp"] + t_test["tn"] == 60).all()
+    state.filter_attributes = ["ring"]
+    mo.scope = "filtered"
+    t_f, _ = mo.metrics()
+    assert int(t_f.loc[t_f["slug"] == "ring", "support"].iloc[0]) == int(state.y_act()[:, 12].sum())
+
+
+def test_attribute_study_and_cache(state):
+    from panel_app.panels import AttributeStudyPanel
+    from xsgpu.metrics import attribute_study
+
+    st = AttributeStudyPanel(state=state)
+    mats = st.matrices()
+    np.testing.assert_allclose(mats["ACT"], attribute_study(state.y_act(), measure="mutual_information"))
+    np.testing.assert_allclose(mats["PRD"], attribute_study(state.data.y_prob > 0.5, measure="mutual_information"))
+    assert st.matrices() is mats, "computed once per process and reused"
+    st.measure = "correlation"
+    corr = st.matrices()["ACT"]
+    y = state.y_act().astype(float)
+    i, j = 12, 8
+    if y[:, i].std() > 0 and y[:, j].std() > 0:
+        assert corr[i, j] == pytest.approx(np.corrcoef(y[:, i], y[:, j])[0, 1], abs=1e-6)
+    assert len(st._plots.objects) == 2
+
+
+def test_cooccurrence_panel(state):
+    from panel_app.panels import CooccurrencePanel
+
+    cp = CooccurrencePanel(state=state, top=5)
+    t = cp.table()
+    y, pred = state.y_act(), state.data.y_prob > 0.5
+    combos = pd.Series(["|".join(np.array(NAMES)[row]) for row in y])
+    assert t["n_true"].tolist() == combos.value_counts().head(5).tolist()
+    exact = (y == pred).all(1)
+    top_combo = combos.value_counts().index[0]
+    assert t["n_correct"].iloc[0] == int(exact[(combos == top_combo).to_numpy()].sum())
+    assert len(cp._table.value) == 5
+
+
+# ---------------------------------------------------------------------- suspicious labels
+def test_suspicious_click_adds_to_detail(state):
+    from panel_app.panels import DetailView, SuspiciousPanel
+
+    dv = DetailView(state=state)
+    sp = SuspiciousPanel(state=state, limit=30)
+    r = sp.ranking()
+    assert 0 < len(r) <= 30 and r["rank"].is_monotonic_increasing
+    for _, row in r.head(5).iterrows():
+        assert row["act"] == state.y_act()[row["sample_id"], resolve_attribute(row["slug"]).index]
+    state.show_details([1])
+    sid = sp.open_row(2)
+    assert sid == int(r["sample_id"].iloc[2]) and state.detail_ids[-1] == sid and state.detail_ids[0] == 1
+    assert any(f"#{sid}" in str(c.objects[0].object) for c in dv._strip.objects)
+    # the Tabulator click handler goes through the same path
+    from panel.models.tabulator import CellClickEvent
+
+    sp._table._process_event(CellClickEvent(model=None, column="sample_id", row=0, value=None))
+    assert state.detail_ids[-1] == int(r["sample_id"].iloc[0])
+    with pytest.raises(IndexError, match="out of range"):
+        sp.open_row(10_000)
+    # correcting the top pair refreshes the list (new corrections stamp)
+    top = r.iloc[0]
+    dv.record(sample_id=int(top["sample_id"]), attribute=top["slug"], new=not bool(top["act"]))
+    r2 = sp.ranking()
+    assert r2 is not r
