@@ -154,3 +154,32 @@ def test_cli_export_labels(store_y, tmp_path):
     assert res.exit_code != 0 and "No run store at" in res.output
     res = runner.invoke(main, ["export-labels", "--help"])
     assert "xsgpu export-labels runs/demo --out labels.parquet" in res.output
+
+
+def test_export_roundtrip_through_ingest(tmp_path):
+    """export-labels writes what `xsgpu ingest --labels` reads: a re-ingest carries the corrected labels."""
+    ingest = pytest.importorskip("xsgpu.io.ingest")
+    rng = np.random.default_rng(3)
+    data = tmp_path / "data" / "runA"
+    data.mkdir(parents=True)
+    np.save(data / "a.npy", rng.random((16, 16)).astype(np.float32) * 100)
+    np.save(data / "b.npy", rng.random((2, 16, 16)).astype(np.float32) * 100)  # two frames
+    labels = pd.DataFrame({"source_uri": [str(data / "a.npy"), str(data / "b.npy"), str(data / "b.npy")],
+                           "frame": [0, 0, 1]})
+    for name in NAMES:
+        labels[name] = 0
+    labels["Ring"] = [1, 0, 1]
+    labels.to_csv(tmp_path / "labels.csv", index=False)
+    store = ingest.ingest_paths([data], tmp_path / "run1", labels=tmp_path / "labels.csv", size=16,
+                                partition_size=4, progress=False)
+    y = store.labels()
+    assert y.sum() == 2
+    samples = store.read_table("samples")
+    b1 = int(samples.index[(samples["source_uri"] == str(data / "b.npy")) & (samples["frame"] == 1)][0])
+    record_correction(store, sample_id=b1, attribute="Ring", new=False, note="no ring")
+    record_correction(store, sample_id=b1, attribute="Halo", new=True)
+    export_labels(store, tmp_path / "fixed.csv")
+    again = ingest.ingest_paths([data], tmp_path / "run2", labels=tmp_path / "fixed.csv", size=16,
+                                partition_size=4, progress=False)
+    np.testing.assert_array_equal(again.labels(), corrected_labels(store))
+    assert again.read_table("samples")["labelled"].all()
