@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from sklearn.metrics import average_precision_score
+
+from workflows.cli import main
+from xsgpu.attributes import SLUGS, label_columns, prob_columns
+from xsgpu.io.runstore import RunStore, RunStoreError
+from xsgpu.metrics import METRICS_COLUMNS, attribute_metrics, evaluate_run, metrics_table
+
+from .conftest import make_multilabel
+
+
+def make_run(path, rng, *, n=120, part=50, labelled_frac=0.75, predictions=True, nan_at=None):
+    y, p = make_multilabel(rng, n)
+    labelled = rng.random(n) < labelled_frac
+    store = RunStore.create(path, n_samples=n, partition_size=part)
+    for k in range(store.n_partitions):
+        a, b = store.partition_bounds(k)
+        s = pd.DataFrame({"sample_id": np.arange(a, b), "labelled": labelled[a:b]})
+        for j, c in enumerate(label_columns()):
+            s[c] = y[a:b, j]
+        store.write_partition("samples", k, s)
+        if predictions:
+            q = pd.DataFrame({"sample_id": np.arange(a, b)})
+            for j, c in enumerate(prob_columns()):
+                q[c] = p[a:b, j]
+            if nan_at is not None and a <= nan_at < b:
+                q.loc[nan_at - a, prob_columns()[0]] = np.nan
+            store.write_partition("predictions", k, q, metadata={"model_id": "test-model"})
+    return store, y, p, labelled
+
+
+def test_evaluate_run_writes_long_table(tmp_path, rng):
+    store, y, p, labelled = make_run(tmp_path / "run", rng)
+    df = evaluate_run(store.path)
+    assert list(df.columns) == METRICS_COLUMNS
+    on_disk = store.read_table("metrics")
+    pd.testing.assert_frame_equal(on_disk, df)
+    per, model = metrics_table(on_disk)
+    ref = attribute_metrics(y[labelled], p[labelled])
+    np.testing.assert_allclose(per.to_numpy(float), ref.to_numpy(float), equal_nan=True)
+    aps = [average_precision_score(y[labelled, j], p[labelled, j]) for j in range(17) if y[labelled, j].any()]
+    assert model["map"] == pytest.approx(np.mean(aps), abs=1e-9)
+    assert model["n"] == labelled.sum()
+    meta = store.read_metadata("metrics")
+    assert meta["model_id"] == "test-model" and meta["cutoff"] == 0.5 and meta["n_evaluated"] == labelled.sum()
+    assert store.stage_status()["evaluate"] == "done"
+    assert set(df.loc[df.scope == "attribute", "attribute"]) == set(SLUGS)
+
+
+def test_cli_prints_table_and_map(tmp_path, rng):
+    store, *_ = make_run(tmp_path / "run", rng)
+    res = CliRunner().invoke(main, ["evaluate", str(store.path), "--cutoff", "0.4"])
+    assert res.exit_code == 0, res.output
+    assert "mAP" in res.output and "strong_scattering" in res.output and "support" in res.output
+    assert store.read_metadata("metrics")["cutoff"] == 0.4
+    res = CliRunner().invoke(main, ["evaluate", str(store.path), "--cutoff", "0.4,0.5"])
+    assert res.exit_code != 0 and "17 comma-separated floats" in res.output
+    assert "Examples" in CliRunner().invoke(main, ["evaluate", "--help"]).output
+
+
+def test_missing_predictions(tmp_path, rng):
+    store, *_ = make_run(tmp_path / "run", rng, predictions=False)
+    with pytest.raises(RunStoreError, match=r"no predictions yet.*xsgpu infer"):
+        evaluate_run(store.path)
+    res = CliRunner().invoke(main, ["evaluate", str(store.path)])
+    assert res.exit_code == 1 and "no predictions yet" in res.output
+
+
+def test_incomplete_predictions(tmp_path, rng):
+    store, *_ = make_run(tmp_path / "run", rng)
+    (store.table_path("predictions") / "part-00001.parquet").unlink()
+    with pytest.raises(RunStoreError, match=r"predictions are incomplete \(2 of 3 partitions"):
+        evaluate_run(store.path)
+
+
+def test_nan_predictions_name_the_table(tmp_path, rng):
+    store, _, _, labelled = make_run(tmp_path / "run", rng, nan_at=7, labelled_frac=1.0)
+    with pytest.raises(ValueError, match=r"predictions.parquet: The 'y_prob' parameter .* must not contain NaN"):
+        evaluate_run(store.path)
+
+
+def test_no_labelled_samples(tmp_path, rng):
+    store, *_ = make_run(tmp_path / "run", rng, labelled_frac=0.0)
+    with pytest.raises(RunStoreError, match=r"no sample is labelled"):
+        evaluate_run(store.path)
+
+
+def test_bad_cutoff(tmp_path, rng):
+    store, *_ = make_run(tmp_path / "run", rng)
+    with pytest.raises(ValueError, match=r"'cutoff' parameter of evaluate_run"):
+        evaluate_run(store.path, cutoff=2.0)

@@ -1,0 +1,56 @@
+"""``xsgpu evaluate RUN``: per-attribute metrics and the mAP of a run's predictions (writes metrics.parquet)."""
+from __future__ import annotations
+
+import click
+
+__all__ = ["command"]
+
+
+def _cutoff(ctx: click.Context, param: click.Parameter, value: str):
+    """A float, or 17 comma-separated floats (one per attribute, canonical order)."""
+    parts = [v for v in value.split(",") if v.strip()]
+    try:
+        nums = [float(v) for v in parts]
+    except ValueError:
+        raise click.BadParameter(f"must be a float in [0, 1] or 17 comma-separated floats; got {value!r}.") from None
+    if len(nums) == 1:
+        return nums[0]
+    if len(nums) != 17:
+        raise click.BadParameter(f"must be one float or 17 comma-separated floats (one per attribute); "
+                                 f"got {len(nums)} values.")
+    return nums
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("run", type=click.Path(file_okay=False, path_type=str))
+@click.option("--cutoff", default="0.5", show_default=True, callback=_cutoff,
+              help="Predicted means p > CUTOFF. One float, or 17 comma-separated floats (one per attribute).")
+def command(run: str, cutoff) -> None:
+    """Evaluate the predictions of RUN against its labels.
+
+    Only labelled samples count. Writes RUN/metrics.parquet (long format: scope, attribute, metric,
+    value) and prints a per-attribute table (AP, precision, recall, F1, support) and the mAP.
+    Ratios with a zero denominator are 0; AP is NaN for an attribute without positives (left out of
+    the mAP).
+
+    \b
+    Examples:
+      xsgpu evaluate runs/demo
+      xsgpu evaluate runs/demo --cutoff 0.4
+      python -c "import pandas as pd; print(pd.read_parquet('runs/demo/metrics.parquet'))"
+    """
+    from xsgpu.io.runstore import RunStoreError
+    from xsgpu.metrics.evaluate import evaluate_run, metrics_table
+
+    try:
+        long = evaluate_run(run, cutoff=cutoff)
+    except (RunStoreError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    per, model = metrics_table(long)
+    table = per[["ap", "precision", "recall", "f1", "support"]].copy()
+    table["support"] = table["support"].astype(int)
+    click.echo(table.to_string(float_format=lambda v: f"{v:.3f}", na_rep="n/a"))
+    click.echo(f"\nmAP {model['map']:.4f} over {int(model['n'])} labelled samples "
+               f"(micro F1 {model['f1_micro']:.4f}, macro F1 {model['f1_macro']:.4f}, "
+               f"subset accuracy {model['subset_accuracy']:.4f})")
+    click.echo(f"wrote {run.rstrip('/')}/metrics.parquet")

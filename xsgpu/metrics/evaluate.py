@@ -1,0 +1,137 @@
+"""Evaluate a run's predictions against its labels and store ``metrics.parquet`` (the evaluate stage).
+
+Only labelled samples (``samples.labelled``) count. The table is long: one row per (scope, attribute,
+metric) with ``scope`` "model" (``attribute`` = "") or "attribute" (``attribute`` = slug); its
+metadata records the cut-off, the number of evaluated samples and the predictions' model id.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from xsgpu.attributes import SLUGS, label_columns, prob_columns
+from xsgpu.io.runstore import RunStore, RunStoreError
+from xsgpu.metrics.confusion import PER_ATTRIBUTE_COLUMNS, SelectionScorer, attribute_metrics
+from xsgpu.metrics.validation import check_cutoff
+
+__all__ = ["evaluate_run", "load_evaluation_arrays", "metrics_table", "METRICS_COLUMNS", "MODEL_METRICS"]
+
+log = logging.getLogger(__name__)
+
+METRICS_COLUMNS = ["scope", "attribute", "metric", "value"]
+#: Model-scope metrics written by :func:`evaluate_run` (keys of ``SelectionMetrics.overall`` plus ``map``).
+MODEL_METRICS = ["n", "map", "accuracy", "subset_accuracy", "precision_micro", "recall_micro", "f1_micro",
+                 "precision_macro", "recall_macro", "f1_macro", "precision_samples", "recall_samples", "f1_samples"]
+
+
+def load_evaluation_arrays(store: RunStore) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read ``(sample_id, y_true bool (m,17), y_prob float32 (m,17))`` for the labelled samples of a run.
+
+    Raises
+    ------
+    RunStoreError
+        Missing or incomplete predictions, no ``labelled`` column, no labelled samples, or labelled
+        samples without a prediction; the message names the table and the remedy.
+    """
+    if not store.table_path("predictions").exists():
+        raise RunStoreError(f"{store.path}: the run has no predictions yet (predictions.parquet is missing). "
+                            f"Hint: run `xsgpu infer {store.path} --model MODEL` first.")
+    if not store.has("predictions"):
+        done = len(store.finished_partitions("predictions"))
+        raise RunStoreError(f"{store.path}: predictions are incomplete ({done} of {store.n_partitions} partitions "
+                            f"finished). Hint: rerun `xsgpu infer {store.path} --model MODEL` to resume.")
+    samples = store.read_table("samples")
+    if "labelled" not in samples.columns:
+        raise RunStoreError(f"{store.table_path('samples')}: field 'labelled' is missing, so the labelled samples "
+                            "cannot be told apart. Hint: re-create the run with a current `xsgpu synth`/`ingest`.")
+    missing_cols = [c for c in label_columns() if c not in samples.columns]
+    if missing_cols:
+        raise RunStoreError(f"{store.table_path('samples')}: label columns {missing_cols} are missing.")
+    samples = samples[samples["labelled"].to_numpy(bool)]
+    if samples.empty:
+        raise RunStoreError(f"{store.path}: no sample is labelled (samples.labelled is all False); "
+                            "there is nothing to evaluate against.")
+    preds = store.read_table("predictions")
+    missing_p = [c for c in prob_columns() if c not in preds.columns]
+    if missing_p:
+        raise RunStoreError(f"{store.table_path('predictions')}: probability columns {missing_p} are missing.")
+    merged = samples[["sample_id"] + label_columns()].merge(preds[["sample_id"] + prob_columns()], on="sample_id",
+                                                            how="left", validate="one_to_one")
+    no_pred = merged[prob_columns()].isna().all(axis=1).to_numpy()
+    if no_pred.any():
+        raise RunStoreError(f"{store.table_path('predictions')}: {int(no_pred.sum())} labelled samples have no "
+                            f"prediction (first sample_id {int(merged['sample_id'][no_pred].iloc[0])}). "
+                            f"Hint: rerun `xsgpu infer {store.path} --model MODEL`.")
+    return (merged["sample_id"].to_numpy(np.int64), merged[label_columns()].to_numpy(bool),
+            merged[prob_columns()].to_numpy(np.float32))
+
+
+def evaluate_run(run_path: str | os.PathLike, *, cutoff: float | Any = 0.5) -> pd.DataFrame:
+    """Compute per-attribute and model metrics of a run and write ``RUN/metrics.parquet``.
+
+    Parameters
+    ----------
+    run_path : path
+        A run store with samples and (complete) predictions.
+    cutoff : float or array of shape (17,)
+        Predicted means ``p > cutoff``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The long table written (columns :data:`METRICS_COLUMNS`).
+
+    Raises
+    ------
+    RunStoreError
+        See :func:`load_evaluation_arrays`.
+    ValueError
+        NaN or out-of-range probabilities in the predictions (the message names the table).
+    """
+    store = RunStore.open(run_path, require=["samples"])
+    cut = check_cutoff(cutoff, xp=np, func="evaluate_run")
+    _, y_true, y_prob = load_evaluation_arrays(store)
+    try:
+        per = attribute_metrics(y_true, y_prob, cutoff=cut)
+        overall = SelectionScorer(y_true, y_prob, cutoff=cut, keep_probabilities=False)().overall
+    except ValueError as exc:
+        raise ValueError(f"{store.table_path('predictions')}: {exc}") from exc
+    ap = per["ap"].to_numpy()
+    overall["map"] = float(np.nanmean(ap)) if np.isfinite(ap).any() else float("nan")
+    rows = [("model", "", m, float(overall[m])) for m in MODEL_METRICS]
+    for slug in SLUGS:
+        for m in PER_ATTRIBUTE_COLUMNS:
+            rows.append(("attribute", slug, m, float(per.at[slug, m])))
+    df = pd.DataFrame(rows, columns=METRICS_COLUMNS)
+    meta: dict[str, Any] = {
+        "cutoff": cut if isinstance(cut, float) else [float(c) for c in cut],
+        "n_evaluated": int(y_true.shape[0]),
+        "prediction_rule": "p > cutoff",
+        "zero_division": 0,
+    }
+    try:
+        pmeta = store.read_metadata("predictions")
+        meta.update({k: pmeta[k] for k in ("model_id", "arch", "weights_sha256") if k in pmeta})
+    except Exception as exc:  # metadata is informative only; the evaluation itself is complete
+        log.warning("evaluate_run: could not read the predictions metadata of %s (%s)", store.path, exc)
+    store.write_table("metrics", df, metadata=meta)
+    store.set_stage("evaluate", "done", map=overall["map"], n_evaluated=int(y_true.shape[0]),
+                    cutoff=meta["cutoff"])
+    log.info("evaluate_run: %s: %d labelled samples, mAP %.4f", store.path, y_true.shape[0], overall["map"])
+    return df
+
+
+def metrics_table(long: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Pivot a long metrics table back to (per-attribute DataFrame indexed by slug, model-metrics dict)."""
+    missing = [c for c in METRICS_COLUMNS if c not in long.columns]
+    if missing:
+        raise ValueError(f"The 'long' parameter of metrics_table must have columns {METRICS_COLUMNS}. "
+                         f"Missing {missing}.")
+    attr = long[long["scope"] == "attribute"].pivot(index="attribute", columns="metric", values="value")
+    attr = attr.reindex(index=list(SLUGS), columns=[c for c in PER_ATTRIBUTE_COLUMNS if c in attr.columns])
+    model = long[long["scope"] == "model"].set_index("metric")["value"].to_dict()
+    return attr, {k: float(v) for k, v in model.items()}

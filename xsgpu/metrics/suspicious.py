@@ -1,0 +1,191 @@
+"""Suspicious-label scores: a ranked list of (image, attribute) labels that are likely wrong.
+
+For image ``i`` and attribute ``j`` with label ``a = y_true[i, j]`` (0 or 1):
+
+* model disagreement ``d_model = |a - y_prob[i, j]|``;
+* neighbour disagreement ``d_nbr = |a - r|`` where ``r`` is the fraction of the ``k`` nearest
+  neighbours of image ``i`` (in the given feature space, FEA or PRD; the image itself excluded) that
+  carry attribute ``j`` in ACT;
+* ``score = weight * d_model + (1 - weight) * d_nbr`` in [0, 1].
+
+A label that both the model and the image's look-alikes contradict scores near 1. Without
+``features`` only the model term is used. Neighbours come from scikit-learn's ``NearestNeighbors`` on
+CPU or cuML's on GPU (imported lazily). For FEA (2048-d) reduce to ~50 dimensions with PCA first: the
+kNN cost grows with the dimension.
+
+Examples
+--------
+>>> import numpy as np
+>>> from xsgpu.metrics import suspicious_labels
+>>> y = np.zeros((6, 17), bool); y[:3, 0] = True
+>>> p = y.astype(np.float32) * 0.9 + 0.05; y[4, 0] = True   # image 4 labelled wrongly
+>>> f = np.array([[0.0], [0.1], [0.2], [5.0], [5.1], [5.2]])
+>>> top = suspicious_labels(y, p, f, k=2, device="cpu")
+>>> int(top["sample_id"][0]), top["attribute"][0]
+(4, 'bcc')
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from xsgpu.attributes import SLUGS
+from xsgpu.backend import GPUUnavailable, namespace_of, resolve_device, to_host
+from xsgpu.metrics.validation import check_attributes, check_pair, check_positive_int
+
+__all__ = ["suspicious_labels", "neighbour_label_rate", "SUSPICIOUS_COLUMNS"]
+
+log = logging.getLogger(__name__)
+
+SUSPICIOUS_COLUMNS = ["sample_id", "attribute", "label", "prob", "neighbour_rate", "score", "rank"]
+_CHUNK = 65536
+
+
+def _knn_indices(features, k: int, device: str):
+    """Indices (n, k) of each row's k nearest neighbours, the row itself excluded."""
+    xp = namespace_of(features)
+    n = int(features.shape[0])
+    dev = resolve_device(device)
+    if dev == "gpu":
+        try:
+            from cuml.neighbors import NearestNeighbors as CuNN
+        except Exception as exc:
+            if device == "gpu":
+                raise GPUUnavailable(f"device='gpu' was requested for suspicious_labels but cuml is not importable "
+                                     f"({exc}). Hint: install the [gpu] extra or use device='cpu'.") from exc
+            log.info("suspicious_labels: falling back to CPU: cuml is not importable (%s)", exc)
+            dev = "cpu"
+    if dev == "gpu":
+        import cupy
+
+        xg = cupy.asarray(features, dtype=cupy.float32)
+        ind = cupy.asarray(CuNN(n_neighbors=k + 1).fit(xg).kneighbors(xg, return_distance=False)).astype(cupy.int64)
+        ind = ind.get()
+    else:
+        from sklearn.neighbors import NearestNeighbors
+
+        xh = np.asarray(to_host(features), dtype=np.float32)
+        ind = NearestNeighbors(n_neighbors=k + 1).fit(xh).kneighbors(xh, return_distance=False)
+    is_self = ind == np.arange(n)[:, None]
+    no_self = ~is_self.any(axis=1)  # exact duplicates can push the row itself out of its own list
+    is_self[no_self, -1] = True
+    out = ind[~is_self].reshape(n, k)
+    return xp.asarray(out) if xp is not np else out
+
+
+def neighbour_label_rate(y_true: Any, neighbours: Any):
+    """Fraction of each image's neighbours carrying each attribute.
+
+    Parameters
+    ----------
+    y_true : bool array, shape (n, 17)
+    neighbours : int array, shape (n, k)
+
+    Returns
+    -------
+    float32 array, shape (n, 17)
+    """
+    xp = namespace_of(y_true, neighbours)
+    n, k = neighbours.shape
+    out = xp.empty(y_true.shape, dtype=xp.float32)
+    for start in range(0, n, _CHUNK):
+        nb = neighbours[start:start + _CHUNK]
+        out[start:start + _CHUNK] = y_true[nb].sum(axis=1, dtype=xp.float32) / k
+    return out
+
+
+def suspicious_labels(y_true: Any, y_prob: Any, features: Any | None = None, *, k: int = 10, weight: float = 0.5,
+                      top: int | None = 1000, sample_ids: Any | None = None, attributes: Sequence[str | int] | None = None,
+                      device: str = "auto") -> pd.DataFrame:
+    """Rank (image, attribute) labels by how strongly the model and the neighbours contradict them.
+
+    Parameters
+    ----------
+    y_true : bool array, shape (n, 17)
+        ACT labels to audit.
+    y_prob : float array, shape (n, 17)
+        PRD probabilities.
+    features : float array, shape (n, d), optional
+        Feature space for the neighbours (FEA, ideally PCA-reduced, or PRD). ``None``: model term only.
+    k : int
+        Neighbours per image (excluding itself); must be < n.
+    weight : float in [0, 1]
+        Weight of the model term (``1 - weight`` goes to the neighbour term).
+    top : int or None
+        Return the ``top`` highest scores (``None``: all n * 17 rows).
+    sample_ids : int array, shape (n,), optional
+        Ids reported in the table (default ``0..n-1``, i.e. row positions).
+    attributes : sequence of names, slugs or indices, optional
+        Audit only these attributes (default: all 17).
+    device : {"auto", "cpu", "gpu"}
+        Where the kNN search runs.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`SUSPICIOUS_COLUMNS`: ``sample_id``, ``attribute`` (slug), ``label`` (current ACT),
+        ``prob``, ``neighbour_rate`` (NaN without features), ``score``, ``rank`` (1 = most suspicious).
+        Sorted by score (descending); ties by row position, then attribute order.
+    """
+    func = "suspicious_labels"
+    xp = namespace_of(y_true, y_prob, features)
+    yt, yp = check_pair(y_true, y_prob, xp=xp, func=func)
+    n = int(yt.shape[0])
+    if n == 0:
+        raise ValueError(f"The 'y_true' parameter of {func} has no rows.")
+    k = check_positive_int(k, name="k", func=func)
+    if not (isinstance(weight, (int, float)) and not isinstance(weight, bool) and 0.0 <= weight <= 1.0):
+        raise ValueError(f"The 'weight' parameter of {func} must be a float in [0, 1]. Got {weight!r} instead.")
+    if top is not None:
+        top = check_positive_int(top, name="top", func=func)
+    ids = np.arange(n, dtype=np.int64) if sample_ids is None else np.asarray(to_host(sample_ids), dtype=np.int64)
+    if ids.shape != (n,):
+        raise ValueError(f"The 'sample_ids' parameter of {func} must have shape ({n},) (one id per row). "
+                         f"Got shape {ids.shape} instead (length mismatch).")
+    a = yt.astype(xp.float32)
+    d_model = xp.abs(a - yp.astype(xp.float32))
+    if features is None:
+        rate = None
+        score = d_model
+    else:
+        f = features if isinstance(features, xp.ndarray) else xp.asarray(features)
+        if f.ndim != 2 or f.shape[0] != n:
+            raise ValueError(f"The 'features' parameter of {func} must have shape ({n}, d) (one row per image). "
+                             f"Got shape {tuple(f.shape)} instead (length mismatch).")
+        if k >= n:
+            raise ValueError(f"The 'k' parameter of {func} must be smaller than the number of images ({n}). "
+                             f"Got {k} instead.")
+        if not bool(xp.isfinite(f.astype(xp.float32)).all()):
+            raise ValueError(f"The 'features' parameter of {func} must not contain NaN or infinite values.")
+        rate = neighbour_label_rate(yt, _knn_indices(f, k, device))
+        score = weight * d_model + (1.0 - weight) * xp.abs(a - rate)
+    cols_kept = np.asarray(check_attributes(attributes, func=func), dtype=np.int64)
+    score_h = np.asarray(to_host(score), dtype=np.float32)[:, cols_kept]
+    n_cols = len(cols_kept)
+    flat = score_h.ravel()
+    m = flat.shape[0] if top is None else min(top, flat.shape[0])
+    # order: score desc, then row, then attribute == flat position ascending
+    if m < flat.shape[0]:
+        cand = np.argpartition(-flat, m - 1)[:m]
+        thresh = flat[cand].min()
+        cand = np.flatnonzero(flat >= thresh)  # all ties at the threshold, then cut after a stable sort
+    else:
+        cand = np.arange(flat.shape[0])
+    order = cand[np.lexsort((cand, -flat[cand]))][:m]
+    rows, sub = np.divmod(order, n_cols)
+    cols = cols_kept[sub]
+    yt_h = np.asarray(to_host(yt))
+    yp_h = np.asarray(to_host(yp))
+    return pd.DataFrame({
+        "sample_id": ids[rows],
+        "attribute": np.asarray(SLUGS, dtype=object)[cols],
+        "label": yt_h[rows, cols],
+        "prob": yp_h[rows, cols].astype(np.float32),
+        "neighbour_rate": (np.asarray(to_host(rate))[rows, cols] if rate is not None
+                           else np.full(len(rows), np.nan, dtype=np.float32)),
+        "score": flat[order],
+        "rank": np.arange(1, len(order) + 1, dtype=np.int64),
+    })[SUSPICIOUS_COLUMNS]
