@@ -56,7 +56,7 @@ from xsgpu.io.readers import read_any, scan_file
 from xsgpu.io.runstore import RunStore, RunStoreError
 
 __all__ = ["IngestError", "expand_paths", "split_for_run", "run_id_for", "plan_ingest", "ingest_partition",
-           "ingest_paths", "THUMB_SIZE", "SAMPLE_COLUMNS"]
+           "finish_ingest", "ingest_paths", "THUMB_SIZE", "SAMPLE_COLUMNS"]
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ def _resume(out: Path, files: pd.DataFrame, params: dict) -> RunStore | None:
     old = store.manifest.get("params", {}).get(STAGE)
     if old is None:
         raise IngestError(f"{out} already holds a run that was not made by ingest. Hint: choose another --out.")
-    changed = {k: (old.get(k), v) for k, v in params.items() if k != "inputs" and old.get(k) != v}
+    changed = {k: (old.get(k), v) for k, v in params.items() if k not in ("inputs", "n_files") and old.get(k) != v}
     if changed:
         raise IngestError(f"{out} holds an ingest started with other options {{option: (then, now)}}: {changed}. "
                           "Hint: rerun with the same options to resume, or write to a new --out.")
@@ -246,7 +246,8 @@ def plan_ingest(
     files = expand_paths(paths, exclude=exclude)
     table = read_labels(labels) if labels is not None else None
     assignment = match_labels(table, files) if table is not None else None
-    params = {"inputs": [os.fspath(p) for p in paths], "size": int(size), "h5_dataset": h5_dataset,
+    params = {"inputs": [os.fspath(p) for p in paths], "size": int(size), "partition_size": int(partition_size),
+              "h5_dataset": h5_dataset,
               "labels": os.path.abspath(labels) if labels is not None else None,
               "labels_sha256": _sha256(labels) if labels is not None else None, "n_files": len(files)}
     stats = _stat_table(files)
@@ -455,6 +456,27 @@ def ingest_paths(
     pending = store.pending_partitions("samples")
     for part in tqdm(pending, desc="ingest", unit="partition", disable=not progress):
         ingest_partition(store.path, part)
+    finish_ingest(store)
+    return store
+
+
+def finish_ingest(store: RunStore) -> dict[str, int]:
+    """Check that every partition is finished and record the counts as the ``ingest`` stage ``done``.
+
+    Returns
+    -------
+    dict
+        ``n_samples``, ``n_valid``, ``n_labelled``, ``n_error_rows`` (also stored in the manifest).
+
+    Raises
+    ------
+    RunStoreError
+        If partitions are still pending (run :func:`ingest_partition` for them first).
+    """
+    pending = store.pending_partitions("samples")
+    if pending:
+        raise RunStoreError(f"{store.path}: ingest partitions {pending[:10]} are not finished yet; run "
+                            "ingest_partition for them (or rerun `xsgpu ingest` with the same arguments).")
     samples = store.read_table("samples", columns=["sample_id", "valid", "labelled"])
     errors = store.read_errors()
     counts = {"n_samples": int(len(samples)), "n_valid": int(samples["valid"].sum()),
@@ -462,4 +484,4 @@ def ingest_paths(
               "n_error_rows": int((errors["stage"] == STAGE).sum()) if len(errors) else 0}
     store.set_stage(STAGE, "done", **counts)
     log.info("Ingested %s into %s", counts, store.path)
-    return store
+    return counts

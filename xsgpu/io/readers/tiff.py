@@ -14,7 +14,7 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from xsgpu.io.frame import Frame, FrameShapeError, make_frame
+from xsgpu.io.frame import CorruptFileError, Frame, FrameShapeError, make_frame
 from xsgpu.io.readers._common import MAX_TEXT, FileInfo, select_frames
 
 __all__ = ["scan_tiff", "read_tiff", "parse_pilatus_header"]
@@ -61,7 +61,8 @@ def scan_tiff(path: str) -> FileInfo:
     with tifffile.TiffFile(path) as tf:
         n = len(tf.pages)
         if n == 0:
-            raise FrameShapeError(f"{path}: the TIFF has no pages (no image data).")
+            raise CorruptFileError(f"{path}: the TIFF has no pages (no image directory); it is truncated or "
+                                   "corrupt. Copy or export it again.")
         first = tf.pages.first
         hw = _page_hw(first, path, 0)
         picture = _is_picture(first)
