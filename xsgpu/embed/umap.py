@@ -1,0 +1,123 @@
+"""UMAP behind the projector API: umap-learn on CPU (optional extra ``[umap]``), cuML UMAP on GPU.
+
+Both implementations can place new points (``transform``). umap-learn is imported only in ``fit``;
+without it the error names the remedy (``pip install umap-learn``).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from xsgpu.backend import GPUUnavailable, resolve_device, to_host
+from xsgpu.embed._base import check_matrix, check_random_state
+
+__all__ = ["UmapLearn", "CumlUMAP"]
+
+log = logging.getLogger(__name__)
+
+
+class UmapLearn:
+    """umap-learn's UMAP.
+
+    Parameters
+    ----------
+    n_components : int
+    n_neighbors : int
+        Lowered to ``n_samples - 1`` for tiny inputs.
+    min_dist : float
+    metric : str
+    random_state : int or None
+        A seed makes umap-learn single-threaded and reproducible.
+
+    Attributes
+    ----------
+    embedding_ : ndarray of shape (n_samples, n_components), float32
+    model_ : umap.UMAP
+    """
+
+    def __init__(self, *, n_components: int = 2, n_neighbors: int = 15, min_dist: float = 0.1,
+                 metric: str = "euclidean", random_state: int | None = 0, **ignored: Any):
+        self.n_components = n_components
+        self.n_neighbors = n_neighbors
+        self.min_dist = min_dist
+        self.metric = metric
+        self.random_state = random_state
+        self.ignored = ignored
+
+    @staticmethod
+    def check_available() -> None:
+        """Raise ImportError with the remedy if umap-learn is missing."""
+        try:
+            import umap  # noqa: F401
+        except ImportError as exc:
+            raise ImportError("method='umap' needs umap-learn. Please install it: pip install 'xsgpu[umap]' "
+                              "(or pip install umap-learn).") from exc
+
+    def fit(self, X: Any, y: None = None) -> "UmapLearn":
+        self.check_available()
+        import umap
+
+        X = check_matrix(X, owner="UmapLearn.fit", min_samples=4)
+        rs = check_random_state(self.random_state, owner="UmapLearn")
+        k = int(min(self.n_neighbors, X.shape[0] - 1))
+        self.model_ = umap.UMAP(n_components=self.n_components, n_neighbors=k, min_dist=self.min_dist,
+                                metric=self.metric, random_state=rs, n_jobs=1 if rs is not None else -1)
+        self.embedding_ = np.asarray(self.model_.fit_transform(X), dtype=np.float32)
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def fit_transform(self, X: Any, y: None = None) -> np.ndarray:
+        return self.fit(X).embedding_
+
+    def transform(self, X: Any) -> np.ndarray:
+        if not hasattr(self, "model_"):
+            from xsgpu.embed.projectors import NotFittedError
+
+            raise NotFittedError("This UmapLearn is not fitted yet; call fit first.")
+        X = check_matrix(X, owner="UmapLearn.transform")
+        return np.asarray(self.model_.transform(X), dtype=np.float32)
+
+
+class CumlUMAP:
+    """cuML UMAP (GPU; imported lazily). Same API as :class:`UmapLearn`; outputs on the host."""
+
+    def __init__(self, *, n_components: int = 2, n_neighbors: int = 15, min_dist: float = 0.1,
+                 metric: str = "euclidean", random_state: int | None = 0, **ignored: Any):
+        self.n_components = n_components
+        self.n_neighbors = n_neighbors
+        self.min_dist = min_dist
+        self.metric = metric
+        self.random_state = random_state
+        self.ignored = ignored
+
+    @staticmethod
+    def check_available() -> None:
+        resolve_device("gpu")
+        try:
+            import cuml.manifold  # noqa: F401
+        except Exception as exc:
+            raise GPUUnavailable(f"cuML is not importable ({exc.__class__.__name__}: {exc}). "
+                                 "Hint: install the [gpu] extra (cuml-cu13) or use device='cpu'.") from exc
+
+    def fit(self, X: Any, y: None = None) -> "CumlUMAP":
+        self.check_available()
+        from cuml.manifold import UMAP
+
+        k = int(min(self.n_neighbors, X.shape[0] - 1))
+        self.model_ = UMAP(n_components=self.n_components, n_neighbors=k, min_dist=self.min_dist,
+                           metric=self.metric, random_state=self.random_state, output_type="numpy")
+        self.embedding_ = np.asarray(to_host(self.model_.fit_transform(X)), dtype=np.float32)
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def fit_transform(self, X: Any, y: None = None) -> np.ndarray:
+        return self.fit(X).embedding_
+
+    def transform(self, X: Any) -> np.ndarray:
+        if not hasattr(self, "model_"):
+            from xsgpu.embed.projectors import NotFittedError
+
+            raise NotFittedError("This CumlUMAP is not fitted yet; call fit first.")
+        return np.asarray(to_host(self.model_.transform(X)), dtype=np.float32)
