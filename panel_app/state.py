@@ -108,6 +108,8 @@ class AppState(param.Parameterized):
         self._y_act: np.ndarray | None = None
         self._mask_key: Any = None
         self._mask: np.ndarray | None = None
+        self._err_key: Any = None
+        self._err: np.ndarray | None = None
         self._group_counter = itertools.count(1)
 
     # ------------------------------------------------------------------ labels
@@ -145,6 +147,36 @@ class AppState(param.Parameterized):
     def y_pred(self) -> np.ndarray:
         """Predicted labels ``y_prob > cutoff``, bool (n, 17)."""
         return self.data.y_prob > self.cutoff
+
+    def error_distance(self, ids: np.ndarray | None = None) -> np.ndarray:
+        """Error distance between (corrected) ACT and PRD with the chosen ``distance`` metric.
+
+        Parameters
+        ----------
+        ids : ndarray of int, shape (k,), optional
+            Only these samples (computed directly, not cached); default all (cached per metric and labels).
+
+        Returns
+        -------
+        ndarray of float32, shape (n,) or (k,)
+        """
+        from xsgpu.metrics import error_distance
+
+        y = self.y_act()
+        if ids is not None:
+            ids = np.asarray(ids, dtype=np.int64)
+            return np.asarray(error_distance(y[ids], self.data.y_prob[ids], metric=self.distance), np.float32)
+        key = (self.distance, self._y_act_key)
+        if self._err is None or key != self._err_key:
+            self._err = np.asarray(error_distance(y, self.data.y_prob, metric=self.distance), np.float32)
+            self._err_key = key
+        return self._err
+
+    @property
+    def error_span(self) -> tuple[float, float]:
+        """The range of the current error distance: (0, 1) cosine, (0, sqrt(17)) Euclidean, (0, 17) Manhattan."""
+        return (0.0, {"cosine": 1.0, "euclidean": float(np.sqrt(N_ATTRIBUTES)), "manhattan": float(N_ATTRIBUTES)}
+                [self.distance])
 
     # ------------------------------------------------------------------ filters
     def filtered_mask(self) -> np.ndarray:

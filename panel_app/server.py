@@ -1,0 +1,212 @@
+"""Serving the app safely: local address by default, explicit websocket origins, optional auth, id-only images.
+
+:func:`serve` loads the run once for the whole process, warms datashader's numba kernels and the spatial
+indexes, and starts a Panel/Bokeh server with
+
+* the app at ``/`` (one :class:`~panel_app.state.AppState` per browser session);
+* ``/xsgpu/thumb/<id>.png`` and ``/xsgpu/image/<id>.png``: a sample's thumbnail / log-scaled image,
+  addressed by integer sample id only (``0 <= id < n``; the route pattern admits digits only, so no
+  user-supplied path ever reaches the file system); behind the same authentication as the app;
+* a readable page instead of a traceback when the run store is missing or incomplete.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import time
+from typing import Any, Literal, Sequence
+
+import numpy as np
+from bokeh.server.views.auth_request_handler import AuthRequestHandler
+from tornado.web import authenticated
+
+from panel_app.data import RunData, check_run, load_run_data
+from panel_app.views.embedding import IMAGE_ROUTE, THUMB_ROUTE
+
+__all__ = ["serve", "make_server", "image_png", "SampleImageHandler", "warm_up"]
+
+log = logging.getLogger(__name__)
+
+
+def image_png(data: RunData, sample_id: Any, *, kind: Literal["thumb", "image"]) -> bytes:
+    """PNG bytes of one sample's thumbnail (uint8 as stored) or image (log-scaled, stretched to 0..255).
+
+    Raises
+    ------
+    ValueError
+        If ``sample_id`` is not an integer in ``0..n-1``.
+    """
+    import io
+
+    from PIL import Image
+
+    if kind == "thumb":
+        arr = data.thumbnail(sample_id)
+    elif kind == "image":
+        img = data.image(sample_id)
+        lo, hi = float(np.min(img)), float(np.max(img))
+        arr = np.zeros(img.shape, np.uint8) if hi <= lo else ((img - lo) / (hi - lo) * 255).astype(np.uint8)
+    else:
+        raise ValueError(f"The 'kind' parameter of image_png must be 'thumb' or 'image'. Got {kind!r} instead.")
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+class SampleImageHandler(AuthRequestHandler):
+    """Tornado handler for ``<route>/<digits>.png`` (authenticated like the app when auth is on)."""
+
+    def initialize(self, run_path: str, kind: str) -> None:
+        self.run_path = run_path
+        self.kind = kind
+
+    @authenticated
+    def get(self, sample_id: str) -> None:
+        if check_run(self.run_path):
+            self.send_error(404, reason="run store incomplete")
+            return
+        data = load_run_data(self.run_path)
+        try:
+            png = image_png(data, int(sample_id), kind=self.kind)
+        except ValueError:
+            self.send_error(404, reason=f"no sample {sample_id} (ids are 0..{data.n - 1})")
+            return
+        self.set_header("Content-Type", "image/png")
+        self.set_header("Cache-Control", "private, max-age=3600")
+        self.finish(png)
+
+
+def warm_up(run_path: str | os.PathLike) -> dict:
+    """Load the run, build the spatial indexes and compile datashader's kernels (server start).
+
+    Returns
+    -------
+    dict
+        Seconds spent: ``load_s``, ``index_s``, ``datashader_s`` (empty when the run is not servable).
+    """
+    from panel_app.data import SPACES
+    from panel_app.views.index import space_index
+    from panel_app.views.raster import warmup
+
+    if check_run(run_path):
+        return {}
+    t0 = time.perf_counter()
+    data = load_run_data(run_path)
+    t1 = time.perf_counter()
+    for space in SPACES:
+        space_index(data, space)
+    t2 = time.perf_counter()
+    ds_s = warmup()
+    out = {"load_s": t1 - t0, "index_s": t2 - t1, "datashader_s": ds_s}
+    log.info("warm-up of %s: %s", run_path, {k: round(v, 2) for k, v in out.items()})
+    return out
+
+
+def _check_origins(address: str, port: int, origins: Sequence[str] | None) -> list[str]:
+    if origins:
+        bad = [o for o in origins if "/" in o or not o.strip()]
+        if bad:
+            raise ValueError(f"The 'allow_websocket_origin' parameter takes host[:port] entries (no scheme, no path). "
+                             f"Got {bad!r} instead.")
+        return list(origins)
+    hosts = {address, "localhost", "127.0.0.1"} if address in ("127.0.0.1", "localhost") else {address}
+    if address in ("0.0.0.0", "::"):
+        raise ValueError("Serving on all interfaces needs an explicit --allow-websocket-origin HOST[:PORT] "
+                         "(the name users type in their browser).")
+    return sorted(f"{h}:{port}" for h in hosts)
+
+
+def make_server(
+    run_path: str | os.PathLike,
+    *,
+    port: int = 5006,
+    address: str = "127.0.0.1",
+    allow_websocket_origin: Sequence[str] | None = None,
+    auth: Literal["basic", "oauth"] | None = None,
+    basic_auth: str | None = None,
+    oauth_provider: str | None = None,
+    oauth_key: str | None = None,
+    oauth_secret: str | None = None,
+    oauth_redirect_uri: str | None = None,
+    cookie_secret: str | None = None,
+    flower_threshold: int | None = None,
+    cutoff: float | None = None,
+    warm: bool = True,
+    show: bool = False,
+):
+    """Create (not start) the Panel server for a run; see :func:`serve` for the parameters.
+
+    Returns
+    -------
+    bokeh.server.server.Server
+    """
+    import panel as pn
+
+    from panel_app.app import build_app
+
+    run_path = str(run_path)
+    if auth not in (None, "basic", "oauth"):
+        raise ValueError(f"The 'auth' parameter must be 'basic', 'oauth' or None. Got {auth!r} instead.")
+    if auth == "basic" and not basic_auth:
+        raise ValueError("auth='basic' needs 'basic_auth': a password, or a JSON file mapping users to passwords.")
+    if auth == "oauth" and not (oauth_provider and oauth_key and oauth_secret):
+        raise ValueError("auth='oauth' needs 'oauth_provider' (e.g. github, google, azure, generic), 'oauth_key' "
+                         "and 'oauth_secret'.")
+    if auth is None and (basic_auth or oauth_provider):
+        raise ValueError("Credentials were given but 'auth' is None; pass auth='basic' or auth='oauth'.")
+    if flower_threshold is not None and int(flower_threshold) < 0:
+        raise ValueError(f"The 'flower_threshold' parameter must be >= 0. Got {flower_threshold} instead.")
+    origins = _check_origins(address, port, allow_websocket_origin)
+    problems = check_run(run_path)
+    if problems:
+        log.warning("serving an error page: %s cannot be served yet: %s", run_path, "; ".join(problems))
+    elif warm:
+        warm_up(run_path)
+    settings = {k: v for k, v in (("flower_threshold", flower_threshold), ("cutoff", cutoff)) if v is not None}
+
+    def session() -> Any:
+        return build_app(run_path, **settings)
+
+    patterns = [
+        (rf"{THUMB_ROUTE}/(\d{{1,12}})\.png", SampleImageHandler, {"run_path": run_path, "kind": "thumb"}),
+        (rf"{IMAGE_ROUTE}/(\d{{1,12}})\.png", SampleImageHandler, {"run_path": run_path, "kind": "image"}),
+    ]
+    kw: dict[str, Any] = {}
+    if auth == "basic":
+        kw.update(basic_auth=basic_auth, cookie_secret=cookie_secret or secrets.token_urlsafe(32))
+    elif auth == "oauth":
+        kw.update(oauth_provider=oauth_provider, oauth_key=oauth_key, oauth_secret=oauth_secret,
+                  oauth_redirect_uri=oauth_redirect_uri, cookie_secret=cookie_secret or secrets.token_urlsafe(32))
+    log.info("serving %s on http://%s:%d/ (websocket origins %s, auth %s)", run_path, address, port, origins, auth)
+    return pn.serve({"/": session}, port=port, address=address, websocket_origin=origins, show=show, start=False,
+                    title="xsgpu", extra_patterns=patterns, **kw)
+
+
+def serve(run_path: str | os.PathLike, **options: Any) -> None:
+    """Serve the app for one run until interrupted.
+
+    Parameters
+    ----------
+    run_path : path
+        The run store.
+    port : int, default 5006
+    address : str, default '127.0.0.1'
+        Interface to listen on; anything but localhost needs ``allow_websocket_origin``.
+    allow_websocket_origin : list of str, optional
+        ``host[:port]`` names browsers may connect from (default: this address and port).
+    auth : {'basic', 'oauth'}, optional
+        ``'basic'`` with ``basic_auth`` (a password or a JSON file ``{user: password}``); ``'oauth'`` with
+        ``oauth_provider``, ``oauth_key``, ``oauth_secret`` (Panel's OAuth providers).
+    flower_threshold : int, default from settings (2000)
+        Glyphs once a view holds at most this many images.
+    cutoff : float, default from settings (0.5)
+    warm : bool, default True
+        Load the run, build indexes and compile datashader before the first session.
+    """
+    server = make_server(run_path, **options)
+    server.start()
+    try:
+        server.io_loop.start()
+    except KeyboardInterrupt:  # pragma: no cover - interactive
+        log.info("stopped")

@@ -1,0 +1,89 @@
+"""(A) The control panel and (B) the attribute filters: widgets bound to :class:`AppState` parameters."""
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import numpy as np
+import panel as pn
+import param
+
+from panel_app.state import AppState
+from panel_app.views.raster import OUTCOME_COLOURS
+from xsgpu.attributes import ATTRIBUTES, SLUGS
+
+__all__ = ["ControlPanel", "AttributeFilters", "attribute_legend"]
+
+_DISTANCE_LABELS = {"Cosine": "cosine", "Euclidean": "euclidean", "Manhattan": "manhattan"}
+
+
+def attribute_legend() -> str:
+    """HTML legend of the 17 attribute colours (petal order, starting at 12 o'clock, counter-clockwise)."""
+    items = "".join(
+        f"<div style='display:flex;align-items:center;font-size:11px'>"
+        f"<span style='display:inline-block;width:10px;height:10px;margin-right:4px;background:{a.colour}'></span>"
+        f"{html.escape(a.name)}</div>" for a in ATTRIBUTES)
+    return f"<div class='xsgpu-legend'>{items}</div>"
+
+
+class ControlPanel(pn.viewable.Viewer):
+    """Which spaces and embedding method, dots or flowers, flower mode, error distance, cut-off, colouring."""
+
+    def __init__(self, *, state: AppState, **params: Any):
+        super().__init__(**params)
+        self.state = state
+        self.spaces = pn.widgets.CheckButtonGroup.from_param(state.param.spaces, name="Spaces")
+        self.method = pn.widgets.Select.from_param(state.param.method, name="Embedding method")
+        self.glyph = pn.widgets.RadioButtonGroup.from_param(state.param.glyph, name="Glyph")
+        self.flower_mode = pn.widgets.RadioButtonGroup.from_param(state.param.flower_mode, name="Flower mode")
+        self.distance = pn.widgets.Select.from_param(state.param.distance, name="Error distance",
+                                                     options=_DISTANCE_LABELS)
+        self.cutoff = pn.widgets.FloatSlider.from_param(state.param.cutoff, name="Cut-off", step=0.01)
+        colour_opts = {"Density": "density", "Error distance": "error_distance",
+                       **{f"Outcome: {a.name}": a.slug for a in ATTRIBUTES}}
+        self.colour_by = pn.widgets.Select.from_param(state.param.colour_by, name="Colour dense views by",
+                                                      options=colour_opts)
+        self.threshold = pn.widgets.IntInput.from_param(state.param.flower_threshold, name="Glyphs at or below",
+                                                        step=500)
+        outcome = " ".join(f"<span style='color:{c}'>&#9632;</span>{k}" for k, c in OUTCOME_COLOURS.items())
+        self._layout = pn.Card(
+            pn.pane.HTML("<b>Spaces</b>", margin=(0, 5)), self.spaces, self.method,
+            pn.pane.HTML("<b>Glyph</b>", margin=(0, 5)), self.glyph,
+            pn.pane.HTML("<b>Flower mode</b>", margin=(0, 5)), self.flower_mode,
+            self.distance, self.cutoff, self.colour_by, self.threshold,
+            pn.pane.HTML(f"<div style='font-size:11px'>Outcome colours: {outcome}</div>"),
+            pn.pane.HTML(attribute_legend()),
+            title="Controls", collapsible=True, sizing_mode="stretch_width", css_classes=["xsgpu-controls"])
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._layout
+
+
+class AttributeFilters(pn.viewable.Viewer):
+    """Show only the images with one or several attributes (any or all; on ACT or on PRD)."""
+
+    def __init__(self, *, state: AppState, **params: Any):
+        super().__init__(**params)
+        self.state = state
+        options = {a.name: a.slug for a in ATTRIBUTES}
+        self.attributes = pn.widgets.MultiChoice.from_param(state.param.filter_attributes, name="Attributes",
+                                                            options=options, placeholder="all images")
+        self.mode = pn.widgets.RadioButtonGroup.from_param(state.param.filter_mode, name="Match")
+        self.source = pn.widgets.RadioButtonGroup.from_param(state.param.filter_source, name="On")
+        self.clear = pn.widgets.Button(label="Clear filters", color="light")
+        self.clear.on_click(lambda event: setattr(state, "filter_attributes", []))
+        self.count = pn.pane.HTML("", css_classes=["xsgpu-filter-count"])
+        state.param.watch(self._update_count, ["filter_attributes", "filter_mode", "filter_source", "cutoff",
+                                               "corrections_version"])
+        self._update_count()
+        self._layout = pn.Card(self.attributes, pn.Row(pn.pane.HTML("match"), self.mode),
+                               pn.Row(pn.pane.HTML("on"), self.source), self.clear, self.count,
+                               title="Attribute filters", collapsible=True, sizing_mode="stretch_width",
+                               css_classes=["xsgpu-filters"])
+
+    def _update_count(self, *events: Any) -> None:
+        n = int(np.count_nonzero(self.state.filtered_mask()))
+        self.count.object = (f"<span data-count='{n}'>{n:,} of {self.state.data.n:,} images shown</span>")
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._layout

@@ -1,0 +1,364 @@
+"""The linked ACT / FEA / PRD views: a datashader raster while dense, attribute flowers (or dots) once sparse.
+
+Each :class:`EmbeddingView` is a plain Bokeh figure. After every pan, zoom or reset the browser sends
+one ``RangesUpdate`` event; :meth:`EmbeddingView.set_viewport` counts the filtered images inside the
+new viewport with the shared :class:`~panel_app.views.index.SpatialIndex` and then draws either
+
+* a raster (``image_rgba`` from :func:`~panel_app.views.raster.rasterize`) of all filtered images, when
+  the viewport holds more than ``state.flower_threshold`` of them, plus a second raster layer of the
+  selected images; or
+* one flower (17 ``annular_wedge`` petals + a centre dot) or one dot per image, with a hover tooltip
+  that loads the image's thumbnail from the server by sample id.
+
+Box and lasso tools select nothing in the browser; their ``SelectionGeometry`` event comes here, is
+resolved to sample ids in this view's space (filtered images only) and written to ``state.selection``;
+every view watches ``state.selection`` and redraws its selection layer, so a selection in one view
+highlights in all three.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import panel as pn
+import param
+from bokeh.events import RangesUpdate, SelectionGeometry
+from bokeh.models import (
+    BoxSelectTool, ColumnDataSource, HoverTool, LassoSelectTool, LinearColorMapper, PanTool, Range1d, ResetTool,
+    WheelZoomTool,
+)
+from bokeh.palettes import YlOrRd9
+from bokeh.plotting import figure
+
+from panel_app.data import SPACES
+from panel_app.state import AppState
+from panel_app.views.flowers import CENTRE_RADIUS, PETAL_RADIUS, flower_columns
+from panel_app.views.index import space_index
+from panel_app.views.raster import (
+    OUTCOME_COLOURS, OUTCOMES, SELECTION_COLOUR, empty_image, outcome_codes, rasterize,
+)
+from xsgpu.attributes import SLUGS
+
+__all__ = ["EmbeddingView", "EmbeddingViews", "THUMB_ROUTE", "IMAGE_ROUTE"]
+
+log = logging.getLogger(__name__)
+
+#: URL prefixes under which the server returns a sample's thumbnail / image PNG by integer id.
+THUMB_ROUTE = "/xsgpu/thumb"
+IMAGE_ROUTE = "/xsgpu/image"
+_ERR_PALETTE = tuple(reversed(YlOrRd9))
+_DOT_COLOUR = "#2171b5"
+
+_TOOLTIP = """
+<div style="width: 220px">
+  <img src="{route}/@sample_id.png" width="64" height="64" style="image-rendering: pixelated; float: left;
+       margin: 0 6px 4px 0" alt="thumbnail @sample_id"/>
+  <div><b>id @sample_id</b></div>
+  <div style="clear: both; font-size: 11px"><b>ACT</b>: @act</div>
+  <div style="font-size: 11px"><b>PRD</b>: @prd</div>
+  <div style="font-size: 11px"><b>error</b>: @err{{0.000}}</div>
+</div>
+"""
+
+
+def _padded(bounds: tuple[float, float, float, float], pad: float = 0.03) -> tuple[float, float, float, float]:
+    x0, x1, y0, y1 = bounds
+    dx = (x1 - x0) or 1.0
+    dy = (y1 - y0) or 1.0
+    return x0 - pad * dx, x1 + pad * dx, y0 - pad * dy, y1 + pad * dy
+
+
+class EmbeddingView(pn.viewable.Viewer):
+    """One embedded space (ACT, FEA or PRD) of one session.
+
+    Parameters
+    ----------
+    state : AppState
+        The session state (read for drawing; ``selection`` is written on box / lasso select).
+    space : {'ACT', 'FEA', 'PRD'}
+    width, height : int
+        Size of the plot frame (and of the raster) in pixels.
+    thumb_route : str
+        URL prefix of the thumbnail route used by the hover tooltip.
+    """
+
+    mode = param.Selector(default="raster", objects=["raster", "flowers", "dots"], constant=True,
+                          doc="What the view draws now.")
+    in_view = param.Integer(default=0, constant=True, doc="Filtered images inside the viewport.")
+    selected_in_view = param.Integer(default=0, constant=True, doc="Selected filtered images inside the viewport.")
+    render_ms = param.Number(default=0.0, constant=True, doc="Duration of the last redraw (server side).")
+
+    def __init__(self, *, state: AppState, space: str, width: int = 420, height: int = 420,
+                 thumb_route: str = THUMB_ROUTE, **params: Any):
+        if not isinstance(state, AppState):
+            raise TypeError(f"The 'state' parameter of EmbeddingView must be an AppState. Got {type(state).__name__}.")
+        if str(space).upper() not in SPACES:
+            raise ValueError(f"The 'space' parameter of EmbeddingView must be one of {list(SPACES)}. Got {space!r} instead.")
+        super().__init__(**params)
+        self.state = state
+        self.space = str(space).upper()
+        self.width, self.height = int(width), int(height)
+        self.index = space_index(state.data, self.space)
+        self.x, self.y = state.data.coords(self.space)
+        self.home = _padded(self.index.bounds)
+        self.viewport = self.home
+        self._build_figure(thumb_route)
+        state.param.watch(self._on_state, ["cutoff", "filter_attributes", "filter_mode", "filter_source", "distance",
+                                           "glyph", "flower_mode", "colour_by", "corrections_version",
+                                           "flower_threshold"])
+        state.param.watch(self._on_selection, ["selection"])
+        self.refresh()
+
+    # ------------------------------------------------------------------ figure
+    def _build_figure(self, thumb_route: str) -> None:
+        x0, x1, y0, y1 = self.home
+        fig = figure(frame_width=self.width, frame_height=self.height, title=f"{self.space} (t-SNE)",
+                     x_range=Range1d(x0, x1), y_range=Range1d(y0, y1), tools=[], toolbar_location="above",
+                     output_backend="canvas", name=f"xsgpu-{self.space.lower()}")
+        fig.xaxis.visible = fig.yaxis.visible = False
+        fig.grid.visible = False
+        self.raster_src = ColumnDataSource(empty_image((x0, x1), (y0, y1)))
+        self.sel_src = ColumnDataSource(empty_image((x0, x1), (y0, y1)))
+        self.petal_src = ColumnDataSource(dict(x=[], y=[], start=[], end=[], outer=[], fill_color=[], fill_alpha=[],
+                                               line_color=[], line_width=[], line_alpha=[], sample_id=[]))
+        self.point_src = ColumnDataSource(dict(x=[], y=[], sample_id=[], err=[], alpha=[], act=[], prd=[],
+                                               color=[], line_color=[]))
+        self.raster_r = fig.image_rgba("image", x="x", y="y", dw="dw", dh="dh", source=self.raster_src,
+                                       name="raster")
+        self.sel_r = fig.image_rgba("image", x="x", y="y", dw="dw", dh="dh", source=self.sel_src,
+                                    name="selection-raster")
+        self.petal_r = fig.annular_wedge(x="x", y="y", inner_radius=CENTRE_RADIUS + 1.0, outer_radius="outer",
+                                         inner_radius_units="screen", outer_radius_units="screen",
+                                         start_angle="start", end_angle="end", fill_color="fill_color",
+                                         fill_alpha="fill_alpha", line_color="line_color", line_width="line_width",
+                                         line_alpha="line_alpha", source=self.petal_src, name="petals")
+        self.err_mapper = LinearColorMapper(palette=_ERR_PALETTE, low=0.0, high=1.0)
+        self.centre_r = fig.scatter(x="x", y="y", size=2 * CENTRE_RADIUS, source=self.point_src, name="centres",
+                                    fill_color={"field": "err", "transform": self.err_mapper}, fill_alpha="alpha",
+                                    line_color="#444444", line_alpha="alpha", line_width=0.5)
+        self.dot_r = fig.scatter(x="x", y="y", size=6, source=self.point_src, name="dots", fill_color="color",
+                                 fill_alpha="alpha", line_color="line_color", line_alpha="alpha", line_width=1)
+        self.hit_r = fig.scatter(x="x", y="y", size=2 * PETAL_RADIUS, source=self.point_src, name="hover-area",
+                                 fill_alpha=0.0, line_alpha=0.0)
+        for r in (self.raster_r, self.sel_r, self.petal_r, self.centre_r, self.dot_r, self.hit_r):
+            r.nonselection_glyph = None
+            r.selection_glyph = None
+        hover = HoverTool(renderers=[self.hit_r], tooltips=_TOOLTIP.format(route=thumb_route.rstrip("/")),
+                          point_policy="snap_to_data", description="Image preview")
+        wheel = WheelZoomTool()
+        box = BoxSelectTool(renderers=[], description="Box Select", persistent=False)
+        lasso = LassoSelectTool(renderers=[], description="Lasso Select")
+        fig.add_tools(PanTool(), wheel, box, lasso, ResetTool(), hover)
+        fig.toolbar.active_scroll = wheel
+        fig.toolbar.active_drag = fig.tools[0]
+        fig.on_event(RangesUpdate, self._on_ranges)
+        fig.on_event(SelectionGeometry, self._on_geometry)
+        self.figure = fig
+        self.status = pn.pane.HTML("", css_classes=["xsgpu-view-status"], margin=(0, 5))
+        self._layout = pn.Column(self.status, pn.pane.Bokeh(fig), margin=(0, 4))
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._layout
+
+    # ------------------------------------------------------------------ events
+    def _on_ranges(self, event: RangesUpdate) -> None:
+        if None in (event.x0, event.x1, event.y0, event.y1):
+            return
+        self.set_viewport(event.x0, event.x1, event.y0, event.y1)
+
+    def _on_geometry(self, event: SelectionGeometry) -> None:
+        if not event.final:
+            return
+        try:
+            self.select_geometry(event.geometry)
+        except ValueError as exc:  # a degenerate lasso: tell the log, keep the session alive
+            log.warning("ignored selection in %s view: %s", self.space, exc)
+
+    def _on_state(self, *events: param.parameterized.Event) -> None:
+        self.refresh()
+
+    def _on_selection(self, *events: param.parameterized.Event) -> None:
+        self.refresh(selection_only=True)
+
+    # ------------------------------------------------------------------ actions
+    def set_viewport(self, x0: float, x1: float, y0: float, y1: float) -> None:
+        """Move the viewport (data units) and redraw: raster above the flower threshold, glyphs at or below."""
+        x0, x1 = sorted((float(x0), float(x1)))
+        y0, y1 = sorted((float(y0), float(y1)))
+        if not (np.isfinite([x0, x1, y0, y1]).all() and x1 > x0 and y1 > y0):
+            raise ValueError(f"The viewport of the {self.space} view must be finite with x0 < x1 and y0 < y1. "
+                             f"Got ({x0}, {x1}, {y0}, {y1}) instead.")
+        self.viewport = (x0, x1, y0, y1)
+        self.refresh()
+
+    def select_geometry(self, geometry: dict) -> np.ndarray:
+        """Select the filtered images inside a Bokeh selection geometry (``rect`` or ``poly``) of this space.
+
+        Returns
+        -------
+        ndarray of int64
+            The ids now in ``state.selection``.
+        """
+        kind = geometry.get("type")
+        mask = self.state.filtered_mask()
+        if kind == "rect":
+            ids = self.index.ids_in_box(geometry["x0"], geometry["x1"], geometry["y0"], geometry["y1"], mask=mask)
+        elif kind == "poly":
+            ids = self.index.ids_in_polygon(np.asarray(geometry["x"], float), np.asarray(geometry["y"], float),
+                                            mask=mask)
+        else:
+            raise ValueError(f"Selection geometry of type {kind!r} is not supported; use the box or lasso tool.")
+        self.state.select(ids)
+        return self.state.selection
+
+    def visible_ids(self) -> np.ndarray:
+        """Sorted ids of the filtered images inside the current viewport."""
+        x0, x1, y0, y1 = self.viewport
+        return self.index.ids_in_box(x0, x1, y0, y1, mask=self.state.filtered_mask())
+
+    # ------------------------------------------------------------------ drawing
+    def refresh(self, *, selection_only: bool = False) -> None:
+        """Redraw for the current viewport and state (``selection_only``: just the selection highlight)."""
+        t0 = time.perf_counter()
+        st = self.state
+        mask = st.filtered_mask()
+        x0, x1, y0, y1 = self.viewport
+        if selection_only and self.mode == "raster":
+            self._draw_selection_raster(mask)
+        else:
+            n_view = self.index.count_in_box(x0, x1, y0, y1, mask=mask)
+            with param.edit_constant(self):
+                self.in_view = n_view
+            if n_view > st.flower_threshold:
+                if not selection_only or self.mode != "raster":
+                    self._draw_raster(mask)
+                self._draw_selection_raster(mask)
+            else:
+                self._draw_glyphs(mask)
+        with param.edit_constant(self):
+            self.render_ms = (time.perf_counter() - t0) * 1000
+        self._update_status()
+
+    def _draw_raster(self, mask: np.ndarray) -> None:
+        st = self.state
+        x0, x1, y0, y1 = self.viewport
+        full = None if not st.filter_attributes else mask
+        kw: dict[str, Any] = {}
+        if st.colour_by == "error_distance":
+            kw = dict(how="mean", values=st.error_distance(), value_span=st.error_span)
+        elif st.colour_by in SLUGS:
+            j = SLUGS.index(st.colour_by)
+            kw = dict(how="outcome", values=self._outcomes(j))
+        out = rasterize(self.x, self.y, x_range=(x0, x1), y_range=(y0, y1), width=self.width, height=self.height,
+                        mask=full, **kw)
+        out.pop("count")
+        self.raster_src.data = out
+        self.petal_src.data = {k: [] for k in self.petal_src.data}
+        self.point_src.data = {k: [] for k in self.point_src.data}
+        self._show("raster")
+
+    def _outcomes(self, j: int) -> np.ndarray:
+        st = self.state
+        key = ("outcomes", j, st.cutoff, st._y_act_key)
+        cache = getattr(self, "_outcome_cache", None)
+        if cache is None or cache[0] != key:
+            codes = outcome_codes(st.y_act()[:, j], st.data.y_prob[:, j], cutoff=st.cutoff)
+            self._outcome_cache = (key, codes)
+        return self._outcome_cache[1]
+
+    def _draw_selection_raster(self, mask: np.ndarray) -> None:
+        sel = self.state.selection
+        x0, x1, y0, y1 = self.viewport
+        if len(sel) == 0:
+            self.sel_src.data = empty_image((x0, x1), (y0, y1))
+            n_sel = 0
+        else:
+            out = rasterize(self.x[sel], self.y[sel], x_range=(x0, x1), y_range=(y0, y1), width=self.width,
+                            height=self.height, mask=mask[sel], colour=SELECTION_COLOUR)
+            n_sel = out.pop("count")
+            self.sel_src.data = out
+        with param.edit_constant(self):
+            self.selected_in_view = n_sel
+
+    def _draw_glyphs(self, mask: np.ndarray) -> None:
+        st = self.state
+        ids = self.visible_ids()
+        sel = st.selection
+        selected = np.isin(ids, sel, assume_unique=True) if len(sel) else np.zeros(len(ids), bool)
+        err = st.error_distance(ids) if len(ids) else np.zeros(0, np.float32)
+        act = st.y_act()[ids]
+        prob = st.data.y_prob[ids]
+        x, y = self.x[ids], self.y[ids]
+        petals, centres = flower_columns(ids, x, y, act, prob, err=err, mode=st.flower_mode, cutoff=st.cutoff,
+                                         selected=selected)
+        centres["color"], centres["line_color"] = self._dot_colours(ids, err, selected)
+        self.err_mapper.high = st.error_span[1]
+        if st.glyph == "flowers":
+            self.petal_src.data = petals
+            self._show("flowers")
+        else:
+            self.petal_src.data = {k: [] for k in self.petal_src.data}
+            self._show("dots")
+        self.point_src.data = centres
+        x0, x1, y0, y1 = self.viewport
+        self.raster_src.data = empty_image((x0, x1), (y0, y1))
+        self.sel_src.data = empty_image((x0, x1), (y0, y1))
+        with param.edit_constant(self):
+            self.selected_in_view = int(selected.sum())
+
+    def _dot_colours(self, ids: np.ndarray, err: np.ndarray, selected: np.ndarray) -> tuple[list, list]:
+        st = self.state
+        k = len(ids)
+        if st.colour_by == "error_distance":
+            lo, hi = st.error_span
+            pos = np.clip(((err - lo) / (hi - lo) * len(_ERR_PALETTE)).astype(int), 0, len(_ERR_PALETTE) - 1)
+            colours = np.asarray(_ERR_PALETTE, dtype=object)[pos]
+        elif st.colour_by in SLUGS:
+            codes = self._outcomes(SLUGS.index(st.colour_by))[ids]
+            colours = np.asarray([OUTCOME_COLOURS[o] for o in OUTCOMES], dtype=object)[codes]
+        else:
+            colours = np.full(k, _DOT_COLOUR, dtype=object)
+        line = np.where(selected, SELECTION_COLOUR, "#ffffff").astype(object)
+        return list(colours), list(line)
+
+    def _show(self, mode: str) -> None:
+        self.raster_r.visible = self.sel_r.visible = mode == "raster"
+        self.petal_r.visible = self.centre_r.visible = mode == "flowers"
+        self.dot_r.visible = mode == "dots"
+        self.hit_r.visible = mode != "raster"
+        with param.edit_constant(self):
+            self.mode = mode
+
+    def _update_status(self) -> None:
+        n_sel = len(self.state.selection)
+        self.status.object = (
+            f"<span class='xsgpu-view-status-text' data-space='{self.space}' data-mode='{self.mode}' "
+            f"data-in-view='{self.in_view}' data-selected='{n_sel}' data-selected-in-view='{self.selected_in_view}'>"
+            f"<b>{self.space}</b> &middot; {self.in_view:,} in view &middot; {self.selected_in_view:,} of {n_sel:,} "
+            f"selected here &middot; {self.mode}</span>")
+
+
+class EmbeddingViews(pn.viewable.Viewer):
+    """The ACT, FEA and PRD views side by side (only those in ``state.spaces``).
+
+    Parameters
+    ----------
+    state : AppState
+    **view_kw
+        Passed to each :class:`EmbeddingView` (``width``, ``height``, ``thumb_route``).
+    """
+
+    def __init__(self, *, state: AppState, **view_kw: Any):
+        super().__init__()
+        self.state = state
+        self.views = {space: EmbeddingView(state=state, space=space, **view_kw) for space in SPACES}
+        self._row = pn.Row(*[self.views[s] for s in state.spaces], sizing_mode="stretch_width")
+        state.param.watch(self._on_spaces, ["spaces"])
+
+    def _on_spaces(self, event: param.parameterized.Event) -> None:
+        self._row.objects = [self.views[s] for s in SPACES if s in self.state.spaces]
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._row

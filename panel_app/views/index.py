@@ -1,0 +1,129 @@
+"""Fast point queries in one embedded space: viewport counts, box and lasso (polygon) hits.
+
+The points are sorted once by x (shared by all sessions through :meth:`RunData.cached`); a viewport
+or a box query is two ``np.searchsorted`` calls on x and one vectorised mask on y over the x-slab, so a
+query costs O(points in the slab) rather than O(n).
+
+Examples
+--------
+>>> import numpy as np
+>>> from panel_app.views.index import SpatialIndex
+>>> idx = SpatialIndex(np.array([0., 1., 2., 3.]), np.array([0., 1., 0., 1.]))
+>>> idx.ids_in_box(0.5, 2.5, -1, 0.5).tolist()
+[2]
+>>> idx.ids_in_polygon([0.5, 3.5, 3.5], [0.5, 0.5, 1.5]).tolist()
+[3]
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["SpatialIndex", "points_in_polygon", "space_index"]
+
+
+class SpatialIndex:
+    """Points of one space, sorted by x.
+
+    Parameters
+    ----------
+    x, y : ndarray of float, shape (n,)
+        Coordinates; row i is sample id i.
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray):
+        x = np.asarray(x, dtype=np.float32)
+        y = np.asarray(y, dtype=np.float32)
+        if x.shape != y.shape or x.ndim != 1:
+            raise ValueError(f"x and y must be 1-d arrays of one length; got shapes {x.shape} and {y.shape}.")
+        self.n = len(x)
+        self.x, self.y = x, y
+        self.order = np.argsort(x, kind="stable").astype(np.int64 if len(x) > 2**31 - 1 else np.int32)
+        self.xs = x[self.order]
+        self.ys = y[self.order]
+        finite = np.isfinite(x) & np.isfinite(y)
+        self.bounds = ((float(x[finite].min()), float(x[finite].max()), float(y[finite].min()), float(y[finite].max()))
+                       if finite.any() else (0.0, 1.0, 0.0, 1.0))
+
+    def _slab(self, x0: float, x1: float) -> tuple[int, int]:
+        lo, hi = (x0, x1) if x0 <= x1 else (x1, x0)
+        return int(np.searchsorted(self.xs, lo, "left")), int(np.searchsorted(self.xs, hi, "right"))
+
+    def ids_in_box(self, x0: float, x1: float, y0: float, y1: float, *, mask: np.ndarray | None = None) -> np.ndarray:
+        """Sample ids with ``x0 <= x <= x1`` and ``y0 <= y <= y1`` (and ``mask[id]`` when given).
+
+        Returns
+        -------
+        ndarray of int64, shape (k,)
+            Sorted ids.
+        """
+        a, b = self._slab(x0, x1)
+        ylo, yhi = (y0, y1) if y0 <= y1 else (y1, y0)
+        ys = self.ys[a:b]
+        hit = (ys >= ylo) & (ys <= yhi)
+        ids = self.order[a:b][hit]
+        if mask is not None:
+            ids = ids[mask[ids]]
+        ids = ids.astype(np.int64, copy=False)
+        ids.sort()
+        return ids
+
+    def count_in_box(self, x0: float, x1: float, y0: float, y1: float, *, mask: np.ndarray | None = None) -> int:
+        """Number of points in the box (counting only ``mask[id]`` when given)."""
+        a, b = self._slab(x0, x1)
+        ylo, yhi = (y0, y1) if y0 <= y1 else (y1, y0)
+        ys = self.ys[a:b]
+        hit = (ys >= ylo) & (ys <= yhi)
+        if mask is None:
+            return int(np.count_nonzero(hit))
+        return int(np.count_nonzero(mask[self.order[a:b][hit]]))
+
+    def ids_in_polygon(self, px, py, *, mask: np.ndarray | None = None) -> np.ndarray:
+        """Sample ids inside the polygon with vertices ``(px[i], py[i])`` (even-odd rule).
+
+        Returns
+        -------
+        ndarray of int64, shape (k,)
+            Sorted ids.
+        """
+        px = np.asarray(px, dtype=np.float64)
+        py = np.asarray(py, dtype=np.float64)
+        if px.shape != py.shape or px.ndim != 1 or len(px) < 3:
+            raise ValueError(f"A lasso polygon needs >= 3 vertices with matching x and y; got {px.shape}, {py.shape}.")
+        cand = self.ids_in_box(px.min(), px.max(), py.min(), py.max(), mask=mask)
+        if len(cand) == 0:
+            return cand
+        return cand[points_in_polygon(self.x[cand], self.y[cand], px, py)]
+
+
+def points_in_polygon(x: np.ndarray, y: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
+    """Even-odd point-in-polygon test, vectorised over points (loop over the polygon's edges).
+
+    Parameters
+    ----------
+    x, y : ndarray, shape (k,)
+        Point coordinates.
+    px, py : ndarray, shape (m,)
+        Polygon vertices (closed implicitly).
+
+    Returns
+    -------
+    ndarray of bool, shape (k,)
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    inside = np.zeros(len(x), dtype=bool)
+    m = len(px)
+    for i in range(m):
+        xa, ya, xb, yb = px[i], py[i], px[(i + 1) % m], py[(i + 1) % m]
+        if ya == yb:
+            continue
+        crosses = (ya > y) != (yb > y)
+        xint = xa + (y - ya) * (xb - xa) / (yb - ya)
+        inside ^= crosses & (x < xint)
+    return inside
+
+
+def space_index(data, space: str) -> SpatialIndex:
+    """The process-wide :class:`SpatialIndex` of ``space`` for ``data`` (a :class:`RunData`), built once."""
+    key = str(space).upper()
+    return data.cached(("index", key), lambda: SpatialIndex(*data.coords(key)))

@@ -1,0 +1,170 @@
+"""Datashader rasters of an embedded space for a Bokeh ``image_rgba`` glyph.
+
+Three colourings: point density (``eq_hist``), mean error distance per pixel, and one attribute's
+outcome per image (TP / FP / FN / TN, ``count_cat``). Points outside the attribute filter are dropped
+by weight (density), by NaN (mean) or by a hidden category (outcome), so the shared coordinate arrays
+are never copied per session. A second layer draws the current selection on top.
+
+Examples
+--------
+>>> import numpy as np
+>>> from panel_app.views.raster import rasterize
+>>> x = np.array([0., 1., 1.], np.float32); y = np.array([0., 1., 1.], np.float32)
+>>> out = rasterize(x, y, x_range=(0, 1), y_range=(0, 1), width=4, height=4)
+>>> out["image"][0].shape, out["count"]
+((4, 4), 3)
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "rasterize", "empty_image", "warmup", "OUTCOME_COLOURS", "OUTCOMES", "DENSITY_CMAP", "ERROR_CMAP",
+    "SELECTION_COLOUR", "outcome_codes",
+]
+
+log = logging.getLogger(__name__)
+
+OUTCOMES = ("TP", "FP", "FN", "TN")
+#: Outcome colours: true positive green, false positive black, false negative orange, true negative grey.
+OUTCOME_COLOURS = {"TP": "#1a9641", "FP": "#000000", "FN": "#fd8d3c", "TN": "#bdbdbd"}
+DENSITY_CMAP = ["#c6dbef", "#6baed6", "#2171b5", "#08306b"]
+ERROR_CMAP = ["#fee8c8", "#fdbb84", "#e34a33", "#7f0000"]
+SELECTION_COLOUR = "#ff1f5b"
+
+
+def outcome_codes(act: np.ndarray, prob: np.ndarray, *, cutoff: float) -> np.ndarray:
+    """Outcome code per image for one attribute: 0 TP, 1 FP, 2 FN, 3 TN.
+
+    Parameters
+    ----------
+    act : ndarray of bool, shape (n,)
+    prob : ndarray of float, shape (n,)
+
+    Returns
+    -------
+    ndarray of uint8, shape (n,)
+    """
+    pred = prob > cutoff
+    act = np.asarray(act, dtype=bool)
+    # TP=0 (act&pred), FP=1 (~act&pred), FN=2 (act&~pred), TN=3
+    return ((~pred).astype(np.uint8) * 2 + (~act).astype(np.uint8)).astype(np.uint8)
+
+
+def empty_image(x_range, y_range) -> dict:
+    """An image source with one transparent pixel covering the viewport (nothing to draw)."""
+    return {"image": [np.zeros((1, 1), np.uint32)], "x": [float(x_range[0])], "y": [float(y_range[0])],
+            "dw": [float(x_range[1] - x_range[0])], "dh": [float(y_range[1] - y_range[0])]}
+
+
+def rasterize(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    x_range: tuple[float, float],
+    y_range: tuple[float, float],
+    width: int,
+    height: int,
+    mask: np.ndarray | None = None,
+    how: Literal["density", "mean", "outcome"] = "density",
+    values: np.ndarray | None = None,
+    value_span: tuple[float, float] | None = None,
+    colour: str | None = None,
+) -> dict:
+    """Rasterize points to an RGBA image for Bokeh's ``image_rgba``.
+
+    Parameters
+    ----------
+    x, y : ndarray of float32, shape (n,)
+    x_range, y_range : (float, float)
+        The viewport in data units.
+    width, height : int
+        Image size in pixels.
+    mask : ndarray of bool, shape (n,), optional
+        Only these points are drawn.
+    how : {'density', 'mean', 'outcome'}
+        ``'density'``: count per pixel; ``'mean'``: mean of ``values`` (e.g. error distance);
+        ``'outcome'``: ``values`` are :func:`outcome_codes`, shaded by :data:`OUTCOME_COLOURS`.
+    values : ndarray, shape (n,), optional
+        Needed for ``'mean'`` and ``'outcome'``.
+    value_span : (float, float), optional
+        Fixed colour span for ``'mean'``.
+    colour : str, optional
+        Draw every point in this one colour (the selection layer).
+
+    Returns
+    -------
+    dict
+        ``image`` ([uint32 (height, width)]), ``x``, ``y``, ``dw``, ``dh`` (Bokeh image source columns) and
+        ``count`` (points drawn inside the viewport).
+    """
+    import datashader as ds
+    import datashader.transfer_functions as tf
+
+    if width < 1 or height < 1:
+        raise ValueError(f"The 'width' and 'height' parameters of rasterize must be >= 1. Got {width}x{height}.")
+    x0, x1 = sorted(map(float, x_range))
+    y0, y1 = sorted(map(float, y_range))
+    if not (x1 > x0 and y1 > y0):
+        return {**empty_image((x0, x1 if x1 > x0 else x0 + 1), (y0, y1 if y1 > y0 else y0 + 1)), "count": 0}
+    cvs = ds.Canvas(plot_width=int(width), plot_height=int(height), x_range=(x0, x1), y_range=(y0, y1))
+    cols = {"x": x, "y": y}
+    if how == "density":
+        if mask is not None:
+            cols["w"] = mask.view(np.uint8) if mask.dtype == bool else mask
+            df = pd.DataFrame(cols, copy=False)
+            agg = cvs.points(df, "x", "y", agg=ds.sum("w"))
+        else:
+            agg = cvs.points(pd.DataFrame(cols, copy=False), "x", "y", agg=ds.count())
+        count = int(np.nansum(agg.values))
+        if colour is not None:
+            img = tf.shade(agg, cmap=[colour, colour], how="linear", min_alpha=230, span=(0, 1))
+        else:
+            img = tf.shade(agg.where(agg > 0), cmap=DENSITY_CMAP, how="eq_hist", min_alpha=90)
+    elif how == "mean":
+        if values is None:
+            raise ValueError("rasterize(how='mean') needs the 'values' parameter (one value per point).")
+        v = np.asarray(values, dtype=np.float32)
+        if mask is not None:
+            v = np.where(mask, v, np.float32(np.nan))
+        cols["v"] = v
+        df = pd.DataFrame(cols, copy=False)
+        agg = cvs.points(df, "x", "y", agg=ds.summary(mean=ds.mean("v"), count=ds.count("v")))
+        count = int(np.nansum(agg["count"].values))
+        img = tf.shade(agg["mean"], cmap=ERROR_CMAP, how="linear", span=value_span, min_alpha=120)
+    elif how == "outcome":
+        if values is None:
+            raise ValueError("rasterize(how='outcome') needs the 'values' parameter (outcome_codes).")
+        codes = np.asarray(values, dtype=np.uint8)
+        if mask is not None:
+            codes = np.where(mask, codes, np.uint8(len(OUTCOMES)))
+        cats = pd.Categorical.from_codes(codes, categories=[*OUTCOMES, "hidden"])
+        df = pd.DataFrame({"x": x, "y": y, "c": cats}, copy=False)
+        agg = cvs.points(df, "x", "y", agg=ds.count_cat("c")).sel(c=list(OUTCOMES))
+        count = int(np.nansum(agg.values))
+        img = tf.shade(agg, color_key=OUTCOME_COLOURS, min_alpha=90, how="eq_hist")
+    else:
+        raise ValueError(f"The 'how' parameter of rasterize must be 'density', 'mean' or 'outcome'. Got {how!r} instead.")
+    return {"image": [np.ascontiguousarray(img.data, dtype=np.uint32)], "x": [x0], "y": [y0],
+            "dw": [x1 - x0], "dh": [y1 - y0], "count": count}
+
+
+def warmup() -> float:
+    """Compile datashader's numba kernels once (server start); returns the seconds it took."""
+    t = time.perf_counter()
+    rng = np.random.default_rng(0)
+    x = rng.random(1000).astype(np.float32)
+    y = rng.random(1000).astype(np.float32)
+    m = rng.random(1000) < 0.5
+    codes = rng.integers(0, 4, 1000).astype(np.uint8)
+    for kw in ({}, {"mask": m}, {"colour": SELECTION_COLOUR}, {"how": "mean", "values": x, "mask": m},
+               {"how": "outcome", "values": codes, "mask": m}):
+        rasterize(x, y, x_range=(0, 1), y_range=(0, 1), width=50, height=50, **kw)
+    dt = time.perf_counter() - t
+    log.info("datashader warm-up took %.1f s", dt)
+    return dt

@@ -1,0 +1,63 @@
+"""``xsgpu serve RUN``: the web app over one run store (127.0.0.1:5006 unless told otherwise)."""
+from __future__ import annotations
+
+import click
+
+__all__ = ["command"]
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("run", type=click.Path(file_okay=False, path_type=str))
+@click.option("--port", default=None, type=click.IntRange(0, 65535), help="Port (default from settings: 5006).")
+@click.option("--address", default=None, help="Interface to listen on (default from settings: 127.0.0.1).")
+@click.option("--allow-websocket-origin", "origins", multiple=True, metavar="HOST[:PORT]",
+              help="Host names browsers may connect from (repeatable). Required with a non-local --address.")
+@click.option("--auth", type=click.Choice(["basic", "oauth"]), default=None, help="Require a login.")
+@click.option("--basic-auth", default=None, envvar="XSGPU_BASIC_AUTH", metavar="PASSWORD|FILE.json",
+              help="With --auth basic: one password, or a JSON file {user: password} (env XSGPU_BASIC_AUTH).")
+@click.option("--oauth-provider", default=None, help="With --auth oauth: github, google, azure, generic, ...")
+@click.option("--oauth-key", default=None, envvar="XSGPU_OAUTH_KEY", help="OAuth client id (env XSGPU_OAUTH_KEY).")
+@click.option("--oauth-secret", default=None, envvar="XSGPU_OAUTH_SECRET",
+              help="OAuth client secret (env XSGPU_OAUTH_SECRET).")
+@click.option("--oauth-redirect-uri", default=None, help="OAuth redirect URI, if not the server's own.")
+@click.option("--cookie-secret", default=None, envvar="XSGPU_COOKIE_SECRET",
+              help="Secret for signed login cookies (default: random per start; env XSGPU_COOKIE_SECRET).")
+@click.option("--flower-threshold", default=None, type=click.IntRange(0), show_default="2000",
+              help="Draw flowers (or dots) once a view holds at most this many images; a raster above.")
+@click.option("--cutoff", default=None, type=click.FloatRange(0, 1), help="Initial probability cut-off (0.5).")
+@click.option("--no-warm", is_flag=True, help="Skip loading and compiling datashader before the first session.")
+@click.option("--show", is_flag=True, help="Open a browser tab.")
+def command(run: str, port, address, origins, auth, basic_auth, oauth_provider, oauth_key, oauth_secret,
+            oauth_redirect_uri, cookie_secret, flower_threshold, cutoff, no_warm, show) -> None:
+    """Serve the linked ACT / FEA / PRD views, selection manager and detail view of RUN.
+
+    The run is loaded once per server process and shared by every browser session. Images are
+    served by integer sample id only. A missing or incomplete RUN gives a page naming the stage to run.
+
+    \b
+    Examples:
+      xsgpu serve runs/demo                                  # http://127.0.0.1:5006
+      xsgpu serve runs/demo --port 8080 --flower-threshold 500
+      xsgpu serve runs/big --address 0.0.0.0 --allow-websocket-origin beamline-pc.example.org:5006 \\
+          --auth basic --basic-auth users.json
+      XSGPU_OAUTH_KEY=... XSGPU_OAUTH_SECRET=... xsgpu serve runs/demo --auth oauth --oauth-provider github
+    """
+    from panel_app.server import make_server
+    from xsgpu.config import load_settings
+
+    s = load_settings(overrides={"port": port, "address": address, "flower_threshold": flower_threshold,
+                                 "cutoff": cutoff})
+    try:
+        server = make_server(run, port=s.port, address=s.address, allow_websocket_origin=list(origins) or None,
+                             auth=auth, basic_auth=basic_auth, oauth_provider=oauth_provider, oauth_key=oauth_key,
+                             oauth_secret=oauth_secret, oauth_redirect_uri=oauth_redirect_uri,
+                             cookie_secret=cookie_secret, flower_threshold=s.flower_threshold, cutoff=s.cutoff,
+                             warm=not no_warm, show=show)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    server.start()
+    click.echo(f"xsgpu serving {run} on http://{s.address}:{server.port}/  (Ctrl-C to stop)")
+    try:
+        server.io_loop.start()
+    except KeyboardInterrupt:  # pragma: no cover - interactive
+        click.echo("stopped")
