@@ -1,0 +1,47 @@
+"""``xsgpu infer RUN --model MODEL``: write predictions.parquet and features.zarr for a run."""
+from __future__ import annotations
+
+import click
+
+__all__ = ["command"]
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("run", type=click.Path(file_okay=False, path_type=str))
+@click.option("--model", "model", type=click.Path(path_type=str), required=True,
+              help="Checkpoint directory written by `xsgpu train`.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto", show_default=True)
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (CUDA only; ~40 s warm-up).")
+@click.option("--threads", "num_threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads (default: all cores).")
+@click.option("--overwrite", is_flag=True, help="Replace predictions/features written by another model.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def command(run: str, model: str, batch_size: int, device: str, compile_: bool, num_threads: int | None,
+            overwrite: bool, progress: bool) -> None:
+    """Predict the 17 attribute probabilities (PRD) and the pooled features (FEA) of RUN's images.
+
+    Writes RUN/predictions.parquet/ (sample_id, p__<attribute> float32; model id and weights hash in
+    the metadata) and RUN/features.zarr (N x D float16), partition by partition: an interrupted run
+    resumes where it stopped. The model must match the run's attributes and stored image size.
+
+    \b
+    Examples:
+      xsgpu infer runs/demo --model models/r18
+      xsgpu infer runs/big --model models/r50 --device gpu --batch-size 1024 --compile
+      xsgpu infer runs/demo --model models/r18-v2 --overwrite
+    """
+    from xsgpu.backend import GPUUnavailable
+    from xsgpu.io.runstore import RunStoreError
+    from xsgpu.model.checkpoint import CheckpointError
+    from xsgpu.model.infer import infer_run
+
+    try:
+        s = infer_run(run, model=model, device=device, batch_size=batch_size, compile=compile_,
+                      num_threads=num_threads, overwrite=overwrite, progress=progress)
+    except (RunStoreError, CheckpointError, GPUUnavailable, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"predicted {s['n_images']} images in {s['n_partitions_done']} partitions "
+               f"({s['n_partitions_skipped']} already done) with {s['model_id']} on {s['device']}: "
+               f"{s['images_per_s']:.1f} img/s")
+    click.echo(f"wrote {run.rstrip('/')}/predictions.parquet and features.zarr")

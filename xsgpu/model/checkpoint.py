@@ -1,0 +1,308 @@
+"""Checkpoints: safetensors weights + a JSON metadata file; never pickle.
+
+A checkpoint is a directory::
+
+    MODEL/model.safetensors     the weights (safetensors: no code runs on load)
+    MODEL/model.json            metadata: format, model_id, arch, attributes (in order), input_size,
+                                preprocessing, training run, validation metrics, weights_sha256, ...
+    MODEL/optimizer.safetensors optional (training checkpoints): AdamW moment tensors; the
+                                param groups, step and schedule live in model.json["resume"]
+
+The JSON is written last, so a checkpoint is complete exactly when ``model.json`` exists, and its
+``weights_sha256`` is verified on every load (a truncated or swapped weight file is refused).
+:func:`check_compatible` refuses a checkpoint whose attributes or input size do not match what the
+caller has, naming both. ``torch.load`` is never used.
+
+Examples
+--------
+>>> import tempfile
+>>> from xsgpu.model.resnet import build_resnet
+>>> from xsgpu.model.checkpoint import save_checkpoint, load_checkpoint
+>>> d = tempfile.mkdtemp()
+>>> _ = save_checkpoint(d, build_resnet("resnet18"), input_size=32)
+>>> model, meta = load_checkpoint(d)
+>>> meta["arch"], meta["input_size"], len(meta["attributes"])
+('resnet18', 32, 17)
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from xsgpu import __version__
+from xsgpu.attributes import NAMES
+from xsgpu.io.atomic import atomic_path, write_json_atomic
+from xsgpu.model.resnet import FEATURE_DIMS, XSResNet, build_resnet, check_arch
+from xsgpu.preprocess import LOG_BASE
+
+__all__ = [
+    "CheckpointError", "CheckpointMismatch", "FORMAT", "FORMAT_VERSION", "WEIGHTS_FILE", "META_FILE",
+    "OPTIMIZER_FILE", "save_checkpoint", "load_checkpoint", "read_checkpoint_meta", "resolve_checkpoint",
+    "check_compatible", "sha256_file", "optimizer_state_to_tensors", "load_optimizer_state", "load_optimizer_file",
+    "default_preprocessing",
+]
+
+log = logging.getLogger(__name__)
+
+FORMAT = "xsgpu-checkpoint"
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+META_FILE = "model.json"
+OPTIMIZER_FILE = "optimizer.safetensors"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, incomplete, corrupt or of an unknown format; the message names the path."""
+
+
+class CheckpointMismatch(ValueError):
+    """A checkpoint does not fit the run or the request (attributes, input size, architecture)."""
+
+
+def sha256_file(path: str | os.PathLike, *, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def default_preprocessing(source_size: Sequence[int] | None = None) -> dict[str, Any]:
+    """The preprocessing record stored in checkpoints (what :mod:`xsgpu.model.transforms` does)."""
+    return {
+        "log_scale": f"log(I)/log({LOG_BASE}), 0 where I <= 0 or masked",
+        "resize": "integer-factor box average, then bilinear (half-pixel centres)",
+        "standardise": "per image, population std, eps 1e-6",
+        "channels": 1,
+        "source_size": list(source_size) if source_size is not None else None,
+    }
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """Return the checkpoint directory for a directory, its ``model.json`` or its ``model.safetensors``."""
+    p = Path(path)
+    if p.is_file() and p.name in (META_FILE, WEIGHTS_FILE):
+        p = p.parent
+    if not p.is_dir():
+        raise CheckpointError(f"No checkpoint at {p}: the directory does not exist. "
+                              "Hint: train one with `xsgpu train RUN --out MODEL`.")
+    if not (p / META_FILE).is_file():
+        raise CheckpointError(f"{p} is not a complete checkpoint: {META_FILE} is missing "
+                              "(an interrupted save, or not a checkpoint directory).")
+    return p
+
+
+def read_checkpoint_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """Read and validate the metadata of a checkpoint (directory or file inside it)."""
+    d = resolve_checkpoint(path)
+    try:
+        meta = json.loads((d / META_FILE).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{d / META_FILE}: cannot read the checkpoint metadata ({exc}).") from exc
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{d / META_FILE}: field 'format' is {meta.get('format')!r}, expected {FORMAT!r}.")
+    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+        raise CheckpointError(f"{d / META_FILE}: format_version {meta.get('format_version')} is newer than this "
+                              f"xsgpu understands ({FORMAT_VERSION}); upgrade xsgpu.")
+    for key in ("arch", "attributes", "input_size", "weights_sha256"):
+        if key not in meta:
+            raise CheckpointError(f"{d / META_FILE}: required field {key!r} is missing.")
+    return meta
+
+
+def check_compatible(
+    meta: dict[str, Any],
+    *,
+    attributes: Sequence[str] | None = None,
+    input_size: int | None = None,
+    arch: str | None = None,
+    source: str = "the run",
+    checkpoint: str = "the checkpoint",
+) -> None:
+    """Raise :class:`CheckpointMismatch` if the checkpoint's attributes, input size or arch differ.
+
+    Parameters
+    ----------
+    meta : dict
+        Checkpoint metadata (:func:`read_checkpoint_meta`).
+    attributes, input_size, arch : optional
+        What the caller has; ``None`` skips that check.
+    source, checkpoint : str
+        Names used in the message (e.g. the run path and the model path).
+    """
+    if attributes is not None and list(meta["attributes"]) != list(attributes):
+        mine, theirs = list(meta["attributes"]), list(attributes)
+        diff = [f"#{i}: {a!r} vs {b!r}" for i, (a, b) in enumerate(zip(mine, theirs)) if a != b]
+        raise CheckpointMismatch(
+            f"{checkpoint} was trained on attributes {mine} ({len(mine)}), but {source} has {theirs} "
+            f"({len(theirs)}); first differences: {', '.join(diff[:3]) or 'lengths differ'}. "
+            "Hint: use a model trained on this attribute set.")
+    if input_size is not None and int(meta["input_size"]) != int(input_size):
+        raise CheckpointMismatch(
+            f"{checkpoint} has input size {meta['input_size']}, but {source} asks for input size {input_size}. "
+            f"Hint: use --size {meta['input_size']} or a checkpoint trained at {input_size}.")
+    if arch is not None and meta["arch"] != arch:
+        raise CheckpointMismatch(f"{checkpoint} is a {meta['arch']}, but {source} asks for {arch}. "
+                                 f"Hint: use --arch {meta['arch']} or another checkpoint.")
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def optimizer_state_to_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split an optimizer's ``state_dict`` into safetensors-able tensors and JSON-able rest.
+
+    Tensors become ``state.<param index>.<key>``; non-tensor per-parameter values and the param groups
+    go to the JSON part.
+    """
+    sd = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for idx, st in sd["state"].items():
+        for key, val in st.items():
+            if torch.is_tensor(val):
+                tensors[f"state.{idx}.{key}"] = val.detach().to("cpu").contiguous()
+            else:
+                scalars.setdefault(str(idx), {})[key] = val
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], info: dict[str, Any]) -> None:
+    """Inverse of :func:`optimizer_state_to_tensors`: restore the state into ``optimizer``."""
+    state: dict[int, dict[str, Any]] = {}
+    for name, t in tensors.items():
+        _, idx, key = name.split(".", 2)
+        state.setdefault(int(idx), {})[key] = t
+    for idx, vals in info.get("scalars", {}).items():
+        state.setdefault(int(idx), {}).update(vals)
+    # JSON turned tuples (AdamW's betas) into lists
+    groups = [{k: (tuple(v) if isinstance(v, list) and k != "params" else v) for k, v in g.items()}
+              for g in info["param_groups"]]
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+def save_checkpoint(
+    directory: str | os.PathLike,
+    model: XSResNet,
+    *,
+    input_size: int,
+    preprocessing: dict[str, Any] | None = None,
+    training: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    resume: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``model`` (and optionally the optimizer) as a checkpoint directory; return its ``model.json``.
+
+    Parameters
+    ----------
+    directory : path
+        Checkpoint directory (created; an existing checkpoint there is replaced file by file, JSON last).
+    model : XSResNet
+        The network (its ``arch`` and ``n_outputs`` are recorded).
+    input_size : int
+        Model input size S (inputs are (N, 1, S, S)).
+    preprocessing, training, metrics : dict, optional
+        Recorded as given (JSON-serialisable values).
+    optimizer : torch.optim.Optimizer, optional
+        Saved to ``optimizer.safetensors`` for ``--resume``.
+    resume : dict, optional
+        Trainer state (epoch, step, schedule, seed ...) stored in ``model.json["resume"]``.
+    """
+    from safetensors.torch import save_file
+
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(d / WEIGHTS_FILE) as tmp:
+        save_file(state, str(tmp), metadata={"format": FORMAT})
+    sha = sha256_file(d / WEIGHTS_FILE)
+    meta: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model_id": f"{model.arch}-{input_size}-{sha[:12]}",
+        "arch": model.arch,
+        "n_outputs": model.n_outputs,
+        "feature_dim": model.feature_dim,
+        "attributes": list(NAMES),
+        "input_size": int(input_size),
+        "preprocessing": preprocessing or default_preprocessing(),
+        "training": training or {},
+        "metrics": metrics or {},
+        "weights_file": WEIGHTS_FILE,
+        "weights_sha256": sha,
+        "created": _now(),
+        "xsgpu_version": __version__,
+        "torch_version": torch.__version__,
+    }
+    if optimizer is not None:
+        tensors, info = optimizer_state_to_tensors(optimizer)
+        with atomic_path(d / OPTIMIZER_FILE) as tmp:
+            save_file(tensors, str(tmp), metadata={"format": FORMAT})
+        meta["resume"] = {**(resume or {}), "optimizer": info, "optimizer_sha256": sha256_file(d / OPTIMIZER_FILE)}
+    elif resume:
+        meta["resume"] = dict(resume)
+    write_json_atomic(d / META_FILE, meta)
+    log.info("saved checkpoint %s (%s)", d, meta["model_id"])
+    return d / META_FILE
+
+
+def load_checkpoint(path: str | os.PathLike, *, device: str = "cpu") -> tuple[XSResNet, dict[str, Any]]:
+    """Load a checkpoint's model (eval mode, on torch ``device``) and metadata.
+
+    The weights' SHA-256 must equal ``weights_sha256`` in the metadata, the architecture must be known,
+    and the tensors must match the architecture exactly.
+
+    Raises
+    ------
+    CheckpointError
+        Missing/corrupt files, a hash mismatch, or weights that do not fit the architecture.
+    """
+    from safetensors.torch import load_file
+
+    d = resolve_checkpoint(path)
+    meta = read_checkpoint_meta(d)
+    weights = d / meta.get("weights_file", WEIGHTS_FILE)
+    if not weights.is_file():
+        raise CheckpointError(f"{d}: weight file {weights.name} is missing.")
+    sha = sha256_file(weights)
+    if sha != meta["weights_sha256"]:
+        raise CheckpointError(f"{weights}: SHA-256 {sha[:16]}... does not match model.json weights_sha256 "
+                              f"{str(meta['weights_sha256'])[:16]}...; the file is corrupt or was replaced.")
+    try:
+        check_arch(meta["arch"])
+    except ValueError as exc:
+        raise CheckpointError(f"{d / META_FILE}: field 'arch': {exc}") from exc
+    model = build_resnet(meta["arch"], n_outputs=int(meta.get("n_outputs", len(meta["attributes"]))))
+    state = load_file(str(weights), device="cpu")
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{weights}: the tensors do not fit a {meta['arch']} ({exc}).") from exc
+    if FEATURE_DIMS[meta["arch"]] != int(meta.get("feature_dim", FEATURE_DIMS[meta["arch"]])):
+        raise CheckpointError(f"{d / META_FILE}: feature_dim {meta['feature_dim']} does not fit {meta['arch']}.")
+    return model.to(device).eval(), meta
+
+
+def load_optimizer_file(path: str | os.PathLike, meta: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Load and verify ``optimizer.safetensors`` of a training checkpoint (for ``--resume``)."""
+    from safetensors.torch import load_file
+
+    d = resolve_checkpoint(path)
+    f = d / OPTIMIZER_FILE
+    info = meta.get("resume", {})
+    if not f.is_file() or "optimizer" not in info:
+        raise CheckpointError(f"{d}: no optimizer state ({OPTIMIZER_FILE}); it is not a training checkpoint "
+                              "and cannot be resumed.")
+    if sha256_file(f) != info.get("optimizer_sha256"):
+        raise CheckpointError(f"{f}: SHA-256 does not match model.json; the file is corrupt or was replaced.")
+    return load_file(str(f), device="cpu")

@@ -1,0 +1,205 @@
+"""Run inference over a run store: ``predictions.parquet`` (PRD) and ``features.zarr`` (FEA).
+
+Per partition, :func:`infer_partition` reads the partition's frames from ``images.zarr`` in batches
+(a background thread reads the next batch while the model runs), writes the feature rows into
+``features.zarr`` (float16, N x D) first and the predictions part (sample_id, p__<slug> float32 x17,
+with model_id, arch, weights_sha256, input_size in the Parquet metadata) last and atomically. A
+partition is finished exactly when its predictions part exists, so :func:`infer_run` resumes a
+killed job by skipping finished partitions; a rerun of a partition rewrites the same rows.
+
+The Dask pipeline loads one :class:`~xsgpu.model.predictor.Predictor` per worker and maps
+:func:`infer_partition` over :meth:`RunStore.pending_partitions("predictions")`.
+
+Examples
+--------
+::
+
+    from xsgpu.model import infer_run
+    infer_run("runs/demo", model="models/r18", device="auto", batch_size=256)
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from xsgpu.attributes import prob_columns
+from xsgpu.io.runstore import RunStore, RunStoreError
+from xsgpu.model.predictor import Predictor
+
+__all__ = ["infer_partition", "infer_run", "prediction_metadata", "ensure_features_array"]
+
+log = logging.getLogger(__name__)
+
+
+def prediction_metadata(predictor: Predictor) -> dict[str, Any]:
+    """The metadata stored with every predictions part."""
+    m = predictor.meta
+    return {"model_id": m["model_id"], "arch": m["arch"], "weights_sha256": m["weights_sha256"],
+            "input_size": m["input_size"], "feature_dim": predictor.feature_dim, "stage": "infer"}
+
+
+def ensure_features_array(store: RunStore, dim: int):
+    """Open ``features.zarr`` (N, dim) float16, creating it atomically if absent.
+
+    Creation happens in a temporary directory renamed into place, so Dask workers starting together
+    never clobber each other's rows; a loser of the race just opens the winner's array.
+    """
+    import zarr
+
+    path = store.array_path("features")
+    if not path.exists():
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        chunk_rows = store.partition_size
+        while chunk_rows * dim * 2 > 64 * 2**20 and chunk_rows % 2 == 0:
+            chunk_rows //= 2
+        zarr.open_array(str(tmp), mode="w", shape=(store.n_samples, dim),
+                        chunks=(max(1, min(chunk_rows, store.n_samples or 1)), dim), dtype=np.float16, fill_value=0)
+        try:
+            os.rename(tmp, path)
+        except OSError:  # another worker won the race
+            shutil.rmtree(tmp, ignore_errors=True)
+    arr = store.open_array("features", mode="r+")
+    if tuple(arr.shape) != (store.n_samples, dim) or np.dtype(arr.dtype) != np.float16:
+        raise RunStoreError(f"{path} has shape {arr.shape} {arr.dtype}, but this model writes ({store.n_samples}, {dim}) "
+                            "float16. Hint: rerun with overwrite=True (--overwrite) to replace another model's outputs.")
+    return arr
+
+
+def infer_partition(run_path: str | os.PathLike, part: int, predictor: Predictor) -> int:
+    """Predict partition ``part`` of a run; write its features rows, then its predictions part. Return rows.
+
+    Parameters
+    ----------
+    run_path : path
+        Run store with ``images``.
+    part : int
+        Partition number (0 .. n_partitions - 1).
+    predictor : Predictor
+        Loaded model (checked against the run: attributes and stored frame size).
+    """
+    store = RunStore.open(run_path, require=["images"])
+    predictor.check_run(store)
+    start, stop = store.partition_bounds(part)
+    images = store.open_array("images")
+    if images.shape[0] != store.n_samples:
+        raise RunStoreError(f"{store.array_path('images')} has {images.shape[0]} rows, but the manifest says "
+                            f"n_samples={store.n_samples}.")
+    feats_arr = ensure_features_array(store, predictor.feature_dim)
+    bs = predictor.batch_size
+    batches = (images[a:min(a + bs, stop)] for a in range(start, stop, bs))
+    feats = np.empty((stop - start, predictor.feature_dim), np.float16)
+    probs = np.empty((stop - start, len(prob_columns())), np.float32)
+    row = 0
+    for f, p in predictor.predict_iter(batches):
+        feats[row:row + len(f)] = f
+        probs[row:row + len(p)] = p
+        row += len(f)
+    if row != stop - start:
+        raise RuntimeError(f"partition {part}: predicted {row} rows, expected {stop - start}.")
+    bad = ~np.isfinite(probs).all(axis=1)
+    if bad.any():
+        raise FloatingPointError(f"partition {part}: {int(bad.sum())} images got non-finite probabilities "
+                                 f"(first sample_id {start + int(np.flatnonzero(bad)[0])}).")
+    feats_arr[start:stop] = feats
+    df = pd.DataFrame(probs, columns=prob_columns())
+    df.insert(0, "sample_id", np.arange(start, stop, dtype=np.int64))
+    store.write_partition("predictions", part, df, metadata=prediction_metadata(predictor))
+    return stop - start
+
+
+def _finished_model_ids(store: RunStore) -> dict[str, set[int]]:
+    out: dict[str, set[int]] = {}
+    d = store.table_path("predictions")
+    for p in sorted(store.finished_partitions("predictions")):
+        meta = pq.read_schema(d / f"part-{p:05d}.parquet").metadata or {}
+
+        sha = json.loads(meta.get(b"xsgpu", b"{}")).get("weights_sha256", "?")
+        out.setdefault(sha, set()).add(p)
+    return out
+
+
+def infer_run(
+    run_path: str | os.PathLike,
+    *,
+    model: str | os.PathLike | Predictor,
+    device: str = "auto",
+    batch_size: int = 256,
+    compile: bool = False,
+    num_threads: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Predict every pending partition of a run (resumable); return a summary.
+
+    Parameters
+    ----------
+    run_path : path
+        Run store with ``images``.
+    model : path or Predictor
+        Checkpoint directory, or an already loaded predictor.
+    device : {"auto", "cpu", "gpu"}
+    batch_size : int
+    compile : bool
+        ``torch.compile`` on CUDA.
+    num_threads : int, optional
+        CPU threads (default all cores).
+    overwrite : bool
+        Delete predictions/features of another model first; without it a run holding another model's
+        predictions is refused (mixing two models' outputs in one table would be silent corruption).
+    progress : bool
+
+    Returns
+    -------
+    dict
+        n_images (predicted now), n_partitions_done, n_partitions_skipped, seconds, images_per_s, model_id.
+    """
+    from tqdm.auto import tqdm
+
+    store = RunStore.open(run_path, require=["images"])
+    predictor = model if isinstance(model, Predictor) else Predictor.from_checkpoint(
+        model, device=device, batch_size=batch_size, compile=compile, num_threads=num_threads)
+    predictor.check_run(store)
+    sha = predictor.meta["weights_sha256"]
+    others = {k: v for k, v in _finished_model_ids(store).items() if k != sha}
+    if others:
+        if not overwrite:
+            k, parts = next(iter(others.items()))
+            raise RunStoreError(
+                f"{store.table_path('predictions')} holds partitions {sorted(parts)[:5]} from another model "
+                f"(weights_sha256 {k[:12]}...), this one is {sha[:12]}... Hint: pass --overwrite to replace them.")
+    if overwrite and (others or store.array_path("features").exists()):
+        log.info("overwrite: removing predictions and features of %s", store.path)
+        shutil.rmtree(store.table_path("predictions"), ignore_errors=True)
+        shutil.rmtree(store.array_path("features"), ignore_errors=True)
+    pending = store.pending_partitions("predictions")
+    skipped = store.n_partitions - len(pending)
+    if skipped:
+        log.info("%s: %d of %d partitions already predicted; skipping them", store.path, skipped, store.n_partitions)
+    store.set_stage("infer", "running", model_id=predictor.meta["model_id"])
+    t0 = time.perf_counter()
+    n = 0
+    total = sum(store.partition_bounds(p)[1] - store.partition_bounds(p)[0] for p in pending)
+    try:
+        with tqdm(total=total, desc="infer", unit="img", disable=not progress) as bar:
+            for p in pending:
+                k = infer_partition(store.path, p, predictor)
+                n += k
+                bar.update(k)
+    except BaseException:
+        store.set_stage("infer", "failed", model_id=predictor.meta["model_id"])
+        raise
+    seconds = time.perf_counter() - t0
+    summary = {"model_id": predictor.meta["model_id"], "n_images": n, "n_partitions_done": len(pending),
+               "n_partitions_skipped": skipped, "seconds": seconds, "images_per_s": n / seconds if seconds > 0 else 0.0,
+               "device": predictor.device}
+    store.set_stage("infer", "done", **{k: v for k, v in summary.items() if k != "seconds"})
+    return summary

@@ -1,0 +1,245 @@
+"""Batched inference with one loaded model: log frames in, FEA features and PRD probabilities out.
+
+:class:`Predictor` holds a model on its device. On CUDA it runs bf16 autocast with channels_last
+(optionally ``torch.compile``), copies float16 frames from pinned host memory on a side stream, and
+resizes/standardises on the GPU; the frames of the next batch are produced by a background thread
+(e.g. Zarr reads and decompression) while the model works on the current one. On CPU it uses all
+cores (``torch.set_num_threads``) and the same background reader.
+
+Examples
+--------
+>>> import numpy as np, tempfile
+>>> from xsgpu.model import build_resnet, save_checkpoint
+>>> from xsgpu.model.predictor import Predictor
+>>> d = tempfile.mkdtemp()
+>>> _ = save_checkpoint(d, build_resnet("resnet18"), input_size=32)
+>>> pred = Predictor.from_checkpoint(d, device="cpu", batch_size=4, num_threads=1)
+>>> feats, probs = pred.predict(np.zeros((5, 64, 64), np.float32))
+>>> feats.shape, probs.shape, str(probs.dtype)
+((5, 512), (5, 17), 'float32')
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+import torch
+
+from xsgpu.attributes import NAMES
+from xsgpu.backend import torch_device
+from xsgpu.model.checkpoint import CheckpointMismatch, check_compatible, load_checkpoint
+from xsgpu.model.resnet import XSResNet
+from xsgpu.model.transforms import to_model_input
+
+__all__ = ["Predictor", "prefetch"]
+
+log = logging.getLogger(__name__)
+
+_DONE = object()
+
+
+def prefetch(items: Iterable[Any], *, depth: int = 2) -> Iterator[Any]:
+    """Iterate ``items`` in a background thread, keeping up to ``depth`` results ready.
+
+    Exceptions raised by the producer are re-raised in the consumer.
+
+    >>> list(prefetch(iter(range(4))))
+    [0, 1, 2, 3]
+    """
+    q: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(_DONE)
+        except BaseException as exc:  # handed to the consumer
+            q.put(exc)
+
+    t = threading.Thread(target=produce, name="xsgpu-prefetch", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        t.join(timeout=5)
+
+
+class Predictor:
+    """A loaded model ready for batched inference; build it with :meth:`from_checkpoint`.
+
+    Parameters
+    ----------
+    model : XSResNet
+        The network, in eval mode, on ``device``.
+    meta : dict
+        The checkpoint metadata.
+    device : str
+        Torch device (``"cpu"`` or ``"cuda"``).
+    batch_size : int
+        Images per forward pass.
+    compile : bool
+        Wrap the model with ``torch.compile`` (CUDA only; the first batches pay the compile time).
+    """
+
+    def __init__(self, model: XSResNet, meta: dict[str, Any], *, device: str, batch_size: int = 256,
+                 compile: bool = False):
+        if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"The 'batch_size' parameter of Predictor must be a positive int. Got {batch_size!r} instead.")
+        self.device = device
+        self.batch_size = int(batch_size)
+        self.cuda = device.startswith("cuda")
+        self._meta = dict(meta)
+        model = model.to(device).eval()
+        if self.cuda:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self._forward = torch.compile(model) if compile else model
+        self.input_size = int(meta["input_size"])
+        self.feature_dim = int(model.feature_dim)
+        self._stream = torch.cuda.Stream() if self.cuda else None
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, *, device: str = "auto", batch_size: int = 256,
+                        compile: bool = False, num_threads: int | None = None) -> "Predictor":
+        """Load a checkpoint (safetensors, hash-checked) onto ``device``.
+
+        Parameters
+        ----------
+        path : path
+            Checkpoint directory (or its ``model.json`` / ``model.safetensors``).
+        device : {"auto", "cpu", "gpu"}
+        batch_size : int
+        compile : bool
+            ``torch.compile`` the model (CUDA only; ignored with a log line on CPU).
+        num_threads : int, optional
+            CPU threads for torch (default: all cores, ``os.cpu_count()``); process-wide.
+        """
+        dev = torch_device(device)
+        if dev == "cpu":
+            torch.set_num_threads(int(num_threads or os.cpu_count() or 1))
+            if compile:
+                log.info("compile=True is only used on CUDA; running eager on CPU")
+                compile = False
+        model, meta = load_checkpoint(path, device=dev)
+        meta = {**meta, "path": str(path)}
+        return cls(model, meta, device=dev, batch_size=batch_size, compile=compile)
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """Checkpoint metadata plus ``device``: model_id, arch, weights_sha256, input_size, feature_dim, ..."""
+        return {**self._meta, "device": self.device, "feature_dim": self.feature_dim}
+
+    def check_run(self, store) -> None:
+        """Refuse a run whose attributes or stored frame size do not match this model, naming both.
+
+        The model was trained on frames stored at ``preprocessing.source_size`` and resized to
+        ``input_size``; a run stored at another size would see the beamstops and rings at another
+        scale after the same resize.
+        """
+        check_compatible(self._meta, attributes=list(store.manifest.get("attributes", NAMES)),
+                         source=f"run {store.path}", checkpoint=f"model {self._meta.get('path', self._meta['model_id'])}")
+        src = (self._meta.get("preprocessing") or {}).get("source_size")
+        if src is not None and store.array_path("images").exists():
+            shape = tuple(store.open_array("images").shape[1:])
+            if tuple(src) != shape:
+                raise CheckpointMismatch(
+                    f"model {self._meta.get('path', self._meta['model_id'])} was trained on frames stored at "
+                    f"{src[0]}x{src[1]} (input size {self.input_size}), but run {store.path} stores {shape[0]}x{shape[1]}. "
+                    f"Hint: ingest the run with --size {src[0]}, or train a model on frames of this size.")
+
+    @torch.no_grad()
+    def _run(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = to_model_input(x, self.input_size)
+        if self.cuda:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda):
+            feats, probs = self._forward(x)
+        return feats.float(), probs.float()
+
+    def _host_batches(self, frames: Iterable[np.ndarray]) -> Iterator[torch.Tensor]:
+        for f in frames:
+            t = torch.from_numpy(np.ascontiguousarray(f))
+            if t.dtype not in (torch.float16, torch.float32):
+                t = t.float()
+            if self.cuda:
+                t = t.pin_memory()
+            yield t
+
+    def predict_iter(self, frames: Iterable[np.ndarray], *, depth: int = 2) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Predict a stream of batches of log frames, each (b, H, W) float16/float32.
+
+        The stream is consumed in a background thread (:func:`prefetch`), so reading the next batch
+        overlaps the forward pass of this one. Yields ``(features (b, D), probs (b, 17))`` float32.
+        """
+        pending = None
+        for host in prefetch(self._host_batches(frames), depth=depth):
+            if host.ndim != 3:
+                raise ValueError(f"log frames must have shape (N, H, W). Got shape {tuple(host.shape)} instead.")
+            if self.cuda:
+                with torch.cuda.stream(self._stream):
+                    dev = host.to(self.device, non_blocking=True)
+                torch.cuda.current_stream().wait_stream(self._stream)
+                dev.record_stream(torch.cuda.current_stream())
+            else:
+                dev = host
+            feats, probs = self._run(dev)
+            if self.cuda:
+                # copy the previous batch's outputs while this one computes
+                if pending is not None:
+                    yield tuple(t.numpy() for t in _finish(pending))
+                pending = _start_copy(feats, probs)
+            else:
+                yield feats.numpy(), probs.numpy()
+        if pending is not None:
+            yield tuple(t.numpy() for t in _finish(pending))
+
+    def predict(self, log_frames) -> tuple[np.ndarray, np.ndarray]:
+        """Features (n, D) and probabilities (n, 17), float32, for log-scaled frames (n, H, W).
+
+        ``log_frames`` is a NumPy array (or anything sliceable into one, like a Zarr array).
+        """
+        n = len(log_frames)
+        if n == 0:
+            return np.zeros((0, self.feature_dim), np.float32), np.zeros((0, len(self._meta["attributes"])), np.float32)
+        parts = list(self.predict_iter(np.asarray(log_frames[a:a + self.batch_size])
+                                       for a in range(0, n, self.batch_size)))
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def __repr__(self) -> str:
+        return (f"Predictor({self._meta['model_id']!r}, device={self.device!r}, batch_size={self.batch_size}, "
+                f"input_size={self.input_size})")
+
+
+def _start_copy(feats: torch.Tensor, probs: torch.Tensor):
+    out_f = torch.empty(feats.shape, dtype=feats.dtype, pin_memory=True)
+    out_p = torch.empty(probs.shape, dtype=probs.dtype, pin_memory=True)
+    out_f.copy_(feats, non_blocking=True)
+    out_p.copy_(probs, non_blocking=True)
+    ev = torch.cuda.Event()
+    ev.record()
+    return out_f, out_p, ev
+
+
+def _finish(pending):
+    out_f, out_p, ev = pending
+    ev.synchronize()
+    return out_f, out_p
