@@ -13,6 +13,8 @@ CooccurrencePanel
     The most frequent attribute combinations, true vs correctly predicted.
 SuspiciousPanel
     Ranked likely label errors; clicking one opens it in the detail view.
+warm_up
+    Precompute the shared results (FEA index, overview, study, co-occurrence, suspicious) at server start.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from panel_app.panels.overview import ModelOverview
 from panel_app.panels.selection import SelectionManager
 from panel_app.panels.study import AttributeStudyPanel, CooccurrencePanel
 from panel_app.panels.suspicious import SuspiciousPanel
+from panel_app.panels.warmup import warm_up
 
 __all__ = ["SelectionManager", "DetailView", "ModelOverview", "AttributeStudyPanel", "CooccurrencePanel",
-           "SuspiciousPanel"]
+           "SuspiciousPanel", "warm_up"]

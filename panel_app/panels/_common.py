@@ -122,3 +122,25 @@ def fmt(x: Any, digits: int = 3) -> str:
     if xf.is_integer() and abs(xf) >= 1:
         return f"{int(xf)}"
     return f"{xf:.{digits}f}"
+
+
+def defer(component: Any, refresh: Callable[[], None]) -> None:
+    """Run ``refresh`` once the browser session has loaded (at once outside a server session).
+
+    Heavy panels fill in after the page appears instead of delaying it; ``component.loading`` shows a
+    spinner meanwhile.
+    """
+    import panel as pn
+
+    if pn.state.curdoc is None or pn.state.loaded:
+        refresh()
+        return
+    component.loading = True
+
+    def run() -> None:
+        try:
+            refresh()
+        finally:
+            component.loading = False
+
+    pn.state.onload(run)

@@ -12,7 +12,7 @@ import pandas as pd
 import panel as pn
 import param
 
-from panel_app.panels._common import fmt, labels_key, process_cached
+from panel_app.panels._common import defer, fmt, labels_key, process_cached
 from panel_app.state import AppState
 from xsgpu.attributes import ATTRIBUTES, resolve_attribute
 
@@ -48,7 +48,9 @@ class ModelOverview(pn.viewable.Viewer):
         self.state.param.watch(lambda _e: self._refresh(), ["cutoff", "corrections_version", "filter_attributes",
                                                             "filter_mode"])
         self.param.watch(lambda _e: self._refresh(), "scope")
-        self._refresh()
+        self._layout = pn.Column(self._scope, self._summary, pn.Row(self._table, self._plot),
+                                 sizing_mode="stretch_width", css_classes=["xsgpu-model-overview"])
+        defer(self._layout, self._refresh)
 
     def scope_ids(self) -> np.ndarray:
         """Sample ids scored in the current scope (int64, sorted)."""
@@ -108,8 +110,7 @@ class ModelOverview(pn.viewable.Viewer):
         self._plot.object = _ap_bars(table)
 
     def __panel__(self) -> pn.viewable.Viewable:
-        return pn.Column(self._scope, self._summary, pn.Row(self._table, self._plot),
-                         sizing_mode="stretch_width", css_classes=["xsgpu-model-overview"])
+        return self._layout
 
 
 def _ap_bars(table: pd.DataFrame):

@@ -13,7 +13,7 @@ import pandas as pd
 import panel as pn
 import param
 
-from panel_app.panels._common import labels_key, process_cached
+from panel_app.panels._common import defer, labels_key, process_cached
 from panel_app.state import AppState
 from xsgpu.attributes import NAMES
 
@@ -45,7 +45,9 @@ class AttributeStudyPanel(pn.viewable.Viewer):
         self._plots = pn.Row(sizing_mode="stretch_width")
         self.state.param.watch(lambda _e: self._refresh(), ["cutoff", "corrections_version"])
         self.param.watch(lambda _e: self._refresh(), "measure")
-        self._refresh()
+        self._layout = pn.Column(self._measure, self._plots, sizing_mode="stretch_width",
+                                 css_classes=["xsgpu-attribute-study"])
+        defer(self._layout, self._refresh)
 
     def matrices(self) -> dict[str, np.ndarray]:
         """The study matrices for the current measure.
@@ -85,7 +87,7 @@ class AttributeStudyPanel(pn.viewable.Viewer):
         ]
 
     def __panel__(self) -> pn.viewable.Viewable:
-        return pn.Column(self._measure, self._plots, sizing_mode="stretch_width", css_classes=["xsgpu-attribute-study"])
+        return self._layout
 
 
 def study_heatmap(matrix: np.ndarray, *, title: str, measure: str, low: float, high: float):
@@ -140,7 +142,9 @@ class CooccurrencePanel(pn.viewable.Viewer):
         self._note = pn.pane.Markdown("")
         self.state.param.watch(lambda _e: self._refresh(), ["cutoff", "corrections_version"])
         self.param.watch(lambda _e: self._refresh(), "top")
-        self._refresh()
+        self._layout = pn.Column(pn.Row(pn.pane.Markdown("Rows:"), self._top), self._note, self._table,
+                                 sizing_mode="stretch_width", css_classes=["xsgpu-cooccurrence"])
+        defer(self._layout, self._refresh)
 
     def table(self) -> pd.DataFrame:
         """``xsgpu.metrics.cooccurrence_table`` of the corrected ACT and PRD at the cut-off (top rows)."""
@@ -165,5 +169,4 @@ class CooccurrencePanel(pn.viewable.Viewer):
                              f"model predicts exactly (cut-off {self.state.cutoff:g}).")
 
     def __panel__(self) -> pn.viewable.Viewable:
-        return pn.Column(pn.Row(pn.pane.Markdown("Rows:"), self._top), self._note, self._table,
-                         sizing_mode="stretch_width", css_classes=["xsgpu-cooccurrence"])
+        return self._layout

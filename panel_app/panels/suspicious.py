@@ -15,7 +15,7 @@ import pandas as pd
 import panel as pn
 import param
 
-from panel_app.panels._common import labels_key, process_cached
+from panel_app.panels._common import defer, labels_key, process_cached
 from panel_app.panels.neighbours import feature_index
 from panel_app.state import AppState
 from xsgpu.attributes import resolve_attribute
@@ -51,7 +51,8 @@ class SuspiciousPanel(pn.viewable.Viewer):
         self._table.on_click(lambda e: self.open_row(e.row))
         self._note = pn.pane.Markdown("")
         self.state.param.watch(lambda _e: self._refresh(), ["corrections_version", "cutoff"])
-        self._refresh()
+        self._layout = pn.Column(self._note, self._table, sizing_mode="stretch_width", css_classes=["xsgpu-suspicious"])
+        defer(self._layout, self._refresh)
 
     def ranking(self) -> pd.DataFrame:
         """The listed rows.
@@ -106,4 +107,4 @@ class SuspiciousPanel(pn.viewable.Viewer):
                              "Click a row to open the image in the detail view.")
 
     def __panel__(self) -> pn.viewable.Viewable:
-        return pn.Column(self._note, self._table, sizing_mode="stretch_width", css_classes=["xsgpu-suspicious"])
+        return self._layout

@@ -354,3 +354,17 @@ def test_suspicious_click_adds_to_detail(state):
     dv.record(sample_id=int(top["sample_id"]), attribute=top["slug"], new=not bool(top["act"]))
     r2 = sp.ranking()
     assert r2 is not r
+
+
+def test_warm_up_fills_the_process_cache(state):
+    from panel_app.panels import ModelOverview, SuspiciousPanel, warm_up
+    from panel_app.state import AppState
+
+    out = warm_up(state.data)
+    assert set(out) == {"fea_index", "overview", "study", "cooccurrence", "suspicious"}
+    lru = state.data.cached("panels_lru", dict)
+    kinds = {k[0] for k in lru}
+    assert kinds == {"overview", "study", "cooccurrence", "suspicious"}
+    other_session = AppState(data=state.data)
+    assert ModelOverview(state=other_session).metrics() is lru[next(k for k in lru if k[0] == "overview")]
+    assert SuspiciousPanel(state=other_session).ranking() is lru[next(k for k in lru if k[0] == "suspicious")]

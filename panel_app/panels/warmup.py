@@ -1,0 +1,46 @@
+"""Precompute the panels' shared results at server start, so the first session does not pay for them."""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+__all__ = ["warm_up"]
+
+log = logging.getLogger(__name__)
+
+
+def warm_up(data: Any, *, cutoff: float = 0.5) -> dict[str, float]:
+    """Build the FEA neighbour index and the default overview, study, co-occurrence and suspicious results.
+
+    Parameters
+    ----------
+    data : panel_app.data.RunData
+        The process-wide run; results land in its cache and every later session reuses them.
+    cutoff : float
+        The app's default cut-off.
+
+    Returns
+    -------
+    dict
+        Seconds per step: ``fea_index``, ``overview``, ``study``, ``cooccurrence``, ``suspicious``.
+    """
+    from panel_app.panels.neighbours import feature_index
+    from panel_app.panels.overview import ModelOverview
+    from panel_app.panels.study import AttributeStudyPanel, CooccurrencePanel
+    from panel_app.panels.suspicious import SuspiciousPanel
+    from panel_app.state import AppState
+
+    state = AppState(data=data, cutoff=cutoff)
+    out: dict[str, float] = {}
+    steps = [("fea_index", lambda: feature_index(data, progress=False) if data.features is not None else None),
+             ("overview", lambda: ModelOverview(state=state).metrics()),
+             ("study", lambda: AttributeStudyPanel(state=state).matrices()),
+             ("cooccurrence", lambda: CooccurrencePanel(state=state).table()),
+             ("suspicious", lambda: SuspiciousPanel(state=state).ranking() if data.features is not None else None)]
+    for name, step in steps:
+        t0 = time.perf_counter()
+        step()
+        out[name] = time.perf_counter() - t0
+    log.info("panels warm-up: %s", {k: round(v, 2) for k, v in out.items()})
+    return out
