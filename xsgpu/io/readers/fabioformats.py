@@ -44,16 +44,36 @@ def _hw(data: Any, path: str, index: int) -> tuple[int, int]:
     return shape  # type: ignore[return-value]
 
 
-def scan_fabio(path: str) -> FileInfo:
-    """Open with fabio (reads the header and the first frame) and count the frames."""
-    img = _open(path)
+def _header_only(path: str):
+    """fabio's header-only open (no pixel decoding), or None where it cannot give the frame shape."""
+    import fabio
+
     try:
+        img = fabio.openheader(path)
+    except Exception:  # noqa: BLE001 - fall back to a full open, which reports the real problem
+        return None
+    shape = getattr(img, "shape", None)
+    if shape is None or len(shape) != 2 or 0 in shape:
+        img.close()
+        return None
+    return img
+
+
+def scan_fabio(path: str) -> FileInfo:
+    """Count the frames from the header (fabio ``openheader``), or open the file fully where needed."""
+    img = _header_only(path)
+    try:
+        if img is None:
+            img = _open(path)
+            hw = _hw(img.data, path, 0)
+        else:
+            hw = tuple(int(v) for v in img.shape)
         n = int(getattr(img, "nframes", 1) or 1)
-        hw = _hw(img.data, path, 0)
         fmt = _fmt(img)
         picture = type(img).__name__ in _PICTURE_CLASSES
     finally:
-        img.close()
+        if img is not None:
+            img.close()
     return FileInfo(path=path, format="fabio", n_frames=n, frame_shape=hw, quantitative=not picture, detail=fmt)
 
 
