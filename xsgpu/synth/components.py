@@ -1,0 +1,291 @@
+"""Per-image components: draw their parameters (host NumPy) and build their 1-D profiles ("terms").
+
+Every component becomes one or more *terms*: a radial profile on the run's 1-D q grid (bins of
+:data:`~xsgpu.synth.geometry.Q_BIN`), optionally times an azimuthal factor (orientation kernel or
+grain texture on a 1-D chi grid), an oval distortion of q, or coherent speckle. Sharp peaks are kept
+apart (centre, width, height) so they can be widened by the output pixel footprint at sizes below 256
+(``sigma^2 + pixel^2 / 12``, height lowered to keep the integrated intensity); the tags are always
+computed from the conceptual (256) profiles, so labels do not depend on the output size.
+
+Parameters are drawn on the host from a NumPy Generator, so tags and labels are the same on CPU and
+GPU; only pixel noise comes from the device generator.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from xsgpu.synth import kernels as K
+from xsgpu.synth.geometry import N_CHI, Q_BIN, Q_PIXEL, chi_grid
+from xsgpu.synth.mix import COMPONENT_KINDS, DIFFUSE_KINDS, Mix
+
+__all__ = ["FLAGS", "Terms", "ImageExtras", "draw_block"]
+
+#: generator-set flags per image (the label rules in labels.py read them)
+FLAGS = ("ring", "multi_ring", "structure_factor", "bcc", "fcc", "poly", "halo", "sample", "diffuse_low",
+         "diffuse_high")
+
+_CHI = chi_grid()
+
+
+@dataclass
+class Terms:
+    """Host description of the terms of a block of images (T terms, Q q bins).
+
+    Attributes
+    ----------
+    img : int (T,)
+        Image (row in the block) of each term.
+    kind : list[str] (T,)
+    is_sample : bool (T,)
+        Sample scattering (True: the "sample term" of the Strong/Weak rules) or diffuse scattering
+        (False: the Diffuse low/high-q rules).
+    base : float64 (T, Q)
+        Smooth part of the radial profile.
+    peak_rows, peak_q, peak_sigma, peak_height : (P,)
+        Gaussian peaks of the terms (term row, centre, width, height), counts.
+    ang : dict term -> float32 (N_CHI,)
+        Azimuthal factors (mean 1) of the anisotropic terms.
+    peak_ang : float (T,)
+        Maximum of each term's azimuthal factor (1 if isotropic).
+    oval : dict term -> (ecc, chi0)
+    speckle : dict term -> float
+        Speckle contrast shape parameter of coherent terms.
+    ring_img, ring_q, ring_height : (R,)
+        Individual rings (for the Many rings count): image, position, peak height incl. orientation.
+    """
+
+    n_images: int
+    n_q: int
+    img: list = field(default_factory=list)
+    kind: list = field(default_factory=list)
+    is_sample: list = field(default_factory=list)
+    base: list = field(default_factory=list)
+    peak_rows: list = field(default_factory=list)
+    peak_q: list = field(default_factory=list)
+    peak_sigma: list = field(default_factory=list)
+    peak_height: list = field(default_factory=list)
+    ang: dict = field(default_factory=dict)
+    peak_ang: list = field(default_factory=list)
+    oval: dict = field(default_factory=dict)
+    speckle: dict = field(default_factory=dict)
+    ring_img: list = field(default_factory=list)
+    ring_q: list = field(default_factory=list)
+    ring_height: list = field(default_factory=list)
+
+    def add(self, img: int, kind: str, *, is_sample: bool, base=None, ang=None, oval=None,
+            speckle=None) -> int:
+        t = len(self.img)
+        self.img.append(img)
+        self.kind.append(kind)
+        self.is_sample.append(is_sample)
+        self.base.append(base)
+        if ang is not None:
+            self.ang[t] = ang.astype(np.float32)
+            self.peak_ang.append(float(ang.max()))
+        else:
+            self.peak_ang.append(1.0)
+        if oval is not None:
+            self.oval[t] = oval
+        if speckle is not None:
+            self.speckle[t] = speckle
+        return t
+
+    def add_peaks(self, t: int, q, sigma, height, *, rings: bool = True) -> None:
+        q = np.atleast_1d(np.asarray(q, dtype=np.float64))
+        sigma = np.broadcast_to(np.asarray(sigma, dtype=np.float64), q.shape)
+        height = np.broadcast_to(np.asarray(height, dtype=np.float64), q.shape)
+        keep = q < self.n_q * Q_BIN
+        self.peak_rows.extend([t] * int(keep.sum()))
+        self.peak_q.extend(q[keep])
+        self.peak_sigma.extend(sigma[keep])
+        self.peak_height.extend(height[keep])
+        if rings:
+            self.ring_img.extend([self.img[t]] * int(keep.sum()))
+            self.ring_q.extend(q[keep])
+            self.ring_height.extend(height[keep] * self.peak_ang[t])
+
+    def profiles(self, *, pixel_q: float = Q_PIXEL) -> np.ndarray:
+        """Radial profiles (T, Q) float64 with peaks widened by a pixel of q-width ``pixel_q``."""
+        n_t = len(self.img)
+        out = np.zeros((n_t, self.n_q))
+        for t, b in enumerate(self.base):
+            if b is not None:
+                out[t] += b
+        if self.peak_rows:
+            s0 = np.asarray(self.peak_sigma)
+            s = np.sqrt(s0**2 + pixel_q**2 / 12.0)
+            h = np.asarray(self.peak_height) * (s0 / s)
+            out += K.sum_gaussians(n_t, self.n_q, Q_BIN, self.peak_rows, self.peak_q, s, h)
+        return out
+
+
+@dataclass
+class ImageExtras:
+    """Per-image non-profile parts (arrays of length n): background, glow, streaks, zingers."""
+
+    bg_level: np.ndarray
+    glow_amp: np.ndarray
+    streak_h: np.ndarray
+    streak_v: np.ndarray
+    zingers: list  # per image: list of (position fraction in [0,1), counts)
+    flags: dict    # name -> bool (n,)
+
+
+def _loguniform(g, lo: float, hi: float) -> float:
+    return float(10 ** g.uniform(lo, hi))
+
+
+def _orientation(g, eta_range, n_choices) -> np.ndarray:
+    eta = g.uniform(*eta_range)
+    n = int(g.choice(n_choices))
+    return K.orientation(_CHI, eta=eta, n=n, chi0=g.uniform(0, 2 * math.pi))
+
+
+def _grains(g, n_grains: int) -> np.ndarray:
+    """Textured speckled ring: sum of 2..15 orientation kernels at random azimuths (eta .5-.75), mean 1."""
+    a = np.zeros(N_CHI)
+    for _ in range(n_grains):
+        a += K.orientation(_CHI, eta=g.uniform(0.5, 0.75), n=2, chi0=g.uniform(0, 2 * math.pi))
+    return a / n_grains
+
+
+def _add_component(g, mix: Mix, terms: Terms, i: int, kind: str, amp: float, q: np.ndarray,
+                   flags: dict) -> None:
+    if kind == "ring":
+        q0 = g.uniform(0.01, 0.12)
+        ang = _orientation(g, (0.2, 0.95), range(2, 21, 2)) if g.random() < mix.p_oriented_ring else None
+        t = terms.add(i, kind, is_sample=True, ang=ang)
+        terms.add_peaks(t, q0, q0 * 10 ** g.uniform(-2.0, math.log10(0.2)), amp)
+        flags["ring"][i] = True
+    elif kind == "series":
+        q0 = g.uniform(0.006, 0.035)
+        sq0 = g.uniform(0.03, 0.4)
+        orders = np.arange(1, 25)
+        ang = _orientation(g, (0.2, 0.95), range(2, 21, 2)) if g.random() < mix.p_oriented_ring else None
+        t = terms.add(i, kind, is_sample=True, ang=ang)
+        terms.add_peaks(t, orders * q0, q0 * 10 ** g.uniform(-2.3, -1.3), amp * np.exp(-(sq0**2) * (orders**2 - 1)))
+        flags["ring"][i] = flags["multi_ring"][i] = True
+    elif kind in K.LATTICES:
+        q0 = g.uniform(0.012, 0.05)
+        ratios, mult = K.lattice_peaks(kind)
+        radius = g.uniform(0.25, 0.4) * 2 * math.pi / q0
+        s_r = g.uniform(0.01, 0.12)
+        qj = q0 * ratios
+        env = K.sphere_form_factor(qj, radius) * K.debye_waller(qj, q0, s_r) / qj**2
+        heights = mult * env
+        c = amp / heights.max()
+        base = c * K.sphere_form_factor(np.maximum(q, 1e-4), radius) * (1 - K.debye_waller(q, q0, s_r))
+        oval = (g.uniform(0.75, 0.95), g.uniform(0, 2 * math.pi)) if g.random() < mix.p_distorted else None
+        t = terms.add(i, kind, is_sample=True, base=base, oval=oval)
+        terms.add_peaks(t, qj, q0 * g.uniform(0.01, 0.04), c * heights)
+        flags["ring"][i] = flags["multi_ring"][i] = flags["structure_factor"][i] = True
+        if kind in ("bcc", "fcc"):
+            flags[kind][i] = True
+    elif kind == "adhoc":
+        n = int(g.integers(3, 11))
+        q1 = g.uniform(0.008, 0.04)
+        qs = q1 + np.concatenate([[0.0], np.cumsum(q1 * g.uniform(0.3, 1.2, n - 1))])
+        hs = g.uniform(0.05, 1.0, n)
+        t = terms.add(i, kind, is_sample=True)
+        terms.add_peaks(t, qs, qs * 10 ** g.uniform(-2.3, -1.3, n), amp * hs / hs.max())
+        flags["ring"][i] = flags["multi_ring"][i] = flags["structure_factor"][i] = True
+    elif kind == "poly":
+        n = int(g.integers(2, 5))
+        q1 = g.uniform(0.01, 0.05)
+        lat = str(g.choice(K.LATTICES))
+        ratios = K.lattice_peaks(lat)[0][:n]
+        for j, r in enumerate(ratios):
+            t = terms.add(i, kind, is_sample=True, ang=_grains(g, int(g.integers(2, 16))))
+            terms.add_peaks(t, q1 * r, q1 * r * g.uniform(0.005, 0.03), amp * g.uniform(0.3, 1.0))
+        flags["ring"][i] = flags["multi_ring"][i] = flags["structure_factor"][i] = flags["poly"][i] = True
+    elif kind == "halo":
+        q0 = g.uniform(0.01, 0.1)
+        ang = _orientation(g, (0.02, 0.4), (2, 4, 6)) if g.random() < mix.p_oriented_halo else None
+        base = None
+        speckle = None
+        if g.random() < mix.p_speckle_halo:  # coherent halo: speckle and a suppressed low-q side
+            speckle = float(g.uniform(1.0, 4.0))
+            base = np.zeros_like(q)
+        t = terms.add(i, kind, is_sample=True, base=base, ang=ang, speckle=speckle)
+        h = amp
+        if speckle is not None:
+            s = g.uniform(30.0, 120.0)
+            h = amp * K.diffuse_high_q(np.float64(q0), s=s)
+        terms.add_peaks(t, q0, q0 * g.uniform(0.3, 0.6), h, rings=False)
+        flags["halo"][i] = True
+    elif kind == "sphere":
+        r = 10 ** g.uniform(1.5, 3.5)
+        poly = g.uniform(0.03, 0.1)
+        prof = np.mean([K.sphere_form_factor(q, r * (1 + poly * f)) for f in (-1.5, -0.5, 0.5, 1.5)], axis=0)
+        terms.add(i, kind, is_sample=True, base=amp * prof)
+    else:  # pragma: no cover - guarded by Mix validation
+        raise ValueError(f"unknown component kind {kind!r}")
+
+
+def _add_diffuse(g, mix: Mix, terms: Terms, i: int, kind: str, q: np.ndarray, flags: dict) -> None:
+    amp = _loguniform(g, *mix.log10_diffuse)
+    qq = np.maximum(q, 0.002)
+    if kind == "high_q":
+        prof = K.diffuse_high_q(q, s=g.uniform(8.0, 30.0))
+        terms.add(i, kind, is_sample=False, base=amp * 300.0 * prof)
+        flags["diffuse_high"][i] = True
+        return
+    if kind == "porod":
+        prof = K.porod(qq, exponent=g.uniform(-4.5, -1.8), q_ref=0.002)
+    elif kind == "ornstein_zernike":
+        prof = K.ornstein_zernike(qq, xi=10 ** g.uniform(1.5, 2.7))
+    elif kind == "debye_bueche":
+        prof = K.debye_bueche(qq, a=10 ** g.uniform(1.3, 2.5))
+    else:
+        prof = K.guinier(qq, rg=10 ** g.uniform(1.5, 2.6))
+    prof = prof / prof[0]
+    oval = (g.uniform(0.3, 0.8), g.uniform(0, 2 * math.pi)) if g.random() < mix.p_anisotropic_diffuse else None
+    terms.add(i, kind, is_sample=False, base=amp * 100.0 * prof, oval=oval)
+    flags["diffuse_low"][i] = True
+
+
+def draw_block(g: np.random.Generator, mix: Mix, n: int, n_q: int, *, glow: bool) -> tuple[Terms, ImageExtras]:
+    """Draw the components of ``n`` images of one run (host generator ``g``, run grid of ``n_q`` bins).
+
+    Returns the terms and the per-image extras; the draw order is fixed, so the same generator state
+    gives the same block.
+    """
+    q = np.arange(n_q) * Q_BIN
+    terms = Terms(n_images=n, n_q=n_q)
+    flags = {f: np.zeros(n, dtype=bool) for f in FLAGS}
+    ckinds, cprob = mix.weights("component_weights", COMPONENT_KINDS)
+    dkinds, dprob = mix.weights("diffuse_weights", DIFFUSE_KINDS)
+    bg = np.zeros(n)
+    glow_amp = np.zeros(n)
+    sh = np.zeros(n)
+    sv = np.zeros(n)
+    zingers: list = []
+    for i in range(n):
+        if g.random() < mix.p_diffuse:
+            _add_diffuse(g, mix, terms, i, dkinds[g.choice(len(dkinds), p=dprob)], q, flags)
+        if g.random() < mix.p_sample:
+            for _ in range(1 + int(g.poisson(mix.extra_components))):
+                kind = ckinds[g.choice(len(ckinds), p=cprob)]
+                amp = 10 ** (g.uniform(*mix.log10_amplitude) + mix.amplitude_offsets.get(kind, 0.0))
+                _add_component(g, mix, terms, i, kind, amp, q, flags)
+        if g.random() < mix.p_background:
+            bg[i] = _loguniform(g, *mix.log10_background)
+            if glow:
+                glow_amp[i] = bg[i] * 10 ** g.uniform(-1.0, 0.7)
+        if g.random() < mix.p_defects:
+            a = _loguniform(g, 1.0, 4.0)
+            r = g.random()
+            sh[i] = a if r < 0.7 else 0.0
+            sv[i] = a if r > 0.3 else 0.0
+        if g.random() < mix.p_zingers:
+            k = int(g.integers(1, 6))
+            zingers.append([(float(u), float(v)) for u, v in zip(g.random(k), 10 ** g.uniform(3.5, 5.5, k))])
+        else:
+            zingers.append([])
+    flags["sample"] = np.zeros(n, dtype=bool)
+    for i, is_sample in zip(terms.img, terms.is_sample):
+        flags["sample"][i] |= is_sample
+    return terms, ImageExtras(bg_level=bg, glow_amp=glow_amp, streak_h=sh, streak_v=sv, zingers=zingers, flags=flags)

@@ -1,0 +1,137 @@
+"""The mix: probabilities and parameter ranges of the generator, in one frozen, validated object.
+
+The defaults follow DOMAIN.md "Runs and images" (diffuse p .4, sample p .7 with 1 + Poisson(.3)
+components, background p .4, defects p .1, zingers on 5 % of images) and are tuned so that the derived
+label frequencies match the original generator's (``xsgpu.attributes.DOMAIN_FREQUENCIES``) within a
+few percent over 20k images (see docs/synth.md for the measured table).
+
+Examples
+--------
+>>> from xsgpu.synth.mix import DEFAULT_MIX, Mix
+>>> DEFAULT_MIX.p_sample
+0.7
+>>> Mix(p_sample=1.5)
+Traceback (most recent call last):
+...
+ValueError: The 'p_sample' parameter of Mix must be a probability in [0, 1]. Got 1.5 instead.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+__all__ = ["Mix", "DEFAULT_MIX", "COMPONENT_KINDS", "DIFFUSE_KINDS", "RUN_BEAMSTOPS"]
+
+#: sample-scattering component kinds (what each sets is in docs/synth.md)
+COMPONENT_KINDS = ("ring", "series", "bcc", "fcc", "hexagonal", "lamellar", "adhoc", "poly", "halo", "sphere")
+DIFFUSE_KINDS = ("porod", "ornstein_zernike", "debye_bueche", "guinier", "high_q")
+RUN_BEAMSTOPS = ("none", "linear", "circular", "wedge")
+
+
+@dataclass(frozen=True)
+class Mix:
+    """Probabilities and ranges of the synthetic mix (per run and per image).
+
+    Attributes
+    ----------
+    run_beamstops : dict
+        Share of runs per beamstop kind; ``"none"`` is a beam-off run. Runs are assigned by a
+        low-discrepancy sequence over the run index, so shares hold closely even for few runs.
+    p_gaps : float
+        Share of runs with detector module gaps (masked).
+    p_glow : float
+        Share of runs whose window glows (adds to the background of their images).
+    p_diffuse, p_sample, p_background, p_defects, p_zingers : float
+        Per-image probabilities of a diffuse term, sample scattering, a background, parasitic
+        streaks, zingers.
+    extra_components : float
+        Mean of the Poisson number of extra sample components (1 + Poisson(.3)).
+    component_weights : dict
+        Relative weights of the sample component kinds.
+    amplitude_offsets : dict
+        log10 offset of each kind's peak counts (broad kinds are dimmer at the same peak so that
+        their mean does not make every image "Strong").
+    diffuse_weights : dict
+        Relative weights of the diffuse kinds.
+    p_anisotropic_diffuse, p_oriented_ring, p_oriented_halo, p_speckle_halo, p_distorted : float
+        Variant probabilities.
+    log10_amplitude : (float, float)
+        Range of log10 of a sample component's peak counts (uniform).
+    log10_diffuse : (float, float)
+        Range of log10 of the diffuse term's counts at q = 0.01 1/A.
+    log10_background : (float, float)
+        Range of log10 of the background level (counts per pixel).
+    """
+
+    run_beamstops: dict = field(default_factory=lambda: {"none": 0.12, "linear": 0.24, "circular": 0.30, "wedge": 0.34})
+    p_gaps: float = 0.1
+    p_glow: float = 0.5
+    p_diffuse: float = 0.4
+    p_sample: float = 0.7
+    p_background: float = 0.4
+    p_defects: float = 0.1
+    p_zingers: float = 0.05
+    extra_components: float = 0.3
+    component_weights: dict = field(default_factory=lambda: {
+        "ring": 0.05, "series": 0.10, "bcc": 0.045, "fcc": 0.036, "hexagonal": 0.04, "lamellar": 0.04,
+        "adhoc": 0.19, "poly": 0.075, "halo": 0.19, "sphere": 0.25,
+    })
+    amplitude_offsets: dict = field(default_factory=lambda: {
+        "ring": 0.0, "series": 0.5, "bcc": 0.5, "fcc": 0.5, "hexagonal": 0.5, "lamellar": 0.5,
+        "adhoc": 0.5, "poly": 0.3, "halo": -0.5, "sphere": -1.0,
+    })
+    diffuse_weights: dict = field(default_factory=lambda: {
+        "porod": 0.2, "ornstein_zernike": 0.15, "debye_bueche": 0.15, "guinier": 0.15, "high_q": 0.35,
+    })
+    p_anisotropic_diffuse: float = 0.3
+    p_oriented_ring: float = 0.4
+    p_oriented_halo: float = 0.3
+    p_speckle_halo: float = 0.3
+    p_distorted: float = 0.2
+    log10_amplitude: tuple = (0.0, 4.0)
+    log10_diffuse: tuple = (-0.5, 2.5)
+    log10_background: tuple = (0.0, 3.7)
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name.startswith("p_") and not (isinstance(v, (int, float)) and 0.0 <= v <= 1.0):
+                raise ValueError(f"The {f.name!r} parameter of Mix must be a probability in [0, 1]. Got {v!r} instead.")
+        bad = {k: v for k, v in self.amplitude_offsets.items() if k not in COMPONENT_KINDS or not math.isfinite(v)}
+        if bad:
+            raise ValueError(f"The 'amplitude_offsets' parameter of Mix must map kinds in {list(COMPONENT_KINDS)} "
+                             f"to finite numbers. Got {bad!r} instead.")
+        for name, keys in (("run_beamstops", RUN_BEAMSTOPS), ("component_weights", COMPONENT_KINDS),
+                           ("diffuse_weights", DIFFUSE_KINDS)):
+            d = getattr(self, name)
+            unknown = set(d) - set(keys)
+            if unknown:
+                raise ValueError(f"The {name!r} parameter of Mix has unknown keys {sorted(unknown)}; "
+                                 f"valid keys are {list(keys)}.")
+            vals = list(d.values())
+            if not vals or any(not math.isfinite(v) or v < 0 for v in vals) or sum(vals) <= 0:
+                raise ValueError(f"The {name!r} parameter of Mix must hold non-negative weights with a positive "
+                                 f"sum. Got {d!r} instead.")
+        if not (0 <= self.extra_components < 20):
+            raise ValueError(f"The 'extra_components' parameter of Mix must be in [0, 20). "
+                             f"Got {self.extra_components!r} instead.")
+        for name in ("log10_amplitude", "log10_diffuse", "log10_background"):
+            lo, hi = getattr(self, name)
+            if not lo <= hi:
+                raise ValueError(f"The {name!r} parameter of Mix must be a (low, high) pair with low <= high. "
+                                 f"Got {(lo, hi)!r} instead.")
+
+    def weights(self, name: str, keys: tuple) -> tuple[tuple, list]:
+        """Normalised (keys, probabilities) of one weight dict, in canonical key order."""
+        d = getattr(self, name)
+        ks = tuple(k for k in keys if d.get(k, 0) > 0)
+        total = sum(d[k] for k in ks)
+        return ks, [d[k] / total for k in ks]
+
+    def to_dict(self) -> dict:
+        """JSON-able form (stored in the run manifest)."""
+        return dataclasses.asdict(self)
+
+
+DEFAULT_MIX = Mix()
