@@ -135,6 +135,10 @@ def test_bad_arguments(data, tmp_path):
         ingest_paths([root], tmp_path / "run", size=0, progress=False)
     with pytest.raises(IngestError, match="The 'partition_size' parameter of ingest must be an int >= 1"):
         ingest_paths([root], tmp_path / "run", partition_size=0, progress=False)
+    with pytest.raises(IngestError, match="The 'n_workers' parameter of ingest must be an int >= 1. Got 0"):
+        ingest_paths([root], tmp_path / "run", n_workers=0, progress=False)
+    with pytest.raises(IngestError, match="The 'h5_dataset' parameter of ingest must be a non-empty str or None. Got '/'"):
+        ingest_paths([root], tmp_path / "run", h5_dataset="/", progress=False)
     assert not (tmp_path / "run").exists()
     (tmp_path / "emptydir").mkdir()
     with pytest.raises(IngestError, match="No input files found"):
@@ -240,6 +244,27 @@ def test_killed_ingest_resumes_without_duplicates(tmp_path):
     pd.testing.assert_frame_equal(ea.reset_index(drop=True), eb.reset_index(drop=True))
     assert ea["error_type"].tolist() == ["CorruptFileError"]
     assert resumed.reload().manifest["stages"]["ingest"]["status"] == "done"
+
+
+@pytest.mark.slow  # spawns two worker processes: ~15 s on the shared 2-core machine
+def test_parallel_workers_give_the_same_run(data, tmp_path):
+    root, _ = data
+    one = ingest_paths([root / "runA"], tmp_path / "one", size=8, partition_size=4, progress=False)
+    two = ingest_paths([root / "runA"], tmp_path / "two", size=8, partition_size=4, n_workers=2, progress=False)
+    pd.testing.assert_frame_equal(one.read_table("samples"), two.read_table("samples"))
+    for name in ("images", "thumbs"):
+        np.testing.assert_array_equal(np.asarray(one.open_array(name)[:]), np.asarray(two.open_array(name)[:]))
+
+
+def test_progress_callback_counts_every_sample(tmp_path):
+    d = tmp_path / "exp"
+    d.mkdir()
+    np.save(d / "a.npy", np.ones((5, 8, 8)))
+    store = plan_ingest([d], tmp_path / "run", size=8, partition_size=8, progress=False)
+    os.remove(d / "a.npy")  # every frame now fails to read, and still counts as processed
+    seen = []
+    assert ingest_partition(store.path, 0, on_sample=seen.append) == 0
+    assert sum(seen) == 5
 
 
 def test_cli(data, tmp_path):

@@ -20,9 +20,11 @@ __all__ = ["command"]
               help="Samples per partition (unit of atomic writes and resume) [default: settings, 4096].")
 @click.option("--h5-dataset", default=None,
               help="HDF5 dataset path (or MATLAB variable / .npz key) holding the frames [default: auto].")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Threads scanning files and processes writing partitions in parallel.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
 def command(paths: tuple[str, ...], out: Path, labels: Path | None, size: int, partition_size: int | None,
-            h5_dataset: str | None, progress: bool) -> None:
+            h5_dataset: str | None, workers: int, progress: bool) -> None:
     """Ingest detector images (files, directories, globs) into the run store OUT.
 
     Reads TIFF (Pilatus), HDF5/NeXus (Eiger, bitshuffle-LZ4), EDF, CBF and the other fabio formats,
@@ -37,7 +39,7 @@ def command(paths: tuple[str, ...], out: Path, labels: Path | None, size: int, p
       xsgpu ingest /data/saxs --out runs/beamtime                 # a directory, recursively
       xsgpu ingest '/data/2026-*/*.cbf' --labels labels.csv --out runs/labelled
       xsgpu ingest scan_master.h5 --h5-dataset entry/data/data --size 224 --out runs/eiger
-      xsgpu ingest synthetic/*.mat --labels 17tags.csv --partition-size 1024 --out runs/synthetic
+      xsgpu ingest synthetic/*.mat --labels 17tags.csv --partition-size 1024 --workers 8 --out runs/synthetic
     """
     from xsgpu.config import load_settings
     from xsgpu.io.ingest import IngestError, ingest_paths
@@ -47,7 +49,7 @@ def command(paths: tuple[str, ...], out: Path, labels: Path | None, size: int, p
     psize = load_settings(overrides={"partition_size": partition_size}).partition_size
     try:
         store = ingest_paths(list(paths), out, labels=labels, size=size, partition_size=psize,
-                             h5_dataset=h5_dataset, progress=progress)
+                             h5_dataset=h5_dataset, n_workers=workers, progress=progress)
     except (IngestError, LabelsError, RunStoreError) as exc:
         raise click.ClickException(str(exc)) from exc
     info = store.reload().manifest["stages"]["ingest"]

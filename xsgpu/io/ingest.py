@@ -42,8 +42,9 @@ import hashlib
 import logging
 import os
 import traceback
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -184,12 +185,32 @@ def _error_row(path: str, exc: BaseException, *, frame: int = -1, sample_id: int
             "frame": int(frame), "sample_id": int(sample_id)}
 
 
-def _check_options(size: int, partition_size: int) -> None:
-    if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or not 8 <= size <= 4096:
+def _scan_one(path: str, h5_dataset: str | None) -> Any:
+    """FileInfo of one file, or its error row."""
+    try:
+        return scan_file(path, h5_dataset=h5_dataset)
+    except ReaderError as exc:
+        return _error_row(path, exc)
+    except Exception as exc:  # noqa: BLE001 - an unexpected library failure: logged with its traceback, recorded
+        log.error("Scanning %s failed unexpectedly:\n%s", path, traceback.format_exc())
+        return _error_row(path, exc)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _check_options(size: int, partition_size: int, n_workers: int = 1, h5_dataset: Any = None) -> None:
+    if not _is_int(size) or not 8 <= size <= 4096:
         raise IngestError(f"The 'size' parameter of ingest must be an int in [8, 4096]. Got {size!r} instead.")
-    if not isinstance(partition_size, (int, np.integer)) or isinstance(partition_size, bool) or partition_size < 1:
+    if not _is_int(partition_size) or partition_size < 1:
         raise IngestError(f"The 'partition_size' parameter of ingest must be an int >= 1. Got {partition_size!r} "
                           "instead.")
+    if not _is_int(n_workers) or n_workers < 1:
+        raise IngestError(f"The 'n_workers' parameter of ingest must be an int >= 1. Got {n_workers!r} instead.")
+    if h5_dataset is not None and (not isinstance(h5_dataset, str) or not h5_dataset.strip("/")):
+        raise IngestError(f"The 'h5_dataset' parameter of ingest must be a non-empty str or None. Got "
+                          f"{h5_dataset!r} instead.")
 
 
 # ---------------------------------------------------------------------------------------------- plan
@@ -226,11 +247,13 @@ def plan_ingest(
     size: int = 256,
     partition_size: int = 4096,
     h5_dataset: str | None = None,
+    n_workers: int = 1,
     progress: bool = True,
 ) -> RunStore:
     """Scan the inputs, match labels and create (or reopen, to resume) the run store with the plan.
 
-    Parameters are those of :func:`ingest_paths`. Returns the store; its ``samples`` partitions are
+    Parameters are those of :func:`ingest_paths` (``n_workers`` threads scan the files: headers only,
+    so threads help most on network file systems). Returns the store; its ``samples`` partitions are
     then written by :func:`ingest_partition` (one call per pending partition, anywhere).
 
     Raises
@@ -240,7 +263,7 @@ def plan_ingest(
     """
     from tqdm.auto import tqdm
 
-    _check_options(size, partition_size)
+    _check_options(size, partition_size, n_workers, h5_dataset)
     out = Path(out).absolute()
     exclude = [out] + ([labels] if labels is not None else [])
     files = expand_paths(paths, exclude=exclude)
@@ -257,14 +280,13 @@ def plan_ingest(
 
     infos: dict[str, Any] = {}
     errors: list[dict[str, Any]] = []
-    for f in tqdm(files, desc="scan", unit="file", disable=not progress):
-        try:
-            infos[f] = scan_file(f, h5_dataset=h5_dataset)
-        except ReaderError as exc:
-            errors.append(_error_row(f, exc))
-        except Exception as exc:  # an unexpected library failure: record it with its traceback, go on
-            log.error("Scanning %s failed unexpectedly:\n%s", f, traceback.format_exc())
-            errors.append(_error_row(f, exc))
+    with ThreadPoolExecutor(max_workers=n_workers) as pool:
+        results = pool.map(lambda f: _scan_one(f, h5_dataset), files)
+        for f, res in tqdm(zip(files, results), total=len(files), desc="scan", unit="file", disable=not progress):
+            if isinstance(res, dict):
+                errors.append(res)
+            else:
+                infos[f] = res
     if assignment is not None:
         assignment.check_frames({f: i.n_frames for f, i in infos.items()})
 
@@ -273,12 +295,11 @@ def plan_ingest(
     store = RunStore.create(out, n_samples=n, partition_size=partition_size, params={STAGE: params})
     store.set_stage(STAGE, "running", n_files=len(files), n_samples=n, n_scan_errors=len(errors))
     store.record_errors(errors, stage=STAGE, key="scan")
+    error_of = {e["source_uri"]: e["error_type"] for e in errors}
     status = stats.assign(
         n_frames=[infos[f].n_frames if f in infos else 0 for f in files],
         format=[infos[f].detail if f in infos else "" for f in files],
-        error_type=[""] * len(files))
-    for e in errors:
-        status.loc[status["path"] == e["source_uri"], "error_type"] = e["error_type"]
+        error_type=[error_of.get(f, "") for f in files])
     store.write_table(FILES_TABLE, status)
     if n:
         store.create_array("images", (n, size, size), np.float16)
@@ -347,13 +368,23 @@ def _read_plan_rows(store: RunStore, start: int, stop: int) -> pd.DataFrame:
     return table.to_pandas().sort_values("sample_id", kind="stable").reset_index(drop=True)
 
 
-def ingest_partition(run_path: str | os.PathLike, part: int) -> int:
+def ingest_partition(run_path: str | os.PathLike, part: int, *,
+                     on_sample: Callable[[int], Any] | None = None) -> int:
     """Read, preprocess and write partition ``part`` of a planned ingest (idempotent).
 
     Writes rows ``partition_bounds(part)`` of ``images.zarr`` (float16 ``log_scale`` at the run's size,
     masked pixels 0) block by block (one Zarr chunk of rows at a time, so memory stays at one chunk of
     images plus one frame), then ``thumbs.zarr`` (uint8 64x64), the partition's error rows, and last its
     ``samples`` part (atomically).
+
+    Parameters
+    ----------
+    run_path : path
+        A run planned by :func:`plan_ingest`.
+    part : int
+        Partition number.
+    on_sample : callable, optional
+        Called with the number of samples just processed (for progress bars).
 
     Returns
     -------
@@ -387,7 +418,11 @@ def ingest_partition(run_path: str | os.PathLike, part: int) -> int:
                 images[i - b0] = resize_batch(log_scale(fr.data, fr.mask)[None], size)[0]
                 valid[i] = True
                 hw[i] = fr.shape
+                if on_sample is not None:
+                    on_sample(1)
         ok = valid[b0:b1]
+        if on_sample is not None and not ok.all():
+            on_sample(int((~ok).sum()))  # unreadable rows count as processed too
         if ok.any():
             thumbs[b0:b1][ok] = make_thumbnails(images[ok], size=THUMB_SIZE)
         images_arr[start + b0:start + b1] = images.astype(np.float16)
@@ -408,9 +443,10 @@ def ingest_paths(
     size: int = 256,
     partition_size: int = 4096,
     h5_dataset: str | None = None,
+    n_workers: int = 1,
     progress: bool = True,
 ) -> RunStore:
-    """Ingest detector files into the run store ``out`` (plan, then every pending partition in order).
+    """Ingest detector files into the run store ``out`` (plan, then every pending partition).
 
     Parameters
     ----------
@@ -426,8 +462,11 @@ def ingest_paths(
         Samples per partition (the unit of atomic writes, resume and parallel work).
     h5_dataset : str, optional
         HDF5 dataset path / MATLAB variable / ``.npz`` key holding the frames (auto-detected if None).
+    n_workers : int
+        Threads that scan files, and processes that write partitions in parallel (1: all in this
+        process). The result does not depend on it. For a cluster, use the Dask pipeline instead.
     progress : bool
-        Show tqdm progress bars.
+        Show tqdm progress bars (files scanned, then frames ingested).
 
     Returns
     -------
@@ -446,15 +485,28 @@ def ingest_paths(
     from tqdm.auto import tqdm
 
     store = plan_ingest(paths, out, labels=labels, size=size, partition_size=partition_size,
-                        h5_dataset=h5_dataset, progress=progress)
+                        h5_dataset=h5_dataset, n_workers=n_workers, progress=progress)
     if store.n_samples == 0:
         store.set_stage(STAGE, "failed", reason="no readable frames")
         n_err = len(store.read_errors())
         raise IngestError(f"None of the inputs gave a readable frame ({n_err} error rows in "
                           f"{store.table_path('errors')}); nothing to ingest.")
     pending = store.pending_partitions("samples")
-    for part in tqdm(pending, desc="ingest", unit="partition", disable=not progress):
-        ingest_partition(store.path, part)
+    total = sum(b - a for a, b in map(store.partition_bounds, pending))
+    with tqdm(total=total, desc="ingest", unit="frame", disable=not progress) as bar:
+        if n_workers == 1 or len(pending) <= 1:
+            for part in pending:
+                ingest_partition(store.path, part, on_sample=bar.update)
+        else:
+            import multiprocessing
+
+            ctx = multiprocessing.get_context("spawn")  # no fork of a process holding HDF5/zarr state
+            with ProcessPoolExecutor(max_workers=min(n_workers, len(pending)), mp_context=ctx) as pool:
+                futures = {pool.submit(ingest_partition, str(store.path), part): part for part in pending}
+                for fut in as_completed(futures):
+                    fut.result()
+                    a, b = store.partition_bounds(futures[fut])
+                    bar.update(b - a)
     finish_ingest(store)
     return store
 
