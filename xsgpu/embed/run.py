@@ -168,7 +168,7 @@ def embed_run(run_path: str | os.PathLike, *, method: str = "tsne", device: str 
               random_state: int | None = 0, progress: bool = True, pca_dims: int = 50,
               perplexity: float = 30.0, reference: str | os.PathLike | None = None, n_jobs: int = -1,
               quality: bool = True, quality_sample: int = 5000, max_reference: int = 50_000,
-              batch_rows: int = 8192) -> pd.DataFrame:
+              batch_rows: int = 8192, projector_params: dict[str, Any] | None = None) -> pd.DataFrame:
     """Embed ACT, FEA and PRD of a run in 2-D and write ``embedding.parquet``.
 
     Parameters
@@ -198,6 +198,8 @@ def embed_run(run_path: str | os.PathLike, *, method: str = "tsne", device: str 
         Most points per space kept as the reference for later placement (seeded subsample).
     batch_rows : int
         Rows of features.zarr read at a time.
+    projector_params : dict, optional
+        Extra implementation parameters for every space (e.g. ``{"n_iter": 300}`` for openTSNE).
 
     Returns
     -------
@@ -234,6 +236,7 @@ def embed_run(run_path: str | os.PathLike, *, method: str = "tsne", device: str 
         n_jobs_eff = (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
         params = _method_params(method, perplexity=perplexity, random_state=random_state, n_jobs=n_jobs_eff,
                                 progress=progress)
+        params.update(projector_params or {})
         from tqdm.auto import tqdm
 
         out = {"sample_id": np.arange(store.n_samples, dtype=np.int64)}
@@ -270,7 +273,9 @@ def embed_run(run_path: str | os.PathLike, *, method: str = "tsne", device: str 
             details.update(n_inputs=int(X_fit.shape[0]), input_dims=int(X_fit.shape[1]))
             if space == "fea" and pca is not None:
                 details["pca_dims"] = int(pca.n_components)
-                details["pca_explained_variance"] = round(float(np.sum(to_host(pca.explained_variance_ratio_))), 4)
+                evr = getattr(pca, "explained_variance_ratio_", None)  # absent for a reference basis
+                if evr is not None:
+                    details["pca_explained_variance"] = round(float(np.sum(to_host(evr))), 4)
             space_meta[space] = {"params": {k: v for k, v in params.items() if k != "progress"}, **details}
             out[f"{space}_x"] = xy[:, 0].astype(np.float32)
             out[f"{space}_y"] = xy[:, 1].astype(np.float32)

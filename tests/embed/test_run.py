@@ -1,0 +1,139 @@
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from xsgpu.embed import EMBEDDING_COLUMNS, embed_run
+from xsgpu.embed.reference import SpaceReference
+from xsgpu.io.runstore import RunStore, RunStoreError
+
+from .conftest import write_run
+
+FAST = {"n_iter": 250, "early_exaggeration_iter": 100}
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory):
+    root = tmp_path_factory.mktemp("embed")
+    store, cluster = write_run(root / "day1", 400, seed=0)
+    df = embed_run(store.path, method="tsne", device="cpu", random_state=0, progress=False, pca_dims=20,
+                   n_jobs=1, projector_params=FAST)
+    return root, store, cluster, df
+
+
+def test_embed_run_writes_the_table(embedded):
+    _, store, _, df = embedded
+    back = store.read_table("embedding")
+    assert list(back.columns) == EMBEDDING_COLUMNS
+    pd.testing.assert_frame_equal(back, df)
+    assert back.sample_id.tolist() == list(range(400))
+    for c in EMBEDDING_COLUMNS[1:]:
+        assert back[c].dtype == np.float32
+    assert np.isfinite(back[EMBEDDING_COLUMNS[1:]].to_numpy()).all()
+    meta = store.read_metadata("embedding")
+    assert meta["method"] == "tsne" and set(meta["params"]) == {"act", "fea", "prd"}
+    assert meta["params"]["fea"]["perplexity"] == 30.0 and meta["params"]["fea"]["random_state"] == 0
+    assert meta["spaces"]["fea"]["pca_dims"] == 20 and meta["spaces"]["fea"]["backend"] == "cpu"
+    assert meta["spaces"]["act"]["n_unique"] < 400
+    assert store.stage_status()["embed"] == "done"
+
+
+def test_trustworthiness_of_fea_and_prd(embedded):
+    _, store, _, _ = embedded
+    spaces = store.read_metadata("embedding")["spaces"]
+    assert spaces["fea"]["trustworthiness_k10"] >= 0.90
+    assert spaces["prd"]["trustworthiness_k10"] >= 0.90
+
+
+def test_reference_files_are_plain_arrays(embedded):
+    _, store, _, _ = embedded
+    for space in ("act", "fea", "prd"):
+        ref = SpaceReference.load(store.path, space)  # np.load(allow_pickle=False) inside
+        assert ref.method == "tsne" and ref.coords.shape[1] == 2
+    fea = SpaceReference.load(store.path, "fea")
+    assert fea.arrays["pca_components"].shape == (20, 96) and fea.inputs.shape == (400, 20)
+
+
+def test_todays_images_onto_yesterdays_map(embedded):
+    root, store, cluster, day1 = embedded
+    new, new_cluster = write_run(root / "day2", 120, seed=5)
+    df = embed_run(new.path, method="tsne", device="cpu", random_state=0, progress=False, reference=store.path,
+                   n_jobs=1)
+    assert df.shape == (120, 7) and np.isfinite(df.iloc[:, 1:].to_numpy()).all()
+    meta = new.read_metadata("embedding")
+    assert meta["reference"] == str(store.path)
+    for space in ("fea", "prd", "act"):
+        old = day1[[f"{space}_x", f"{space}_y"]].to_numpy()
+        placed = df[[f"{space}_x", f"{space}_y"]].to_numpy()
+        d = np.linalg.norm(placed[:, None, :] - old[None], axis=2)
+        agree = (cluster[np.argmin(d, axis=1)] == new_cluster).mean()
+        assert agree >= 0.85, (space, agree)
+
+
+def test_reference_method_mismatch_is_named(embedded):
+    root, store, _, _ = embedded
+    other, _ = write_run(root / "other", 50, seed=9)
+    with pytest.raises(ValueError, match="holds 'tsne' maps. Hint: pass method='tsne'"):
+        embed_run(other.path, method="pca", reference=store.path, progress=False)
+
+
+def test_missing_predictions_is_a_clear_error(make_run):
+    store, _ = make_run("nopred", n=50, predictions=False)
+    with pytest.raises(RunStoreError, match=r"embed needs predictions.parquet \(PRD, from `xsgpu infer RUN --model MODEL`\)"):
+        embed_run(store.path, progress=False)
+    assert not store.table_path("embedding").exists()
+
+
+def test_missing_features_and_nan_predictions(make_run):
+    store, _ = make_run("nofea", n=50, features=False)
+    with pytest.raises(RunStoreError, match=r"features.zarr \(FEA"):
+        embed_run(store.path, progress=False)
+    store, _ = make_run("nan", n=50)
+    df = store.read_table("predictions")
+    df.loc[7, "p__ring"] = np.nan
+    store.write_partition("predictions", 0, df.iloc[:50])
+    with pytest.raises(RunStoreError, match=r"sample_id \[7\] hold NaN/inf probabilities"):
+        embed_run(store.path, method="pca", progress=False)
+    assert store.stage_status()["embed"] == "failed"
+
+
+def test_pca_embedding_is_deterministic_and_a_reference(make_run):
+    store, cluster = make_run("pca", n=200)
+    a = embed_run(store.path, method="pca", random_state=3, progress=False)
+    b = embed_run(store.path, method="pca", random_state=3, progress=False)
+    pd.testing.assert_frame_equal(a, b)
+    new, _ = make_run("pca2", n=200, seed=0)  # same data: placed exactly where it was
+    c = embed_run(new.path, method="pca", reference=store.path, random_state=3, progress=False)
+    assert np.allclose(c[["fea_x", "fea_y", "prd_x", "prd_y"]], a[["fea_x", "fea_y", "prd_x", "prd_y"]], atol=1e-3)
+    assert np.allclose(c[["act_x", "act_y"]], a[["act_x", "act_y"]], atol=1e-4)
+
+
+def test_tsne_embed_run_same_seed_same_table(make_run):
+    store, _ = make_run("det", n=120)
+    kw = dict(method="tsne", device="cpu", random_state=1, progress=False, n_jobs=1, quality=False,
+              projector_params={"n_iter": 100, "early_exaggeration_iter": 50})
+    pd.testing.assert_frame_equal(embed_run(store.path, **kw), embed_run(store.path, **kw))
+
+
+def test_bad_arguments(make_run):
+    store, _ = make_run("args", n=30)
+    with pytest.raises(ValueError, match="The 'method' parameter of embed_run must be one of"):
+        embed_run(store.path, method="mds")
+    with pytest.raises(ValueError, match="The 'pca_dims' parameter of embed_run must be an int >= 2. Got 1"):
+        embed_run(store.path, pca_dims=1)
+    with pytest.raises(FileNotFoundError, match="has no stored act map"):
+        embed_run(store.path, method="pca", reference=store.path, progress=False)
+
+
+def test_cli_embed(make_run):
+    from workflows.cli import main
+
+    store, _ = make_run("cli", n=80)
+    result = CliRunner().invoke(main, ["embed", str(store.path), "--method", "pca", "--seed", "2", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "embedding.parquet" in result.output and "fea" in result.output
+    assert RunStore.open(store.path).has("embedding")
+    result = CliRunner().invoke(main, ["embed", "--help"])
+    assert "--reference" in result.output and "xsgpu embed runs/today --reference runs/yesterday" in result.output
+    result = CliRunner().invoke(main, ["embed", str(store.path), "--method", "mds"])
+    assert result.exit_code != 0 and "mds" in result.output

@@ -1,0 +1,61 @@
+"""``xsgpu embed RUN``: 2-D maps of ACT, FEA and PRD -> RUN/embedding.parquet (thin wrapper over embed_run)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+__all__ = ["command"]
+
+
+@click.command(name="embed")
+@click.argument("run", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--method", type=click.Choice(["tsne", "umap", "pca"]), default="tsne", show_default=True,
+              help="Projection: t-SNE (openTSNE on CPU, cuML on GPU), UMAP (umap-learn / cuML) or PCA.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto", show_default=True,
+              help="auto: the GPU when usable and the request fits cuML, else CPU (the reason is logged).")
+@click.option("--seed", "random_state", type=int, default=0, show_default=True,
+              help="Seed of the projections and the ACT jitter (same seed, same map on CPU).")
+@click.option("--pca-dims", type=int, default=50, show_default=True,
+              help="FEA (N x 2048) is reduced to this many dimensions by exact streaming PCA first.")
+@click.option("--perplexity", type=float, default=30.0, show_default=True, help="t-SNE perplexity.")
+@click.option("--reference", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Place RUN's images onto the maps of this earlier run instead of fitting new maps.")
+@click.option("--n-jobs", type=int, default=-1, show_default=True, help="openTSNE threads (-1: all cores).")
+@click.option("--quality/--no-quality", default=True, show_default=True,
+              help="Record trustworthiness (k=10, 5k-point sample) per space in the table metadata.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
+def command(run: Path, method: str, device: str, random_state: int, pca_dims: int, perplexity: float,
+            reference: Path | None, n_jobs: int, quality: bool, progress: bool) -> None:
+    """Embed the three spaces of RUN in 2-D and write RUN/embedding.parquet.
+
+    ACT (true labels, deduplicated), FEA (features.zarr through PCA) and PRD (predictions) each get a
+    map; the table has sample_id, act_x, act_y, fea_x, fea_y, prd_x, prd_y. t-SNE and PCA maps are also
+    stored as plain arrays in RUN/embedding_reference/, so later runs can be placed onto them.
+
+    \b
+    Examples:
+      xsgpu embed runs/demo                                  # t-SNE, GPU if usable, else CPU
+      xsgpu embed runs/demo --method pca --device cpu        # seconds, for a first look
+      xsgpu embed runs/demo --method umap --seed 1           # needs umap-learn
+      xsgpu embed runs/today --reference runs/yesterday      # today's images onto yesterday's map
+    """
+    from xsgpu.backend import GPUUnavailable, UnsupportedOnGPU
+    from xsgpu.embed import embed_run
+    from xsgpu.io.runstore import RunStore, RunStoreError
+
+    try:
+        df = embed_run(run, method=method, device=device, random_state=random_state, progress=progress,
+                       pca_dims=pca_dims, perplexity=perplexity, reference=reference, n_jobs=n_jobs,
+                       quality=quality)
+    except (RunStoreError, ValueError, FileNotFoundError, GPUUnavailable, UnsupportedOnGPU, ImportError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    store = RunStore.open(run)
+    meta = store.read_metadata("embedding")
+    click.echo(f"Wrote {len(df)} rows to {store.table_path('embedding')} (method {method}, "
+               f"{meta.get('seconds', 0):.1f} s)")
+    for space, info in meta.get("spaces", {}).items():
+        tw = info.get("trustworthiness_k10")
+        click.echo(f"  {space}: {info.get('n_inputs')} x {info.get('input_dims')} -> 2-D on {info.get('backend')} "
+                   f"({info.get('library')}), {info.get('seconds', 0):.1f} s"
+                   + (f", trustworthiness@10 {tw:.3f}" if tw is not None else ""))
