@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, multilabel_confusion_matrix, precision_recall_fscore_support
 
@@ -211,3 +212,14 @@ def test_bad_cutoff(multilabel, cut, msg):
     y, p = multilabel
     with pytest.raises(ValueError, match=r"'cutoff' parameter of confusion_counts must .*" + msg):
         confusion_counts(y, p, cutoff=cut)
+
+
+@pytest.mark.parametrize("frac", [0.2, 0.8])
+def test_selection_paths_agree(rng, frac):
+    # <= half the rows: gather-then-pack; more: pack-all-then-gather. Both equal the subset's metrics.
+    y, p = make_multilabel(rng, 200)
+    mask = rng.random(200) < frac
+    m = selection_metrics(y, p, mask)
+    ref = SelectionScorer(y[mask], p[mask])()
+    pd.testing.assert_frame_equal(m.per_attribute, ref.per_attribute)
+    assert m.overall == pytest.approx(ref.overall, nan_ok=True)

@@ -16,8 +16,8 @@ Conventions (the same everywhere in xsgpu, and in the app's flower glyphs):
   cells (Hamming accuracy), ``subset_accuracy`` the fraction of images whose 17 labels are all right.
 
 Speed: the 17 labels of an image are packed into one 17-bit integer code (for ACT and for PRD), so the
-counts of any selection reduce to a gather of two (n,) code arrays and two ``bincount`` calls on joint
-codes. :class:`SelectionScorer` packs once and then scores each selection in a few passes over the
+counts of any selection reduce to a gather of two (n,) code arrays, three ``bincount`` calls over the
+2**17 codes (ACT, PRD, ACT & PRD) and popcounts for the per-image averages. :class:`SelectionScorer` packs once and then scores each selection in a few passes over the
 selected rows (the interactive path of the app); :func:`selection_metrics` is the one-shot pure form.
 
 Examples
@@ -55,7 +55,6 @@ log = logging.getLogger(__name__)
 #: Columns of :func:`attribute_metrics` and ``SelectionMetrics.per_attribute`` (index: attribute slug).
 PER_ATTRIBUTE_COLUMNS = ["tp", "tn", "fp", "fn", "accuracy", "precision", "recall", "f1", "ap", "support"]
 
-_LO_BITS = 9  # joint codes split into attributes 0..8 and 9..16, so histograms stay small
 
 
 def predict_labels(y_prob: Any, *, cutoff: float | Any = 0.5):
@@ -141,15 +140,16 @@ def confusion_counts(y_true: Any, y_prob: Any, *, cutoff: float | Any = 0.5) -> 
 
 
 def _per_attribute_frame(counts: dict[str, Any], ap: Any | None) -> pd.DataFrame:
-    host = {k: np.asarray(to_host(v)) for k, v in counts.items()}
-    r = {k: np.asarray(to_host(v)) for k, v in ratios(counts["tp"], counts["fp"], counts["fn"], counts["tn"]).items()}
-    df = pd.DataFrame({
-        "tp": host["tp"], "tn": host["tn"], "fp": host["fp"], "fn": host["fn"],
+    h = {k: np.asarray(to_host(v)) for k, v in counts.items()}
+    r = ratios(h["tp"], h["fp"], h["fn"], h["tn"])
+    n = len(h["tp"])
+    columns = {
+        "tp": h["tp"], "tn": h["tn"], "fp": h["fp"], "fn": h["fn"],
         "accuracy": r["accuracy"], "precision": r["precision"], "recall": r["recall"], "f1": r["f1"],
-        "ap": np.asarray(to_host(ap), dtype=np.float64) if ap is not None else np.full(len(host["tp"]), np.nan),
-        "support": host["tp"] + host["fn"],
-    }, index=pd.Index(list(SLUGS), name="attribute"))
-    return df[PER_ATTRIBUTE_COLUMNS]
+        "ap": np.asarray(to_host(ap), dtype=np.float64) if ap is not None else np.full(n, np.nan),
+        "support": h["tp"] + h["fn"],
+    }
+    return pd.DataFrame(columns, index=pd.Index(list(SLUGS), name="attribute"), columns=PER_ATTRIBUTE_COLUMNS)
 
 
 def attribute_metrics(y_true: Any, y_prob: Any, *, cutoff: float | Any = 0.5) -> pd.DataFrame:
@@ -279,7 +279,10 @@ class SelectionScorer:
             sel = None
         else:
             sel = check_selection(selection, self.n, xp=xp, func=self._func)
-            ct, cp = self.true_codes[sel], self.pred_codes[sel]
+            if sel.dtype == bool:  # compress is several times faster than boolean indexing in NumPy
+                ct, cp = xp.compress(sel, self.true_codes), xp.compress(sel, self.pred_codes)
+            else:
+                ct, cp = self.true_codes[sel], self.pred_codes[sel]
         if ct.shape[0] == 0:
             raise ValueError(f"The 'selection' parameter of {self._func} selects no rows (empty selection); "
                              "metrics of an empty selection are undefined.")
@@ -293,63 +296,90 @@ class SelectionScorer:
         return self._y_true[sel], self._y_prob[sel]
 
 
-def _joint_counts(ct, cp, xp: ModuleType) -> tuple[Any, Any, Any]:
-    """Per-attribute (n_true, n_pred, tp) from codes, via joint histograms of the two bit groups."""
-    n_true, n_pred, tp = [], [], []
-    for shift, width in ((0, _LO_BITS), (_LO_BITS, N_ATTRIBUTES - _LO_BITS)):
-        mask = (1 << width) - 1
-        a = (ct >> shift) & mask if shift else ct & mask
-        b = (cp >> shift) & mask if shift else cp & mask
-        joint = (a.astype(xp.int64) << width) | b
-        h = xp.bincount(joint, minlength=1 << (2 * width)).reshape(1 << width, 1 << width).astype(xp.float64)
-        bits = xp.asarray(_bit_table(width))
-        hb = h @ bits  # (2^w, w): rows true code, cols predicted bit
-        n_true.append(h.sum(axis=1) @ bits)
-        n_pred.append(h.sum(axis=0) @ bits)
-        tp.append((bits * hb).sum(axis=0))
-    cat = lambda parts: xp.rint(xp.concatenate(parts)).astype(xp.int64)  # noqa: E731
-    return cat(n_true), cat(n_pred), cat(tp)
+def _code_statistics(ct, cp, xp: ModuleType) -> tuple[Any, Any, Any, dict[str, float]]:
+    """Per-attribute ``(n_true, n_pred, tp)`` and the per-image averages from the row codes.
 
-
-def _samples_averages(ct, cp, xp: ModuleType) -> dict[str, float]:
-    """Mean per-image precision/recall/F1 (zero division -> 0) and subset accuracy."""
-    pop = xp.asarray(_popcount_table(N_ATTRIBUTES))
-    t = pop[ct].astype(xp.int64)
-    p = pop[cp].astype(xp.int64)
-    tp = pop[ct & cp].astype(xp.int64)
+    Per-attribute counts: one ``bincount`` over the 2**17 codes for ACT, PRD and ACT & PRD each, times
+    the bit table. Per-image averages: the popcounts of a row's three codes give its (tp, t, p); their
+    joint histogram (18**3 cells) yields the mean precision/recall/F1 over images without per-row floats.
+    """
+    n_codes = 1 << N_ATTRIBUTES
+    both = ct & cp
+    if ct.shape[0] * N_ATTRIBUTES < n_codes:  # few rows: unpack their bits instead of 2**17-cell histograms
+        shifts = xp.arange(N_ATTRIBUTES, dtype=xp.uint32)
+        counts = xp.stack([((a[:, None] >> shifts) & 1).sum(axis=0, dtype=xp.int64) for a in (ct, cp, both)])
+    else:
+        counts = _bit_sums(xp.stack([xp.bincount(a, minlength=n_codes) for a in (ct, cp, both)]), xp)
     k = N_ATTRIBUTES + 1
-    hist = xp.bincount((tp * k + t) * k + p, minlength=k ** 3).astype(xp.float64).reshape(k, k, k)
-    g_tp, g_t, g_p = xp.meshgrid(*(xp.arange(k, dtype=xp.float64),) * 3, indexing="ij")
+    if hasattr(xp, "bitwise_count"):
+        pt, pp, ptp = (xp.bitwise_count(a).astype(xp.uint16) for a in (ct, cp, both))
+    else:  # NumPy < 2.0 / CuPy: lookup table
+        pop = xp.asarray(_popcount_table(N_ATTRIBUTES))
+        pt, pp, ptp = (pop[a].astype(xp.uint16) for a in (ct, cp, both))
+    key = ptp * xp.uint16(k * k)
+    key += pt * xp.uint16(k)
+    key += pp
+    cells = xp.bincount(key, minlength=k ** 3).astype(xp.float64).reshape(k, k, k)
     m = float(ct.shape[0])
-    prec = float((hist * _safe_div(g_tp, g_p, xp)).sum()) / m
-    rec = float((hist * _safe_div(g_tp, g_t, xp)).sum()) / m
-    f1 = float((hist * _safe_div(2 * g_tp, g_t + g_p, xp)).sum()) / m
-    subset = float(xp.count_nonzero(ct == cp)) / m
-    return {"precision_samples": prec, "recall_samples": rec, "f1_samples": f1, "subset_accuracy": subset}
+    samples = {
+        "precision_samples": float((cells * xp.asarray(_ratio_grid(k, "precision"))).sum()) / m,
+        "recall_samples": float((cells * xp.asarray(_ratio_grid(k, "recall"))).sum()) / m,
+        "f1_samples": float((cells * xp.asarray(_ratio_grid(k, "f1"))).sum()) / m,
+        "subset_accuracy": float(xp.count_nonzero(ct == cp)) / m,
+    }
+    return counts[0], counts[1], counts[2], samples
+
+
+def _bit_sums(hist, xp: ModuleType):
+    """(r, 2**17) code histograms -> (r, 17) counts of rows with each bit set (exact integer sums).
+
+    Reshape-and-sum rather than a product with the bit table: no BLAS call, whose threads thrash on a
+    busy machine (measured 10x slower there).
+    """
+    r = hist.shape[0]
+    out = xp.empty((r, N_ATTRIBUTES), dtype=xp.int64)
+    h = hist.astype(xp.int64, copy=False)
+    for j in reversed(range(N_ATTRIBUTES)):  # fold out the top bit each step: 2 * 2**17 adds in all
+        half = 1 << j
+        out[:, j] = h[:, half:].sum(axis=1)
+        h = h[:, :half] + h[:, half:]
+    return out
+
+
+@functools.lru_cache(maxsize=2)
+def _count_grid(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return tuple(np.meshgrid(*(np.arange(k, dtype=np.float64),) * 3, indexing="ij"))
+
+
+@functools.lru_cache(maxsize=8)
+def _ratio_grid(k: int, which: str) -> np.ndarray:
+    """Per-image ratio for every (tp, t, p) cell, zero division -> 0."""
+    g_tp, g_t, g_p = _count_grid(k)
+    num, den = {"precision": (g_tp, g_p), "recall": (g_tp, g_t), "f1": (2 * g_tp, g_t + g_p)}[which]
+    return _safe_div(num, den, np)
 
 
 def _metrics_from_codes(ct, cp, xp: ModuleType, *, ap_arrays=None) -> SelectionMetrics:
     m = int(ct.shape[0])
-    n_true, n_pred, tp = _joint_counts(ct, cp, xp)
+    n_true, n_pred, tp, samples = _code_statistics(ct, cp, xp)
+    tp, n_true, n_pred = (np.asarray(to_host(a)) for a in (tp, n_true, n_pred))
     fp = n_pred - tp
     fn = n_true - tp
     tn = m - tp - fp - fn
-    counts = {"tp": tp, "fp": fp, "fn": fn, "tn": tn}
     ap = None
     if ap_arrays is not None:
         from xsgpu.metrics.ranking import average_precision
-        ap = average_precision(*ap_arrays)
-    per = _per_attribute_frame(counts, ap)
-    stp, sfp, sfn = (int(per[c].sum()) for c in ("tp", "fp", "fn"))
-    overall: dict[str, float] = {"n": m}
-    overall["accuracy"] = float((per["tp"].sum() + per["tn"].sum()) / (m * N_ATTRIBUTES))
-    overall.update(_samples_averages(ct, cp, xp))
+        ap = np.asarray(to_host(average_precision(*ap_arrays)), dtype=np.float64)
+    per = _per_attribute_frame({"tp": tp, "fp": fp, "fn": fn, "tn": tn}, ap)
+    stp, sfp, sfn = int(tp.sum()), int(fp.sum()), int(fn.sum())
+    overall: dict[str, float] = {"n": m, "accuracy": float((tp.sum() + tn.sum()) / (m * N_ATTRIBUTES))}
+    overall.update(samples)
     overall["precision_micro"] = stp / (stp + sfp) if stp + sfp else 0.0
     overall["recall_micro"] = stp / (stp + sfn) if stp + sfn else 0.0
     overall["f1_micro"] = 2 * stp / (2 * stp + sfp + sfn) if stp + sfp + sfn else 0.0
     for col in ("precision", "recall", "f1"):
-        overall[f"{col}_macro"] = float(per[col].mean())
-    overall["map"] = float(np.nanmean(per["ap"])) if ap is not None and per["ap"].notna().any() else float("nan")
+        overall[f"{col}_macro"] = float(per[col].to_numpy().mean())
+    overall["map"] = float(np.nanmean(ap)) if ap is not None and not np.isnan(ap).all() else float("nan")
     return SelectionMetrics(per_attribute=per, overall=overall)
 
 
@@ -381,14 +411,19 @@ def selection_metrics(y_true: Any, y_prob: Any, selection: Any, *, cutoff: float
     -----
     For repeated calls on the same arrays (an interactive app) build a :class:`SelectionScorer` once
     and call it per selection: this function packs all n rows on every call.
-    Small index selections (under a quarter of the rows) are gathered first and only they are packed.
+    Selections of at most half the rows are gathered first and only they are packed.
     """
     xp = namespace_of(y_true, y_prob)
     yt, yp = check_pair(y_true, y_prob, xp=xp, func="selection_metrics")
     sel = check_selection(selection, yt.shape[0], xp=xp, func="selection_metrics")
-    if sel.dtype != bool and sel.shape[0] * 4 < yt.shape[0]:
+    n = yt.shape[0]
+    m = int(xp.count_nonzero(sel)) if sel.dtype == bool else int(sel.shape[0])
+    if 2 * m <= n:  # gathering the selected rows and packing only them is cheaper than packing all rows
         c = check_cutoff(cutoff, xp=xp, func="selection_metrics")
-        st, sp = yt[sel], yp[sel]
+        if sel.dtype == bool:
+            st, sp = xp.compress(sel, yt, axis=0), xp.compress(sel, yp, axis=0)
+        else:
+            st, sp = yt[sel], yp[sel]
         ct, cp = encode_rows(st), encode_rows(sp > c)
         return _metrics_from_codes(ct, cp, xp, ap_arrays=(st, sp) if ap else None)
     scorer = SelectionScorer(yt, yp, cutoff=cutoff, _func="selection_metrics")
