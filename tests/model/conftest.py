@@ -88,8 +88,8 @@ def make_easy_run(path: Path, *, n: int = 120, size: int = 32, partition_size: i
 
 @pytest.fixture(scope="session")
 def easy_run(tmp_path_factory) -> RunStore:
-    """A 320-image, 32 px run with 32 experiments (split by experiment)."""
-    return make_easy_run(tmp_path_factory.mktemp("easy") / "run", n=320, size=32, partition_size=80, seed=1)
+    """A 240-image, 32 px run with 24 experiments (split by experiment)."""
+    return make_easy_run(tmp_path_factory.mktemp("easy") / "run", n=240, size=32, partition_size=80, seed=1)
 
 
 @pytest.fixture(scope="session")
@@ -99,8 +99,7 @@ def trained_model(easy_run, tmp_path_factory) -> tuple[Path, dict]:
 
     from xsgpu.model import train_model
 
-    torch.set_num_threads(2)
     out = tmp_path_factory.mktemp("models") / "r18"
-    report = train_model(easy_run.path, arch="resnet18", size=32, epochs=6, out=out, batch_size=32, lr=3e-3,
-                         device="cpu", progress=False, seed=0)
+    report = train_model(easy_run.path, arch="resnet18", size=32, epochs=3, out=out, batch_size=32, lr=3e-3,
+                         device="cpu", progress=False, seed=0, num_threads=1)
     return out, report

@@ -160,8 +160,13 @@ def load_training_data(
     progress: bool = True,
 ) -> TrainingData:
     """Load the train/val/test splits of a run at input size ``size`` (see :func:`split_indices`)."""
-    cols = ["sample_id", "split"] + label_columns()
-    meta_cols = [c for c in ("run_id", "labelled") if c in _columns(store)]
+    have = _columns(store)
+    missing = [c for c in ["sample_id"] + label_columns() if c not in have]
+    if missing:
+        raise ValueError(f"{store.table_path('samples')}: label columns {missing[:4]} are missing "
+                         f"({len(missing)} in all); training needs sample_id and the 17 y__<attribute> columns.")
+    cols = ["sample_id"] + label_columns()
+    meta_cols = [c for c in ("split", "run_id", "labelled") if c in have]
     samples = store.read_table("samples", columns=cols + meta_cols)
     ids = split_indices(samples, max_images=max_images, where=str(store.table_path("samples")))
     images = store.open_array("images")

@@ -1,0 +1,83 @@
+"""Training: the loss falls, mAP beats the prevalence baseline, checkpoints per epoch, resume."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from xsgpu.model import train_model
+from xsgpu.model.checkpoint import CheckpointMismatch, load_checkpoint, read_checkpoint_meta
+from xsgpu.model.train import compute_pos_weight, latest_epoch_checkpoint, lr_at
+
+from .conftest import make_easy_run
+
+
+def test_training_learns_the_easy_set(trained_model, easy_run):
+    out, report = trained_model
+    hist = report["history"]
+    assert len(hist) == report["epochs_run"] == 3
+    assert hist[-1]["train_loss"] < 0.8 * hist[0]["train_loss"]
+    assert np.isfinite(report["val_prevalence_map"]) and report["val_prevalence_map"] < 0.5
+    assert report["val_map"] > report["val_prevalence_map"] + 0.2
+    assert report["test_map"] > report["test_prevalence_map"] + 0.2
+    meta = read_checkpoint_meta(out)
+    assert meta["arch"] == "resnet18" and meta["input_size"] == 32
+    assert meta["training"]["run_path"] == str(easy_run.path.resolve())
+    assert meta["preprocessing"]["source_size"] == [32, 32]
+    assert meta["metrics"]["val_map"] == pytest.approx(report["val_map"])
+    assert "resume" not in meta and not (out / "optimizer.safetensors").exists()  # the final model is weights only
+    # one checkpoint per epoch, older ones pruned (keep 2 + the best)
+    epochs = sorted(p.name for p in (out / "epochs").iterdir())
+    assert "epoch-0002" in epochs and len(epochs) <= 3
+    assert (out / "epochs" / "epoch-0002" / "optimizer.safetensors").exists()
+
+
+def test_resume_continues_exactly(tmp_path):
+    store = make_easy_run(tmp_path / "run", n=80, size=32, partition_size=40, seed=3, per_run=8)
+    kw = dict(arch="resnet18", size=32, batch_size=16, lr=2e-3, device="cpu", progress=False, seed=5, num_threads=1)
+    straight = train_model(store.path, epochs=2, out=tmp_path / "a", **kw)
+    train_model(store.path, epochs=2, out=tmp_path / "b", time_budget_s=1, **kw)  # stops after epoch 1
+    assert latest_epoch_checkpoint(tmp_path / "b").name == "epoch-0000"
+    resumed = train_model(store.path, epochs=2, out=tmp_path / "b", resume=True, **kw)
+    assert resumed["epochs_run"] == 2 and [h["epoch"] for h in resumed["history"]] == [0, 1]
+    a, _ = load_checkpoint(tmp_path / "a" / "epochs" / "epoch-0001")
+    b, _ = load_checkpoint(tmp_path / "b" / "epochs" / "epoch-0001")
+    for (name, ta), tb in zip(a.state_dict().items(), b.state_dict().values()):
+        torch.testing.assert_close(ta, tb, rtol=1e-4, atol=1e-5, msg=name)
+    assert resumed["history"][1]["val_map"] == pytest.approx(straight["history"][1]["val_map"], abs=1e-4)
+    with pytest.raises(CheckpointMismatch, match=r"epoch-0001 has input size 32, but this training request asks for input size 64"):
+        train_model(store.path, epochs=3, out=tmp_path / "b", resume=True, **{**kw, "size": 64})
+    with pytest.raises(CheckpointMismatch, match="is a resnet18, but this training request asks for resnet34"):
+        train_model(store.path, epochs=3, out=tmp_path / "b", resume=True, **{**kw, "arch": "resnet34"})
+
+
+def test_train_rejects_bad_parameters(easy_run, tmp_path):
+    with pytest.raises(ValueError, match="The 'arch' parameter must be one of"):
+        train_model(easy_run.path, arch="resnet101", out=tmp_path / "m")
+    with pytest.raises(ValueError, match="The 'size' parameter of train_model must be an int >= 32. Got 16 instead."):
+        train_model(easy_run.path, arch="resnet18", size=16, out=tmp_path / "m")
+    with pytest.raises(ValueError, match="The 'pos_weight' parameter must be 'sqrt', 'balanced' or 'none'. Got 'x'"):
+        train_model(easy_run.path, arch="resnet18", size=32, out=tmp_path / "m", pos_weight="x")
+    with pytest.raises(ValueError, match="The 'lr' parameter of train_model must be a positive float. Got -1"):
+        train_model(easy_run.path, arch="resnet18", size=32, out=tmp_path / "m", lr=-1)
+
+
+def test_train_refuses_run_without_split(tmp_path):
+    store = make_easy_run(tmp_path / "run", n=40, size=32, partition_size=40, with_split=False)
+    with pytest.raises(ValueError, match="column 'split' is missing; training splits by run"):
+        train_model(store.path, arch="resnet18", size=32, epochs=1, out=tmp_path / "m", progress=False)
+
+
+def test_schedule_and_pos_weight():
+    lrs = [lr_at(s, 100, lr=1.0) for s in range(101)]
+    assert lrs[0] == pytest.approx(0.04) and max(lrs) == pytest.approx(1.0) and lrs[-1] == pytest.approx(1e-3)
+    assert np.all(np.diff(lrs[10:]) <= 1e-12) and np.all(np.diff(lrs[:11]) > 0)
+    y = np.zeros((100, 3), bool)
+    y[:1, 0] = True   # 1 % -> sqrt(99) ~ 9.95
+    y[:50, 1] = True  # 50 % -> 1
+    w = compute_pos_weight(y, "sqrt")
+    assert w[0] == pytest.approx(np.sqrt(99)) and w[1] == 1.0 and w[2] == 1.0  # no positives -> 1
+    assert compute_pos_weight(y, "balanced")[0] == 10.0  # capped
+    assert compute_pos_weight(y, "none").tolist() == [1.0, 1.0, 1.0]
