@@ -249,6 +249,15 @@ def test_multiframe_edf(tmp_path):
     assert [float(f.data.max()) for f in read_any(tmp_path / "two.edf")] == [1.0, 7.0]
 
 
+def test_unsigned_32bit_sentinels(tmp_path):
+    a = np.full((3, 4), 9, np.uint32)
+    a[0, 0], a[1, 1] = 2**32 - 1, 2**32 - 2  # -1 / -2 written unsigned
+    tifffile.imwrite(tmp_path / "u32.tif", a, metadata=None)
+    (fr,) = read_any(tmp_path / "u32.tif")
+    assert fr.mask.sum() == 2 and fr.mask[0, 0] and fr.mask[1, 1] and fr.data.max() == 9
+    assert (fr.metadata["n_gap_pixels"], fr.metadata["n_bad_pixels"]) == (1, 1)
+
+
 def test_make_frame_checks():
     with pytest.raises(FrameShapeError, match=r"/x.npy: frame 0 must be a non-empty 2-D image \(H, W\); got an array of shape \(3,\)"):
         make_frame(np.ones(3), source_uri="/x.npy")

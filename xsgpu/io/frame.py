@@ -6,6 +6,8 @@ masking conventions in one place:
 * integer detector data (Pilatus TIFF/CBF, Eiger HDF5, ...): negative values are not counts. Pilatus
   marks module gaps with ``-1`` and bad pixels with ``-2``; every negative value is masked and the
   ``-1``/``-2`` counts are kept in the metadata (``n_gap_pixels``, ``n_bad_pixels``);
+* unsigned 32-bit data: ``2**32 - 1`` and ``2**32 - 2`` are Pilatus/Eiger's ``-1``/``-2`` written
+  unsigned (no 32-bit detector counts that high) and are masked the same way;
 * ``mask_max=True`` (Eiger HDF5 convention): the largest value of an unsigned integer type
   (``2**16 - 1``, ``2**32 - 1``) marks gaps and dead pixels and is masked;
 * floating-point data: NaN and +-inf are masked; negative floats are kept (they can be legitimate after
@@ -162,6 +164,12 @@ def make_frame(
             mask |= neg
         else:
             meta["n_gap_pixels"] = meta["n_bad_pixels"] = 0
+    elif arr.dtype.kind == "u" and arr.dtype.itemsize == 4 and quantitative:
+        top = np.iinfo(arr.dtype).max
+        sentinel = arr >= top - 1
+        meta["n_gap_pixels"] = int((arr == top).sum())
+        meta["n_bad_pixels"] = int((arr == top - 1).sum())
+        mask |= sentinel
     elif arr.dtype.kind == "f":
         bad = ~np.isfinite(arr)
         meta["n_nonfinite_pixels"] = int(bad.sum())
