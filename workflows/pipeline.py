@@ -127,16 +127,6 @@ def ingest_partition_task(run_path: str, part: int) -> int:
     return ingest_partition(run_path, part)
 
 
-def _finish_ingest(store: Any) -> None:
-    """Record the ingest counts in the manifest, as ``ingest_paths`` does after its loop."""
-    samples = store.read_table("samples", columns=["sample_id", "valid", "labelled"])
-    errors = store.read_errors()
-    counts = {"n_samples": int(len(samples)), "n_valid": int(samples["valid"].sum()),
-              "n_labelled": int(samples["labelled"].sum()),
-              "n_error_rows": int((errors["stage"] == "ingest").sum()) if len(errors) else 0}
-    store.set_stage("ingest", "done", **counts)
-
-
 def synth_partition_task(run_path: str, part: int, *, device: str = "cpu") -> int:
     """Generate one partition of a planned synthetic run."""
     from xsgpu.synth import synth_partition
@@ -271,6 +261,14 @@ def checkpoint_exists(path: str | os.PathLike) -> bool:
     """
     p = Path(path)
     return (p / "model.json").is_file() and (p / "model.safetensors").is_file()
+
+
+def _mark_done(store: Any, report: StageReport, **info: Any) -> None:
+    """Record a partitioned stage as done in the manifest (when it ran now; a skipped one already is)."""
+    if report.partitions_run:
+        store.set_stage(report.name, "done", n_partitions_done=report.partitions_run,
+                        n_partitions_skipped=report.partitions_skipped, rows=report.rows,
+                        rows_per_s=round(report.rows_per_second, 2), **info)
 
 
 def _check_int(name: str, value: Any, low: int) -> None:
@@ -430,10 +428,13 @@ def run_pipeline(
                 store = plan_synth_run(out, n=synth, size=size, seed=seed, partition_size=partition_size,
                                        images_per_run=images_per_run)
                 pending = store.pending_partitions("samples")
+                if pending:
+                    store.set_stage("synth", "running", pending=len(pending))
                 stages["synth"] = map_partitions(
                     client, synth_partition_task, out, pending, stage="synth", fn_kwargs={"device": device},
                     retries=retries, n_skipped=store.n_partitions - len(pending), progress=progress,
                     runlog=runlog, task_hook=task_hook)
+                _mark_done(store, stages["synth"])
             elif ingest:
                 from xsgpu.io.ingest import plan_ingest
 
@@ -447,7 +448,9 @@ def run_pipeline(
                     client, ingest_partition_task, out, pending, stage="ingest", retries=retries,
                     n_skipped=store.n_partitions - len(pending), progress=progress, runlog=runlog,
                     task_hook=task_hook)
-                _finish_ingest(store)
+                from xsgpu.io.ingest import finish_ingest
+
+                finish_ingest(store)
             store = RunStore.open(out, require=["samples"])
             store.set_stage("pipeline", "running", pid=os.getpid())
 
@@ -469,16 +472,18 @@ def run_pipeline(
 
             # ------------------------------------------------------------------ infer
             if model_path is not None:
-                from workflows.plugins import PredictorPlugin
+                from workflows.plugins import ensure_predictor
 
                 pending = store.pending_partitions("predictions")
                 skipped = store.n_partitions - len(pending)
                 if pending:
-                    _prepare_infer(store, model_path, device=device)
-                    client.register_plugin(PredictorPlugin(model_path, device=device, batch_size=batch_size))
+                    _prepare_infer(store, model_path)
+                    ensure_predictor(client, model_path, device=device, batch_size=batch_size)
+                    store.set_stage("infer", "running", model=str(model_path), pending=len(pending))
                 stages["infer"] = map_partitions(
                     client, infer_partition_task, out, pending, stage="infer", retries=retries,
                     n_skipped=skipped, progress=progress, runlog=runlog, task_hook=task_hook)
+                _mark_done(store, stages["infer"], model=str(model_path))
 
             # ------------------------------------------------------------------ embed
             if embed:
@@ -524,19 +529,33 @@ def run_pipeline(
     return result
 
 
-def _prepare_infer(store: Any, model_path: Path, *, device: str) -> None:
-    """Before mapping infer: refuse to mix models in one run (resume with a different checkpoint)."""
-    done = store.finished_partitions("predictions")
+def _prepare_infer(store: Any, model_path: Path) -> None:
+    """Check the model against the run on the client before mapping infer (fail once, not per task).
+
+    Refuses a checkpoint whose attributes or stored frame size do not fit the run, and a resume with
+    a different model than the one that wrote the finished predictions partitions (mixing two models
+    in one table would be silent corruption).
+    """
+    import json
+
+    import pyarrow.parquet as pq
+
+    from xsgpu.model.predictor import Predictor
+
+    Predictor.from_checkpoint(model_path, device="cpu", batch_size=1, num_threads=1).check_run(store)
+    done = sorted(store.finished_partitions("predictions"))
     if not done:
         return
-    meta = store.read_metadata("predictions")
-    prev = meta.get("weights_sha256")
     cur = _checkpoint_sha(model_path)
-    if prev and cur and prev != cur:
-        raise PipelineError(
-            f"{store.path}: {len(done)} predictions partitions were written by a model with weights_sha256 "
-            f"{prev[:12]}..., but --model {model_path} has {cur[:12]}.... Hint: resume with the same model, or "
-            f"delete {store.table_path('predictions')} and {store.array_path('features')} to re-infer.")
+    d = store.table_path("predictions")
+    for p in done:
+        meta = pq.read_schema(d / f"part-{p:05d}.parquet").metadata or {}
+        prev = json.loads(meta.get(b"xsgpu", b"{}")).get("weights_sha256")
+        if prev and cur and prev != cur:
+            raise PipelineError(
+                f"{store.path}: predictions partition {p} was written by a model with weights_sha256 "
+                f"{prev[:12]}..., but --model {model_path} has {cur[:12]}.... Hint: resume with the same model, "
+                f"or delete {d} and {store.array_path('features')} to re-infer with this one.")
 
 
 def _checkpoint_sha(model_path: Path) -> str | None:

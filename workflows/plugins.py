@@ -16,14 +16,17 @@ Examples
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 from distributed import WorkerPlugin, get_worker
 
-__all__ = ["PredictorPlugin", "PLUGIN_NAME", "get_predictor", "predictor_loads"]
+__all__ = ["PredictorPlugin", "PLUGIN_NAME", "ensure_predictor", "get_predictor", "plugin_signature",
+           "predictor_loads"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,8 @@ class PredictorPlugin(WorkerPlugin):
         self.device = device
         self.batch_size = batch_size
         self.torch_threads = torch_threads
+        self.signature = plugin_signature(self.checkpoint, device=device, batch_size=batch_size,
+                                          torch_threads=torch_threads)
         self.predictor: Any = None
         self.n_loads = 0
         self.load_seconds = 0.0
@@ -75,7 +80,7 @@ class PredictorPlugin(WorkerPlugin):
         threads = self.torch_threads or max(1, int(getattr(worker.state, "nthreads", 1)))
         torch.set_num_threads(threads)
         t0 = time.perf_counter()
-        kw: dict[str, Any] = {"device": self.device}
+        kw: dict[str, Any] = {"device": self.device, "num_threads": threads}
         if self.batch_size is not None:
             kw["batch_size"] = self.batch_size
         self.predictor = Predictor.from_checkpoint(self.checkpoint, **kw)
@@ -87,6 +92,41 @@ class PredictorPlugin(WorkerPlugin):
     def teardown(self, worker: Any) -> None:
         """Drop the model (frees GPU memory on worker shutdown)."""
         self.predictor = None
+
+
+def plugin_signature(checkpoint: str | os.PathLike, *, device: str, batch_size: int | None,
+                     torch_threads: int | None) -> str:
+    """What identifies a loaded model: the checkpoint's weights hash (or path and mtime) and the options."""
+    meta = Path(checkpoint) / "model.json"
+    try:
+        ident = json.loads(meta.read_text()).get("weights_sha256") or f"{meta}:{meta.stat().st_mtime_ns}"
+    except (OSError, ValueError):
+        ident = os.fspath(checkpoint)
+    return f"{ident}|{device}|{batch_size}|{torch_threads}"
+
+
+def _worker_signature(dask_worker: Any) -> str | None:
+    plugin = dask_worker.plugins.get(PLUGIN_NAME)
+    return None if plugin is None or getattr(plugin, "predictor", None) is None else plugin.signature
+
+
+def ensure_predictor(client: Any, checkpoint: str | os.PathLike, *, device: str = "auto",
+                     batch_size: int | None = None, torch_threads: int | None = None) -> bool:
+    """Register :class:`PredictorPlugin` unless every worker already holds this very model.
+
+    Returns
+    -------
+    bool
+        True when the plugin was (re)registered, i.e. the workers (re)loaded the model.
+    """
+    sig = plugin_signature(checkpoint, device=device, batch_size=batch_size, torch_threads=torch_threads)
+    have = client.run(_worker_signature)
+    if have and all(v == sig for v in have.values()):
+        log.info("every worker already holds %s; not reloading", checkpoint)
+        return False
+    client.register_plugin(PredictorPlugin(checkpoint, device=device, batch_size=batch_size,
+                                           torch_threads=torch_threads))
+    return True
 
 
 def get_predictor() -> Any:
