@@ -14,7 +14,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from xsgpu.backend import namespace_of
+import numpy as np
+
+from xsgpu.backend import namespace_of, to_host
 from xsgpu.synth.geometry import CONCEPT_SIZE, PixelMaps
 
 __all__ = ["BEAMSTOPS", "BeamstopSpec", "transmission_map", "direct_beam_map", "ARM_HALF_ANGLE"]
@@ -94,14 +96,25 @@ def transmission_map(spec: BeamstopSpec, maps: PixelMaps):
 def direct_beam_map(maps: PixelMaps, *, peak: float = 1e5, fwhm_x: float = 8.0, fwhm_y: float = 2.0):
     """The direct beam: a 2-D Gaussian at the beam centre (FWHM 8 x 2 conceptual px, peak 1e5).
 
-    At output sizes below 256 the Gaussian is widened by the pixel footprint (variance + pixel^2/12)
-    and its peak lowered so that the integrated flux is kept.
+    Each output pixel holds the Gaussian's mean over its area (exact, via the error function), so the
+    integrated flux is the same at every output size even when the beam is narrower than a pixel.
     """
+    from scipy.special import erf
+
     xp = namespace_of(maps.dx)
-    pix = CONCEPT_SIZE / maps.size
+    n = maps.size
+    pix = CONCEPT_SIZE / n
     f = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
-    sx0, sy0 = fwhm_x * f, fwhm_y * f
-    sx = math.sqrt(sx0**2 + pix**2 / 12.0)
-    sy = math.sqrt(sy0**2 + pix**2 / 12.0)
-    amp = peak * (sx0 * sy0) / (sx * sy)
-    return (amp * xp.exp(-0.5 * ((maps.dx / sx) ** 2 + (maps.dy / sy) ** 2))).astype(xp.float32)
+    sx, sy = fwhm_x * f, fwhm_y * f
+    centres = (np.arange(n) + 0.5) * pix
+    dx0 = float(to_host(maps.dx[0])) - centres[0]   # beam-relative offset of the first column
+    dy0 = float(to_host(maps.dy[0])) - centres[0]
+    x = centres + dx0
+    y = centres + dy0
+
+    def box(d, s):
+        return 0.5 * (erf((d + pix / 2) / (s * math.sqrt(2))) - erf((d - pix / 2) / (s * math.sqrt(2))))
+
+    flux = peak * 2.0 * math.pi * sx * sy / pix**2
+    img = flux * np.outer(box(y, sy), box(x, sx))
+    return xp.asarray(img.reshape(-1).astype(np.float32))

@@ -162,7 +162,7 @@ def _add_component(g, mix: Mix, terms: Terms, i: int, kind: str, amp: float, q: 
         flags["ring"][i] = True
     elif kind == "series":
         q0 = g.uniform(0.006, 0.035)
-        sq0 = g.uniform(0.03, 0.4)
+        sq0 = g.uniform(0.02, 0.25)
         orders = np.arange(1, 25)
         ang = _orientation(g, (0.2, 0.95), range(2, 21, 2)) if g.random() < mix.p_oriented_ring else None
         t = terms.add(i, kind, is_sample=True, ang=ang)
@@ -185,7 +185,7 @@ def _add_component(g, mix: Mix, terms: Terms, i: int, kind: str, amp: float, q: 
         if kind in ("bcc", "fcc"):
             flags[kind][i] = True
     elif kind == "adhoc":
-        n = int(g.integers(3, 11))
+        n = int(g.integers(4, 11))
         q1 = g.uniform(0.008, 0.04)
         qs = q1 + np.concatenate([[0.0], np.cumsum(q1 * g.uniform(0.3, 1.2, n - 1))])
         hs = g.uniform(0.05, 1.0, n)
@@ -274,7 +274,7 @@ def draw_block(g: np.random.Generator, mix: Mix, n: int, n_q: int, *, glow: bool
         if g.random() < mix.p_background:
             bg[i] = _loguniform(g, *mix.log10_background)
             if glow:
-                glow_amp[i] = bg[i] * 10 ** g.uniform(-1.0, 0.7)
+                glow_amp[i] = bg[i] * 10 ** g.uniform(-1.0, 1.2)
         if g.random() < mix.p_defects:
             a = _loguniform(g, 1.0, 4.0)
             r = g.random()

@@ -41,7 +41,7 @@ __all__ = ["THRESHOLDS", "compute_tags", "labels_from_tags", "glow_stats"]
 THRESHOLDS = {
     "strong_max": 1000.0, "strong_mean": 5.0, "weak_max": 10.0, "diffuse_counts": 10.0,
     "diffuse_pixels": 400.0, "high_bg_max": 1e4, "high_bg_mean": 1e3, "many_rings": 4,
-    "ring_min_counts": 10.0, "ring_noise_sigmas": 3.0,
+    "ring_min_counts": 3.0, "ring_noise_sigmas": 3.0,
 }
 
 

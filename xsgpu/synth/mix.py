@@ -74,24 +74,24 @@ class Mix:
     p_zingers: float = 0.05
     extra_components: float = 0.3
     component_weights: dict = field(default_factory=lambda: {
-        "ring": 0.05, "series": 0.10, "bcc": 0.045, "fcc": 0.036, "hexagonal": 0.04, "lamellar": 0.04,
-        "adhoc": 0.19, "poly": 0.075, "halo": 0.19, "sphere": 0.25,
+        "ring": 0.05, "series": 0.09, "bcc": 0.042, "fcc": 0.034, "hexagonal": 0.035, "lamellar": 0.035,
+        "adhoc": 0.18, "poly": 0.07, "halo": 0.19, "sphere": 0.274,
     })
     amplitude_offsets: dict = field(default_factory=lambda: {
-        "ring": 0.0, "series": 0.5, "bcc": 0.5, "fcc": 0.5, "hexagonal": 0.5, "lamellar": 0.5,
-        "adhoc": 0.5, "poly": 0.3, "halo": -0.5, "sphere": -1.0,
+        "ring": -0.3, "series": 0.2, "bcc": 0.2, "fcc": 0.2, "hexagonal": 0.2, "lamellar": 0.2,
+        "adhoc": -0.3, "poly": 0.0, "halo": -0.75, "sphere": -0.55,
     })
     diffuse_weights: dict = field(default_factory=lambda: {
-        "porod": 0.2, "ornstein_zernike": 0.15, "debye_bueche": 0.15, "guinier": 0.15, "high_q": 0.35,
+        "porod": 0.2, "ornstein_zernike": 0.2, "debye_bueche": 0.2, "guinier": 0.2, "high_q": 0.34,
     })
     p_anisotropic_diffuse: float = 0.3
     p_oriented_ring: float = 0.4
     p_oriented_halo: float = 0.3
     p_speckle_halo: float = 0.3
     p_distorted: float = 0.2
-    log10_amplitude: tuple = (0.0, 4.0)
-    log10_diffuse: tuple = (-0.5, 2.5)
-    log10_background: tuple = (0.0, 3.7)
+    log10_amplitude: tuple = (1.7, 3.1)
+    log10_diffuse: tuple = (-2.5, 1.0)
+    log10_background: tuple = (-1.0, 3.8)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

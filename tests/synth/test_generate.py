@@ -1,0 +1,139 @@
+"""generate_images: shapes, determinism, size independence of labels, physics checks, label frequencies."""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+from scipy.signal import find_peaks
+
+from xsgpu.attributes import DOMAIN_FREQUENCIES, SLUGS, attribute_index
+from xsgpu.synth import DEFAULT_MIX, Mix, generate_images
+from xsgpu.synth.beamstops import transmission_map
+from xsgpu.synth.geometry import Q_BIN, make_pixel_maps
+from xsgpu.synth.kernels import lattice_peaks
+from xsgpu.synth.runs import make_run_spec
+
+QUIET = dict(p_diffuse=0.0, p_background=0.0, p_defects=0.0, p_zingers=0.0, p_gaps=0.0)
+
+
+def test_shapes_and_dtypes():
+    b = generate_images(5, size=48, seed=3, images_per_run=2)
+    assert b.counts.shape == (5, 48, 48) and b.counts.dtype == np.float32
+    assert b.mask.shape == (5, 48, 48) and b.mask.dtype == bool
+    assert b.labels.shape == (5, 17) and b.labels.dtype == bool
+    assert list(b.tags["sample_id"]) == [0, 1, 2, 3, 4]
+    assert np.all(b.counts >= 0) and np.all(np.isfinite(b.counts))
+
+
+def test_deterministic_and_seed_dependent():
+    a = generate_images(6, size=32, seed=11, start=400)
+    b = generate_images(6, size=32, seed=11, start=400)
+    c = generate_images(6, size=32, seed=12, start=400)
+    np.testing.assert_array_equal(a.counts, b.counts)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    assert not np.array_equal(a.counts, c.counts)
+
+
+def test_labels_do_not_depend_on_size():
+    a = generate_images(40, size=32, seed=4, images_per_run=10)
+    b = generate_images(40, size=64, seed=4, images_per_run=10)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_allclose(a.tags["sample_mean"], b.tags["sample_mean"])
+
+
+def test_run_level_labels_are_shared_and_exclusive():
+    b = generate_images(120, size=16, seed=2, images_per_run=10)
+    cols = [attribute_index(s) for s in ("beam_off", "linear_beamstop", "circular_beamstop", "wedge_beamstop")]
+    assert np.all(b.labels[:, cols].sum(axis=1) == 1)  # every image: one beamstop or beam off
+    for run in np.unique(b.tags["run_index"]):
+        rows = b.labels[b.tags["run_index"] == run][:, cols]
+        assert (rows == rows[0]).all()
+
+
+def test_bad_arguments_have_clear_messages():
+    with pytest.raises(ValueError, match="The 'size' parameter must be an integer in \\[8, 4096\\]. Got 3"):
+        generate_images(2, size=3)
+    with pytest.raises(ValueError, match="The 'n' parameter must be an integer >= 0. Got -1"):
+        generate_images(-1, size=16)
+    with pytest.raises(TypeError, match="The 'mix' parameter must be a xsgpu.synth.Mix"):
+        generate_images(1, size=16, mix={"p_sample": 1})
+    with pytest.raises(ValueError, match="'component_weights' parameter of Mix has unknown keys \\['cubic'\\]"):
+        Mix(component_weights={"cubic": 1.0})
+
+
+def _radial_average(counts, run, size):
+    maps = make_pixel_maps(run.geometry, size)
+    good = transmission_map(run.beamstop, maps) > 0.99
+    qi = (maps.q[good] / (4 * Q_BIN)).astype(int)  # bins of one conceptual pixel
+    s = np.bincount(qi, weights=counts.reshape(-1)[good])
+    n = np.bincount(qi)
+    prof = np.where(n > 0, s / np.maximum(n, 1), 0.0)
+    return (np.arange(len(prof)) + 0.5) * 4 * Q_BIN, prof, n
+
+
+@pytest.mark.parametrize("lattice", ["bcc", "fcc"])
+def test_powder_ring_positions_follow_the_lattice(lattice):
+    mix = dataclasses.replace(DEFAULT_MIX, **QUIET, p_sample=1.0, extra_components=0.0, p_distorted=0.0,
+                              component_weights={lattice: 1.0}, log10_amplitude=(4.0, 4.0))
+    ratios = lattice_peaks(lattice)[0]
+    b = generate_images(6, size=256, seed=21, images_per_run=1, mix=mix)
+    checked = 0
+    for i in range(6):
+        run = make_run_spec(i, seed=21, mix=mix)
+        q, prof, n = _radial_average(b.counts[i], run, 256)
+        ok = n > 50
+        peaks, _ = find_peaks(np.where(ok, prof, 0), prominence=0.2 * prof[ok].max() * 0.05)
+        peaks = [p for p in peaks if ok[p] and prof[p] > 20]
+        if len(peaks) < 3:
+            continue
+        # refine the positions by a 3-point parabola
+        pos = []
+        for p in peaks:
+            y0, y1, y2 = prof[p - 1], prof[p], prof[p + 1]
+            den = y0 - 2 * y1 + y2
+            pos.append(q[p] + (0.5 * (y0 - y2) / den if den != 0 else 0.0) * 4 * Q_BIN)
+        rel = np.asarray(pos) / pos[0]
+        for r in rel[:5]:
+            assert np.min(np.abs(ratios - r) / ratios) < 0.02, (lattice, rel)
+        checked += 1
+    assert checked >= 2
+
+
+def test_beam_off_images_have_no_beamstop_shadow():
+    mix = dataclasses.replace(DEFAULT_MIX, **{**QUIET, "p_background": 1.0}, p_sample=0.0, p_glow=0.0,
+                              log10_background=(3.0, 3.0))
+    b = generate_images(40, size=64, seed=8, images_per_run=1, mix=mix)
+    off = b.labels[:, attribute_index("beam_off")]
+    assert off.any() and (~off).any()
+    assert b.counts[off].min() > 800          # 1000 counts everywhere, nothing blocked
+    assert np.all(b.counts[~off].reshape((~off).sum(), -1).min(axis=1) < 5)  # a shadow somewhere
+
+
+def test_tags_match_the_pixels_and_weak_images_are_faint():
+    # isotropic sample terms only, beam-off runs (no beamstop, no beam): image mean == the sample-mean tag
+    mix = dataclasses.replace(
+        DEFAULT_MIX, **QUIET, p_sample=1.0, p_oriented_ring=0.0, p_oriented_halo=0.0, p_speckle_halo=0.0,
+        p_distorted=0.0, run_beamstops={"none": 1.0},
+        component_weights={k: v for k, v in DEFAULT_MIX.component_weights.items() if k != "poly"})
+    b = generate_images(30, size=256, seed=9, images_per_run=30, mix=mix)
+    mean = b.counts.reshape(30, -1).mean(axis=1) - 0.002
+    big = b.tags["sample_mean"] > 1.0
+    assert big.sum() >= 5
+    np.testing.assert_allclose(mean[big], b.tags["sample_mean"][big], rtol=0.03)
+    weak = b.labels[:, attribute_index("weak_scattering")]
+    assert np.all(b.tags["sample_max"][weak] < 10)
+    for i in np.nonzero(weak)[0]:
+        assert np.percentile(b.counts[i], 99.9) < 25  # Poisson(10) 99.9th percentile is about 21
+
+
+def test_label_frequencies_match_domain_on_3000_images():
+    b = generate_images(3000, size=16, seed=0, images_per_run=20)
+    freq = b.labels.mean(axis=0)
+    for slug, f in zip(SLUGS, freq):
+        target = DOMAIN_FREQUENCIES[slug]
+        assert f > 0, slug
+        assert abs(f / target - 1) <= 0.5, (slug, f, target)
+    assert 2.5 < b.labels.sum(axis=1).mean() < 4.5
+    assert math.isclose(freq[attribute_index("beam_off")], 0.12, abs_tol=0.03)
