@@ -256,6 +256,16 @@ def test_parallel_workers_give_the_same_run(data, tmp_path):
         np.testing.assert_array_equal(np.asarray(one.open_array(name)[:]), np.asarray(two.open_array(name)[:]))
 
 
+def test_threaded_scan_gives_the_same_plan(data, tmp_path):
+    root, _ = data
+    a = plan_ingest([root], tmp_path / "a", size=8, partition_size=4, progress=False)
+    b = plan_ingest([root], tmp_path / "b", size=8, partition_size=4, n_workers=3, progress=False)
+    pd.testing.assert_frame_equal(a.read_table("ingest_plan"), b.read_table("ingest_plan"))
+    pd.testing.assert_frame_equal(a.read_table("ingest_files").drop(columns="mtime_ns"),
+                                  b.read_table("ingest_files").drop(columns="mtime_ns"))
+    assert len(a.read_errors()) == 4  # the 4 files that fail the scan (the truncated JPEG fails later)
+
+
 def test_progress_callback_counts_every_sample(tmp_path):
     d = tmp_path / "exp"
     d.mkdir()

@@ -196,6 +196,17 @@ def _scan_one(path: str, h5_dataset: str | None) -> Any:
         return _error_row(path, exc)
 
 
+def _scan_all(files: Sequence[str], h5_dataset: str | None, n_workers: int) -> Iterator[Any]:
+    """:func:`_scan_one` over ``files`` in order, ``n_workers`` threads at a time (bounded queue)."""
+    if n_workers == 1:
+        yield from (_scan_one(f, h5_dataset) for f in files)
+        return
+    with ThreadPoolExecutor(max_workers=n_workers) as pool:
+        step = 64 * n_workers
+        for i in range(0, len(files), step):
+            yield from pool.map(lambda f: _scan_one(f, h5_dataset), files[i:i + step])
+
+
 def _is_int(v: Any) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
@@ -232,7 +243,8 @@ def _resume(out: Path, files: pd.DataFrame, params: dict) -> RunStore | None:
     if not stored.equals(files):
         now = set(map(tuple, files.values.tolist()))
         diff = [r[0] for r in stored.values.tolist() if tuple(r) not in now]
-        diff += [p for p in files["path"] if p not in set(stored["path"])]
+        before = set(stored["path"])
+        diff += [p for p in files["path"] if p not in before]
         raise IngestError(f"{out} holds an interrupted ingest of other inputs ({len(diff)} file(s) added, removed "
                           f"or modified since, e.g. {diff[:3]}). Hint: write to a new --out, or delete {out}.")
     log.info("Resuming the ingest in %s", out)
@@ -280,13 +292,12 @@ def plan_ingest(
 
     infos: dict[str, Any] = {}
     errors: list[dict[str, Any]] = []
-    with ThreadPoolExecutor(max_workers=n_workers) as pool:
-        results = pool.map(lambda f: _scan_one(f, h5_dataset), files)
-        for f, res in tqdm(zip(files, results), total=len(files), desc="scan", unit="file", disable=not progress):
-            if isinstance(res, dict):
-                errors.append(res)
-            else:
-                infos[f] = res
+    results = _scan_all(files, h5_dataset, n_workers)
+    for f, res in tqdm(zip(files, results), total=len(files), desc="scan", unit="file", disable=not progress):
+        if isinstance(res, dict):
+            errors.append(res)
+        else:
+            infos[f] = res
     if assignment is not None:
         assignment.check_frames({f: i.n_frames for f, i in infos.items()})
 
