@@ -258,6 +258,21 @@ def test_unsigned_32bit_sentinels(tmp_path):
     assert (fr.metadata["n_gap_pixels"], fr.metadata["n_bad_pixels"]) == (1, 1)
 
 
+def test_compressed_fabio_formats(tmp_path):
+    import gzip
+
+    import fabio.edfimage
+
+    fabio.edfimage.EdfImage(data=np.full((3, 4), 5, np.float32)).write(str(tmp_path / "f.edf"))
+    (tmp_path / "f.edf.gz").write_bytes(gzip.compress((tmp_path / "f.edf").read_bytes()))
+    assert detect_format(tmp_path / "f.edf.gz") == "fabio"
+    (fr,) = read_any(tmp_path / "f.edf.gz")
+    assert fr.data.shape == (3, 4) and float(fr.data.max()) == 5.0
+    (tmp_path / "f.tif.gz").write_bytes(gzip.compress(b"II*\x00"))
+    with pytest.raises(UnsupportedFormatError, match="only compressed fabio formats"):
+        detect_format(tmp_path / "f.tif.gz")
+
+
 def test_make_frame_checks():
     with pytest.raises(FrameShapeError, match=r"/x.npy: frame 0 must be a non-empty 2-D image \(H, W\); got an array of shape \(3,\)"):
         make_frame(np.ones(3), source_uri="/x.npy")
