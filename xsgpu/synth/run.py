@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 
@@ -160,9 +159,12 @@ def synth_partition(run_path, part: int, *, device: str = "cpu") -> int:
 
 def _worker(args) -> int:  # top-level for process pools
     run_path, part, device = args
-    import torch  # noqa: F401  (keep BLAS/OMP threads at one per worker process)
+    try:  # one numba thread per worker process: the pool is the parallelism
+        import numba
 
-    torch.set_num_threads(1)
+        numba.set_num_threads(1)
+    except Exception:  # pragma: no cover
+        pass
     return synth_partition(run_path, part, device=device)
 
 
@@ -207,7 +209,8 @@ def synthesize_run(out, *, n: int, size: int = 256, seed: int = 0, partition_siz
         else:
             import multiprocessing as mp
 
-            ctx = mp.get_context("spawn" if dev == "gpu" else "fork" if os.name == "posix" else "spawn")
+            # spawn: fork is unsafe once numba's OpenMP threads (or CUDA) are initialised in this process
+            ctx = mp.get_context("spawn")
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
                 for k in pool.map(_worker, [(str(store.path), q, dev) for q in pending]):
                     done += k
