@@ -114,7 +114,7 @@ class EmbeddingView(pn.viewable.Viewer):
     # ------------------------------------------------------------------ figure
     def _build_figure(self, thumb_route: str) -> None:
         x0, x1, y0, y1 = self.home
-        fig = figure(frame_width=self.width, frame_height=self.height, title=f"{self.space} (t-SNE)",
+        fig = figure(frame_width=self.width, frame_height=self.height, title=f"{self.space} ({self.state.data.method})",
                      x_range=Range1d(x0, x1), y_range=Range1d(y0, y1), tools=[], toolbar_location="above",
                      output_backend="canvas", name=f"xsgpu-{self.space.lower()}")
         fig.xaxis.visible = fig.yaxis.visible = False

@@ -105,7 +105,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_http(url: str, *, timeout: float = 120.0, proc: subprocess.Popen | None = None) -> None:
+def wait_http(url: str, *, timeout: float = 300.0, proc: subprocess.Popen | None = None) -> None:
     """Wait until ``url`` answers (any HTTP status), or fail with the server's output."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -130,7 +130,7 @@ def start_server(run_path: Path, *extra: str, port: int | None = None):
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}/"
     try:
-        wait_http(url, proc=proc)
+        wait_http(url + "xsgpu/thumb/0.png", proc=proc)  # answers once the run is loaded and warm
     except Exception:
         proc.kill()
         raise
