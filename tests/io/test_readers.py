@@ -258,6 +258,40 @@ def test_unsigned_32bit_sentinels(tmp_path):
     assert (fr.metadata["n_gap_pixels"], fr.metadata["n_bad_pixels"]) == (1, 1)
 
 
+def test_lzw_tiff_needs_imagecodecs(tmp_path):
+    a = np.arange(12, dtype=np.int32).reshape(3, 4)
+    a[0, 0] = -1
+    tifffile.imwrite(tmp_path / "lzw.tif", a, compression="zlib", metadata=None)  # zlib: no extra codec
+    np.testing.assert_array_equal(next(read_any(tmp_path / "lzw.tif")).mask, a < 0)
+    try:
+        tifffile.imwrite(tmp_path / "lzw.tif", a, compression="lzw", metadata=None)
+    except (KeyError, ImportError, ValueError):  # writing LZW needs imagecodecs as well
+        pytest.skip("imagecodecs is not installed: cannot write an LZW TIFF")
+    (fr,) = read_any(tmp_path / "lzw.tif")
+    np.testing.assert_array_equal(fr.data, np.where(a < 0, 0, a))
+
+
+def test_tiff_reduced_resolution_pages_are_not_frames(tmp_path):
+    with tifffile.TiffWriter(tmp_path / "prev.tif") as tw:
+        tw.write(np.full((8, 10), 3, np.uint16), metadata=None)
+        tw.write(np.zeros((4, 5), np.uint8), subfiletype=1, metadata=None)  # a reduced-resolution preview
+        tw.write(np.full((8, 10), 4, np.uint16), metadata=None)
+    assert count_frames(tmp_path / "prev.tif") == 2
+    assert [float(f.data.max()) for f in read_any(tmp_path / "prev.tif")] == [3.0, 4.0]
+
+
+def test_missing_codec_message(tmp_path, monkeypatch):
+    tifffile.imwrite(tmp_path / "x.tif", np.ones((3, 4), np.int32), metadata=None)
+
+    def no_codec(self, *a, **k):
+        raise KeyError("<COMPRESSION.LZW: 5> requires the 'imagecodecs' package")
+
+    monkeypatch.setattr(tifffile.TiffPage, "asarray", no_codec)
+    with pytest.raises(UnsupportedFormatError, match=r"x.tif: a TIFF compressed with a codec that needs the "
+                                                     r"'imagecodecs' package .*Hint: pip install imagecodecs"):
+        list(read_any(tmp_path / "x.tif"))
+
+
 def test_compressed_fabio_formats(tmp_path):
     import gzip
 

@@ -174,7 +174,11 @@ def _reader(fmt: str) -> Callable[..., Iterator[Frame]]:
     }[fmt]
 
 
-def _corrupt(path: str, fmt: str, exc: BaseException) -> CorruptFileError:
+def _corrupt(path: str, fmt: str, exc: BaseException) -> ReaderError:
+    if "imagecodecs" in str(exc):  # tifffile: LZW, PackBits, JPEG ... TIFFs need the optional codec package
+        return UnsupportedFormatError(
+            f"{path}: {_DESCRIPTION[fmt]} compressed with a codec that needs the 'imagecodecs' package "
+            f"({exc}). Hint: pip install imagecodecs.")
     return CorruptFileError(
         f"{path}: cannot read it as {_DESCRIPTION[fmt]} ({type(exc).__name__}: {exc}). The file is probably "
         "truncated or corrupt; check it with the detector software or copy it again.")

@@ -1,6 +1,7 @@
 """TIFF (tifffile): Pilatus 32-bit detector images, multi-page stacks, and 8-bit/RGB pictures.
 
-* Every page is a frame (a multi-page TIFF gives one frame per page).
+* Every full-resolution page is a frame (a multi-page TIFF gives one frame per page); reduced-resolution
+  pages (previews some writers add, NewSubfileType bit 0) are skipped.
 * Pilatus writes signed 32-bit counts with ``-1`` in module gaps and ``-2`` at bad pixels, and its
   header as ``# key value`` lines in the ImageDescription tag; the lines are parsed into
   ``metadata["header"]`` and the sentinels masked by :func:`xsgpu.io.frame.make_frame`.
@@ -54,16 +55,27 @@ def _page_hw(page: Any, path: str, index: int) -> tuple[int, int]:
     return shape  # type: ignore[return-value]
 
 
+def _frame_pages(tf: Any, path: str) -> list[int]:
+    """Indices of the full-resolution pages (reduced-resolution previews are not frames)."""
+    n = len(tf.pages)
+    pages = [0] if n == 1 else [i for i in range(n) if not getattr(tf.pages[i], "is_reduced", False)]
+    if not pages:
+        raise CorruptFileError(f"{path}: the TIFF has no (full-resolution) pages; it is truncated or corrupt. "
+                               "Copy or export it again.")
+    return pages
+
+
 def scan_tiff(path: str) -> FileInfo:
     """Count the pages and check the first one (cheap: no pixel data is decoded)."""
     import tifffile
 
     with tifffile.TiffFile(path) as tf:
-        n = len(tf.pages)
-        if n == 0:
+        if len(tf.pages) == 0:
             raise CorruptFileError(f"{path}: the TIFF has no pages (no image directory); it is truncated or "
                                    "corrupt. Copy or export it again.")
-        first = tf.pages.first
+        pages = _frame_pages(tf, path)
+        n = len(pages)
+        first = tf.pages[pages[0]]
         hw = _page_hw(first, path, 0)
         picture = _is_picture(first)
     return FileInfo(path=path, format="tiff", n_frames=n, frame_shape=hw, quantitative=not picture,
@@ -75,9 +87,10 @@ def read_tiff(path: str, *, frames: Iterable[int] | None = None) -> Iterator[Fra
     import tifffile
 
     with tifffile.TiffFile(path) as tf:
-        chosen = select_frames(frames, len(tf.pages), path)
+        pages = _frame_pages(tf, path)
+        chosen = select_frames(frames, len(pages), path)
         for i in chosen:
-            page = tf.pages[i]
+            page = tf.pages[pages[i]]
             _page_hw(page, path, i)
             arr = page.asarray()
             picture = _is_picture(page)
