@@ -107,3 +107,13 @@ def test_predictor_validates_input(trained_model):
     f, pr = p.predict(np.zeros((0, 32, 32), np.float32))
     assert f.shape == (0, 512) and pr.shape == (0, 17)
     assert p.meta["weights_sha256"] and p.meta["device"] == "cpu" and "resnet18" in repr(p)
+
+
+@pytest.mark.parametrize("start, stop, bs", [(0, 80, 32), (80, 160, 7), (160, 240, 100), (10, 75, 16)])
+def test_read_batches_recuts_chunk_blocks(easy_run, start, stop, bs):
+    from xsgpu.model.infer import read_batches
+
+    images = easy_run.open_array("images")
+    out = list(read_batches(images, start, stop, bs, workers=2))
+    assert all(len(b) == bs for b in out[:-1]) and 0 < len(out[-1]) <= bs
+    np.testing.assert_array_equal(np.concatenate(out), images[start:stop])

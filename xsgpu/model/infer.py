@@ -25,7 +25,8 @@ import os
 import shutil
 import time
 import uuid
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -35,7 +36,7 @@ from xsgpu.attributes import prob_columns
 from xsgpu.io.runstore import RunStore, RunStoreError
 from xsgpu.model.predictor import Predictor
 
-__all__ = ["infer_partition", "infer_run", "prediction_metadata", "ensure_features_array"]
+__all__ = ["infer_partition", "infer_run", "prediction_metadata", "ensure_features_array", "read_batches"]
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,40 @@ def ensure_features_array(store: RunStore, dim: int):
     return arr
 
 
-def infer_partition(run_path: str | os.PathLike, part: int, predictor: Predictor) -> int:
+def read_batches(images, start: int, stop: int, batch_size: int, *, workers: int = 2) -> Iterator[np.ndarray]:
+    """Yield rows ``start:stop`` of an (N, H, W) Zarr array as batches of ``batch_size`` rows (last may be short).
+
+    Reads whole chunk-aligned blocks (each chunk is decompressed once even when a batch is smaller
+    than a chunk), ``workers`` blocks at a time in threads, and re-cuts them into equal batches (so a
+    compiled model sees one shape).
+    """
+    chunk = int(getattr(images, "chunks", (batch_size,))[0]) or batch_size
+    rows = chunk * max(1, -(-batch_size // chunk))
+    edges = list(range(start - start % chunk, stop, rows))
+    bounds = [(max(a, start), min(a + rows, stop)) for a in edges]
+    carry: list[np.ndarray] = []
+    have = 0
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = [pool.submit(images.__getitem__, slice(a, b)) for a, b in bounds[:workers + 1]]
+        nxt = len(futures)
+        while futures:
+            block = np.asarray(futures.pop(0).result())
+            if nxt < len(bounds):
+                a, b = bounds[nxt]
+                futures.append(pool.submit(images.__getitem__, slice(a, b)))
+                nxt += 1
+            carry.append(block)
+            have += len(block)
+            while have >= batch_size:
+                joined = np.concatenate(carry) if len(carry) > 1 else carry[0]
+                yield joined[:batch_size]
+                rest = joined[batch_size:]
+                carry, have = ([rest] if len(rest) else []), len(rest)
+    if have:
+        yield np.concatenate(carry) if len(carry) > 1 else carry[0]
+
+
+def infer_partition(run_path: str | os.PathLike, part: int, predictor: Predictor, *, read_workers: int = 2) -> int:
     """Predict partition ``part`` of a run; write its features rows, then its predictions part. Return rows.
 
     Parameters
@@ -85,6 +119,8 @@ def infer_partition(run_path: str | os.PathLike, part: int, predictor: Predictor
         Partition number (0 .. n_partitions - 1).
     predictor : Predictor
         Loaded model (checked against the run: attributes and stored frame size).
+    read_workers : int
+        Threads reading and decompressing Zarr chunks ahead of the model.
     """
     store = RunStore.open(run_path, require=["images"])
     predictor.check_run(store)
@@ -94,8 +130,7 @@ def infer_partition(run_path: str | os.PathLike, part: int, predictor: Predictor
         raise RunStoreError(f"{store.array_path('images')} has {images.shape[0]} rows, but the manifest says "
                             f"n_samples={store.n_samples}.")
     feats_arr = ensure_features_array(store, predictor.feature_dim)
-    bs = predictor.batch_size
-    batches = (images[a:min(a + bs, stop)] for a in range(start, stop, bs))
+    batches = read_batches(images, start, stop, predictor.batch_size, workers=read_workers)
     feats = np.empty((stop - start, predictor.feature_dim), np.float16)
     probs = np.empty((stop - start, len(prob_columns())), np.float32)
     row = 0
