@@ -151,6 +151,30 @@ def test_globs_and_dedup(data):
     assert [os.path.basename(f) for f in files] == ["picture8.tif", "pilatus.tif", "stack.tif", "stack.npz"]
 
 
+def test_eiger_data_files_are_read_once_through_their_master(tmp_path):
+    import h5py
+
+    d = tmp_path / "eiger" / "scan3"
+    d.mkdir(parents=True)
+    for i in (1, 2):
+        with h5py.File(d / f"scan3_data_{i:06d}.h5", "w") as f:
+            f.create_dataset("entry/data/data", data=np.full((2, 6, 6), i, np.uint16))
+    with h5py.File(d / "scan3_master.h5", "w") as f:
+        for i in (1, 2):
+            f[f"entry/data/data_{i:06d}"] = h5py.ExternalLink(f"scan3_data_{i:06d}.h5", "entry/data/data")
+    store = ingest_paths([d], tmp_path / "run", size=8, partition_size=8, progress=False)
+    s = store.read_table("samples")
+    assert s["source_uri"].map(os.path.basename).unique().tolist() == ["scan3_master.h5"]
+    assert s["frame"].tolist() == [0, 1, 2, 3] and s["valid"].all()
+    files = store.read_table("ingest_files").set_index("path")
+    assert files.loc[str(d / "scan3_data_000001.h5"), "covered_by"] == str(d / "scan3_master.h5")
+    assert files.loc[str(d / "scan3_master.h5"), "covered_by"] == ""
+    assert len(store.read_errors()) == 0
+    # a data file alone is still ingested as itself
+    alone = ingest_paths([d / "scan3_data_000002.h5"], tmp_path / "run2", size=8, partition_size=8, progress=False)
+    assert len(alone.read_table("samples")) == 2
+
+
 def test_nothing_readable(data, tmp_path):
     root, _ = data
     with pytest.raises(IngestError, match=r"None of the inputs gave a readable frame \(3 error rows"):

@@ -5,7 +5,9 @@ Contract (docs/architecture.md, docs/ingest.md):
 1. **Expand** the inputs: files, globs (``**`` recursive) and directories (walked recursively; hidden
    files and directories, the label file and the output directory are skipped). A path that neither
    exists nor matches anything is an error before any work. Every other file is an input: files of
-   unsupported types become error rows, so samples + error rows account for every input.
+   unsupported types become error rows, so samples + error rows account for every input (Eiger data
+   files whose master file is also an input are read once, through the master, and marked
+   ``covered_by`` in ``ingest_files.parquet``).
 2. **Labels** (optional) are read and matched to the inputs (:mod:`xsgpu.io.labels`) before any scan;
    a bad label file raises :class:`~xsgpu.io.labels.LabelsError` and nothing is written.
 3. **Scan** every file cheaply (:func:`xsgpu.io.scan_file`): format, frame count. A file that fails
@@ -207,6 +209,18 @@ def _scan_all(files: Sequence[str], h5_dataset: str | None, n_workers: int) -> I
             yield from pool.map(lambda f: _scan_one(f, h5_dataset), files[i:i + step])
 
 
+def _covered_files(infos: dict[str, Any]) -> dict[str, str]:
+    """Inputs whose frames another input reads (Eiger data files of a master that is also an input)."""
+    covered: dict[str, str] = {}
+    for master, info in infos.items():
+        for linked in info.linked_files:
+            if linked in infos and linked != master and linked not in covered:
+                covered[linked] = master
+    if covered:
+        log.info("%d data file(s) are read through their master file (see ingest_files.covered_by)", len(covered))
+    return covered
+
+
 def _is_int(v: Any) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
@@ -298,6 +312,9 @@ def plan_ingest(
             errors.append(res)
         else:
             infos[f] = res
+    covered = _covered_files(infos)
+    for f in covered:
+        del infos[f]
     if assignment is not None:
         assignment.check_frames({f: i.n_frames for f, i in infos.items()})
 
@@ -310,7 +327,8 @@ def plan_ingest(
     status = stats.assign(
         n_frames=[infos[f].n_frames if f in infos else 0 for f in files],
         format=[infos[f].detail if f in infos else "" for f in files],
-        error_type=[error_of.get(f, "") for f in files])
+        error_type=[error_of.get(f, "") for f in files],
+        covered_by=[covered.get(f, "") for f in files])
     store.write_table(FILES_TABLE, status)
     if n:
         store.create_array("images", (n, size, size), np.float16)

@@ -34,6 +34,9 @@ class FileInfo:
         HDF5 dataset path, MATLAB variable or ``.npz`` key the frames come from.
     detail : str
         Sub-format (``edf``, ``cbf``, ``mat-v5``, ``mat-v7.3``, ``png`` ...).
+    linked_files : tuple of str
+        Absolute paths of other files whose frames this one reads (the data files of an Eiger master
+        file); an ingest that also lists them reads them once, through this file.
     """
 
     path: str
@@ -43,6 +46,7 @@ class FileInfo:
     quantitative: bool = True
     dataset: str | None = None
     detail: str = ""
+    linked_files: tuple[str, ...] = ()
 
 
 def stack_length(shape: Sequence[int], path: str, *, what: str = "image data", frames_last: bool = False) -> int:

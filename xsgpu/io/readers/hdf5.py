@@ -17,6 +17,7 @@ registers bitshuffle-LZ4 and the other filters Eiger files use.
 """
 from __future__ import annotations
 
+import os
 import re
 from typing import Any, Iterable, Iterator
 
@@ -139,10 +140,15 @@ def scan_hdf5(path: str, *, dataset: str | None = None) -> FileInfo:
     h5py = _h5py()
     with h5py.File(path, "r") as f:
         parts, eiger, hw = _layout(f, path, dataset)
+        linked = []
+        for key, _ in parts:
+            link = f.get(key, getlink=True)
+            if isinstance(link, h5py.ExternalLink):
+                linked.append(os.path.normpath(os.path.join(os.path.dirname(path), link.filename)))
     n = sum(k for _, k in parts)
     name = parts[0][0] if len(parts) == 1 else f"{parts[0][0]}..{parts[-1][0]}"
     return FileInfo(path=path, format="hdf5", n_frames=n, frame_shape=hw, dataset=name,
-                    detail="eiger" if eiger else "hdf5")
+                    detail="eiger" if eiger else "hdf5", linked_files=tuple(dict.fromkeys(linked)))
 
 
 def _detector_metadata(h5py, f: Any) -> dict[str, Any]:
