@@ -86,7 +86,14 @@ def main(argv=None) -> None:
     ap.add_argument("--quick", action="store_true", help="fewer repeats and smaller AP/study sizes (< 1 minute)")
     ap.add_argument("--device", choices=["auto", "cpu", "gpu"], default="cpu")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--run", default=None,
+                    help="only measure suspicious-label precision@100 on this real run (samples, predictions and "
+                         "features.zarr), with --flips labels flipped in memory")
+    ap.add_argument("--flips", type=int, default=None, help="labels to flip in --run (default: 1%% of the cells)")
     args = ap.parse_args(argv)
+    if args.run:
+        real_run_precision(args.run, n_flips=args.flips, seed=args.seed, device=args.device)
+        return
     repeats = 5 if args.quick else args.repeats
     n_ap = args.n_ap or (100_000 if args.quick else args.n)
 
@@ -197,6 +204,44 @@ def suspicious_precision(n: int, seed: int, device: str, n_flips: int | None = N
     model_only = suspicious_labels(act, probs, None, top=100)
     return precision(full), precision(model_only), {"n_flips": n_flips, "k": 10, "feature_dim": 32,
                                                     "seconds": secs, "weight": 0.5}
+
+
+def real_run_precision(run: str, *, n_flips: int | None, seed: int, device: str) -> None:
+    """precision@100 of suspicious_labels on a real run: flip ``n_flips`` ACT cells of labelled samples in
+    memory (the store is not changed), then rank with FEA (PCA to 50 dimensions) and with PRD as the
+    neighbour space; baseline: the model-only ranking."""
+    from sklearn.decomposition import PCA
+
+    from xsgpu.attributes import SLUGS
+    from xsgpu.backend import resolve_device
+    from xsgpu.io.runstore import RunStore
+    from xsgpu.metrics import load_evaluation_arrays, mean_average_precision, suspicious_labels
+
+    store = RunStore.open(run, require=["samples", "predictions", "features"])
+    ids, y, p = load_evaluation_arrays(store)
+    feats = np.asarray(store.open_array("features")[:], dtype=np.float32)[ids]
+    rng = np.random.default_rng(seed)
+    n_flips = n_flips or max(20, y.size // 100)
+    flat = rng.choice(y.size, n_flips, replace=False)
+    r, c = np.divmod(flat, 17)
+    act = y.copy()
+    act[r, c] = ~act[r, c]
+    flipped = set(zip(ids[r].tolist(), c.tolist()))
+
+    def precision(df):
+        top = df.head(100)
+        return sum((int(s), SLUGS.index(a)) in flipped for s, a in zip(top["sample_id"], top["attribute"])) / len(top)
+
+    base = precision(suspicious_labels(act, p, None, top=100, sample_ids=ids))
+    fea = PCA(n_components=min(50, feats.shape[1], len(ids)), random_state=seed).fit_transform(feats)
+    common = {"n_flips": n_flips, "k": 10, "map_clean": mean_average_precision(y, p),
+              "model_id": store.read_metadata("predictions").get("model_id"), "run": str(run)}
+    for space, f in (("fea_pca50", fea), ("prd", p)):
+        t0 = time.perf_counter()
+        val = precision(suspicious_labels(act, p, f, k=10, top=100, sample_ids=ids, device=device))
+        emit(f"metrics.suspicious_precision_at_100.real.{space}", val, "fraction", baseline=base,
+             ratio=val / base if base else None, n=len(ids), device=resolve_device(device),
+             params={**common, "seconds": time.perf_counter() - t0})
 
 
 if __name__ == "__main__":
