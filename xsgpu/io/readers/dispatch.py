@@ -76,7 +76,7 @@ def _extension(path: str) -> str:
 def _sniff(head: bytes) -> str | None:
     if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
         return "tiff"
-    if head.startswith(b"MATLAB 7.3") or head[:19].startswith(b"MATLAB 7.3 MAT-file"):
+    if head.startswith(b"MATLAB 7.3"):
         return "mat"
     if any(head[o:o + 8] == _HDF5_MAGIC for o in (0, 512, 1024, 2048)):
         return "hdf5"
