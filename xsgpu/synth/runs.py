@@ -102,12 +102,14 @@ def make_run_spec(index: int, *, seed: int, mix: Mix = DEFAULT_MIX) -> RunSpec:
     direction = float(g.uniform(-math.pi, math.pi))
     t_in = float(10 ** g.uniform(-5.0, -3.0))
     if kind == "linear":
-        bs = BeamstopSpec("linear", direction=direction, width=float(g.uniform(8.0, 16.0)), t_in=t_in)
+        bs = BeamstopSpec("linear", direction=direction, width=float(g.uniform(18.0, 30.0)), t_in=t_in)
     elif kind == "circular":
-        bs = BeamstopSpec("circular", direction=direction, width=float(g.uniform(8.0, 18.0)), t_in=t_in)
+        bs = BeamstopSpec("circular", direction=direction, width=float(g.uniform(12.0, 24.0)), t_in=t_in)
     elif kind == "wedge":
-        bs = BeamstopSpec("wedge", direction=direction, width=float(g.uniform(20.0, 60.0)),
-                          half_angle=math.radians(float(g.uniform(6.0, 15.0))), t_in=t_in)
+        half = math.radians(float(g.uniform(6.0, 15.0)))
+        # apex far enough behind the beam that the wedge is >= 2 x 10 px wide at the beam (covers it)
+        bs = BeamstopSpec("wedge", direction=direction, width=float(g.uniform(1.0, 1.6)) * 10.0 / math.tan(half),
+                          half_angle=half, t_in=t_in)
     else:
         bs = BeamstopSpec("none")
     glow = float(g.uniform(30.0, 120.0)) if g.random() < mix.p_glow else None
