@@ -19,7 +19,8 @@ __all__ = ["command"]
 @click.option("--partition-size", type=click.IntRange(min=1), default=None,
               help="Samples per partition (unit of atomic writes and resume) [default: settings, 4096].")
 @click.option("--h5-dataset", default=None,
-              help="HDF5 dataset path (or MATLAB variable / .npz key) holding the frames [default: auto].")
+              help="HDF5 dataset path (or MATLAB variable / .npz key) holding the frames, for every input "
+                   "file [default: auto-detected per file].")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Threads scanning files and processes writing partitions in parallel.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
@@ -38,7 +39,8 @@ def command(paths: tuple[str, ...], out: Path, labels: Path | None, size: int, p
     Examples:
       xsgpu ingest /data/saxs --out runs/beamtime                 # a directory, recursively
       xsgpu ingest '/data/2026-*/*.cbf' --labels labels.csv --out runs/labelled
-      xsgpu ingest scan_master.h5 --h5-dataset entry/data/data --size 224 --out runs/eiger
+      xsgpu ingest /data/eiger/scan7_master.h5 --out runs/eiger      # frames of its data_0000NN files
+      xsgpu ingest scans/*.nxs --h5-dataset entry/instrument/detector/data --size 224 --out runs/nexus
       xsgpu ingest synthetic/*.mat --labels 17tags.csv --partition-size 1024 --workers 8 --out runs/synthetic
     """
     from xsgpu.config import load_settings
