@@ -1,0 +1,168 @@
+"""Benchmark the embed stage: three spaces for N images, and openTSNE vs scikit-learn's TSNE.
+
+Data: a temporary run store with N images whose labels come from 40 label prototypes drawn with the
+domain frequencies (2% bit flips), FEA (N x 2048 float16) = prototype centre + noise, and PRD =
+sigmoid of the labels' logits + noise (seeded). Printed JSON lines
+({"name", "value", "unit", "baseline", "ratio", "n", "device", "params"}):
+
+* ``embed.run_seconds``  wall time of ``embed_run(method="tsne")`` over ACT + FEA + PRD (FEA through
+  streaming PCA to 50 dims). Baseline: ``embed_run(method="pca")`` on the same run (same I/O, the
+  cheapest map); ratio = baseline / value. params: per-space seconds and trustworthiness, the 600-s
+  budget of the issue and whether it was met, process CPU seconds.
+* ``embed.tsne_seconds_vs_sklearn``  openTSNE (as the FEA projector runs it) vs
+  ``sklearn.manifold.TSNE`` (Barnes-Hut, same perplexity 30, same 750 iterations, PCA init) on the same
+  ``--compare-n`` points of 50-d PCA-reduced FEA; ratio = sklearn / openTSNE (higher is better; goal >= 2).
+* ``embed.tsne_trustworthiness_vs_sklearn``  trustworthiness (k = 10, 5k sample) of the two maps;
+  ratio = openTSNE / sklearn (goal >= 1).
+
+Usage::
+
+    python benchmarks/bench_embed.py --quick                 # ~1 minute (idle 2 cores): 800 images, 500-point comparison
+    nice python benchmarks/bench_embed.py --n 100000          # the issue's figure (many minutes on 2 cores)
+    python benchmarks/bench_embed.py --n 100000 --skip-compare --device gpu
+
+Timings on a shared, busy 2-core machine are pessimistic; the CPU seconds in params are less sensitive.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+BUDGET_S = 600.0
+
+
+def emit(name, value, unit, *, baseline=None, ratio=None, n=None, device="cpu", params=None):
+    print(json.dumps({"name": name, "value": value, "unit": unit, "baseline": baseline, "ratio": ratio, "n": n,
+                      "device": device, "params": params or {}}), flush=True)
+
+
+def make_bench_run(path: Path, n: int, *, dim: int = 2048, seed: int = 0, partition_size: int = 8192):
+    """Write a structured synthetic run (samples, features.zarr, predictions) of ``n`` images."""
+    import pandas as pd
+
+    from xsgpu.attributes import DOMAIN_FREQUENCIES, N_ATTRIBUTES, SLUGS, label_columns, prob_columns
+    from xsgpu.io.runstore import RunStore
+
+    base = np.random.default_rng(1000 + seed)
+    freq = np.array([DOMAIN_FREQUENCIES.get(s, 0.1) for s in SLUGS])
+    protos = base.random((40, N_ATTRIBUTES)) < freq
+    centres = base.normal(0, 3.0, (40, dim)).astype(np.float32)
+    weights = base.dirichlet(np.ones(40))
+    store = RunStore.create(path, n_samples=n, partition_size=partition_size, params={"bench": "embed"})
+    feats = store.create_array("features", (n, dim), np.float16)
+    for p in range(store.n_partitions):
+        a, b = store.partition_bounds(p)
+        rng = np.random.default_rng([seed, p])
+        k = rng.choice(40, size=b - a, p=weights)
+        y = protos[k] ^ (rng.random((b - a, N_ATTRIBUTES)) < 0.02)
+        f = centres[k] + rng.normal(0, 1.0, (b - a, dim)).astype(np.float32)
+        feats[a:b] = f.astype(np.float16)
+        logits = 3.0 * (2 * y - 1.0) + rng.normal(0, 1.5, y.shape)
+        ids = pd.DataFrame({"sample_id": np.arange(a, b, dtype=np.int64)})
+        s = ids.copy()
+        for j, c in enumerate(label_columns()):
+            s[c] = y[:, j]
+        store.write_partition("samples", p, s)
+        pr = ids.copy()
+        for j, c in enumerate(prob_columns()):
+            pr[c] = (1 / (1 + np.exp(-logits[:, j]))).astype(np.float32)
+        store.write_partition("predictions", p, pr)
+    return store
+
+
+def bench_embed_run(store, *, device: str, quick: bool, n_jobs: int) -> None:
+    from xsgpu.embed import embed_run
+
+    n = store.n_samples
+    c0, t0 = time.process_time(), time.perf_counter()
+    embed_run(store.path, method="pca", device=device, progress=False, quality=False, n_jobs=n_jobs)
+    t_pca = time.perf_counter() - t0
+    c1, t1 = time.process_time(), time.perf_counter()
+    embed_run(store.path, method="tsne", device=device, progress=not quick, quality=True, n_jobs=n_jobs)
+    t_tsne = time.perf_counter() - t1
+    cpu_tsne = time.process_time() - c1
+    meta = store.read_metadata("embedding")
+    spaces = {s: {k: m.get(k) for k in ("backend", "seconds", "n_inputs", "input_dims", "trustworthiness_k10",
+                                        "fallback_reason") if m.get(k) is not None}
+              for s, m in meta["spaces"].items()}
+    backends = {m.get("backend") for m in meta["spaces"].values()}
+    emit("embed.run_seconds", round(t_tsne, 2), "s", baseline=round(t_pca, 2), ratio=round(t_pca / t_tsne, 4), n=n,
+         device="gpu" if "gpu" in backends else "cpu",
+         params={"method": "tsne", "baseline": "embed_run(method='pca') on the same run", "spaces": spaces,
+                 "budget_s": BUDGET_S, "within_budget": t_tsne <= BUDGET_S, "process_cpu_s": round(cpu_tsne, 1),
+                 "baseline_process_cpu_s": round(c1 - c0, 1), "fea_dims": 2048})
+
+
+def bench_compare(store, *, n_compare: int, n_jobs: int, seed: int) -> None:
+    from sklearn.manifold import TSNE as SkTSNE
+
+    from xsgpu.embed import make_projector, trustworthiness
+    from xsgpu.embed.pca import StreamingPCA
+
+    arr = store.open_array("features")
+    m = min(n_compare, arr.shape[0])
+    X = np.asarray(arr[:m], dtype=np.float32)
+    X = StreamingPCA(50).fit([X]).transform(X)
+
+    c0, t0 = time.process_time(), time.perf_counter()
+    y_ot = make_projector("tsne", device="cpu", perplexity=30, random_state=seed, n_jobs=n_jobs).fit_transform(X)
+    t_ot, cpu_ot = time.perf_counter() - t0, time.process_time() - c0
+
+    c0, t0 = time.process_time(), time.perf_counter()
+    y_sk = SkTSNE(n_components=2, perplexity=30, max_iter=750, init="pca", learning_rate="auto",
+                  random_state=seed, n_jobs=n_jobs).fit_transform(X)
+    t_sk, cpu_sk = time.perf_counter() - t0, time.process_time() - c0
+
+    tw_ot = trustworthiness(X, y_ot, n_neighbors=10, sample=5000, random_state=seed)
+    tw_sk = trustworthiness(X, y_sk, n_neighbors=10, sample=5000, random_state=seed)
+    common = {"input_dims": 50, "perplexity": 30, "iterations": 750, "n_jobs": n_jobs,
+              "baseline": "sklearn.manifold.TSNE(method='barnes_hut')"}
+    emit("embed.tsne_seconds_vs_sklearn", round(t_ot, 2), "s", baseline=round(t_sk, 2), ratio=round(t_sk / t_ot, 3),
+         n=m, params={**common, "process_cpu_s": round(cpu_ot, 1), "baseline_process_cpu_s": round(cpu_sk, 1),
+                      "cpu_ratio": round(cpu_sk / cpu_ot, 3)})
+    emit("embed.tsne_trustworthiness_vs_sklearn", round(tw_ot, 4), "trustworthiness@10", baseline=round(tw_sk, 4),
+         ratio=round(tw_ot / tw_sk, 4), n=m, params={**common, "sample": min(5000, m)})
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="800 images, 500-point comparison (~1 minute on 2 idle cores)")
+    ap.add_argument("--n", type=int, default=100_000, help="images in the embed_run benchmark")
+    ap.add_argument("--compare-n", type=int, default=20_000, help="points in the openTSNE vs sklearn comparison")
+    ap.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto")
+    ap.add_argument("--n-jobs", type=int, default=-1,
+                    help="openTSNE/sklearn threads (-1: all cores; on a heavily shared machine 1 is faster)")
+    ap.add_argument("--skip-compare", action="store_true")
+    ap.add_argument("--skip-run", action="store_true")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workdir", type=Path, default=None, help="where to write the temporary run (default: /tmp)")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    n = 800 if args.quick else args.n
+    n_compare = 500 if args.quick else args.compare_n
+    tmp = Path(tempfile.mkdtemp(prefix="bench_embed_", dir=args.workdir))
+    try:
+        store = None
+        if not args.skip_run:
+            store = make_bench_run(tmp / "run", n, seed=args.seed)
+            bench_embed_run(store, device=args.device, quick=args.quick, n_jobs=args.n_jobs)
+        if not args.skip_compare:
+            if store is None or store.n_samples < n_compare:
+                store = make_bench_run(tmp / "cmp", n_compare, seed=args.seed)
+            bench_compare(store, n_compare=n_compare, n_jobs=args.n_jobs, seed=args.seed)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
