@@ -1,6 +1,8 @@
 """The synth stage over a run store: layout, columns, resume, idempotence, errors, CLI."""
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -13,9 +15,16 @@ from xsgpu.synth import generate_images, plan_synth_run, synth_partition, synthe
 ARGS = dict(n=150, size=16, seed=3, partition_size=64, images_per_run=25)
 
 
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """One store shared by the read-only tests (tests that modify a store copy it first)."""
+    return synthesize_run(tmp_path_factory.mktemp("synth") / "run", **ARGS, progress=False)
+
+
 @pytest.fixture
-def run(tmp_path):
-    return synthesize_run(tmp_path / "run", **ARGS, progress=False)
+def run_copy(run, tmp_path):
+    shutil.copytree(run.path, tmp_path / "copy")
+    return RunStore.open(tmp_path / "copy")
 
 
 def test_layout_columns_and_values(run):
@@ -55,7 +64,8 @@ def test_split_shares_over_many_runs():
     assert splits.count("val") / 200 == pytest.approx(0.1, abs=0.03)
 
 
-def test_resume_regenerates_only_missing_partition_identically(run):
+def test_resume_regenerates_only_missing_partition_identically(run_copy):
+    run = run_copy
     before = run.open_array("images")[:]
     labels = run.labels()
     (run.table_path("samples") / "part-00001.parquet").unlink()
@@ -71,7 +81,7 @@ def test_synth_partition_is_idempotent(run):
     assert synth_partition(run.path, 0) == 0
 
 
-def test_plan_refuses_other_parameters(run):
+def test_plan_refuses_other_parameters(run):  # refuses before writing anything
     with pytest.raises(RunStoreError, match="made with other parameters .*'seed': \\(3, 4\\)"):
         plan_synth_run(run.path, **{**ARGS, "seed": 4})
 
