@@ -43,7 +43,7 @@ import pandas as pd
 
 from xsgpu.attributes import N_ATTRIBUTES, SLUGS
 from xsgpu.backend import namespace_of, to_host
-from xsgpu.metrics.validation import check_cutoff, check_pair, check_selection
+from xsgpu.metrics.validation import check_cutoff, check_pair, check_probabilities, check_selection
 
 __all__ = [
     "predict_labels", "confusion_counts", "ratios", "attribute_metrics", "SelectionMetrics",
@@ -70,8 +70,6 @@ def predict_labels(y_prob: Any, *, cutoff: float | Any = 0.5):
     -------
     y_pred : bool array, shape (n, 17), on the input's device
     """
-    from xsgpu.metrics.validation import check_probabilities
-
     xp = namespace_of(y_prob)
     y_prob = check_probabilities(y_prob, xp=xp, func="predict_labels")
     c = check_cutoff(cutoff, xp=xp, func="predict_labels")
