@@ -219,7 +219,8 @@ def _add_component(g, mix: Mix, terms: Terms, i: int, kind: str, amp: float, q: 
     elif kind == "sphere":
         r = 10 ** g.uniform(1.5, 3.5)
         poly = g.uniform(0.03, 0.1)
-        prof = np.mean([K.sphere_form_factor(q, r * (1 + poly * f)) for f in (-1.5, -0.5, 0.5, 1.5)], axis=0)
+        radii = r * (1 + poly * np.array([-1.5, -0.5, 0.5, 1.5]))[:, None]
+        prof = K.sphere_form_factor(q[None, :], radii).mean(axis=0)
         terms.add(i, kind, is_sample=True, base=amp * prof)
     else:  # pragma: no cover - guarded by Mix validation
         raise ValueError(f"unknown component kind {kind!r}")

@@ -68,7 +68,7 @@ def numba_available() -> bool:
 
 
 def compose_counts(iso, qidx, bg, glow_amp, glow, beam, trans, extra, extra_row, u, *, table, ztab,
-                   lam_steps: int, n_q: int, exact_below: float, dark: float, max_counts: float):
+                   lam_steps: int, n_q: int, exact_below: float, dark: float, max_counts: float, out=None):
     """Counts (n, npx) float32 for ``lam = (iso[i, qidx] + bg + glow_amp*glow + extra + beam) * trans + dark``.
 
     Parameters
@@ -84,8 +84,11 @@ def compose_counts(iso, qidx, bg, glow_amp, glow, beam, trans, extra, extra_row,
         ``i`` or -1.
     u : uint16 (n, npx)
         Uniforms for the noise.
+    out : float32 (n, npx), optional
+        Where to write the counts (C-contiguous); allocated if None.
     """
-    out = np.empty(u.shape, dtype=np.float32)
+    if out is None:
+        out = np.empty(u.shape, dtype=np.float32)
     _kernel()(iso, qidx, bg, glow_amp, glow, beam, trans, extra, extra_row, u, table, ztab,
               float(lam_steps), int(n_q), float(exact_below), float(dark), float(max_counts), out)
     return out

@@ -107,8 +107,8 @@ class _RunRenderer:
         self.gaps = gap_mask(m, row0=run.gap_row, col0=run.gap_col)
         self.has_gaps = bool(run.gap_row is not None or run.gap_col is not None)
 
-    def render(self, terms, profiles, extras, rng, host_rng, batch_size: int):
-        """Counts (m, H*W) float32 for the block's images."""
+    def render(self, terms, profiles, extras, rng, host_rng, batch_size: int, out):
+        """Write the counts of the block's images into ``out`` (float32 (m, H*W), C-contiguous)."""
         xp, m = self.xp, self.maps
         n = terms.n_images
         npx = self.size * self.size
@@ -119,7 +119,6 @@ class _RunRenderer:
         if iso_rows:
             np.add.at(iso, np.asarray(terms.img)[iso_rows], profiles[iso_rows])
         iso_x = xp.asarray(iso.astype(np.float32))
-        out = xp.empty((n, npx), dtype=xp.float32)
         bg = xp.asarray(extras.bg_level.astype(np.float32))
         glow_amp = xp.asarray(extras.glow_amp.astype(np.float32))
         by_img: dict[int, list[int]] = {}
@@ -142,10 +141,11 @@ class _RunRenderer:
             u = uniform_u16(rng, (b - a, npx), xp)
             if use_numba:
                 table, ztab = noise_tables(np)
-                counts = compose_counts(
+                compose_counts(
                     iso_x[a:b], m.qidx, bg[a:b], glow_amp[a:b], self.glow if self.glow is not None else self.beam,
                     self.beam, self.trans, extra, extra_row, u, table=table, ztab=ztab, lam_steps=LAM_STEPS,
-                    n_q=N_QUANTILES, exact_below=POISSON_EXACT_BELOW, dark=DARK_RATE, max_counts=MAX_COUNTS)
+                    n_q=N_QUANTILES, exact_below=POISSON_EXACT_BELOW, dark=DARK_RATE, max_counts=MAX_COUNTS,
+                    out=out[a:b])
             else:
                 lam = xp.take(iso_x[a:b], m.qidx, axis=1)
                 lam += bg[a:b, None] + self.beam[None, :]
@@ -157,7 +157,8 @@ class _RunRenderer:
                     lam[sel] += extra[xp.asarray(extra_row[has])]
                 lam *= self.trans[None, :]
                 lam += xp.float32(DARK_RATE)
-                counts = sample_counts(lam, u=u)
+                out[a:b] = sample_counts(lam, u=u)
+            counts = out[a:b]
             for i in range(a, b):
                 for uz, v in extras.zingers[i]:
                     k = min(int(uz * npx), npx - 1)
@@ -165,8 +166,6 @@ class _RunRenderer:
             xp.minimum(counts, xp.float32(MAX_COUNTS), out=counts)
             if self.has_gaps:
                 counts[:, self.gaps] = 0.0
-            out[a:b] = counts
-        return out
 
     def _term_pixels(self, t, terms, profiles, host_rng):
         xp, m = self.xp, self.maps
@@ -253,8 +252,7 @@ def generate_images(n: int, *, size: int = 256, seed: int = 0, xp: ModuleType | 
         tags = compute_tags(terms, prof, extras, run, rend.hist)
         labels[pos:pos + m] = labels_from_tags(tags, run.beamstop.kind)
         img_prof = prof if size == CONCEPT_SIZE else terms.profiles(pixel_q=Q_PIXEL * CONCEPT_SIZE / size)
-        block = rend.render(terms, img_prof, extras, rng, host, batch_size)
-        counts[pos:pos + m] = block.reshape(m, size, size)
+        rend.render(terms, img_prof, extras, rng, host, batch_size, counts[pos:pos + m].reshape(m, size * size))
         if rend.has_gaps:
             mask[pos:pos + m] = rend.gaps.reshape(size, size)[None]
         tags.update(sample_id=ids[pos:pos + m], run_index=np.full(m, k), run_id=np.full(m, run.run_id),

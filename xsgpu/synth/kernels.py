@@ -62,7 +62,8 @@ def sphere_form_factor(q, radius):
     xp = namespace_of(q)
     x = xp.maximum(q * radius, 1e-6)
     small = x < 1e-2
-    f = 9.0 * (xp.sin(x) - x * xp.cos(x)) ** 2 / x**6
+    x2 = x * x
+    f = 9.0 * (xp.sin(x) - x * xp.cos(x)) ** 2 / (x2 * x2 * x2)
     return xp.where(small, 1.0 - x * x / 5.0, f)
 
 
