@@ -17,7 +17,7 @@ import panel as pn
 import param
 
 from panel_app.panels._common import render_image_png
-from panel_app.panels.neighbours import feature_index
+from panel_app.panels.neighbours import BACKGROUND_ROWS, feature_index
 from panel_app.state import AppState
 from xsgpu.attributes import ATTRIBUTES, NAMES, resolve_attribute
 
@@ -114,10 +114,18 @@ class DetailView(pn.viewable.Viewer):
                  "outcome": outcome(bool(act[a.index]), float(prob[a.index]), self.state.cutoff)}
                 for a in ATTRIBUTES]
 
-    def neighbours(self, sample_id: int) -> tuple[np.ndarray, np.ndarray]:
-        """The ``n_neighbours`` nearest images in FEA (ids, distances), from the process-wide index."""
-        i = self.state.data.check_id(sample_id)
-        idx, dist = feature_index(self.state.data, progress=False).query(np.array([i]), k=self.n_neighbours)
+    def neighbours(self, sample_id: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The ``n_neighbours`` nearest images in FEA (ids, distances), from the process-wide index.
+
+        Returns None while the index of a large run (> ``BACKGROUND_ROWS`` images) is still being built
+        in the background (the server's warm-up normally builds it before the first session).
+        """
+        data = self.state.data
+        i = data.check_id(sample_id)
+        index = feature_index(data, wait=data.n <= BACKGROUND_ROWS, progress=False)
+        if index is None:
+            return None
+        idx, dist = index.query(np.array([i]), k=self.n_neighbours)
         return idx[0], dist[0]
 
     def record(self, *, sample_id: int, attribute: str | int, new: bool, note: str = "", user: str = ""):
@@ -215,7 +223,10 @@ class DetailView(pn.viewable.Viewer):
         neigh: list[pn.viewable.Viewable] = []
         if self.n_neighbours and data.features is not None:
             try:
-                ids, dist = self.neighbours(i)
+                found = self.neighbours(i)
+                if found is None:
+                    raise RuntimeError("the FEA index is being built; reopen the image in a minute")
+                ids, dist = found
                 for j, dj in zip(ids.tolist(), dist.tolist()):
                     b = pn.widgets.Button(label=f"#{j} ({dj:.2f})", width=90, css_classes=["xsgpu-neighbour"])
                     b.on_click(lambda _e, j=j: self.add(j))

@@ -3,7 +3,7 @@
 Reading 1M x 2048 float16 features (4 GB) into every server process is not an option, so the index works
 on a PCA-reduced copy: PCA (randomized) is fitted on a seeded sample of at most ``fit_rows`` rows, then
 all rows are projected chunk by chunk (one Zarr chunk in memory at a time) into ``n_components``
-float32 columns (1M x 32 = 128 MB). Queries use :class:`sklearn.neighbors.NearestNeighbors` on that
+float32 columns (1M x 64 = 256 MB). Queries use :class:`sklearn.neighbors.NearestNeighbors` on that
 copy. Small feature sets (``D <= n_components``) are indexed as they are.
 
 Examples
@@ -18,13 +18,14 @@ Examples
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["FeatureIndex", "feature_index"]
+__all__ = ["FeatureIndex", "feature_index", "BACKGROUND_ROWS"]
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,8 @@ class FeatureIndex:
     ----------
     reduced : ndarray of float32, shape (n, d)
         The indexed vectors (PCA-reduced when the features were wider than ``n_components``).
-    nn : sklearn.neighbors.NearestNeighbors
-        Fitted on ``reduced``.
+    sq_norms : ndarray of float32, shape (n,)
+        Squared norms of the rows of ``reduced``.
     explained_variance : float or None
         Fraction of the variance kept by the PCA (``None`` without PCA).
     build_seconds : float
@@ -46,7 +47,7 @@ class FeatureIndex:
     """
 
     reduced: np.ndarray
-    nn: Any
+    sq_norms: np.ndarray
     explained_variance: float | None
     build_seconds: float
 
@@ -55,7 +56,7 @@ class FeatureIndex:
         cls,
         features: Any,
         *,
-        n_components: int = 32,
+        n_components: int = 64,
         fit_rows: int = 20_000,
         chunk_rows: int = 16_384,
         random_state: int = 0,
@@ -78,7 +79,6 @@ class FeatureIndex:
             Show a tqdm bar while projecting.
         """
         from sklearn.decomposition import PCA
-        from sklearn.neighbors import NearestNeighbors
         from tqdm.auto import tqdm
 
         t0 = time.perf_counter()
@@ -103,11 +103,11 @@ class FeatureIndex:
         for start in tqdm(range(0, n, chunk_rows), disable=not progress, desc="FEA index", unit="chunk"):
             block = np.asarray(features[start:start + chunk_rows], dtype=np.float32)
             reduced[start:start + len(block)] = pca.transform(block) if pca is not None else block
-        nn = NearestNeighbors(algorithm="auto").fit(reduced)
+        sq_norms = np.einsum("ij,ij->i", reduced, reduced)
         seconds = time.perf_counter() - t0
         log.info("FEA neighbour index: %d x %d -> %d dims (variance kept %s) in %.2f s",
                  n, d, reduced.shape[1], explained, seconds)
-        return cls(reduced=reduced, nn=nn, explained_variance=explained, build_seconds=seconds)
+        return cls(reduced=reduced, sq_norms=sq_norms, explained_variance=explained, build_seconds=seconds)
 
     def query(self, ids: np.ndarray, *, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` nearest other images of each id.
@@ -118,15 +118,23 @@ class FeatureIndex:
         distances : ndarray of float32, shape (len(ids), k)
             Euclidean, in the reduced space.
         """
-        ids = np.asarray(ids, dtype=np.int64)
-        k_eff = min(k + 1, len(self.reduced))
-        dist, idx = self.nn.kneighbors(self.reduced[ids], n_neighbors=k_eff)
-        out_i = np.empty((len(ids), k_eff - 1), dtype=np.int64)
-        out_d = np.empty((len(ids), k_eff - 1), dtype=np.float32)
+        ids = np.asarray(ids, dtype=np.int64).ravel()
+        n = len(self.reduced)
+        if len(ids) and (ids.min() < 0 or ids.max() >= n):
+            raise ValueError(f"The 'ids' parameter of FeatureIndex.query must hold ids in 0..{n - 1}. "
+                             f"Got {ids[(ids < 0) | (ids >= n)][:5].tolist()} instead.")
+        k = max(0, min(int(k), n - 1))
+        out_i = np.empty((len(ids), k), dtype=np.int64)
+        out_d = np.empty((len(ids), k), dtype=np.float32)
+        n_cand = min(n, k + 1 + 8)  # spare candidates absorb the rounding of the norm trick
         for r, i in enumerate(ids):
-            keep = idx[r] != i
-            row_i, row_d = idx[r][keep][: k_eff - 1], dist[r][keep][: k_eff - 1]
-            out_i[r], out_d[r] = row_i, row_d
+            q = self.reduced[i]
+            d2 = self.sq_norms - 2.0 * (self.reduced @ q) + float(q @ q)
+            cand = np.argpartition(d2, n_cand - 1)[:n_cand] if n_cand < n else np.arange(n)
+            cand = cand[cand != i]
+            exact = np.sqrt(((self.reduced[cand] - q) ** 2).sum(axis=1))
+            order = np.lexsort((cand, exact))[:k]
+            out_i[r], out_d[r] = cand[order], exact[order]
         return out_i, out_d
 
 
@@ -136,8 +144,23 @@ def _take_rows(features: Any, rows: np.ndarray) -> np.ndarray:
     return np.asarray(features[rows], dtype=np.float32)
 
 
-def feature_index(data: Any, **params: Any) -> FeatureIndex:
+#: Above this many images the detail view does not block on a missing index: it is built in a thread.
+BACKGROUND_ROWS = 200_000
+_BUILDING: dict[tuple, threading.Thread] = {}
+_BUILDING_LOCK = threading.Lock()
+
+
+def feature_index(data: Any, *, wait: bool = True, **params: Any) -> FeatureIndex | None:
     """The process-wide :class:`FeatureIndex` of a :class:`~panel_app.data.RunData` (built on first use).
+
+    Parameters
+    ----------
+    data : RunData
+    wait : bool
+        If False and the index is not built yet, start building it in a background thread (once per
+        process) and return None at once; the caller shows "index building" and asks again later.
+    **params
+        Passed to :meth:`FeatureIndex.build`.
 
     Raises
     ------
@@ -146,4 +169,18 @@ def feature_index(data: Any, **params: Any) -> FeatureIndex:
     """
     if data.features is None:
         raise ValueError("This run has no FEA features (features.zarr). Hint: run `xsgpu infer RUN --model MODEL`.")
-    return data.cached(("fea_index", tuple(sorted(params.items()))), lambda: FeatureIndex.build(data.features, **params))
+    key = ("fea_index", tuple(sorted(params.items())))
+    if wait:
+        return data.cached(key, lambda: FeatureIndex.build(data.features, **params))
+    got = data._cache.get(key)  # RunData's shared cache, read without taking its build lock
+    if got is not None:
+        return got
+    with _BUILDING_LOCK:
+        running = _BUILDING.get((id(data), key))
+        if running is None or not running.is_alive():
+            thread = threading.Thread(target=lambda: feature_index(data, wait=True, **params),
+                                      name="xsgpu-fea-index", daemon=True)
+            _BUILDING[(id(data), key)] = thread
+            log.info("building the FEA neighbour index of %d images in the background", data.n)
+            thread.start()
+    return None

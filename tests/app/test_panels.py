@@ -61,7 +61,9 @@ def test_selection_count_and_groups(state):
     g = sm.save_group("right")
     assert len(g) == 40 and g.colour != state.groups[0].colour
     sm._right.value = "right"
-    assert len(sm._tables.objects) == 2, "two groups side by side"
+    assert [c.visible for c in sm._cards] == [True, True], "two groups side by side"
+    assert "**left** (30 images)" in sm._cards[0].objects[0].object
+    assert "**right** (40 images)" in sm._cards[1].objects[0].object
     sm._on_save()  # empty name -> automatic name; selection still holds 40 ids
     assert len(state.groups) == 3
     sm._name.value = "left"
@@ -91,8 +93,7 @@ def test_group_metrics_equal_sklearn(state, cutoff):
     np.testing.assert_allclose(per["accuracy"], (y == (p > cutoff)).mean(0))
     assert m.overall["accuracy"] == pytest.approx((y == (p > cutoff)).mean())
     # the rendered card shows the same table
-    card = sm._metrics_card("g")
-    shown = card.objects[1].value
+    _, shown = sm.metrics_table("g")
     assert shown["attribute"].tolist() == list(NAMES)
     np.testing.assert_array_equal(shown["tp"].to_numpy(), exp["tp"].to_numpy())
 
@@ -368,3 +369,35 @@ def test_warm_up_fills_the_process_cache(state):
     other_session = AppState(data=state.data)
     assert ModelOverview(state=other_session).metrics() is lru[next(k for k in lru if k[0] == "overview")]
     assert SuspiciousPanel(state=other_session).ranking() is lru[next(k for k in lru if k[0] == "suspicious")]
+
+
+def test_feature_index_is_exact_in_the_reduced_space(rng):
+    from panel_app.panels.neighbours import FeatureIndex
+
+    f = rng.normal(size=(400, 20)).astype(np.float32) * 50 + 100  # large offset: the norm trick must not bite
+    index = FeatureIndex.build(f, n_components=64, progress=False)  # D <= n_components: indexed as is
+    assert index.explained_variance is None
+    ids = np.array([0, 17, 399])
+    got_i, got_d = index.query(ids, k=6)
+    ref_d, ref_i = NearestNeighbors(n_neighbors=7).fit(f).kneighbors(f[ids])
+    np.testing.assert_array_equal(got_i, ref_i[:, 1:])
+    np.testing.assert_allclose(got_d, ref_d[:, 1:], rtol=1e-5)
+    reduced = FeatureIndex.build(f, n_components=5, fit_rows=300, chunk_rows=64, progress=False)
+    assert reduced.reduced.shape == (400, 5) and 0 < reduced.explained_variance < 1
+    with pytest.raises(ValueError, match=r"'ids' parameter of FeatureIndex.query must hold ids in 0..399"):
+        index.query(np.array([400]))
+    with pytest.raises(ValueError, match=r"'features' parameter of FeatureIndex.build must have shape"):
+        FeatureIndex.build(np.zeros(5), progress=False)
+
+
+def test_feature_index_background_build(state):
+    from panel_app.panels import neighbours
+
+    data = state.data
+    first = neighbours.feature_index(data, wait=False, progress=False, n_components=8)
+    key = ("fea_index", (("n_components", 8), ("progress", False)))
+    neighbours._BUILDING[(id(data), key)].join(timeout=60)
+    built = neighbours.feature_index(data, wait=False, progress=False, n_components=8)
+    assert built is not None and built.reduced.shape == (data.n, 8)
+    assert first is None or first is built
+    assert neighbours.feature_index(data, progress=False, n_components=8) is built
