@@ -42,11 +42,13 @@ def log_scale(frames, mask=None):
     """
     xp = namespace_of(frames, mask)
     f = xp.asarray(frames, dtype=xp.float32)
-    good = xp.isfinite(f) & (f > 0)
+    bad = ~(f > 0)  # also True for NaN
+    bad |= xp.isinf(f)
     if mask is not None:
-        good &= ~xp.asarray(mask, dtype=bool)
-    out = xp.where(good, xp.log(xp.where(good, f, 1.0)) * xp.float32(_INV_LOG_BASE), xp.float32(0))
-    return out.astype(xp.float32)
+        bad |= xp.asarray(mask, dtype=bool)
+    out = xp.log(xp.where(bad, xp.float32(1), f))  # log(1) = 0 where bad
+    out *= xp.float32(_INV_LOG_BASE)
+    return out
 
 
 def resize_batch(batch, size: int):
