@@ -15,7 +15,7 @@ High background        background max > 1e4 or mean > 1e3 counts
 Higher orders          a multi-ring generator (series, lattice, ad-hoc, textured rings), even when
                        only one order is visible (the original labels' quirk)
 Many rings             more than 4 rings on the detector whose peak exceeds
-                       max(10, 3 sqrt(background mean)) counts
+                       max(3, 3 sqrt(background mean)) counts
 Polycrystalline        textured speckled rings
 Ring                   any Debye-Scherrer ring component
 Strong scattering      sample term (the sample components, not the diffuse term) max > 1000

@@ -2,8 +2,8 @@
 
 The defaults follow DOMAIN.md "Runs and images" (diffuse p .4, sample p .7 with 1 + Poisson(.3)
 components, background p .4, defects p .1, zingers on 5 % of images) and are tuned so that the derived
-label frequencies match the original generator's (``xsgpu.attributes.DOMAIN_FREQUENCIES``) within a
-few percent over 20k images (see docs/synth.md for the measured table).
+label frequencies match the original generator's (``xsgpu.attributes.DOMAIN_FREQUENCIES``) within
++-22 % (relative) over 20k images (see docs/synth.md for the measured table).
 
 Examples
 --------
