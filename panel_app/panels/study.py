@@ -164,7 +164,8 @@ class CooccurrencePanel(pn.viewable.Viewer):
         except ImportError as exc:
             self._note.object = f"Co-occurrence table unavailable: {exc}"
             return
-        self._table.value = t.round(3) if len(t) else t
+        shown = t.drop(columns=[c for c in ("attributes",) if c in t.columns])  # tuples of slugs: not for display
+        self._table.value = shown.round(3) if len(shown) else shown
         self._note.object = (f"Top {len(t)} attribute combinations in the corrected ACT and how many of them the "
                              f"model predicts exactly (cut-off {self.state.cutoff:g}).")
 
