@@ -251,7 +251,7 @@ class DetailView(pn.viewable.Viewer):
         self._suggest_value()
 
     def __panel__(self) -> pn.viewable.Viewable:
-        form = pn.Row(self._c_sample, self._c_attr, pn.Column(pn.pane.Markdown("Right value", margin=(0, 5)),
+        form = pn.FlexBox(self._c_sample, self._c_attr, pn.Column(pn.pane.Markdown("Right value", margin=(0, 5)),
                                                               self._c_value),
                       self._c_note, pn.Column(pn.Spacer(height=18), self._c_button))
         return pn.Card(

@@ -311,6 +311,7 @@ class SelectionManager(pn.viewable.Viewer):
                 head.object, table.value = self.metrics_table(names[k])
             except ImportError as exc:  # the metrics library is missing: say so, never hide it
                 head.object, table.value = f"Group metrics unavailable: {exc}", pd.DataFrame()
+            table.visible = len(table.value) > 0
 
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Card(

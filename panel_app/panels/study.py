@@ -136,13 +136,13 @@ class CooccurrencePanel(pn.viewable.Viewer):
         super().__init__(**params)
         if self.state is None:
             raise ValueError("The 'state' parameter of CooccurrencePanel must be an AppState. Got None instead.")
-        self._top = pn.widgets.IntInput.from_param(self.param.top, width=100, css_classes=["xsgpu-cooccurrence-top"])
+        self._top = pn.widgets.IntInput.from_param(self.param.top, label="Rows", width=100, css_classes=["xsgpu-cooccurrence-top"])
         self._table = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False, height=450,
                                            layout="fit_data_table", css_classes=["xsgpu-cooccurrence-table"])
         self._note = pn.pane.Markdown("")
         self.state.param.watch(lambda _e: self._refresh(), ["cutoff", "corrections_version"])
         self.param.watch(lambda _e: self._refresh(), "top")
-        self._layout = pn.Column(pn.Row(pn.pane.Markdown("Rows:"), self._top), self._note, self._table,
+        self._layout = pn.Column(self._top, self._note, self._table,
                                  sizing_mode="stretch_width", css_classes=["xsgpu-cooccurrence"])
         defer(self._layout, self._refresh)
 

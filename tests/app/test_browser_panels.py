@@ -66,3 +66,16 @@ def test_open_image_and_record_correction(served_app, page):
     assert bool(last["old"]) == old and bool(last["new"]) == (not old)
     assert last["note"] == "browser test: halo"
     page.locator(".xsgpu-detail-message", has_text="Recorded: image 37").wait_for(state="visible")
+
+
+def test_suspicious_row_opens_detail(served_app, page):
+    url, _ = served_app
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(url)
+    page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0", timeout=TIMEOUT_MS)
+    page.get_by_text("Suspicious labels", exact=True).first.click()
+    rows = page.locator(".xsgpu-suspicious-table .tabulator-row")
+    rows.first.wait_for(state="visible")
+    sid = int(rows.nth(0).locator(".tabulator-cell").nth(1).inner_text().replace(",", ""))
+    rows.nth(0).locator(".tabulator-cell").nth(2).click()
+    page.locator(".xsgpu-detail-card").filter(has_text=f"#{sid}").first.wait_for(state="visible")
