@@ -223,3 +223,14 @@ def test_selection_paths_agree(rng, frac):
     ref = SelectionScorer(y[mask], p[mask])()
     pd.testing.assert_frame_equal(m.per_attribute, ref.per_attribute)
     assert m.overall == pytest.approx(ref.overall, nan_ok=True)
+
+
+def test_scorer_all_rows_mask_equals_none(multilabel):
+    y, p = multilabel
+    scorer = SelectionScorer(y, p)
+    a, b = scorer(np.ones(len(y), bool)), scorer()
+    pd.testing.assert_frame_equal(a.per_attribute, b.per_attribute)
+    assert a.overall == pytest.approx(b.overall, nan_ok=True)
+    one = np.zeros(len(y), bool)
+    one[7] = True
+    pd.testing.assert_frame_equal(scorer(one).per_attribute, attribute_metrics(y[7:8], p[7:8]).assign(ap=np.nan))

@@ -49,6 +49,7 @@ def command(run: str, cutoff) -> None:
     per, model = metrics_table(long)
     table = per[["ap", "precision", "recall", "f1", "support"]].copy()
     table["support"] = table["support"].astype(int)
+    table.columns.name = None
     click.echo(table.to_string(float_format=lambda v: f"{v:.3f}", na_rep="n/a"))
     click.echo(f"\nmAP {model['map']:.4f} over {int(model['n'])} labelled samples "
                f"(micro F1 {model['f1_micro']:.4f}, macro F1 {model['f1_macro']:.4f}, "

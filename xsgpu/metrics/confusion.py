@@ -17,7 +17,8 @@ Conventions (the same everywhere in xsgpu, and in the app's flower glyphs):
 
 Speed: the 17 labels of an image are packed into one 17-bit integer code (for ACT and for PRD), so the
 counts of any selection reduce to a gather of two (n,) code arrays, three ``bincount`` calls over the
-2**17 codes (ACT, PRD, ACT & PRD) and popcounts for the per-image averages. :class:`SelectionScorer` packs once and then scores each selection in a few passes over the
+2**17 codes (ACT, PRD, ACT & PRD) and popcounts for the per-image averages. All these statistics are
+additive, so a mask selecting more than half the rows is scored as "all rows minus the rest". :class:`SelectionScorer` packs once and then scores each selection in a few passes over the
 selected rows (the interactive path of the app); :func:`selection_metrics` is the one-shot pure form.
 
 Examples
@@ -264,6 +265,7 @@ class SelectionScorer:
         self._y_true = yt if keep_probabilities else None
         self._y_prob = yp if keep_probabilities else None
         self._func = _func
+        self._full: _RawStatistics | None = None
 
     def __call__(self, selection: Any = None, *, ap: bool = False) -> SelectionMetrics:
         """Metrics of the selected rows (a bool mask (n,) or row indices; ``None`` = all rows).
@@ -273,18 +275,28 @@ class SelectionScorer:
         """
         xp = self.xp
         if selection is None:
-            ct, cp = self.true_codes, self.pred_codes
-            sel = None
+            sel, raw = None, self._full_statistics()
         else:
             sel = check_selection(selection, self.n, xp=xp, func=self._func)
-            if sel.dtype == bool:  # compress is several times faster than boolean indexing in NumPy
-                ct, cp = xp.compress(sel, self.true_codes), xp.compress(sel, self.pred_codes)
+            if sel.dtype == bool:
+                m = int(xp.count_nonzero(sel))
+                if 2 * m > self.n:  # counts are additive: all rows minus the unselected ones is cheaper
+                    rest = ~sel
+                    raw = self._full_statistics() - _raw_statistics(
+                        xp.compress(rest, self.true_codes), xp.compress(rest, self.pred_codes), xp)
+                else:  # compress is several times faster than boolean indexing in NumPy
+                    raw = _raw_statistics(xp.compress(sel, self.true_codes), xp.compress(sel, self.pred_codes), xp)
             else:
-                ct, cp = self.true_codes[sel], self.pred_codes[sel]
-        if ct.shape[0] == 0:
+                raw = _raw_statistics(self.true_codes[sel], self.pred_codes[sel], xp)
+        if raw.m == 0:
             raise ValueError(f"The 'selection' parameter of {self._func} selects no rows (empty selection); "
                              "metrics of an empty selection are undefined.")
-        return _metrics_from_codes(ct, cp, xp, ap_arrays=self._ap_arrays(sel) if ap else None)
+        return _metrics_from_raw(raw, ap_arrays=self._ap_arrays(sel) if ap else None)
+
+    def _full_statistics(self) -> "_RawStatistics":
+        if self._full is None:
+            self._full = _raw_statistics(self.true_codes, self.pred_codes, self.xp)
+        return self._full
 
     def _ap_arrays(self, sel):
         if self._y_prob is None:
@@ -294,21 +306,40 @@ class SelectionScorer:
         return self._y_true[sel], self._y_prob[sel]
 
 
-def _code_statistics(ct, cp, xp: ModuleType) -> tuple[Any, Any, Any, dict[str, float]]:
-    """Per-attribute ``(n_true, n_pred, tp)`` and the per-image averages from the row codes.
+@dataclass(frozen=True)
+class _RawStatistics:
+    """Additive sufficient statistics of a set of rows (host NumPy).
 
-    Per-attribute counts: one ``bincount`` over the 2**17 codes for ACT, PRD and ACT & PRD each, times
-    the bit table. Per-image averages: the popcounts of a row's three codes give its (tp, t, p); their
-    joint histogram (18**3 cells) yields the mean precision/recall/F1 over images without per-row floats.
+    ``counts``: (3, 17) rows with the bit set in ACT, PRD, ACT & PRD; ``cells``: (18**3,) histogram of the
+    per-row (tp, t, p) popcounts; ``exact``: rows with ACT == PRD; ``m``: rows.
+    """
+
+    counts: np.ndarray
+    cells: np.ndarray
+    exact: int
+    m: int
+
+    def __sub__(self, other: "_RawStatistics") -> "_RawStatistics":
+        return _RawStatistics(self.counts - other.counts, self.cells - other.cells, self.exact - other.exact,
+                              self.m - other.m)
+
+
+def _raw_statistics(ct, cp, xp: ModuleType) -> _RawStatistics:
+    """Statistics of the rows with codes ``ct`` (ACT) and ``cp`` (PRD).
+
+    Per-attribute counts: one ``bincount`` over the 2**17 codes for ACT, PRD and ACT & PRD each, with the
+    bits folded out of the histograms. Per-image averages: the popcounts of a row's three codes give its
+    (tp, t, p); their joint histogram (18**3 cells) yields the mean precision/recall/F1 over images
+    without per-row floats.
     """
     n_codes = 1 << N_ATTRIBUTES
+    k = N_ATTRIBUTES + 1
     both = ct & cp
     if ct.shape[0] * N_ATTRIBUTES < n_codes:  # few rows: unpack their bits instead of 2**17-cell histograms
         shifts = xp.arange(N_ATTRIBUTES, dtype=xp.uint32)
         counts = xp.stack([((a[:, None] >> shifts) & 1).sum(axis=0, dtype=xp.int64) for a in (ct, cp, both)])
     else:
         counts = _bit_sums(xp.stack([xp.bincount(a, minlength=n_codes) for a in (ct, cp, both)]), xp)
-    k = N_ATTRIBUTES + 1
     if hasattr(xp, "bitwise_count"):
         pt, pp, ptp = (xp.bitwise_count(a).astype(xp.uint16) for a in (ct, cp, both))
     else:  # NumPy < 2.0 / CuPy: lookup table
@@ -317,15 +348,9 @@ def _code_statistics(ct, cp, xp: ModuleType) -> tuple[Any, Any, Any, dict[str, f
     key = ptp * xp.uint16(k * k)
     key += pt * xp.uint16(k)
     key += pp
-    cells = xp.bincount(key, minlength=k ** 3).astype(xp.float64).reshape(k, k, k)
-    m = float(ct.shape[0])
-    samples = {
-        "precision_samples": float((cells * xp.asarray(_ratio_grid(k, "precision"))).sum()) / m,
-        "recall_samples": float((cells * xp.asarray(_ratio_grid(k, "recall"))).sum()) / m,
-        "f1_samples": float((cells * xp.asarray(_ratio_grid(k, "f1"))).sum()) / m,
-        "subset_accuracy": float(xp.count_nonzero(ct == cp)) / m,
-    }
-    return counts[0], counts[1], counts[2], samples
+    cells = xp.bincount(key, minlength=k ** 3)
+    return _RawStatistics(np.asarray(to_host(counts), dtype=np.int64), np.asarray(to_host(cells), dtype=np.int64),
+                          int(xp.count_nonzero(ct == cp)), int(ct.shape[0]))
 
 
 def _bit_sums(hist, xp: ModuleType):
@@ -358,9 +383,12 @@ def _ratio_grid(k: int, which: str) -> np.ndarray:
 
 
 def _metrics_from_codes(ct, cp, xp: ModuleType, *, ap_arrays=None) -> SelectionMetrics:
-    m = int(ct.shape[0])
-    n_true, n_pred, tp, samples = _code_statistics(ct, cp, xp)
-    tp, n_true, n_pred = (np.asarray(to_host(a)) for a in (tp, n_true, n_pred))
+    return _metrics_from_raw(_raw_statistics(ct, cp, xp), ap_arrays=ap_arrays)
+
+
+def _metrics_from_raw(raw: _RawStatistics, *, ap_arrays=None) -> SelectionMetrics:
+    m = raw.m
+    n_true, n_pred, tp = raw.counts
     fp = n_pred - tp
     fn = n_true - tp
     tn = m - tp - fp - fn
@@ -370,8 +398,12 @@ def _metrics_from_codes(ct, cp, xp: ModuleType, *, ap_arrays=None) -> SelectionM
         ap = np.asarray(to_host(average_precision(*ap_arrays)), dtype=np.float64)
     per = _per_attribute_frame({"tp": tp, "fp": fp, "fn": fn, "tn": tn}, ap)
     stp, sfp, sfn = int(tp.sum()), int(fp.sum()), int(fn.sum())
+    k = N_ATTRIBUTES + 1
+    cells = raw.cells.astype(np.float64).reshape(k, k, k)
     overall: dict[str, float] = {"n": m, "accuracy": float((tp.sum() + tn.sum()) / (m * N_ATTRIBUTES))}
-    overall.update(samples)
+    overall["subset_accuracy"] = raw.exact / m
+    for name in ("precision", "recall", "f1"):
+        overall[f"{name}_samples"] = float((cells * _ratio_grid(k, name)).sum()) / m
     overall["precision_micro"] = stp / (stp + sfp) if stp + sfp else 0.0
     overall["recall_micro"] = stp / (stp + sfn) if stp + sfn else 0.0
     overall["f1_micro"] = 2 * stp / (2 * stp + sfp + sfn) if stp + sfp + sfn else 0.0
