@@ -7,6 +7,20 @@ import click
 
 __all__ = ["command"]
 
+
+def _quiet_dask() -> None:
+    """Dask's INFO records (worker start/stop) drown the progress bars; keep them for -vv."""
+    import logging
+    import os
+
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:  # worker processes read it at start
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+    import distributed  # noqa: F401 - its import sets its loggers to INFO; override after it
+
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        for name in ("distributed", "bokeh", "tornado"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
 _EPILOG = """\b
 Examples:
   xsgpu demo --out runs/demo                 # ~3000 images, CPU profile, then http://127.0.0.1:5006
@@ -32,6 +46,8 @@ are kept, so a second `xsgpu demo` goes straight to the app.
 @click.option("--epochs", type=click.IntRange(min=1), default=6, show_default=True, help="Training epochs.")
 @click.option("--train-budget", type=click.FloatRange(min=10), default=360.0, show_default=True,
               help="Training stops after the epoch that would overrun this many seconds.")
+@click.option("--images-per-run", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Synthetic images per experiment (the train/val/test split is by run).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--partition-size", type=click.IntRange(min=16), default=512, show_default=True,
               help="Images per task (small here so both workers get work).")
@@ -42,13 +58,15 @@ are kept, so a second `xsgpu demo` goes straight to the app.
 @click.option("--port", type=click.IntRange(1, 65535), default=5006, show_default=True)
 @click.option("--address", default="127.0.0.1", show_default=True, help="Interface the app listens on.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def command(out, n_images, size, input_size, arch, epochs, train_budget, seed, partition_size, n_workers, device,
-            serve, port, address, progress):
+def command(out, n_images, size, input_size, arch, epochs, train_budget, images_per_run, seed, partition_size,
+            n_workers, device, serve, port, address, progress):
     """Generate a synthetic set, train, infer, embed, evaluate (on a local Dask cluster), then serve the app.
 
     Sized for a 2-core machine without a GPU: about 10-15 minutes the first time.
     """
     from workflows.pipeline import run_pipeline
+
+    _quiet_dask()
 
     t0 = time.perf_counter()
     click.echo(f"xsgpu demo -> {out}: {n_images} synthetic images at {size} px; {arch} at {input_size} px, "
@@ -56,10 +74,10 @@ def command(out, n_images, size, input_size, arch, epochs, train_budget, seed, p
                f"{n_workers} Dask workers")
     try:
         result = run_pipeline(
-            out, synth=n_images, size=size, seed=seed, train=True, arch=arch, input_size=input_size, epochs=epochs,
-            train_options={"time_budget_s": train_budget}, partition_size=partition_size, device=device,
-            cluster="local", cluster_options={"n_workers": n_workers, "threads_per_worker": 1,
-                                              "dashboard_address": ":0"},
+            out, synth=n_images, size=size, seed=seed, images_per_run=images_per_run, train=True, arch=arch,
+            input_size=input_size, epochs=epochs, train_options={"time_budget_s": train_budget},
+            partition_size=partition_size, device=device, cluster="local",
+            cluster_options={"n_workers": n_workers, "threads_per_worker": 1, "dashboard_address": ":0"},
             progress=progress, announce=click.echo)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
