@@ -137,3 +137,61 @@ def test_label_frequencies_match_domain_on_3000_images():
         assert abs(f / target - 1) <= 0.5, (slug, f, target)
     assert 2.5 < b.labels.sum(axis=1).mean() < 4.5
     assert math.isclose(freq[attribute_index("beam_off")], 0.12, abs_tol=0.03)
+
+
+def test_components_tag_describes_the_draw():
+    b = generate_images(30, size=16, seed=0, images_per_run=10)
+    comp = b.tags["components"]
+    assert comp.shape == (30,)
+    for i in range(30):
+        if b.labels[i, attribute_index("bcc")]:
+            assert "bcc(" in comp[i]
+        if not b.tags["flag_sample"][i] and not b.tags["flag_diffuse_low"][i] and not b.tags["flag_diffuse_high"][i]:
+            assert comp[i] == ""
+
+
+def _quiet(beamstop="none", **kw):
+    return dataclasses.replace(DEFAULT_MIX, **{**QUIET, "run_beamstops": {beamstop: 1.0}, **kw})
+
+
+def _param(text, name):
+    return float(text.split(f"{name}=")[1].split(",")[0].split(")")[0])
+
+
+def test_porod_slope_of_a_diffuse_image():
+    mix = _quiet("circular", p_sample=0.0, p_diffuse=1.0, diffuse_weights={"porod": 1.0},
+                 p_anisotropic_diffuse=0.0, log10_diffuse=(4.0, 4.0))
+    b = generate_images(4, size=256, seed=5, images_per_run=1, mix=mix)
+    for i in range(4):
+        a = _param(b.tags["components"][i], "a")
+        run = make_run_spec(i, seed=5, mix=mix)
+        q, prof, n = _radial_average(b.counts[i], run, 256)
+        sel = (n > 30) & (q > 0.016) & (prof > 20)
+        assert sel.sum() >= 10
+        slope = np.polyfit(np.log(q[sel]), np.log(prof[sel]), 1)[0]
+        assert slope == pytest.approx(a, abs=0.1), b.tags["components"][i]
+
+
+def test_distorted_lattice_gives_oval_rings():
+    mix = _quiet("circular", p_sample=1.0, extra_components=0.0, component_weights={"lamellar": 1.0},
+                 p_distorted=1.0, log10_amplitude=(4.5, 4.5))
+    b = generate_images(4, size=256, seed=6, images_per_run=1, mix=mix)
+    for i in range(4):
+        text = b.tags["components"][i]
+        ecc, chi0, q0 = _param(text, "ecc"), _param(text, "chi0"), _param(text, "q0")
+        run = make_run_spec(i, seed=6, mix=mix)
+        m = make_pixel_maps(run.geometry, 256)
+        open_ = transmission_map(run.beamstop, m) > 0.99
+        img = b.counts[i].reshape(-1)
+        found, expected = [], []
+        for d in np.linspace(0, 2 * math.pi, 16, endpoint=False):
+            dchi = np.abs((m.chi - d + math.pi) % (2 * math.pi) - math.pi)
+            sel = (dchi < math.radians(3)) & (m.q > 0.7 * q0) & (m.q < 1.3 * q0 / ecc) & open_
+            if sel.sum() > 30:
+                found.append(float(m.q[sel][np.argmax(img[sel])]))
+                # the ring sits where q sqrt(sin^2(chi - chi0) + e^2 cos^2(chi - chi0)) = q0
+                expected.append(q0 / math.sqrt(math.sin(d - chi0) ** 2 + (ecc * math.cos(d - chi0)) ** 2))
+        found, expected = np.array(found), np.array(expected)
+        assert len(found) >= 10, text
+        assert np.mean(np.abs(found / expected - 1) < 0.03) >= 0.8, (text, found / expected)
+        assert np.ptp(found) / q0 > 0.5 * (1 / ecc - 1), text  # the ring really is oval

@@ -55,7 +55,16 @@ class Terms:
         Speckle contrast shape parameter of coherent terms.
     ring_img, ring_q, ring_height : (R,)
         Individual rings (for the Many rings count): image, position, peak height incl. orientation.
+    info : dict term -> str
+        Human-readable parameters of the component that starts at this term (``tags["components"]``).
     """
+
+    def describe(self) -> list[str]:
+        """Per image: ``"; "``-joined component descriptions (e.g. ``"porod(a=-3.20)"``)."""
+        parts: list[list[str]] = [[] for _ in range(self.n_images)]
+        for t, text in sorted(self.info.items()):
+            parts[self.img[t]].append(text)
+        return ["; ".join(p) for p in parts]
 
     n_images: int
     n_q: int
@@ -74,10 +83,13 @@ class Terms:
     ring_img: list = field(default_factory=list)
     ring_q: list = field(default_factory=list)
     ring_height: list = field(default_factory=list)
+    info: dict = field(default_factory=dict)
 
     def add(self, img: int, kind: str, *, is_sample: bool, base=None, ang=None, oval=None,
-            speckle=None) -> int:
+            speckle=None, info: str | None = None) -> int:
         t = len(self.img)
+        if info is not None:
+            self.info[t] = info
         self.img.append(img)
         self.kind.append(kind)
         self.is_sample.append(is_sample)
@@ -157,15 +169,17 @@ def _add_component(g, mix: Mix, terms: Terms, i: int, kind: str, amp: float, q: 
     if kind == "ring":
         q0 = g.uniform(0.01, 0.12)
         ang = _orientation(g, (0.2, 0.95), range(2, 21, 2)) if g.random() < mix.p_oriented_ring else None
-        t = terms.add(i, kind, is_sample=True, ang=ang)
-        terms.add_peaks(t, q0, q0 * 10 ** g.uniform(-2.0, math.log10(0.2)), amp)
+        dq = q0 * 10 ** g.uniform(-2.0, math.log10(0.2))
+        t = terms.add(i, kind, is_sample=True, ang=ang,
+                      info=f"ring(q0={q0:.4f}, dq={dq:.4f}, oriented={ang is not None})")
+        terms.add_peaks(t, q0, dq, amp)
         flags["ring"][i] = True
     elif kind == "series":
         q0 = g.uniform(0.006, 0.035)
         sq0 = g.uniform(0.02, 0.25)
         orders = np.arange(1, 25)
         ang = _orientation(g, (0.2, 0.95), range(2, 21, 2)) if g.random() < mix.p_oriented_ring else None
-        t = terms.add(i, kind, is_sample=True, ang=ang)
+        t = terms.add(i, kind, is_sample=True, ang=ang, info=f"series(q0={q0:.4f}, s*q0={sq0:.3f})")
         terms.add_peaks(t, orders * q0, q0 * 10 ** g.uniform(-2.3, -1.3), amp * np.exp(-(sq0**2) * (orders**2 - 1)))
         flags["ring"][i] = flags["multi_ring"][i] = True
     elif kind in K.LATTICES:
@@ -179,7 +193,9 @@ def _add_component(g, mix: Mix, terms: Terms, i: int, kind: str, amp: float, q: 
         c = amp / heights.max()
         base = c * K.sphere_form_factor(np.maximum(q, 1e-4), radius) * (1 - K.debye_waller(q, q0, s_r))
         oval = (g.uniform(0.75, 0.95), g.uniform(0, 2 * math.pi)) if g.random() < mix.p_distorted else None
-        t = terms.add(i, kind, is_sample=True, base=base, oval=oval)
+        info = f"{kind}(q0={q0:.4f}, R={radius:.1f}, s_r={s_r:.3f}"
+        info += f", ecc={oval[0]:.3f}, chi0={oval[1]:.3f})" if oval else ")"
+        t = terms.add(i, kind, is_sample=True, base=base, oval=oval, info=info)
         terms.add_peaks(t, qj, q0 * g.uniform(0.01, 0.04), c * heights)
         flags["ring"][i] = flags["multi_ring"][i] = flags["structure_factor"][i] = True
         if kind in ("bcc", "fcc"):
@@ -189,7 +205,7 @@ def _add_component(g, mix: Mix, terms: Terms, i: int, kind: str, amp: float, q: 
         q1 = g.uniform(0.008, 0.04)
         qs = q1 + np.concatenate([[0.0], np.cumsum(q1 * g.uniform(0.3, 1.2, n - 1))])
         hs = g.uniform(0.05, 1.0, n)
-        t = terms.add(i, kind, is_sample=True)
+        t = terms.add(i, kind, is_sample=True, info=f"adhoc(n={n}, q1={q1:.4f})")
         terms.add_peaks(t, qs, qs * 10 ** g.uniform(-2.3, -1.3, n), amp * hs / hs.max())
         flags["ring"][i] = flags["multi_ring"][i] = flags["structure_factor"][i] = True
     elif kind == "poly":
@@ -198,7 +214,8 @@ def _add_component(g, mix: Mix, terms: Terms, i: int, kind: str, amp: float, q: 
         lat = str(g.choice(K.LATTICES))
         ratios = K.lattice_peaks(lat)[0][:n]
         for j, r in enumerate(ratios):
-            t = terms.add(i, kind, is_sample=True, ang=_grains(g, int(g.integers(2, 16))))
+            t = terms.add(i, kind, is_sample=True, ang=_grains(g, int(g.integers(2, 16))),
+                          info=f"poly({lat}, rings={len(ratios)}, q1={q1:.4f})" if j == 0 else None)
             terms.add_peaks(t, q1 * r, q1 * r * g.uniform(0.005, 0.03), amp * g.uniform(0.3, 1.0))
         flags["ring"][i] = flags["multi_ring"][i] = flags["structure_factor"][i] = flags["poly"][i] = True
     elif kind == "halo":
@@ -209,7 +226,8 @@ def _add_component(g, mix: Mix, terms: Terms, i: int, kind: str, amp: float, q: 
         if g.random() < mix.p_speckle_halo:  # coherent halo: speckle and a suppressed low-q side
             speckle = float(g.uniform(1.0, 4.0))
             base = np.zeros_like(q)
-        t = terms.add(i, kind, is_sample=True, base=base, ang=ang, speckle=speckle)
+        t = terms.add(i, kind, is_sample=True, base=base, ang=ang, speckle=speckle,
+                      info=f"halo(q0={q0:.4f}, oriented={ang is not None}, speckle={speckle is not None})")
         h = amp
         if speckle is not None:
             s = g.uniform(30.0, 120.0)
@@ -221,7 +239,7 @@ def _add_component(g, mix: Mix, terms: Terms, i: int, kind: str, amp: float, q: 
         poly = g.uniform(0.03, 0.1)
         radii = r * (1 + poly * np.array([-1.5, -0.5, 0.5, 1.5]))[:, None]
         prof = K.sphere_form_factor(q[None, :], radii).mean(axis=0)
-        terms.add(i, kind, is_sample=True, base=amp * prof)
+        terms.add(i, kind, is_sample=True, base=amp * prof, info=f"sphere(R={r:.1f}, polydispersity={poly:.3f})")
     else:  # pragma: no cover - guarded by Mix validation
         raise ValueError(f"unknown component kind {kind!r}")
 
@@ -230,21 +248,26 @@ def _add_diffuse(g, mix: Mix, terms: Terms, i: int, kind: str, q: np.ndarray, fl
     amp = _loguniform(g, *mix.log10_diffuse)
     qq = np.maximum(q, 0.002)
     if kind == "high_q":
-        prof = K.diffuse_high_q(q, s=g.uniform(8.0, 30.0))
-        terms.add(i, kind, is_sample=False, base=amp * 300.0 * prof)
+        s = g.uniform(8.0, 30.0)
+        terms.add(i, kind, is_sample=False, base=amp * 300.0 * K.diffuse_high_q(q, s=s), info=f"high_q(s={s:.2f})")
         flags["diffuse_high"][i] = True
         return
     if kind == "porod":
-        prof = K.porod(qq, exponent=g.uniform(-4.5, -1.8), q_ref=0.002)
+        par = ("a", g.uniform(-4.5, -1.8))
+        prof = K.porod(qq, exponent=par[1], q_ref=0.002)
     elif kind == "ornstein_zernike":
-        prof = K.ornstein_zernike(qq, xi=10 ** g.uniform(1.5, 2.7))
+        par = ("xi", 10 ** g.uniform(1.5, 2.7))
+        prof = K.ornstein_zernike(qq, xi=par[1])
     elif kind == "debye_bueche":
-        prof = K.debye_bueche(qq, a=10 ** g.uniform(1.3, 2.5))
+        par = ("a", 10 ** g.uniform(1.3, 2.5))
+        prof = K.debye_bueche(qq, a=par[1])
     else:
-        prof = K.guinier(qq, rg=10 ** g.uniform(1.5, 2.6))
+        par = ("Rg", 10 ** g.uniform(1.5, 2.6))
+        prof = K.guinier(qq, rg=par[1])
     prof = prof / prof[0]
     oval = (g.uniform(0.3, 0.8), g.uniform(0, 2 * math.pi)) if g.random() < mix.p_anisotropic_diffuse else None
-    terms.add(i, kind, is_sample=False, base=amp * 100.0 * prof, oval=oval)
+    info = f"{kind}({par[0]}={par[1]:.3f}" + (f", ecc={oval[0]:.3f}, chi0={oval[1]:.3f})" if oval else ")")
+    terms.add(i, kind, is_sample=False, base=amp * 100.0 * prof, oval=oval, info=info)
     flags["diffuse_low"][i] = True
 
 

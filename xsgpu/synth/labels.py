@@ -70,7 +70,8 @@ def compute_tags(terms: Terms, profiles: np.ndarray, extras, run, hist: np.ndarr
     Returns
     -------
     dict of (n,) arrays: sample_max, sample_mean, diffuse_low_px, diffuse_high_px, bg_mean, bg_max,
-    n_rings, and the generator flags (``flag_<name>``).
+    n_rings, components (str: the drawn components and their parameters) and the generator flags
+    (``flag_<name>``).
     """
     n = terms.n_images
     n_pix = float(hist.sum())
@@ -109,6 +110,7 @@ def compute_tags(terms: Terms, profiles: np.ndarray, extras, run, hist: np.ndarr
         "sample_max": sample_max, "sample_mean": sample_mean, "diffuse_low_px": low_px,
         "diffuse_high_px": high_px, "bg_mean": bg_mean, "bg_max": bg_max, "n_rings": n_rings,
     }
+    tags["components"] = np.asarray(terms.describe(), dtype=object)
     for name, v in extras.flags.items():
         tags[f"flag_{name}"] = v.copy()
     return tags
