@@ -292,7 +292,9 @@ class SelectionManager(pn.viewable.Viewer):
             return f"**{_escape(name)}**: empty", pd.DataFrame()
         m = self.group_metrics(name)
         keys = ("accuracy", "precision_micro", "recall_micro", "f1_micro", "f1_macro")
-        overall = ", ".join(f"{k} {fmt(m.overall[k])}" for k in keys if k in m.overall)
+        per = m.per_attribute
+        totals = ", ".join(f"{c.upper()} {int(per[c].sum()):,}" for c in ("tp", "tn", "fp", "fn"))
+        overall = totals + "; " + ", ".join(f"{k} {fmt(m.overall[k])}" for k in keys if k in m.overall)
         table = m.per_attribute.drop(columns=[c for c in ("ap",) if c in m.per_attribute.columns])
         table = table.reset_index(names="slug")
         table.insert(0, "attribute", [resolve_attribute(x).name for x in table["slug"]])

@@ -148,8 +148,11 @@ def test_cli_export_labels(store_y, tmp_path):
     assert "1 corrections applied" in res.output
     back = pd.read_parquet(tmp_path / "x.parquet")
     assert back.loc[0, "BCC"] == int(not y[0, 0])
-    res = runner.invoke(main, ["export-labels", str(store.path)])
+    record_correction(store, sample_id=1, attribute="bcc", new=True)
+    res = runner.invoke(main, ["export-labels", str(store.path), "--compact"])
     assert res.exit_code == 0 and (store.path / "labels_corrected.csv").exists()
+    assert "Merged 2 correction files" in res.output and "2 corrections applied" in res.output
+    assert len(list(store.table_path("corrections").glob("*.parquet"))) == 1
     res = runner.invoke(main, ["export-labels", str(tmp_path / "nope")])
     assert res.exit_code != 0 and "No run store at" in res.output
     res = runner.invoke(main, ["export-labels", "--help"])
@@ -183,3 +186,23 @@ def test_export_roundtrip_through_ingest(tmp_path):
                                 partition_size=4, progress=False)
     np.testing.assert_array_equal(again.labels(), corrected_labels(store))
     assert again.read_table("samples")["labelled"].all()
+
+
+def test_compact_corrections(store_y):
+    from xsgpu.io.corrections import compact_corrections
+
+    store, y = store_y
+    assert compact_corrections(store) == 0
+    for i in range(5):
+        record_correction(store, sample_id=i, attribute="ring", new=bool(i % 2), note=f"n{i}")
+    before = read_corrections(store)
+    fixed = corrected_labels(store)
+    assert compact_corrections(store) == 5
+    files = list(store.table_path("corrections").glob("*.parquet"))
+    assert len(files) == 1 and "compacted" in files[0].name
+    pd.testing.assert_frame_equal(read_corrections(store), before)
+    np.testing.assert_array_equal(corrected_labels(store), fixed)
+    # recording after compaction: old is the compacted value, the newest wins
+    row = record_correction(store, sample_id=1, attribute="ring", new=False)
+    assert bool(row.iloc[0]["old"]) is True
+    assert not corrected_labels(store)[1, resolve_attribute("ring").index]

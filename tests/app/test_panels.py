@@ -93,7 +93,8 @@ def test_group_metrics_equal_sklearn(state, cutoff):
     np.testing.assert_allclose(per["accuracy"], (y == (p > cutoff)).mean(0))
     assert m.overall["accuracy"] == pytest.approx((y == (p > cutoff)).mean())
     # the rendered card shows the same table
-    _, shown = sm.metrics_table("g")
+    head, shown = sm.metrics_table("g")
+    assert f"TP {int(exp['tp'].sum()):,}, TN {int(exp['tn'].sum()):,}" in head
     assert shown["attribute"].tolist() == list(NAMES)
     np.testing.assert_array_equal(shown["tp"].to_numpy(), exp["tp"].to_numpy())
 

@@ -14,7 +14,9 @@ __all__ = ["command"]
               help="Output file, .csv or .parquet [default: RUN/labels_corrected.csv].")
 @click.option("--include-unlabelled", is_flag=True, default=False,
               help="Also write samples that were never labelled (and have no correction).")
-def command(run: Path, out: Path | None, include_unlabelled: bool) -> None:
+@click.option("--compact", is_flag=True, default=False,
+              help="First merge the correction files into one (faster reads once there are thousands).")
+def command(run: Path, out: Path | None, include_unlabelled: bool, compact: bool) -> None:
     """Export the corrected label file of RUN.
 
     Reads samples.parquet (ACT) and corrections.parquet (the label fixes recorded in the app; the latest
@@ -25,14 +27,18 @@ def command(run: Path, out: Path | None, include_unlabelled: bool) -> None:
     Examples:
       xsgpu export-labels runs/demo                          # -> runs/demo/labels_corrected.csv
       xsgpu export-labels runs/demo --out labels.parquet
+      xsgpu export-labels runs/demo --compact                # also merge corrections.parquet parts
       xsgpu ingest /data/saxs --labels labels.csv --out runs/relabelled
     """
-    from xsgpu.io.corrections import export_labels, read_corrections
+    from xsgpu.io.corrections import compact_corrections, export_labels, read_corrections
     from xsgpu.io.runstore import RunStore, RunStoreError
 
     try:
         store = RunStore.open(run, require=["samples"])
         target = out if out is not None else store.path / "labels_corrected.csv"
+        if compact:
+            merged = compact_corrections(store)
+            click.echo(f"Merged {merged} correction files" if merged else "Nothing to merge")
         n_corr = len(read_corrections(store))
         table = export_labels(store, target, include_unlabelled=include_unlabelled)
     except (RunStoreError, ValueError) as exc:

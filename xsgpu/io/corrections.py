@@ -40,7 +40,7 @@ from xsgpu.io.runstore import RunStore, RunStoreError
 
 __all__ = [
     "CORRECTIONS_COLUMNS", "record_correction", "read_corrections", "apply_corrections",
-    "corrected_labels", "export_labels",
+    "corrected_labels", "export_labels", "compact_corrections",
 ]
 
 log = logging.getLogger(__name__)
@@ -240,6 +240,37 @@ def record_correction(
     store.append_rows(_TABLE, row, key=key)
     log.info("Recorded correction in %s: sample %d %s %s -> %s", store.path, sid, attr.slug, old_value, new_value)
     return row
+
+
+def compact_corrections(store: RunStore) -> int:
+    """Merge the correction part files into one (reading thousands of one-row files is slow).
+
+    The merged file is written atomically before the parts it replaces are deleted, and only the parts
+    read are deleted, so a correction recorded meanwhile is kept and a crash loses nothing (at worst a
+    part is read twice, which :func:`apply_corrections` makes harmless: the same row, the same result).
+    The merged file is named after the last correction it holds, so the log's stamp still changes.
+
+    Returns
+    -------
+    int
+        Number of part files merged (0 when there were fewer than 2).
+    """
+    d = store.table_path(_TABLE)
+    if not d.is_dir():
+        return 0
+    parts = sorted(f for f in d.iterdir() if f.suffix == ".parquet" and not f.name.startswith("."))
+    if len(parts) < 2:
+        return 0
+    frames = [pq.read_table(f).to_pandas() for f in parts]
+    merged = pd.concat(frames, ignore_index=True)[CORRECTIONS_COLUMNS]
+    merged = merged.sort_values("time", kind="stable").drop_duplicates().reset_index(drop=True)
+    last = parts[-1].stem
+    target = store.append_rows(_TABLE, merged, key=f"{last}-compacted-{uuid.uuid4().hex[:8]}")
+    for f in parts:
+        if f != target:
+            f.unlink()
+    log.info("Compacted %d correction files of %s into %s", len(parts), store.path, target.name)
+    return len(parts)
 
 
 def export_labels(
