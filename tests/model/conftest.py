@@ -95,8 +95,6 @@ def easy_run(tmp_path_factory) -> RunStore:
 @pytest.fixture(scope="session")
 def trained_model(easy_run, tmp_path_factory) -> tuple[Path, dict]:
     """A resnet18 trained for a few epochs on :func:`easy_run` (shared by the inference tests)."""
-    import torch
-
     from xsgpu.model import train_model
 
     out = tmp_path_factory.mktemp("models") / "r18"

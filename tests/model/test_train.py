@@ -1,7 +1,6 @@
 """Training: the loss falls, mAP beats the prevalence baseline, checkpoints per epoch, resume."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
