@@ -221,18 +221,16 @@ def _add_component(g, mix: Mix, terms: Terms, i: int, kind: str, amp: float, q: 
     elif kind == "halo":
         q0 = g.uniform(0.01, 0.1)
         ang = _orientation(g, (0.02, 0.4), (2, 4, 6)) if g.random() < mix.p_oriented_halo else None
-        base = None
-        speckle = None
-        if g.random() < mix.p_speckle_halo:  # coherent halo: speckle and a suppressed low-q side
-            speckle = float(g.uniform(1.0, 4.0))
-            base = np.zeros_like(q)
-        t = terms.add(i, kind, is_sample=True, base=base, ang=ang, speckle=speckle,
-                      info=f"halo(q0={q0:.4f}, oriented={ang is not None}, speckle={speckle is not None})")
-        h = amp
-        if speckle is not None:
+        speckle = float(g.uniform(1.0, 4.0)) if g.random() < mix.p_speckle_halo else None
+        info = f"halo(q0={q0:.4f}, oriented={ang is not None}, speckle={speckle is not None})"
+        if speckle is not None:  # coherent halo: speckle, and a low-q side suppressed by 1 - exp(-s^2 q^2)
             s = g.uniform(30.0, 120.0)
-            h = amp * K.diffuse_high_q(np.float64(q0), s=s)
-        terms.add_peaks(t, q0, q0 * g.uniform(0.3, 0.6), h, rings=False)
+            dq = q0 * g.uniform(0.3, 0.6)
+            base = amp * K.gaussian(q, q0, dq) * K.diffuse_high_q(q, s=s)
+            terms.add(i, kind, is_sample=True, base=base, ang=ang, speckle=speckle, info=info)
+        else:
+            t = terms.add(i, kind, is_sample=True, ang=ang, info=info)
+            terms.add_peaks(t, q0, q0 * g.uniform(0.3, 0.6), amp, rings=False)
         flags["halo"][i] = True
     elif kind == "sphere":
         r = 10 ** g.uniform(1.5, 3.5)
