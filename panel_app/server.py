@@ -77,13 +77,15 @@ class SampleImageHandler(AuthRequestHandler):
         self.finish(png)
 
 
-def warm_up(run_path: str | os.PathLike) -> dict:
-    """Load the run, build the spatial indexes and compile datashader's kernels (server start).
+def warm_up(run_path: str | os.PathLike, *, cutoff: float = 0.5, panels: bool = True) -> dict:
+    """Load the run, build the spatial indexes, compile datashader's kernels and precompute the panels'
+    shared results (server start), so that the first session is as fast as the others.
 
     Returns
     -------
     dict
-        Seconds spent: ``load_s``, ``index_s``, ``datashader_s`` (empty when the run is not servable).
+        Seconds spent: ``load_s``, ``index_s``, ``datashader_s`` and ``panels_s`` (empty when the run is
+        not servable).
     """
     from panel_app.data import SPACES
     from panel_app.views.index import space_index
@@ -99,6 +101,12 @@ def warm_up(run_path: str | os.PathLike) -> dict:
     t2 = time.perf_counter()
     ds_s = warmup()
     out = {"load_s": t1 - t0, "index_s": t2 - t1, "datashader_s": ds_s}
+    if panels:
+        from panel_app.panels import warm_up as warm_up_panels
+
+        t3 = time.perf_counter()
+        warm_up_panels(data, cutoff=cutoff)
+        out["panels_s"] = time.perf_counter() - t3
     log.info("warm-up of %s: %s", run_path, {k: round(v, 2) for k, v in out.items()})
     return out
 
@@ -162,7 +170,7 @@ def make_server(
     if problems:
         log.warning("serving an error page: %s cannot be served yet: %s", run_path, "; ".join(problems))
     elif warm:
-        warm_up(run_path)
+        warm_up(run_path, cutoff=0.5 if cutoff is None else float(cutoff))
     settings = {k: v for k, v in (("flower_threshold", flower_threshold), ("cutoff", cutoff)) if v is not None}
 
     def session() -> Any:

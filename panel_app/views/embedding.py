@@ -228,36 +228,39 @@ class EmbeddingView(pn.viewable.Viewer):
         if selection_only and self.mode == "raster":
             self._draw_selection_raster(mask)
         else:
-            n_view = self.index.count_in_box(x0, x1, y0, y1, mask=mask)
-            with param.edit_constant(self):
-                self.in_view = n_view
+            n_view = self.index.count_in_box(x0, x1, y0, y1, mask=mask, limit=st.flower_threshold)
             if n_view > st.flower_threshold:
-                if not selection_only or self.mode != "raster":
-                    self._draw_raster(mask)
+                n_view = self._draw_raster(mask)  # the exact count comes with the raster
                 self._draw_selection_raster(mask)
             else:
                 self._draw_glyphs(mask)
+            with param.edit_constant(self):
+                self.in_view = n_view
         with param.edit_constant(self):
             self.render_ms = (time.perf_counter() - t0) * 1000
         self._update_status()
 
-    def _draw_raster(self, mask: np.ndarray) -> None:
+    def _draw_raster(self, mask: np.ndarray) -> int:
         st = self.state
         x0, x1, y0, y1 = self.viewport
-        full = None if not st.filter_attributes else mask
+        # only the x-slab of the viewport, as zero-copy slices of the x-sorted coordinates
+        xs, ys, ids = self.index.slab(x0, x1)
         kw: dict[str, Any] = {}
+        if st.filter_attributes:
+            kw["mask"] = mask[ids]
         if st.colour_by == "error_distance":
-            kw = dict(how="mean", values=st.error_distance(), value_span=st.error_span)
+            kw.update(how="mean", values=st.error_distance()[ids], value_span=st.error_span)
         elif st.colour_by in SLUGS:
-            j = SLUGS.index(st.colour_by)
-            kw = dict(how="outcome", values=self._outcomes(j))
-        out = rasterize(self.x, self.y, x_range=(x0, x1), y_range=(y0, y1), width=self.width, height=self.height,
-                        mask=full, **kw)
-        out.pop("count")
+            kw.update(how="outcome", values=self._outcomes(SLUGS.index(st.colour_by))[ids])
+        out = rasterize(xs, ys, x_range=(x0, x1), y_range=(y0, y1), width=self.width, height=self.height, **kw)
+        count = int(out.pop("count"))
         self.raster_src.data = out
-        self.petal_src.data = {k: [] for k in self.petal_src.data}
-        self.point_src.data = {k: [] for k in self.point_src.data}
+        if len(self.petal_src.data["x"]):
+            self.petal_src.data = {k: [] for k in self.petal_src.data}
+        if len(self.point_src.data["x"]):
+            self.point_src.data = {k: [] for k in self.point_src.data}
         self._show("raster")
+        return count
 
     def _outcomes(self, j: int) -> np.ndarray:
         st = self.state

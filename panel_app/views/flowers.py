@@ -82,8 +82,8 @@ def flower_columns(
         Columns ``x, y, start, end, outer, fill_color, fill_alpha, line_color, line_width, line_alpha,
         sample_id`` (one row per drawn petal; petals of zero length are left out).
     centres : dict
-        Columns ``x, y, sample_id, err, alpha, act, prd`` (one row per flower; ``act``/``prd`` are text
-        for the hover tooltip).
+        Columns ``x, y, sample_id, err, alpha, act, prd`` (one row per flower; ``act`` and ``prd`` (the
+        attributes with ``p > cutoff``) are text for the hover tooltip).
     """
     if mode not in ("ACT", "PRD", "joint"):
         raise ValueError(f"The 'mode' parameter of flower_columns must be 'ACT', 'PRD' or 'joint'. Got {mode!r} instead.")
@@ -130,18 +130,36 @@ def flower_columns(
         "sample_id": ids,
         "err": np.asarray(err, dtype=np.float64),
         "alpha": alpha,
-        "act": [_names(r) for r in act],
-        "prd": [_probs(r, cutoff) for r in prob],
+        "act": names_text(act),
+        "prd": names_text(prob > cutoff),
     }
     return petals, centres
 
 
-def _names(row: np.ndarray) -> str:
-    hits = np.flatnonzero(row)
-    return ", ".join(_NAMES[i] for i in hits) if len(hits) else "(none)"
+_BITS = (1 << np.arange(N_ATTRIBUTES, dtype=np.int64))
+_TEXT_CACHE: dict[int, str] = {}
 
 
-def _probs(row: np.ndarray, cutoff: float) -> str:
-    hits = np.flatnonzero(row > cutoff)
-    hits = hits[np.argsort(-row[hits])]
-    return ", ".join(f"{_NAMES[i]} {row[i]:.2f}" for i in hits) if len(hits) else "(none)"
+def _code_text(code: int) -> str:
+    text = _TEXT_CACHE.get(code)
+    if text is None:
+        names = [_NAMES[i] for i in range(N_ATTRIBUTES) if code >> i & 1]
+        text = ", ".join(names) if names else "(none)"
+        if len(_TEXT_CACHE) < 200_000:
+            _TEXT_CACHE[code] = text
+    return text
+
+
+def names_text(rows: np.ndarray) -> np.ndarray:
+    """Comma-separated attribute names of each bool row of shape (k, 17) (cached per distinct row).
+
+    Returns
+    -------
+    ndarray of object (str), shape (k,)
+    """
+    rows = np.asarray(rows, dtype=bool)
+    if len(rows) == 0:
+        return np.zeros(0, dtype=object)
+    codes = rows.astype(np.int64) @ _BITS
+    uniq, inv = np.unique(codes, return_inverse=True)
+    return np.asarray([_code_text(int(c)) for c in uniq], dtype=object)[inv.ravel()]

@@ -48,6 +48,18 @@ class SpatialIndex:
         lo, hi = (x0, x1) if x0 <= x1 else (x1, x0)
         return int(np.searchsorted(self.xs, lo, "left")), int(np.searchsorted(self.xs, hi, "right"))
 
+    def slab(self, x0: float, x1: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The points with ``x0 <= x <= x1`` as views (no copies) of the x-sorted arrays.
+
+        Returns
+        -------
+        xs, ys : ndarray of float32, shape (k,)
+        ids : ndarray of int, shape (k,)
+            Their sample ids (``xs[i]`` is the x of sample ``ids[i]``).
+        """
+        a, b = self._slab(x0, x1)
+        return self.xs[a:b], self.ys[a:b], self.order[a:b]
+
     def ids_in_box(self, x0: float, x1: float, y0: float, y1: float, *, mask: np.ndarray | None = None) -> np.ndarray:
         """Sample ids with ``x0 <= x <= x1`` and ``y0 <= y <= y1`` (and ``mask[id]`` when given).
 
@@ -67,15 +79,26 @@ class SpatialIndex:
         ids.sort()
         return ids
 
-    def count_in_box(self, x0: float, x1: float, y0: float, y1: float, *, mask: np.ndarray | None = None) -> int:
-        """Number of points in the box (counting only ``mask[id]`` when given)."""
+    def count_in_box(self, x0: float, x1: float, y0: float, y1: float, *, mask: np.ndarray | None = None,
+                     limit: int | None = None) -> int:
+        """Number of points in the box (counting only ``mask[id]`` when given).
+
+        With ``limit``, the count is exact when it is at most ``limit``; above it, the scan stops early
+        (chunks of 64k points) and returns some number greater than ``limit``. That is all the
+        raster-or-glyphs decision needs, and it keeps a wide viewport over 10M points cheap.
+        """
         a, b = self._slab(x0, x1)
         ylo, yhi = (y0, y1) if y0 <= y1 else (y1, y0)
-        ys = self.ys[a:b]
-        hit = (ys >= ylo) & (ys <= yhi)
-        if mask is None:
-            return int(np.count_nonzero(hit))
-        return int(np.count_nonzero(mask[self.order[a:b][hit]]))
+        chunk = b - a if limit is None else 65536
+        total = 0
+        for s0 in range(a, b, max(chunk, 1)):
+            s1 = min(s0 + chunk, b)
+            ys = self.ys[s0:s1]
+            hit = (ys >= ylo) & (ys <= yhi)
+            total += int(np.count_nonzero(hit)) if mask is None else int(np.count_nonzero(mask[self.order[s0:s1][hit]]))
+            if limit is not None and total > limit:
+                break
+        return total
 
     def ids_in_polygon(self, px, py, *, mask: np.ndarray | None = None) -> np.ndarray:
         """Sample ids inside the polygon with vertices ``(px[i], py[i])`` (even-odd rule).

@@ -56,6 +56,13 @@ def outcome_codes(act: np.ndarray, prob: np.ndarray, *, cutoff: float) -> np.nda
     return ((~pred).astype(np.uint8) * 2 + (~act).astype(np.uint8)).astype(np.uint8)
 
 
+def _rgba_word(colour: str, alpha: int = 235) -> np.uint32:
+    """``'#rrggbb'`` as the little-endian RGBA uint32 that Bokeh's ``image_rgba`` reads."""
+    h = colour.lstrip("#")
+    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
+    return np.uint32(r | g << 8 | b << 16 | alpha << 24)
+
+
 def empty_image(x_range, y_range) -> dict:
     """An image source with one transparent pixel covering the viewport (nothing to draw)."""
     return {"image": [np.zeros((1, 1), np.uint32)], "x": [float(x_range[0])], "y": [float(y_range[0])],
@@ -122,10 +129,12 @@ def rasterize(
         else:
             agg = cvs.points(pd.DataFrame(cols, copy=False), "x", "y", agg=ds.count())
         count = int(np.nansum(agg.values))
-        if colour is not None:
-            img = tf.shade(agg, cmap=[colour, colour], how="linear", min_alpha=230, span=(0, 1))
+        if colour is not None:  # one colour: no colour mapping needed, build the RGBA words directly
+            return {"image": [np.where(np.nan_to_num(agg.values) > 0, _rgba_word(colour), np.uint32(0))
+                              .astype(np.uint32)], "x": [x0], "y": [y0], "dw": [x1 - x0], "dh": [y1 - y0],
+                    "count": count}
         else:
-            img = tf.shade(agg.where(agg > 0), cmap=DENSITY_CMAP, how="eq_hist", min_alpha=90)
+            img = tf.shade(agg, cmap=DENSITY_CMAP, how="eq_hist", min_alpha=90)
     elif how == "mean":
         if values is None:
             raise ValueError("rasterize(how='mean') needs the 'values' parameter (one value per point).")
