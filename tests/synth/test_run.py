@@ -117,3 +117,20 @@ def test_cli_writes_and_resumes(tmp_path):
     r = CliRunner().invoke(main, args[:4] + ["32"] + args[5:])
     assert r.exit_code != 0 and "other parameters" in r.output
     assert "Examples" in CliRunner().invoke(main, ["synth", "--help"]).output
+
+
+def test_cli_gpu_request_without_gpu_is_a_clear_error(tmp_path):
+    from xsgpu.backend import gpu_status
+    from workflows.cli import main
+
+    if gpu_status()[0]:
+        pytest.skip("a GPU is available here")
+    r = CliRunner().invoke(main, ["synth", "--n", "4", "--size", "16", "--out", str(tmp_path / "g"),
+                                  "--device", "gpu", "--no-progress"])
+    assert r.exit_code == 1
+    assert "device='gpu' was requested" in r.output and "Hint: use device='cpu'" in r.output
+
+
+def test_mean_counts_do_not_depend_on_size():
+    means = [float(generate_images(3, size=s, seed=1).counts.mean()) for s in (64, 100, 256)]
+    assert max(means) / min(means) < 1.01
