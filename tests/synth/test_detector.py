@@ -50,3 +50,12 @@ def test_gap_mask_rows_and_columns():
     assert rows.min() == 25 and rows.max() == 43  # pixel centres in [25, 44.5): 39 conceptual rows from 50
     assert g[:, 0].sum() == g[:, 100].sum()
     assert not gap_mask(m, row0=None, col0=None).any()
+
+
+def test_noiseless_expected_counts_agree_between_paths_and_keep_labels():
+    a = generate_images(6, size=32, seed=7, images_per_run=3, fast=True, noise=False)
+    b = generate_images(6, size=32, seed=7, images_per_run=3, fast=False, noise=False)
+    c = generate_images(6, size=32, seed=7, images_per_run=3)
+    np.testing.assert_allclose(a.counts, b.counts, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(a.labels, c.labels)
+    assert not np.array_equal(np.round(a.counts), c.counts)  # the noisy draw differs from the expectation

@@ -195,3 +195,23 @@ def test_distorted_lattice_gives_oval_rings():
         assert len(found) >= 10, text
         assert np.mean(np.abs(found / expected - 1) < 0.03) >= 0.8, (text, found / expected)
         assert np.ptp(found) / q0 > 0.5 * (1 / ecc - 1), text  # the ring really is oval
+
+
+def test_background_and_diffuse_tags_match_the_pixels():
+    # beam-off runs (no beamstop, no beam), one part at a time: the tags are what the detector sees
+    bg_mix = _quiet(p_sample=0.0, p_background=1.0, p_glow=1.0)
+    b = generate_images(20, size=256, seed=12, images_per_run=20, mix=bg_mix)
+    mean = b.counts.reshape(20, -1).mean(axis=1)
+    np.testing.assert_allclose(mean, b.tags["bg_mean"] + 0.002, rtol=0.02, atol=0.05)
+    high = b.labels[:, attribute_index("high_background")]
+    assert np.all((b.tags["bg_mean"][high] > 1e3) | (b.tags["bg_max"][high] > 1e4))
+
+    d_mix = _quiet(p_sample=0.0, p_diffuse=1.0, p_anisotropic_diffuse=0.0,
+                   diffuse_weights={"porod": 1, "ornstein_zernike": 1, "debye_bueche": 1, "guinier": 1})
+    b = generate_images(30, size=256, seed=13, images_per_run=30, mix=d_mix, noise=False)
+    above = (b.counts.reshape(30, -1) > 10 + 0.002).sum(axis=1)  # expected counts (+ dark) above 10
+    tag = b.tags["diffuse_low_px"]
+    assert (tag > 400).any() and (tag == 0).any()
+    np.testing.assert_allclose(above, tag, rtol=0.01, atol=5)
+    lab = b.labels[:, attribute_index("diffuse_low_q")]
+    np.testing.assert_array_equal(lab, tag > 400)

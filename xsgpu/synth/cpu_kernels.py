@@ -24,7 +24,7 @@ def _kernel():
 
     @numba.njit(parallel=True, cache=True, fastmath=False)
     def kernel(iso, qidx, bg, glow_amp, glow, beam, trans, extra, extra_row, u, table, ztab,
-               lam_steps, n_q, exact_below, dark, max_counts, out):
+               lam_steps, n_q, exact_below, dark, max_counts, noise, out):
         n, npx = out.shape
         n_lam = table.shape[0] // n_q
         for i in numba.prange(n):
@@ -42,6 +42,9 @@ def _kernel():
                     lam = 0.0
                 elif lam > max_counts:
                     lam = max_counts
+                if not noise:
+                    out[i, p] = lam
+                    continue
                 uu = u[i, p]
                 if lam < exact_below:
                     li = int(lam * lam_steps + (uu & 63) * (1.0 / 64.0))
@@ -68,7 +71,8 @@ def numba_available() -> bool:
 
 
 def compose_counts(iso, qidx, bg, glow_amp, glow, beam, trans, extra, extra_row, u, *, table, ztab,
-                   lam_steps: int, n_q: int, exact_below: float, dark: float, max_counts: float, out=None):
+                   lam_steps: int, n_q: int, exact_below: float, dark: float, max_counts: float,
+                   noise: bool = True, out=None):
     """Counts (n, npx) float32 for ``lam = (iso[i, qidx] + bg + glow_amp*glow + extra + beam) * trans + dark``.
 
     Parameters
@@ -84,11 +88,13 @@ def compose_counts(iso, qidx, bg, glow_amp, glow, beam, trans, extra, extra_row,
         ``i`` or -1.
     u : uint16 (n, npx)
         Uniforms for the noise.
+    noise : bool
+        False: write the expected counts ``lam`` (no counting noise).
     out : float32 (n, npx), optional
         Where to write the counts (C-contiguous); allocated if None.
     """
     if out is None:
         out = np.empty(u.shape, dtype=np.float32)
     _kernel()(iso, qidx, bg, glow_amp, glow, beam, trans, extra, extra_row, u, table, ztab,
-              float(lam_steps), int(n_q), float(exact_below), float(dark), float(max_counts), out)
+              float(lam_steps), int(n_q), float(exact_below), float(dark), float(max_counts), bool(noise), out)
     return out

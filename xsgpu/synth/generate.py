@@ -107,7 +107,7 @@ class _RunRenderer:
         self.gaps = gap_mask(m, row0=run.gap_row, col0=run.gap_col)
         self.has_gaps = bool(run.gap_row is not None or run.gap_col is not None)
 
-    def render(self, terms, profiles, extras, rng, host_rng, batch_size: int, out):
+    def render(self, terms, profiles, extras, rng, host_rng, batch_size: int, out, noise: bool = True):
         """Write the counts of the block's images into ``out`` (float32 (m, H*W), C-contiguous)."""
         xp, m = self.xp, self.maps
         n = terms.n_images
@@ -145,7 +145,7 @@ class _RunRenderer:
                     iso_x[a:b], m.qidx, bg[a:b], glow_amp[a:b], self.glow if self.glow is not None else self.beam,
                     self.beam, self.trans, extra, extra_row, u, table=table, ztab=ztab, lam_steps=LAM_STEPS,
                     n_q=N_QUANTILES, exact_below=POISSON_EXACT_BELOW, dark=DARK_RATE, max_counts=MAX_COUNTS,
-                    out=out[a:b])
+                    noise=noise, out=out[a:b])
             else:
                 lam = xp.take(iso_x[a:b], m.qidx, axis=1)
                 lam += bg[a:b, None] + self.beam[None, :]
@@ -157,7 +157,7 @@ class _RunRenderer:
                     lam[sel] += extra[xp.asarray(extra_row[has])]
                 lam *= self.trans[None, :]
                 lam += xp.float32(DARK_RATE)
-                out[a:b] = sample_counts(lam, u=u)
+                out[a:b] = sample_counts(lam, u=u) if noise else xp.clip(lam, 0.0, MAX_COUNTS)
             counts = out[a:b]
             for i in range(a, b):
                 for uz, v in extras.zingers[i]:
@@ -189,7 +189,7 @@ class _RunRenderer:
 
 def generate_images(n: int, *, size: int = 256, seed: int = 0, xp: ModuleType | None = None, start: int = 0,
                     images_per_run: int = 200, mix: Mix = DEFAULT_MIX, device: str = "cpu",
-                    batch_size: int = 32, fast: bool = True) -> SynthBatch:
+                    batch_size: int = 32, fast: bool = True, noise: bool = True) -> SynthBatch:
     """Generate ``n`` synthetic images with ids ``start .. start + n - 1``.
 
     Parameters
@@ -215,6 +215,9 @@ def generate_images(n: int, *, size: int = 256, seed: int = 0, xp: ModuleType | 
     fast : bool
         On NumPy, use the fused numba kernel for the per-pixel work (same results as the array code,
         which runs when False and always on CuPy).
+    noise : bool
+        False: return the expected counts (before counting noise; zingers, clipping and gaps still
+        apply). The random streams are consumed the same way, so labels and tags are unchanged.
 
     Returns
     -------
@@ -252,7 +255,8 @@ def generate_images(n: int, *, size: int = 256, seed: int = 0, xp: ModuleType | 
         tags = compute_tags(terms, prof, extras, run, rend.hist)
         labels[pos:pos + m] = labels_from_tags(tags, run.beamstop.kind)
         img_prof = prof if size == CONCEPT_SIZE else terms.profiles(pixel_q=Q_PIXEL * CONCEPT_SIZE / size)
-        rend.render(terms, img_prof, extras, rng, host, batch_size, counts[pos:pos + m].reshape(m, size * size))
+        rend.render(terms, img_prof, extras, rng, host, batch_size, counts[pos:pos + m].reshape(m, size * size),
+                    noise=noise)
         if rend.has_gaps:
             mask[pos:pos + m] = rend.gaps.reshape(size, size)[None]
         tags.update(sample_id=ids[pos:pos + m], run_index=np.full(m, k), run_id=np.full(m, run.run_id),
