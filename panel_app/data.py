@@ -127,7 +127,8 @@ class RunData:
         thumbs, images, features : array-like, optional
             Row-indexable arrays of n rows.
         samples : DataFrame, optional
-            Defaults to ``sample_id, source_uri ('mem://<id>'), frame 0, run_id 'mem', split 'test'``.
+            Defaults to ``sample_id, source_uri ('mem://<id>'; categorical 'mem://' above 100k rows), frame 0,
+            run_id 'mem', split 'test', labelled True``.
         """
         y_true = np.asarray(y_true, dtype=bool)
         y_prob = np.ascontiguousarray(y_prob, dtype=np.float32)
@@ -141,11 +142,13 @@ class RunData:
         ids = np.arange(n, dtype=np.int64)
         emb = pd.DataFrame({"sample_id": ids, **{c: coords[:, i] for i, c in enumerate(EMBEDDING_COLUMNS)}})
         if samples is None:
-            samples = pd.DataFrame({
-                "sample_id": ids, "source_uri": pd.Series([f"mem://{i}" for i in range(n)] if n <= 100_000
-                                                          else pd.array(np.full(n, "mem://"), dtype=object)),
-                "frame": np.zeros(n, np.int32), "run_id": "mem", "split": "test", "labelled": True,
-            })
+            def const(value: str) -> pd.Categorical:  # one category, 1 byte per row (10M rows stay cheap)
+                return pd.Categorical.from_codes(np.zeros(n, np.int8), categories=[value])
+
+            uri = pd.Series([f"mem://{i}" for i in range(n)]) if n <= 100_000 else const("mem://")
+            samples = pd.DataFrame({"sample_id": ids, "source_uri": uri, "frame": np.zeros(n, np.int32),
+                                    "run_id": const("mem"), "split": const("test"),
+                                    "labelled": np.ones(n, bool)})
         for name, arr in (("thumbs", thumbs), ("images", images), ("features", features)):
             if arr is not None and len(arr) != n:
                 raise ValueError(f"The '{name}' parameter must have {n} rows. Got {len(arr)} instead.")

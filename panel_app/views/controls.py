@@ -6,11 +6,10 @@ from typing import Any
 
 import numpy as np
 import panel as pn
-import param
 
 from panel_app.state import AppState
 from panel_app.views.raster import OUTCOME_COLOURS
-from xsgpu.attributes import ATTRIBUTES, SLUGS
+from xsgpu.attributes import ATTRIBUTES
 
 __all__ = ["ControlPanel", "AttributeFilters", "attribute_legend"]
 

@@ -10,6 +10,7 @@ new viewport with the shared :class:`~panel_app.views.index.SpatialIndex` and th
 * one flower (17 ``annular_wedge`` petals + a centre dot) or one dot per image, with a hover tooltip
   that loads the image's thumbnail from the server by sample id.
 
+A tap puts the nearest image first in the detail view (``state.detail_ids``).
 Box and lasso tools select nothing in the browser; their ``SelectionGeometry`` event comes here, is
 resolved to sample ids in this view's space (filtered images only) and written to ``state.selection``;
 every view watches ``state.selection`` and redraws its selection layer, so a selection in one view
@@ -24,7 +25,7 @@ from typing import Any
 import numpy as np
 import panel as pn
 import param
-from bokeh.events import RangesUpdate, SelectionGeometry
+from bokeh.events import RangesUpdate, SelectionGeometry, Tap
 from bokeh.models import (
     BoxSelectTool, ColumnDataSource, HoverTool, LassoSelectTool, LinearColorMapper, PanTool, Range1d, ResetTool,
     WheelZoomTool,
@@ -155,6 +156,7 @@ class EmbeddingView(pn.viewable.Viewer):
         fig.toolbar.active_drag = fig.tools[0]
         fig.on_event(RangesUpdate, self._on_ranges)
         fig.on_event(SelectionGeometry, self._on_geometry)
+        fig.on_event(Tap, self._on_tap)
         self.figure = fig
         self.status = pn.pane.HTML("", css_classes=["xsgpu-view-status"], margin=(0, 5))
         self._layout = pn.Column(self.status, pn.pane.Bokeh(fig), margin=(0, 4))
@@ -175,6 +177,11 @@ class EmbeddingView(pn.viewable.Viewer):
             self.select_geometry(event.geometry)
         except ValueError as exc:  # a degenerate lasso: tell the log, keep the session alive
             log.warning("ignored selection in %s view: %s", self.space, exc)
+
+    def _on_tap(self, event: Tap) -> None:
+        if event.x is None or event.y is None:
+            return
+        self.pick(event.x, event.y)
 
     def _on_state(self, *events: param.parameterized.Event) -> None:
         self.refresh()
@@ -212,6 +219,23 @@ class EmbeddingView(pn.viewable.Viewer):
             raise ValueError(f"Selection geometry of type {kind!r} is not supported; use the box or lasso tool.")
         self.state.select(ids)
         return self.state.selection
+
+    def pick(self, x: float, y: float, *, radius_px: float = PETAL_RADIUS, keep: int = 12) -> int | None:
+        """Put the filtered image nearest to ``(x, y)`` (within ``radius_px`` screen pixels) first in the
+        detail view (``state.detail_ids``, at most ``keep`` ids); returns its id, or ``None`` if none is near.
+        """
+        x0, x1, y0, y1 = self.viewport
+        rx = radius_px * (x1 - x0) / self.width
+        ry = radius_px * (y1 - y0) / self.height
+        ids = self.index.ids_in_box(x - rx, x + rx, y - ry, y + ry, mask=self.state.filtered_mask())
+        if len(ids) == 0:
+            return None
+        d = ((self.x[ids] - x) / rx) ** 2 + ((self.y[ids] - y) / ry) ** 2
+        best = int(ids[int(np.argmin(d))])
+        if d.min() > 1.0:
+            return None
+        self.state.detail_ids = [best, *[i for i in self.state.detail_ids if i != best]][:keep]
+        return best
 
     def visible_ids(self) -> np.ndarray:
         """Sorted ids of the filtered images inside the current viewport."""

@@ -5,14 +5,13 @@ Also writes the documentation screenshots docs/app_screenshot.png and docs/app_f
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from xsgpu.attributes import prob_columns, label_columns
+from xsgpu.attributes import label_columns, prob_columns
 
 pytestmark = pytest.mark.browser
 

@@ -246,3 +246,18 @@ def test_spaces_and_controls(app_state):
     assert f"data-count='{n}'" in filters.count.object
     filters.clear.clicks += 1
     assert app_state.filter_attributes == []
+
+
+def test_tap_puts_the_nearest_image_in_the_detail_view(app_state):
+    view = EmbeddingView(state=app_state, space="FEA")
+    x, y = app_state.data.coords("FEA")
+    assert view.pick(float(x[5]), float(y[5]), radius_px=0.5) in (5, *np.flatnonzero((x == x[5]) & (y == y[5])))
+    first = view.pick(float(x[7]) + 1e-4, float(y[7]))
+    assert first == 7 and app_state.detail_ids[0] == 7 and app_state.detail_ids[1] == 5
+    assert view.pick(1e6, 1e6) is None and app_state.detail_ids[:2] == [7, 5]
+
+
+def test_empty_viewport_draws_no_glyphs(app_state):
+    view = EmbeddingView(state=app_state, space="ACT")
+    view.set_viewport(1000, 1001, 1000, 1001)
+    assert view.mode == "flowers" and view.in_view == 0 and len(view.point_src.data["x"]) == 0
