@@ -106,6 +106,7 @@ class _RunRenderer:
         self.streak_v = (xp.exp(-0.5 * (m.dx / w) ** 2) * (1 + xp.abs(m.dy) / 5.0) ** -1.5).astype(xp.float32)
         self.gaps = gap_mask(m, row0=run.gap_row, col0=run.gap_col)
         self.has_gaps = bool(run.gap_row is not None or run.gap_col is not None)
+        self.gap_idx = xp.nonzero(self.gaps)[0]  # integer indices: portable NumPy/CuPy fancy indexing
 
     def render(self, terms, profiles, extras, rng, host_rng, batch_size: int, out, noise: bool = True):
         """Write the counts of the block's images into ``out`` (float32 (m, H*W), C-contiguous)."""
@@ -165,7 +166,7 @@ class _RunRenderer:
                     counts[i - a, k] = counts[i - a, k] + xp.float32(v)
             xp.minimum(counts, xp.float32(MAX_COUNTS), out=counts)
             if self.has_gaps:
-                counts[:, self.gaps] = 0.0
+                counts[:, self.gap_idx] = 0.0
 
     def _term_pixels(self, t, terms, profiles, host_rng):
         xp, m = self.xp, self.maps

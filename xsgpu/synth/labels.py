@@ -138,7 +138,8 @@ def labels_from_tags(tags: dict[str, np.ndarray], beamstop: str) -> np.ndarray:
         "ring": f["ring"],
         "strong_scattering": (tags["sample_max"] > T["strong_max"]) | (tags["sample_mean"] > T["strong_mean"]),
         "structure_factor": f["structure_factor"],
-        "weak_scattering": f["sample"] & ((tags["sample_max"] < T["weak_max"]) | (tags["sample_max"] < tags["bg_mean"])),
+        "weak_scattering": f["sample"] & ((tags["sample_max"] < T["weak_max"])
+                                          | (tags["sample_max"] < tags["bg_mean"])),
         "wedge_beamstop": beam["wedge"],
     }
     return np.stack([np.asarray(rules[s], dtype=bool) for s in SLUGS], axis=1)
