@@ -351,6 +351,11 @@ def test_suspicious_click_adds_to_detail(state):
     assert state.detail_ids[-1] == int(r["sample_id"].iloc[0])
     with pytest.raises(IndexError, match="out of range"):
         sp.open_row(10_000)
+    assert "among all 120 images" in sp._note.object
+    sampled = SuspiciousPanel(state=state, limit=20, audit_rows=60)
+    rows = sampled.audited_rows()
+    assert len(rows) == 60 and set(sampled.ranking()["sample_id"]) <= set(rows.tolist())
+    assert "a seeded sample of 60 of 120 images" in sampled._note.object
     # correcting the top pair refreshes the list (new corrections stamp)
     top = r.iloc[0]
     dv.record(sample_id=int(top["sample_id"]), attribute=top["slug"], new=not bool(top["act"]))
