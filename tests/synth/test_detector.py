@@ -59,3 +59,14 @@ def test_noiseless_expected_counts_agree_between_paths_and_keep_labels():
     np.testing.assert_allclose(a.counts, b.counts, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(a.labels, c.labels)
     assert not np.array_equal(np.round(a.counts), c.counts)  # the noisy draw differs from the expectation
+
+
+def test_runs_with_module_gaps_are_masked_and_zero():
+    import dataclasses
+
+    from xsgpu.synth import DEFAULT_MIX
+
+    b = generate_images(4, size=64, seed=0, images_per_run=1, mix=dataclasses.replace(DEFAULT_MIX, p_gaps=1.0))
+    frac = b.mask.mean(axis=(1, 2))
+    assert np.all((frac > 0.05) & (frac < 0.2))  # one 39-row or 16-column band of 256
+    assert np.all(b.counts[b.mask] == 0)
