@@ -40,8 +40,13 @@ def command(run: Path, method: str, device: str, random_state: int, pca_dims: in
       xsgpu embed runs/demo --method umap --seed 1           # needs umap-learn
       xsgpu embed runs/today --reference runs/yesterday      # today's images onto yesterday's map
     """
+    import logging
+
     from xsgpu.backend import GPUUnavailable, UnsupportedOnGPU
     from xsgpu.embed import embed_run
+
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:  # openTSNE's per-step INFO lines only with -vv
+        logging.getLogger("openTSNE").setLevel(logging.WARNING)
     from xsgpu.io.runstore import RunStore, RunStoreError
 
     try:

@@ -155,13 +155,13 @@ def _quality(X: np.ndarray, xy: np.ndarray, *, sample: int, random_state: int | 
 
 
 def _reference_arrays(space: str, X: np.ndarray, xy: np.ndarray, proj: Any, *, max_reference: int,
-                      random_state: int | None) -> tuple[np.ndarray, np.ndarray, dict]:
+                      random_state: int | None) -> tuple[np.ndarray, np.ndarray, dict, np.ndarray]:
     idx = sample_indices(X.shape[0], max_reference, random_state=random_state)
     arrays = {}
     if proj is not None and proj.method == "pca":
         arrays["map_components"] = np.asarray(proj.estimator_.components_, np.float64)
         arrays["map_mean"] = np.asarray(proj.estimator_.mean_, np.float64)
-    return X[idx], xy[idx], arrays
+    return X[idx], xy[idx], arrays, idx
 
 
 def embed_run(run_path: str | os.PathLike, *, method: str = "tsne", device: str = "auto",
@@ -281,10 +281,10 @@ def embed_run(run_path: str | os.PathLike, *, method: str = "tsne", device: str 
             out[f"{space}_y"] = xy[:, 1].astype(np.float32)
             log.info("embed %s: %s", space, details)
             if not refs and method in ("tsne", "pca"):
-                inp, crd, arrays = _reference_arrays(space, X_fit, xy_fit, proj, max_reference=max_reference,
-                                                     random_state=random_state)
+                inp, crd, arrays, kept = _reference_arrays(space, X_fit, xy_fit, proj, max_reference=max_reference,
+                                                           random_state=random_state)
                 if space == "act":
-                    arrays["counts"] = counts
+                    arrays["counts"] = counts[kept]
                 if space == "fea" and pca is not None:
                     arrays["pca_components"] = to_host(pca.components_)
                     arrays["pca_mean"] = to_host(pca.mean_)
