@@ -9,7 +9,9 @@ from sklearn.metrics import average_precision_score
 from workflows.cli import main
 from xsgpu.attributes import SLUGS, label_columns, prob_columns
 from xsgpu.io.runstore import RunStore, RunStoreError
-from xsgpu.metrics import METRICS_COLUMNS, attribute_metrics, evaluate_run, metrics_table
+from xsgpu.metrics import (
+    METRICS_COLUMNS, attribute_metrics, evaluate_run, mean_average_precision, metrics_table, split_table,
+)
 
 from .conftest import make_multilabel
 
@@ -20,7 +22,8 @@ def make_run(path, rng, *, n=120, part=50, labelled_frac=0.75, predictions=True,
     store = RunStore.create(path, n_samples=n, partition_size=part)
     for k in range(store.n_partitions):
         a, b = store.partition_bounds(k)
-        s = pd.DataFrame({"sample_id": np.arange(a, b), "labelled": labelled[a:b]})
+        s = pd.DataFrame({"sample_id": np.arange(a, b), "labelled": labelled[a:b],
+                          "split": np.array(["train", "val", "test"])[np.arange(a, b) % 3]})
         for j, c in enumerate(label_columns()):
             s[c] = y[a:b, j]
         store.write_partition("samples", k, s)
@@ -50,6 +53,12 @@ def test_evaluate_run_writes_long_table(tmp_path, rng):
     assert meta["model_id"] == "test-model" and meta["cutoff"] == 0.5 and meta["n_evaluated"] == labelled.sum()
     assert store.stage_status()["evaluate"] == "done"
     assert set(df.loc[df.scope == "attribute", "attribute"]) == set(SLUGS)
+    splits = split_table(df)
+    assert list(splits.index) == ["test", "train", "val"]
+    for k, name in enumerate(["train", "val", "test"]):
+        rows = labelled & (np.arange(len(y)) % 3 == k)
+        assert splits.loc[name, "n"] == rows.sum()
+        assert splits.loc[name, "map"] == pytest.approx(mean_average_precision(y[rows], p[rows]), abs=1e-12)
 
 
 def test_cli_prints_table_and_map(tmp_path, rng):
@@ -57,6 +66,7 @@ def test_cli_prints_table_and_map(tmp_path, rng):
     res = CliRunner().invoke(main, ["evaluate", str(store.path), "--cutoff", "0.4"])
     assert res.exit_code == 0, res.output
     assert "mAP" in res.output and "strong_scattering" in res.output and "support" in res.output
+    assert " test: mAP" in res.output
     assert store.read_metadata("metrics")["cutoff"] == 0.4
     res = CliRunner().invoke(main, ["evaluate", str(store.path), "--cutoff", "0.4,0.5"])
     assert res.exit_code != 0 and "17 comma-separated floats" in res.output

@@ -29,7 +29,8 @@ def command(run: str, cutoff) -> None:
     """Evaluate the predictions of RUN against its labels.
 
     Only labelled samples count. Writes RUN/metrics.parquet (long format: scope, attribute, metric,
-    value) and prints a per-attribute table (AP, precision, recall, F1, support) and the mAP.
+    value) and prints a per-attribute table (AP, precision, recall, F1, support), the mAP, and the mAP
+    of each split (train/val/test; the model was fitted on train, so test is the honest figure).
     Ratios with a zero denominator are 0; AP is NaN for an attribute without positives (left out of
     the mAP).
 
@@ -40,7 +41,7 @@ def command(run: str, cutoff) -> None:
       python -c "import pandas as pd; print(pd.read_parquet('runs/demo/metrics.parquet'))"
     """
     from xsgpu.io.runstore import RunStoreError
-    from xsgpu.metrics.evaluate import evaluate_run, metrics_table
+    from xsgpu.metrics.evaluate import evaluate_run, metrics_table, split_table
 
     try:
         long = evaluate_run(run, cutoff=cutoff)
@@ -54,4 +55,7 @@ def command(run: str, cutoff) -> None:
     click.echo(f"\nmAP {model['map']:.4f} over {int(model['n'])} labelled samples "
                f"(micro F1 {model['f1_micro']:.4f}, macro F1 {model['f1_macro']:.4f}, "
                f"subset accuracy {model['subset_accuracy']:.4f})")
+    for split, row in split_table(long).iterrows():
+        click.echo(f"  {split:>5}: mAP {row['map']:.4f} over {int(row['n'])} labelled samples "
+                   f"(micro F1 {row['f1_micro']:.4f})")
     click.echo(f"wrote {run.rstrip('/')}/metrics.parquet")

@@ -29,7 +29,14 @@ from xsgpu.metrics.confusion import (
 )
 from xsgpu.metrics.cooccurrence import COOCCURRENCE_COLUMNS, cooccurrence_table
 from xsgpu.metrics.distances import DISTANCE_METRICS, error_distance
-from xsgpu.metrics.evaluate import METRICS_COLUMNS, evaluate_run, load_evaluation_arrays, metrics_table
+from xsgpu.metrics.evaluate import (
+    METRICS_COLUMNS,
+    evaluate_run,
+    load_evaluation_arrays,
+    load_evaluation_frame,
+    metrics_table,
+    split_table,
+)
 from xsgpu.metrics.ranking import average_precision, mean_average_precision
 from xsgpu.metrics.study import STUDY_MEASURES, attribute_study
 from xsgpu.metrics.suspicious import SUSPICIOUS_COLUMNS, neighbour_label_rate, suspicious_labels
@@ -43,5 +50,6 @@ __all__ = [
     "cooccurrence_table", "COOCCURRENCE_COLUMNS",
     "cluster_selection", "ClusterResult", "davies_bouldin",
     "suspicious_labels", "neighbour_label_rate", "SUSPICIOUS_COLUMNS",
-    "evaluate_run", "load_evaluation_arrays", "metrics_table", "METRICS_COLUMNS",
+    "evaluate_run", "load_evaluation_arrays", "load_evaluation_frame", "metrics_table", "split_table",
+    "METRICS_COLUMNS",
 ]

@@ -1,8 +1,10 @@
 """Evaluate a run's predictions against its labels and store ``metrics.parquet`` (the evaluate stage).
 
 Only labelled samples (``samples.labelled``) count. The table is long: one row per (scope, attribute,
-metric) with ``scope`` "model" (``attribute`` = "") or "attribute" (``attribute`` = slug); its
-metadata records the cut-off, the number of evaluated samples and the predictions' model id.
+metric) with ``scope`` "model" (``attribute`` = ""), "attribute" (``attribute`` = slug) or "split"
+(``attribute`` = the split name, train/val/test: the model-level metrics of that split's labelled
+samples; the model was fitted on "train", so "test" is the unbiased figure). Its metadata records the
+cut-off, the number of evaluated samples and the predictions' model id.
 """
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ from xsgpu.io.runstore import RunStore, RunStoreError
 from xsgpu.metrics.confusion import PER_ATTRIBUTE_COLUMNS, SelectionScorer, attribute_metrics
 from xsgpu.metrics.validation import check_cutoff
 
-__all__ = ["evaluate_run", "load_evaluation_arrays", "metrics_table", "METRICS_COLUMNS", "MODEL_METRICS"]
+__all__ = ["evaluate_run", "load_evaluation_arrays", "load_evaluation_frame", "metrics_table", "split_table",
+           "METRICS_COLUMNS", "MODEL_METRICS"]
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,20 @@ MODEL_METRICS = ["n", "map", "accuracy", "subset_accuracy", "precision_micro", "
 
 def load_evaluation_arrays(store: RunStore) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Read ``(sample_id, y_true bool (m,17), y_prob float32 (m,17))`` for the labelled samples of a run.
+
+    Raises
+    ------
+    RunStoreError
+        See :func:`load_evaluation_frame`.
+    """
+    merged = load_evaluation_frame(store)
+    return (merged["sample_id"].to_numpy(np.int64), merged[label_columns()].to_numpy(bool),
+            merged[prob_columns()].to_numpy(np.float32))
+
+
+def load_evaluation_frame(store: RunStore) -> pd.DataFrame:
+    """The labelled samples joined with their predictions: ``sample_id``, ``split`` (when the run has it),
+    ``y__<slug>`` x17 and ``p__<slug>`` x17, ordered by ``sample_id``.
 
     Raises
     ------
@@ -59,15 +76,15 @@ def load_evaluation_arrays(store: RunStore) -> tuple[np.ndarray, np.ndarray, np.
     missing_p = [c for c in prob_columns() if c not in preds.columns]
     if missing_p:
         raise RunStoreError(f"{store.table_path('predictions')}: probability columns {missing_p} are missing.")
-    merged = samples[["sample_id"] + label_columns()].merge(preds[["sample_id"] + prob_columns()], on="sample_id",
-                                                            how="left", validate="one_to_one")
+    keep = ["sample_id"] + (["split"] if "split" in samples.columns else []) + label_columns()
+    merged = samples[keep].merge(preds[["sample_id"] + prob_columns()], on="sample_id", how="left",
+                                 validate="one_to_one")
     no_pred = merged[prob_columns()].isna().all(axis=1).to_numpy()
     if no_pred.any():
         raise RunStoreError(f"{store.table_path('predictions')}: {int(no_pred.sum())} labelled samples have no "
                             f"prediction (first sample_id {int(merged['sample_id'][no_pred].iloc[0])}). "
                             f"Hint: rerun `xsgpu infer {store.path} --model MODEL`.")
-    return (merged["sample_id"].to_numpy(np.int64), merged[label_columns()].to_numpy(bool),
-            merged[prob_columns()].to_numpy(np.float32))
+    return merged.reset_index(drop=True)
 
 
 def evaluate_run(run_path: str | os.PathLike, *, cutoff: float | Any = 0.5) -> pd.DataFrame:
@@ -94,18 +111,26 @@ def evaluate_run(run_path: str | os.PathLike, *, cutoff: float | Any = 0.5) -> p
     """
     store = RunStore.open(run_path, require=["samples"])
     cut = check_cutoff(cutoff, xp=np, func="evaluate_run")
-    _, y_true, y_prob = load_evaluation_arrays(store)
+    frame = load_evaluation_frame(store)
+    y_true = frame[label_columns()].to_numpy(bool)
+    y_prob = frame[prob_columns()].to_numpy(np.float32)
     try:
         per = attribute_metrics(y_true, y_prob, cutoff=cut)
-        overall = SelectionScorer(y_true, y_prob, cutoff=cut, keep_probabilities=False)().overall
+        scorer = SelectionScorer(y_true, y_prob, cutoff=cut)
     except ValueError as exc:
         raise ValueError(f"{store.table_path('predictions')}: {exc}") from exc
+    overall = scorer().overall
     ap = per["ap"].to_numpy()
     overall["map"] = float(np.nanmean(ap)) if np.isfinite(ap).any() else float("nan")
     rows = [("model", "", m, float(overall[m])) for m in MODEL_METRICS]
     for slug in SLUGS:
         for m in PER_ATTRIBUTE_COLUMNS:
             rows.append(("attribute", slug, m, float(per.at[slug, m])))
+    if "split" in frame.columns:  # the model was trained on "train": "test" is the honest figure
+        splits = frame["split"].astype(str).to_numpy()
+        for split in sorted(set(splits)):
+            split_overall = scorer(splits == split, ap=True).overall
+            rows.extend(("split", split, m, float(split_overall[m])) for m in MODEL_METRICS)
     df = pd.DataFrame(rows, columns=METRICS_COLUMNS)
     meta: dict[str, Any] = {
         "cutoff": cut if isinstance(cut, float) else [float(c) for c in cut],
@@ -126,7 +151,10 @@ def evaluate_run(run_path: str | os.PathLike, *, cutoff: float | Any = 0.5) -> p
 
 
 def metrics_table(long: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Pivot a long metrics table back to (per-attribute DataFrame indexed by slug, model-metrics dict)."""
+    """Pivot a long metrics table back to (per-attribute DataFrame indexed by slug, model-metrics dict).
+
+    Rows of other scopes (e.g. "split") are ignored; see :func:`split_table`.
+    """
     missing = [c for c in METRICS_COLUMNS if c not in long.columns]
     if missing:
         raise ValueError(f"The 'long' parameter of metrics_table must have columns {METRICS_COLUMNS}. "
@@ -135,3 +163,11 @@ def metrics_table(long: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, float]]:
     attr = attr.reindex(index=list(SLUGS), columns=[c for c in PER_ATTRIBUTE_COLUMNS if c in attr.columns])
     model = long[long["scope"] == "model"].set_index("metric")["value"].to_dict()
     return attr, {k: float(v) for k, v in model.items()}
+
+
+def split_table(long: pd.DataFrame) -> pd.DataFrame:
+    """The "split" rows of a long metrics table as a DataFrame (index: split, columns: metrics)."""
+    rows = long[long["scope"] == "split"]
+    if rows.empty:
+        return pd.DataFrame(columns=MODEL_METRICS)
+    return rows.pivot(index="attribute", columns="metric", values="value").reindex(columns=MODEL_METRICS)
