@@ -84,10 +84,9 @@ class DetailView(pn.viewable.Viewer):
         self.state.show_details(list(ids)[:MAX_DETAIL])
 
     def add(self, sample_id: int) -> None:
-        """Append one image to the strip (kept at most :data:`MAX_DETAIL`, oldest dropped)."""
+        """Put one image first in the strip, as a tap in a view does (at most :data:`MAX_DETAIL`, oldest dropped)."""
         i = self.state.data.check_id(sample_id)
-        ids = [j for j in self.state.detail_ids if j != i] + [i]
-        self.state.show_details(ids[-MAX_DETAIL:])
+        self.state.show_details([i, *[j for j in self.state.detail_ids if j != i]][:MAX_DETAIL])
 
     def toggle_enlarged(self, sample_id: int) -> bool:
         """Switch one image between the small and the large rendering; returns whether it is now large."""
@@ -247,7 +246,7 @@ class DetailView(pn.viewable.Viewer):
         current = self._c_sample.value
         self._c_sample.options = ids
         if ids:
-            self._c_sample.value = current if current in ids else ids[-1]
+            self._c_sample.value = current if current in ids else ids[0]
         self._suggest_value()
 
     def __panel__(self) -> pn.viewable.Viewable:

@@ -100,13 +100,14 @@ class SuspiciousPanel(pn.viewable.Viewer):
         return np.sort(np.random.default_rng(0).choice(n, size=int(self.audit_rows), replace=False)).astype(np.int64)
 
     def open_row(self, row: int) -> int:
-        """Add the image of listed row ``row`` to the detail view; returns its sample id."""
+        """Put the image of listed row ``row`` first in the detail view; returns its sample id."""
         table = self.ranking()
         if not 0 <= int(row) < len(table):
             raise IndexError(f"Row {row} is out of range 0..{len(table) - 1} of the suspicious-label list.")
         sid = int(table["sample_id"].iloc[int(row)])
-        ids = [i for i in self.state.detail_ids if i != sid] + [sid]
-        self.state.show_details(ids[-12:])
+        from panel_app.panels.detail import MAX_DETAIL
+
+        self.state.show_details([sid, *[i for i in self.state.detail_ids if i != sid]][:MAX_DETAIL])
         return sid
 
     def _refresh(self) -> None:

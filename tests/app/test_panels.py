@@ -201,7 +201,7 @@ def test_detail_view_cards_and_attributes(state):
     assert Image.open(io.BytesIO(dv._strip.objects[0].objects[1].object)).size == (512, 512)
     assert dv.toggle_enlarged(7) is False
     dv.add(3)
-    assert state.detail_ids == [7, 3]
+    assert state.detail_ids == [3, 7]
     dv._open_input.value = "11, 12"
     dv._on_open()
     assert state.detail_ids == [11, 12]
@@ -233,7 +233,7 @@ def test_detail_neighbours_match_sklearn(state):
     buttons = card.objects[-1].objects
     assert [b.label.split()[0] for b in buttons] == [f"#{i}" for i in ids]
     buttons[0].clicks += 1
-    assert state.detail_ids == [10, int(ids[0])]
+    assert state.detail_ids == [int(ids[0]), 10]
 
 
 def test_record_correction_through_the_form(state):
@@ -342,13 +342,13 @@ def test_suspicious_click_adds_to_detail(state):
         assert row["act"] == state.y_act()[row["sample_id"], resolve_attribute(row["slug"]).index]
     state.show_details([1])
     sid = sp.open_row(2)
-    assert sid == int(r["sample_id"].iloc[2]) and state.detail_ids[-1] == sid and state.detail_ids[0] == 1
+    assert sid == int(r["sample_id"].iloc[2]) and state.detail_ids[0] == sid and state.detail_ids[-1] == 1
     assert any(f"#{sid}" in str(c.objects[0].object) for c in dv._strip.objects)
     # the Tabulator click handler goes through the same path
     from panel.models.tabulator import CellClickEvent
 
     sp._table._process_event(CellClickEvent(model=None, column="sample_id", row=0, value=None))
-    assert state.detail_ids[-1] == int(r["sample_id"].iloc[0])
+    assert state.detail_ids[0] == int(r["sample_id"].iloc[0])
     with pytest.raises(IndexError, match="out of range"):
         sp.open_row(10_000)
     assert "among all 120 images" in sp._note.object
