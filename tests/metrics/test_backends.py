@@ -45,6 +45,12 @@ def test_ap_selection_and_frames(data, backend):
     b = selection_metrics(y, p, sel, ap=True)
     np.testing.assert_allclose(a.per_attribute.to_numpy(float), b.per_attribute.to_numpy(float), equal_nan=True)
     assert a.overall == pytest.approx(b.overall)
+    for frac in (0.3, 0.8):  # gather path and all-minus-rest path of the scorer
+        mask = np.arange(500) % 10 < frac * 10
+        a = selection_metrics(yb, pb, to_backend(mask, backend))
+        b = selection_metrics(y, p, mask)
+        np.testing.assert_allclose(a.per_attribute.to_numpy(float), b.per_attribute.to_numpy(float), equal_nan=True)
+        assert a.overall == pytest.approx(b.overall, nan_ok=True)
     np.testing.assert_allclose(attribute_metrics(yb, pb).to_numpy(float), attribute_metrics(y, p).to_numpy(float))
     assert cooccurrence_table(yb, pb).equals(cooccurrence_table(y, p))
 

@@ -241,6 +241,11 @@ class SelectionScorer:
         Keep a reference to ``y_prob`` (and ``y_true``) so that ``ap=True`` can compute AP per
         selection. No copy is made.
 
+    Notes
+    -----
+    The counts come from codes packed at construction: after changing the labels (a correction) or
+    the cut-off, build a new scorer. Memory: two uint32 codes per image (8 MB per million).
+
     Examples
     --------
     >>> import numpy as np
