@@ -23,7 +23,8 @@ __all__ = ["SelectionManager", "CLUSTER_SPACES"]
 
 log = logging.getLogger(__name__)
 
-#: What a group can be clustered on: the 2-D embedding of a space, the probabilities, or the FEA features.
+#: What a group can be clustered on: the 2-D embedding of a space, the 17 probabilities, or the FEA features
+#: (PCA-reduced to 64 dims, see :mod:`panel_app.panels.neighbours`).
 CLUSTER_SPACES = ("FEA", "PRD", "ACT", "probabilities", "features")
 _CURRENT = "(current selection)"
 
@@ -171,16 +172,10 @@ class SelectionManager(pn.viewable.Viewer):
             return np.column_stack([x[ids], y[ids]]).astype(np.float32)
         if space == "probabilities":
             return data.y_prob[ids].astype(np.float32)
-        if space == "features":
-            if data.features is None:
-                raise ValueError("This run has no features (features.zarr); cluster on 'FEA' (the embedding) instead.")
-            order = np.argsort(ids)
-            rows = np.asarray(data.features.get_orthogonal_selection((ids[order], slice(None)))
-                              if hasattr(data.features, "get_orthogonal_selection") else data.features[ids[order]],
-                              dtype=np.float32)
-            out = np.empty_like(rows)
-            out[order] = rows
-            return out
+        if space == "features":  # FEA, PCA-reduced: the process-wide neighbour index's copy (in memory)
+            from panel_app.panels.neighbours import feature_index
+
+            return feature_index(data, progress=False).reduced[ids]
         raise ValueError(f"The 'space' parameter of SelectionManager.cluster_group must be one of "
                          f"{list(CLUSTER_SPACES)}. Got {space!r} instead.")
 

@@ -123,7 +123,8 @@ def test_export_group(state, fmt_):
 
     sm = SelectionManager(state=state)
     ids = np.array([4, 8, 15, 16, 23, 42])
-    sm.save_group("lucky") if state.select(ids) is None else None
+    state.select(ids)
+    sm.save_group("lucky")
     raw = sm.export_group("lucky", fmt_)
     back = pd.read_csv(io.BytesIO(raw)) if fmt_ == "csv" else pd.read_parquet(io.BytesIO(raw))
     assert back["sample_id"].tolist() == ids.tolist()
@@ -166,8 +167,16 @@ def test_cluster_on_features_and_errors(state):
 
     sm = SelectionManager(state=state)
     ids = np.array([50, 3, 77, 10, 11, 90, 64, 2])
+    from panel_app.panels.neighbours import feature_index
+
     x = sm.cluster_features(ids, "features")
-    np.testing.assert_allclose(x, np.asarray(state.data.features[:], np.float32)[ids])
+    np.testing.assert_array_equal(x, feature_index(state.data, progress=False).reduced[ids])
+    np.testing.assert_allclose(sm.cluster_features(ids, "probabilities"), state.data.y_prob[ids])
+    xs, ys = state.data.coords("PRD")
+    np.testing.assert_array_equal(sm.cluster_features(ids, "PRD"), np.column_stack([xs[ids], ys[ids]]))
+    state.select(ids)
+    new = sm.cluster_group("(current selection)", method="kmeans", space="features", n_clusters=2)
+    assert [g.name for g in new] == ["selection/c0", "selection/c1"]
     state.select([5])
     sm.save_group("one")
     with pytest.raises(ValueError, match="has 1 image"):
