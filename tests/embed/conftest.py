@@ -1,6 +1,9 @@
 """Tiny run stores with structure: labels from a few prototypes, FEA and PRD derived from them + noise."""
 from __future__ import annotations
 
+import sys
+import types
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -56,3 +59,31 @@ def make_run(tmp_path):
     def _make(name="run", n=400, **kw):
         return write_run(tmp_path / name, n, **kw)
     return _make
+
+
+# ---------------------------------------------------------------- a fake cuML to test the dispatcher
+class _FakeTSNE:
+    """Stands in for cuml.manifold.TSNE: a scaled PCA, so the dispatcher logic runs without a GPU."""
+
+    def __init__(self, **kw):
+        self.kw = kw
+
+    def fit_transform(self, X):
+        from sklearn.decomposition import PCA
+
+        return PCA(2).fit_transform(np.asarray(X)) * 10
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch):
+    from xsgpu.embed import projectors as projectors_mod
+    from xsgpu.embed import tsne_gpu as tsne_gpu_mod
+
+    cuml = types.ModuleType("cuml")
+    manifold = types.ModuleType("cuml.manifold")
+    manifold.TSNE = _FakeTSNE
+    cuml.manifold = manifold
+    monkeypatch.setitem(sys.modules, "cuml", cuml)
+    monkeypatch.setitem(sys.modules, "cuml.manifold", manifold)
+    monkeypatch.setattr(projectors_mod, "resolve_device", lambda d: "cpu" if d == "cpu" else "gpu")
+    monkeypatch.setattr(tsne_gpu_mod, "resolve_device", lambda d: "gpu")

@@ -1,6 +1,4 @@
 import logging
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -8,7 +6,6 @@ import pytest
 from xsgpu.backend import GPUUnavailable, UnsupportedOnGPU
 from xsgpu.embed import CAPABILITIES, NotFittedError, capability, make_projector
 from xsgpu.embed import projectors as projectors_mod
-from xsgpu.embed import tsne_gpu as tsne_gpu_mod
 from xsgpu.embed.tsne_gpu import CumlTSNE
 
 
@@ -70,29 +67,6 @@ def test_pca_is_randomized_and_deterministic(rng):
     assert ya.dtype == np.float32 and ya.shape == (200, 2)
     assert np.array_equal(ya, make_projector("pca", device="cpu", random_state=0).fit_transform(X))
     assert np.allclose(a.transform(X[:5]), ya[:5], atol=1e-5)
-
-
-# ---------------------------------------------------------------- a fake cuML to test the dispatcher
-class _FakeTSNE:
-    def __init__(self, **kw):
-        self.kw = kw
-
-    def fit_transform(self, X):
-        from sklearn.decomposition import PCA
-
-        return PCA(2).fit_transform(np.asarray(X)) * 10
-
-
-@pytest.fixture
-def fake_gpu(monkeypatch):
-    cuml = types.ModuleType("cuml")
-    manifold = types.ModuleType("cuml.manifold")
-    manifold.TSNE = _FakeTSNE
-    cuml.manifold = manifold
-    monkeypatch.setitem(sys.modules, "cuml", cuml)
-    monkeypatch.setitem(sys.modules, "cuml.manifold", manifold)
-    monkeypatch.setattr(projectors_mod, "resolve_device", lambda d: "cpu" if d == "cpu" else "gpu")
-    monkeypatch.setattr(tsne_gpu_mod, "resolve_device", lambda d: "gpu")
 
 
 def _clusters(rng, n=150):

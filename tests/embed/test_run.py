@@ -137,3 +137,17 @@ def test_cli_embed(make_run):
     assert "--reference" in result.output and "xsgpu embed runs/today --reference runs/yesterday" in result.output
     result = CliRunner().invoke(main, ["embed", str(store.path), "--method", "mds"])
     assert result.exit_code != 0 and "mds" in result.output
+
+
+def test_gpu_maps_are_references_for_cpu_placement(make_run, fake_gpu):
+    """device="auto" on a (fake) GPU node: cuML makes the maps, openTSNE later places new images on them."""
+    store, cluster = make_run("gpu", n=300)
+    df = embed_run(store.path, method="tsne", device="auto", progress=False, pca_dims=20, n_jobs=1)
+    spaces = store.read_metadata("embedding")["spaces"]
+    assert {spaces[s]["backend"] for s in ("act", "fea", "prd")} == {"gpu"}
+    assert spaces["fea"]["library"] == "cuml.TSNE"
+    new, new_cluster = make_run("gpu_day2", n=60, seed=4)
+    placed = embed_run(new.path, method="tsne", reference=store.path, progress=False, n_jobs=1)
+    old = df[["fea_x", "fea_y"]].to_numpy()
+    d = np.linalg.norm(placed[["fea_x", "fea_y"]].to_numpy()[:, None, :] - old[None], axis=2)
+    assert (cluster[np.argmin(d, axis=1)] == new_cluster).mean() >= 0.85
