@@ -20,7 +20,7 @@ RSS every ``--sample-s`` seconds. Printed JSON lines ({"name", "value", "unit", 
 
 Usage::
 
-    python benchmarks/bench_pipeline.py --quick                    # ~1 minute: N=1000, tiny sizes
+    python benchmarks/bench_pipeline.py --quick                    # N=256,512 at 32 px
     nice python benchmarks/bench_pipeline.py --n 10000,100000 --skip-embed --embed-n 10000
 
 Start it from a shell: the script holds the ``if __name__ == "__main__"`` guard a process-based
@@ -131,11 +131,11 @@ def make_untrained_checkpoint(path, arch, input_size):
 
 
 def run_one(client, n, args, model, workdir):
+    """One pipeline run on the (fresh) cluster of ``client``; return (result, idle peak MiB, run peak MiB)."""
     from workflows.pipeline import run_pipeline
 
     out = Path(workdir) / f"run-{n}"
     shutil.rmtree(out, ignore_errors=True)
-    client.restart()  # fresh worker processes: the peak belongs to this N only
     with MemorySampler(client, every=args.sample_s) as idle:
         pass
     idle_peak = max(idle.worker_peak.values())
@@ -148,44 +148,54 @@ def run_one(client, n, args, model, workdir):
     return res, idle_peak, max(mem.worker_peak.values())
 
 
-def embed_memory(n, args, model, workdir, client):
-    """Peak RSS the embed stage adds to this process for an n-point run (t-SNE of ACT, FEA, PRD)."""
-    from workflows.pipeline import run_pipeline
+_EMBED_CHILD = """
+import sys, time, json
+from xsgpu.embed import embed_run
+t0 = time.perf_counter()
+embed_run(sys.argv[1], method="tsne", device=sys.argv[2], random_state=0, progress=False)
+print(json.dumps({"seconds": time.perf_counter() - t0}))
+"""
 
-    import gc
+
+def embed_memory(n, args, model, workdir, client):
+    """Peak RSS of a fresh process that runs only ``embed_run`` on an n-image run (3 t-SNE maps).
+
+    The run (synth + infer) is made first on the cluster; the embed runs in a child process sampled
+    with psutil every 0.1 s, so the figure holds nothing but the embed stage (plus imports).
+    """
+    import subprocess
+
+    import psutil
+
+    from workflows.pipeline import run_pipeline
 
     out = Path(workdir) / f"embed-{n}"
     shutil.rmtree(out, ignore_errors=True)
     run_pipeline(out, synth=n, size=args.size, model=model, embed=False, evaluate=False,
                  partition_size=args.partition_size, device=args.device, client=client,
                  single_stage_on="client", progress=False)
-    from xsgpu.embed import embed_run
-
-    gc.collect()
-    base = _rss_mib()
-    peak = [base]
-    stop = threading.Event()
-
-    def loop():
-        while not stop.is_set():
-            peak[0] = max(peak[0], _rss_mib())
-            stop.wait(0.2)
-
-    th = threading.Thread(target=loop, daemon=True)
-    th.start()
-    t0 = time.perf_counter()
-    embed_run(out, method="tsne", device=args.device, random_state=0, progress=args.progress)
-    secs = time.perf_counter() - t0
-    stop.set()
-    th.join()
+    proc = subprocess.Popen([sys.executable, "-c", _EMBED_CHILD, str(out), args.device], stdout=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    ps = psutil.Process(proc.pid)
+    peak = 0.0
+    while proc.poll() is None:
+        try:
+            peak = max(peak, ps.memory_info().rss / 2**20)
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.1)
+    stdout = proc.communicate()[0].decode()
+    if proc.returncode != 0:
+        raise RuntimeError(f"embed child failed with exit code {proc.returncode}")
+    secs = json.loads(stdout.strip().splitlines()[-1])["seconds"]
     if not args.keep:
         shutil.rmtree(out, ignore_errors=True)
-    return max(peak[0], _rss_mib()) - base, secs
+    return peak, secs
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="N=1000 at 32 px, small partitions (under a minute)")
+    ap.add_argument("--quick", action="store_true", help="N=256,512 at 32 px, small partitions (~1 min unloaded)")
     ap.add_argument("--n", default="10000,100000", help="comma-separated image counts")
     ap.add_argument("--size", type=int, default=64, help="stored image size = model input size (px)")
     ap.add_argument("--arch", default="resnet18")
@@ -194,19 +204,19 @@ def main(argv=None):
     ap.add_argument("--n-workers", type=int, default=2)
     ap.add_argument("--device", default="cpu", choices=["cpu", "gpu", "auto"])
     ap.add_argument("--skip-embed", action="store_true", help="no embed-memory figure")
-    ap.add_argument("--embed-n", default="2000,5000", help="point counts of the embed-memory figure")
+    ap.add_argument("--embed-n", default="2000,8000", help="point counts of the embed-memory figure")
     ap.add_argument("--sample-s", type=float, default=0.5, help="memory sampling period (s)")
     ap.add_argument("--workdir", help="where runs go (default: a temporary directory)")
     ap.add_argument("--keep", action="store_true", help="keep the runs")
     ap.add_argument("--progress", action="store_true")
     args = ap.parse_args(argv)
     if args.quick:
-        args.n, args.size, args.partition_size, args.embed_n = "1000", 32, 256, "500,1000"
+        args.n, args.size, args.partition_size, args.embed_n = "256,512", 32, 128, "256,512"
     ns = sorted(int(x) for x in args.n.split(","))
     import torch
 
     torch.set_num_threads(args.n_workers)
-    from workflows.cluster import client_session
+    from workflows.cluster import client_session, close_client, make_client
 
     device = "gpu" if args.device == "gpu" else "cpu"
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="xsgpu-bench-"))
@@ -218,42 +228,50 @@ def main(argv=None):
     fwd_base = bare_forward_rate(args.arch, args.size, threads=args.n_workers, batch=args.batch_size)
     peaks = {}
     kind = "local-cuda" if args.device == "gpu" else "local"
-    with client_session(kind, n_workers=args.n_workers, threads_per_worker=1, dashboard_address=None) as client:
-        for n in ns:
+    cluster_kw = {"n_workers": args.n_workers, "threads_per_worker": 1, "dashboard_address": None}
+    for n in ns:
+        # a fresh cluster per N: each peak belongs to that N only
+        with client_session(kind, **cluster_kw) as client:
             res, idle, peak = run_one(client, n, args, model, workdir)
-            peaks[n] = peak
-            st = res.stages
-            emit("pipeline.synth_rate", st["synth"].rows_per_second, "img/s", baseline=synth_base, n=n,
-                 device=device, params={**params, "baseline": "generate_images in one process, no store"})
-            emit("pipeline.infer_rate", st["infer"].rows_per_second, "img/s", baseline=fwd_base, n=n, device=device,
-                 params={**params, "baseline": f"bare forward, {args.n_workers} torch threads, ready tensors"})
-            emit("pipeline.evaluate_rate", st["evaluate"].rows_per_second, "rows/s", n=n, device=device,
-                 params=params)
-            emit("pipeline.worker_peak_rss", peak, "MiB", baseline=idle, ratio=idle / peak, n=n, device=device,
-                 params={**params, "baseline": "idle worker RSS before the run"})
-            for stage in ("synth", "infer", "evaluate"):
-                emit(f"pipeline.cost_1m_{stage}", 1e6 / st[stage].rows_per_second / 3600, "hours", n=n,
-                     device=device, params={**params, "from": f"measured {stage} rate at n={n}"})
-        if len(ns) > 1:
-            growth = peaks[ns[-1]] / peaks[ns[0]]
-            emit("pipeline.worker_peak_rss_growth", growth, "x", baseline=1.0, ratio=1.0 / growth, n=ns[-1],
-                 device=device, params={**params, "from_n": ns[0], "to_n": ns[-1]})
-        if not args.skip_embed:
-            en = sorted(int(x) for x in args.embed_n.split(","))
-            per_point = []
-            for n in en:
-                mib, secs = embed_memory(n, args, model, workdir, client)
-                per_point.append(mib / n)
-                emit("pipeline.embed_peak_rss", mib, "MiB", n=n, device=device,
-                     params={**params, "what": "RSS added to the process during embed_run (3 t-SNE maps)"})
-                emit("pipeline.embed_rate", n / secs, "points/s", n=n, device=device, params=params)
-            slope = (per_point[-1] if len(en) == 1 else
-                     (per_point[-1] * en[-1] - per_point[0] * en[0]) / (en[-1] - en[0]))
+        peaks[n] = peak
+        st = res.stages
+        emit("pipeline.synth_rate", st["synth"].rows_per_second, "img/s", baseline=synth_base, n=n,
+             device=device, params={**params, "baseline": "generate_images in one process, no store"})
+        emit("pipeline.infer_rate", st["infer"].rows_per_second, "img/s", baseline=fwd_base, n=n, device=device,
+             params={**params, "baseline": f"bare forward, {args.n_workers} torch threads, ready tensors"})
+        emit("pipeline.evaluate_rate", st["evaluate"].rows_per_second, "rows/s", n=n, device=device,
+             params=params)
+        emit("pipeline.worker_peak_rss", peak, "MiB", baseline=idle, ratio=idle / peak, n=n, device=device,
+             params={**params, "baseline": "idle worker RSS before the run"})
+        for stage in ("synth", "infer", "evaluate"):
+            emit(f"pipeline.cost_1m_{stage}", 1e6 / st[stage].rows_per_second / 3600, "hours", n=n,
+                 device=device, params={**params, "from": f"measured {stage} rate at n={n}"})
+    if len(ns) > 1:
+        growth = peaks[ns[-1]] / peaks[ns[0]]
+        emit("pipeline.worker_peak_rss_growth", growth, "x", baseline=1.0, ratio=1.0 / growth, n=ns[-1],
+             device=device, params={**params, "from_n": ns[0], "to_n": ns[-1]})
+    if not args.skip_embed:
+        client = make_client(kind, **cluster_kw)
+        en = sorted(int(x) for x in args.embed_n.split(","))
+        peaks_e = {}
+        for n in en:
+            mib, secs = embed_memory(n, args, model, workdir, client)
+            peaks_e[n] = mib
+            emit("pipeline.embed_peak_rss", mib, "MiB", n=n, device=device,
+                 params={**params, "what": "peak RSS of a process running only embed_run (3 t-SNE maps)"})
+            emit("pipeline.embed_rate", n / secs, "points/s", n=n, device=device,
+                 params={**params, "what": "3 maps (ACT, FEA, PRD) incl. PCA and trustworthiness"})
+        if len(en) > 1:
+            slope = (peaks_e[en[-1]] - peaks_e[en[0]]) / (en[-1] - en[0])  # MiB per point
+            fixed = peaks_e[en[0]] - slope * en[0]
+            est = None if slope <= 0 else (fixed + slope * 1e6) / 1024
             emit("pipeline.embed_rss_per_point", slope * 2**20, "bytes/point", n=en[-1], device=device,
-                 params={**params, "from": f"slope between n={en[0]} and n={en[-1]}"})
-            emit("pipeline.embed_1m_estimate", slope * 1e6 / 1024, "GiB", baseline=16.0, ratio=16.0 / (slope * 1e6 / 1024),
-                 n=1_000_000, device=device,
-                 params={**params, "estimate": "linear extrapolation of the measured slope; baseline = 16 GiB budget"})
+                 params={**params, "from": f"peak RSS slope between n={en[0]} and n={en[-1]}"})
+            emit("pipeline.embed_1m_estimate", est, "GiB", baseline=16.0,
+                 ratio=None if est is None else 16.0 / est, n=1_000_000, device=device,
+                 params={**params, "estimate": "linear extrapolation of measured peak RSS (fixed + slope x N); "
+                         "baseline = the 16 GiB budget", "resolved": slope > 0})
+        close_client(client)
     if not args.workdir and not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
