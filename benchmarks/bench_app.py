@@ -251,9 +251,11 @@ def bench_server(n: int, sessions: int) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
+        log = open(Path(tmp) / "serve.log", "w")  # a pipe nobody reads would fill up and block the server
         proc = subprocess.Popen([sys.executable, "-m", "workflows.cli", "serve", str(store.path), "--port", str(port)],
-                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                cwd=REPO, stdout=log, stderr=subprocess.STDOUT, text=True)
         url = f"http://127.0.0.1:{port}/"
+        t_start = time.perf_counter()
         try:
             import urllib.request
             deadline = time.monotonic() + 600
@@ -263,8 +265,9 @@ def bench_server(n: int, sessions: int) -> None:
                     break
                 except OSError:
                     if proc.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"server did not start: {proc.stdout.read() if proc.stdout else ''}")
+                        raise RuntimeError(f"server did not start: {(Path(tmp) / 'serve.log').read_text()[-3000:]}")
                     time.sleep(0.5)
+            t_ready = time.perf_counter() - t_start
             rss0 = _rss_mb(proc.pid)
             held = []
             t = time.perf_counter()
@@ -281,11 +284,15 @@ def bench_server(n: int, sessions: int) -> None:
             rss_k = _rss_mb(proc.pid)
             emit("app.server_rss_mb", round(rss_k, 1), "MB", baseline=round(rss1, 1), ratio=round(rss1 / rss_k, 3),
                  n=n, params={"sessions": sessions, "rss_loaded_no_session_mb": round(rss0, 1),
+                              "server_ready_s": round(t_ready, 1),
                               "per_extra_session_mb": round((rss_k - rss1) / max(sessions - 1, 1), 1),
                               "first_session_s": round(t1, 2), "per_extra_session_s": round(t_rest / max(sessions - 1, 1), 2),
                               "client": "bokeh.client.pull_session (full server-side session)"})
             for s in held:
                 s.close()
+            log.flush()
+            warm = [ln for ln in (Path(tmp) / "serve.log").read_text().splitlines() if "warm-up" in ln]
+            print(json.dumps({"server_warm_up_log": warm}), file=sys.stderr)
         finally:
             proc.terminate()
             try:

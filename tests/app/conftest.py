@@ -110,7 +110,7 @@ def wait_http(url: str, *, timeout: float = 300.0, proc: subprocess.Popen | None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}")
+            raise RuntimeError(f"server exited with {proc.returncode}: {_server_log(proc)}")
         try:
             urllib.request.urlopen(url, timeout=5)
             return
@@ -118,21 +118,36 @@ def wait_http(url: str, *, timeout: float = 300.0, proc: subprocess.Popen | None
             return
         except OSError:
             time.sleep(0.3)
-    raise TimeoutError(f"{url} did not answer within {timeout} s")
+    raise TimeoutError(f"{url} did not answer within {timeout} s; server log: {_server_log(proc)}")
+
+
+def _server_log(proc: subprocess.Popen | None) -> str:
+    log = getattr(proc, "xsgpu_log", None)
+    if log is None:
+        return ""
+    log.flush()
+    return Path(log.name).read_text()[-4000:]
 
 
 def start_server(run_path: Path, *extra: str, port: int | None = None):
-    """Start ``xsgpu serve RUN`` in a subprocess on a free port; returns ``(proc, url)`` once it answers."""
+    """Start ``xsgpu serve RUN`` in a subprocess on a free port; returns ``(proc, url)`` once it answers.
+
+    The server's output goes to a temporary file (a pipe nobody reads would fill up and block it).
+    """
+    import tempfile
+
     port = port or free_port()
     cmd = [sys.executable, "-m", "workflows.cli", "serve", str(run_path), "--port", str(port),
            "--flower-threshold", str(SERVED_THRESHOLD), *extra]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "NUMBA_NUM_THREADS": "2", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = tempfile.NamedTemporaryFile("w+", prefix="xsgpu-serve-", suffix=".log", delete=False)
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    proc.xsgpu_log = log
     url = f"http://127.0.0.1:{port}/"
     try:
         wait_http(url + "xsgpu/thumb/0.png", proc=proc)  # answers once the run is loaded and warm
     except Exception:
-        proc.kill()
+        stop_server(proc)
         raise
     return proc, url
 
@@ -143,6 +158,11 @@ def stop_server(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
+        proc.wait(timeout=10)
+    log = getattr(proc, "xsgpu_log", None)
+    if log is not None:
+        log.close()
+        Path(log.name).unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")
