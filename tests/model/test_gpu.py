@@ -37,3 +37,11 @@ def test_train_one_epoch_on_cuda(tmp_path):
     r = train_model(store.path, arch="resnet18", size=32, epochs=2, out=tmp_path / "m", batch_size=16, device="gpu",
                     progress=False)
     assert r["device"] == "cuda" and r["epochs_run"] == 2 and np.isfinite(r["val_map"])
+
+
+def test_resume_on_cuda(tmp_path):
+    store = make_easy_run(tmp_path / "run", n=80, size=32, partition_size=40, per_run=8)
+    kw = dict(arch="resnet18", size=32, batch_size=16, device="gpu", progress=False)
+    train_model(store.path, epochs=2, out=tmp_path / "m", time_budget_s=0.001, **kw)
+    r = train_model(store.path, epochs=2, out=tmp_path / "m", resume=True, **kw)
+    assert [h["epoch"] for h in r["history"]] == [0, 1] and np.isfinite(r["val_map"])

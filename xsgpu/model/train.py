@@ -259,7 +259,9 @@ def train_model(
     if resume_from is not None:
         loaded, meta = load_checkpoint(resume_from, device=dev)
         model.load_state_dict(loaded.state_dict())
-        load_optimizer_state(optimizer, {k: v.to(dev) for k, v in load_optimizer_file(resume_from, meta).items()},
+        # moments go to the parameters' device; AdamW keeps its (non-capturable) step counters on the CPU
+        load_optimizer_state(optimizer, {k: (v if k.endswith(".step") else v.to(dev))
+                                         for k, v in load_optimizer_file(resume_from, meta).items()},
                              meta["resume"]["optimizer"])
         state = meta["resume"]
         start_epoch, step, history = int(state["epoch"]) + 1, int(state["step"]), list(state.get("history", []))
