@@ -244,7 +244,18 @@ def make_store(path: Path, n: int):
 
 
 def bench_server(n: int, sessions: int) -> None:
+    import importlib
+    import pkgutil
+
+    import panel.models
     from bokeh.client import pull_session
+
+    # register every Panel Bokeh model (some load lazily), so the client can decode the session documents
+    for mod in pkgutil.walk_packages(panel.models.__path__, "panel.models."):
+        try:
+            importlib.import_module(mod.name)
+        except Exception:  # an optional model whose extra dependency is missing: not used by the app
+            pass
 
     with tempfile.TemporaryDirectory() as tmp:
         store = make_store(Path(tmp) / "run", n)
