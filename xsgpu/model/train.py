@@ -285,6 +285,9 @@ def train_model(
     stopped_early = False
     val_base = prevalence_map(data.labels["val"], prevalence)
 
+    epochs_bar = tqdm(total=epochs, initial=start_epoch, desc="training", unit="epoch", disable=not progress)
+    if history:
+        epochs_bar.set_postfix(val_mAP=f"{history[-1]['val_map']:.4f}", baseline=f"{val_base:.4f}")
     for epoch in range(start_epoch, epochs):
         te = time.perf_counter()
         model.train()
@@ -331,6 +334,8 @@ def train_model(
         log.info(msg)
         if progress:
             tqdm.write(msg)
+            epochs_bar.update(1)
+            epochs_bar.set_postfix(val_mAP=f"{val['map']:.4f}", baseline=f"{val_base:.4f}", loss=f"{rec['train_loss']:.4f}")
         ep_dir = out / "epochs" / f"epoch-{epoch:04d}"
         save_checkpoint(ep_dir, model, input_size=size, preprocessing=preprocessing, training=training,
                         metrics={"val_map": val["map"], "val_loss": val["loss"], "val_prevalence_map": val_base,
@@ -346,6 +351,7 @@ def train_model(
                 stopped_early = True
                 break
 
+    epochs_bar.close()
     if best["epoch"] < 0:
         raise CheckpointError(f"{out}: no epoch was trained (already at epoch {start_epoch} of {epochs}?). "
                               "Hint: raise --epochs to continue a finished run.")
