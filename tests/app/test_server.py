@@ -1,6 +1,7 @@
 """Serving: id-only image routes, the error page for an incomplete run, auth, origins, the CLI."""
 from __future__ import annotations
 
+import concurrent.futures
 import io
 import shutil
 import urllib.error
@@ -128,11 +129,16 @@ def test_missing_run_serves_a_page_not_a_traceback(tmp_path):
 
         status, _, body, _ = _get(url)
         assert status == 200 and b"Traceback" not in body
-        session = pull_session(url=url)  # the page's document, as the browser receives it
-        try:
-            texts = " ".join(str(getattr(m, "text", "")) for m in session.document.models)
-        finally:
-            session.close()
+        def page_texts() -> str:  # the page's document, as the browser receives it
+            session = pull_session(url=url)
+            try:
+                return " ".join(str(getattr(m, "text", "")) for m in session.document.models)
+            finally:
+                session.close()
+
+        # in a thread of its own: Playwright's sync API may hold a running event loop in this one
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            texts = pool.submit(page_texts).result(timeout=120)
         assert "cannot show this run yet" in texts and "does not exist" in texts and "Traceback" not in texts
         assert _get(url + "xsgpu/thumb/0.png")[0] == 404
     finally:
