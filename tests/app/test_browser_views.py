@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xsgpu.attributes import label_columns, prob_columns
+from xsgpu.attributes import prob_columns
+from xsgpu.io import RunStore
+from xsgpu.io.corrections import corrected_labels
 
 pytestmark = pytest.mark.browser
 
@@ -134,9 +136,9 @@ def test_zoom_to_flowers_and_linked_box_selection(served_app, page):
         pytest.fail("the FEA view never switched to flowers")
     assert int(st["in-view"]) <= 150
     visible_ids = np.flatnonzero(_in_box(fx, fy, ranges))
-    samples = pd.read_parquet(Path(run_path) / "samples.parquet").sort_values("sample_id")
+    # the corrected ACT: the served run is shared with the panels' browser test, which records a correction
+    act = corrected_labels(RunStore.open(run_path))[visible_ids]
     preds = pd.read_parquet(Path(run_path) / "predictions.parquet").sort_values("sample_id")
-    act = samples[label_columns()].to_numpy(bool)[visible_ids]
     prob = preds[prob_columns()].to_numpy(np.float32)[visible_ids]
     visible, n_petals = page.evaluate(_JS_PETALS, "xsgpu-fea")
     assert visible and n_petals == int((act | (prob > 0.02)).sum())
