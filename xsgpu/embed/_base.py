@@ -6,11 +6,29 @@ from typing import Any
 
 import numpy as np
 
-from xsgpu.backend import to_host
+import importlib
+from types import ModuleType
 
-__all__ = ["check_matrix", "check_random_state", "ProgressCallback"]
+from xsgpu.backend import GPUUnavailable, to_host
+
+__all__ = ["check_matrix", "check_random_state", "import_cuml", "ProgressCallback"]
 
 log = logging.getLogger(__name__)
+
+
+def import_cuml(submodule: str) -> ModuleType:
+    """Import ``cuml.<submodule>`` lazily (GPU nodes only).
+
+    Raises
+    ------
+    GPUUnavailable
+        If cuML cannot be imported, with the remedy.
+    """
+    try:
+        return importlib.import_module(f"cuml.{submodule}")
+    except Exception as exc:
+        raise GPUUnavailable(f"cuML is not importable ({exc.__class__.__name__}: {exc}). "
+                             "Hint: install the [gpu] extra (cuml-cu13) or use device='cpu'.") from exc
 
 
 def check_matrix(X: Any, *, name: str = "X", owner: str = "fit", min_samples: int = 1,

@@ -27,8 +27,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from xsgpu.backend import GPUUnavailable, namespace_of, resolve_device, to_host
-from xsgpu.embed._base import check_matrix, check_random_state
+from xsgpu.backend import namespace_of, resolve_device, to_host
+from xsgpu.embed._base import check_matrix, check_random_state, import_cuml
 
 __all__ = ["SklearnPCA", "CumlPCA", "StreamingPCA"]
 
@@ -111,11 +111,7 @@ class CumlPCA:
     @staticmethod
     def check_available() -> None:
         resolve_device("gpu")
-        try:
-            import cuml.decomposition  # noqa: F401
-        except Exception as exc:
-            raise GPUUnavailable(f"cuML is not importable ({exc.__class__.__name__}: {exc}). "
-                                 "Hint: install the [gpu] extra (cuml-cu13) or use device='cpu'.") from exc
+        import_cuml("decomposition")
 
     def fit(self, X: Any, y: None = None) -> "CumlPCA":
         self.check_available()

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from xsgpu.backend import GPUUnavailable, UnsupportedOnGPU, resolve_device, to_host
-from xsgpu.embed._base import check_matrix, check_random_state
+from xsgpu.backend import UnsupportedOnGPU, resolve_device, to_host
+from xsgpu.embed._base import check_matrix, check_random_state, import_cuml
 
 __all__ = ["CumlTSNE"]
 
@@ -22,13 +22,7 @@ log = logging.getLogger(__name__)
 
 
 def _import_cuml():
-    try:
-        import cuml  # noqa: F401  (lazy: GPU nodes only)
-        from cuml.manifold import TSNE
-    except Exception as exc:
-        raise GPUUnavailable(f"cuML is not importable ({exc.__class__.__name__}: {exc}). "
-                             "Hint: install the [gpu] extra (cuml-cu13) or use device='cpu'.") from exc
-    return TSNE
+    return import_cuml("manifold").TSNE
 
 
 class CumlTSNE:

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from xsgpu.backend import GPUUnavailable, resolve_device, to_host
-from xsgpu.embed._base import check_matrix, check_random_state
+from xsgpu.backend import resolve_device, to_host
+from xsgpu.embed._base import check_matrix, check_random_state, import_cuml
 
 __all__ = ["UmapLearn", "CumlUMAP"]
 
@@ -95,11 +95,7 @@ class CumlUMAP:
     @staticmethod
     def check_available() -> None:
         resolve_device("gpu")
-        try:
-            import cuml.manifold  # noqa: F401
-        except Exception as exc:
-            raise GPUUnavailable(f"cuML is not importable ({exc.__class__.__name__}: {exc}). "
-                                 "Hint: install the [gpu] extra (cuml-cu13) or use device='cpu'.") from exc
+        import_cuml("manifold")
 
     def fit(self, X: Any, y: None = None) -> "CumlUMAP":
         self.check_available()
