@@ -113,6 +113,9 @@ def test_split_indices_checks_runs_and_columns():
         split_indices(s, max_images=1)
     lab = s.assign(labelled=[True] * 6 + [False] * 2)
     assert len(split_indices(lab)["test"]) == 0
+    unreadable = s.assign(valid=[True, False, True, True, True, True, True, False])  # ingest's failed frames
+    ids = split_indices(unreadable)
+    assert ids["train"].tolist() == [0, 2, 3] and ids["test"].tolist() == [6]
 
 
 def test_load_frames_matches_preprocess_and_limits_memory(rng):

@@ -47,7 +47,8 @@ def split_indices(samples: pd.DataFrame, *, max_images: int | None = None, where
     ----------
     samples : DataFrame
         Columns ``sample_id``, ``split``, and when present ``run_id`` (checked: one split per run) and
-        ``labelled`` (unlabelled samples are left out).
+        ``labelled`` (unlabelled samples are left out) and ``valid`` (frames that failed to read are
+        left out).
     max_images : int, optional
         Keep at most this many images in total, the same fraction of every split (the first ids of
         each split, so reads stay contiguous; whole-run membership is unchanged).
@@ -78,6 +79,12 @@ def split_indices(samples: pd.DataFrame, *, max_images: int | None = None, where
         if n_unlabelled:
             log.info("%s: leaving out %d unlabelled samples", where, n_unlabelled)
             samples = samples[samples["labelled"].astype(bool)]
+    if "valid" in samples.columns:  # ingest keeps a zero image for a frame that failed to read
+        n_invalid = int((~samples["valid"].astype(bool)).sum())
+        if n_invalid:
+            log.info("%s: leaving out %d samples that failed to read (valid=False; see errors.parquet)",
+                     where, n_invalid)
+            samples = samples[samples["valid"].astype(bool)]
     frac = 1.0 if max_images is None else min(1.0, max_images / max(len(samples), 1))
     out = {}
     for name in SPLITS:
@@ -166,7 +173,7 @@ def load_training_data(
         raise ValueError(f"{store.table_path('samples')}: label columns {missing[:4]} are missing "
                          f"({len(missing)} in all); training needs sample_id and the 17 y__<attribute> columns.")
     cols = ["sample_id"] + label_columns()
-    meta_cols = [c for c in ("split", "run_id", "labelled") if c in have]
+    meta_cols = [c for c in ("split", "run_id", "labelled", "valid") if c in have]
     samples = store.read_table("samples", columns=cols + meta_cols)
     ids = split_indices(samples, max_images=max_images, where=str(store.table_path("samples")))
     images = store.open_array("images")
