@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING, Any, Iterator, Literal
 if TYPE_CHECKING:  # pragma: no cover
     from distributed import Client
 
-__all__ = ["ClusterKind", "CLUSTER_KINDS", "make_client", "close_client", "client_session", "JobQueueOptions"]
+__all__ = ["ClusterKind", "CLUSTER_KINDS", "make_client", "close_client", "client_session", "JobQueueOptions",
+           "quiet_dask_logs"]
 
 log = logging.getLogger(__name__)
 
@@ -262,3 +263,14 @@ def client_session(kind: str = "local", *, client: "Client | None" = None, **kwa
         yield c
     finally:
         close_client(c)
+
+
+def quiet_dask_logs() -> None:
+    """Dask's INFO records (worker start/stop) drown the progress bars; keep them for -vv."""
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:  # worker processes read it at start
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+    import distributed  # noqa: F401 - its import sets its loggers to INFO; override after it
+
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        for name in ("distributed", "bokeh", "tornado"):
+            logging.getLogger(name).setLevel(logging.WARNING)

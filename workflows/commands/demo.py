@@ -8,19 +8,6 @@ import click
 __all__ = ["command"]
 
 
-def _quiet_dask() -> None:
-    """Dask's INFO records (worker start/stop) drown the progress bars; keep them for -vv."""
-    import logging
-    import os
-
-    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:  # worker processes read it at start
-        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
-    import distributed  # noqa: F401 - its import sets its loggers to INFO; override after it
-
-    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
-        for name in ("distributed", "bokeh", "tornado"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-
 _EPILOG = """\b
 Examples:
   xsgpu demo --out runs/demo                 # ~3000 images, CPU profile, then http://127.0.0.1:5006
@@ -64,9 +51,10 @@ def command(out, n_images, size, input_size, arch, epochs, train_budget, images_
 
     Sized for a 2-core machine without a GPU: about 10-15 minutes the first time.
     """
+    from workflows.cluster import quiet_dask_logs
     from workflows.pipeline import run_pipeline
 
-    _quiet_dask()
+    quiet_dask_logs()
 
     t0 = time.perf_counter()
     click.echo(f"xsgpu demo -> {out}: {n_images} synthetic images at {size} px; {arch} at {input_size} px, "

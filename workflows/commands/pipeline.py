@@ -8,19 +8,6 @@ from workflows.cluster import CLUSTER_KINDS, JobQueueOptions
 __all__ = ["command"]
 
 
-def _quiet_dask() -> None:
-    """Dask's INFO records (worker start/stop) drown the progress bars; keep them for -vv."""
-    import logging
-    import os
-
-    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:  # worker processes read it at start
-        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
-    import distributed  # noqa: F401 - its import sets its loggers to INFO; override after it
-
-    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
-        for name in ("distributed", "bokeh", "tornado"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-
 _EPILOG = """\b
 Examples:
   # 100k synthetic 256 px images, train ResNet-18 at 64 px, everything on this machine
@@ -105,9 +92,10 @@ def command(paths, n_synth, ingest, labels, h5_dataset, size, seed, images_per_r
     Source: --synth N, or --ingest PATHS...; with neither, OUT must already hold samples.
     Model: --train (optionally --model DIR as the output) or --model DIR.
     """
+    from workflows.cluster import quiet_dask_logs
     from workflows.pipeline import run_pipeline
 
-    _quiet_dask()
+    quiet_dask_logs()
 
     if ingest and not paths:
         raise click.UsageError("--ingest needs one or more PATHS (files or directories).")
