@@ -8,7 +8,7 @@ SERVE  ?= 1
 DEMO_DIR ?= runs/demo
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast bench setup clean
+.PHONY: demo test test-fast bench screenshots setup clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,9 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not gpu and not browser and not slow" $(PYTEST_ARGS)
+
+screenshots: $(STAMP)
+	XSGPU_UPDATE_DOCS=1 $(PY) -m pytest tests/app/test_browser_views.py $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(PY) $$b --quick || exit 1; done

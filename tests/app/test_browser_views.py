@@ -1,10 +1,13 @@
 """The served app in a real browser (Debian's chromium through Playwright): zoom until flowers appear,
 box-select in the FEA view, and check the other views and the selection manager against pandas.
 
-Also writes the documentation screenshots docs/app_screenshot.png and docs/app_flowers.png.
+Also takes the documentation screenshots app_screenshot.png and app_flowers.png: into docs/ when
+XSGPU_UPDATE_DOCS=1 (``make screenshots``), else into the test's tmp_path so a test run leaves the
+checkout clean.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +21,11 @@ from xsgpu.io.corrections import corrected_labels
 pytestmark = pytest.mark.browser
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def _screenshot_path(name: str, tmp_path: Path) -> str:
+    """Where a documentation screenshot goes: docs/ with XSGPU_UPDATE_DOCS=1, else tmp_path."""
+    return str((DOCS if os.environ.get("XSGPU_UPDATE_DOCS") == "1" else tmp_path) / name)
 
 # JS helpers: find a plot view by model name (views nest through Panel layouts), map data <-> page pixels.
 _JS_FIND = """
@@ -106,7 +114,7 @@ def _in_box(x, y, box):
     return (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
 
 
-def test_zoom_to_flowers_and_linked_box_selection(served_app, page):
+def test_zoom_to_flowers_and_linked_box_selection(served_app, page, tmp_path):
     url, run_path = served_app
     emb = pd.read_parquet(Path(run_path) / "embedding.parquet").sort_values("sample_id")
     coords = {s: (emb[f"{s.lower()}_x"].to_numpy(np.float32), emb[f"{s.lower()}_y"].to_numpy(np.float32))
@@ -144,7 +152,7 @@ def test_zoom_to_flowers_and_linked_box_selection(served_app, page):
     assert visible and n_petals == int((act | (prob > 0.02)).sum())
     page.mouse.move(5, 5)  # no hover tooltip in the screenshot
     page.wait_for_timeout(500)
-    page.locator(".bk-Figure").nth(1).screenshot(path=str(DOCS / "app_flowers.png"))
+    page.locator(".bk-Figure").nth(1).screenshot(path=_screenshot_path("app_flowers.png", tmp_path))
 
     # box-select in the zoomed FEA view
     page.locator("[title='Box Select']").nth(1).click()
@@ -175,4 +183,4 @@ def test_zoom_to_flowers_and_linked_box_selection(served_app, page):
     assert page.evaluate(_JS_PANE_TEXT, "xsgpu-selection-count") == str(k)
     page.mouse.move(5, 5)
     page.wait_for_timeout(800)
-    page.screenshot(path=str(DOCS / "app_screenshot.png"), full_page=True)
+    page.screenshot(path=_screenshot_path("app_screenshot.png", tmp_path), full_page=True)

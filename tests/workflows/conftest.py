@@ -31,3 +31,26 @@ def by_value(request):
     cloudpickle.register_pickle_by_value(mod)
     yield mod
     cloudpickle.unregister_pickle_by_value(mod)
+
+
+@pytest.fixture
+def wait_for_replacement():
+    """The function that waits for the nannies to replace killed workers (see :func:`_wait_for_replacement`)."""
+    return _wait_for_replacement
+
+
+def _wait_for_replacement(client, n_workers: int = 2, timeout: float = 240.0) -> None:
+    """Wait until the nannies have replaced killed workers; on timeout, fail with each nanny's state.
+
+    A replacement worker re-imports torch and reloads the model (PredictorPlugin), which on a loaded
+    2-core CI machine can take over a minute; the generous timeout is for that, not for our code.
+    """
+    from distributed.exceptions import WorkerStartTimeoutError
+
+    try:
+        client.wait_for_workers(n_workers, timeout=timeout)
+    except WorkerStartTimeoutError as exc:
+        nannies = {name: (str(getattr(w, "status", "?")), getattr(w, "pid", None))
+                   for name, w in getattr(client.cluster, "workers", {}).items()}
+        raise AssertionError(f"killed worker not replaced within {timeout:.0f} s; nannies: {nannies}; "
+                             f"scheduler workers: {list(client.scheduler_info()['workers'])}") from exc

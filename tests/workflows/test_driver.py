@@ -106,7 +106,8 @@ def test_retries_recover_a_transient_failure(tmp_path, dask_client, by_value):
     _check_exactly_once(store)
 
 
-def test_lost_worker_every_row_exactly_once(tmp_path, dask_client, by_value):
+def test_lost_worker_every_row_exactly_once(tmp_path, dask_client, by_value,
+                                            wait_for_replacement):
     markers = _markers(tmp_path)
     store = _store(tmp_path, n=96)
     pids_before = set(dask_client.run(os.getpid).values())
@@ -116,7 +117,7 @@ def test_lost_worker_every_row_exactly_once(tmp_path, dask_client, by_value):
     assert rep.partitions_run == 6 and rep.rows == 96
     _check_exactly_once(store)
     # the nanny replaced the killed worker process
-    dask_client.wait_for_workers(2, timeout=60)
+    wait_for_replacement(dask_client, 2)
     assert set(dask_client.run(os.getpid).values()) != pids_before
 
 

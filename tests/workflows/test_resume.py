@@ -94,7 +94,8 @@ def _copy_without_inference(src: Path, dst: Path) -> Path:
     return dst
 
 
-def test_lost_worker_mid_infer_every_row_once(tmp_path, reference, tiny_model, dask_client, by_value):
+def test_lost_worker_mid_infer_every_row_once(tmp_path, reference, tiny_model, dask_client, by_value,
+                                              wait_for_replacement):
     markers = tmp_path / "markers"
     markers.mkdir()
     run = _copy_without_inference(reference.run_path, tmp_path / "run")   # synth done; infer to do
@@ -104,7 +105,7 @@ def test_lost_worker_mid_infer_every_row_once(tmp_path, reference, tiny_model, d
     assert (markers / "infer-2").exists()
     assert res.stages["infer"].partitions_run == N_PARTS
     assert_same_store(res.run_path, reference.run_path)
-    dask_client.wait_for_workers(2, timeout=60)
+    wait_for_replacement(dask_client, 2)
     assert set(dask_client.run(os.getpid).values()) != pids        # one worker process was replaced
     assert sorted(dask_client.run(predictor_loads).values()) == [1, 1]  # the new one loaded the model once
 
