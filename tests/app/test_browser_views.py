@@ -93,7 +93,7 @@ def _status(page, space: str) -> dict:
     return {k: el.get_attribute(f"data-{k}") for k in ("mode", "in-view", "selected", "selected-in-view")}
 
 
-def _wait_status(page, space: str, pred, *, timeout: float = 60_000) -> dict:
+def _wait_status(page, space: str, pred, *, timeout: float = 120_000) -> dict:
     page.wait_for_function(
         """([space, pred]) => {
              const el = document.querySelector('body') && [...document.querySelectorAll('*')].length &&
@@ -122,9 +122,9 @@ def test_zoom_to_flowers_and_linked_box_selection(served_app, page, tmp_path):
     n = len(emb)
     page.set_viewport_size({"width": 1700, "height": 1300})
     page.goto(url)
-    page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0", timeout=90_000)
+    page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0", timeout=120_000)
     for space in ("ACT", "FEA", "PRD"):
-        st = _wait_status(page, space, "s.inView > 0", timeout=90_000)
+        st = _wait_status(page, space, "s.inView > 0", timeout=120_000)
         assert st["mode"] == "raster" and int(st["in-view"]) == n  # 1,500 > threshold 150
 
     # zoom into the densest FEA cluster with the mouse wheel until the view switches to flowers
@@ -179,7 +179,7 @@ def test_zoom_to_flowers_and_linked_box_selection(served_app, page, tmp_path):
         ranges_other = page.evaluate(_JS_RANGES, f"xsgpu-{space.lower()}")
         assert int(st["selected-in-view"]) == int(_in_box(x[expected], y[expected], ranges_other).sum()) == k
         assert st["mode"] == "raster"
-    page.wait_for_function(f"() => ({_JS_PANE_TEXT})('xsgpu-selection-count') === '{k}'", timeout=60_000)
+    page.wait_for_function(f"() => ({_JS_PANE_TEXT})('xsgpu-selection-count') === '{k}'", timeout=120_000)
     assert page.evaluate(_JS_PANE_TEXT, "xsgpu-selection-count") == str(k)
     page.mouse.move(5, 5)
     page.wait_for_timeout(800)
