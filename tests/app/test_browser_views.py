@@ -120,6 +120,7 @@ def test_zoom_to_flowers_and_linked_box_selection(served_app, page, tmp_path):
     coords = {s: (emb[f"{s.lower()}_x"].to_numpy(np.float32), emb[f"{s.lower()}_y"].to_numpy(np.float32))
               for s in ("ACT", "FEA", "PRD")}
     n = len(emb)
+    page.set_default_timeout(120_000)
     page.set_viewport_size({"width": 1700, "height": 1300})
     page.goto(url)
     page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0", timeout=120_000)
