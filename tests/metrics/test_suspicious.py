@@ -80,3 +80,35 @@ def test_errors(rng):
         suspicious_labels(act, probs, feats, attributes=["Donut"])
     with pytest.raises(ValueError, match=r"'sample_ids' parameter of suspicious_labels must have shape \(50,\)"):
         suspicious_labels(act, probs, feats, sample_ids=np.arange(3))
+
+
+def test_approximate_neighbours_recall_and_ranking(rng):
+    """Annoy (openTSNE's) against the exact search: most neighbours agree and the ranking keeps its power."""
+    from xsgpu.metrics import knn_indices
+
+    act, probs, feats, flipped = simulated_run(rng)
+    exact = knn_indices(feats, 10, device="cpu", neighbors="exact")
+    approx = knn_indices(feats, 10, device="cpu", neighbors="approx", n_jobs=1)
+    assert approx.shape == exact.shape == (len(feats), 10) and approx.dtype == np.int64
+    assert not (approx == np.arange(len(feats))[:, None]).any()          # never the row itself
+    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact)])
+    assert recall >= 0.8, recall
+    df = suspicious_labels(act, probs, feats, k=10, top=100, device="cpu", neighbors="approx")
+    assert _precision_at(df, flipped) >= 0.5
+
+
+def test_approximate_neighbours_with_duplicates_exclude_self():
+    from xsgpu.metrics import knn_indices
+
+    base = np.random.default_rng(1).normal(size=(200, 4)).astype(np.float32)
+    feats = np.vstack([base, base[:20]])                                 # rows 200..219 copy rows 0..19
+    ind = knn_indices(feats, 3, device="cpu", neighbors="approx", n_jobs=1)
+    assert not (ind == np.arange(len(feats))[:, None]).any()
+    assert all(200 + i in ind[i] for i in range(20))                     # the twin is a neighbour
+    assert knn_indices(feats[:4], 3, device="cpu", neighbors="approx").shape == (4, 3)
+
+
+def test_bad_neighbors_mode(rng):
+    act, probs, feats, _ = simulated_run(rng, n=50, n_flips=2)
+    with pytest.raises(ValueError, match=r"'neighbors' parameter of suspicious_labels must be one of \['auto', 'exact', 'approx'\]"):
+        suspicious_labels(act, probs, feats, neighbors="fast")

@@ -39,7 +39,7 @@ from xsgpu.metrics.evaluate import (
 )
 from xsgpu.metrics.ranking import average_precision, mean_average_precision
 from xsgpu.metrics.study import STUDY_MEASURES, attribute_study
-from xsgpu.metrics.suspicious import SUSPICIOUS_COLUMNS, neighbour_label_rate, suspicious_labels
+from xsgpu.metrics.suspicious import SUSPICIOUS_COLUMNS, knn_indices, neighbour_label_rate, suspicious_labels
 
 __all__ = [
     "confusion_counts", "attribute_metrics", "selection_metrics", "SelectionMetrics", "SelectionScorer",
@@ -49,7 +49,7 @@ __all__ = [
     "attribute_study", "STUDY_MEASURES",
     "cooccurrence_table", "COOCCURRENCE_COLUMNS",
     "cluster_selection", "ClusterResult", "davies_bouldin",
-    "suspicious_labels", "neighbour_label_rate", "SUSPICIOUS_COLUMNS",
+    "suspicious_labels", "neighbour_label_rate", "knn_indices", "SUSPICIOUS_COLUMNS",
     "evaluate_run", "load_evaluation_arrays", "load_evaluation_frame", "metrics_table", "split_table",
     "METRICS_COLUMNS",
 ]
