@@ -84,6 +84,8 @@ def main(argv=None) -> None:
     ap.add_argument("--n", type=int, default=1_000_000, help="rows for the selection benchmarks")
     ap.add_argument("--n-ap", type=int, default=None, help="rows for AP (default: n, quick: 100k)")
     ap.add_argument("--n-susp", type=int, default=20_000, help="images of the suspicious-label simulation")
+    ap.add_argument("--n-susp-large", type=int, default=100_000,
+                    help="images of the approximate-kNN suspicious-label run (0 or --quick: skipped)")
     ap.add_argument("--repeats", type=int, default=11)
     ap.add_argument("--quick", action="store_true", help="fewer repeats and smaller AP/study sizes (< 1 minute)")
     ap.add_argument("--device", choices=["auto", "cpu", "gpu"], default="cpu")
@@ -174,12 +176,22 @@ def main(argv=None) -> None:
     emit("metrics.attribute_study_ms", med, "ms", baseline=base, ratio=base / med, n=n_mi, device=device,
          params={"measure": "mutual_information", "max_abs_diff_bits": float(np.abs(mi - ref).max())})
 
-    p100, p100_model, params = suspicious_precision(args.n_susp, args.seed, device)
+    p100, p100_model, params = suspicious_precision(args.n_susp, args.seed, device, neighbors="exact")
     emit("metrics.suspicious_precision_at_100", p100, "fraction", baseline=p100_model,
          ratio=p100 / p100_model if p100_model else None, n=args.n_susp, device=device, params=params)
+    if device == "cpu":  # approximate (Annoy) against exact kNN: same data, speed-up at precision@100
+        p_ap, _, params_ap = suspicious_precision(args.n_susp, args.seed, device, neighbors="approx")
+        emit("metrics.suspicious_approx_seconds", params_ap["seconds"], "s", baseline=params["seconds"],
+             ratio=params["seconds"] / params_ap["seconds"], n=args.n_susp, device=device,
+             params={**params_ap, "precision_at_100_approx": p_ap, "precision_at_100_exact": p100})
+        n_large = 0 if args.quick else args.n_susp_large
+        if n_large:
+            p_l, p_l_model, params_l = suspicious_precision(n_large, args.seed, device, neighbors="approx")
+            emit("metrics.suspicious_precision_at_100.approx_large", p_l, "fraction", baseline=p_l_model,
+                 ratio=p_l / p_l_model if p_l_model else None, n=n_large, device=device, params=params_l)
 
 
-def suspicious_precision(n: int, seed: int, device: str, n_flips: int | None = None):
+def suspicious_precision(n: int, seed: int, device: str, n_flips: int | None = None, neighbors: str = "auto"):
     """precision@100 of suspicious_labels on a simulated model (features and probabilities from the
     clean labels plus noise; ACT = clean labels with ``n_flips`` flipped cells)."""
     from xsgpu.attributes import DOMAIN_FREQUENCIES, SLUGS
@@ -202,11 +214,11 @@ def suspicious_precision(n: int, seed: int, device: str, n_flips: int | None = N
         return sum((int(s), SLUGS.index(a)) in flipped for s, a in zip(top["sample_id"], top["attribute"])) / 100
 
     t0 = time.perf_counter()
-    full = suspicious_labels(act, probs, feats, k=10, top=100, device=device)
+    full = suspicious_labels(act, probs, feats, k=10, top=100, device=device, neighbors=neighbors)
     secs = time.perf_counter() - t0
     model_only = suspicious_labels(act, probs, None, top=100)
     return precision(full), precision(model_only), {"n_flips": n_flips, "k": 10, "feature_dim": 32,
-                                                    "seconds": secs, "weight": 0.5}
+                                                    "seconds": secs, "weight": 0.5, "neighbors": neighbors}
 
 
 def real_run_precision(run: str, *, n_flips: int | None, seed: int, device: str) -> None:

@@ -1,5 +1,8 @@
 """Nearest neighbours in FEA: a reduced copy of the features and a scikit-learn index, built once per process.
 
+When the embed stage stored its PCA-reduced FEA (``RUN/fea_reduced.npy``), that copy is used as it is
+(memory-mapped: a 1M-image run is ready in seconds); otherwise it is built from ``features.zarr`` as below.
+
 Reading 1M x 2048 float16 features (4 GB) into every server process is not an option, so the index works
 on a PCA-reduced copy: PCA (randomized) is fitted on a seeded sample of at most ``fit_rows`` rows, then
 all rows are projected chunk by chunk (one Zarr chunk in memory at a time) into ``n_components``
@@ -109,6 +112,20 @@ class FeatureIndex:
                  n, d, reduced.shape[1], explained, seconds)
         return cls(reduced=reduced, sq_norms=sq_norms, explained_variance=explained, build_seconds=seconds)
 
+    @classmethod
+    def from_reduced(cls, reduced: Any, *, explained_variance: float | None = None,
+                     chunk_rows: int = 65_536) -> "FeatureIndex":
+        """Index an already reduced feature matrix (e.g. the run's ``fea_reduced.npy``) without a PCA."""
+        t0 = time.perf_counter()
+        n = int(reduced.shape[0])
+        out = np.empty((n, int(reduced.shape[1])), dtype=np.float32)
+        for start in range(0, n, chunk_rows):
+            out[start:start + chunk_rows] = reduced[start:start + chunk_rows]
+        sq_norms = np.einsum("ij,ij->i", out, out)
+        seconds = time.perf_counter() - t0
+        log.info("FEA neighbour index: stored %d x %d reduced features in %.2f s", n, out.shape[1], seconds)
+        return cls(reduced=out, sq_norms=sq_norms, explained_variance=explained_variance, build_seconds=seconds)
+
     def query(self, ids: np.ndarray, *, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` nearest other images of each id.
 
@@ -144,6 +161,20 @@ def _take_rows(features: Any, rows: np.ndarray) -> np.ndarray:
     return np.asarray(features[rows], dtype=np.float32)
 
 
+def _stored_index(data: Any) -> FeatureIndex | None:
+    """The index over the run's ``fea_reduced.npy`` when the embed stage wrote one for these rows, else None."""
+    store = getattr(data, "store", None)
+    if store is None or not store.has("fea_reduced"):
+        return None
+    reduced = store.load_npy("fea_reduced")
+    if reduced.ndim != 2 or reduced.shape[0] != data.n:
+        log.warning("%s has shape %s, not (%d, k); building the FEA index from features.zarr instead",
+                    store.npy_path("fea_reduced"), reduced.shape, data.n)
+        return None
+    evr = data.embedding_meta.get("spaces", {}).get("fea", {}).get("pca_explained_variance")
+    return FeatureIndex.from_reduced(reduced, explained_variance=evr)
+
+
 #: Above this many images the detail view does not block on a missing index: it is built in a thread.
 BACKGROUND_ROWS = 200_000
 _BUILDING: dict[tuple, threading.Thread] = {}
@@ -171,7 +202,7 @@ def feature_index(data: Any, *, wait: bool = True, **params: Any) -> FeatureInde
         raise ValueError("This run has no FEA features (features.zarr). Hint: run `xsgpu infer RUN --model MODEL`.")
     key = ("fea_index", tuple(sorted(params.items())))
     if wait:
-        return data.cached(key, lambda: FeatureIndex.build(data.features, **params))
+        return data.cached(key, lambda: _stored_index(data) or FeatureIndex.build(data.features, **params))
     got = data._cache.get(key)  # RunData's shared cache, read without taking its build lock
     if got is not None:
         return got

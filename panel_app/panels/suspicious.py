@@ -1,9 +1,12 @@
 """Suspicious labels: (image, attribute) pairs ranked by how likely their ACT label is wrong.
 
-The ranking is ``xsgpu.metrics.suspicious_labels`` over the corrected ACT, PRD and the FEA features (the
+When the run has ``suspicious.parquet`` (written by ``xsgpu evaluate`` after ``xsgpu embed``: every
+labelled image audited once, in batch), the panel lists it; pairs corrected since drop out. Otherwise
+the ranking is ``xsgpu.metrics.suspicious_labels`` over the corrected ACT, PRD and the FEA features (the
 PCA-reduced copy of :mod:`panel_app.panels.neighbours`, so a million-image run never loads 2048-d
-features whole), computed once per process and per corrections state. Clicking a row adds the image to
-the detail view, where the label can be corrected; a corrected pair drops out of the list on refresh.
+features whole), computed once per process and per corrections state, on a seeded sample of
+``audit_rows`` images for large runs. Clicking a row adds the image to the detail view, where the label
+can be corrected; a corrected pair drops out of the list on refresh.
 """
 from __future__ import annotations
 
@@ -69,17 +72,25 @@ class SuspiciousPanel(pn.viewable.Viewer):
             ``score``, best first, at most ``limit`` rows.
         """
         s = self.state
-        key = ("suspicious", int(self.k), int(self.limit), int(self.audit_rows), labels_key(s))
+        stored = self.stored_table()
+        key = ("suspicious", int(self.k), int(self.limit), int(self.audit_rows), labels_key(s), stored is not None)
 
         def build():
-            from xsgpu.metrics import suspicious_labels
-
             y = s.y_act()
-            feats = feature_index(s.data, progress=False).reduced
-            rows = self.audited_rows()
-            df = suspicious_labels(y[rows], s.data.y_prob[rows], feats[rows], k=int(self.k), sample_ids=rows,
-                                   top=int(self.limit))
-            df = df.sort_values("rank", kind="stable").head(int(self.limit)).reset_index(drop=True)
+            if stored is not None:
+                df = stored.sort_values("rank", kind="stable")
+                ids = df["sample_id"].to_numpy(np.int64)
+                cols = np.array([resolve_attribute(a).index for a in df["attribute"]], dtype=np.int64)
+                unchanged = y[ids, cols] == df["label"].to_numpy(bool) if len(df) else np.zeros(0, bool)
+                df = df[unchanged].head(int(self.limit)).reset_index(drop=True)   # corrected pairs drop out
+            else:
+                from xsgpu.metrics import suspicious_labels
+
+                feats = feature_index(s.data, progress=False).reduced
+                rows = self.audited_rows()
+                df = suspicious_labels(y[rows], s.data.y_prob[rows], feats[rows], k=int(self.k), sample_ids=rows,
+                                       top=int(self.limit))
+                df = df.sort_values("rank", kind="stable").head(int(self.limit)).reset_index(drop=True)
             attrs = [resolve_attribute(a) for a in df["attribute"]]
             ids = df["sample_id"].to_numpy(np.int64)
             cols = np.array([a.index for a in attrs], dtype=np.int64)
@@ -91,6 +102,13 @@ class SuspiciousPanel(pn.viewable.Viewer):
             })
 
         return process_cached(s, key, build)
+
+    def stored_table(self) -> pd.DataFrame | None:
+        """The run's ``suspicious.parquet`` (from ``xsgpu evaluate``), read once per process, or None."""
+        store = self.state.data.store
+        if store is None or not store.has("suspicious"):
+            return None
+        return self.state.data.cached(("suspicious_stored",), lambda: store.read_table("suspicious"))
 
     def audited_rows(self) -> np.ndarray:
         """Sample ids audited: all of them, or a seeded sorted sample of ``audit_rows`` for larger runs."""
@@ -118,10 +136,19 @@ class SuspiciousPanel(pn.viewable.Viewer):
             self._table.value = pd.DataFrame()
             return
         self._table.value = t.round({"prob": 3, "score": 3})
-        n, audited = self.state.data.n, min(self.state.data.n, int(self.audit_rows))
-        scope = f"all {n:,} images" if audited == n else f"a seeded sample of {audited:,} of {n:,} images"
-        self._note.object = (f"{len(t)} most suspicious (image, attribute) labels among {scope} "
-                             f"(k = {self.k} FEA neighbours). Click a row to open the image in the detail view.")
+        n = self.state.data.n
+        if self.stored_table() is not None:
+            meta = self.state.data.store.read_metadata("suspicious")
+            audited, k = int(meta.get("n_audited", n)), meta.get("k", "?")
+            scope = (f"all {audited:,} labelled images, audited by `xsgpu evaluate` ({meta.get('neighbors', '?')} "
+                     f"k = {k} FEA neighbours; corrected pairs removed)")
+        else:
+            audited = min(n, int(self.audit_rows))
+            scope = (f"all {n:,} images" if audited == n else f"a seeded sample of {audited:,} of {n:,} images "
+                     "(run `xsgpu evaluate` after `xsgpu embed` to audit them all)")
+            scope += f" (k = {self.k} FEA neighbours)"
+        self._note.object = (f"{len(t)} most suspicious (image, attribute) labels among {scope}. "
+                             "Click a row to open the image in the detail view.")
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._layout

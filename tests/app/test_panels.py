@@ -416,3 +416,44 @@ def test_feature_index_background_build(state):
     assert built is not None and built.reduced.shape == (data.n, 8)
     assert first is None or first is built
     assert neighbours.feature_index(data, progress=False, n_components=8) is built
+
+
+def test_stored_audit_and_reduced_features_are_used(run_path, tmp_path):
+    """After embed + evaluate, the app lists suspicious.parquet and indexes fea_reduced.npy as they are."""
+    import shutil
+
+    from panel_app.data import load_run_data
+    from panel_app.panels import DetailView, SuspiciousPanel
+    from panel_app.panels.neighbours import feature_index
+    from panel_app.state import AppState
+    from xsgpu.io.runstore import RunStore
+    from xsgpu.metrics.evaluate import evaluate_run
+
+    copy = tmp_path / "run"
+    shutil.copytree(run_path, copy)
+    store = RunStore.open(copy)
+    feats = np.asarray(store.open_array("features")[:], np.float32)
+    reduced = (feats - feats.mean(0))[:, :6].astype(np.float32)        # a stand-in for the embed stage's PCA
+    store.write_npy("fea_reduced", reduced)
+    evaluate_run(copy, suspicious_top=50)
+    stored = store.read_table("suspicious").sort_values("rank")
+    assert len(stored) == 50 and store.read_metadata("suspicious")["n_audited"] == store.n_samples
+
+    state = AppState(data=load_run_data(copy, use_cache=False))
+    index = feature_index(state.data, progress=False)
+    np.testing.assert_array_equal(index.reduced, reduced)               # no PCA of features.zarr
+    sp = SuspiciousPanel(state=state, limit=20, audit_rows=10)            # audit_rows is moot with a stored table
+    r = sp.ranking()
+    assert r["sample_id"].tolist() == stored["sample_id"].head(20).tolist()
+    assert r["slug"].tolist() == stored["attribute"].head(20).tolist()
+    sp._refresh()
+    assert "audited by `xsgpu evaluate`" in sp._note.object and f"all {store.n_samples:,} labelled" in sp._note.object
+    top = r.iloc[0]
+    DetailView(state=state).record(sample_id=int(top["sample_id"]), attribute=top["slug"], new=not bool(top["act"]))
+    r2 = sp.ranking()
+    assert (int(top["sample_id"]), top["slug"]) not in set(zip(r2["sample_id"], r2["slug"]))   # corrected: gone
+    assert r2["sample_id"].tolist()[:19] == r["sample_id"].tolist()[1:]
+    # without the reduced features, evaluate removes a stale audit
+    store.npy_path("fea_reduced").unlink()
+    evaluate_run(copy)
+    assert not store.has("suspicious")

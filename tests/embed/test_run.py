@@ -37,6 +37,12 @@ def test_embed_run_writes_the_table(embedded):
     assert meta["spaces"]["act"]["n_unique"] < 400
     assert store.stage_status()["embed"] == "done"
 
+    from xsgpu.embed.run import load_inputs
+
+    reduced = store.load_npy("fea_reduced")              # the PCA copy the t-SNE saw, for the app and evaluate
+    assert reduced.shape == (400, 20) and reduced.dtype == np.float32 and store.has("fea_reduced")
+    np.testing.assert_allclose(reduced, load_inputs(store, pca_dims=20)[0]["fea"], rtol=1e-5, atol=1e-5)
+
 
 def test_trustworthiness_of_fea_and_prd(embedded):
     _, store, _, _ = embedded

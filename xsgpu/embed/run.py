@@ -9,6 +9,8 @@ Reads
 Writes
   * ``embedding.parquet``: sample_id, act_x, act_y, fea_x, fea_y, prd_x, prd_y (float32); metadata
     ``method``, ``params`` per space, and per-space details (backend, library, seconds, trustworthiness);
+  * ``fea_reduced.npy``: the PCA-reduced FEA the t-SNE saw, (N, k) float32 (the app's neighbour
+    search and ``xsgpu evaluate``'s suspicious-label audit reuse it instead of rereading features.zarr);
   * ``embedding_reference/<space>.npz``: plain arrays that let a later run be placed onto these maps
     (``embed_run(NEW, reference=THIS)``; see :mod:`xsgpu.embed.reference`).
 """
@@ -233,6 +235,7 @@ def embed_run(run_path: str | os.PathLike, *, method: str = "tsne", device: str 
         if refs and "pca_components" in refs["fea"].arrays:
             ref_pca = StreamingPCA.from_arrays(refs["fea"].arrays["pca_components"], refs["fea"].arrays["pca_mean"])
         inputs, pca = load_inputs(store, pca_dims=pca_dims, pca=ref_pca, device=device, batch_rows=batch_rows)
+        store.write_npy("fea_reduced", inputs["fea"])
         n_jobs_eff = (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
         params = _method_params(method, perplexity=perplexity, random_state=random_state, n_jobs=n_jobs_eff,
                                 progress=progress)

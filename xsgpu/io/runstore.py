@@ -9,7 +9,9 @@ Layout (DESIGN.md "The run store")::
     RUN/predictions.parquet/     per partition (infer)
     RUN/features.zarr            N x D features (infer)
     RUN/embedding.parquet        (embed)
+    RUN/fea_reduced.npy          N x k float32: FEA after the embed stage's PCA (embed; app neighbours)
     RUN/metrics.parquet          (evaluate)
+    RUN/suspicious.parquet       ranked likely label errors over all images (evaluate)
     RUN/errors.parquet/          <stage>-<key>.parquet per writer (bad inputs, never dropped silently)
     RUN/corrections.parquet/     append-only label corrections (the app)
 
@@ -49,12 +51,14 @@ from xsgpu import __version__
 from xsgpu.attributes import NAMES, label_columns
 from xsgpu.io.atomic import atomic_path, write_json_atomic
 
-__all__ = ["RunStore", "RunStoreError", "SCHEMA_VERSION", "ERRORS_COLUMNS"]
+__all__ = ["RunStore", "RunStoreError", "SCHEMA_VERSION", "ERRORS_COLUMNS", "NPY_ARRAYS"]
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 ERRORS_COLUMNS = ["source_uri", "stage", "error_type", "message"]
+#: small dense arrays kept as single ``RUN/<name>.npy`` files (memory-mappable, written atomically)
+NPY_ARRAYS = ("fea_reduced",)
 _PART_RE = re.compile(r"^part-(\d{5,})\.parquet$")
 
 
@@ -239,6 +243,8 @@ class RunStore:
         """
         if name in ("images", "thumbs", "features"):
             return (self.path / f"{name}.zarr").exists()
+        if name in NPY_ARRAYS:
+            return self.npy_path(name).is_file()
         p = self.table_path(name)
         if p.is_dir():
             if name in ("errors", "corrections"):
@@ -390,6 +396,35 @@ class RunStore:
         if not path.exists():
             raise RunStoreError(f"{self.path}: array {name!r} does not exist ({path}). Hint: run the stage that writes it.")
         return zarr.open_array(str(path), mode=mode)
+
+    def npy_path(self, name: str) -> Path:
+        """Path of the single-file array ``RUN/<name>.npy``."""
+        return self.path / f"{name}.npy"
+
+    def write_npy(self, name: str, array: np.ndarray) -> Path:
+        """Write ``array`` to ``RUN/<name>.npy`` atomically (temp file + rename); returns the path."""
+        target = self.npy_path(name)
+        with atomic_path(target) as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
+        return target
+
+    def load_npy(self, name: str, *, mmap: bool = True) -> np.ndarray:
+        """Read ``RUN/<name>.npy`` (memory-mapped, read-only, by default).
+
+        Raises
+        ------
+        RunStoreError
+            If the file is missing or unreadable; the message names the file and the stage that writes it.
+        """
+        path = self.npy_path(name)
+        if not path.is_file():
+            raise RunStoreError(f"{self.path}: array {name!r} does not exist ({path}). Hint: run the stage that "
+                                "writes it (`xsgpu embed RUN` writes fea_reduced).")
+        try:
+            return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise RunStoreError(f"{path}: unreadable ({exc}). Hint: delete it and rerun `xsgpu embed RUN`.") from exc
 
     # ------------------------------------------------------------------ labels
     def labels(self) -> np.ndarray:

@@ -5,6 +5,11 @@ metric) with ``scope`` "model" (``attribute`` = ""), "attribute" (``attribute`` 
 (``attribute`` = the split name, train/val/test: the model-level metrics of that split's labelled
 samples; the model was fitted on "train", so "test" is the unbiased figure). Its metadata records the
 cut-off, the number of evaluated samples and the predictions' model id.
+
+When the run has ``fea_reduced.npy`` (written by the embed stage), the stage also audits every labelled
+image's labels with :func:`~xsgpu.metrics.suspicious_labels` (FEA neighbours; approximate kNN above
+20k images) and writes the ``suspicious_top`` most suspicious (image, attribute) pairs to
+``suspicious.parquet``, which the app lists, so a million-image run is audited whole, once, in batch.
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ from xsgpu.io.runstore import RunStore, RunStoreError
 from xsgpu.metrics.confusion import PER_ATTRIBUTE_COLUMNS, SelectionScorer, attribute_metrics
 from xsgpu.metrics.validation import check_cutoff
 
-__all__ = ["evaluate_run", "load_evaluation_arrays", "load_evaluation_frame", "metrics_table", "split_table",
+__all__ = ["evaluate_run", "write_suspicious", "load_evaluation_arrays", "load_evaluation_frame", "metrics_table", "split_table",
            "METRICS_COLUMNS", "MODEL_METRICS"]
 
 log = logging.getLogger(__name__)
@@ -87,7 +92,8 @@ def load_evaluation_frame(store: RunStore) -> pd.DataFrame:
     return merged.reset_index(drop=True)
 
 
-def evaluate_run(run_path: str | os.PathLike, *, cutoff: float | Any = 0.5) -> pd.DataFrame:
+def evaluate_run(run_path: str | os.PathLike, *, cutoff: float | Any = 0.5, suspicious: bool = True,
+                 suspicious_top: int = 10_000, suspicious_k: int = 10) -> pd.DataFrame:
     """Compute per-attribute and model metrics of a run and write ``RUN/metrics.parquet``.
 
     Parameters
@@ -96,6 +102,12 @@ def evaluate_run(run_path: str | os.PathLike, *, cutoff: float | Any = 0.5) -> p
         A run store with samples and (complete) predictions.
     cutoff : float or array of shape (17,)
         Predicted means ``p > cutoff``.
+    suspicious : bool
+        Also write ``suspicious.parquet`` (see the module docstring) when the run has ``fea_reduced.npy``.
+    suspicious_top : int
+        Rows kept in ``suspicious.parquet``.
+    suspicious_k : int
+        FEA neighbours per image in the suspicious-label score.
 
     Returns
     -------
@@ -144,9 +156,51 @@ def evaluate_run(run_path: str | os.PathLike, *, cutoff: float | Any = 0.5) -> p
     except Exception as exc:  # metadata is informative only; the evaluation itself is complete
         log.warning("evaluate_run: could not read the predictions metadata of %s (%s)", store.path, exc)
     store.write_table("metrics", df, metadata=meta)
+    if suspicious:
+        write_suspicious(store, frame["sample_id"].to_numpy(np.int64), y_true, y_prob, top=suspicious_top,
+                         k=suspicious_k)
     store.set_stage("evaluate", "done", map=overall["map"], n_evaluated=int(y_true.shape[0]),
                     cutoff=meta["cutoff"])
     log.info("evaluate_run: %s: %d labelled samples, mAP %.4f", store.path, y_true.shape[0], overall["map"])
+    return df
+
+
+def write_suspicious(store: RunStore, sample_ids: np.ndarray, y_true: np.ndarray, y_prob: np.ndarray, *,
+                     top: int = 10_000, k: int = 10) -> pd.DataFrame | None:
+    """Audit the labels of ``sample_ids`` against the model and their FEA neighbours; write ``suspicious``.
+
+    Uses ``fea_reduced.npy`` (the embed stage's PCA of FEA). Without it, or with fewer than ``k + 1``
+    images, nothing is computed and a stale ``suspicious.parquet`` (from other predictions) is removed.
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        The table written (:data:`~xsgpu.metrics.SUSPICIOUS_COLUMNS`), or None.
+    """
+    import time
+
+    from xsgpu.metrics.suspicious import EXACT_MAX_ROWS, suspicious_labels
+
+    target = store.table_path("suspicious")
+    if not store.has("fea_reduced") or len(sample_ids) <= k:
+        target.unlink(missing_ok=True)
+        log.info("evaluate_run: %s: no suspicious-label audit (%s)", store.path,
+                 "no fea_reduced.npy: run `xsgpu embed` first" if not store.has("fea_reduced")
+                 else f"only {len(sample_ids)} labelled images")
+        return None
+    reduced = store.load_npy("fea_reduced")
+    if reduced.ndim != 2 or reduced.shape[0] != store.n_samples:
+        raise RunStoreError(f"{store.npy_path('fea_reduced')}: shape {reduced.shape}, expected "
+                            f"({store.n_samples}, k). Hint: rerun `xsgpu embed {store.path}`.")
+    t0 = time.perf_counter()
+    feats = np.asarray(reduced[sample_ids], dtype=np.float32)
+    df = suspicious_labels(y_true, y_prob, feats, k=k, top=top, sample_ids=sample_ids)
+    neighbors = "approx" if len(sample_ids) > EXACT_MAX_ROWS else "exact"
+    meta = {"k": k, "top": top, "n_audited": int(len(sample_ids)), "features": "fea_reduced",
+            "neighbors": neighbors, "seconds": round(time.perf_counter() - t0, 3)}
+    store.write_table("suspicious", df, metadata=meta)
+    log.info("evaluate_run: %s: audited %d labelled images (%s kNN, k=%d) in %.1f s; top %d in suspicious.parquet",
+             store.path, len(sample_ids), neighbors, k, meta["seconds"], len(df))
     return df
 
 
