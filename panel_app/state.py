@@ -32,7 +32,10 @@ import param
 from panel_app.data import SPACES, RunData
 from xsgpu.attributes import ATTRIBUTES, N_ATTRIBUTES, SLUGS
 
-__all__ = ["AppState", "Group", "GROUP_COLOURS", "DISTANCES", "FLOWER_MODES"]
+__all__ = ["AppState", "Group", "GROUP_COLOURS", "DISTANCES", "FLOWER_MODES", "SELECTION_MODES"]
+
+#: How a new box / lasso selection combines with the current one (AppState.selection_mode)
+SELECTION_MODES: tuple[str, ...] = ("replace", "add", "subtract", "intersect")
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +93,8 @@ class AppState(param.Parameterized):
     colour_by = param.Selector(default="density", objects=["density", "error_distance", *SLUGS],
                                doc="Raster colouring: density, error distance, or one attribute's TP/FP/FN/TN.")
     selection = param.Array(default=np.zeros(0, np.int64), doc="Selected sample ids (sorted, unique).")
+    selection_mode = param.Selector(default="replace", objects=list(SELECTION_MODES),
+                                    doc="How a box / lasso selection in a view combines with the current one.")
     groups = param.List(default=[], item_type=Group, doc="Named, coloured groups of sample ids.")
     detail_ids = param.List(default=[], doc="Sample ids shown in the detail view.")
     corrections_version = param.Integer(default=0, doc="Bumped when a label correction is recorded.")
@@ -230,9 +235,29 @@ class AppState(param.Parameterized):
                              f"0..{self.data.n - 1}. Got {int(bad)} instead.")
         return np.unique(arr)
 
-    def select(self, ids: Iterable[int] | np.ndarray) -> None:
-        """Make ``ids`` the current selection (validated, sorted, de-duplicated; empty clears it)."""
-        self.selection = self._check_ids(ids, func="select")
+    def select(self, ids: Iterable[int] | np.ndarray, *, mode: str = "replace") -> None:
+        """Combine ``ids`` (validated, sorted, de-duplicated) with the current selection.
+
+        Parameters
+        ----------
+        ids : iterable of int
+        mode : {"replace", "add", "subtract", "intersect"}
+            ``replace`` makes ``ids`` the selection (empty clears it); the others take the union, the
+            difference (current minus ``ids``) or the intersection with the current selection. The views
+            pass :attr:`selection_mode`, so a scientist can grow or trim a selection over several boxes.
+        """
+        if mode not in SELECTION_MODES:
+            raise ValueError(f"The 'mode' parameter of AppState.select must be one of {list(SELECTION_MODES)}. "
+                             f"Got {mode!r} instead.")
+        new = self._check_ids(ids, func="select")
+        cur = self.selection
+        if mode == "add":
+            new = np.union1d(cur, new)
+        elif mode == "subtract":
+            new = np.setdiff1d(cur, new, assume_unique=True)
+        elif mode == "intersect":
+            new = np.intersect1d(cur, new, assume_unique=True)
+        self.selection = new.astype(np.int64, copy=False)
 
     def clear_selection(self) -> None:
         """Select nothing."""

@@ -26,7 +26,8 @@ def attribute_legend() -> str:
 
 
 class ControlPanel(pn.viewable.Viewer):
-    """Which spaces and embedding method, dots or flowers, flower mode, error distance, cut-off, colouring."""
+    """Which spaces and embedding method, dots or flowers, flower mode, how box / lasso selections combine
+    (replace, add, subtract, intersect), error distance, cut-off, colouring."""
 
     def __init__(self, *, state: AppState, **params: Any):
         super().__init__(**params)
@@ -44,11 +45,14 @@ class ControlPanel(pn.viewable.Viewer):
                                                       options=colour_opts)
         self.threshold = pn.widgets.IntInput.from_param(state.param.flower_threshold, name="Glyphs at or below",
                                                         step=500)
+        self.selection_mode = pn.widgets.RadioButtonGroup.from_param(
+            state.param.selection_mode, name="Box / lasso", css_classes=["xsgpu-selection-mode"])
         outcome = " ".join(f"<span style='color:{c}'>&#9632;</span>{k}" for k, c in OUTCOME_COLOURS.items())
         self._layout = pn.Card(
             pn.pane.HTML("<b>Spaces</b>", margin=(0, 5)), self.spaces, self.method,
             pn.pane.HTML("<b>Glyph</b>", margin=(0, 5)), self.glyph,
             pn.pane.HTML("<b>Flower mode</b>", margin=(0, 5)), self.flower_mode,
+            pn.pane.HTML("<b>Box / lasso selection</b>", margin=(0, 5)), self.selection_mode,
             self.distance, self.cutoff, self.colour_by, self.threshold,
             pn.pane.HTML(f"<div style='font-size:11px'>Outcome colours: {outcome}</div>"),
             pn.pane.HTML(attribute_legend()),

@@ -217,7 +217,7 @@ class EmbeddingView(pn.viewable.Viewer):
                                             mask=mask)
         else:
             raise ValueError(f"Selection geometry of type {kind!r} is not supported; use the box or lasso tool.")
-        self.state.select(ids)
+        self.state.select(ids, mode=self.state.selection_mode)
         return self.state.selection
 
     def pick(self, x: float, y: float, *, radius_px: float = PETAL_RADIUS, keep: int = 12) -> int | None:

@@ -93,6 +93,27 @@ def test_box_select_in_fea_highlights_in_all_views(views, app_state):
         assert view.selected_in_view == 0 and view.sel_src.data["image"][0].shape == (1, 1)
 
 
+def test_selection_modes_combine_boxes_across_views(views, app_state):
+    """Add, subtract and intersect: each box (in any view) combines with the selection as sets do."""
+    data = app_state.data
+    boxes = {"FEA": dict(type="rect", x0=-5.0, x1=25.0, y0=-2.0, y1=30.0),
+             "PRD": dict(type="rect", x0=-1e3, x1=0.0, y0=-1e3, y1=1e3)}   # the left half of PRD
+    inside = {s: set(np.flatnonzero(_in_box(*data.coords(s), b["x0"], b["x1"], b["y0"], b["y1"])).tolist())
+              for s, b in boxes.items()}
+    assert inside["FEA"] and inside["PRD"] and inside["FEA"] - inside["PRD"] and inside["FEA"] & inside["PRD"]
+    views.views["FEA"].select_geometry(boxes["FEA"])
+    for mode, expected in (("add", inside["FEA"] | inside["PRD"]), ("subtract", inside["FEA"] - inside["PRD"]),
+                           ("intersect", inside["FEA"] & inside["PRD"])):
+        app_state.selection_mode = "replace"
+        views.views["FEA"].select_geometry(boxes["FEA"])
+        app_state.selection_mode = mode
+        ids = views.views["PRD"].select_geometry(boxes["PRD"])
+        assert ids.tolist() == sorted(expected), mode
+        assert views.views["ACT"].selected_in_view == len(expected)
+    with pytest.raises(ValueError, match=r"'mode' parameter of AppState.select must be one of \['replace', 'add'"):
+        app_state.select([1], mode="xor")
+
+
 def test_selection_respects_filters(views, app_state):
     app_state.filter_attributes = ["ring"]
     mask = app_state.filtered_mask()
