@@ -8,7 +8,7 @@ cut-off, the number of evaluated samples and the predictions' model id.
 
 When the run has ``fea_reduced.npy`` (written by the embed stage), the stage also audits every labelled
 image's labels with :func:`~xsgpu.metrics.suspicious_labels` (FEA neighbours; approximate kNN above
-20k images) and writes the ``suspicious_top`` most suspicious (image, attribute) pairs to
+50k images) and writes the ``suspicious_top`` most suspicious (image, attribute) pairs to
 ``suspicious.parquet``, which the app lists, so a million-image run is audited whole, once, in batch.
 """
 from __future__ import annotations
