@@ -104,3 +104,27 @@ def test_bad_cutoff(tmp_path, rng):
     store, *_ = make_run(tmp_path / "run", rng)
     with pytest.raises(ValueError, match=r"'cutoff' parameter of evaluate_run"):
         evaluate_run(store.path, cutoff=2.0)
+
+
+def test_suspicious_audit_of_an_embedded_run(tmp_path, rng):
+    """With fea_reduced.npy, evaluate audits every labelled image; --no-suspicious skips it; bad shapes are named."""
+    from xsgpu.metrics import suspicious_labels
+
+    store, y, p, labelled = make_run(tmp_path / "run", rng)
+    feats = (y.astype(np.float32) @ rng.normal(size=(17, 8))).astype(np.float32)
+    store.write_npy("fea_reduced", feats)
+    res = CliRunner().invoke(main, ["evaluate", str(store.path), "--suspicious-top", "40"])
+    assert res.exit_code == 0, res.output
+    assert "suspicious.parquet" in res.output
+    got = store.read_table("suspicious").sort_values("rank").reset_index(drop=True)
+    ids = np.flatnonzero(labelled)
+    ref = suspicious_labels(y[ids], p[ids], feats[ids], k=10, top=40, sample_ids=ids, device="cpu")
+    pd.testing.assert_frame_equal(got, ref, check_dtype=False)
+    meta = store.read_metadata("suspicious")
+    assert meta["n_audited"] == labelled.sum() and meta["neighbors"] == "exact" and meta["k"] == 10
+    store.table_path("suspicious").unlink()
+    res = CliRunner().invoke(main, ["evaluate", str(store.path), "--no-suspicious"])
+    assert res.exit_code == 0 and not store.has("suspicious")
+    store.write_npy("fea_reduced", feats[:10])
+    res = CliRunner().invoke(main, ["evaluate", str(store.path)])
+    assert res.exit_code != 0 and "fea_reduced.npy: shape (10, 8)" in res.output and "xsgpu embed" in res.output
