@@ -192,6 +192,17 @@ class RunData:
                     self._cache[key] = got
         return got
 
+    @property
+    def valid(self) -> np.ndarray:
+        """Which frames were read (``samples.valid``; all True for runs without the column, e.g. synth).
+
+        Ingest keeps a zero image for a frame it could not read (recorded in errors.parquet) so sample
+        ids stay dense; the app hides those frames (:meth:`panel_app.state.AppState.filtered_mask`).
+        """
+        if "valid" not in self.samples.columns:
+            return np.ones(self.n, dtype=bool)
+        return self.cached(("valid",), lambda: self.samples["valid"].to_numpy(bool))
+
     def check_id(self, sample_id: Any) -> int:
         """Validate one sample id (``0 <= id < n``) and return it as ``int``.
 

@@ -185,12 +185,13 @@ class AppState(param.Parameterized):
 
     # ------------------------------------------------------------------ filters
     def filtered_mask(self) -> np.ndarray:
-        """Which images pass the attribute filters.
+        """Which images pass the attribute filters (frames that failed to read never do).
 
         Returns
         -------
         ndarray of bool, shape (n,)
-            All ``True`` when no filter attribute is chosen.
+            All ``True`` (but for unreadable frames, ``samples.valid`` False) when no filter attribute
+            is chosen.
         """
         attrs = tuple(self.filter_attributes)
         if self.filter_source == "ACT":
@@ -210,6 +211,9 @@ class AppState(param.Parameterized):
             else:
                 sub = self.data.y_prob[:, cols] > self.cutoff
             mask = sub.any(axis=1) if self.filter_mode == "any" else sub.all(axis=1)
+        valid = self.data.valid
+        if not valid.all():
+            mask = mask & valid
         self._mask, self._mask_key = mask, key
         return mask
 

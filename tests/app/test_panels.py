@@ -457,3 +457,33 @@ def test_stored_audit_and_reduced_features_are_used(run_path, tmp_path):
     store.npy_path("fea_reduced").unlink()
     evaluate_run(copy)
     assert not store.has("suspicious")
+
+
+def test_unreadable_frames_are_hidden_and_not_evaluated(run_path, tmp_path):
+    """Frames ingest could not read (samples.valid False, zero images) never pass the filters or count."""
+    import shutil
+
+    from panel_app.data import load_run_data
+    from panel_app.state import AppState
+    from panel_app.views.controls import AttributeFilters
+    from xsgpu.io.runstore import RunStore
+    from xsgpu.metrics.evaluate import evaluate_run
+
+    copy = tmp_path / "run"
+    shutil.copytree(run_path, copy)
+    store = RunStore.open(copy)
+    bad = [3, 41, 77]
+    for part in range(store.n_partitions):
+        a, b = store.partition_bounds(part)
+        df = store.read_table("samples").iloc[a:b].copy()
+        df["valid"] = ~df["sample_id"].isin(bad)
+        store.write_partition("samples", part, df)
+    state = AppState(data=load_run_data(copy, use_cache=False))
+    assert np.flatnonzero(~state.filtered_mask()).tolist() == bad
+    state.filter_attributes = [state.filter_attributes[0]] if state.filter_attributes else ["ring"]
+    assert not state.filtered_mask()[bad].any()
+    filters = AttributeFilters(state=state)
+    filters._update_count()
+    assert "3 unreadable frames hidden" in filters.count.object
+    n_eval = evaluate_run(copy, suspicious=False).query("scope == 'model' and metric == 'n'")["value"].item()
+    assert n_eval == store.n_samples - len(bad)

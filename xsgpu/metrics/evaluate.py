@@ -1,8 +1,8 @@
 """Evaluate a run's predictions against its labels and store ``metrics.parquet`` (the evaluate stage).
 
-Only labelled samples (``samples.labelled``) count. The table is long: one row per (scope, attribute,
-metric) with ``scope`` "model" (``attribute`` = ""), "attribute" (``attribute`` = slug) or "split"
-(``attribute`` = the split name, train/val/test: the model-level metrics of that split's labelled
+Only labelled samples (``samples.labelled``) that were read (``samples.valid``, when ingest wrote it)
+count. The table is long: one row per (scope, attribute, metric) with ``scope`` "model"
+(``attribute`` = ""), "attribute" (``attribute`` = slug) or "split" (``attribute`` = the split name, train/val/test: the model-level metrics of that split's labelled
 samples; the model was fitted on "train", so "test" is the unbiased figure). Its metadata records the
 cut-off, the number of evaluated samples and the predictions' model id.
 
@@ -74,6 +74,12 @@ def load_evaluation_frame(store: RunStore) -> pd.DataFrame:
     if missing_cols:
         raise RunStoreError(f"{store.table_path('samples')}: label columns {missing_cols} are missing.")
     samples = samples[samples["labelled"].to_numpy(bool)]
+    if "valid" in samples.columns:  # ingest keeps a zero image for a frame it could not read: not evidence
+        invalid = ~samples["valid"].to_numpy(bool)
+        if invalid.any():
+            log.info("%s: %d labelled frames failed to read (samples.valid False, see errors.parquet); "
+                     "left out of the evaluation", store.path, int(invalid.sum()))
+            samples = samples[~invalid]
     if samples.empty:
         raise RunStoreError(f"{store.path}: no sample is labelled (samples.labelled is all False); "
                             "there is nothing to evaluate against.")
