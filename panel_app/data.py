@@ -100,7 +100,7 @@ class RunData:
     n: int
     embedding_meta: dict = field(default_factory=dict)
     _cache: dict = field(default_factory=dict, repr=False)
-    _lock: Any = field(default_factory=threading.Lock, repr=False)
+    _lock: Any = field(default_factory=threading.RLock, repr=False)  # builds may nest (index -> coords -> table)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -158,24 +158,54 @@ class RunData:
     # ------------------------------------------------------------------ access
     @property
     def method(self) -> str:
-        """The embedding method recorded in the embedding metadata (e.g. ``'tsne'``)."""
+        """The embedding method recorded in the embedding metadata (e.g. ``'tsne'``): the one shown first."""
         return str(self.embedding_meta.get("method", "tsne"))
 
-    def coords(self, space: str) -> tuple[np.ndarray, np.ndarray]:
-        """Return the embedded coordinates of ``space`` ('ACT', 'FEA' or 'PRD').
+    @property
+    def methods(self) -> list[str]:
+        """Embedding methods the run holds (:attr:`method` first, then ``embeddings/<method>.parquet``)."""
+        if self.store is None:
+            return [self.method]
+        from xsgpu.embed.run import stored_methods
+
+        return [self.method] + [m for m in stored_methods(self.store) if m != self.method]
+
+    def coords(self, space: str, method: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Return the embedded coordinates of ``space`` ('ACT', 'FEA' or 'PRD') under ``method``.
+
+        Parameters
+        ----------
+        space : str
+        method : str, optional
+            One of :attr:`methods` (default: :attr:`method`). Other methods' tables are read on first use.
 
         Returns
         -------
         x, y : ndarray of float32, shape (n,)
         """
         key = _check_space(space).lower()
-        cache_key = ("coords", key)
+        method = self.method if method is None else str(method)
+        cache_key = ("coords", key) if method == self.method else ("coords", key, method)
         got = self._cache.get(cache_key)
         if got is None:
-            got = (np.ascontiguousarray(self.embedding[f"{key}_x"].to_numpy(np.float32)),
-                   np.ascontiguousarray(self.embedding[f"{key}_y"].to_numpy(np.float32)))
+            table = self.embedding if method == self.method else self._method_table(method)
+            got = (np.ascontiguousarray(table[f"{key}_x"].to_numpy(np.float32)),
+                   np.ascontiguousarray(table[f"{key}_y"].to_numpy(np.float32)))
             self._cache[cache_key] = got
         return got
+
+    def _method_table(self, method: str) -> pd.DataFrame:
+        if method not in self.methods:
+            raise ValueError(f"The 'method' parameter of RunData.coords must be one of {self.methods} (the embeddings "
+                             f"this run holds). Got {method!r} instead. Hint: `xsgpu embed RUN --method {method}`.")
+        from xsgpu.embed.run import method_table
+
+        def load() -> pd.DataFrame:
+            table = self.store.read_table(method_table(method), columns=["sample_id", *EMBEDDING_COLUMNS])
+            _check_embedding(table, self.n, self.store, method_table(method))
+            return table
+
+        return self.cached(("embedding_table", method), load)
 
     def cached(self, key: Any, build):
         """Return ``self._cache[key]``, building it once with ``build()`` (thread-safe).
@@ -202,6 +232,11 @@ class RunData:
         if "valid" not in self.samples.columns:
             return np.ones(self.n, dtype=bool)
         return self.cached(("valid",), lambda: self.samples["valid"].to_numpy(bool))
+
+    @property
+    def n_invalid(self) -> int:
+        """How many frames failed to read (``samples.valid`` False)."""
+        return int(self.cached(("n_invalid",), lambda: int(self.n - np.count_nonzero(self.valid))))
 
     def check_id(self, sample_id: Any) -> int:
         """Validate one sample id (``0 <= id < n``) and return it as ``int``.
@@ -338,13 +373,7 @@ def _load(run_path: str | os.PathLike) -> RunData:
     _check_dense(pred, n, "predictions", store)
     y_prob = np.ascontiguousarray(pred[prob_columns()].to_numpy(np.float32))
     emb = store.read_table("embedding", columns=["sample_id", *EMBEDDING_COLUMNS])
-    _check_dense(emb, n, "embedding", store)
-    for c in EMBEDDING_COLUMNS:
-        emb[c] = emb[c].astype(np.float32)
-    bad = ~np.isfinite(emb[list(EMBEDDING_COLUMNS)].to_numpy()).all(axis=1)
-    if bad.any():
-        raise RunStoreError(f"{store.table_path('embedding')}: {int(bad.sum())} rows hold NaN/inf coordinates "
-                            f"(first sample_id {int(emb['sample_id'][bad].iloc[0])}). Hint: rerun `xsgpu embed`.")
+    _check_embedding(emb, n, store, "embedding")
     arrays = {name: store.open_array(name) for name in ("thumbs", "images", "features")}
     for name, arr in arrays.items():
         if arr.shape[0] != n:
@@ -355,6 +384,17 @@ def _load(run_path: str | os.PathLike) -> RunData:
     return RunData(store=store, samples=samples, y_true=y_true, y_prob=y_prob, embedding=emb,
                    thumbs=arrays["thumbs"], images=arrays["images"], features=arrays["features"], n=n,
                    embedding_meta=meta)
+
+
+def _check_embedding(emb: pd.DataFrame, n: int, store: RunStore, name: str) -> None:
+    """Dense ids and finite coordinates (cast to float32 in place), or a RunStoreError naming the table."""
+    _check_dense(emb, n, name, store)
+    for c in EMBEDDING_COLUMNS:
+        emb[c] = emb[c].astype(np.float32)
+    bad = ~np.isfinite(emb[list(EMBEDDING_COLUMNS)].to_numpy()).all(axis=1)
+    if bad.any():
+        raise RunStoreError(f"{store.table_path(name)}: {int(bad.sum())} rows hold NaN/inf coordinates "
+                            f"(first sample_id {int(emb['sample_id'][bad].iloc[0])}). Hint: rerun `xsgpu embed`.")
 
 
 def _check_dense(df: pd.DataFrame, n: int, name: str, store: RunStore) -> None:

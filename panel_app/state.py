@@ -106,7 +106,7 @@ class AppState(param.Parameterized):
             raise TypeError(f"The 'data' parameter of AppState must be a RunData. Got {type(data).__name__} instead.")
         super().__init__(**params)
         self.data = data
-        self.param.method.objects = [data.method]
+        self.param.method.objects = data.methods
         if self.method != data.method:
             self.method = data.method
         self._y_act_key: Any = None

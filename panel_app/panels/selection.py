@@ -168,7 +168,7 @@ class SelectionManager(pn.viewable.Viewer):
         """The vectors a group is clustered on, float32 (k, d)."""
         data = self.state.data
         if space in ("FEA", "PRD", "ACT"):
-            x, y = data.coords(space)
+            x, y = data.coords(space, self.state.method)
             return np.column_stack([x[ids], y[ids]]).astype(np.float32)
         if space == "probabilities":
             return data.y_prob[ids].astype(np.float32)

@@ -86,7 +86,7 @@ class AttributeFilters(pn.viewable.Viewer):
 
     def _update_count(self, *events: Any) -> None:
         n = int(np.count_nonzero(self.state.filtered_mask()))
-        unread = int(self.state.data.n - np.count_nonzero(self.state.data.valid))
+        unread = self.state.data.n_invalid
         hidden = f" ({unread:,} unreadable frames hidden; see errors.parquet)" if unread else ""
         self.count.object = (f"<span data-count='{n}'>{n:,} of {self.state.data.n:,} images shown{hidden}</span>")
 

@@ -101,21 +101,27 @@ class EmbeddingView(pn.viewable.Viewer):
         self.state = state
         self.space = str(space).upper()
         self.width, self.height = int(width), int(height)
-        self.index = space_index(state.data, self.space)
-        self.x, self.y = state.data.coords(self.space)
-        self.home = _padded(self.index.bounds)
+        self._load_coords()
         self.viewport = self.home
         self._build_figure(thumb_route)
         state.param.watch(self._on_state, ["cutoff", "filter_attributes", "filter_mode", "filter_source", "distance",
                                            "glyph", "flower_mode", "colour_by", "corrections_version",
                                            "flower_threshold"])
         state.param.watch(self._on_selection, ["selection"])
+        state.param.watch(self._on_method, ["method"])
         self.refresh()
+
+    def _load_coords(self) -> None:
+        """This space's coordinates, index and home viewport under the state's embedding method."""
+        self.method = self.state.method
+        self.index = space_index(self.state.data, self.space, self.method)
+        self.x, self.y = self.state.data.coords(self.space, self.method)
+        self.home = _padded(self.index.bounds)
 
     # ------------------------------------------------------------------ figure
     def _build_figure(self, thumb_route: str) -> None:
         x0, x1, y0, y1 = self.home
-        fig = figure(frame_width=self.width, frame_height=self.height, title=f"{self.space} ({self.state.data.method})",
+        fig = figure(frame_width=self.width, frame_height=self.height, title=f"{self.space} ({self.method})",
                      x_range=Range1d(x0, x1), y_range=Range1d(y0, y1), tools=[], toolbar_location="above",
                      output_backend="canvas", name=f"xsgpu-{self.space.lower()}")
         fig.xaxis.visible = fig.yaxis.visible = False
@@ -184,6 +190,16 @@ class EmbeddingView(pn.viewable.Viewer):
         self.pick(event.x, event.y)
 
     def _on_state(self, *events: param.parameterized.Event) -> None:
+        self.refresh()
+
+    def _on_method(self, *events: param.parameterized.Event) -> None:
+        """Another embedding method: new coordinates, back to the whole map, same selection and filters."""
+        self._load_coords()
+        x0, x1, y0, y1 = self.home
+        self.figure.x_range.update(start=x0, end=x1)
+        self.figure.y_range.update(start=y0, end=y1)
+        self.figure.title.text = f"{self.space} ({self.method})"
+        self.viewport = self.home
         self.refresh()
 
     def _on_selection(self, *events: param.parameterized.Event) -> None:
@@ -270,7 +286,7 @@ class EmbeddingView(pn.viewable.Viewer):
         # only the x-slab of the viewport, as zero-copy slices of the x-sorted coordinates
         xs, ys, ids = self.index.slab(x0, x1)
         kw: dict[str, Any] = {}
-        if st.filter_attributes:
+        if st.filter_attributes or st.data.n_invalid:   # else every image passes: skip the gather
             kw["mask"] = mask[ids]
         if st.colour_by == "error_distance":
             kw.update(how="mean", values=st.error_distance()[ids], value_span=st.error_span)

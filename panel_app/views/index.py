@@ -146,7 +146,10 @@ def points_in_polygon(x: np.ndarray, y: np.ndarray, px: np.ndarray, py: np.ndarr
     return inside
 
 
-def space_index(data, space: str) -> SpatialIndex:
-    """The process-wide :class:`SpatialIndex` of ``space`` for ``data`` (a :class:`RunData`), built once."""
+def space_index(data, space: str, method: str | None = None) -> SpatialIndex:
+    """The process-wide :class:`SpatialIndex` of ``space`` under embedding ``method`` (default: the run's
+    first, ``data.method``) for ``data`` (a :class:`RunData`), built once."""
     key = str(space).upper()
-    return data.cached(("index", key), lambda: SpatialIndex(*data.coords(key)))
+    method = data.method if method is None else str(method)
+    cache_key = ("index", key) if method == data.method else ("index", key, method)
+    return data.cached(cache_key, lambda: SpatialIndex(*data.coords(key, method)))

@@ -487,3 +487,41 @@ def test_unreadable_frames_are_hidden_and_not_evaluated(run_path, tmp_path):
     assert "3 unreadable frames hidden" in filters.count.object
     n_eval = evaluate_run(copy, suspicious=False).query("scope == 'model' and metric == 'n'")["value"].item()
     assert n_eval == store.n_samples - len(bad)
+
+
+def test_embedding_method_control_switches_the_views(run_path, tmp_path):
+    """A run embedded twice (t-SNE, then PCA) offers both; switching redraws every view on the other map."""
+    import shutil
+
+    from panel_app.data import load_run_data
+    from panel_app.state import AppState
+    from panel_app.views.controls import ControlPanel
+    from panel_app.views.embedding import EmbeddingViews
+    from xsgpu.embed.run import method_table
+    from xsgpu.io.runstore import RunStore
+
+    copy = tmp_path / "run"
+    shutil.copytree(run_path, copy)
+    store = RunStore.open(copy)
+    tsne = store.read_table("embedding")
+    pca = tsne.copy()
+    cols = [c for c in pca.columns if c != "sample_id"]
+    pca[cols] = (pca[cols].to_numpy() * -3.0 + 100.0).astype(np.float32)   # another map: mirrored, moved, scaled
+    store.write_table(method_table("pca"), pca, metadata={"method": "pca"})
+    state = AppState(data=load_run_data(copy, use_cache=False))
+    assert state.param.method.objects == ["tsne", "pca"] and state.method == "tsne"
+    assert list(ControlPanel(state=state).method.options) == ["tsne", "pca"]
+    views = EmbeddingViews(state=state, width=300, height=300)
+    fea = views.views["FEA"]
+    before = fea.home
+    state.method = "pca"
+    for space, view in views.views.items():
+        np.testing.assert_array_equal(view.x, pca[f"{space.lower()}_x"].to_numpy(np.float32))
+        assert view.in_view == state.data.n and view.figure.title.text == f"{space} (pca)"
+    assert fea.home != before and fea.figure.x_range.start == fea.home[0]
+    box = dict(type="rect", x0=80.0, x1=100.0, y0=80.0, y1=100.0)
+    ids = fea.select_geometry(box)
+    want = pca[(pca.fea_x >= 80) & (pca.fea_x <= 100) & (pca.fea_y >= 80) & (pca.fea_y <= 100)].sample_id
+    assert ids.tolist() == sorted(want.tolist()) and len(ids) > 0
+    with pytest.raises(ValueError, match=r"must be one of \['tsne', 'pca'\].*xsgpu embed RUN --method umap"):
+        state.data.coords("FEA", "umap")

@@ -114,6 +114,27 @@ def test_pca_embedding_is_deterministic_and_a_reference(make_run):
     assert np.allclose(c[["act_x", "act_y"]], a[["act_x", "act_y"]], atol=1e-4)
 
 
+
+def test_each_method_keeps_its_table(embedded):
+    """A PCA embed after the t-SNE one: embedding.parquet is the latest, both stay in embeddings/."""
+    import shutil
+
+    from xsgpu.embed.run import method_table, stored_methods
+
+    root, store, _, tsne = embedded
+    run = root / "two_methods"
+    shutil.copytree(store.path, run)
+    two = RunStore.open(run)
+    assert stored_methods(two) == ["tsne"]
+    pca = embed_run(run, method="pca", random_state=0, progress=False, pca_dims=20)
+    assert stored_methods(two) == ["tsne", "pca"]
+    pd.testing.assert_frame_equal(two.read_table("embedding"), pca)
+    pd.testing.assert_frame_equal(two.read_table(method_table("tsne")), tsne)
+    assert two.read_metadata(method_table("pca"))["method"] == "pca"
+    with pytest.raises(ValueError, match=r"'method' parameter of method_table must be one of"):
+        method_table("mds")
+
+
 def test_tsne_embed_run_same_seed_same_table(make_run):
     store, _ = make_run("det", n=120)
     kw = dict(method="tsne", device="cpu", random_state=1, progress=False, n_jobs=1, quality=False,

@@ -9,6 +9,9 @@ Reads
 Writes
   * ``embedding.parquet``: sample_id, act_x, act_y, fea_x, fea_y, prd_x, prd_y (float32); metadata
     ``method``, ``params`` per space, and per-space details (backend, library, seconds, trustworthiness);
+    the latest embed's table, the one the app shows first;
+  * ``embeddings/<method>.parquet``: the same table once per method embedded, so ``xsgpu embed RUN
+    --method pca`` after a t-SNE run keeps both and the app's method control switches between them;
   * ``fea_reduced.npy``: the PCA-reduced FEA the t-SNE saw, (N, k) float32 (the app's neighbour
     search and ``xsgpu evaluate``'s suspicious-label audit reuse it instead of rereading features.zarr);
   * ``embedding_reference/<space>.npz``: plain arrays that let a later run be placed onto these maps
@@ -35,7 +38,7 @@ from xsgpu.embed.quality import sample_indices, trustworthiness
 from xsgpu.embed.reference import REFERENCE_DIR, SpaceReference
 from xsgpu.io.runstore import RunStore, RunStoreError
 
-__all__ = ["embed_run", "SPACES", "EMBEDDING_COLUMNS", "load_inputs"]
+__all__ = ["embed_run", "SPACES", "EMBEDDING_COLUMNS", "load_inputs", "method_table", "stored_methods"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,18 @@ SPACES: tuple[str, ...] = ("act", "fea", "prd")
 EMBEDDING_COLUMNS: list[str] = ["sample_id"] + [f"{s}_{a}" for s in SPACES for a in ("x", "y")]
 #: fewest distinct inputs each method can lay out (fewer: a fixed circle layout, logged)
 _MIN_POINTS = {"tsne": 5, "umap": 4, "pca": 2}
+
+
+def method_table(method: str) -> str:
+    """Run-store table name of the embedding of ``method`` (``RUN/embeddings/<method>.parquet``)."""
+    if method not in METHODS:
+        raise ValueError(f"The 'method' parameter of method_table must be one of {list(METHODS)}. Got {method!r} instead.")
+    return f"embeddings/{method}"
+
+
+def stored_methods(store: RunStore) -> list[str]:
+    """Embedding methods a run holds a table for (``embeddings/<method>.parquet``), in METHODS order."""
+    return [m for m in METHODS if store.table_path(method_table(m)).is_file()]
 
 
 def _open_inputs(run_path: Any) -> RunStore:
@@ -303,6 +318,7 @@ def embed_run(run_path: str | os.PathLike, *, method: str = "tsne", device: str 
             ref.save(store.path)
         if not refs and method == "umap" and (store.path / REFERENCE_DIR).exists():
             log.info("umap maps are not stored as references; %s keeps an older reference", store.path / REFERENCE_DIR)
+        store.write_table(method_table(method), df, metadata=meta)   # kept when another method runs later
         store.write_table("embedding", df, metadata=meta)
     except BaseException as exc:
         store.set_stage("embed", "failed", error=f"{exc.__class__.__name__}: {exc}")
