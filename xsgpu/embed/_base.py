@@ -11,7 +11,7 @@ from types import ModuleType
 
 from xsgpu.backend import GPUUnavailable, to_host
 
-__all__ = ["check_matrix", "check_random_state", "import_cuml", "ProgressCallback"]
+__all__ = ["check_matrix", "check_random_state", "import_cuml", "ProgressCallback", "EstimatorBase"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,36 @@ def check_random_state(random_state: Any, *, owner: str) -> int | None:
         raise ValueError(f"The 'random_state' parameter of {owner} must be a non-negative int or None. "
                          f"Got {random_state!r} instead.")
     return int(random_state)
+
+
+class EstimatorBase:
+    """What the wrapped estimators (scikit-learn / umap-learn / openTSNE / cuML twins) share.
+
+    ``__init__`` keeps every keyword in :attr:`_params` (defaults first) as an attribute and the rest in
+    ``ignored``; :meth:`fit_transform` is :meth:`fit` then ``embedding_``; :meth:`_fitted` returns
+    ``model_`` or raises :class:`~xsgpu.embed.projectors.NotFittedError`.
+    """
+
+    _params: dict[str, Any] = {}
+
+    def __init__(self, **params: Any):
+        for name, default in self._params.items():
+            setattr(self, name, params.pop(name, default))
+        self.ignored = params
+
+    def fit(self, X: Any, y: None = None) -> "EstimatorBase":  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    def fit_transform(self, X: Any, y: None = None) -> np.ndarray:
+        """Fit and return ``embedding_`` (n_samples, n_components) float32."""
+        return self.fit(X).embedding_
+
+    def _fitted(self, attribute: str = "model_") -> Any:
+        if not hasattr(self, attribute):
+            from xsgpu.embed.projectors import NotFittedError
+
+            raise NotFittedError(f"This {type(self).__name__} is not fitted yet; call fit first.")
+        return getattr(self, attribute)
 
 
 class ProgressCallback:

@@ -28,7 +28,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from xsgpu.backend import namespace_of, resolve_device, to_host
-from xsgpu.embed._base import check_matrix, check_random_state, import_cuml
+from xsgpu.embed._base import EstimatorBase, check_matrix, check_random_state, import_cuml
 
 __all__ = ["SklearnPCA", "CumlPCA", "StreamingPCA"]
 
@@ -44,7 +44,7 @@ def _check_n_components(n_components: Any, n_samples: int, n_features: int, owne
     return int(n_components)
 
 
-class SklearnPCA:
+class SklearnPCA(EstimatorBase):
     """scikit-learn PCA with the randomized solver.
 
     Parameters
@@ -61,11 +61,7 @@ class SklearnPCA:
     explained_variance_ratio_ : ndarray of shape (n_components,)
     """
 
-    def __init__(self, *, n_components: int = 2, random_state: int | None = 0, whiten: bool = False, **ignored: Any):
-        self.n_components = n_components
-        self.random_state = random_state
-        self.whiten = whiten
-        self.ignored = ignored
+    _params = {"n_components": 2, "random_state": 0, "whiten": False}
 
     @staticmethod
     def check_available() -> None:
@@ -87,26 +83,16 @@ class SklearnPCA:
         self.n_features_in_ = X.shape[1]
         return self
 
-    def fit_transform(self, X: Any, y: None = None) -> np.ndarray:
-        return self.fit(X).embedding_
-
     def transform(self, X: Any) -> np.ndarray:
-        if not hasattr(self, "model_"):
-            from xsgpu.embed.projectors import NotFittedError
-
-            raise NotFittedError("This SklearnPCA is not fitted yet; call fit first.")
+        self._fitted()
         X = check_matrix(X, owner="SklearnPCA.transform")
         return self.model_.transform(X).astype(np.float32)
 
 
-class CumlPCA:
+class CumlPCA(EstimatorBase):
     """cuML PCA (GPU; imported lazily). Same attributes as :class:`SklearnPCA`, on the host."""
 
-    def __init__(self, *, n_components: int = 2, random_state: int | None = 0, whiten: bool = False, **ignored: Any):
-        self.n_components = n_components
-        self.random_state = random_state
-        self.whiten = whiten
-        self.ignored = ignored
+    _params = {"n_components": 2, "random_state": 0, "whiten": False}
 
     @staticmethod
     def check_available() -> None:
@@ -126,14 +112,8 @@ class CumlPCA:
         self.n_features_in_ = X.shape[1]
         return self
 
-    def fit_transform(self, X: Any, y: None = None) -> np.ndarray:
-        return self.fit(X).embedding_
-
     def transform(self, X: Any) -> np.ndarray:
-        if not hasattr(self, "model_"):
-            from xsgpu.embed.projectors import NotFittedError
-
-            raise NotFittedError("This CumlPCA is not fitted yet; call fit first.")
+        self._fitted()
         return np.asarray(to_host(self.model_.transform(X)), dtype=np.float32)
 
 

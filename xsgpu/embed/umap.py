@@ -11,14 +11,14 @@ from typing import Any
 import numpy as np
 
 from xsgpu.backend import resolve_device, to_host
-from xsgpu.embed._base import check_matrix, check_random_state, import_cuml
+from xsgpu.embed._base import EstimatorBase, check_matrix, check_random_state, import_cuml
 
 __all__ = ["UmapLearn", "CumlUMAP"]
 
 log = logging.getLogger(__name__)
 
 
-class UmapLearn:
+class UmapLearn(EstimatorBase):
     """umap-learn's UMAP.
 
     Parameters
@@ -37,14 +37,7 @@ class UmapLearn:
     model_ : umap.UMAP
     """
 
-    def __init__(self, *, n_components: int = 2, n_neighbors: int = 15, min_dist: float = 0.1,
-                 metric: str = "euclidean", random_state: int | None = 0, **ignored: Any):
-        self.n_components = n_components
-        self.n_neighbors = n_neighbors
-        self.min_dist = min_dist
-        self.metric = metric
-        self.random_state = random_state
-        self.ignored = ignored
+    _params = {"n_components": 2, "n_neighbors": 15, "min_dist": 0.1, "metric": "euclidean", "random_state": 0}
 
     @staticmethod
     def check_available() -> None:
@@ -68,29 +61,16 @@ class UmapLearn:
         self.n_features_in_ = X.shape[1]
         return self
 
-    def fit_transform(self, X: Any, y: None = None) -> np.ndarray:
-        return self.fit(X).embedding_
-
     def transform(self, X: Any) -> np.ndarray:
-        if not hasattr(self, "model_"):
-            from xsgpu.embed.projectors import NotFittedError
-
-            raise NotFittedError("This UmapLearn is not fitted yet; call fit first.")
+        self._fitted()
         X = check_matrix(X, owner="UmapLearn.transform")
         return np.asarray(self.model_.transform(X), dtype=np.float32)
 
 
-class CumlUMAP:
+class CumlUMAP(EstimatorBase):
     """cuML UMAP (GPU; imported lazily). Same API as :class:`UmapLearn`; outputs on the host."""
 
-    def __init__(self, *, n_components: int = 2, n_neighbors: int = 15, min_dist: float = 0.1,
-                 metric: str = "euclidean", random_state: int | None = 0, **ignored: Any):
-        self.n_components = n_components
-        self.n_neighbors = n_neighbors
-        self.min_dist = min_dist
-        self.metric = metric
-        self.random_state = random_state
-        self.ignored = ignored
+    _params = {"n_components": 2, "n_neighbors": 15, "min_dist": 0.1, "metric": "euclidean", "random_state": 0}
 
     @staticmethod
     def check_available() -> None:
@@ -108,12 +88,6 @@ class CumlUMAP:
         self.n_features_in_ = X.shape[1]
         return self
 
-    def fit_transform(self, X: Any, y: None = None) -> np.ndarray:
-        return self.fit(X).embedding_
-
     def transform(self, X: Any) -> np.ndarray:
-        if not hasattr(self, "model_"):
-            from xsgpu.embed.projectors import NotFittedError
-
-            raise NotFittedError("This CumlUMAP is not fitted yet; call fit first.")
+        self._fitted()
         return np.asarray(to_host(self.model_.transform(X)), dtype=np.float32)
