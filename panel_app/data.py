@@ -259,11 +259,7 @@ class RunData:
 
     def thumbnail(self, sample_id: Any) -> np.ndarray:
         """The uint8 (64, 64) thumbnail of one sample (validated id)."""
-        i = self.check_id(sample_id)
-        if self.thumbs is None:
-            raise RunStoreError(f"{self._where()}: the run has no thumbnails (thumbs.zarr). "
-                                f"Hint: {REQUIRED_ARTIFACTS['thumbs']}.")
-        return np.asarray(self.thumbs[i], dtype=np.uint8)
+        return self._array_row("thumbs", "thumbnails", sample_id, np.uint8)
 
     def thumbnail_uri(self, sample_id: Any) -> str:
         """The thumbnail of one sample as a ``data:image/png;base64,...`` URI (cached per process)."""
@@ -279,11 +275,15 @@ class RunData:
 
     def image(self, sample_id: Any) -> np.ndarray:
         """The float32 (H, W) log-scaled image of one sample (validated id)."""
+        return self._array_row("images", "images", sample_id, np.float32)
+
+    def _array_row(self, name: str, what: str, sample_id: Any, dtype: Any) -> np.ndarray:
         i = self.check_id(sample_id)
-        if self.images is None:
-            raise RunStoreError(f"{self._where()}: the run has no images (images.zarr). "
-                                f"Hint: {REQUIRED_ARTIFACTS['images']}.")
-        return np.asarray(self.images[i], dtype=np.float32)
+        arr = getattr(self, name)
+        if arr is None:
+            raise RunStoreError(f"{self._where()}: the run has no {what} ({name}.zarr). "
+                                f"Hint: {REQUIRED_ARTIFACTS[name]}.")
+        return np.asarray(arr[i], dtype=dtype)
 
     def __repr__(self) -> str:
         return f"RunData({self._where()!r}, n={self.n}, method={self.method!r})"
