@@ -76,13 +76,7 @@ def check_labels(y: Any, *, xp: ModuleType = np, name: str = "y_true", func: str
         Wrong number of dimensions or columns, NaN, or values other than 0/1.
     """
     y = _as_array(y, xp, name, func)
-    if y.ndim != ndim:
-        want = "(n,)" if ndim == 1 else f"(n, {n_attributes if n_attributes else 'k'})"
-        raise ValueError(f"The {name!r} parameter of {func} must be a {ndim}-D array of shape {want}. "
-                         f"Got {_describe(y)} instead.")
-    if ndim == 2 and n_attributes is not None and y.shape[1] != n_attributes:
-        raise ValueError(f"The {name!r} parameter of {func} must have {n_attributes} columns (one per attribute, "
-                         f"in xsgpu.attributes order). Got {_describe(y)} instead.")
+    _check_shape(y, ndim=ndim, n_attributes=n_attributes, name=name, func=func)
     if y.dtype == bool:
         return y
     if y.dtype.kind not in "biuf":
@@ -94,6 +88,17 @@ def check_labels(y: Any, *, xp: ModuleType = np, name: str = "y_true", func: str
             raise ValueError(f"The {name!r} parameter of {func} must hold only 0/1 (or bool) labels. "
                              f"Got the value {first.item()!r} ({int(bad.sum())} bad entries) instead.")
     return y != 0
+
+
+def _check_shape(a: Any, *, ndim: int, n_attributes: int | None, name: str, func: str) -> None:
+    """Raise a ValueError naming the parameter unless ``a`` is ``ndim``-D with ``n_attributes`` columns."""
+    if a.ndim != ndim:
+        want = "(n,)" if ndim == 1 else f"(n, {n_attributes if n_attributes else 'k'})"
+        raise ValueError(f"The {name!r} parameter of {func} must be a {ndim}-D array of shape {want}. "
+                         f"Got {_describe(a)} instead.")
+    if ndim == 2 and n_attributes is not None and a.shape[1] != n_attributes:
+        raise ValueError(f"The {name!r} parameter of {func} must have {n_attributes} columns (one per attribute, "
+                         f"in xsgpu.attributes order). Got {_describe(a)} instead.")
 
 
 def check_probabilities(p: Any, *, xp: ModuleType = np, name: str = "y_prob", func: str = "metrics",
@@ -115,13 +120,7 @@ def check_probabilities(p: Any, *, xp: ModuleType = np, name: str = "y_prob", fu
         Wrong shape, NaN or infinite values, or values outside [0, 1].
     """
     p = _as_array(p, xp, name, func)
-    if p.ndim != ndim:
-        want = "(n,)" if ndim == 1 else f"(n, {n_attributes if n_attributes else 'k'})"
-        raise ValueError(f"The {name!r} parameter of {func} must be a {ndim}-D array of shape {want}. "
-                         f"Got {_describe(p)} instead.")
-    if ndim == 2 and n_attributes is not None and p.shape[1] != n_attributes:
-        raise ValueError(f"The {name!r} parameter of {func} must have {n_attributes} columns (one per attribute, "
-                         f"in xsgpu.attributes order). Got {_describe(p)} instead.")
+    _check_shape(p, ndim=ndim, n_attributes=n_attributes, name=name, func=func)
     if p.dtype.kind == "b" or p.dtype.kind in "iu":
         p = p.astype(xp.float32)
     elif p.dtype.kind != "f":
