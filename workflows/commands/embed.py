@@ -32,6 +32,9 @@ def command(run: Path, method: str, device: str, random_state: int, pca_dims: in
     ACT (true labels, deduplicated), FEA (features.zarr through PCA) and PRD (predictions) each get a
     map; the table has sample_id, act_x, act_y, fea_x, fea_y, prd_x, prd_y. t-SNE and PCA maps are also
     stored as plain arrays in RUN/embedding_reference/, so later runs can be placed onto them.
+    The table is also kept per method as RUN/embeddings/<method>.parquet (the app
+    switches between the methods a run holds), and the PCA-reduced FEA as
+    RUN/fea_reduced.npy (the app's neighbour search, `xsgpu evaluate`'s label audit).
 
     \b
     Examples:
