@@ -14,11 +14,17 @@ sigmoid of the labels' logits + noise (seeded). Printed JSON lines
   ``--compare-n`` points of 50-d PCA-reduced FEA; ratio = sklearn / openTSNE (higher is better; goal >= 2).
 * ``embed.tsne_trustworthiness_vs_sklearn``  trustworthiness (k = 10, 5k sample) of the two maps;
   ratio = openTSNE / sklearn (goal >= 1).
+* ``embed.peak_rss`` (with ``--memory-n N``)  peak RSS (GiB) of a child process that runs only
+  ``embed_run(method="tsne")`` on an N-image run (psutil, every 0.2 s). The optimisation is cut to
+  ``--memory-iters`` iterations: memory is allocated by the kNN graph, the affinities and the gradient
+  buffers before the first iteration, so the peak does not depend on the iteration count, while the
+  wall time would (hours for 1M points on 2 cores). Baseline: the 16 GiB budget; ratio = 16 / value.
 
 Usage::
 
     python benchmarks/bench_embed.py --quick                 # ~1 minute (idle 2 cores): 800 images, 500-point comparison
     nice python benchmarks/bench_embed.py --n 100000          # the issue's figure (many minutes on 2 cores)
+    python benchmarks/bench_embed.py --skip-run --skip-compare --memory-n 1000000   # 1M-point peak memory
     python benchmarks/bench_embed.py --n 100000 --skip-compare --device gpu
 
 Timings on a shared, busy 2-core machine are pessimistic; the CPU seconds in params are less sensitive.
@@ -134,6 +140,47 @@ def bench_compare(store, *, n_compare: int, n_jobs: int, seed: int) -> None:
          ratio=round(tw_ot / tw_sk, 4), n=m, params={**common, "sample": min(5000, m)})
 
 
+_MEMORY_CHILD = """
+import json, sys, time
+from xsgpu.embed import embed_run
+t0 = time.perf_counter()
+iters = int(sys.argv[2])
+embed_run(sys.argv[1], method="tsne", device="cpu", progress=False, n_jobs=-1,
+          projector_params={"n_iter": iters, "early_exaggeration_iter": iters})
+print(json.dumps({"seconds": time.perf_counter() - t0}))
+"""
+
+
+def bench_memory(store, *, iters: int) -> None:
+    """Peak RSS of a child process running only embed_run (t-SNE of the three spaces) on ``store``."""
+    import os
+    import subprocess
+
+    import psutil
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-c", _MEMORY_CHILD, str(store.path), str(iters)],
+                            stdout=subprocess.PIPE, env=env)
+    ps, peak = psutil.Process(proc.pid), 0
+    while proc.poll() is None:
+        try:
+            peak = max(peak, ps.memory_info().rss)
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.2)
+    out = proc.communicate()[0].decode()
+    if proc.returncode != 0:
+        raise RuntimeError(f"the embed child failed with exit code {proc.returncode}")
+    secs = json.loads(out.strip().splitlines()[-1])["seconds"]
+    gib = peak / 2**30
+    meta = store.read_metadata("embedding")
+    emit("embed.peak_rss", round(gib, 3), "GiB", baseline=16.0, ratio=round(16.0 / gib, 2), n=store.n_samples,
+         params={"what": "peak RSS of a process running only embed_run(method='tsne'), 3 spaces", "iterations": iters,
+                 "fea_dims": int(store.open_array("features").shape[1]), "seconds": round(secs, 1),
+                 "space_seconds": {s: m.get("seconds") for s, m in meta["spaces"].items()},
+                 "baseline": "the 16 GiB host-memory budget"})
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="800 images, 500-point comparison (~1 minute on 2 idle cores)")
@@ -146,6 +193,8 @@ def main(argv=None) -> None:
     ap.add_argument("--skip-run", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workdir", type=Path, default=None, help="where to write the temporary run (default: /tmp)")
+    ap.add_argument("--memory-n", type=int, default=0, help="also measure embed's peak RSS on a run of this size")
+    ap.add_argument("--memory-iters", type=int, default=10, help="t-SNE iterations in the memory run")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     n = 800 if args.quick else args.n
@@ -160,6 +209,9 @@ def main(argv=None) -> None:
             if store is None or store.n_samples < n_compare:
                 store = make_bench_run(tmp / "cmp", n_compare, seed=args.seed)
             bench_compare(store, n_compare=n_compare, n_jobs=args.n_jobs, seed=args.seed)
+        if args.memory_n:
+            bench_memory(make_bench_run(tmp / "mem", args.memory_n, seed=args.seed, partition_size=65536),
+                         iters=args.memory_iters)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
