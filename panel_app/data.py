@@ -230,7 +230,7 @@ class RunData:
         ids stay dense; the app hides those frames (:meth:`panel_app.state.AppState.filtered_mask`).
         """
         if "valid" not in self.samples.columns:
-            return np.ones(self.n, dtype=bool)
+            return self.cached(("valid",), lambda: np.ones(self.n, dtype=bool))
         return self.cached(("valid",), lambda: self.samples["valid"].to_numpy(bool))
 
     @property

@@ -211,9 +211,8 @@ class AppState(param.Parameterized):
             else:
                 sub = self.data.y_prob[:, cols] > self.cutoff
             mask = sub.any(axis=1) if self.filter_mode == "any" else sub.all(axis=1)
-        valid = self.data.valid
-        if not valid.all():
-            mask = mask & valid
+        if self.data.n_invalid:
+            mask = mask & self.data.valid
         self._mask, self._mask_key = mask, key
         return mask
 
