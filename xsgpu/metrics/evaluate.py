@@ -2,8 +2,8 @@
 
 Only labelled samples (``samples.labelled``) that were read (``samples.valid``, when ingest wrote it)
 count. The table is long: one row per (scope, attribute, metric) with ``scope`` "model"
-(``attribute`` = ""), "attribute" (``attribute`` = slug) or "split" (``attribute`` = the split name, train/val/test: the model-level metrics of that split's labelled
-samples; the model was fitted on "train", so "test" is the unbiased figure). Its metadata records the
+(``attribute`` = ""), "attribute" (``attribute`` = slug) or "split" (``attribute`` = the split name,
+train/val/test: the model-level metrics of that split's labelled samples; the model was fitted on "train", so "test" is the unbiased figure). Its metadata records the
 cut-off, the number of evaluated samples and the predictions' model id.
 
 When the run has ``fea_reduced.npy`` (written by the embed stage), the stage also audits every labelled
@@ -25,8 +25,8 @@ from xsgpu.io.runstore import RunStore, RunStoreError
 from xsgpu.metrics.confusion import PER_ATTRIBUTE_COLUMNS, SelectionScorer, attribute_metrics
 from xsgpu.metrics.validation import check_cutoff
 
-__all__ = ["evaluate_run", "write_suspicious", "load_evaluation_arrays", "load_evaluation_frame", "metrics_table", "split_table",
-           "METRICS_COLUMNS", "MODEL_METRICS"]
+__all__ = ["evaluate_run", "write_suspicious", "load_evaluation_arrays", "load_evaluation_frame", "metrics_table",
+           "split_table", "METRICS_COLUMNS", "MODEL_METRICS"]
 
 log = logging.getLogger(__name__)
 
