@@ -3,8 +3,9 @@
 Only labelled samples (``samples.labelled``) that were read (``samples.valid``, when ingest wrote it)
 count. The table is long: one row per (scope, attribute, metric) with ``scope`` "model"
 (``attribute`` = ""), "attribute" (``attribute`` = slug) or "split" (``attribute`` = the split name,
-train/val/test: the model-level metrics of that split's labelled samples; the model was fitted on "train", so "test" is the unbiased figure). Its metadata records the
-cut-off, the number of evaluated samples and the predictions' model id.
+train/val/test: the model-level metrics of that split's labelled samples; the model was fitted on
+"train", so "test" is the unbiased figure). Its metadata records the cut-off, the number of evaluated
+samples and the predictions' model id.
 
 When the run has ``fea_reduced.npy`` (written by the embed stage), the stage also audits every labelled
 image's labels with :func:`~xsgpu.metrics.suspicious_labels` (FEA neighbours; approximate kNN above
