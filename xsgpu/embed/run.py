@@ -310,6 +310,10 @@ def embed_run(run_path: str | os.PathLike, *, method: str = "tsne", device: str 
                     space=space, method=method, inputs=inp, coords=crd, arrays=arrays,
                     params={"perplexity": perplexity, "neighbors": "auto", "random_state": random_state,
                             "run": str(store.path)})
+            # drop this space's fitted projector (openTSNE keeps its kNN index and affinities, GBs at 1M
+            # points) and inputs before the next space is fitted; the reference keeps what it needs
+            proj = X_fit = X = xy_fit = None
+            inputs[space] = None
         df = pd.DataFrame(out)[EMBEDDING_COLUMNS]
         meta = {"method": method, "params": {s: m["params"] for s, m in space_meta.items()}, "spaces": space_meta,
                 "random_state": random_state, "reference": str(ref_store.path) if refs else None,
