@@ -153,25 +153,10 @@ print(json.dumps({"seconds": time.perf_counter() - t0}))
 
 def bench_memory(store, *, iters: int) -> None:
     """Peak RSS of a child process running only embed_run (t-SNE of the three spaces) on ``store``."""
-    import os
-    import subprocess
+    from _child import run_child_peak_rss
 
-    import psutil
-
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    proc = subprocess.Popen([sys.executable, "-c", _MEMORY_CHILD, str(store.path), str(iters)],
-                            stdout=subprocess.PIPE, env=env)
-    ps, peak = psutil.Process(proc.pid), 0
-    while proc.poll() is None:
-        try:
-            peak = max(peak, ps.memory_info().rss)
-        except psutil.NoSuchProcess:
-            break
-        time.sleep(0.2)
-    out = proc.communicate()[0].decode()
-    if proc.returncode != 0:
-        raise RuntimeError(f"the embed child failed with exit code {proc.returncode}")
-    secs = json.loads(out.strip().splitlines()[-1])["seconds"]
+    peak, result = run_child_peak_rss(_MEMORY_CHILD, [str(store.path), str(iters)], period_s=0.2)
+    secs = result["seconds"]
     gib = peak / 2**30
     meta = store.read_metadata("embedding")
     emit("embed.peak_rss", round(gib, 3), "GiB", baseline=16.0, ratio=round(16.0 / gib, 2), n=store.n_samples,

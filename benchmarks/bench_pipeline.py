@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -163,10 +162,7 @@ def embed_memory(n, args, model, workdir, client):
     The run (synth + infer) is made first on the cluster; the embed runs in a child process sampled
     with psutil every 0.1 s, so the figure holds nothing but the embed stage (plus imports).
     """
-    import subprocess
-
-    import psutil
-
+    from _child import run_child_peak_rss
     from workflows.pipeline import run_pipeline
 
     out = Path(workdir) / f"embed-{n}"
@@ -174,20 +170,8 @@ def embed_memory(n, args, model, workdir, client):
     run_pipeline(out, synth=n, size=args.size, model=model, embed=False, evaluate=False,
                  partition_size=args.partition_size, device=args.device, client=client,
                  single_stage_on="client", progress=False)
-    proc = subprocess.Popen([sys.executable, "-c", _EMBED_CHILD, str(out), args.device], stdout=subprocess.PIPE,
-                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
-    ps = psutil.Process(proc.pid)
-    peak = 0.0
-    while proc.poll() is None:
-        try:
-            peak = max(peak, ps.memory_info().rss / 2**20)
-        except psutil.NoSuchProcess:
-            break
-        time.sleep(0.1)
-    stdout = proc.communicate()[0].decode()
-    if proc.returncode != 0:
-        raise RuntimeError(f"embed child failed with exit code {proc.returncode}")
-    secs = json.loads(stdout.strip().splitlines()[-1])["seconds"]
+    peak_bytes, result = run_child_peak_rss(_EMBED_CHILD, [str(out), args.device], period_s=0.1)
+    peak, secs = peak_bytes / 2**20, result["seconds"]
     if not args.keep:
         shutil.rmtree(out, ignore_errors=True)
     return peak, secs
