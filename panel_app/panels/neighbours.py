@@ -113,14 +113,11 @@ class FeatureIndex:
         return cls(reduced=reduced, sq_norms=sq_norms, explained_variance=explained, build_seconds=seconds)
 
     @classmethod
-    def from_reduced(cls, reduced: Any, *, explained_variance: float | None = None,
-                     chunk_rows: int = 65_536) -> "FeatureIndex":
+    def from_reduced(cls, reduced: Any, *, explained_variance: float | None = None) -> "FeatureIndex":
         """Index an already reduced feature matrix (e.g. the run's ``fea_reduced.npy``) without a PCA."""
         t0 = time.perf_counter()
-        n = int(reduced.shape[0])
-        out = np.empty((n, int(reduced.shape[1])), dtype=np.float32)
-        for start in range(0, n, chunk_rows):
-            out[start:start + chunk_rows] = reduced[start:start + chunk_rows]
+        out = np.array(reduced, dtype=np.float32)  # an in-memory copy, detached from a memory map
+        n = out.shape[0]
         sq_norms = np.einsum("ij,ij->i", out, out)
         seconds = time.perf_counter() - t0
         log.info("FEA neighbour index: stored %d x %d reduced features in %.2f s", n, out.shape[1], seconds)
