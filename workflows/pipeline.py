@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from workflows.cluster import close_client, make_client
 from workflows.runlog import RunLog
+from xsgpu.errors import StageError
 
 if TYPE_CHECKING:  # pragma: no cover
     from distributed import Client
@@ -41,7 +42,7 @@ __all__ = ["PipelineError", "StageReport", "PipelineResult", "map_partitions", "
 log = logging.getLogger(__name__)
 
 
-class PipelineError(RuntimeError):
+class PipelineError(StageError):
     """A stage failed; the message names the stage, the partitions and the first error. Rerun to resume."""
 
 

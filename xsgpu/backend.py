@@ -30,6 +30,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from xsgpu.errors import BackendError, XsgpuError
+
 __all__ = [
     "Device", "DeviceRequest", "Backend", "GPUUnavailable", "UnsupportedOnGPU",
     "resolve_device", "get_backend", "namespace_of", "to_host", "gpu_status", "torch_device",
@@ -41,11 +43,11 @@ Device = Literal["cpu", "gpu"]
 DeviceRequest = Literal["auto", "cpu", "gpu"]
 
 
-class GPUUnavailable(RuntimeError):
+class GPUUnavailable(BackendError):
     """An explicit ``device="gpu"`` request that this machine cannot serve."""
 
 
-class UnsupportedOnGPU(ValueError):
+class UnsupportedOnGPU(XsgpuError, ValueError):
     """A GPU implementation cannot handle this request; the CPU twin can.
 
     ``device="auto"`` callers log the reason and fall back to CPU; ``device="gpu"`` callers re-raise.

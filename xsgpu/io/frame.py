@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from xsgpu.errors import InputError
+
 __all__ = [
     "Frame", "make_frame", "PILATUS_GAP", "PILATUS_BAD",
     "ReaderError", "UnsupportedFormatError", "EmptyFileError", "CorruptFileError", "FrameShapeError",
@@ -43,7 +45,7 @@ PILATUS_GAP = -1
 PILATUS_BAD = -2
 
 
-class ReaderError(ValueError):
+class ReaderError(InputError):
     """A file cannot be turned into frames; the message names the file, what was expected and a remedy.
 
     The class name of the concrete subclass is what ``errors.parquet`` stores as ``error_type``.

@@ -53,6 +53,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from xsgpu.attributes import label_columns
+from xsgpu.errors import InputError
 from xsgpu.io.frame import Frame, ReaderError
 from xsgpu.io.labels import LabelAssignment, match_labels, read_labels
 from xsgpu.io.readers import read_any, scan_file
@@ -72,7 +73,7 @@ SAMPLE_COLUMNS = (["sample_id", "source_uri", "frame", "run_id", "split", "is_sy
                    "quantitative"] + label_columns() + ["valid", "format", "height", "width"])
 
 
-class IngestError(ValueError):
+class IngestError(InputError):
     """An ingest cannot start or continue (bad arguments, changed inputs, nothing readable)."""
 
 

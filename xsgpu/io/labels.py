@@ -51,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from xsgpu.attributes import N_ATTRIBUTES, NAMES, label_columns, resolve_attribute
+from xsgpu.errors import InputError
 
 __all__ = ["LabelsError", "LabelTable", "LabelAssignment", "read_labels", "match_labels", "KEY_COLUMNS"]
 
@@ -63,7 +64,7 @@ _FALSE = {"0", "false"}
 _SHOW = 10
 
 
-class LabelsError(ValueError):
+class LabelsError(InputError):
     """A label file is malformed or does not fit the inputs; the message names what and where."""
 
 

@@ -49,6 +49,7 @@ import pyarrow.parquet as pq
 
 from xsgpu import __version__
 from xsgpu.attributes import NAMES, label_columns
+from xsgpu.errors import StoreError
 from xsgpu.io.atomic import atomic_path, write_json_atomic
 
 __all__ = ["RunStore", "RunStoreError", "SCHEMA_VERSION", "ERRORS_COLUMNS", "NPY_ARRAYS"]
@@ -62,7 +63,7 @@ NPY_ARRAYS = ("fea_reduced",)
 _PART_RE = re.compile(r"^part-(\d{5,})\.parquet$")
 
 
-class RunStoreError(RuntimeError):
+class RunStoreError(StoreError):
     """A run store is missing, incomplete or inconsistent; the message names the path and the remedy."""
 
 

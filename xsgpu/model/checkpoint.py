@@ -38,6 +38,7 @@ import torch
 
 from xsgpu import __version__
 from xsgpu.attributes import NAMES
+from xsgpu.errors import ModelError, ModelMismatch
 from xsgpu.io.atomic import atomic_path, write_json_atomic
 from xsgpu.model.resnet import FEATURE_DIMS, XSResNet, build_resnet, check_arch
 from xsgpu.preprocess import LOG_BASE
@@ -58,11 +59,11 @@ META_FILE = "model.json"
 OPTIMIZER_FILE = "optimizer.safetensors"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(ModelError):
     """A checkpoint is missing, incomplete, corrupt or of an unknown format; the message names the path."""
 
 
-class CheckpointMismatch(ValueError):
+class CheckpointMismatch(ModelMismatch):
     """A checkpoint does not fit the run or the request (attributes, input size, architecture)."""
 
 
