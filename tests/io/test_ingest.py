@@ -120,7 +120,7 @@ def test_bad_labels_fail_before_any_work(data, tmp_path):
     with pytest.raises(LabelsError, match=r"keys matching no image among the \d+ inputs: row 2: 'nothere.tif'"):
         ingest_paths([root], tmp_path / "run", labels=bad, size=SIZE, progress=False)
     pd.DataFrame([{"file": "image.npy", "Rings": 1, **{n: 0 for n in NAMES}}]).to_csv(bad, index=False)
-    with pytest.raises(LabelsError, match=r"unknown attribute column\(s\) Rings"):
+    with pytest.raises(LabelsError, match=r"column\(s\) 'Rings' \(did you mean 'Ring'\?\)"):
         ingest_paths([root], tmp_path / "run", labels=bad, size=SIZE, progress=False)
     assert not (tmp_path / "run").exists()
 

@@ -64,9 +64,12 @@ def test_export_labels_format_is_accepted(tmp_path):
     assert a.for_file(str(tmp_path / "a.tif"), 1)[1][0, RING]
 
 
-def test_unknown_missing_and_duplicate_attribute_columns(tmp_path):
-    with pytest.raises(LabelsError, match=r"unknown attribute column\(s\) Rings, notes\. Valid names: BCC"):
-        read_labels(_write(tmp_path, [_row("a.tif", Rings=1, notes="x")]))
+def test_misspelled_missing_and_duplicate_attribute_columns(tmp_path):
+    with pytest.raises(LabelsError, match=r"column\(s\) 'Rings' \(did you mean 'Ring'\?\) look like misspelled "
+                                          r"attribute columns\. Valid names: BCC"):
+        read_labels(_write(tmp_path, [_row("a.tif", Rings="x", notes="x")]))
+    with pytest.raises(LabelsError, match=r"'y__beam_of_image' \(did you mean 'Beam Off Image'\?\)"):
+        read_labels(_write(tmp_path, [_row("a.tif", y__beam_of_image=1)]))
     with pytest.raises(LabelsError, match=r"missing attribute column\(s\) Halo, Ring; all 17 are required"):
         read_labels(_write(tmp_path, [{k: v for k, v in _row("a.tif").items() if k not in ("Ring", "Halo")}]))
     with pytest.raises(LabelsError, match=r"attribute\(s\) given by more than one column: \{'Ring': \['Ring', 'ring'\]\}"):
@@ -130,3 +133,46 @@ def test_slug_columns_only(tmp_path):
     rows = [{"path": "a.npy", **{s: int(s == "fcc") for s in SLUGS}}]
     t = read_labels(_write(tmp_path, rows, name="l.parquet"))
     assert np.flatnonzero(t.y[0]).tolist() == [label_columns().index("y__fcc")]
+
+
+def test_extra_columns_are_kept_as_metadata(tmp_path, caplog):
+    rows = [_row("a.tif", ["Ring"], run="run7", sample="AgBeh", notes="", tags="calib;ring"),
+            _row("b.tif", run="run7", sample="7", notes="re-measured", tags="")]
+    with caplog.at_level("INFO", logger="xsgpu.io.labels"):
+        t = read_labels(_write(tmp_path, rows))
+    assert t.n_rows == 2 and t.y[0, RING] and not t.y[1].any()
+    assert list(t.metadata.columns) == ["run", "sample", "notes", "tags"]
+    assert t.metadata["sample"].tolist() == ["AgBeh", "7"] and t.metadata["notes"].tolist() == ["", "re-measured"]
+    assert "keeping non-attribute column(s) run, sample, notes, tags as metadata" in caplog.text
+
+
+def test_zero_one_column_that_is_no_attribute_is_refused(tmp_path):
+    with pytest.raises(LabelsError, match=r"'flagged' \(holds only 0/1 values, like an attribute\).*prefix it with "
+                                          r"'meta__'"):
+        read_labels(_write(tmp_path, [_row("a.tif", flagged=1), _row("b.tif", flagged=0)]))
+    t = read_labels(_write(tmp_path, [_row("a.tif", meta__flagged=1), _row("b.tif", meta__flagged=0)]))
+    assert t.metadata["meta__flagged"].tolist() == ["1", "0"]
+
+
+def test_keys_relative_to_an_ingested_directory(tmp_path):
+    data = tmp_path / "data"
+    files = [data / "run7" / "img_0001.tif", data / "run7" / "img_0002.tif", data / "run8" / "img_0001.tif"]
+    (tmp_path / "meta").mkdir()
+    t = read_labels(_write(tmp_path / "meta", [_row("run7/img_0001.tif", ["Ring"]), _row("run8/img_0001.tif")]))
+    a = match_labels(t, files)
+    assert a.n_files == 2
+    assert a.for_file(str(files[0]), 1)[1][0, RING] and a.for_file(str(files[2]), 1)[0][0]
+    assert not a.for_file(str(files[1]), 1)[0].any()
+
+
+def test_relative_key_ending_several_inputs_lists_the_candidates(tmp_path):
+    files = [tmp_path / "data" / "run7" / "a.tif", tmp_path / "old" / "run7" / "a.tif"]
+    (tmp_path / "meta").mkdir()
+    t = read_labels(_write(tmp_path / "meta", [_row("run7/a.tif")]))
+    with pytest.raises(LabelsError, match=r"ambiguous keys: row 2: 'run7/a.tif' matches 2 inputs \(.*data/run7/a.tif, "
+                                          r".*old/run7/a.tif\)"):
+        match_labels(t, files)
+    # a longer key picks one; a partial component never matches
+    assert match_labels(read_labels(_write(tmp_path / "meta", [_row("old/run7/a.tif")])), files).n_files == 1
+    with pytest.raises(LabelsError, match="keys matching no image"):
+        match_labels(read_labels(_write(tmp_path / "meta", [_row("un7/a.tif")])), files)

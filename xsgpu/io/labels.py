@@ -8,7 +8,10 @@ Format
   1. an absolute path equal to the input's absolute path;
   2. a relative path with a directory part, resolved against the label file's directory (then the
      current directory);
-  3. a bare file name equal to the name of exactly one input (two inputs with that name: an error
+  3. else a relative path with a directory part that ends exactly one input's path, component by
+     component: ``run7/img_0001.tif`` matches ``/data/run7/img_0001.tif`` when ``/data`` was ingested
+     (paths relative to any ingested directory). Several inputs ending so: an error lists them;
+  4. a bare file name equal to the name of exactly one input (two inputs with that name: an error
      asks for a longer path).
 * An optional ``frame`` column (integer >= 0) for multi-frame files. Without the column, or where the
   cell is empty, the row labels EVERY frame of its file. A file may not have both an all-frames row
@@ -16,7 +19,13 @@ Format
 * The 17 attribute columns, each named by display name (``Circular Beamstop``) or slug
   (``circular_beamstop``) or label column (``y__circular_beamstop``), any case; all 17 are required.
   Values are 0/1/true/false (any case), or booleans/integers 0/1 in Parquet. Empty cells are errors.
-* ``sample_id`` (written by ``xsgpu export-labels``) is ignored; any other column is an error.
+* ``sample_id`` (written by ``xsgpu export-labels``) is ignored.
+* Any other column (``run``, ``sample``, ``notes``, ``tags`` ...) is kept as per-row metadata
+  (:attr:`LabelTable.metadata`, logged once), EXCEPT a column that looks like a misspelled attribute:
+  a name close to an attribute's (``Rings``, ``beam_of_image``) or a column holding only 0/1/true/false
+  values. Such a column is refused, since silently dropping a mistyped attribute would leave it
+  missing or mislabel a whole data set. Prefix a metadata column with ``meta__`` (``meta__flagged``)
+  to keep it whatever its name or values.
 
 Every problem (unknown or missing attributes, bad values, duplicate keys, keys that match no input
 file, frame numbers beyond a file's frame count) raises :class:`LabelsError` naming the file, the
@@ -40,6 +49,7 @@ Examples
 """
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 from collections import defaultdict
@@ -59,6 +69,9 @@ log = logging.getLogger(__name__)
 
 KEY_COLUMNS = ("source_uri", "file", "path", "filename")
 _IGNORED = ("sample_id",)
+#: Prefix that marks a label-file column as metadata whatever its name or values.
+META_PREFIX = "meta__"
+_CLOSE = 0.8  # difflib ratio above which a column name is taken for a misspelled attribute
 _TRUE = {"1", "true"}
 _FALSE = {"0", "false"}
 _SHOW = 10
@@ -90,6 +103,8 @@ class LabelTable:
         Labels in canonical attribute order.
     rows : ndarray of int64, shape (n,)
         Row numbers as a spreadsheet shows them (header = row 1), for error messages.
+    metadata : DataFrame
+        The non-attribute columns (``run``, ``notes`` ...), one row per label row, as read.
     """
 
     path: Path
@@ -97,6 +112,7 @@ class LabelTable:
     frames: np.ndarray
     y: np.ndarray
     rows: np.ndarray
+    metadata: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def n_rows(self) -> int:
@@ -160,6 +176,47 @@ def _frame_column(path: Path, values: pd.Series, rows: np.ndarray) -> np.ndarray
     return out
 
 
+def _is_bool_like(values: pd.Series) -> bool:
+    """True when every non-empty cell is 0/1/true/false (and at least one cell is filled)."""
+    seen = False
+    for v in values.tolist():
+        if v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip()):
+            continue
+        if isinstance(v, (bool, np.bool_)):
+            seen = True
+            continue
+        if isinstance(v, (int, np.integer, float, np.floating)):
+            if v not in (0, 1):
+                return False
+        elif not (isinstance(v, str) and v.strip().lower() in _TRUE | _FALSE):
+            return False
+        seen = True
+    return seen
+
+
+def _check_metadata_columns(path: Path, df: pd.DataFrame, extra: Sequence[str]) -> None:
+    """Refuse non-attribute columns that look like misspelled attributes (see the module docstring)."""
+    vocabulary = {n.lower(): n for n in NAMES}
+    vocabulary.update({resolve_attribute(n).slug: n for n in NAMES})
+    problems: list[str] = []
+    for c in extra:
+        if c.lower().startswith(META_PREFIX):
+            continue
+        name = c.lower()
+        for prefix in ("y__", "p__"):
+            name = name[len(prefix):] if name.startswith(prefix) else name
+        close = difflib.get_close_matches(name, list(vocabulary), n=1, cutoff=_CLOSE)
+        if close:
+            problems.append(f"{c!r} (did you mean {vocabulary[close[0]]!r}?)")
+        elif _is_bool_like(df[c]):
+            problems.append(f"{c!r} (holds only 0/1 values, like an attribute)")
+    if problems:
+        raise LabelsError(
+            f"Label file {path}: column(s) {_show(problems)} look like misspelled attribute columns. "
+            f"Valid names: {', '.join(NAMES)} (or their slugs, e.g. circular_beamstop). Hint: rename the column "
+            f"to its attribute, or prefix it with {META_PREFIX!r} to keep it as metadata.")
+
+
 def read_labels(path: str | os.PathLike) -> LabelTable:
     """Read and validate a label file (CSV or Parquet); see the module docstring for the format.
 
@@ -175,8 +232,8 @@ def read_labels(path: str | os.PathLike) -> LabelTable:
     Raises
     ------
     LabelsError
-        Missing file, no/ambiguous key column, unknown/missing/duplicate attribute columns, bad values,
-        bad frame numbers, or duplicate (key, frame) rows.
+        Missing file, no/ambiguous key column, missing/duplicate attribute columns, a column that looks
+        like a misspelled attribute, bad values, bad frame numbers, or duplicate (key, frame) rows.
     """
     path = Path(path)
     df = _load(path)
@@ -190,18 +247,17 @@ def read_labels(path: str | os.PathLike) -> LabelTable:
     key_col = keys[0]
     frame_cols = [c for c in df.columns if c.lower() == "frame"]
     attr_of: dict[str, int] = {}
-    unknown: list[str] = []
+    extra: list[str] = []
     for c in df.columns:
         if c == key_col or c in frame_cols or c.lower() in _IGNORED:
             continue
         try:
             attr_of[c] = resolve_attribute(c).index
         except KeyError:
-            unknown.append(c)
-    if unknown:
-        raise LabelsError(
-            f"Label file {path}: unknown attribute column(s) {_show(unknown)}. Valid names: {', '.join(NAMES)} "
-            "(or their slugs, e.g. circular_beamstop). Hint: rename or remove those columns.")
+            extra.append(c)
+    _check_metadata_columns(path, df, extra)
+    if extra:
+        log.info("Label file %s: keeping non-attribute column(s) %s as metadata", path, ", ".join(extra))
     seen: dict[int, list[str]] = defaultdict(list)
     for c, i in attr_of.items():
         seen[i].append(c)
@@ -221,7 +277,8 @@ def read_labels(path: str | os.PathLike) -> LabelTable:
     y = np.zeros((len(df), N_ATTRIBUTES), dtype=bool)
     for c, i in attr_of.items():
         y[:, i] = _bool_column(path, c, df[c], rows)
-    table = LabelTable(path=path, keys=[str(k).strip() for k in key_vals], frames=frames, y=y, rows=rows)
+    table = LabelTable(path=path, keys=[str(k).strip() for k in key_vals], frames=frames, y=y, rows=rows,
+                       metadata=df[extra].reset_index(drop=True))
     _check_duplicates(table, [(k, k) for k in table.keys])
     log.info("Read %d label rows from %s", table.n_rows, path)
     return table
@@ -285,6 +342,14 @@ class LabelAssignment:
         return len(self.by_file)
 
 
+def _suffix_matches(key: str, by_name: Mapping[str, list[str]], parts_of: Mapping[str, tuple[str, ...]]) -> list[str]:
+    """Inputs whose path ends with the components of the relative ``key`` (``run7/a.tif``)."""
+    want = Path(os.path.normpath(key.replace("\\", "/"))).parts
+    if not want or ".." in want:
+        return []
+    return sorted(f for f in by_name.get(want[-1], []) if parts_of[f][-len(want):] == want)
+
+
 def match_labels(table: LabelTable, files: Sequence[str | os.PathLike]) -> LabelAssignment:
     """Match label rows to input files (see the module docstring for the rules).
 
@@ -306,6 +371,7 @@ def match_labels(table: LabelTable, files: Sequence[str | os.PathLike]) -> Label
     by_name: dict[str, list[str]] = defaultdict(list)
     for f in inputs:
         by_name[os.path.basename(f)].append(f)
+    parts_of = {f: Path(f).parts for f in inputs}
     base = table.path.resolve().parent
     resolved: list[tuple[str, str]] = []
     unmatched: list[str] = []
@@ -321,6 +387,13 @@ def match_labels(table: LabelTable, files: Sequence[str | os.PathLike]) -> Label
                 if cand in input_set:
                     target = cand
                     break
+            if target is None:
+                hits = _suffix_matches(key, by_name, parts_of)
+                if len(hits) == 1:
+                    target = hits[0]
+                elif len(hits) > 1:
+                    ambiguous.append(f"row {table.rows[r]}: {key!r} matches {len(hits)} inputs ({_show(hits)})")
+                    continue
         else:
             hits = by_name.get(key, [])
             if len(hits) == 1:
@@ -333,13 +406,13 @@ def match_labels(table: LabelTable, files: Sequence[str | os.PathLike]) -> Label
         else:
             resolved.append((key, target))
     if ambiguous:
-        raise LabelsError(f"Label file {table.path}: ambiguous keys: {_show(ambiguous)}. Hint: write the path "
-                          "relative to the label file (run/a.tif) or absolute.")
+        raise LabelsError(f"Label file {table.path}: ambiguous keys: {_show(ambiguous)}. Hint: write a longer "
+                          "path (run/a.tif), relative to the label file, or absolute.")
     if unmatched:
         raise LabelsError(
             f"Label file {table.path}: keys matching no image among the {len(inputs)} inputs: {_show(unmatched)}. "
-            "Hint: keys are absolute paths, paths relative to the label file, or bare file names; remove rows "
-            "for images you do not ingest.")
+            "Hint: keys are absolute paths, paths relative to the label file or to an ingested directory, or bare "
+            "file names; remove rows for images you do not ingest.")
     _check_duplicates(table, resolved)
     assignment = LabelAssignment(table=table)
     for r, (_, target) in enumerate(resolved):

@@ -3,8 +3,9 @@
 ``../shared/data/cms-dev`` (600 images in 30 runs of 20, written by the original CFN generator as
 MATLAB ``.mat``, int32 TIFF and HDF5 stacks, with a ``labels.csv``) is what our generator is compared
 with (docs/synth.md, "Transfer to the original generator's images"). Its ``labels.csv`` carries three
-columns beside the file key, the frame and the 17 attributes (``run``, ``tags``, ``all_zero``) that
-``xsgpu ingest --labels`` refuses as unknown attributes, and its keys are relative to the set's folder;
+columns beside the file key, the frame and the 17 attributes (``run``, ``tags``, ``all_zero``):
+``xsgpu ingest --labels`` keeps ``run`` and ``tags`` as metadata but refuses ``all_zero`` (0/1 values,
+a likely misspelled attribute), and its keys are relative to the set's folder;
 :func:`write_ingest_labels` writes a copy that ingest accepts from any folder.
 
 Examples
