@@ -56,11 +56,14 @@ class Group:
         Hex colour, e.g. ``'#e41a1c'``.
     ids : ndarray of int64, shape (k,)
         Sorted, unique sample ids.
+    group_id : str
+        The id of the group in the run store (``xsgpu.io.groups``); empty for a run without a store.
     """
 
     name: str
     colour: str
     ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    group_id: str = ""
 
     def __len__(self) -> int:
         return int(len(self.ids))
@@ -116,6 +119,8 @@ class AppState(param.Parameterized):
         self._err_key: Any = None
         self._err: np.ndarray | None = None
         self._group_counter = itertools.count(1)
+        if data.store is not None and "groups" not in params:
+            self.reload_groups()
 
     # ------------------------------------------------------------------ labels
     def _corrections_stamp(self) -> Any:
@@ -266,14 +271,54 @@ class AppState(param.Parameterized):
         """Select nothing."""
         self.selection = np.zeros(0, np.int64)
 
-    def add_group(self, name: str | None = None, ids: Iterable[int] | np.ndarray | None = None) -> Group:
+    def reload_groups(self) -> None:
+        """Replace :attr:`groups` by the groups stored in the run (``RUN/groups.parquet/``), oldest first.
+
+        A new session calls this at start, so saved groups outlive a page reload and a server restart.
+        """
+        if self.data.store is None:
+            return
+        from xsgpu.io.groups import read_groups
+
+        stored = read_groups(self.data.store)
+        n = self.data.n
+        self.groups = [Group(name=g.name, colour=g.colour, ids=g.ids[g.ids < n], group_id=g.group_id)
+                       for g in stored]
+
+    def _next_colour(self) -> str:
+        used = [g.colour.lower() for g in self.groups]
+        free = [c for c in GROUP_COLOURS if c not in used]
+        return free[0] if free else GROUP_COLOURS[len(self.groups) % len(GROUP_COLOURS)]
+
+    def _group(self, name: str, *, func: str) -> Group:
+        for g in self.groups:
+            if g.name == name:
+                return g
+        raise KeyError(f"AppState.{func}: no group named {name!r}; groups: {[g.name for g in self.groups]}.")
+
+    def add_group(self, name: str | None = None, ids: Iterable[int] | np.ndarray | None = None, *,
+                  colour: str | None = None) -> Group:
         """Save ``ids`` (default: the current selection) as a new named, coloured group.
+
+        The group is written to the run store (``xsgpu.io.groups.save_group``) when the run has one.
+        The selection, and every widget that shows it, stay as they are.
+
+        Parameters
+        ----------
+        name : str, optional
+            Default ``'group <k>'``.
+        ids : iterable of int, optional
+            Default: the current selection.
+        colour : str, optional
+            ``'#rrggbb'``; default the first of :data:`GROUP_COLOURS` not used by another group.
 
         Raises
         ------
         ValueError
-            If there are no ids to save, or the name is already taken.
+            If there are no ids to save, the name is taken or the colour is not ``'#rrggbb'``.
         """
+        from xsgpu.io.groups import check_colour, save_group
+
         ids_arr = self.selection if ids is None else self._check_ids(ids, func="add_group")
         if len(ids_arr) == 0:
             raise ValueError("AppState.add_group needs at least one sample id; the selection is empty. "
@@ -287,16 +332,53 @@ class AppState(param.Parameterized):
             raise ValueError("The 'name' parameter of AppState.add_group must be a non-empty string. Got '' instead.")
         elif name in taken:
             raise ValueError(f"The 'name' parameter of AppState.add_group must be new; a group {name!r} exists.")
-        colour = GROUP_COLOURS[len(self.groups) % len(GROUP_COLOURS)]
-        group = Group(name=str(name), colour=colour, ids=np.array(ids_arr, dtype=np.int64, copy=True))
+        colour = self._next_colour() if colour is None else check_colour(colour, func="AppState.add_group")
+        ids_arr = np.array(ids_arr, dtype=np.int64, copy=True)
+        gid = ""
+        if self.data.store is not None:
+            gid = save_group(self.data.store, name=str(name), colour=colour, ids=ids_arr).group_id
+        group = Group(name=str(name), colour=colour, ids=ids_arr, group_id=gid)
         self.groups = [*self.groups, group]
         return group
 
+    def _replace_group(self, old: Group, new: Group) -> Group:
+        self.groups = [new if g is old else g for g in self.groups]
+        return new
+
+    def rename_group(self, name: str, new_name: str) -> Group:
+        """Rename the group ``name`` to ``new_name`` (unique, non-empty), in the run store too."""
+        g = self._group(name, func="rename_group")
+        new_name = str(new_name).strip() if new_name is not None else ""
+        if not new_name:
+            raise ValueError("The 'new_name' parameter of AppState.rename_group must be a non-empty string. "
+                             f"Got {new_name!r} instead.")
+        if new_name != name and new_name in {h.name for h in self.groups}:
+            raise ValueError(f"The 'new_name' parameter of AppState.rename_group must be new; "
+                             f"a group {new_name!r} exists.")
+        if g.group_id and self.data.store is not None:
+            from xsgpu.io.groups import rename_group
+
+            rename_group(self.data.store, g.group_id, name=new_name)
+        return self._replace_group(g, Group(name=new_name, colour=g.colour, ids=g.ids, group_id=g.group_id))
+
+    def recolour_group(self, name: str, colour: str) -> Group:
+        """Give the group ``name`` a new ``'#rrggbb'`` colour, in the run store too."""
+        from xsgpu.io.groups import check_colour, recolour_group
+
+        g = self._group(name, func="recolour_group")
+        colour = check_colour(colour, func="AppState.recolour_group")
+        if g.group_id and self.data.store is not None:
+            recolour_group(self.data.store, g.group_id, colour=colour)
+        return self._replace_group(g, Group(name=g.name, colour=colour, ids=g.ids, group_id=g.group_id))
+
     def remove_group(self, name: str) -> None:
-        """Delete the group called ``name``."""
-        if name not in {g.name for g in self.groups}:
-            raise KeyError(f"No group named {name!r}; groups: {[g.name for g in self.groups]}.")
-        self.groups = [g for g in self.groups if g.name != name]
+        """Delete the group called ``name`` (from the run store too)."""
+        g = self._group(name, func="remove_group")
+        if g.group_id and self.data.store is not None:
+            from xsgpu.io.groups import delete_group
+
+            delete_group(self.data.store, g.group_id)
+        self.groups = [h for h in self.groups if h is not g]
 
     def show_details(self, ids: Iterable[int] | np.ndarray) -> None:
         """Put ``ids`` (validated, order kept, duplicates dropped) in the detail view."""

@@ -19,7 +19,7 @@ from panel_app.panels._common import fmt, labels_key, process_cached
 from panel_app.state import AppState, Group
 from xsgpu.attributes import label_columns, prob_columns, resolve_attribute
 
-__all__ = ["SelectionManager", "CLUSTER_SPACES"]
+__all__ = ["SelectionManager", "CLUSTER_SPACES", "GROUP_TABLE_COLUMNS"]
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 #: (PCA-reduced to 64 dims, see :mod:`panel_app.panels.neighbours`).
 CLUSTER_SPACES = ("FEA", "PRD", "ACT", "probabilities", "features")
 _CURRENT = "(current selection)"
+#: Columns of the per-attribute group table, in order: the four ratios first, so they are never cut off.
+GROUP_TABLE_COLUMNS = ("precision", "recall", "f1", "accuracy", "tp", "fp", "fn", "tn", "support")
+#: Readable table text (the Tabulator default theme sets 12 px in places; never smaller).
+_TABLE_CSS = ".tabulator { font-size: 13px; } .tabulator .tabulator-header { font-size: 13px; }"
 
 
 class SelectionManager(pn.viewable.Viewer):
@@ -58,6 +62,18 @@ class SelectionManager(pn.viewable.Viewer):
                                         css_classes=["xsgpu-group-b"])
         self._remove = pn.widgets.Button(label="Delete group A", css_classes=["xsgpu-remove-group"])
         self._remove.on_click(lambda _e: self._on_remove())
+        # manage a saved group: rename, recolour, delete (saved in the run store)
+        self._manage = pn.widgets.Select(label="Saved group", options=[], width=180,
+                                         css_classes=["xsgpu-manage-group"])
+        self._new_name = pn.widgets.TextInput(placeholder="new name", width=150, css_classes=["xsgpu-rename-input"])
+        self._rename = pn.widgets.Button(label="Rename", css_classes=["xsgpu-rename-group"])
+        self._rename.on_click(lambda _e: self._on_rename())
+        self._colour = pn.widgets.ColorPicker(label="Colour", value="#e41a1c", width=70,
+                                              css_classes=["xsgpu-recolour-group"])
+        self._colour.param.watch(lambda _e: self._on_recolour(), "value")
+        self._delete = pn.widgets.Button(label="Delete", color="danger", css_classes=["xsgpu-delete-group"])
+        self._delete.on_click(lambda _e: self._on_delete())
+        self._manage.param.watch(lambda _e: self._sync_colour(), "value")
         self._format = pn.widgets.RadioButtonGroup(options=["csv", "parquet"], value="csv",
                                                    css_classes=["xsgpu-export-format"])
         self._download = pn.widgets.FileDownload(callback=self._download_callback, filename="group.csv",
@@ -74,8 +90,10 @@ class SelectionManager(pn.viewable.Viewer):
         self._message = pn.pane.Alert("", alert_type="light", visible=False, css_classes=["xsgpu-selection-message"])
         self._cards = [pn.Column(pn.pane.Markdown(""),
                                  pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False, height=300,
-                                                      width=560, layout="fit_data_table",
-                                                      css_classes=["xsgpu-group-metrics"]))
+                                                      layout="fit_data_fill", sizing_mode="stretch_width",
+                                                      min_width=560, stylesheets=[_TABLE_CSS],
+                                                      css_classes=["xsgpu-group-metrics"]),
+                                 sizing_mode="stretch_width", min_width=560)
                        for _ in range(2)]
         self._tables = pn.Row(*self._cards, sizing_mode="stretch_width")
         self._groups_view = pn.pane.HTML("", css_classes=["xsgpu-group-list"])
@@ -95,8 +113,20 @@ class SelectionManager(pn.viewable.Viewer):
         raise KeyError(f"No group named {name!r}; groups: {[g.name for g in self.state.groups]}.")
 
     def save_group(self, name: str | None = None) -> Group:
-        """Save the current selection as a new group (see :meth:`AppState.add_group`)."""
+        """Save the current selection as a new group (see :meth:`AppState.add_group`).
+
+        Group A and Group B keep what they show, so the next selection's metrics still appear under
+        "(current selection)".
+        """
         return self.state.add_group(name=name or None)
+
+    def rename_group(self, name: str, new_name: str) -> Group:
+        """Rename a saved group (in the run store too)."""
+        return self.state.rename_group(name, new_name)
+
+    def recolour_group(self, name: str, colour: str) -> Group:
+        """Give a saved group a new ``'#rrggbb'`` colour (in the run store too)."""
+        return self.state.recolour_group(name, colour)
 
     def group_metrics(self, name: str):
         """Metrics of a group at ``state.cutoff`` on the corrected ACT.
@@ -237,7 +267,7 @@ class SelectionManager(pn.viewable.Viewer):
             self._show(str(exc), "danger")
             return
         self._name.value = ""
-        self._left.value = g.name
+        self._manage.value = g.name
         self._show(f"Saved {len(g)} images as {g.name!r}.", "success")
 
     def _on_remove(self) -> None:
@@ -245,6 +275,53 @@ class SelectionManager(pn.viewable.Viewer):
             self._show("Choose a saved group as group A to delete it.", "warning")
             return
         self.remove_group(self._left.value)
+
+    def _on_rename(self) -> None:
+        name, new = self._manage.value, self._new_name.value.strip()
+        if not name:
+            self._show("Save a group first.", "warning")
+            return
+        try:
+            g = self.rename_group(name, new)
+        except (ValueError, KeyError) as exc:
+            self._show(str(exc), "danger")
+            return
+        self._new_name.value = ""
+        self._manage.value = g.name
+        self._show(f"Renamed {name!r} to {g.name!r}.", "success")
+
+    def _sync_colour(self) -> None:
+        for g in self.state.groups:
+            if g.name == self._manage.value and self._colour.value != g.colour:
+                self._syncing = True
+                try:
+                    self._colour.value = g.colour
+                finally:
+                    self._syncing = False
+
+    def _on_recolour(self) -> None:
+        name = self._manage.value
+        if getattr(self, "_syncing", False) or not name:
+            return
+        current = next((g.colour for g in self.state.groups if g.name == name), None)
+        if current is None or current == self._colour.value:
+            return
+        try:
+            self.recolour_group(name, self._colour.value)
+        except (ValueError, KeyError) as exc:
+            self._show(str(exc), "danger")
+
+    def _on_delete(self) -> None:
+        name = self._manage.value
+        if not name:
+            self._show("Save a group first.", "warning")
+            return
+        try:
+            self.remove_group(name)
+        except KeyError as exc:
+            self._show(str(exc), "danger")
+            return
+        self._show(f"Deleted group {name!r}.", "success")
 
     def _on_cluster(self) -> None:
         method = self._cluster_method.value
@@ -273,6 +350,11 @@ class SelectionManager(pn.viewable.Viewer):
         self._left.options = names
         self._right.options = ["(none)"] + names
         self._left.value, self._right.value = left, right
+        saved = [g.name for g in s.groups]
+        keep = self._manage.value if self._manage.value in saved else (saved[-1] if saved else None)
+        self._manage.options = saved
+        self._manage.value = keep
+        self._sync_colour()
         self._groups_view.object = "".join(
             f'<div><span style="display:inline-block;width:12px;height:12px;background:{g.colour};'
             f'margin-right:6px"></span>{_escape(g.name)}: {len(g)}</div>' for g in s.groups
@@ -290,7 +372,7 @@ class SelectionManager(pn.viewable.Viewer):
         per = m.per_attribute
         totals = ", ".join(f"{c.upper()} {int(per[c].sum()):,}" for c in ("tp", "tn", "fp", "fn"))
         overall = totals + "; " + ", ".join(f"{k} {fmt(m.overall[k])}" for k in keys if k in m.overall)
-        table = m.per_attribute.drop(columns=[c for c in ("ap",) if c in m.per_attribute.columns])
+        table = m.per_attribute[[c for c in GROUP_TABLE_COLUMNS if c in m.per_attribute.columns]]
         table = table.reset_index(names="slug")
         table.insert(0, "attribute", [resolve_attribute(x).name for x in table["slug"]])
         return f"**{_escape(name)}** ({len(ids):,} images)  \n{overall}", table.drop(columns="slug").round(3)
@@ -317,6 +399,8 @@ class SelectionManager(pn.viewable.Viewer):
             self._groups_view,
             pn.Row(self._left, self._right),
             pn.Row(self._format, self._download, self._remove),
+            pn.Row(self._manage, self._new_name, pn.Column(pn.Spacer(height=18), self._rename), self._colour,
+                   pn.Column(pn.Spacer(height=18), self._delete)),
             pn.Row(self._cluster_method, self._cluster_space, self._k, self._eps, self._min_samples,
                    pn.Column(pn.Spacer(height=18), self._cluster)),
             self._message,

@@ -56,10 +56,13 @@ def test_selection_count_and_groups(state):
     assert sm._count.object == "30"
     sm._name.value = "left"
     sm._on_save()
-    assert [g.name for g in state.groups] == ["left"] and sm._left.value == "left"
+    # saving does not switch Group A: it still shows the current selection, so the next one's metrics show
+    assert [g.name for g in state.groups] == ["left"] and sm._left.value == "(current selection)"
     state.select(np.arange(60, 100))
+    assert "(40 images)" in sm._cards[0].objects[0].object
     g = sm.save_group("right")
     assert len(g) == 40 and g.colour != state.groups[0].colour
+    sm._left.value = "left"
     sm._right.value = "right"
     assert [c.visible for c in sm._cards] == [True, True], "two groups side by side"
     assert "**left** (30 images)" in sm._cards[0].objects[0].object
