@@ -314,4 +314,4 @@ def test_cli(data, tmp_path):
     assert res.exit_code == 0, res.output
     assert "Ingested 17 samples (17 readable, 0 labelled) from 13 files" in res.output
     res = runner.invoke(main, ["ingest", str(tmp_path / "missing"), "--out", str(tmp_path / "run2")])
-    assert res.exit_code == 1 and "do not exist and match no file" in res.output
+    assert res.exit_code == 2 and "do not exist and match no file" in res.output

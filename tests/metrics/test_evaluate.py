@@ -78,7 +78,7 @@ def test_missing_predictions(tmp_path, rng):
     with pytest.raises(RunStoreError, match=r"no predictions yet.*xsgpu infer"):
         evaluate_run(store.path)
     res = CliRunner().invoke(main, ["evaluate", str(store.path)])
-    assert res.exit_code == 1 and "no predictions yet" in res.output
+    assert res.exit_code == 2 and "no predictions yet" in res.output
 
 
 def test_incomplete_predictions(tmp_path, rng):

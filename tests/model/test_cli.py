@@ -39,9 +39,9 @@ def test_train_then_infer_cli(tmp_path):
 def test_cli_errors_are_messages(tmp_path):
     runner = CliRunner()
     res = runner.invoke(main, ["infer", str(tmp_path / "nowhere"), "--model", str(tmp_path / "m")])
-    assert res.exit_code == 1 and "Error: No run store at" in res.output
+    assert res.exit_code == 2 and "Error: No run store at" in res.output
     store = make_easy_run(tmp_path / "run", n=20, size=32, partition_size=20)
     res = runner.invoke(main, ["infer", str(store.path), "--model", str(tmp_path / "m"), "--device", "cpu"])
-    assert res.exit_code == 1 and "Error: No checkpoint at" in res.output and "xsgpu train" in res.output
+    assert res.exit_code == 2 and "Error: No checkpoint at" in res.output and "xsgpu train" in res.output
     res = runner.invoke(main, ["train", str(store.path), "--arch", "vgg", "--out", str(tmp_path / "m")])
     assert res.exit_code == 2 and "'vgg' is not one of" in res.output

@@ -127,7 +127,7 @@ def test_cli_gpu_request_without_gpu_is_a_clear_error(tmp_path):
         pytest.skip("a GPU is available here")
     r = CliRunner().invoke(main, ["synth", "--n", "4", "--size", "16", "--out", str(tmp_path / "g"),
                                   "--device", "gpu", "--no-progress"])
-    assert r.exit_code == 1
+    assert r.exit_code == 2
     assert "device='gpu' was requested" in r.output and "Hint: use device='cpu'" in r.output
 
 

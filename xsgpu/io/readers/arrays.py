@@ -2,7 +2,9 @@
 
 ``.npy`` is memory-mapped, so a frame is read without loading the stack. In ``.npz`` archives the
 array is the one named by ``dataset`` (``--h5-dataset``), else the first of ``detector_image``,
-``data``, ``image``, ``images``, ``frames`` present, else the only array. Counting frames reads only
+``data``, ``image``, ``images``, ``frames`` present, else the only array, else the only image-like
+array (2-D/3-D integer or float, its name not containing ``mask``) beside masks and 1-D/scalar
+extras (``im`` + ``mask``). Counting frames reads only
 the ``.npy`` headers inside the archive. Pickled object arrays are refused (``allow_pickle=False``).
 """
 from __future__ import annotations
@@ -73,9 +75,15 @@ def _choose(path: str, members: dict[str, tuple[tuple[int, ...], np.dtype]], dat
             return key
     if len(members) == 1:
         return next(iter(members))
+    # one image-like array (numeric, 2-D or 3-D) beside masks (bool, or named *mask*) and 1-D/scalar extras
+    images = [k for k, (shape, dtype) in members.items()
+              if len(shape) in (2, 3) and dtype.kind in "iuf" and "mask" not in k.lower()]
+    if len(images) == 1:
+        return images[0]
     raise DatasetNotFoundError(
         f"{path}: cannot tell which array holds the image: none of {list(NPZ_KEYS)} among "
-        f"{sorted(members) or 'no arrays'}. Hint: name it with --h5-dataset KEY.")
+        f"{sorted(members) or 'no arrays'}, and {len(images)} image-like (2-D/3-D numeric, not a mask) arrays "
+        f"{sorted(images)}. Hint: name it with --h5-dataset KEY.")
 
 
 def scan_npz(path: str, *, dataset: str | None = None) -> FileInfo:
