@@ -34,6 +34,8 @@ class Settings:
     port: int = 5006
     n_workers: int = 0  # 0: one per core
     threads_per_worker: int = 1
+    max_frame_pixels: int = 8192 * 8192  # largest H x W of an input frame (xsgpu.io.limits)
+    max_frames_per_file: int = 100_000  # most frames one input file may declare
 
 
 def _coerce(value: str, like: Any) -> Any:

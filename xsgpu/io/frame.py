@@ -38,7 +38,7 @@ from xsgpu.errors import InputError
 __all__ = [
     "Frame", "make_frame", "PILATUS_GAP", "PILATUS_BAD",
     "ReaderError", "UnsupportedFormatError", "EmptyFileError", "CorruptFileError", "FrameShapeError",
-    "DatasetNotFoundError",
+    "DatasetNotFoundError", "FrameLimitError",
 ]
 
 PILATUS_GAP = -1
@@ -70,6 +70,13 @@ class FrameShapeError(ReaderError):
 
 class DatasetNotFoundError(ReaderError):
     """No image dataset/variable/key could be found (or the one asked for does not exist)."""
+
+
+class FrameLimitError(ReaderError):
+    """The header declares frames larger, or more frames, than :class:`xsgpu.io.limits.FrameLimits` allow.
+
+    Raised before any pixel is read, so a tiny file declaring a huge shape costs no memory.
+    """
 
 
 @dataclass

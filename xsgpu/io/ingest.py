@@ -56,6 +56,7 @@ from xsgpu.attributes import label_columns
 from xsgpu.errors import InputError
 from xsgpu.io.frame import Frame, ReaderError
 from xsgpu.io.labels import LabelAssignment, match_labels, read_labels
+from xsgpu.io.limits import DEFAULT_MAX_FRAME_PIXELS, DEFAULT_MAX_FRAMES_PER_FILE, FrameLimits
 from xsgpu.io.readers import read_any, scan_file
 from xsgpu.io.runstore import RunStore, RunStoreError
 
@@ -188,10 +189,10 @@ def _error_row(path: str, exc: BaseException, *, frame: int = -1, sample_id: int
             "frame": int(frame), "sample_id": int(sample_id)}
 
 
-def _scan_one(path: str, h5_dataset: str | None) -> Any:
+def _scan_one(path: str, h5_dataset: str | None, limits: FrameLimits) -> Any:
     """FileInfo of one file, or its error row."""
     try:
-        return scan_file(path, h5_dataset=h5_dataset)
+        return scan_file(path, h5_dataset=h5_dataset, limits=limits)
     except ReaderError as exc:
         return _error_row(path, exc)
     except Exception as exc:  # noqa: BLE001 - an unexpected library failure: logged with its traceback, recorded
@@ -199,15 +200,15 @@ def _scan_one(path: str, h5_dataset: str | None) -> Any:
         return _error_row(path, exc)
 
 
-def _scan_all(files: Sequence[str], h5_dataset: str | None, n_workers: int) -> Iterator[Any]:
+def _scan_all(files: Sequence[str], h5_dataset: str | None, n_workers: int, limits: FrameLimits) -> Iterator[Any]:
     """:func:`_scan_one` over ``files`` in order, ``n_workers`` threads at a time (bounded queue)."""
     if n_workers == 1:
-        yield from (_scan_one(f, h5_dataset) for f in files)
+        yield from (_scan_one(f, h5_dataset, limits) for f in files)
         return
     with ThreadPoolExecutor(max_workers=n_workers) as pool:
         step = 64 * n_workers
         for i in range(0, len(files), step):
-            yield from pool.map(lambda f: _scan_one(f, h5_dataset), files[i:i + step])
+            yield from pool.map(lambda f: _scan_one(f, h5_dataset, limits), files[i:i + step])
 
 
 def _covered_files(infos: dict[str, Any]) -> dict[str, str]:
@@ -224,6 +225,14 @@ def _covered_files(infos: dict[str, Any]) -> dict[str, str]:
 
 def _is_int(v: Any) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _limits(max_frame_pixels: Any, max_frames_per_file: Any) -> FrameLimits:
+    """:class:`FrameLimits` from the ingest options, as an :class:`IngestError` when they are invalid."""
+    for name, value in (("max_frame_pixels", max_frame_pixels), ("max_frames_per_file", max_frames_per_file)):
+        if not _is_int(value) or value < 1:
+            raise IngestError(f"The '{name}' parameter of ingest must be an int >= 1. Got {value!r} instead.")
+    return FrameLimits(max_frame_pixels=int(max_frame_pixels), max_frames_per_file=int(max_frames_per_file))
 
 
 def _check_options(size: int, partition_size: int, n_workers: int = 1, h5_dataset: Any = None) -> None:
@@ -276,6 +285,8 @@ def plan_ingest(
     h5_dataset: str | None = None,
     n_workers: int = 1,
     progress: bool = True,
+    max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS,
+    max_frames_per_file: int = DEFAULT_MAX_FRAMES_PER_FILE,
 ) -> RunStore:
     """Scan the inputs, match labels and create (or reopen, to resume) the run store with the plan.
 
@@ -291,6 +302,7 @@ def plan_ingest(
     from tqdm.auto import tqdm
 
     _check_options(size, partition_size, n_workers, h5_dataset)
+    limits = _limits(max_frame_pixels, max_frames_per_file)
     out = Path(out).absolute()
     exclude = [out] + ([labels] if labels is not None else [])
     files = expand_paths(paths, exclude=exclude)
@@ -299,7 +311,8 @@ def plan_ingest(
     params = {"inputs": [os.fspath(p) for p in paths], "size": int(size), "partition_size": int(partition_size),
               "h5_dataset": h5_dataset,
               "labels": os.path.abspath(labels) if labels is not None else None,
-              "labels_sha256": _sha256(labels) if labels is not None else None, "n_files": len(files)}
+              "labels_sha256": _sha256(labels) if labels is not None else None, "n_files": len(files),
+              "max_frame_pixels": limits.max_frame_pixels, "max_frames_per_file": limits.max_frames_per_file}
     stats = _stat_table(files)
     store = _resume(out, stats, params)
     if store is not None:
@@ -307,7 +320,7 @@ def plan_ingest(
 
     infos: dict[str, Any] = {}
     errors: list[dict[str, Any]] = []
-    results = _scan_all(files, h5_dataset, n_workers)
+    results = _scan_all(files, h5_dataset, n_workers, limits)
     for f, res in tqdm(zip(files, results), total=len(files), desc="scan", unit="file", disable=not progress):
         if isinstance(res, dict):
             errors.append(res)
@@ -377,12 +390,13 @@ def _plan_table(files: Sequence[str], infos: dict, assignment: LabelAssignment |
 
 # ---------------------------------------------------------------------------------------------- partitions
 def _iter_frames(path: str, frames: list[int], h5_dataset: str | None,
-                 errors: list[dict[str, Any]], sample_of: dict[int, int]) -> Iterator[Frame]:
+                 errors: list[dict[str, Any]], sample_of: dict[int, int],
+                 limits: FrameLimits | None = None) -> Iterator[Frame]:
     """Yield ``frames`` of one file; a failing frame becomes an error row and the others are still read."""
     pending = list(frames)
     while pending:
         try:
-            for fr in read_any(path, h5_dataset=h5_dataset, frames=pending):
+            for fr in read_any(path, h5_dataset=h5_dataset, frames=pending, limits=limits):
                 pending.pop(0)
                 yield fr
         except Exception as exc:  # noqa: BLE001 - every failure is recorded as an error row
@@ -428,6 +442,8 @@ def ingest_partition(run_path: str | os.PathLike, part: int, *,
     if params is None or not store.table_path(PLAN_TABLE).is_file():
         raise RunStoreError(f"{store.path}: no ingest plan. Hint: run `xsgpu ingest ... --out {store.path}`.")
     size, h5_dataset = int(params["size"]), params.get("h5_dataset")
+    limits = FrameLimits(max_frame_pixels=int(params.get("max_frame_pixels", DEFAULT_MAX_FRAME_PIXELS)),
+                         max_frames_per_file=int(params.get("max_frames_per_file", DEFAULT_MAX_FRAMES_PER_FILE)))
     start, stop = store.partition_bounds(part)
     rows = _read_plan_rows(store, start, stop)
     images_arr = store.open_array("images", "r+")
@@ -443,7 +459,7 @@ def ingest_partition(run_path: str | os.PathLike, part: int, *,
         sub = rows.iloc[b0:b1]
         for path, group in sub.groupby("source_uri", sort=False):
             sample_of = dict(zip(group["frame"].tolist(), group["sample_id"].tolist()))
-            for fr in _iter_frames(path, group["frame"].tolist(), h5_dataset, errors, sample_of):
+            for fr in _iter_frames(path, group["frame"].tolist(), h5_dataset, errors, sample_of, limits):
                 i = sample_of[fr.frame] - start
                 images[i - b0] = resize_batch(log_scale(fr.data, fr.mask)[None], size)[0]
                 valid[i] = True
@@ -475,6 +491,8 @@ def ingest_paths(
     h5_dataset: str | None = None,
     n_workers: int = 1,
     progress: bool = True,
+    max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS,
+    max_frames_per_file: int = DEFAULT_MAX_FRAMES_PER_FILE,
 ) -> RunStore:
     """Ingest detector files into the run store ``out`` (plan, then every pending partition).
 
@@ -497,6 +515,9 @@ def ingest_paths(
         process). The result does not depend on it. For a cluster, use the Dask pipeline instead.
     progress : bool
         Show tqdm progress bars (files scanned, then frames ingested).
+    max_frame_pixels, max_frames_per_file : int
+        :class:`~xsgpu.io.limits.FrameLimits`: a file whose header declares a larger frame or more
+        frames is an error row (``FrameLimitError``) before any pixel is read.
 
     Returns
     -------
@@ -515,7 +536,8 @@ def ingest_paths(
     from tqdm.auto import tqdm
 
     store = plan_ingest(paths, out, labels=labels, size=size, partition_size=partition_size,
-                        h5_dataset=h5_dataset, n_workers=n_workers, progress=progress)
+                        h5_dataset=h5_dataset, n_workers=n_workers, progress=progress,
+                        max_frame_pixels=max_frame_pixels, max_frames_per_file=max_frames_per_file)
     if store.n_samples == 0:
         store.set_stage(STAGE, "failed", reason="no readable frames")
         n_err = len(store.read_errors())

@@ -6,15 +6,22 @@ array is the one named by ``dataset`` (``--h5-dataset``), else the first of ``de
 array (2-D/3-D integer or float, its name not containing ``mask``) beside masks and 1-D/scalar
 extras (``im`` + ``mask``). Counting frames reads only
 the ``.npy`` headers inside the archive. Pickled object arrays are refused (``allow_pickle=False``).
+
+Declared shapes are checked against :class:`~xsgpu.io.limits.FrameLimits` and against the bytes the
+file (or archive member) actually holds before anything is read: a 128-byte ``.npy`` header claiming
+10**12 elements is refused at the scan. ``.npz`` members are read frame by frame from the archive
+stream, so a compressed member that inflates to gigabytes costs one frame of memory.
 """
 from __future__ import annotations
 
+import os
 import zipfile
-from typing import Iterable, Iterator
+from typing import IO, Iterable, Iterator
 
 import numpy as np
 
-from xsgpu.io.frame import DatasetNotFoundError, Frame, make_frame
+from xsgpu.io.frame import CorruptFileError, DatasetNotFoundError, Frame, FrameShapeError, make_frame
+from xsgpu.io.limits import DEFAULT_LIMITS, FrameLimits
 from xsgpu.io.readers._common import FileInfo, select_frames, stack_length
 
 __all__ = ["scan_npy", "read_npy", "scan_npz", "read_npz", "NPZ_KEYS"]
@@ -22,11 +29,26 @@ __all__ = ["scan_npy", "read_npy", "scan_npz", "read_npz", "NPZ_KEYS"]
 NPZ_KEYS = ("detector_image", "data", "image", "images", "frames")
 
 
-def _npy_header(fh) -> tuple[tuple[int, ...], np.dtype]:
+def _npy_header_full(fh: IO[bytes]) -> tuple[tuple[int, ...], np.dtype, bool]:
+    """(shape, dtype, fortran_order) of a ``.npy`` stream, leaving ``fh`` at the first data byte."""
     version = np.lib.format.read_magic(fh)
     reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-    shape, _fortran, dtype = reader(fh)
-    return tuple(shape), np.dtype(dtype)
+    shape, fortran, dtype = reader(fh)
+    return tuple(int(s) for s in shape), np.dtype(dtype), bool(fortran)
+
+
+def _npy_header(fh) -> tuple[tuple[int, ...], np.dtype]:
+    shape, dtype, _fortran = _npy_header_full(fh)
+    return shape, dtype
+
+
+def _check_data_size(path: str, what: str, shape: tuple[int, ...], dtype: np.dtype, available: int) -> None:
+    """Refuse a header that declares more data bytes than the file (or archive member) holds."""
+    need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if need > available:
+        raise CorruptFileError(
+            f"{path}: {what} declares shape {shape} of {dtype} ({need:,} bytes of data), but only {available:,} "
+            "bytes follow the header. The file is truncated or its header is corrupt; copy or export it again.")
 
 
 def _check_dtype(path: str, what: str, dtype: np.dtype) -> None:
@@ -35,17 +57,29 @@ def _check_dtype(path: str, what: str, dtype: np.dtype) -> None:
                                    "intensities.")
 
 
-def scan_npy(path: str) -> FileInfo:
-    """Read the ``.npy`` header: shape and dtype."""
+def _check_npy(path: str, limits: FrameLimits) -> tuple[tuple[int, ...], np.dtype, int]:
+    """Header checks of a ``.npy`` file: dtype, dimensions, limits, data size. Returns (shape, dtype, n)."""
     with open(path, "rb") as fh:
-        shape, dtype = _npy_header(fh)
+        shape, dtype, _fortran = _npy_header_full(fh)
+        offset = fh.tell()
     _check_dtype(path, "the array", dtype)
     n = stack_length(shape, path, what="the array")
+    limits.check_frame(shape, path, what=f"frames (array shape {shape})")
+    limits.check_count(n, path, shape=shape)
+    _check_data_size(path, "the array", shape, dtype, os.path.getsize(path) - offset)
+    return shape, dtype, n
+
+
+def scan_npy(path: str, *, limits: FrameLimits = DEFAULT_LIMITS) -> FileInfo:
+    """Read the ``.npy`` header: shape and dtype, checked against ``limits`` and the file size."""
+    shape, _dtype, n = _check_npy(path, limits)
     return FileInfo(path=path, format="npy", n_frames=n, frame_shape=tuple(shape[-2:]), detail="npy")
 
 
-def read_npy(path: str, *, frames: Iterable[int] | None = None) -> Iterator[Frame]:
-    """Yield the selected frames of a ``.npy`` image or stack."""
+def read_npy(path: str, *, frames: Iterable[int] | None = None,
+             limits: FrameLimits = DEFAULT_LIMITS) -> Iterator[Frame]:
+    """Yield the selected frames of a ``.npy`` image or stack (header checked first, then memory-mapped)."""
+    _check_npy(path, limits)
     arr = np.load(path, mmap_mode="r", allow_pickle=False)
     n = stack_length(arr.shape, path, what="the array")
     for i in select_frames(frames, n, path):
@@ -62,6 +96,56 @@ def _npz_members(path: str) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
             with zf.open(name) as fh:
                 out[name[:-4]] = _npy_header(fh)
     return out
+
+
+def _check_member(path: str, key: str, limits: FrameLimits) -> None:
+    """Limits and declared-size checks of the ``.npz`` member ``key`` (headers and zip directory only)."""
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(key + ".npy")
+        with zf.open(info) as fh:
+            shape, dtype, _fortran = _npy_header_full(fh)
+            offset = fh.tell()
+    n = stack_length(shape, path, what=f"array {key!r}")
+    limits.check_frame(shape, path, what=f"frames (array {key!r}, shape {shape})")
+    limits.check_count(n, path, shape=shape)
+    _check_data_size(path, f"array {key!r}", shape, dtype, int(info.file_size) - offset)
+
+
+def _member_frames(path: str, key: str, chosen: list[int], limits: FrameLimits) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(index, frame)`` for ``chosen`` frames of member ``key``, one frame in memory at a time.
+
+    The member is streamed (a compressed member is inflated as it is read, never as a whole); a
+    Fortran-ordered stack, whose frames are not contiguous, is read whole only within
+    ``limits.max_frame_pixels``.
+    """
+    with zipfile.ZipFile(path) as zf, zf.open(key + ".npy") as fh:
+        shape, dtype, fortran = _npy_header_full(fh)
+        start = fh.tell()
+        hw = shape[-2:]
+        if fortran and len(shape) == 3:
+            total = int(np.prod(shape, dtype=np.int64))
+            if total > limits.max_frame_pixels:
+                raise FrameShapeError(
+                    f"{path}: array {key!r} is a Fortran-ordered stack {shape}; its frames are not contiguous, "
+                    f"so it would be loaded whole ({total:,} pixels > max_frame_pixels = "
+                    f"{limits.max_frame_pixels:,}). Hint: re-save it C-ordered (np.ascontiguousarray).")
+            whole = np.frombuffer(_read_exact(fh, total * dtype.itemsize, path, key), dtype).reshape(shape, order="F")
+            for i in chosen:
+                yield i, whole[i]
+            return
+        nbytes = int(np.prod(hw, dtype=np.int64)) * dtype.itemsize
+        for i in chosen:
+            fh.seek(start + i * nbytes)  # forward: inflates and discards; backward: restarts the stream
+            buf = _read_exact(fh, nbytes, path, key)
+            yield i, np.frombuffer(buf, dtype).reshape(hw, order="F" if fortran else "C")
+
+
+def _read_exact(fh: IO[bytes], nbytes: int, path: str, key: str) -> bytes:
+    buf = fh.read(nbytes)
+    if len(buf) != nbytes:
+        raise CorruptFileError(f"{path}: array {key!r} ends after {len(buf):,} of {nbytes:,} bytes of a frame; the "
+                               "archive is truncated or corrupt. Copy or export it again.")
+    return buf
 
 
 def _choose(path: str, members: dict[str, tuple[tuple[int, ...], np.dtype]], dataset: str | None) -> str:
@@ -86,22 +170,22 @@ def _choose(path: str, members: dict[str, tuple[tuple[int, ...], np.dtype]], dat
         f"{sorted(images)}. Hint: name it with --h5-dataset KEY.")
 
 
-def scan_npz(path: str, *, dataset: str | None = None) -> FileInfo:
-    """Pick the image array and read its shape from the header inside the archive."""
+def scan_npz(path: str, *, dataset: str | None = None, limits: FrameLimits = DEFAULT_LIMITS) -> FileInfo:
+    """Pick the image array and read its shape from the header inside the archive (checked against ``limits``)."""
     members = _npz_members(path)
     key = _choose(path, members, dataset)
     shape, dtype = members[key]
     _check_dtype(path, f"array {key!r}", dtype)
     n = stack_length(shape, path, what=f"array {key!r}")
+    _check_member(path, key, limits)
     return FileInfo(path=path, format="npz", n_frames=n, frame_shape=tuple(shape[-2:]), dataset=key,
                     detail="npz")
 
 
-def read_npz(path: str, *, dataset: str | None = None, frames: Iterable[int] | None = None) -> Iterator[Frame]:
-    """Yield the selected frames of the image array of a ``.npz`` archive."""
-    info = scan_npz(path, dataset=dataset)
-    with np.load(path, allow_pickle=False) as z:
-        arr = z[info.dataset]
-    for i in select_frames(frames, info.n_frames, path):
-        yield make_frame(arr[i] if arr.ndim == 3 else arr, source_uri=path, frame=i,
-                         metadata={"format": "npz", "key": info.dataset})
+def read_npz(path: str, *, dataset: str | None = None, frames: Iterable[int] | None = None,
+             limits: FrameLimits = DEFAULT_LIMITS) -> Iterator[Frame]:
+    """Yield the selected frames of the image array of a ``.npz`` archive (streamed, one frame at a time)."""
+    info = scan_npz(path, dataset=dataset, limits=limits)
+    chosen = select_frames(frames, info.n_frames, path)
+    for i, arr in _member_frames(path, info.dataset, chosen, limits):
+        yield make_frame(arr, source_uri=path, frame=i, metadata={"format": "npz", "key": info.dataset})

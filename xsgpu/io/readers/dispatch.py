@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from xsgpu.io.frame import CorruptFileError, EmptyFileError, Frame, ReaderError, UnsupportedFormatError
+from xsgpu.io.limits import DEFAULT_LIMITS, FrameLimits
 from xsgpu.io.readers._common import FileInfo
 
 __all__ = ["read_any", "scan_file", "count_frames", "detect_format", "SUPPORTED_EXTENSIONS"]
@@ -150,13 +151,13 @@ def _scanner(fmt: str) -> Callable[..., FileInfo]:
     from xsgpu.io.readers import arrays, fabioformats, hdf5, matlab, picture, tiff
 
     return {
-        "tiff": lambda p, d: tiff.scan_tiff(p),
-        "hdf5": lambda p, d: hdf5.scan_hdf5(p, dataset=d),
-        "mat": lambda p, d: matlab.scan_mat(p, dataset=d),
-        "npy": lambda p, d: arrays.scan_npy(p),
-        "npz": lambda p, d: arrays.scan_npz(p, dataset=d),
-        "picture": lambda p, d: picture.scan_picture(p),
-        "fabio": lambda p, d: fabioformats.scan_fabio(p),
+        "tiff": lambda p, d, lim: tiff.scan_tiff(p, limits=lim),
+        "hdf5": lambda p, d, lim: hdf5.scan_hdf5(p, dataset=d, limits=lim),
+        "mat": lambda p, d, lim: matlab.scan_mat(p, dataset=d, limits=lim),
+        "npy": lambda p, d, lim: arrays.scan_npy(p, limits=lim),
+        "npz": lambda p, d, lim: arrays.scan_npz(p, dataset=d, limits=lim),
+        "picture": lambda p, d, lim: picture.scan_picture(p, limits=lim),
+        "fabio": lambda p, d, lim: fabioformats.scan_fabio(p, limits=lim),
     }[fmt]
 
 
@@ -164,13 +165,13 @@ def _reader(fmt: str) -> Callable[..., Iterator[Frame]]:
     from xsgpu.io.readers import arrays, fabioformats, hdf5, matlab, picture, tiff
 
     return {
-        "tiff": lambda p, d, f: tiff.read_tiff(p, frames=f),
-        "hdf5": lambda p, d, f: hdf5.read_hdf5(p, dataset=d, frames=f),
-        "mat": lambda p, d, f: matlab.read_mat(p, dataset=d, frames=f),
-        "npy": lambda p, d, f: arrays.read_npy(p, frames=f),
-        "npz": lambda p, d, f: arrays.read_npz(p, dataset=d, frames=f),
-        "picture": lambda p, d, f: picture.read_picture(p, frames=f),
-        "fabio": lambda p, d, f: fabioformats.read_fabio(p, frames=f),
+        "tiff": lambda p, d, f, lim: tiff.read_tiff(p, frames=f, limits=lim),
+        "hdf5": lambda p, d, f, lim: hdf5.read_hdf5(p, dataset=d, frames=f, limits=lim),
+        "mat": lambda p, d, f, lim: matlab.read_mat(p, dataset=d, frames=f, limits=lim),
+        "npy": lambda p, d, f, lim: arrays.read_npy(p, frames=f, limits=lim),
+        "npz": lambda p, d, f, lim: arrays.read_npz(p, dataset=d, frames=f, limits=lim),
+        "picture": lambda p, d, f, lim: picture.read_picture(p, frames=f, limits=lim),
+        "fabio": lambda p, d, f, lim: fabioformats.read_fabio(p, frames=f, limits=lim),
     }[fmt]
 
 
@@ -188,7 +189,8 @@ def _absolute(path: str | os.PathLike) -> str:
     return os.path.abspath(os.fspath(path))
 
 
-def scan_file(path: str | os.PathLike, *, h5_dataset: str | None = None) -> FileInfo:
+def scan_file(path: str | os.PathLike, *, h5_dataset: str | None = None,
+              limits: FrameLimits | None = None) -> FileInfo:
     """Identify a file and count its frames without decoding them (cheap; used to plan an ingest).
 
     Parameters
@@ -197,6 +199,10 @@ def scan_file(path: str | os.PathLike, *, h5_dataset: str | None = None) -> File
         The file.
     h5_dataset : str, optional
         HDF5 dataset path, MATLAB variable or ``.npz`` key holding the frames (auto-detected if None).
+    limits : FrameLimits, optional
+        Largest frame and frame count accepted, checked from the header (default
+        :data:`xsgpu.io.limits.DEFAULT_LIMITS`); exceeding them raises
+        :class:`~xsgpu.io.frame.FrameLimitError`.
 
     Returns
     -------
@@ -209,9 +215,10 @@ def scan_file(path: str | os.PathLike, *, h5_dataset: str | None = None) -> File
         Unsupported, empty, corrupt or wrongly shaped files (subclass names the case).
     """
     p = _absolute(path)
+    lim = DEFAULT_LIMITS if limits is None else limits
     fmt = detect_format(p)
     try:
-        info = _scanner(fmt)(p, h5_dataset)
+        info = _scanner(fmt)(p, h5_dataset, lim)
     except ReaderError:
         raise
     except (MemoryError, KeyboardInterrupt):
@@ -221,10 +228,13 @@ def scan_file(path: str | os.PathLike, *, h5_dataset: str | None = None) -> File
     if info.n_frames == 0:
         raise EmptyFileError(f"{p}: the {info.format} file holds 0 frames (dataset {info.dataset!r}); expected "
                              "at least one image.")
+    lim.check_frame(info.frame_shape, p)
+    lim.check_count(info.n_frames, p)
     return info
 
 
-def count_frames(path: str | os.PathLike, *, h5_dataset: str | None = None) -> int:
+def count_frames(path: str | os.PathLike, *, h5_dataset: str | None = None,
+                 limits: FrameLimits | None = None) -> int:
     """Number of frames :func:`read_any` will yield for ``path`` (reads headers only).
 
     Raises
@@ -232,11 +242,11 @@ def count_frames(path: str | os.PathLike, *, h5_dataset: str | None = None) -> i
     ReaderError
         As :func:`scan_file`.
     """
-    return scan_file(path, h5_dataset=h5_dataset).n_frames
+    return scan_file(path, h5_dataset=h5_dataset, limits=limits).n_frames
 
 
 def read_any(path: str | os.PathLike, *, h5_dataset: str | None = None,
-             frames: Iterable[int] | None = None) -> Iterator[Frame]:
+             frames: Iterable[int] | None = None, limits: FrameLimits | None = None) -> Iterator[Frame]:
     """Read any supported file as :class:`~xsgpu.io.frame.Frame` objects, one per frame.
 
     Parameters
@@ -249,6 +259,9 @@ def read_any(path: str | os.PathLike, *, h5_dataset: str | None = None,
     frames : iterable of int, optional
         Frame indices to read, in the order given (all frames when None); lets a job read part of a
         large multi-frame file.
+    limits : FrameLimits, optional
+        Largest frame and frame count accepted, checked from the header before each frame is decoded
+        (default :data:`xsgpu.io.limits.DEFAULT_LIMITS`).
 
     Yields
     ------
@@ -264,7 +277,7 @@ def read_any(path: str | os.PathLike, *, h5_dataset: str | None = None,
     """
     p = _absolute(path)
     fmt = detect_format(p)
-    it = _reader(fmt)(p, h5_dataset, frames)
+    it = _reader(fmt)(p, h5_dataset, frames, DEFAULT_LIMITS if limits is None else limits)
     while True:
         try:
             frame = next(it)

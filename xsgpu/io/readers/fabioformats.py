@@ -5,6 +5,10 @@ with ``-1``/``-2`` in gaps and bad pixels, masked by :func:`xsgpu.io.frame.make_
 EDF images is masked. The file header (key/value strings) goes to ``metadata["header"]``.
 Portable anymap pictures (``.pnm``/``.pgm``/``.pbm``) are read by fabio but flagged
 ``quantitative=False``.
+
+The frame shape and count are taken from fabio's header-only open and checked against
+:class:`~xsgpu.io.limits.FrameLimits` before the pixel data is decoded (formats whose header fabio
+cannot read alone are decoded first and checked after).
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from xsgpu.io.frame import Frame, FrameShapeError, make_frame
+from xsgpu.io.limits import DEFAULT_LIMITS, FrameLimits
 from xsgpu.io.readers._common import FileInfo, header_dict, select_frames
 
 __all__ = ["scan_fabio", "read_fabio", "FABIO_EXTENSIONS"]
@@ -59,7 +64,19 @@ def _header_only(path: str):
     return img
 
 
-def scan_fabio(path: str) -> FileInfo:
+def _check_header(path: str, limits: FrameLimits) -> None:
+    """Check the shape and frame count of fabio's header-only open, where it gives them."""
+    img = _header_only(path)
+    if img is None:
+        return
+    try:
+        limits.check_frame(img.shape, path)
+        limits.check_count(int(getattr(img, "nframes", 1) or 1), path)
+    finally:
+        img.close()
+
+
+def scan_fabio(path: str, *, limits: FrameLimits = DEFAULT_LIMITS) -> FileInfo:
     """Count the frames from the header (fabio ``openheader``), or open the file fully where needed."""
     img = _header_only(path)
     try:
@@ -68,7 +85,9 @@ def scan_fabio(path: str) -> FileInfo:
             hw = _hw(img.data, path, 0)
         else:
             hw = tuple(int(v) for v in img.shape)
+        limits.check_frame(hw, path)
         n = int(getattr(img, "nframes", 1) or 1)
+        limits.check_count(n, path)
         fmt = _fmt(img)
         picture = type(img).__name__ in _PICTURE_CLASSES
     finally:
@@ -77,15 +96,18 @@ def scan_fabio(path: str) -> FileInfo:
     return FileInfo(path=path, format="fabio", n_frames=n, frame_shape=hw, quantitative=not picture, detail=fmt)
 
 
-def read_fabio(path: str, *, frames: Iterable[int] | None = None) -> Iterator[Frame]:
-    """Yield the selected frames of a fabio-readable file."""
+def read_fabio(path: str, *, frames: Iterable[int] | None = None,
+               limits: FrameLimits = DEFAULT_LIMITS) -> Iterator[Frame]:
+    """Yield the selected frames of a fabio-readable file (header checked against ``limits`` first)."""
+    _check_header(path, limits)
     img = _open(path)
     try:
         n = int(getattr(img, "nframes", 1) or 1)
+        limits.check_count(n, path)
         picture = type(img).__name__ in _PICTURE_CLASSES
         for i in select_frames(frames, n, path):
             one = img if i == 0 else img.getframe(i)
-            _hw(one.data, path, i)
+            limits.check_frame(_hw(one.data, path, i), path, what=f"frame {i}")
             meta = {"format": _fmt(img), "header": header_dict((one.header or {}).items())}
             if "pilatus" in str(one.header or {}).lower():
                 meta["detector"] = "Pilatus"

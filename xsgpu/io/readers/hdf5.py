@@ -14,6 +14,11 @@ Eiger conventions are applied when the file has the Eiger layout (rule 2/3, or a
 ``detectorSpecific/pixel_mask``): the pixel mask (non-zero = invalid) is applied and the top value of
 an unsigned dtype (2**16-1 / 2**32-1, Eiger's gap/dead marker) is masked. Importing ``hdf5plugin``
 registers bitshuffle-LZ4 and the other filters Eiger files use.
+
+Before any pixel is read, every part's declared frame shape and the total frame count are checked
+against :class:`~xsgpu.io.limits.FrameLimits`, and a dataset that holds no data at all (storage size 0:
+its chunks were never written, so every frame would read as the fill value) is a
+:class:`~xsgpu.io.frame.CorruptFileError`.
 """
 from __future__ import annotations
 
@@ -23,7 +28,8 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from xsgpu.io.frame import DatasetNotFoundError, Frame, make_frame
+from xsgpu.io.frame import CorruptFileError, DatasetNotFoundError, Frame, make_frame
+from xsgpu.io.limits import DEFAULT_LIMITS, FrameLimits
 from xsgpu.io.readers._common import FileInfo, header_dict, select_frames, stack_length
 
 __all__ = ["scan_hdf5", "read_hdf5", "find_image_datasets"]
@@ -111,35 +117,51 @@ def _locate(f: Any, path: str, dataset: str | None) -> tuple[list[str], bool]:
     return [candidates[0]], False
 
 
-def _pixel_mask(h5py, f: Any) -> np.ndarray | None:
+def _pixel_mask(h5py, f: Any, hw: tuple[int, int]) -> np.ndarray | None:
+    """The detector pixel mask, read only when its declared shape is the (already checked) frame shape."""
     for p in _PIXEL_MASK:
-        if p in f and isinstance(f[p], h5py.Dataset) and f[p].ndim == 2:
+        if p in f and isinstance(f[p], h5py.Dataset) and tuple(f[p].shape) == tuple(hw):
             return f[p][()]
     return None
 
 
-def _layout(f: Any, path: str, dataset: str | None) -> tuple[list[tuple[str, int]], bool, tuple[int, int]]:
-    """Dataset paths with their frame counts, the Eiger flag and the frame shape."""
+def _check_written(ds: Any, path: str, key: str) -> None:
+    """Refuse a dataset with no stored data (every chunk unallocated), unless it is virtual or external."""
+    if ds.size == 0 or ds.is_virtual or ds.external:
+        return
+    if ds.id.get_storage_size() == 0:
+        raise CorruptFileError(
+            f"{path}: dataset {key!r} declares shape {tuple(ds.shape)} but holds no data (storage size 0: its "
+            "chunks were never written), so every frame would read as the fill value. The acquisition was "
+            "probably interrupted; copy the file again once it is complete.")
+
+
+def _layout(f: Any, path: str, dataset: str | None, limits: FrameLimits = DEFAULT_LIMITS,
+            ) -> tuple[list[tuple[str, int]], bool, tuple[int, int]]:
+    """Dataset paths with their frame counts, the Eiger flag and the frame shape (checked against ``limits``)."""
     keys, eiger = _locate(f, path, dataset)
     parts: list[tuple[str, int]] = []
     hw: tuple[int, int] | None = None
     for key in keys:
         ds = f[key]  # an external link to a missing file raises KeyError here
         n = stack_length(ds.shape, path, what=f"dataset {key!r}")
+        limits.check_frame(ds.shape, path, what=f"frames (dataset {key!r}, shape {tuple(ds.shape)})")
+        _check_written(ds, path, key)
         shape = tuple(ds.shape[-2:])
         if hw is not None and shape != hw:
             raise DatasetNotFoundError(f"{path}: the parts of the frame stack differ in frame shape "
                                        f"({hw} vs {shape} in {key!r}).")
         hw = shape  # type: ignore[assignment]
         parts.append((key, n))
+    limits.check_count(sum(k for _, k in parts), path, shape=f[keys[0]].shape if len(keys) == 1 else None)
     return parts, eiger, hw  # type: ignore[return-value]
 
 
-def scan_hdf5(path: str, *, dataset: str | None = None) -> FileInfo:
-    """Locate the frame dataset and count its frames (reads only metadata)."""
+def scan_hdf5(path: str, *, dataset: str | None = None, limits: FrameLimits = DEFAULT_LIMITS) -> FileInfo:
+    """Locate the frame dataset and count its frames (reads only metadata; shapes checked against ``limits``)."""
     h5py = _h5py()
     with h5py.File(path, "r") as f:
-        parts, eiger, hw = _layout(f, path, dataset)
+        parts, eiger, hw = _layout(f, path, dataset, limits)
         linked = []
         for key, _ in parts:
             link = f.get(key, getlink=True)
@@ -159,16 +181,15 @@ def _detector_metadata(h5py, f: Any) -> dict[str, Any]:
     return header_dict(pairs)
 
 
-def read_hdf5(path: str, *, dataset: str | None = None, frames: Iterable[int] | None = None) -> Iterator[Frame]:
+def read_hdf5(path: str, *, dataset: str | None = None, frames: Iterable[int] | None = None,
+              limits: FrameLimits = DEFAULT_LIMITS) -> Iterator[Frame]:
     """Yield the selected frames of the image dataset (all when ``frames`` is None)."""
     h5py = _h5py()
     with h5py.File(path, "r") as f:
-        parts, eiger, hw = _layout(f, path, dataset)
+        parts, eiger, hw = _layout(f, path, dataset, limits)
         total = sum(k for _, k in parts)
         chosen = select_frames(frames, total, path)
-        pmask = _pixel_mask(h5py, f)
-        if pmask is not None and pmask.shape != hw:
-            pmask = None
+        pmask = _pixel_mask(h5py, f, hw)
         eiger = eiger or pmask is not None
         base = {"format": "hdf5", **_detector_metadata(h5py, f)}
         if eiger:

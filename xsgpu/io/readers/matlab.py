@@ -5,6 +5,10 @@ The variable holding the frames is the one named by ``dataset`` (``--h5-dataset`
 variable with 2 or 3 dimensions. MATLAB arrays are (H, W) images or (H, W, N) stacks (frames on the
 last axis). v7.3 files store arrays column-major, so h5py sees them with reversed axes; the reader
 reverses them back, so both versions give the same frames.
+
+Declared shapes are checked against :class:`~xsgpu.io.limits.FrameLimits` from the variable headers
+before anything is loaded. ``scipy.io`` loads a v5 variable whole, so a v5 stack must fit
+``max_frame_pixels`` as a whole (H x W x N); v7.3 stacks are read frame by frame.
 """
 from __future__ import annotations
 
@@ -12,7 +16,8 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from xsgpu.io.frame import DatasetNotFoundError, Frame, make_frame
+from xsgpu.io.frame import DatasetNotFoundError, Frame, FrameLimitError, make_frame
+from xsgpu.io.limits import DEFAULT_LIMITS, FrameLimits
 from xsgpu.io.readers._common import FileInfo, select_frames, stack_length
 
 __all__ = ["scan_mat", "read_mat", "is_mat73"]
@@ -67,8 +72,8 @@ def _v5_variables(path: str) -> dict[str, tuple[tuple[int, ...], str]]:
     return out
 
 
-def scan_mat(path: str, *, dataset: str | None = None) -> FileInfo:
-    """Find the image variable and count its frames (variable headers only)."""
+def scan_mat(path: str, *, dataset: str | None = None, limits: FrameLimits = DEFAULT_LIMITS) -> FileInfo:
+    """Find the image variable and count its frames (variable headers only; checked against ``limits``)."""
     if is_mat73(path):
         from xsgpu.io.readers.hdf5 import _h5py
 
@@ -83,13 +88,22 @@ def scan_mat(path: str, *, dataset: str | None = None) -> FileInfo:
     if kind not in "biuf":
         raise DatasetNotFoundError(f"{path}: variable {key!r} is not numeric; expected an image of counts.")
     n = stack_length(shape, path, what=f"variable {key!r}", frames_last=True)
+    limits.check_frame(shape[:2], path, what=f"frames (variable {key!r}, shape {tuple(shape)})")
+    limits.check_count(n, path, shape=shape)
+    if detail == "mat-v5" and n > 1 and int(np.prod(shape, dtype=np.int64)) > limits.max_frame_pixels:
+        raise FrameLimitError(
+            f"{path}: variable {key!r} is a MATLAB v5 stack of shape {tuple(shape)}; scipy.io loads it whole "
+            f"({int(np.prod(shape, dtype=np.int64)):,} pixels), above the limit max_frame_pixels = "
+            f"{limits.max_frame_pixels:,}. Hint: save it with `save -v7.3` (read frame by frame), or raise the "
+            "limit (setting max_frame_pixels, `xsgpu ingest --max-frame-pixels N`).")
     return FileInfo(path=path, format="mat", n_frames=n, frame_shape=tuple(shape[:2]), dataset=key,
                     detail=detail)
 
 
-def read_mat(path: str, *, dataset: str | None = None, frames: Iterable[int] | None = None) -> Iterator[Frame]:
-    """Yield the selected frames of the image variable."""
-    info = scan_mat(path, dataset=dataset)
+def read_mat(path: str, *, dataset: str | None = None, frames: Iterable[int] | None = None,
+             limits: FrameLimits = DEFAULT_LIMITS) -> Iterator[Frame]:
+    """Yield the selected frames of the image variable (its declared shape checked first)."""
+    info = scan_mat(path, dataset=dataset, limits=limits)
     chosen = select_frames(frames, info.n_frames, path)
     meta = {"format": "mat", "variable": info.dataset, "version": info.detail}
     if info.detail == "mat-v7.3":

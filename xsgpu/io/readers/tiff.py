@@ -7,15 +7,21 @@
   ``metadata["header"]`` and the sentinels masked by :func:`xsgpu.io.frame.make_frame`.
 * 8-bit, bilevel, palette and RGB(A) TIFFs are pictures: RGB is converted to grey (ITU-R 601 luma) and
   the frame is flagged ``quantitative=False``.
+* Every page's declared shape is checked against :class:`~xsgpu.io.limits.FrameLimits` before its
+  pixels are decoded; a page chain that points past the end of the file (a truncated multi-page TIFF,
+  which tifffile would silently shorten) is a :class:`~xsgpu.io.frame.CorruptFileError`.
 """
 from __future__ import annotations
 
+import os
 import re
+import struct
 from typing import Any, Iterable, Iterator
 
 import numpy as np
 
 from xsgpu.io.frame import CorruptFileError, Frame, FrameShapeError, make_frame
+from xsgpu.io.limits import DEFAULT_LIMITS, FrameLimits
 from xsgpu.io.readers._common import MAX_TEXT, FileInfo, select_frames
 
 __all__ = ["scan_tiff", "read_tiff", "parse_pilatus_header"]
@@ -55,9 +61,37 @@ def _page_hw(page: Any, path: str, index: int) -> tuple[int, int]:
     return shape  # type: ignore[return-value]
 
 
+def _check_chain(tf: Any, path: str, n: int) -> None:
+    """Raise if the last page's next-IFD offset is not 0: the chain goes on past what could be read.
+
+    tifffile logs such a broken chain (an offset beyond the end of the file, a corrupted tag list) and
+    returns the pages before it, so a truncated multi-page TIFF would otherwise lose its last pages.
+    """
+    fmt = tf.tiff
+    fh = tf.filehandle
+    last = int(tf.pages[n - 1].offset)
+    size = os.path.getsize(path)
+    try:
+        fh.seek(last)
+        tagno = struct.unpack(fmt.tagnoformat, fh.read(fmt.tagnosize))[0]
+        fh.seek(last + fmt.tagnosize + tagno * fmt.tagsize)
+        raw = fh.read(fmt.offsetsize)
+        nxt = int(struct.unpack(fmt.offsetformat, raw)[0]) if len(raw) == fmt.offsetsize else -1
+    except (struct.error, OSError, ValueError):
+        nxt = -1
+    if nxt != 0:
+        where = "is cut off" if nxt < 0 else f"points to offset {nxt:,} (the file has {size:,} bytes)"
+        raise CorruptFileError(
+            f"{path}: the TIFF's page chain is broken after page {n - 1}: the next-page pointer {where}, so "
+            f"pages after the {n} readable one(s) are lost. The file is truncated or corrupt; copy or export "
+            "it again.")
+
+
 def _frame_pages(tf: Any, path: str) -> list[int]:
     """Indices of the full-resolution pages (reduced-resolution previews are not frames)."""
     n = len(tf.pages)
+    if n:
+        _check_chain(tf, path, n)
     pages = [0] if n == 1 else [i for i in range(n) if not getattr(tf.pages[i], "is_reduced", False)]
     if not pages:
         raise CorruptFileError(f"{path}: the TIFF has no (full-resolution) pages; it is truncated or corrupt. "
@@ -65,8 +99,16 @@ def _frame_pages(tf: Any, path: str) -> list[int]:
     return pages
 
 
-def scan_tiff(path: str) -> FileInfo:
-    """Count the pages and check the first one (cheap: no pixel data is decoded)."""
+def scan_tiff(path: str, *, limits: FrameLimits = DEFAULT_LIMITS) -> FileInfo:
+    """Count the pages and check every page's declared shape (cheap: no pixel data is decoded).
+
+    Raises
+    ------
+    FrameLimitError
+        A page larger than ``limits.max_frame_pixels``, or more pages than ``limits.max_frames_per_file``.
+    CorruptFileError
+        No pages, or a broken page chain (truncated file).
+    """
     import tifffile
 
     with tifffile.TiffFile(path) as tf:
@@ -75,6 +117,9 @@ def scan_tiff(path: str) -> FileInfo:
                                    "corrupt. Copy or export it again.")
         pages = _frame_pages(tf, path)
         n = len(pages)
+        limits.check_count(n, path)
+        for k, index in enumerate(pages):
+            limits.check_frame(_page_hw(tf.pages[index], path, k), path, what=f"page {k}")
         first = tf.pages[pages[0]]
         hw = _page_hw(first, path, 0)
         picture = _is_picture(first)
@@ -82,16 +127,21 @@ def scan_tiff(path: str) -> FileInfo:
                     detail="tiff-picture" if picture else "tiff")
 
 
-def read_tiff(path: str, *, frames: Iterable[int] | None = None) -> Iterator[Frame]:
-    """Yield the selected pages of a TIFF as frames (all pages when ``frames`` is None)."""
+def read_tiff(path: str, *, frames: Iterable[int] | None = None,
+              limits: FrameLimits = DEFAULT_LIMITS) -> Iterator[Frame]:
+    """Yield the selected pages of a TIFF as frames (all pages when ``frames`` is None).
+
+    Each page's declared shape is checked against ``limits`` before it is decoded.
+    """
     import tifffile
 
     with tifffile.TiffFile(path) as tf:
         pages = _frame_pages(tf, path)
+        limits.check_count(len(pages), path)
         chosen = select_frames(frames, len(pages), path)
         for i in chosen:
             page = tf.pages[pages[i]]
-            _page_hw(page, path, i)
+            limits.check_frame(_page_hw(page, path, i), path, what=f"page {i}")
             arr = page.asarray()
             picture = _is_picture(page)
             meta: dict[str, Any] = {"format": "tiff", "dtype": str(arr.dtype)}
