@@ -36,6 +36,7 @@ from bokeh.plotting import figure
 from panel_app.data import SPACES
 from panel_app.state import AppState
 from panel_app.views.flowers import CENTRE_RADIUS, PETAL_RADIUS, flower_columns
+from panel_app.views.groups_layer import RING_WIDTH, group_raster, group_rings
 from panel_app.views.index import space_index
 from panel_app.views.raster import (
     OUTCOME_COLOURS, OUTCOMES, SELECTION_COLOUR, empty_image, outcome_codes, rasterize,
@@ -108,6 +109,7 @@ class EmbeddingView(pn.viewable.Viewer):
                                            "glyph", "flower_mode", "colour_by", "corrections_version",
                                            "flower_threshold"])
         state.param.watch(self._on_selection, ["selection"])
+        state.param.watch(lambda *_e: self._draw_groups(state.filtered_mask()), ["groups"])
         state.param.watch(self._on_method, ["method"])
         self.refresh()
 
@@ -134,6 +136,9 @@ class EmbeddingView(pn.viewable.Viewer):
                                                color=[], line_color=[]))
         self.raster_r = fig.image_rgba("image", x="x", y="y", dw="dw", dh="dh", source=self.raster_src,
                                        name="raster")
+        self.group_src = ColumnDataSource(empty_image((x0, x1), (y0, y1)))
+        self.group_r = fig.image_rgba("image", x="x", y="y", dw="dw", dh="dh", source=self.group_src,
+                                      name="group-raster")  # saved groups in their colours, under the selection
         self.sel_r = fig.image_rgba("image", x="x", y="y", dw="dw", dh="dh", source=self.sel_src,
                                     name="selection-raster")
         self.petal_r = fig.annular_wedge(x="x", y="y", inner_radius=CENTRE_RADIUS + 1.0, outer_radius="outer",
@@ -147,9 +152,13 @@ class EmbeddingView(pn.viewable.Viewer):
                                     line_color="#444444", line_alpha="alpha", line_width=0.5)
         self.dot_r = fig.scatter(x="x", y="y", size=6, source=self.point_src, name="dots", fill_color="color",
                                  fill_alpha="alpha", line_color="line_color", line_alpha="alpha", line_width=1)
+        self.ring_src = ColumnDataSource(dict(x=[], y=[], sample_id=[], color=[], size=[]))
+        self.ring_r = fig.scatter(x="x", y="y", size="size", source=self.ring_src, name="group-rings",
+                                  fill_alpha=0.0, line_color="color", line_width=RING_WIDTH)
         self.hit_r = fig.scatter(x="x", y="y", size=2 * PETAL_RADIUS, source=self.point_src, name="hover-area",
                                  fill_alpha=0.0, line_alpha=0.0)
-        for r in (self.raster_r, self.sel_r, self.petal_r, self.centre_r, self.dot_r, self.hit_r):
+        for r in (self.raster_r, self.group_r, self.sel_r, self.petal_r, self.centre_r, self.dot_r, self.ring_r,
+                  self.hit_r):
             r.nonselection_glyph = None
             r.selection_glyph = None
         hover = HoverTool(renderers=[self.hit_r], tooltips=_TOOLTIP.format(route=thumb_route.rstrip("/")),
@@ -274,6 +283,7 @@ class EmbeddingView(pn.viewable.Viewer):
                 self._draw_selection_raster(mask)
             else:
                 self._draw_glyphs(mask)
+            self._draw_groups(mask)
             with param.edit_constant(self):
                 self.in_view = n_view
         with param.edit_constant(self):
@@ -325,6 +335,23 @@ class EmbeddingView(pn.viewable.Viewer):
         with param.edit_constant(self):
             self.selected_in_view = n_sel
 
+    def _draw_groups(self, mask: np.ndarray) -> None:
+        """The saved groups in their colours: a raster layer while dense, rings around the glyphs once sparse."""
+        groups = self.state.groups
+        x0, x1, y0, y1 = self.viewport
+        if self.mode == "raster" and groups:
+            out = group_raster(self.x, self.y, groups, mask, x_range=(x0, x1), y_range=(y0, y1),
+                               width=self.width, height=self.height)
+            out.pop("counts")
+            self.group_src.data = out
+        elif len(self.group_src.data["image"][0]) > 1 or not groups:
+            self.group_src.data = empty_image((x0, x1), (y0, y1))
+        if self.mode != "raster" and groups:
+            base = 2 * PETAL_RADIUS + 4 if self.mode == "flowers" else 10.0
+            self.ring_src.data = group_rings(self.visible_ids(), self.x, self.y, groups, base=base)
+        elif len(self.ring_src.data["x"]):
+            self.ring_src.data = {k: [] for k in self.ring_src.data}
+
     def _draw_glyphs(self, mask: np.ndarray) -> None:
         st = self.state
         ids = self.visible_ids()
@@ -367,7 +394,8 @@ class EmbeddingView(pn.viewable.Viewer):
         return list(colours), list(line)
 
     def _show(self, mode: str) -> None:
-        self.raster_r.visible = self.sel_r.visible = mode == "raster"
+        self.raster_r.visible = self.sel_r.visible = self.group_r.visible = mode == "raster"
+        self.ring_r.visible = mode != "raster"
         self.petal_r.visible = self.centre_r.visible = mode == "flowers"
         self.dot_r.visible = mode == "dots"
         self.hit_r.visible = mode != "raster"

@@ -130,3 +130,54 @@ def test_group_table_shows_precision_recall_f1_accuracy(app_state):
     tp = (y & p).sum(0)
     rec = np.where(y.sum(0) > 0, tp / np.maximum(y.sum(0), 1), 0)
     np.testing.assert_allclose(table["recall"].to_numpy(), np.round(rec, 3), atol=1e-9)
+
+
+# ---------------------------------------------------------------------- drawn on the maps
+def _rgb(word):
+    w = int(word)
+    return f"#{w & 255:02x}{w >> 8 & 255:02x}{w >> 16 & 255:02x}"
+
+
+def test_groups_are_drawn_on_all_three_maps(app_state):
+    from panel_app.views import EmbeddingViews
+
+    pytest.importorskip("datashader")
+    app_state.flower_threshold = 120
+    views = EmbeddingViews(state=app_state)
+    red = app_state.add_group(name="red", ids=np.arange(0, 300), colour="#e41a1c")
+    blue = app_state.add_group(name="blue", ids=np.arange(1000, 1100), colour="#377eb8")
+    for space, view in views.views.items():
+        assert view.mode == "raster" and view.group_r.visible
+        img = view.group_src.data["image"][0]
+        assert img.shape == (view.height, view.width)
+        colours = {_rgb(w) for w in np.unique(img[img != 0])}
+        assert colours == {"#e41a1c", "#377eb8"}, space
+        # the red pixels are where the red group's images fall (datashader's binning of the same viewport)
+        x0, x1, y0, y1 = view.viewport
+        gx = np.clip(((view.x[red.ids] - x0) / (x1 - x0) * view.width).astype(int), 0, view.width - 1)
+        gy = np.clip(((view.y[red.ids] - y0) / (y1 - y0) * view.height).astype(int), 0, view.height - 1)
+        hit = img[gy, gx]
+        assert np.mean([_rgb(w) in ("#e41a1c", "#377eb8") for w in hit]) > 0.95
+    # recolour: every map follows at once
+    app_state.recolour_group("blue", "#4daf4a")
+    img = views.views["PRD"].group_src.data["image"][0]
+    assert {_rgb(w) for w in np.unique(img[img != 0])} == {"#e41a1c", "#4daf4a"}
+    # glyph mode: one ring per visible member, in the group's colour
+    view = views.views["FEA"]
+    cx, cy = float(view.x[5]), float(view.y[5])
+    half = 8.0
+    while True:
+        view.set_viewport(cx - half, cx + half, cy - half, cy + half)
+        if view.mode != "raster":
+            break
+        half /= 1.5
+    vis = view.visible_ids()
+    rings = view.ring_src.data
+    exp_red = np.intersect1d(vis, red.ids)
+    got_red = np.asarray(rings["sample_id"])[np.asarray(rings["color"]) == "#e41a1c"]
+    assert len(exp_red) > 0 and sorted(got_red.tolist()) == exp_red.tolist()
+    assert view.ring_r.visible and not view.group_r.visible
+    app_state.remove_group("red")
+    app_state.remove_group("blue")
+    assert len(view.ring_src.data["x"]) == 0
+    assert views.views["ACT"].group_src.data["image"][0].shape == (1, 1)
