@@ -10,15 +10,78 @@ Examples
     xsgpu embed runs/demo
     xsgpu evaluate runs/demo
     xsgpu serve runs/demo
+
+Errors: any :class:`xsgpu.errors.XsgpuError` a command raises, an ``OSError`` of the environment
+(permission denied, read-only file system, disk full, quota) and a ``ValueError``/``FileNotFoundError``/
+``MemoryError``/``ImportError`` raised by xsgpu's own checks become one line on stderr
+(``Error: <message>``) and exit status 2; ``-vv`` adds the traceback to the log. Any other exception
+is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
+import os
+from pathlib import Path
+from types import TracebackType
 
 import click
 
-__all__ = ["main", "COMMANDS"]
+from xsgpu.errors import XsgpuError
+
+__all__ = ["main", "COMMANDS", "CommandFailed", "describe_failure"]
+
+log = logging.getLogger(__name__)
+
+#: errno values that describe the environment (rights, space), not a bug: reported in one line
+ENVIRONMENT_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT})
+#: built-in types that xsgpu's own checks raise for bad input (one line when raised by our code)
+_OWN_CHECK_TYPES = (ValueError, FileNotFoundError, MemoryError, ImportError)
+_OWN_PACKAGES = tuple(str(Path(__file__).resolve().parents[1] / name) + os.sep
+                      for name in ("xsgpu", "workflows", "panel_app"))
+
+
+class CommandFailed(click.ClickException):
+    """An expected failure of a subcommand: printed as ``Error: <message>``, exit status 2."""
+
+    exit_code = 2
+
+
+def _raised_by_us(tb: TracebackType | None) -> bool:
+    """Whether the innermost frame of a traceback lies in xsgpu's own packages."""
+    last = None
+    while tb is not None:
+        last, tb = tb, tb.tb_next
+    return last is not None and os.path.realpath(last.tb_frame.f_code.co_filename).startswith(_OWN_PACKAGES)
+
+
+def describe_failure(exc: BaseException) -> str | None:
+    """The one-line message for an expected failure, or ``None`` for an unexpected one (a bug).
+
+    Parameters
+    ----------
+    exc : BaseException
+        What a subcommand raised.
+
+    Returns
+    -------
+    str or None
+        The message to print after ``Error:``; ``None`` means: let the traceback show.
+    """
+    if isinstance(exc, XsgpuError):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:
+        where = f"{exc.filename}: " if exc.filename else ""
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            hint = "Hint: free disk space (or raise the quota) and rerun; finished partitions are kept."
+        else:
+            hint = ("Hint: the run directory (or --out) must be writable by you: check its permissions, "
+                    "or choose another directory.")
+        return f"{where}{exc.strerror or exc}. {hint}"
+    if isinstance(exc, _OWN_CHECK_TYPES) and _raised_by_us(exc.__traceback__):
+        return str(exc)
+    return None
 
 #: subcommand name -> module defining ``command``
 COMMANDS: dict[str, str] = {
@@ -36,6 +99,16 @@ COMMANDS: dict[str, str] = {
 
 
 class _LazyGroup(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            message = describe_failure(exc)
+            if message is None:
+                raise
+            log.debug("%s failed", ctx.invoked_subcommand, exc_info=True)
+            raise CommandFailed(message) from exc
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return [name for name in COMMANDS if self._load(name) is not None]
 

@@ -36,14 +36,77 @@ def test_synth_and_ingest_conflict(tmp_path):
 
 def test_model_required(tmp_path):
     res = _run("pipeline", "--synth", "10", "--out", str(tmp_path / "r"))
-    assert res.exit_code == 1 and "needs a model" in res.output and "--train" in res.output
+    assert res.exit_code == 2 and "needs a model" in res.output and "--train" in res.output
 
 
 def test_missing_checkpoint(tmp_path):
     res = _run("pipeline", "--synth", "10", "--out", str(tmp_path / "r"), "--model", str(tmp_path / "nope"))
-    assert res.exit_code == 1 and "does not exist or is incomplete" in res.output
+    assert res.exit_code == 2 and "does not exist or is incomplete" in res.output
 
 
 def test_no_source_for_a_new_run(tmp_path):
     res = _run("pipeline", "--out", str(tmp_path / "r"), "--train")
-    assert res.exit_code == 1 and "needs a source" in res.output
+    assert res.exit_code == 2 and "needs a source" in res.output
+
+
+# ---------------------------------------------------------------- one error policy for every subcommand
+def test_project_error_is_one_line_exit_2(tmp_path):
+    res = CliRunner().invoke(main, ["embed", str(tmp_path / "nowhere")], catch_exceptions=False)
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert lines == [lines[0]] and lines[0].startswith("Error: No run store at") and "xsgpu synth" in lines[0]
+
+
+def test_permission_error_on_the_store_is_one_line(tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
+    def denied(*args, dir=None, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(dir))
+
+    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    res = CliRunner().invoke(main, ["synth", "--n", "4", "--size", "16", "--partition-size", "4",
+                                    "--out", str(tmp_path / "run"), "--device", "cpu", "--no-progress"],
+                             catch_exceptions=False)
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert f"Error: {tmp_path / 'run'}: Permission denied. Hint: the run directory (or --out) must be writable" \
+        in res.output
+
+
+def test_unexpected_errors_keep_their_traceback(tmp_path, monkeypatch):
+    import numpy as np
+    import pytest
+
+    import xsgpu.embed
+
+    def bug(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(xsgpu.embed, "embed_run", bug)
+    with pytest.raises(ZeroDivisionError, match="a bug"):
+        CliRunner().invoke(main, ["embed", str(tmp_path)], catch_exceptions=False)
+
+    def library_value_error(*args, **kwargs):
+        np.zeros(2) + np.zeros(3)  # a ValueError raised inside NumPy, not by xsgpu's checks: a bug
+
+    monkeypatch.setattr(xsgpu.embed, "embed_run", library_value_error)
+    with pytest.raises(ValueError, match="could not be broadcast"):
+        CliRunner().invoke(main, ["embed", str(tmp_path)], catch_exceptions=False)
+
+
+def test_own_value_error_is_a_message(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from xsgpu.attributes import label_columns
+    from xsgpu.io.runstore import RunStore
+
+    store = RunStore.create(tmp_path / "run", n_samples=2, partition_size=2)
+    df = pd.DataFrame({"sample_id": np.arange(2), "source_uri": ["a", "b"], "frame": [0, 0]})
+    for c in label_columns():
+        df[c] = False
+    store.write_partition("samples", 0, df)
+    res = CliRunner().invoke(main, ["export-labels", str(store.path), "--out", str(tmp_path / "labels.txt")],
+                             catch_exceptions=False)
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "Error: The 'out_path' parameter of export_labels must end in .csv or .parquet" in res.output

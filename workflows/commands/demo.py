@@ -60,15 +60,12 @@ def command(out, n_images, size, input_size, arch, epochs, train_budget, images_
     click.echo(f"xsgpu demo -> {out}: {n_images} synthetic images at {size} px; {arch} at {input_size} px, "
                f"{epochs} epochs (budget {train_budget:.0f} s); infer; t-SNE; metrics; "
                f"{n_workers} Dask workers")
-    try:
-        result = run_pipeline(
-            out, synth=n_images, size=size, seed=seed, images_per_run=images_per_run, train=True, arch=arch,
-            input_size=input_size, epochs=epochs, train_options={"time_budget_s": train_budget},
-            partition_size=partition_size, device=device, cluster="local",
-            cluster_options={"n_workers": n_workers, "threads_per_worker": 1, "dashboard_address": ":0"},
-            progress=progress, announce=click.echo)
-    except (ValueError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    result = run_pipeline(
+        out, synth=n_images, size=size, seed=seed, images_per_run=images_per_run, train=True, arch=arch,
+        input_size=input_size, epochs=epochs, train_options={"time_budget_s": train_budget},
+        partition_size=partition_size, device=device, cluster="local",
+        cluster_options={"n_workers": n_workers, "threads_per_worker": 1, "dashboard_address": ":0"},
+        progress=progress, announce=click.echo)
     for name, rep in result.stages.items():
         click.echo(f"  {name:9s} {rep.status:8s} {rep.seconds:7.1f} s  ({rep.partitions_run} partitions run, "
                    f"{rep.partitions_skipped} kept)")

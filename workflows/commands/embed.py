@@ -45,19 +45,15 @@ def command(run: Path, method: str, device: str, random_state: int, pca_dims: in
     """
     import logging
 
-    from xsgpu.backend import GPUUnavailable, UnsupportedOnGPU
     from xsgpu.embed import embed_run
 
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:  # openTSNE's per-step INFO lines only with -vv
         logging.getLogger("openTSNE").setLevel(logging.WARNING)
-    from xsgpu.io.runstore import RunStore, RunStoreError
+    from xsgpu.io.runstore import RunStore
 
-    try:
-        df = embed_run(run, method=method, device=device, random_state=random_state, progress=progress,
-                       pca_dims=pca_dims, perplexity=perplexity, reference=reference, n_jobs=n_jobs,
-                       quality=quality)
-    except (RunStoreError, ValueError, FileNotFoundError, GPUUnavailable, UnsupportedOnGPU, ImportError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    df = embed_run(run, method=method, device=device, random_state=random_state, progress=progress,
+                   pca_dims=pca_dims, perplexity=perplexity, reference=reference, n_jobs=n_jobs,
+                   quality=quality)
     store = RunStore.open(run)
     meta = store.read_metadata("embedding")
     click.echo(f"Wrote {len(df)} rows to {store.table_path('embedding')} (method {method}, "

@@ -52,13 +52,9 @@ def command(run: str, cutoff, suspicious: bool, suspicious_top: int) -> None:
       xsgpu evaluate runs/demo --cutoff 0.4
       python -c "import pandas as pd; print(pd.read_parquet('runs/demo/metrics.parquet'))"
     """
-    from xsgpu.io.runstore import RunStoreError
     from xsgpu.metrics.evaluate import evaluate_run, metrics_table, split_table
 
-    try:
-        long = evaluate_run(run, cutoff=cutoff, suspicious=suspicious, suspicious_top=suspicious_top)
-    except (RunStoreError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    long = evaluate_run(run, cutoff=cutoff, suspicious=suspicious, suspicious_top=suspicious_top)
     per, model = metrics_table(long)
     table = per[["ap", "precision", "recall", "f1", "support"]].copy()
     table["support"] = table["support"].astype(int)

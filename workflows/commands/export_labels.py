@@ -31,16 +31,13 @@ def command(run: Path, out: Path | None, include_unlabelled: bool, compact: bool
       xsgpu ingest /data/saxs --labels labels.csv --out runs/relabelled
     """
     from xsgpu.io.corrections import compact_corrections, export_labels, read_corrections
-    from xsgpu.io.runstore import RunStore, RunStoreError
+    from xsgpu.io.runstore import RunStore
 
-    try:
-        store = RunStore.open(run, require=["samples"])
-        target = out if out is not None else store.path / "labels_corrected.csv"
-        if compact:
-            merged = compact_corrections(store)
-            click.echo(f"Merged {merged} correction files" if merged else "Nothing to merge")
-        n_corr = len(read_corrections(store))
-        table = export_labels(store, target, include_unlabelled=include_unlabelled)
-    except (RunStoreError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    store = RunStore.open(run, require=["samples"])
+    target = out if out is not None else store.path / "labels_corrected.csv"
+    if compact:
+        merged = compact_corrections(store)
+        click.echo(f"Merged {merged} correction files" if merged else "Nothing to merge")
+    n_corr = len(read_corrections(store))
+    table = export_labels(store, target, include_unlabelled=include_unlabelled)
     click.echo(f"Wrote {len(table)} labelled samples ({n_corr} corrections applied) to {target}")

@@ -31,16 +31,10 @@ def command(run: str, model: str, batch_size: int, device: str, compile_: bool, 
       xsgpu infer runs/big --model models/r50 --device gpu --batch-size 1024 --compile
       xsgpu infer runs/demo --model models/r18-v2 --overwrite
     """
-    from xsgpu.backend import GPUUnavailable
-    from xsgpu.io.runstore import RunStoreError
-    from xsgpu.model.checkpoint import CheckpointError
     from xsgpu.model.infer import infer_run
 
-    try:
-        s = infer_run(run, model=model, device=device, batch_size=batch_size, compile=compile_,
-                      num_threads=num_threads, overwrite=overwrite, progress=progress)
-    except (RunStoreError, CheckpointError, GPUUnavailable, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    s = infer_run(run, model=model, device=device, batch_size=batch_size, compile=compile_,
+                  num_threads=num_threads, overwrite=overwrite, progress=progress)
     click.echo(f"predicted {s['n_images']} images in {s['n_partitions_done']} partitions "
                f"({s['n_partitions_skipped']} already done) with {s['model_id']} on {s['device']}: "
                f"{s['images_per_s']:.1f} img/s")

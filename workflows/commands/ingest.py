@@ -23,17 +23,24 @@ __all__ = ["command"]
                    "file [default: auto-detected per file].")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Threads scanning files and processes writing partitions in parallel.")
+@click.option("--max-frame-pixels", type=click.IntRange(min=1), default=None,
+              help="Largest frame (H x W pixels) a file's header may declare; larger ones are error rows, "
+                   "refused before any read [default: settings, 67108864 = 8192 x 8192].")
+@click.option("--max-frames-per-file", type=click.IntRange(min=1), default=None,
+              help="Most frames one file may declare [default: settings, 100000].")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
 def command(paths: tuple[str, ...], out: Path, labels: Path | None, size: int, partition_size: int | None,
-            h5_dataset: str | None, workers: int, progress: bool) -> None:
+            h5_dataset: str | None, workers: int, max_frame_pixels: int | None, max_frames_per_file: int | None,
+            progress: bool) -> None:
     """Ingest detector images (files, directories, globs) into the run store OUT.
 
     Reads TIFF (Pilatus), HDF5/NeXus (Eiger, bitshuffle-LZ4), EDF, CBF and the other fabio formats,
     .npy/.npz, MATLAB .mat (v5 and v7.3) and PNG/JPEG pictures (stored with quantitative=False).
     Multi-frame files give one sample per frame. Gaps (-1), bad pixels (-2) and NaN are masked.
     run_id is the name of each file's parent directory; the train/val/test split is by run.
-    Unreadable inputs become rows of OUT/errors.parquet and the ingest goes on. Rerunning the same
-    command after an interruption resumes it.
+    Unreadable inputs become rows of OUT/errors.parquet and the ingest goes on, as do files whose
+    header declares frames above --max-frame-pixels or more than --max-frames-per-file frames
+    (checked before any read). Rerunning the same command after an interruption resumes it.
 
     \b
     Examples:
@@ -44,16 +51,13 @@ def command(paths: tuple[str, ...], out: Path, labels: Path | None, size: int, p
       xsgpu ingest synthetic/*.mat --labels 17tags.csv --partition-size 1024 --workers 8 --out runs/synthetic
     """
     from xsgpu.config import load_settings
-    from xsgpu.io.ingest import IngestError, ingest_paths
-    from xsgpu.io.labels import LabelsError
-    from xsgpu.io.runstore import RunStoreError
+    from xsgpu.io.ingest import ingest_paths
 
-    psize = load_settings(overrides={"partition_size": partition_size}).partition_size
-    try:
-        store = ingest_paths(list(paths), out, labels=labels, size=size, partition_size=psize,
-                             h5_dataset=h5_dataset, n_workers=workers, progress=progress)
-    except (IngestError, LabelsError, RunStoreError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    settings = load_settings(overrides={"partition_size": partition_size, "max_frame_pixels": max_frame_pixels,
+                                        "max_frames_per_file": max_frames_per_file})
+    store = ingest_paths(list(paths), out, labels=labels, size=size, partition_size=settings.partition_size,
+                         h5_dataset=h5_dataset, n_workers=workers, progress=progress,
+                         max_frame_pixels=settings.max_frame_pixels, max_frames_per_file=settings.max_frames_per_file)
     info = store.reload().manifest["stages"]["ingest"]
     click.echo(f"Ingested {info['n_samples']} samples ({info['n_valid']} readable, {info['n_labelled']} labelled) "
                f"from {info['n_files']} files into {store.path}; {info['n_error_rows']} error rows"

@@ -114,17 +114,14 @@ def command(paths, n_synth, ingest, labels, h5_dataset, size, seed, images_per_r
         cluster_options["jobqueue"] = JobQueueOptions(
             queue=queue, account=account, walltime=walltime, cores=cores, memory=memory, processes=processes,
             jobs=jobs, job_extra_directives=tuple(job_extra), job_script_prologue=tuple(prologue))
-    try:
-        result = run_pipeline(
-            out, synth=n_synth, size=size, seed=seed, images_per_run=images_per_run,
-            ingest=list(paths) if ingest else None, labels=labels, h5_dataset=h5_dataset,
-            train=train, model=model, arch=arch, input_size=input_size, epochs=epochs,
-            embed=not skip_embed, embed_method=embed_method, evaluate=not skip_evaluate, cutoff=cutoff,
-            partition_size=partition_size, batch_size=batch_size, device=device,
-            cluster=cluster, cluster_options=cluster_options, retries=retries, progress=progress,
-            announce=click.echo)
-    except (ValueError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    result = run_pipeline(
+        out, synth=n_synth, size=size, seed=seed, images_per_run=images_per_run,
+        ingest=list(paths) if ingest else None, labels=labels, h5_dataset=h5_dataset,
+        train=train, model=model, arch=arch, input_size=input_size, epochs=epochs,
+        embed=not skip_embed, embed_method=embed_method, evaluate=not skip_evaluate, cutoff=cutoff,
+        partition_size=partition_size, batch_size=batch_size, device=device,
+        cluster=cluster, cluster_options=cluster_options, retries=retries, progress=progress,
+        announce=click.echo)
     for name, rep in result.stages.items():
         rate = f"{rep.rows_per_second:,.0f} rows/s" if rep.rows and rep.seconds else ""
         click.echo(f"{name:9s} {rep.status:8s} {rep.seconds:8.1f} s  parts run {rep.partitions_run:4d} "

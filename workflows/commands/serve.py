@@ -47,14 +47,11 @@ def command(run: str, port, address, origins, auth, basic_auth, oauth_provider, 
 
     s = load_settings(overrides={"port": port, "address": address, "flower_threshold": flower_threshold,
                                  "cutoff": cutoff})
-    try:
-        server = make_server(run, port=s.port, address=s.address, allow_websocket_origin=list(origins) or None,
-                             auth=auth, basic_auth=basic_auth, oauth_provider=oauth_provider, oauth_key=oauth_key,
-                             oauth_secret=oauth_secret, oauth_redirect_uri=oauth_redirect_uri,
-                             cookie_secret=cookie_secret, flower_threshold=s.flower_threshold, cutoff=s.cutoff,
-                             warm=not no_warm, show=show)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
+    server = make_server(run, port=s.port, address=s.address, allow_websocket_origin=list(origins) or None,
+                         auth=auth, basic_auth=basic_auth, oauth_provider=oauth_provider, oauth_key=oauth_key,
+                         oauth_secret=oauth_secret, oauth_redirect_uri=oauth_redirect_uri,
+                         cookie_secret=cookie_secret, flower_threshold=s.flower_threshold, cutoff=s.cutoff,
+                         warm=not no_warm, show=show)
     server.start()
     click.echo(f"xsgpu serving {run} on http://{s.address}:{server.port}/  (Ctrl-C to stop)")
     try:

@@ -32,15 +32,10 @@ def command(n, size, seed, out, partition_size, images_per_run, device, workers,
       xsgpu synth --n 20000 --size 64 --seed 7 --out runs/small --no-progress
       xsgpu synth --n 1000000 --out runs/huge --device gpu
     """
-    from xsgpu.backend import GPUUnavailable
-    from xsgpu.io.runstore import RunStoreError
     from xsgpu.synth import synthesize_run
 
-    try:
-        store = synthesize_run(out, n=n, size=size, seed=seed, partition_size=partition_size, device=device,
-                               progress=progress, images_per_run=images_per_run, workers=workers)
-    except (RunStoreError, GPUUnavailable, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    store = synthesize_run(out, n=n, size=size, seed=seed, partition_size=partition_size, device=device,
+                           progress=progress, images_per_run=images_per_run, workers=workers)
     info = store.reload().manifest["stages"]["synth"]
     click.echo(f"synth: {store.n_samples} images ({info.get('generated', 0)} generated now, "
                f"{info.get('images_per_s') or '-'} img/s) in {store.path}")

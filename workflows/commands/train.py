@@ -51,18 +51,12 @@ def command(run: str, arch: str, size: int, epochs: int, out: str, batch_size: i
       xsgpu train runs/demo --arch resnet18 --size 64 --epochs 8 --out models/r18 --resume
       xsgpu train runs/big --arch resnet50 --size 224 --epochs 20 --batch-size 256 --device gpu --out models/r50
     """
-    from xsgpu.backend import GPUUnavailable
-    from xsgpu.io.runstore import RunStoreError
-    from xsgpu.model.checkpoint import CheckpointError
     from xsgpu.model.train import train_model
 
-    try:
-        report = train_model(run, arch=arch, size=size, epochs=epochs, out=out, batch_size=batch_size, lr=lr,
-                             weight_decay=weight_decay, pos_weight=pos_weight, device=device, resume=resume,
-                             max_images=max_images, seed=seed, num_threads=num_threads, time_budget_s=time_budget_s,
-                             progress=progress)
-    except (RunStoreError, CheckpointError, GPUUnavailable, ValueError, MemoryError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    report = train_model(run, arch=arch, size=size, epochs=epochs, out=out, batch_size=batch_size, lr=lr,
+                         weight_decay=weight_decay, pos_weight=pos_weight, device=device, resume=resume,
+                         max_images=max_images, seed=seed, num_threads=num_threads, time_budget_s=time_budget_s,
+                         progress=progress)
     if as_json:
         click.echo(json.dumps(report, default=float))
         return
