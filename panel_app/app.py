@@ -22,13 +22,14 @@ import os
 from typing import Any
 
 import panel as pn
+from pyarrow.lib import ArrowException
 
 from panel_app.data import RunData, check_run, load_run_data
 from panel_app.state import AppState
 from xsgpu.config import load_settings
-from xsgpu.io.runstore import RunStoreError
+from xsgpu.errors import StoreError
 
-__all__ = ["build_app", "error_page", "make_state"]
+__all__ = ["build_app", "error_page", "failure_page", "make_state"]
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +57,40 @@ def make_state(data: RunData, **settings: Any) -> AppState:
 _KNOWN_SETTINGS = {"cutoff", "flower_threshold", "title"}
 
 
-def error_page(run_path: str | os.PathLike, problems: list[str]) -> pn.viewable.Viewable:
-    """A readable page for a run store that cannot be served (no traceback)."""
-    items = "".join(f"<li><code>{html.escape(p)}</code></li>" for p in problems)
+def error_page(run_path: str | os.PathLike, problems: list[str], *, remedies: list[str] | None = None,
+               incident: str | None = None) -> pn.viewable.Viewable:
+    """A readable page for a run store that cannot be served: the problems and the remedies.
+
+    No traceback and no local path reach the browser: the run is named by its folder name, paths in
+    the messages are scrubbed (:func:`panel_app.errors.scrub_paths`) and the details are in the
+    server log under ``incident``.
+    """
+    from panel_app.errors import scrub_paths
+
+    def items(lines: list[str], code: bool = True) -> str:
+        wrap = ("<code>", "</code>") if code else ("", "")
+        return "".join(f"<li>{wrap[0]}{html.escape(scrub_paths(x, run_path))}{wrap[1]}</li>" for x in lines)
+
+    name = os.path.basename(os.path.normpath(os.fspath(run_path))) or "RUN"
     body = (f"<h2>xsgpu cannot show this run yet</h2>"
-            f"<p>Run store: <code>{html.escape(str(run_path))}</code></p>"
-            f"<p>What is missing, and the command that makes it:</p><ul>{items}</ul>"
-            f"<p>Then reload this page.</p>")
+            f"<p>Run store: <code>{html.escape(name)}</code> (RUN below)</p>")
+    if remedies:
+        body += f"<p>What went wrong:</p><ul>{items(problems)}</ul><p>What to do:</p><ul>{items(remedies, code=False)}</ul>"
+    else:
+        body += f"<p>What is missing, and the command that makes it:</p><ul>{items(problems)}</ul>"
+        body += "<p>Then reload this page.</p>"
+    if incident:
+        body += f"<p>The server log has the details under incident <code>{html.escape(incident)}</code>.</p>"
     return pn.pane.HTML(body, css_classes=["xsgpu-error"], sizing_mode="stretch_width")
+
+
+def failure_page(run_path: str | os.PathLike, exc: BaseException, *, what: str) -> pn.viewable.Viewable:
+    """Log ``exc`` with its traceback and return the :func:`error_page` with its problem and remedy."""
+    from panel_app.errors import describe_failure, log_failure
+
+    incident = log_failure(exc, what=what, run_path=run_path)
+    problem, remedy = describe_failure(exc, run_path)
+    return error_page(run_path, [problem], remedies=[remedy], incident=incident)
 
 
 def build_app(run_path: str | os.PathLike | RunData, **settings: Any) -> pn.viewable.Viewable:
@@ -93,12 +120,14 @@ def build_app(run_path: str | os.PathLike | RunData, **settings: Any) -> pn.view
             return error_page(run_path, problems)
         try:
             data = load_run_data(run_path)
-        except RunStoreError as exc:
-            log.warning("run store %s cannot be served: %s", run_path, exc)
-            return error_page(run_path, [str(exc)])
+        except Exception as exc:  # noqa: BLE001 - any unreadable artifact: a page, never a traceback
+            return failure_page(run_path, exc, what="the run store could not be loaded")
     title = settings.pop("title", "xsgpu")
     state = make_state(data, **settings)
-    return _layout(state, title=title, where=str(where))
+    try:
+        return _layout(state, title=title, where=str(where))
+    except (StoreError, OSError, ArrowException) as exc:  # e.g. a stray file in corrections.parquet/
+        return failure_page(where, exc, what="the run store could not be read while building the page")
 
 
 def _layout(state: AppState, *, title: str, where: str) -> pn.viewable.Viewable:

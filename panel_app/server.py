@@ -7,7 +7,8 @@ indexes, and starts a Panel/Bokeh server with
 * ``/xsgpu/thumb/<id>.png`` and ``/xsgpu/image/<id>.png``: a sample's thumbnail / log-scaled image,
   addressed by integer sample id only (``0 <= id < n``; the route pattern admits digits only, so no
   user-supplied path ever reaches the file system); behind the same authentication as the app;
-* a readable page instead of a traceback when the run store is missing or incomplete.
+* a readable page instead of a traceback when the run store is missing, incomplete or damaged
+  (:mod:`panel_app.errors`: the problem and the remedy, no local path; details in the server log).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from bokeh.server.views.auth_request_handler import AuthRequestHandler
 from tornado.web import authenticated
 
 from panel_app.data import RunData, check_run, load_run_data
+from panel_app.errors import log_failure, make_session_exception_handler
 from panel_app.views.embedding import IMAGE_ROUTE, THUMB_ROUTE
 
 __all__ = ["serve", "make_server", "image_png", "SampleImageHandler", "warm_up"]
@@ -66,7 +68,12 @@ class SampleImageHandler(AuthRequestHandler):
         if check_run(self.run_path):
             self.send_error(404, reason="run store incomplete")
             return
-        data = load_run_data(self.run_path)
+        try:
+            data = load_run_data(self.run_path)
+        except Exception as exc:  # noqa: BLE001 - the log gets the details, the browser a status line
+            log_failure(exc, what="an image request could not load the run", run_path=self.run_path)
+            self.send_error(503, reason="run store cannot be read (see the server log)")
+            return
         try:
             png = image_png(data, int(sample_id), kind=self.kind)
         except ValueError:
@@ -151,7 +158,7 @@ def make_server(
     """
     import panel as pn
 
-    from panel_app.app import build_app
+    from panel_app.app import build_app, failure_page
 
     run_path = str(run_path)
     if auth not in (None, "basic", "oauth"):
@@ -170,11 +177,23 @@ def make_server(
     if problems:
         log.warning("serving an error page: %s cannot be served yet: %s", run_path, "; ".join(problems))
     elif warm:
-        warm_up(run_path, cutoff=0.5 if cutoff is None else float(cutoff))
+        try:
+            warm_up(run_path, cutoff=0.5 if cutoff is None else float(cutoff))
+        except Exception as exc:  # noqa: BLE001 - serve the error page; sessions retry the load
+            log_failure(exc, what="warm-up failed; sessions will show an error page until the run is fixed",
+                        run_path=run_path)
     settings = {k: v for k, v in (("flower_threshold", flower_threshold), ("cutoff", cutoff)) if v is not None}
 
+    on_error = make_session_exception_handler(run_path)
+
     def session() -> Any:
-        return build_app(run_path, **settings)
+        # per session (Panel scopes config to the current document): callback errors go to the log,
+        # not to the browser as repr(exception) with the server's paths
+        pn.config.exception_handler = on_error
+        try:
+            return build_app(run_path, **settings)
+        except Exception as exc:  # noqa: BLE001 - a page with the problem and the remedy, never a traceback
+            return failure_page(run_path, exc, what="the page could not be built")
 
     patterns = [
         (rf"{THUMB_ROUTE}/(\d{{1,12}})\.png", SampleImageHandler, {"run_path": run_path, "kind": "thumb"}),
