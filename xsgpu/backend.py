@@ -7,7 +7,14 @@ Two axes (DESIGN.md "Backends"):
   served raises :class:`GPUUnavailable` with the reason;
 * compute: pure functions call :func:`namespace_of` on their inputs and return arrays of the same kind.
 
-GPU libraries (cupy, cudf, cuml, torch.cuda) are imported lazily here and nowhere at module top level.
+One policy for every layer: the GPU is "available" when CUDA is visible and CuPy imports
+(:func:`gpu_status`). ``"auto"`` means the GPU only then, for torch too, so inference and embed never
+disagree; ``XSGPU_DEVICE=cpu|gpu|auto`` overrides what ``"auto"`` resolves to. A GPU library that is
+missing on a GPU node (cuML) is met with :func:`gpu_fallback`: ``"auto"`` falls back to the CPU with a
+logged reason, ``"gpu"`` raises :class:`GPUUnavailable` with the remedy.
+
+GPU libraries (cupy, cudf, cuml, torch.cuda) are imported lazily here (:func:`import_gpu`) and nowhere
+at module top level.
 
 Examples
 --------
@@ -23,24 +30,29 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
+import os
 import sys
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 
 from xsgpu.errors import BackendError, XsgpuError
 
 __all__ = [
-    "Device", "DeviceRequest", "Backend", "GPUUnavailable", "UnsupportedOnGPU",
+    "Device", "DeviceRequest", "Backend", "GPUUnavailable", "UnsupportedOnGPU", "DEVICE_ENV",
     "resolve_device", "get_backend", "namespace_of", "to_host", "gpu_status", "torch_device",
+    "import_gpu", "import_cuml", "gpu_fallback",
 ]
 
 log = logging.getLogger(__name__)
 
 Device = Literal["cpu", "gpu"]
 DeviceRequest = Literal["auto", "cpu", "gpu"]
+
+DEVICE_ENV = "XSGPU_DEVICE"
+"""Environment variable that overrides what ``device="auto"`` resolves to (``cpu``, ``gpu`` or ``auto``)."""
 
 
 class GPUUnavailable(BackendError):
@@ -70,23 +82,43 @@ def gpu_status() -> tuple[bool, str]:
     return True, f"{n} CUDA device(s) visible"
 
 
+def _check_request(device: str, *, allowed: tuple[str, ...] = ("auto", "cpu", "gpu")) -> None:
+    if device not in allowed:
+        raise ValueError(f"The 'device' parameter must be 'auto', 'cpu' or 'gpu'. Got {device!r} instead.")
+
+
+def _auto_request() -> str:
+    """What ``"auto"`` stands for: ``$XSGPU_DEVICE`` when set, else ``"auto"``."""
+    env = os.environ.get(DEVICE_ENV, "").strip().lower()
+    if not env:
+        return "auto"
+    if env not in ("auto", "cpu", "gpu"):
+        raise ValueError(f"The {DEVICE_ENV} environment variable must be 'auto', 'cpu' or 'gpu'. "
+                         f"Got {env!r} instead. Hint: unset it or set {DEVICE_ENV}=cpu.")
+    return env
+
+
 def resolve_device(device: str = "auto") -> Device:
     """Resolve a device request to ``"cpu"`` or ``"gpu"``.
 
     Parameters
     ----------
     device : {"auto", "cpu", "gpu"}
-        ``"auto"`` picks the GPU when available; ``"gpu"`` raises when it is not.
+        ``"auto"`` picks the GPU when available (or what ``$XSGPU_DEVICE`` says); ``"gpu"`` raises when
+        it is not available.
 
     Raises
     ------
     ValueError
-        For an unknown request.
+        For an unknown request (or an unknown ``$XSGPU_DEVICE``).
     GPUUnavailable
         For ``"gpu"`` on a machine without a usable GPU stack; the message gives the reason.
     """
-    if device not in ("auto", "cpu", "gpu"):
-        raise ValueError(f"The 'device' parameter must be 'auto', 'cpu' or 'gpu'. Got {device!r} instead.")
+    _check_request(device)
+    if device == "auto":
+        device = _auto_request()
+        if device != "auto":
+            log.debug("device='auto' taken as %r from $%s", device, DEVICE_ENV)
     if device == "cpu":
         return "cpu"
     ok, reason = gpu_status()
@@ -95,6 +127,60 @@ def resolve_device(device: str = "auto") -> Device:
     if device == "auto":
         log.debug("device='auto' resolved to %s (%s)", "gpu" if ok else "cpu", reason)
     return "gpu" if ok else "cpu"
+
+
+def import_gpu(module: str, *, remedy: str = "install the [gpu] extra") -> ModuleType:
+    """Import a GPU library (``cupy``, ``cudf``, ``cuml.manifold`` ...) lazily.
+
+    Raises
+    ------
+    GPUUnavailable
+        If it cannot be imported, naming the module, the cause and the remedy.
+    """
+    try:
+        return importlib.import_module(module)
+    except Exception as exc:  # ImportError or a broken CUDA install
+        raise GPUUnavailable(f"{module} is not importable ({exc.__class__.__name__}: {exc}). "
+                             f"Hint: {remedy} or use device='cpu'.") from exc
+
+
+def import_cuml(submodule: str) -> ModuleType:
+    """Import ``cuml.<submodule>`` (GPU nodes only); :class:`GPUUnavailable` with the remedy if missing."""
+    return import_gpu(f"cuml.{submodule}", remedy="install the [gpu] extra (cuml-cu13)")
+
+
+def gpu_fallback(device: str, what: str, check: Callable[[], Any]) -> tuple[Device, str | None]:
+    """Resolve ``device`` for ``what``, where the GPU path also needs ``check()`` to pass.
+
+    The one fallback policy: ``check`` raises :class:`GPUUnavailable` or :class:`UnsupportedOnGPU`
+    when the GPU path cannot serve (cuML missing, a parameter cuML lacks). ``"auto"`` then falls back
+    to the CPU and logs the reason; an explicit ``"gpu"`` re-raises.
+
+    Parameters
+    ----------
+    device : {"auto", "cpu", "gpu"}
+    what : str
+        Who asks (for the log line), e.g. ``"suspicious_labels"``.
+    check : callable
+        Called only when the GPU would be used.
+
+    Returns
+    -------
+    device : {"cpu", "gpu"}
+    fallback_reason : str or None
+        Why ``"auto"`` fell back to the CPU although a GPU is there; ``None`` otherwise.
+    """
+    dev = resolve_device(device)
+    if dev == "cpu":
+        return "cpu", None
+    try:
+        check()
+    except (GPUUnavailable, UnsupportedOnGPU) as exc:
+        if device == "gpu" or _auto_request() == "gpu":
+            raise
+        log.warning("%s: falling back to CPU: %s", what, exc)
+        return "cpu", str(exc)
+    return "gpu", None
 
 
 @dataclass(frozen=True)
@@ -130,20 +216,32 @@ def get_backend(device: str = "auto") -> Backend:
 
 
 def torch_device(device: str = "auto") -> str:
-    """Resolve a device request for torch: ``"cuda"`` if torch sees a GPU and it was asked for.
+    """Resolve a device request for torch: ``"cuda"`` or ``"cpu"``.
 
-    Unlike :func:`resolve_device` this does not need CuPy, only ``torch.cuda``.
+    ``"auto"`` follows :func:`resolve_device` (the one GPU test), so inference runs on CUDA exactly when
+    embed and metrics run on the GPU; a node where torch sees CUDA but CuPy is missing uses the CPU under
+    ``"auto"`` and logs why. An explicit ``"gpu"`` (or ``"cuda"``) needs only ``torch.cuda``.
     """
-    if device not in ("auto", "cpu", "gpu", "cuda"):
-        raise ValueError(f"The 'device' parameter must be 'auto', 'cpu' or 'gpu'. Got {device!r} instead.")
+    _check_request(device, allowed=("auto", "cpu", "gpu", "cuda"))
+    if device == "cuda":
+        device = "gpu"
+    if device == "auto":
+        device = _auto_request()
     if device == "cpu":
         return "cpu"
     import torch
 
-    if torch.cuda.is_available():
+    cuda = torch.cuda.is_available()
+    if device == "gpu":
+        if not cuda:
+            raise GPUUnavailable("device='gpu' was requested but torch sees no CUDA device. "
+                                 "Hint: use device='cpu'.")
         return "cuda"
-    if device in ("gpu", "cuda"):
-        raise GPUUnavailable("device='gpu' was requested but torch sees no CUDA device. Hint: use device='cpu'.")
+    if resolve_device("auto") == "gpu" and cuda:
+        return "cuda"
+    if cuda:
+        log.warning("torch sees a CUDA device but device='auto' uses the CPU: %s. Pass device='gpu' to "
+                    "run torch on CUDA anyway.", gpu_status()[1])
     return "cpu"
 
 

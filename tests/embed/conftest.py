@@ -76,8 +76,7 @@ class _FakeTSNE:
 
 @pytest.fixture
 def fake_gpu(monkeypatch):
-    from xsgpu.embed import projectors as projectors_mod
-    from xsgpu.embed import tsne_gpu as tsne_gpu_mod
+    from xsgpu import backend as backend_mod
 
     cuml = types.ModuleType("cuml")
     manifold = types.ModuleType("cuml.manifold")
@@ -85,5 +84,5 @@ def fake_gpu(monkeypatch):
     cuml.manifold = manifold
     monkeypatch.setitem(sys.modules, "cuml", cuml)
     monkeypatch.setitem(sys.modules, "cuml.manifold", manifold)
-    monkeypatch.setattr(projectors_mod, "resolve_device", lambda d: "cpu" if d == "cpu" else "gpu")
-    monkeypatch.setattr(tsne_gpu_mod, "resolve_device", lambda d: "gpu")
+    monkeypatch.setattr(backend_mod, "gpu_status", lambda: (True, "a fake GPU for tests"))
+    monkeypatch.delenv("XSGPU_DEVICE", raising=False)

@@ -6,29 +6,16 @@ from typing import Any
 
 import numpy as np
 
-import importlib
-from types import ModuleType
+from xsgpu.backend import import_cuml, to_host
 
-from xsgpu.backend import GPUUnavailable, to_host
-
-__all__ = ["check_matrix", "check_random_state", "import_cuml", "ProgressCallback", "EstimatorBase"]
+__all__ = ["check_matrix", "check_random_state", "import_cuml", "ProgressCallback", "EstimatorBase",
+           "NotFittedError"]
 
 log = logging.getLogger(__name__)
 
 
-def import_cuml(submodule: str) -> ModuleType:
-    """Import ``cuml.<submodule>`` lazily (GPU nodes only).
-
-    Raises
-    ------
-    GPUUnavailable
-        If cuML cannot be imported, with the remedy.
-    """
-    try:
-        return importlib.import_module(f"cuml.{submodule}")
-    except Exception as exc:
-        raise GPUUnavailable(f"cuML is not importable ({exc.__class__.__name__}: {exc}). "
-                             "Hint: install the [gpu] extra (cuml-cu13) or use device='cpu'.") from exc
+class NotFittedError(RuntimeError):
+    """A projector or estimator was asked to transform before it was fitted."""
 
 
 def check_matrix(X: Any, *, name: str = "X", owner: str = "fit", min_samples: int = 1,
@@ -79,7 +66,7 @@ class EstimatorBase:
 
     ``__init__`` keeps every keyword in :attr:`_params` (defaults first) as an attribute and the rest in
     ``ignored``; :meth:`fit_transform` is :meth:`fit` then ``embedding_``; :meth:`_fitted` returns
-    ``model_`` or raises :class:`~xsgpu.embed.projectors.NotFittedError`.
+    ``model_`` or raises :class:`~xsgpu.embed._base.NotFittedError`.
     """
 
     _params: dict[str, Any] = {}
@@ -98,8 +85,6 @@ class EstimatorBase:
 
     def _fitted(self, attribute: str = "model_") -> Any:
         if not hasattr(self, attribute):
-            from xsgpu.embed.projectors import NotFittedError
-
             raise NotFittedError(f"This {type(self).__name__} is not fitted yet; call fit first.")
         return getattr(self, attribute)
 

@@ -28,7 +28,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from xsgpu.backend import namespace_of, resolve_device, to_host
-from xsgpu.embed._base import EstimatorBase, check_matrix, check_random_state, import_cuml
+from xsgpu.embed._base import EstimatorBase, NotFittedError, check_matrix, check_random_state, import_cuml
 
 __all__ = ["SklearnPCA", "CumlPCA", "StreamingPCA"]
 
@@ -101,10 +101,8 @@ class CumlPCA(EstimatorBase):
 
     def fit(self, X: Any, y: None = None) -> "CumlPCA":
         self.check_available()
-        from cuml.decomposition import PCA
-
         n = _check_n_components(self.n_components, *X.shape, owner="CumlPCA")
-        self.model_ = PCA(n_components=n, whiten=self.whiten, output_type="numpy")
+        self.model_ = import_cuml("decomposition").PCA(n_components=n, whiten=self.whiten, output_type="numpy")
         self.embedding_ = np.asarray(to_host(self.model_.fit_transform(X)), dtype=np.float32)
         self.components_ = np.asarray(to_host(self.model_.components_))
         self.mean_ = np.asarray(to_host(self.model_.mean_))
@@ -213,8 +211,6 @@ class StreamingPCA:
     def transform(self, X: Any) -> Any:
         """Project rows (m, n_features) -> (m, n_components) float32, on the input's device."""
         if not hasattr(self, "_sum"):
-            from xsgpu.embed.projectors import NotFittedError
-
             raise NotFittedError("This StreamingPCA is not fitted yet; call partial_fit first.")
         self._finalize()
         xp = namespace_of(X)

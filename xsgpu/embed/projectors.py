@@ -36,7 +36,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from xsgpu.backend import GPUUnavailable, UnsupportedOnGPU, resolve_device, to_host
+from xsgpu.backend import UnsupportedOnGPU, gpu_fallback, resolve_device, to_host
+from xsgpu.embed import pca, umap
+from xsgpu.embed._base import NotFittedError
+from xsgpu.embed.reference import ReferenceMap
+from xsgpu.embed.tsne_cpu import OpenTSNE
+from xsgpu.embed.tsne_gpu import CumlTSNE
 
 __all__ = [
     "METHODS", "Capability", "CAPABILITIES", "capability", "check_capability",
@@ -47,10 +52,6 @@ log = logging.getLogger(__name__)
 
 Method = Literal["tsne", "pca", "umap"]
 METHODS: tuple[str, ...] = ("tsne", "pca", "umap")
-
-
-class NotFittedError(RuntimeError):
-    """``transform`` (or a fitted attribute) was used before ``fit``."""
 
 
 @dataclass(frozen=True)
@@ -126,17 +127,11 @@ def check_capability(method: str, backend: str, *, n_components: int | None = No
 
 
 def _implementation(method: str, backend: str):
-    """Import and return the estimator class for (method, backend); GPU modules import cuML lazily."""
+    """Return the estimator class for (method, backend); the GPU classes import cuML only when used."""
     if method == "tsne":
-        if backend == "cpu":
-            from xsgpu.embed.tsne_cpu import OpenTSNE
-            return OpenTSNE
-        from xsgpu.embed.tsne_gpu import CumlTSNE
-        return CumlTSNE
+        return OpenTSNE if backend == "cpu" else CumlTSNE
     if method == "pca":
-        from xsgpu.embed import pca
         return pca.SklearnPCA if backend == "cpu" else pca.CumlPCA
-    from xsgpu.embed import umap
     return umap.UmapLearn if backend == "cpu" else umap.CumlUMAP
 
 
@@ -191,18 +186,15 @@ class Projector:
             check_capability(self.method, "gpu", n_components=n)  # UnsupportedOnGPU before any import
             resolve_device("gpu")  # GPUUnavailable with the reason
             return "gpu"
-        if resolve_device("auto") == "cpu":
-            check_capability(self.method, "cpu", n_components=n)
-            return "cpu"
-        try:
+
+        def gpu_serves() -> None:
             check_capability(self.method, "gpu", n_components=n)
             _implementation(self.method, "gpu").check_available()
-        except (UnsupportedOnGPU, GPUUnavailable) as exc:
-            self.fallback_reason_ = str(exc)
-            log.warning("%s projector: falling back to CPU: %s", self.method, exc)
+
+        backend, self.fallback_reason_ = gpu_fallback("auto", f"{self.method} projector", gpu_serves)
+        if backend == "cpu":
             check_capability(self.method, "cpu", n_components=n)
-            return "cpu"
-        return "gpu"
+        return backend
 
     # -- estimator API
     def fit(self, X: Any, y: None = None) -> "Projector":
@@ -242,8 +234,6 @@ class Projector:
             return self.estimator_.transform(X)
         if self.device == "gpu" or getattr(self, "_fit_input", None) is None:
             check_capability(self.method, self.backend_, transform=True)
-        from xsgpu.embed.reference import ReferenceMap
-
         log.warning("%s projector: falling back to CPU for transform: %s cannot place new points; "
                     "placing them with openTSNE against the fitted map", self.method,
                     capability(self.method, self.backend_).library)

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from xsgpu.embed._base import check_matrix, check_random_state
+from xsgpu.embed.tsne_cpu import place_points
 from xsgpu.io.atomic import atomic_path
 
 __all__ = ["ReferenceMap", "SpaceReference", "REFERENCE_DIR", "REFERENCE_FORMAT"]
@@ -90,8 +91,6 @@ class ReferenceMap:
 
     def transform(self, X: Any, *, perplexity: float = 5.0, n_iter: int = 250) -> np.ndarray:
         """Place new points (m, d) onto the map; returns (m, 2) float32 in the map's frame."""
-        from xsgpu.embed.tsne_cpu import place_points
-
         X = check_matrix(X, owner="ReferenceMap.transform")
         if X.shape[1] != self.inputs.shape[1]:
             raise ValueError(f"The 'X' parameter of ReferenceMap.transform must have {self.inputs.shape[1]} columns "

@@ -172,8 +172,6 @@ class OpenTSNE:
         The fitted points do not move; see :func:`place_points`.
         """
         if not hasattr(self, "tsne_embedding_"):
-            from xsgpu.embed.projectors import NotFittedError
-
             raise NotFittedError("This OpenTSNE is not fitted yet; call fit first.")
         X = check_matrix(X, owner="OpenTSNE.transform")
         if X.shape[1] != self.n_features_in_:

@@ -79,8 +79,7 @@ class CumlUMAP(EstimatorBase):
 
     def fit(self, X: Any, y: None = None) -> "CumlUMAP":
         self.check_available()
-        from cuml.manifold import UMAP
-
+        UMAP = import_cuml("manifold").UMAP
         k = int(min(self.n_neighbors, X.shape[0] - 1))
         self.model_ = UMAP(n_components=self.n_components, n_neighbors=k, min_dist=self.min_dist,
                            metric=self.metric, random_state=self.random_state, output_type="numpy")

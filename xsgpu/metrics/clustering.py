@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from xsgpu.backend import GPUUnavailable, namespace_of, resolve_device, to_host
+from xsgpu.backend import gpu_fallback, import_cuml, import_gpu, namespace_of, to_host
 from xsgpu.metrics.validation import check_choice, check_positive_int
 
 __all__ = ["ClusterResult", "cluster_selection", "davies_bouldin", "CLUSTER_METHODS"]
@@ -107,20 +107,10 @@ def _silhouette(x, labels, *, sample_size: int, random_state: int, device: str) 
     if k < 2 or k >= x.shape[0]:
         return float("nan")
     if device == "gpu":
-        from cuml.metrics.cluster import silhouette_score as cu_silhouette
-
-        return float(cu_silhouette(x, labels))
+        return float(import_cuml("metrics.cluster").silhouette_score(x, labels))
     from sklearn.metrics import silhouette_score
 
     return float(silhouette_score(to_host(x), to_host(labels)))
-
-
-def _cuml_available() -> tuple[bool, str]:
-    try:
-        import cuml  # noqa: F401
-    except Exception as exc:  # ImportError or a broken CUDA install
-        return False, f"cuml is not importable ({exc.__class__.__name__}: {exc})"
-    return True, ""
 
 
 def cluster_selection(x: Any, *, method: Literal["kmeans", "dbscan"] = "kmeans", device: str = "auto",
@@ -175,28 +165,16 @@ def cluster_selection(x: Any, *, method: Literal["kmeans", "dbscan"] = "kmeans",
     if method == "kmeans" and n_clusters > x.shape[0]:
         raise ValueError(f"The 'n_clusters' parameter of {func} must be <= the number of rows ({x.shape[0]}). "
                          f"Got {n_clusters} instead.")
-    dev = resolve_device(device)
-    if dev == "gpu":
-        ok, reason = _cuml_available()
-        if not ok:
-            if device == "gpu":
-                raise GPUUnavailable(f"device='gpu' was requested for {func} but {reason}. "
-                                     "Hint: install the [gpu] extra or use device='cpu'.")
-            log.info("%s: falling back to CPU: %s", func, reason)
-            dev = "cpu"
+    dev, _ = gpu_fallback(device, func, lambda: import_cuml("cluster"))
     params: dict[str, Any] = {"method": method}
     if dev == "gpu":
-        import cupy
-
+        cupy = import_gpu("cupy")
+        cuml_cluster = import_cuml("cluster")
         xg = cupy.asarray(x)
         if method == "kmeans":
-            from cuml.cluster import KMeans as CuKMeans
-
-            labels = CuKMeans(n_clusters=n_clusters, random_state=random_state).fit_predict(xg)
+            labels = cuml_cluster.KMeans(n_clusters=n_clusters, random_state=random_state).fit_predict(xg)
         else:
-            from cuml.cluster import DBSCAN as CuDBSCAN
-
-            labels = CuDBSCAN(eps=eps, min_samples=min_samples).fit_predict(xg)
+            labels = cuml_cluster.DBSCAN(eps=eps, min_samples=min_samples).fit_predict(xg)
         labels = cupy.asarray(labels).astype(cupy.int64)
         xs = xg
     else:

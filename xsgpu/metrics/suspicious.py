@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from xsgpu.attributes import SLUGS
-from xsgpu.backend import GPUUnavailable, namespace_of, resolve_device, to_host
+from xsgpu.backend import gpu_fallback, import_cuml, import_gpu, namespace_of, to_host
 from xsgpu.metrics.validation import check_attributes, check_pair, check_positive_int
 
 __all__ = ["suspicious_labels", "neighbour_label_rate", "knn_indices", "SUSPICIOUS_COLUMNS", "EXACT_MAX_ROWS"]
@@ -86,19 +86,10 @@ def knn_indices(features: Any, k: int, *, device: str = "auto", neighbors: str =
                          f"Got {neighbors!r} instead.")
     xp = namespace_of(features)
     n = int(features.shape[0])
-    dev = resolve_device(device)
+    dev, _ = gpu_fallback(device, "suspicious_labels", lambda: import_cuml("neighbors"))
     if dev == "gpu":
-        try:
-            from cuml.neighbors import NearestNeighbors as CuNN
-        except Exception as exc:
-            if device == "gpu":
-                raise GPUUnavailable(f"device='gpu' was requested for suspicious_labels but cuml is not importable "
-                                     f"({exc}). Hint: install the [gpu] extra or use device='cpu'.") from exc
-            log.info("suspicious_labels: falling back to CPU: cuml is not importable (%s)", exc)
-            dev = "cpu"
-    if dev == "gpu":
-        import cupy
-
+        cupy = import_gpu("cupy")
+        CuNN = import_cuml("neighbors").NearestNeighbors
         xg = cupy.asarray(features, dtype=cupy.float32)
         ind = cupy.asarray(CuNN(n_neighbors=k + 1).fit(xg).kneighbors(xg, return_distance=False)).astype(cupy.int64)
         ind = ind.get()

@@ -1,8 +1,7 @@
 """Scores used while training: mean average precision and the prevalence baseline.
 
-mAP is the macro mean over attributes with at least one positive of scikit-learn's
-``average_precision_score``; when the metrics package (``xsgpu.metrics.mean_average_precision``)
-is importable it is used instead, so training and evaluation report the same number.
+mAP is the macro mean of average precision over attributes with at least one positive, computed by
+``xsgpu.metrics.mean_average_precision``, so training and evaluation report the same number.
 
 Examples
 --------
@@ -20,16 +19,11 @@ import logging
 
 import numpy as np
 
+from xsgpu.metrics.ranking import mean_average_precision
+
 __all__ = ["mean_ap", "prevalence_map"]
 
 log = logging.getLogger(__name__)
-
-
-def _sklearn_map(y_true: np.ndarray, y_score: np.ndarray) -> float:
-    from sklearn.metrics import average_precision_score
-
-    aps = [average_precision_score(y_true[:, j], y_score[:, j]) for j in range(y_true.shape[1]) if y_true[:, j].any()]
-    return float(np.mean(aps)) if aps else float("nan")
 
 
 def mean_ap(y_true: np.ndarray, y_score: np.ndarray) -> float:
@@ -44,10 +38,6 @@ def mean_ap(y_true: np.ndarray, y_score: np.ndarray) -> float:
     y_score = np.asarray(y_score, dtype=np.float64)
     if y_true.shape != y_score.shape or y_true.ndim != 2:
         raise ValueError(f"y_true and y_score must both have shape (n, k). Got {y_true.shape} and {y_score.shape} instead.")
-    try:
-        from xsgpu.metrics import mean_average_precision
-    except ImportError:
-        return _sklearn_map(y_true, y_score)
     return float(mean_average_precision(y_true, y_score))
 
 
