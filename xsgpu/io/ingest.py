@@ -39,7 +39,6 @@ Examples
 """
 from __future__ import annotations
 
-import glob
 import hashlib
 import logging
 import os
@@ -53,6 +52,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from xsgpu.attributes import label_columns
+from xsgpu.io.discovery import Expansion, display_path, expand_inputs
 from xsgpu.errors import InputError
 from xsgpu.io.frame import Frame, ReaderError
 from xsgpu.io.labels import LabelAssignment, match_labels, read_labels
@@ -79,20 +79,12 @@ class IngestError(InputError):
 
 
 # ---------------------------------------------------------------------------------------------- inputs
-def _hidden(name: str) -> bool:
-    return name.startswith(".")
-
-
-def _walk(directory: str, skip: set[str]) -> list[str]:
-    found = []
-    for root, dirs, files in os.walk(directory):
-        dirs[:] = sorted(d for d in dirs if not _hidden(d) and os.path.abspath(os.path.join(root, d)) not in skip)
-        found.extend(os.path.join(root, f) for f in sorted(files) if not _hidden(f))
-    return found
-
-
 def expand_paths(paths: Iterable[str | os.PathLike], *, exclude: Iterable[str | os.PathLike] = ()) -> list[str]:
     """Expand files, globs and directories into absolute file paths (deduplicated, deterministic order).
+
+    The files of :func:`xsgpu.io.discovery.expand_inputs` (links to directories are not followed inside
+    walks and globs; a file reached twice is listed once); :func:`plan_ingest` also records its
+    skipped entries as error rows.
 
     Parameters
     ----------
@@ -107,40 +99,21 @@ def expand_paths(paths: Iterable[str | os.PathLike], *, exclude: Iterable[str | 
     IngestError
         If a path neither exists nor matches any file, or nothing is found at all.
     """
-    skip = {os.path.abspath(os.fspath(e)) for e in exclude}
-    out: list[str] = []
-    seen: set[str] = set()
-    missing: list[str] = []
+    return _expand(paths, exclude).files
+
+
+def _expand(paths: Iterable[str | os.PathLike], exclude: Iterable[str | os.PathLike]) -> Expansion:
     given = [os.fspath(p) for p in paths]
     if not given:
         raise IngestError("No input paths given. Hint: pass files, directories or globs, e.g. `xsgpu ingest /data/saxs`.")
-    for p in given:
-        if os.path.isdir(p):
-            found = _walk(p, skip)
-        elif os.path.exists(p):
-            found = [p]
-        elif glob.has_magic(p):
-            found = []
-            for m in sorted(glob.glob(p, recursive=True)):
-                found.extend(_walk(m, skip) if os.path.isdir(m) else [m])
-            if not found:
-                missing.append(p)
-        else:
-            missing.append(p)
-            continue
-        for f in found:
-            a = os.path.abspath(f)
-            if a in seen or a in skip or any(a.startswith(s + os.sep) for s in skip):
-                continue
-            seen.add(a)
-            out.append(a)
-    if missing:
-        raise IngestError(f"Input path(s) {missing} do not exist and match no file. Hint: check the spelling; "
-                          "quote globs so the shell does not expand them.")
-    if not out:
-        raise IngestError(f"No input files found in {given} (hidden files, the label file and the output "
-                          "directory are skipped).")
-    return out
+    found = expand_inputs(given, exclude=exclude)
+    if found.missing:
+        raise IngestError(f"Input path(s) {[display_path(m) for m in found.missing]} do not exist and match no file. "
+                          "Hint: check the spelling; quote globs so the shell does not expand them.")
+    if not found.files and not found.skipped:
+        raise IngestError(f"No input files found in {[display_path(g) for g in given]} (hidden files, the label file "
+                          "and the output directory are skipped).")
+    return found
 
 
 def run_id_for(path: str) -> str:
@@ -305,10 +278,12 @@ def plan_ingest(
     limits = _limits(max_frame_pixels, max_frames_per_file)
     out = Path(out).absolute()
     exclude = [out] + ([labels] if labels is not None else [])
-    files = expand_paths(paths, exclude=exclude)
+    found = _expand(paths, exclude)
+    files = found.files
     table = read_labels(labels) if labels is not None else None
     assignment = match_labels(table, files) if table is not None else None
-    params = {"inputs": [os.fspath(p) for p in paths], "size": int(size), "partition_size": int(partition_size),
+    params = {"inputs": [display_path(os.fspath(p)) for p in paths], "size": int(size),
+              "partition_size": int(partition_size),
               "h5_dataset": h5_dataset,
               "labels": os.path.abspath(labels) if labels is not None else None,
               "labels_sha256": _sha256(labels) if labels is not None else None, "n_files": len(files),
@@ -319,7 +294,7 @@ def plan_ingest(
         return store
 
     infos: dict[str, Any] = {}
-    errors: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = list(found.skipped)
     results = _scan_all(files, h5_dataset, n_workers, limits)
     for f, res in tqdm(zip(files, results), total=len(files), desc="scan", unit="file", disable=not progress):
         if isinstance(res, dict):
