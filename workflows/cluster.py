@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from distributed import Client
 
 __all__ = ["ClusterKind", "CLUSTER_KINDS", "make_client", "close_client", "client_session", "JobQueueOptions",
-           "quiet_dask_logs"]
+           "quiet_dask_logs", "dashboard_link"]
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +114,40 @@ def _check_positive(name: str, value: int | None, *, allow_zero: bool = False) -
                          f"Got {value!r} instead.")
 
 
+def _loopback_dashboard(address: str | int | None) -> str | None:
+    """``":8787"`` / ``8787`` -> ``"127.0.0.1:8787"``; an explicit host is kept (warned when it is every interface)."""
+    if address is None:
+        return None
+    text = str(address).strip()
+    host, sep, port = text.rpartition(":")
+    if not sep:  # a bare port
+        host, port = "", text
+    if host in ("", "*"):
+        return f"127.0.0.1:{port}"
+    if host in ("0.0.0.0", "[::]", "::"):
+        log.warning("the Dask dashboard will listen on every interface (%s): anyone who can reach this machine "
+                    "sees the task graph and worker logs", text)
+    return text
+
+
+def dashboard_link(client: "Client") -> str | None:
+    """The dashboard address of ``client``'s scheduler as it really listens (``None`` without a dashboard).
+
+    For a cluster started by :func:`make_client` the scheduler runs in this process: the link is built
+    from its HTTP server's bound socket (``http://127.0.0.1:PORT/status`` by default; Dask's own
+    ``dashboard_link`` names the scheduler's host instead, whatever the dashboard is bound to). For a
+    scheduler connected to by address, Dask's link.
+    """
+    cluster = _OWNED.get(client)
+    server = getattr(getattr(cluster, "scheduler", None), "http_server", None)
+    sockets = list(getattr(server, "_sockets", {}).values()) if server is not None else []
+    if sockets:
+        host, port = sockets[0].getsockname()[:2]
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{port}/status"
+    return getattr(client, "dashboard_link", None) or None
+
+
 def make_client(
     kind: str = "local",
     *,
@@ -145,7 +179,10 @@ def make_client(
     jobqueue : JobQueueOptions, optional
         Job options for ``"slurm"`` / ``"pbs"`` (queue, account, walltime, cores, memory, jobs).
     dashboard_address : str, optional
-        Where a local scheduler serves the dashboard (``":0"``: a free port; ``None``: no dashboard).
+        Where a scheduler started here serves the dashboard (``":0"``: a free port; ``None``: no
+        dashboard). A bare ``":PORT"`` binds 127.0.0.1 only (Dask's own default is every interface);
+        name the interface to expose it (``"0.0.0.0:8787"``, logged as a warning). See
+        :func:`dashboard_link` for the address it really listens on.
     local_directory : str, optional
         Scratch directory of local workers.
     timeout : float
@@ -175,6 +212,7 @@ def make_client(
                          f"Got {kind!r} instead.")
     _check_positive("n_workers", n_workers)
     _check_positive("threads_per_worker", threads_per_worker)
+    dashboard_address = _loopback_dashboard(dashboard_address)
 
     if kind == "address":
         if scheduler_address is None and scheduler_file is None:

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from workflows.cluster import close_client, make_client
+from workflows.cluster import close_client, dashboard_link, make_client
 from workflows.runlog import RunLog
 from xsgpu.errors import StageError
 
@@ -416,7 +416,7 @@ def run_pipeline(
         where = single_stage_on
         if where == "auto":
             where = "client" if own_client and cluster in ("local", "local-cuda") else "worker"
-        dashboard = getattr(client, "dashboard_link", None)
+        dashboard = dashboard_link(client)  # where it really listens (127.0.0.1 unless told otherwise)
         say(f"Dask dashboard: {dashboard}")
         log.info("Dask dashboard: %s (single stages on the %s)", dashboard, where)
         runlog.event("cluster", dashboard=dashboard, workers=len(client.scheduler_info().get("workers", {})))
