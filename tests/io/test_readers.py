@@ -316,3 +316,39 @@ def test_make_frame_checks():
         make_frame(np.array([["a"]]), source_uri="/x")
     fr = make_frame(np.array([[np.inf, -3.0], [np.nan, 2.0]]), source_uri="/x")
     assert fr.mask.tolist() == [[True, False], [True, False]] and fr.data[0, 1] == -3.0
+
+
+def _three_page_tiff(path):
+    stack = np.arange(3 * 16 * 16, dtype=np.int32).reshape(3, 16, 16)
+    with tifffile.TiffWriter(path) as tw:
+        for page in stack:
+            tw.write(page, photometric="minisblack")
+    with tifffile.TiffFile(path) as tf:
+        return stack, [p.offset for p in tf.pages], [p.dataoffsets[0] for p in tf.pages]
+
+
+def test_truncated_multipage_tiff_does_not_lose_its_last_page_silently(tmp_path):
+    from xsgpu.io.ingest import ingest_paths
+
+    d = tmp_path / "run1"
+    d.mkdir()
+    whole = d / "whole.tif"
+    stack, ifds, data = _three_page_tiff(whole)
+    raw = whole.read_bytes()
+    (d / "cut_ifd.tif").write_bytes(raw[:ifds[2]])  # the chain points past the end: tifffile sees 2 pages
+    (d / "cut_data.tif").write_bytes(raw[:data[2] + 100])  # page 2's directory intact, its pixels cut
+    with pytest.raises(CorruptFileError, match=r"cut_ifd.tif: the TIFF's page chain is broken after page 1: the "
+                                               r"next-page pointer points to offset [\d,]+ \(the file has"):
+        scan_file(d / "cut_ifd.tif")
+    with pytest.raises(CorruptFileError, match="page chain is broken"):
+        list(read_any(d / "cut_ifd.tif"))
+    assert count_frames(d / "cut_data.tif") == 3
+    store = ingest_paths([d], tmp_path / "out", size=8, partition_size=8, progress=False)
+    samples = store.read_table("samples").set_index(["source_uri", "frame"])
+    assert samples.loc[(str(d / "cut_data.tif"), 2), "valid"] == False  # noqa: E712 - a numpy bool
+    assert samples.loc[(str(d / "cut_data.tif"), 1), "valid"] == True  # noqa: E712
+    errors = store.read_errors().set_index("source_uri")
+    assert errors.loc[str(d / "cut_ifd.tif"), "frame"] == -1
+    assert errors.loc[str(d / "cut_data.tif"), "frame"] == 2
+    assert str(d / "whole.tif") not in errors.index
+    np.testing.assert_array_equal(np.stack([f.data for f in read_any(whole)]), stack.astype(np.float32))
