@@ -1,6 +1,12 @@
-"""Model overview: per-attribute accuracy, precision, recall, F1 and AP, and the mAP, on the corrected ACT.
+"""Model overview: overall and per-attribute metrics per split, PR curves, probability histograms and a
+reliability diagram per attribute, on the corrected ACT, linked to the current selection.
 
-Computed once per server process for each (scope, cut-off, corrections) and shared by every session.
+The default scope is the test split (the val split when the run has no test split, all images when it has
+neither): scores on the training images flatter the model. The overall figures (accuracy, micro/macro
+precision, recall, F1, subset accuracy, mAP) are given for every split side by side, and for the current
+selection. The curves of the chosen attribute show the scope and, dashed or outlined in the selection
+colour, the current selection. Per-scope results are computed once per server process for each (scope,
+cut-off, corrections) and shared by every session; the selection's are computed per change.
 """
 from __future__ import annotations
 
@@ -13,55 +19,115 @@ import panel as pn
 import param
 
 from panel_app.panels._common import defer, fmt, labels_key, process_cached
+from panel_app.panels.overview_curves import (
+    ap_bars_element, histogram_element, pr_curve, pr_element, probability_histograms, reliability,
+    reliability_element,
+)
 from panel_app.state import AppState
 from xsgpu.attributes import ATTRIBUTES, resolve_attribute
 
-__all__ = ["ModelOverview", "SCOPES"]
+__all__ = ["ModelOverview", "SCOPES", "OVERALL_COLUMNS", "default_scope"]
 
 log = logging.getLogger(__name__)
 
-#: Which images the overview scores: all, one split, or the images passing the attribute filters.
-SCOPES = ("all", "test", "val", "train", "filtered")
+#: Which images the overview scores: one split, all, the images passing the attribute filters, the selection.
+SCOPES = ("test", "val", "train", "all", "filtered", "selection")
+#: Columns of the per-split table (overall figures of the model), in order.
+OVERALL_COLUMNS = ("scope", "n", "mAP", "accuracy", "precision_micro", "recall_micro", "f1_micro",
+                   "precision_macro", "recall_macro", "f1_macro", "subset_accuracy")
+_TABLE_CSS = ".tabulator { font-size: 13px; } .tabulator .tabulator-header { font-size: 13px; }"
+_TEXT = {"font-size": "14px"}
+
+
+def default_scope(samples: pd.DataFrame) -> str:
+    """``'test'`` when the run has a test split, else ``'val'``, else ``'all'``."""
+    if "split" in samples.columns:
+        splits = set(pd.unique(samples["split"].astype(str)))
+        for name in ("test", "val"):
+            if name in splits:
+                return name
+    return "all"
 
 
 class ModelOverview(pn.viewable.Viewer):
-    """Per-attribute metrics (table + AP bars) and the mAP of the model on the corrected ACT.
+    """Overall and per-attribute metrics of the model per split, with PR, histogram and reliability plots.
 
     Parameters
     ----------
     state : AppState
     scope : one of :data:`SCOPES`
+        Default :func:`default_scope` of the run (test, else val, else all).
+    attribute : str
+        Slug of the attribute whose curves are drawn (default the first).
     """
 
     state = param.ClassSelector(class_=AppState, doc="The session state.")
-    scope = param.Selector(default="all", objects=list(SCOPES), doc="Images scored.")
+    scope = param.Selector(default="test", objects=list(SCOPES), doc="Images scored.")
+    attribute = param.Selector(default=ATTRIBUTES[0].slug, objects=[a.slug for a in ATTRIBUTES],
+                               doc="Attribute of the PR curve, histograms and reliability diagram.")
 
     def __init__(self, **params: Any):
-        super().__init__(**params)
-        if self.state is None:
+        if params.get("state") is None:
             raise ValueError("The 'state' parameter of ModelOverview must be an AppState. Got None instead.")
+        params.setdefault("scope", default_scope(params["state"].data.samples))
+        super().__init__(**params)
         self._scope = pn.widgets.RadioButtonGroup.from_param(self.param.scope, css_classes=["xsgpu-overview-scope"])
-        self._summary = pn.pane.Markdown("", css_classes=["xsgpu-overview-summary"])
+        self._attr = pn.widgets.Select.from_param(self.param.attribute, name="Curves of", width=220,
+                                                  options={a.name: a.slug for a in ATTRIBUTES},
+                                                  css_classes=["xsgpu-overview-attribute"])
+        self._summary = pn.pane.Markdown("", css_classes=["xsgpu-overview-summary"], styles=_TEXT)
+        self._splits = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False, layout="fit_data_table",
+                                            stylesheets=[_TABLE_CSS], css_classes=["xsgpu-overview-splits"])
         self._table = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False, height=420,
-                                           layout="fit_data_table", css_classes=["xsgpu-overview-table"])
-        self._plot = pn.pane.Bokeh(None)
+                                           layout="fit_data_table", stylesheets=[_TABLE_CSS],
+                                           css_classes=["xsgpu-overview-table"])
+        self._bars = pn.pane.HoloViews(None, backend="bokeh", css_classes=["xsgpu-overview-ap"])
+        self._pr = pn.pane.HoloViews(None, backend="bokeh", css_classes=["xsgpu-overview-pr"])
+        self._hist = pn.pane.HoloViews(None, backend="bokeh", css_classes=["xsgpu-overview-hist"])
+        self._rel = pn.pane.HoloViews(None, backend="bokeh", css_classes=["xsgpu-overview-reliability"])
         self.state.param.watch(lambda _e: self._refresh(), ["cutoff", "corrections_version", "filter_attributes",
-                                                            "filter_mode"])
+                                                            "filter_mode", "filter_source"])
+        self.state.param.watch(lambda _e: self._on_selection(), ["selection"])
         self.param.watch(lambda _e: self._refresh(), "scope")
-        self._layout = pn.Column(self._scope, self._summary, pn.Row(self._table, self._plot),
-                                 sizing_mode="stretch_width", css_classes=["xsgpu-model-overview"])
+        self.param.watch(lambda _e: self._refresh_curves(), "attribute")
+        self._layout = pn.Column(
+            pn.Row(self._scope, self._attr), self._summary,
+            pn.pane.Markdown("**Overall, per split** (micro averages pool every (image, attribute) pair; "
+                             "macro averages the 17 attributes)", styles=_TEXT),
+            self._splits,
+            pn.Row(self._pr, self._hist, self._rel),
+            pn.Row(self._table, self._bars),
+            sizing_mode="stretch_width", css_classes=["xsgpu-model-overview"])
         defer(self._layout, self._refresh)
+
+    # ------------------------------------------------------------------ what is scored
+    def ids_of(self, scope: str) -> np.ndarray:
+        """Sample ids scored in ``scope`` (int64, sorted; frames that failed to read are never scored)."""
+        data = self.state.data
+        if scope == "all":
+            ids = np.arange(data.n, dtype=np.int64)
+        elif scope == "filtered":
+            return np.flatnonzero(self.state.filtered_mask()).astype(np.int64)
+        elif scope == "selection":
+            ids = np.asarray(self.state.selection, dtype=np.int64)
+        elif "split" not in data.samples.columns:
+            return np.zeros(0, np.int64)
+        else:
+            ids = np.flatnonzero(data.samples["split"].to_numpy() == scope).astype(np.int64)
+        if data.n_invalid:
+            ids = ids[data.valid[ids]]
+        return ids
 
     def scope_ids(self) -> np.ndarray:
         """Sample ids scored in the current scope (int64, sorted)."""
-        data = self.state.data
-        if self.scope == "all":
-            return np.arange(data.n, dtype=np.int64)
-        if self.scope == "filtered":
-            return np.flatnonzero(self.state.filtered_mask()).astype(np.int64)
-        if "split" not in data.samples.columns:
-            return np.zeros(0, np.int64)
-        return np.flatnonzero(data.samples["split"].to_numpy() == self.scope).astype(np.int64)
+        return self.ids_of(self.scope)
+
+    def _key(self, scope: str) -> tuple:
+        s = self.state
+        extra: tuple = ()
+        if scope == "filtered":
+            extra = (tuple(s.filter_attributes), s.filter_mode, s.filter_source)
+        return (float(s.cutoff), labels_key(s), extra)
 
     def metrics(self) -> tuple[pd.DataFrame, float]:
         """Per-attribute metrics and mAP for the current scope and cut-off.
@@ -75,13 +141,12 @@ class ModelOverview(pn.viewable.Viewer):
             Mean average precision over the attributes present in the scope.
         """
         s = self.state
-        key = ("overview", self.scope, float(s.cutoff), labels_key(s),
-               tuple(s.filter_attributes) + (s.filter_mode,) if self.scope == "filtered" else ())
+        scope = self.scope
 
         def build():
             from xsgpu.metrics import attribute_metrics, mean_average_precision
 
-            ids = self.scope_ids()
+            ids = self.ids_of(scope)
             if len(ids) == 0:
                 return pd.DataFrame(), float("nan")
             y, p = s.y_act()[ids], s.data.y_prob[ids]
@@ -90,7 +155,77 @@ class ModelOverview(pn.viewable.Viewer):
             table.insert(0, "attribute", [resolve_attribute(x).name for x in table["slug"]])
             return table, float(mean_average_precision(y, p))
 
-        return process_cached(s, key, build)
+        if scope == "selection":
+            return build()
+        return process_cached(s, ("overview", scope, *self._key(scope)), build)
+
+    def overall(self, scope: str) -> dict[str, float] | None:
+        """Overall figures of ``scope`` (``n``, ``mAP``, accuracy, micro/macro precision, recall, F1,
+        subset accuracy; ``xsgpu.metrics.selection_metrics``), or ``None`` when it holds no image."""
+        s = self.state
+
+        def build():
+            from xsgpu.metrics import selection_metrics
+
+            ids = self.ids_of(scope)
+            if len(ids) == 0:
+                return None
+            o = selection_metrics(s.y_act(), s.data.y_prob, ids, cutoff=s.cutoff, ap=True).overall
+            return {"n": int(o["n"]), "mAP": o["map"], **{k: o[k] for k in OVERALL_COLUMNS[3:]}}
+
+        if scope == "selection":
+            return build()
+        return process_cached(s, ("overview_overall", scope, *self._key(scope)), build)
+
+    def split_table(self) -> pd.DataFrame:
+        """One row per split present (test, val, train), then all images, then the current selection if any:
+        the columns :data:`OVERALL_COLUMNS`."""
+        rows = []
+        splits = set()
+        if "split" in self.state.data.samples.columns:
+            splits = set(pd.unique(self.state.data.samples["split"].astype(str)))
+        for scope in [x for x in ("test", "val", "train") if x in splits] + ["all", "selection"]:
+            o = self.overall(scope)
+            if o is not None:
+                rows.append({"scope": scope, **o})
+        return pd.DataFrame(rows, columns=list(OVERALL_COLUMNS))
+
+    def curves(self) -> dict[str, dict[str, dict]]:
+        """Data of the three plots for :attr:`attribute`: ``{'pr' | 'hist' | 'reliability': {label: data}}``,
+        the scope first, then the current selection when it holds images (and the scope is not it)."""
+        s = self.state
+        j = resolve_attribute(self.attribute).index
+        parts = [(self.scope, self.scope_ids())]
+        if self.scope != "selection" and len(s.selection):
+            parts.append(("selection", self.ids_of("selection")))
+        out: dict[str, dict[str, dict]] = {"pr": {}, "hist": {}, "reliability": {}}
+        y_all, p_all = s.y_act()[:, j], s.data.y_prob[:, j]
+        for label, ids in parts:
+            if len(ids) == 0:
+                continue
+            y, p = y_all[ids], p_all[ids]
+            out["pr"][label] = pr_curve(y, p)
+            out["hist"][label] = probability_histograms(y, p)
+            out["reliability"][label] = reliability(y, p)
+        return out
+
+    # ------------------------------------------------------------------ rendering
+    def _on_selection(self) -> None:
+        if self.scope == "selection":
+            self._refresh()
+            return
+        self._refresh_splits()
+        self._refresh_curves()
+
+    def _refresh_splits(self) -> None:
+        self._splits.value = self.split_table().round(3)
+
+    def _refresh_curves(self) -> None:
+        name = resolve_attribute(self.attribute).name
+        c = self.curves()
+        self._pr.object = pr_element(c["pr"], title=f"Precision-recall: {name}")
+        self._hist.object = histogram_element(c["hist"], title=f"Predicted probability: {name}")
+        self._rel.object = reliability_element(c["reliability"], title=f"Reliability: {name}")
 
     def _refresh(self) -> None:
         try:
@@ -99,29 +234,23 @@ class ModelOverview(pn.viewable.Viewer):
             self._summary.object = f"Model metrics unavailable: {exc}"
             return
         n = len(self.scope_ids())
+        self._refresh_splits()
         if table.empty:
             self._summary.object = f"No images in scope **{self.scope}**."
             self._table.value = pd.DataFrame()
-            self._plot.object = None
+            self._bars.object = None
+            self._refresh_curves()
             return
-        self._summary.object = (f"**mAP {fmt(m_ap)}** over {n:,} images (scope: {self.scope}, cut-off "
-                                f"{self.state.cutoff:g}, corrected ACT)")
+        o = self.overall(self.scope) or {}
+        figures = ", ".join(f"{k.replace('_micro', '')} {fmt(o.get(k))}"
+                            for k in ("accuracy", "precision_micro", "recall_micro", "f1_micro"))
+        self._summary.object = (f"**mAP {fmt(m_ap)}**, {figures} (micro), F1 macro {fmt(o.get('f1_macro'))} "
+                                f"over {n:,} images (scope: **{self.scope}**, cut-off {self.state.cutoff:g}, "
+                                f"corrected ACT)")
         self._table.value = table.round(3)
-        self._plot.object = _ap_bars(table)
+        self._bars.object = ap_bars_element(table["attribute"].tolist(), table["ap"].to_numpy(),
+                                            [a.colour for a in ATTRIBUTES][:len(table)])
+        self._refresh_curves()
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._layout
-
-
-def _ap_bars(table: pd.DataFrame):
-    from bokeh.models import ColumnDataSource, HoverTool
-    from bokeh.plotting import figure
-
-    names = table["attribute"].tolist()
-    src = ColumnDataSource({"attribute": names, "ap": table["ap"].fillna(0).to_numpy(),
-                            "f1": table["f1"].to_numpy(), "colour": [a.colour for a in ATTRIBUTES][:len(names)]})
-    fig = figure(y_range=names[::-1], x_range=(0, 1), width=380, height=420, title="Average precision",
-                 toolbar_location=None)
-    fig.hbar(y="attribute", right="ap", height=0.8, color="colour", source=src)
-    fig.add_tools(HoverTool(tooltips=[("attribute", "@attribute"), ("AP", "@ap{0.000}"), ("F1", "@f1{0.000}")]))
-    return fig

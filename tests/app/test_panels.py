@@ -290,7 +290,7 @@ def test_record_without_store_is_refused():
 def test_model_overview_matches_sklearn(state):
     from panel_app.panels import ModelOverview
 
-    mo = ModelOverview(state=state)
+    mo = ModelOverview(state=state, scope="all")
     table, m_ap = mo.metrics()
     y, p = state.y_act(), state.data.y_prob
     assert table["attribute"].tolist() == list(NAMES)
@@ -383,7 +383,7 @@ def test_warm_up_fills_the_process_cache(state):
     assert set(out) == {"fea_index", "overview", "study", "cooccurrence", "suspicious"}
     lru = state.data.cached("panels_lru", dict)
     kinds = {k[0] for k in lru}
-    assert kinds == {"overview", "study", "cooccurrence", "suspicious"}
+    assert kinds == {"overview", "overview_overall", "study", "cooccurrence", "suspicious"}
     other_session = AppState(data=state.data)
     assert ModelOverview(state=other_session).metrics() is lru[next(k for k in lru if k[0] == "overview")]
     assert SuspiciousPanel(state=other_session).ranking() is lru[next(k for k in lru if k[0] == "suspicious")]

@@ -1,0 +1,175 @@
+"""Per-attribute curves of the model overview: precision-recall, probability histograms, reliability.
+
+Pure NumPy functions over one attribute's labels and probabilities (the panel picks the rows: a split,
+the filtered images or the current selection), and the HoloViews elements that draw them.
+
+Examples
+--------
+>>> import numpy as np
+>>> y = np.array([True, False, True, False]); p = np.array([0.9, 0.8, 0.3, 0.1])
+>>> c = pr_curve(y, p)
+>>> c["recall"].tolist(), c["precision"].tolist()
+([0.5, 0.5, 1.0, 1.0], [1.0, 0.5, 0.6666666666666666, 0.5])
+>>> r = reliability(y, p, n_bins=2)
+>>> r["mean_predicted"].round(3).tolist(), r["fraction_positive"].tolist(), r["count"].tolist()
+([0.2, 0.85], [0.5, 0.5], [2, 2])
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["pr_curve", "reliability", "probability_histograms", "pr_element", "histogram_element",
+           "reliability_element", "ap_bars_element"]
+
+_SCOPE_COLOUR = "#2171b5"
+_SELECTION_COLOUR = "#ff1f5b"
+_FONT = {"title": "13pt", "labels": "12pt", "xticks": "11pt", "yticks": "11pt", "legend": "11pt"}
+
+
+def _pair(y_true: Any, y_score: Any, func: str) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(y_true, dtype=bool).ravel()
+    p = np.asarray(y_score, dtype=np.float64).ravel()
+    if y.shape != p.shape:
+        raise ValueError(f"The 'y_true' and 'y_score' parameters of {func} must have the same length. "
+                         f"Got {y.shape[0]} and {p.shape[0]} instead.")
+    return y, p
+
+
+def pr_curve(y_true: Any, y_score: Any) -> dict[str, np.ndarray]:
+    """Precision and recall at every distinct score, highest threshold first.
+
+    Parameters
+    ----------
+    y_true : array of bool, shape (n,)
+    y_score : array of float, shape (n,)
+
+    Returns
+    -------
+    dict
+        ``threshold``, ``precision``, ``recall`` (float64 arrays of the same length: predicting
+        ``score >= threshold`` positive); empty arrays when there is no positive.
+    """
+    y, p = _pair(y_true, y_score, "pr_curve")
+    n_pos = int(y.sum())
+    if n_pos == 0 or len(y) == 0:
+        return {"threshold": np.zeros(0), "precision": np.zeros(0), "recall": np.zeros(0)}
+    order = np.argsort(-p, kind="stable")
+    ps, ys = p[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(ps)), len(ps) - 1]  # the last row of each run of equal scores
+    tp = np.cumsum(ys)[last].astype(np.float64)
+    fp = (last + 1) - tp
+    return {"threshold": ps[last], "precision": tp / (tp + fp), "recall": tp / n_pos}
+
+
+def reliability(y_true: Any, y_prob: Any, *, n_bins: int = 10) -> dict[str, np.ndarray]:
+    """Reliability (calibration) diagram data: per probability bin, mean prediction vs observed frequency.
+
+    Bins are ``n_bins`` equal intervals of [0, 1], assigned as scikit-learn's ``calibration_curve``
+    (``strategy='uniform'``) does; empty bins are left out.
+
+    Returns
+    -------
+    dict
+        ``mean_predicted``, ``fraction_positive`` (float64), ``count`` (int64), one entry per non-empty bin,
+        and ``ece``: the expected calibration error (count-weighted mean absolute gap), NaN for no rows.
+    """
+    if int(n_bins) < 1:
+        raise ValueError(f"The 'n_bins' parameter of reliability must be >= 1. Got {n_bins!r} instead.")
+    y, p = _pair(y_true, y_prob, "reliability")
+    edges = np.linspace(0.0, 1.0, int(n_bins) + 1)
+    ids = np.searchsorted(edges[1:-1], p)
+    count = np.bincount(ids, minlength=n_bins)
+    s_prob = np.bincount(ids, weights=p, minlength=n_bins)
+    s_true = np.bincount(ids, weights=y.astype(np.float64), minlength=n_bins)
+    keep = count > 0
+    mean_pred = s_prob[keep] / count[keep]
+    frac = s_true[keep] / count[keep]
+    ece = float(np.sum(count[keep] * np.abs(frac - mean_pred)) / count.sum()) if count.sum() else float("nan")
+    return {"mean_predicted": mean_pred, "fraction_positive": frac, "count": count[keep].astype(np.int64),
+            "ece": ece}
+
+
+def probability_histograms(y_true: Any, y_prob: Any, *, n_bins: int = 20) -> dict[str, np.ndarray]:
+    """Histograms of the predicted probability over [0, 1] for the images with and without the attribute.
+
+    Returns
+    -------
+    dict
+        ``edges`` (n_bins + 1,), ``positive`` and ``negative`` counts (n_bins,) int64.
+    """
+    y, p = _pair(y_true, y_prob, "probability_histograms")
+    edges = np.linspace(0.0, 1.0, int(n_bins) + 1)
+    pos, _ = np.histogram(p[y], bins=edges)
+    neg, _ = np.histogram(p[~y], bins=edges)
+    return {"edges": edges, "positive": pos.astype(np.int64), "negative": neg.astype(np.int64)}
+
+
+# ---------------------------------------------------------------------- HoloViews elements
+def _hv():
+    import holoviews as hv
+
+    import holoviews.plotting.bokeh  # noqa: F401  (registers the Bokeh renderer for pn.pane.HoloViews)
+    return hv
+
+
+def pr_element(curves: dict[str, dict], *, title: str, width: int = 340, height: int = 300):
+    """An ``hv.Overlay`` of PR curves (``{label: pr_curve(...)}``); the first is the scope, the second the selection."""
+    hv = _hv()
+    items = []
+    for k, (label, c) in enumerate(curves.items()):
+        items.append(hv.Curve((c["recall"], c["precision"]), "recall", "precision", label=label).opts(
+            color=_SCOPE_COLOUR if k == 0 else _SELECTION_COLOUR, line_width=2,
+            line_dash="solid" if k == 0 else "dashed", interpolation="steps-post"))
+    if not items:
+        items.append(hv.Curve([], "recall", "precision"))
+    return hv.Overlay(items).opts(title=title, width=width, height=height, xlim=(0, 1.02), ylim=(0, 1.02),
+                                  legend_position="bottom_left", fontsize=_FONT, show_grid=True, toolbar=None)
+
+
+def histogram_element(hists: dict[str, dict], *, title: str, width: int = 340, height: int = 300):
+    """Probability histograms: for the scope, images with (filled) and without (outline) the attribute;
+    for the selection (second entry of ``hists``), the same as step outlines in the selection colour."""
+    hv = _hv()
+    items = []
+    for k, (label, h) in enumerate(hists.items()):
+        e = h["edges"]
+        if k == 0:
+            items.append(hv.Histogram((e, h["negative"]), kdims="probability", vdims="images", label=f"{label}: absent")
+                         .opts(fill_color="#bdbdbd", line_color="#636363", fill_alpha=0.6))
+            items.append(hv.Histogram((e, h["positive"]), kdims="probability", vdims="images", label=f"{label}: present")
+                         .opts(fill_color=_SCOPE_COLOUR, line_color=_SCOPE_COLOUR, fill_alpha=0.55))
+        else:
+            mids = np.r_[e[:-1], e[-1]]
+            items.append(hv.Curve((mids, np.r_[h["positive"], h["positive"][-1:]]), "probability", "images",
+                                  label=f"{label}: present").opts(color=_SELECTION_COLOUR, line_width=2,
+                                                                   interpolation="steps-post"))
+    return hv.Overlay(items).opts(title=title, width=width, height=height, legend_position="top",
+                                  fontsize=_FONT, toolbar=None)
+
+
+def reliability_element(rels: dict[str, dict], *, title: str, width: int = 340, height: int = 300):
+    """Reliability diagram: observed frequency against mean predicted probability per bin, and the diagonal."""
+    hv = _hv()
+    items = [hv.Curve(([0, 1], [0, 1]), "mean predicted probability", "fraction with the attribute",
+                      label="perfectly calibrated").opts(color="#969696", line_dash="dotted")]
+    for k, (label, r) in enumerate(rels.items()):
+        colour = _SCOPE_COLOUR if k == 0 else _SELECTION_COLOUR
+        lab = f"{label} (ECE {r['ece']:.3f})" if np.isfinite(r["ece"]) else label
+        pts = (r["mean_predicted"], r["fraction_positive"])
+        items.append(hv.Curve(pts, "mean predicted probability", "fraction with the attribute", label=lab)
+                     .opts(color=colour, line_width=2))
+        items.append(hv.Scatter(pts, "mean predicted probability", "fraction with the attribute")
+                     .opts(color=colour, size=6))
+    return hv.Overlay(items).opts(title=title, width=width, height=height, xlim=(0, 1), ylim=(0, 1.02),
+                                  legend_position="top_left", fontsize=_FONT, show_grid=True, toolbar=None)
+
+
+def ap_bars_element(names: list[str], ap: np.ndarray, colours: list[str], *, width: int = 340, height: int = 420):
+    """Horizontal bars of the per-attribute average precision, in the attribute colours."""
+    hv = _hv()
+    data = {"attribute": list(names), "AP": np.nan_to_num(np.asarray(ap, dtype=np.float64)), "colour": colours}
+    return hv.Bars(data, "attribute", ["AP", "colour"]).opts(
+        invert_axes=True, color="colour", width=width, height=height, xlim=(0, 1), title="Average precision",
+        fontsize=_FONT, toolbar=None, tools=["hover"], invert_yaxis=True)
