@@ -95,6 +95,8 @@ COMMANDS: dict[str, str] = {
     "serve": "workflows.commands.serve",
     "demo": "workflows.commands.demo",
     "export-labels": "workflows.commands.export_labels",
+    "model": "workflows.commands.model",
+    "import-outputs": "workflows.commands.import_outputs",
 }
 
 

@@ -9,7 +9,11 @@ __all__ = ["command"]
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("run", type=click.Path(file_okay=False, path_type=str))
 @click.option("--model", "model", type=click.Path(path_type=str), required=True,
-              help="Checkpoint directory written by `xsgpu train`.")
+              help="Checkpoint directory written by `xsgpu train`, or a model file from elsewhere: ONNX (.onnx), "
+                   "TorchScript (.pt/.ts) or a torchvision state dict (.safetensors/.pt/.pth), described by a spec.")
+@click.option("--spec", "spec", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="Model spec (TOML/JSON) of a model file; default MODEL_STEM.spec.toml/.json beside it. "
+                   "`xsgpu model inspect MODEL` says what it must hold (docs/own_model.md).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto", show_default=True)
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (CUDA only; ~40 s warm-up).")
@@ -17,7 +21,8 @@ __all__ = ["command"]
               help="CPU threads (default: all cores).")
 @click.option("--overwrite", is_flag=True, help="Replace predictions/features written by another model.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def command(run: str, model: str, batch_size: int, device: str, compile_: bool, num_threads: int | None,
+def command(run: str, model: str, spec: str | None, batch_size: int, device: str, compile_: bool,
+            num_threads: int | None,
             overwrite: bool, progress: bool) -> None:
     """Predict the 17 attribute probabilities (PRD) and the pooled features (FEA) of RUN's images.
 
@@ -30,11 +35,16 @@ def command(run: str, model: str, batch_size: int, device: str, compile_: bool, 
       xsgpu infer runs/demo --model models/r18
       xsgpu infer runs/big --model models/r50 --device gpu --batch-size 1024 --compile
       xsgpu infer runs/demo --model models/r18-v2 --overwrite
+      xsgpu infer runs/demo --model exported/r50.onnx --spec exported/r50.spec.toml
     """
+    from xsgpu.io.runstore import RunStore
+    from xsgpu.model.foreign import load_predictor
     from xsgpu.model.infer import infer_run
 
-    s = infer_run(run, model=model, device=device, batch_size=batch_size, compile=compile_,
-                  num_threads=num_threads, overwrite=overwrite, progress=progress)
+    RunStore.open(run, require=["images"])  # a missing run is reported before a model is loaded
+    predictor = load_predictor(model, spec=spec, device=device, batch_size=batch_size, compile=compile_,
+                               num_threads=num_threads)
+    s = infer_run(run, model=predictor, overwrite=overwrite, progress=progress)
     click.echo(f"predicted {s['n_images']} images in {s['n_partitions_done']} partitions "
                f"({s['n_partitions_skipped']} already done) with {s['model_id']} on {s['device']}: "
                f"{s['images_per_s']:.1f} img/s")

@@ -192,12 +192,16 @@ def inspect_model(path: str | os.PathLike, *, spec: str | os.PathLike | ModelSpe
         return report
     spec_path = spec if spec is not None else find_spec(p)
     spec_obj = None
+    spec_error = None
     if isinstance(spec_path, ModelSpec):
         spec_obj = spec_path
     elif spec_path is not None:
-        from xsgpu.model.foreign.spec import read_spec
+        from xsgpu.model.foreign.spec import ModelSpecError, read_spec
 
-        spec_obj = read_spec(spec_path)
+        try:
+            spec_obj = read_spec(spec_path)
+        except ModelSpecError as exc:  # reported below: inspect is the place to see what is wrong
+            spec_error = {"path": str(spec_path), "ok": False, "message": f"{type(exc).__name__}: {exc}"}
     fmt = (spec_obj.format if spec_obj is not None else None) or detect_format(p)
     report["format"] = fmt
     if fmt == "onnx":
@@ -223,6 +227,8 @@ def inspect_model(path: str | os.PathLike, *, spec: str | os.PathLike | ModelSpe
         except Exception as exc:  # reported, not raised: inspect is the place to see what is wrong
             check["message"] = f"{type(exc).__name__}: {exc}"
         report["spec_check"] = check
+    elif spec_error is not None:
+        report["spec_check"] = spec_error
     return report
 
 

@@ -28,6 +28,8 @@ __all__ = ["load_predictor", "is_checkpoint"]
 
 log = logging.getLogger(__name__)
 
+_MODEL_SUFFIXES = (".onnx", ".safetensors", ".pt", ".pth", ".bin", ".ts", ".torchscript", ".jit")
+
 
 def is_checkpoint(path: str | os.PathLike) -> bool:
     """Whether ``path`` is an xsgpu checkpoint (its directory, or ``model.json``/``model.safetensors`` in one)."""
@@ -71,7 +73,7 @@ def load_predictor(
         An unreadable model file.
     """
     p = Path(path)
-    if is_checkpoint(p):
+    if is_checkpoint(p) or (not p.exists() and p.suffix.lower() not in _MODEL_SUFFIXES):
         if spec is not None:
             raise ModelSpecError(f"{p} is an xsgpu checkpoint, which carries its own metadata; drop --spec.")
         return Predictor.from_checkpoint(p, device=device, batch_size=batch_size, compile=compile,
