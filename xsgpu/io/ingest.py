@@ -527,8 +527,12 @@ def ingest_paths(
         else:
             import multiprocessing
 
+            from xsgpu.io.workers import watch_parent
+
             ctx = multiprocessing.get_context("spawn")  # no fork of a process holding HDF5/zarr state
-            with ProcessPoolExecutor(max_workers=min(n_workers, len(pending)), mp_context=ctx) as pool:
+            # workers end themselves when this process dies (killed ingest: no orphans left running)
+            with ProcessPoolExecutor(max_workers=min(n_workers, len(pending)), mp_context=ctx,
+                                     initializer=watch_parent, initargs=(os.getpid(),)) as pool:
                 futures = {pool.submit(ingest_partition, str(store.path), part): part for part in pending}
                 for fut in as_completed(futures):
                     fut.result()
