@@ -126,14 +126,14 @@ def describe_failure(exc: BaseException, run_path: str | os.PathLike | None = No
     rel = _run_relative(exc, run_path)
     detail = scrub_paths(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, run_path)
     if isinstance(exc, StoreError):
-        problem = detail
+        problem = detail.split(" Hint:", 1)[0] if rel is not None else detail  # the remedy below says more
     elif rel is not None:
         problem = f"RUN/{rel} cannot be read: {detail}"
     else:
         problem = f"The run could not be loaded ({type(exc).__name__}: {detail})."
-    if isinstance(exc, StoreError) and "Hint:" in str(exc):
+    if rel is None and isinstance(exc, StoreError) and "Hint:" in str(exc):
         remedy = scrub_paths(str(exc).split("Hint:", 1)[1].strip(), run_path) + " Then reload this page."
-    else:
+    else:  # a file of the run: name the stage that rewrites it
         remedy = _remedy_for(rel, exc)
     return problem, remedy
 

@@ -12,6 +12,7 @@ indexes, and starts a Panel/Bokeh server with
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import secrets
@@ -24,9 +25,10 @@ from tornado.web import authenticated
 
 from panel_app.data import RunData, check_run, load_run_data
 from panel_app.errors import log_failure, make_session_exception_handler
+from panel_app.guard import LoginThrottle, restrict_hosts, throttled_login_handler
 from panel_app.views.embedding import IMAGE_ROUTE, THUMB_ROUTE
 
-__all__ = ["serve", "make_server", "image_png", "SampleImageHandler", "warm_up"]
+__all__ = ["serve", "make_server", "image_png", "is_loopback", "SampleImageHandler", "warm_up"]
 
 log = logging.getLogger(__name__)
 
@@ -132,12 +134,23 @@ def _check_origins(address: str, port: int, origins: Sequence[str] | None) -> li
     return sorted(f"{h}:{port}" for h in hosts)
 
 
+def is_loopback(address: str) -> bool:
+    """Whether ``address`` (an interface to listen on) is reachable from this machine only."""
+    if address.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:  # a host name: it resolves to some interface, assume a public one
+        return False
+
+
 def make_server(
     run_path: str | os.PathLike,
     *,
     port: int = 5006,
     address: str = "127.0.0.1",
     allow_websocket_origin: Sequence[str] | None = None,
+    allow_unauthenticated: bool = False,
     auth: Literal["basic", "oauth"] | None = None,
     basic_auth: str | None = None,
     oauth_provider: str | None = None,
@@ -145,6 +158,7 @@ def make_server(
     oauth_secret: str | None = None,
     oauth_redirect_uri: str | None = None,
     cookie_secret: str | None = None,
+    login_throttle: LoginThrottle | None = None,
     flower_threshold: int | None = None,
     cutoff: float | None = None,
     warm: bool = True,
@@ -173,6 +187,13 @@ def make_server(
     if flower_threshold is not None and int(flower_threshold) < 0:
         raise ValueError(f"The 'flower_threshold' parameter must be >= 0. Got {flower_threshold} instead.")
     origins = _check_origins(address, port, allow_websocket_origin)
+    if auth is None and not is_loopback(address):
+        if not allow_unauthenticated:
+            raise ValueError(f"Serving on {address} (reachable from other machines) without a login lets anyone on "
+                             "the network read the run and record label corrections. Add --auth basic or --auth "
+                             "oauth, or pass --allow-unauthenticated to accept that.")
+        log.warning("serving on %s WITHOUT a login (--allow-unauthenticated): anyone who can reach %s:%d can read "
+                    "the run and record label corrections", address, address, port)
     problems = check_run(run_path)
     if problems:
         log.warning("serving an error page: %s cannot be served yet: %s", run_path, "; ".join(problems))
@@ -201,13 +222,22 @@ def make_server(
     ]
     kw: dict[str, Any] = {}
     if auth == "basic":
+        from panel.auth import BasicLoginHandler
+
+        # before Panel's own /login route (Bokeh puts extra patterns first): failed logins are throttled
+        patterns.append((r"/login", throttled_login_handler(BasicLoginHandler, login_throttle or LoginThrottle())))
         kw.update(basic_auth=basic_auth, cookie_secret=cookie_secret or secrets.token_urlsafe(32))
     elif auth == "oauth":
         kw.update(oauth_provider=oauth_provider, oauth_key=oauth_key, oauth_secret=oauth_secret,
                   oauth_redirect_uri=oauth_redirect_uri, cookie_secret=cookie_secret or secrets.token_urlsafe(32))
     log.info("serving %s on http://%s:%d/ (websocket origins %s, auth %s)", run_path, address, port, origins, auth)
-    return pn.serve({"/": session}, port=port, address=address, websocket_origin=origins, show=show, start=False,
-                    title="xsgpu", extra_patterns=patterns, **kw)
+    server = pn.serve({"/": session}, port=port, address=address, websocket_origin=origins, show=show, start=False,
+                      title="xsgpu", extra_patterns=patterns, **kw)
+    if "*" in origins:
+        log.warning("--allow-websocket-origin '*': any Host header and any page may connect to this server")
+    else:
+        restrict_hosts(server._tornado, origins)
+    return server
 
 
 def serve(run_path: str | os.PathLike, **options: Any) -> None:
@@ -219,12 +249,18 @@ def serve(run_path: str | os.PathLike, **options: Any) -> None:
         The run store.
     port : int, default 5006
     address : str, default '127.0.0.1'
-        Interface to listen on; anything but localhost needs ``allow_websocket_origin``.
+        Interface to listen on. All interfaces (``0.0.0.0``, ``::``) need ``allow_websocket_origin``; any
+        non-loopback address needs ``auth`` or ``allow_unauthenticated=True`` (then logged as a warning).
     allow_websocket_origin : list of str, optional
-        ``host[:port]`` names browsers may connect from (default: this address and port).
+        ``host[:port]`` names browsers may connect from (default: this address and port). They are also
+        the allow-list of ``Host`` headers: any other Host gets ``400`` (``'*'`` turns both checks off).
+    allow_unauthenticated : bool, default False
+        Accept a non-loopback ``address`` without a login.
     auth : {'basic', 'oauth'}, optional
         ``'basic'`` with ``basic_auth`` (a password or a JSON file ``{user: password}``); ``'oauth'`` with
-        ``oauth_provider``, ``oauth_key``, ``oauth_secret`` (Panel's OAuth providers).
+        ``oauth_provider``, ``oauth_key``, ``oauth_secret`` (Panel's OAuth providers). Failed basic logins
+        are throttled per client address (``login_throttle``, default :class:`~panel_app.guard.LoginThrottle`:
+        5 failures in a row, then a lock-out of 1 s doubling per failure up to 300 s, answered ``429``).
     flower_threshold : int, default from settings (2000)
         Glyphs once a view holds at most this many images.
     cutoff : float, default from settings (0.5)

@@ -134,3 +134,143 @@ def test_served_damaged_run_shows_remedy_not_traceback(app_run, tmp_path):
         assert "Traceback" in log_text and str(run) in log_text  # the details went to the server log
     finally:
         stop_server(proc)
+
+
+# ---------------------------------------------------------------------------------------- login, hosts
+class FakeClock:
+    """Seconds that advance only when the test says so (no waiting, no timing assertions)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_login_throttle_locks_out_after_failures_and_doubles():
+    from panel_app.guard import LoginThrottle
+
+    clock = FakeClock()
+    t = LoginThrottle(max_failures=3, base_delay_s=1, max_delay_s=8, forget_s=60, clock=clock)
+    assert [t.failure("a") for _ in range(3)] == [0, 0, 1]  # the 3rd failure starts a 1 s lock-out
+    assert t.retry_after("a") == 1 and t.retry_after("b") == 0  # per client
+    clock.now += 1
+    assert t.retry_after("a") == 0
+    assert [t.failure("a") for _ in range(4)] == [2, 4, 8, 8]  # doubling, capped
+    t.success("a")
+    assert t.retry_after("a") == 0 and t.failure("a") == 0
+    clock.now += 61  # an old failure is forgotten
+    assert t.failure("a") == 0
+    small = LoginThrottle(max_clients=2, clock=clock)
+    for c in "xyz":
+        small.failure(c)
+    assert len(small._clients) == 2 and "x" not in small._clients
+    with pytest.raises(ValueError, match="'max_failures' parameter of LoginThrottle must be >= 1"):
+        LoginThrottle(max_failures=0)
+
+
+@pytest.fixture
+def inprocess_basic_auth_server(app_run):
+    """``make_server`` with basic auth and a fake-clock throttle, run in a thread; yields ``(url, clock)``."""
+    import asyncio
+    import threading
+
+    from panel_app.guard import LoginThrottle
+    from panel_app.server import make_server
+
+    from .conftest import free_port
+
+    clock, port, ready, box = FakeClock(), free_port(), threading.Event(), {}
+
+    def run() -> None:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        try:
+            server = make_server(app_run, port=port, auth="basic", basic_auth="right-pw", warm=False,
+                                 login_throttle=LoginThrottle(clock=clock))
+            server.start()
+            box["server"] = server
+        finally:
+            ready.set()
+        server.io_loop.start()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert ready.wait(120) and "server" in box, "the in-process server did not start"
+    try:
+        yield f"http://127.0.0.1:{port}/", clock
+    finally:
+        server = box["server"]
+        server.io_loop.add_callback(server.stop)
+        server.io_loop.add_callback(server.io_loop.stop)
+        thread.join(30)
+
+
+def _post_login(url: str, password: str, *, host: str | None = None) -> tuple[int, dict]:
+    import urllib.parse
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):  # keep the 302 itself: it tells success from failure
+            return None
+
+    req = urllib.request.Request(url + "login", data=urllib.parse.urlencode(
+        {"username": "alice", "password": password}).encode())
+    if host:
+        req.add_header("Host", host)
+    try:
+        with urllib.request.build_opener(NoRedirect).open(req, timeout=60) as r:
+            return r.status, dict(r.headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers)
+
+
+def test_served_login_is_throttled_per_client(inprocess_basic_auth_server):
+    url, clock = inprocess_basic_auth_server
+    answers = [_post_login(url, f"guess-{i}") for i in range(50)]
+    statuses = [s for s, _ in answers]
+    # 5 passwords checked (302 back to the form with ?error=), then 429 without checking: before the
+    # throttle, all 50 were checked (205 in 0.4 s)
+    assert statuses[:5] == [302] * 5 and all("error=" in h["Location"] for _, h in answers[:5])
+    assert statuses[5:] == [429] * 45 and answers[5][1]["Retry-After"] == "1"
+    assert _post_login(url, "right-pw")[0] == 429  # not even the right password while locked out
+    clock.now += 1
+    status, headers = _post_login(url, "guess-51")
+    assert status == 302 and "error=" in headers["Location"]
+    assert _post_login(url, "right-pw")[0] == 429 and _post_login(url, "right-pw")[1]["Retry-After"] == "2"
+    clock.now += 2
+    status, headers = _post_login(url, "right-pw")
+    assert status == 302 and "error=" not in headers["Location"] and "Set-Cookie" in headers
+
+
+def test_served_host_header_must_name_an_allowed_host(inprocess_basic_auth_server):
+    url, _ = inprocess_basic_auth_server
+    for host in ("evil.example.org", "evil.example.org:5006", "127.0.0.2", "localhost.evil.org"):
+        assert _post_login(url, "x", host=host)[0] == 400
+        assert _get_with_host(url, host)[0] == 400
+    assert _get_with_host(url, "localhost")[0] in (200, 302)
+    assert _get_with_host(url, url.split("/")[2])[0] in (200, 302)
+
+
+def _get_with_host(url: str, host: str) -> tuple[int, str]:
+    req = urllib.request.Request(url + "login", headers={"Host": host})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, r.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode("utf-8", "replace")
+
+
+def test_public_address_without_login_is_refused_unless_explicit(app_run, caplog):
+    from panel_app.server import is_loopback, make_server
+
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
+    assert not is_loopback("10.0.0.5") and not is_loopback("0.0.0.0") and not is_loopback("beamline.org")
+    with pytest.raises(ValueError, match="without a login lets anyone on the network"):
+        make_server(app_run, address="10.0.0.5", warm=False)
+    with pytest.raises(ValueError, match="without a login"):
+        make_server(app_run, address="0.0.0.0", allow_websocket_origin=["beamline.example.org:5006"], warm=False)
+    # the explicit flag is accepted, with a warning in the log (port 0; the server is never started)
+    with caplog.at_level(logging.WARNING, logger="panel_app.server"):
+        server = make_server(app_run, address="0.0.0.0", port=0, allow_websocket_origin=["beamline.example.org:5006"],
+                             allow_unauthenticated=True, warm=False)
+        server.unlisten()
+    assert "WITHOUT a login (--allow-unauthenticated)" in caplog.text

@@ -84,12 +84,49 @@ def test_origins_and_auth_arguments_are_checked(app_run):
 
 
 def test_cli_help_and_bad_address(app_run):
-    from workflows.commands.serve import command
+    from workflows.cli import main
 
-    res = CliRunner().invoke(command, ["--help"])
+    res = CliRunner().invoke(main, ["serve", "--help"])
     assert res.exit_code == 0 and "xsgpu serve runs/demo --port 8080" in res.output
-    res = CliRunner().invoke(command, [str(app_run), "--address", "0.0.0.0", "--no-warm"])
+    res = CliRunner().invoke(main, ["serve", str(app_run), "--address", "0.0.0.0", "--no-warm"])
     assert res.exit_code != 0 and "--allow-websocket-origin" in res.output
+    res = CliRunner().invoke(main, ["serve", str(app_run), "--address", "10.0.0.5", "--no-warm"])
+    assert res.exit_code != 0 and "without a login" in res.output and "--allow-unauthenticated" in res.output
+
+
+def test_cli_refuses_a_password_on_the_command_line(app_run, tmp_path):
+    from workflows.cli import main
+
+    res = CliRunner().invoke(main, ["serve", str(app_run), "--auth", "basic", "--basic-auth", "s3cret", "--no-warm"])
+    assert res.exit_code != 0 and "visible to every user in `ps`" in res.output and "XSGPU_BASIC_AUTH" in res.output
+    empty = tmp_path / "pw"
+    empty.write_text("\n")
+    res = CliRunner().invoke(main, ["serve", str(app_run), "--auth", "basic", "--basic-auth", str(empty), "--no-warm"])
+    assert res.exit_code != 0 and "is empty" in res.output
+
+
+def test_read_basic_auth_from_files_and_environment(tmp_path, caplog):
+    import json
+    import logging
+
+    from panel_app.guard import read_basic_auth
+
+    pw = tmp_path / "pw"
+    pw.write_text("s3cret pw\nignored\n")
+    pw.chmod(0o600)
+    assert read_basic_auth(str(pw), from_command_line=True) == "s3cret pw"
+    users = tmp_path / "users.json"
+    users.write_text(json.dumps({"alice": "a", "bob": "b"}))
+    users.chmod(0o644)
+    with caplog.at_level(logging.WARNING, logger="panel_app.guard"):
+        assert read_basic_auth(str(users), from_command_line=True) == str(users)
+    assert "readable by other users" in caplog.text
+    assert read_basic_auth("from-env", from_command_line=False) == "from-env"
+    users.write_text("{}")
+    with pytest.raises(ValueError, match=r"must hold a JSON object \{user: password\}"):
+        read_basic_auth(str(users), from_command_line=True)
+    with pytest.raises(ValueError, match="visible to every user in `ps`"):
+        read_basic_auth("s3cret", from_command_line=True)
 
 
 @pytest.mark.slow  # starts (and warms) a server: shared with the browser tests when they run together
@@ -110,8 +147,11 @@ def test_served_routes(served_app):
 
 
 @pytest.mark.slow
-def test_basic_auth_guards_app_and_images(app_run):
-    proc, url = start_server(app_run, "--auth", "basic", "--basic-auth", "s3cret-pw", "--no-warm")
+def test_basic_auth_guards_app_and_images(app_run, tmp_path):
+    pw = tmp_path / "pw"
+    pw.write_text("s3cret-pw\n")
+    pw.chmod(0o600)
+    proc, url = start_server(app_run, "--auth", "basic", "--basic-auth", str(pw), "--no-warm")
     try:
         status, _, body, final = _get(url)
         assert "login" in final or b"login" in body.lower()

@@ -11,10 +11,15 @@ __all__ = ["command"]
 @click.option("--port", default=None, type=click.IntRange(0, 65535), help="Port (default from settings: 5006).")
 @click.option("--address", default=None, help="Interface to listen on (default from settings: 127.0.0.1).")
 @click.option("--allow-websocket-origin", "origins", multiple=True, metavar="HOST[:PORT]",
-              help="Host names browsers may connect from (repeatable). Required with a non-local --address.")
-@click.option("--auth", type=click.Choice(["basic", "oauth"]), default=None, help="Require a login.")
-@click.option("--basic-auth", default=None, envvar="XSGPU_BASIC_AUTH", metavar="PASSWORD|FILE.json",
-              help="With --auth basic: one password, or a JSON file {user: password} (env XSGPU_BASIC_AUTH).")
+              help="Host names browsers may connect from (repeatable); also the only Host headers accepted. "
+                   "Required with --address 0.0.0.0.")
+@click.option("--allow-unauthenticated", is_flag=True,
+              help="Accept a non-loopback --address without --auth (anyone on the network can use the app).")
+@click.option("--auth", type=click.Choice(["basic", "oauth"]), default=None,
+              help="Require a login (basic: failed logins are throttled per client).")
+@click.option("--basic-auth", default=None, envvar="XSGPU_BASIC_AUTH", metavar="FILE",
+              help="With --auth basic: a JSON file {user: password}, or a text file holding one password. "
+                   "Env XSGPU_BASIC_AUTH: such a file or the password itself (never on the command line: ps shows it).")
 @click.option("--oauth-provider", default=None, help="With --auth oauth: github, google, azure, generic, ...")
 @click.option("--oauth-key", default=None, envvar="XSGPU_OAUTH_KEY", help="OAuth client id (env XSGPU_OAUTH_KEY).")
 @click.option("--oauth-secret", default=None, envvar="XSGPU_OAUTH_SECRET",
@@ -27,28 +32,49 @@ __all__ = ["command"]
 @click.option("--cutoff", default=None, type=click.FloatRange(0, 1), help="Initial probability cut-off (0.5).")
 @click.option("--no-warm", is_flag=True, help="Skip loading and compiling datashader before the first session.")
 @click.option("--show", is_flag=True, help="Open a browser tab.")
-def command(run: str, port, address, origins, auth, basic_auth, oauth_provider, oauth_key, oauth_secret,
-            oauth_redirect_uri, cookie_secret, flower_threshold, cutoff, no_warm, show) -> None:
+@click.pass_context
+def command(ctx: click.Context, run: str, port, address, origins, allow_unauthenticated, auth, basic_auth,
+            oauth_provider, oauth_key, oauth_secret, oauth_redirect_uri, cookie_secret, flower_threshold, cutoff,
+            no_warm, show) -> None:
     """Serve the linked ACT / FEA / PRD views, selection manager and detail view of RUN.
 
     The run is loaded once per server process and shared by every browser session. Images are
-    served by integer sample id only. A missing or incomplete RUN gives a page naming the stage to run.
+    served by integer sample id only. A missing, incomplete or damaged RUN gives a page naming the
+    problem and the remedy (details in the server log). Beyond this machine (--address) the server
+    needs a login (--auth) or --allow-unauthenticated, and accepts only the Host names of
+    --allow-websocket-origin. Secrets come from files or XSGPU_* environment variables.
 
     \b
     Examples:
       xsgpu serve runs/demo                                  # http://127.0.0.1:5006
       xsgpu serve runs/demo --port 8080 --flower-threshold 500
       xsgpu serve runs/big --address 0.0.0.0 --allow-websocket-origin beamline-pc.example.org:5006 \\
-          --auth basic --basic-auth users.json
+          --auth basic --basic-auth users.json          # chmod 600 users.json
+      XSGPU_BASIC_AUTH=~/.xsgpu-pw xsgpu serve runs/demo --auth basic
       XSGPU_OAUTH_KEY=... XSGPU_OAUTH_SECRET=... xsgpu serve runs/demo --auth oauth --oauth-provider github
     """
+    from click.core import ParameterSource
+
+    from panel_app.guard import read_basic_auth
     from panel_app.server import make_server
     from xsgpu.config import load_settings
+
+    for name in ("oauth_secret", "cookie_secret"):
+        if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE:
+            env = "XSGPU_" + name.upper()
+            click.echo(f"Warning: --{name.replace('_', '-')} on the command line is visible to every user in `ps`; "
+                       f"set {env} instead.", err=True)
+    if basic_auth is not None:
+        from_cli = ctx.get_parameter_source("basic_auth") == ParameterSource.COMMANDLINE
+        try:
+            basic_auth = read_basic_auth(basic_auth, from_command_line=from_cli)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--basic-auth") from exc
 
     s = load_settings(overrides={"port": port, "address": address, "flower_threshold": flower_threshold,
                                  "cutoff": cutoff})
     server = make_server(run, port=s.port, address=s.address, allow_websocket_origin=list(origins) or None,
-                         auth=auth, basic_auth=basic_auth, oauth_provider=oauth_provider, oauth_key=oauth_key,
+                         allow_unauthenticated=allow_unauthenticated, auth=auth, basic_auth=basic_auth, oauth_provider=oauth_provider, oauth_key=oauth_key,
                          oauth_secret=oauth_secret, oauth_redirect_uri=oauth_redirect_uri,
                          cookie_secret=cookie_secret, flower_threshold=s.flower_threshold, cutoff=s.cutoff,
                          warm=not no_warm, show=show)
