@@ -35,6 +35,7 @@ from bokeh.plotting import figure
 
 from panel_app.data import SPACES
 from panel_app.state import AppState
+from panel_app.views.docsafe import with_bokeh_edits
 from panel_app.views.flowers import CENTRE_RADIUS, PETAL_RADIUS, flower_columns
 from panel_app.views.groups_layer import RING_WIDTH, group_raster, group_rings
 from panel_app.views.index import space_index
@@ -201,6 +202,7 @@ class EmbeddingView(pn.viewable.Viewer):
     def _on_state(self, *events: param.parameterized.Event) -> None:
         self.refresh()
 
+    @with_bokeh_edits
     def _on_method(self, *events: param.parameterized.Event) -> None:
         """Another embedding method: new coordinates, back to the whole map, same selection and filters."""
         self._load_coords()
@@ -268,8 +270,13 @@ class EmbeddingView(pn.viewable.Viewer):
         return self.index.ids_in_box(x0, x1, y0, y1, mask=self.state.filtered_mask())
 
     # ------------------------------------------------------------------ drawing
+    @with_bokeh_edits
     def refresh(self, *, selection_only: bool = False) -> None:
-        """Redraw for the current viewport and state (``selection_only``: just the selection highlight)."""
+        """Redraw for the current viewport and state (``selection_only``: just the selection highlight).
+
+        The figure's models are changed inside :func:`~panel_app.views.docsafe.bokeh_edits`, so a redraw
+        triggered by a callback that Panel runs without the document lock reaches the browser too.
+        """
         t0 = time.perf_counter()
         st = self.state
         mask = st.filtered_mask()
@@ -335,6 +342,7 @@ class EmbeddingView(pn.viewable.Viewer):
         with param.edit_constant(self):
             self.selected_in_view = n_sel
 
+    @with_bokeh_edits  # also called alone, when the groups change
     def _draw_groups(self, mask: np.ndarray) -> None:
         """The saved groups in their colours: a raster layer while dense, rings around the glyphs once sparse."""
         groups = self.state.groups
