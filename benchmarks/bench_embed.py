@@ -20,12 +20,23 @@ sigmoid of the labels' logits + noise (seeded). Printed JSON lines
   buffers before the first iteration, so the peak does not depend on the iteration count, while the
   wall time would (hours for 1M points on 2 cores). Baseline: the 16 GiB budget; ratio = 16 / value.
 
+* ``embed.sample_place_seconds`` (with ``--fit-sample M``)  wall time of
+  ``embed_run(method="tsne", fit_sample=M)`` (fit each space on a stratified sample of M images, place
+  the rest with openTSNE's transform) in a child process; baseline: the full fit on the same run
+  (``--skip-full`` leaves it out, e.g. at 1M where it takes hours); ratio = baseline / value.
+  params: per-space fit / place seconds, peak RSS (GiB) of the child, and the 30-min / 8 GB goals.
+* ``embed.sample_place_trustworthiness_<space>``  trustworthiness (k = 10) of the sample-and-place map
+  on a ``--eval-n`` point subset (default 5,000); baseline: the full fit's on the same subset size;
+  ratio = value / baseline.
+
 Usage::
 
     python benchmarks/bench_embed.py --quick                 # ~1 minute (idle 2 cores): 800 images, 500-point comparison
     nice python benchmarks/bench_embed.py --n 100000          # the issue's figure (many minutes on 2 cores)
     python benchmarks/bench_embed.py --skip-run --skip-compare --memory-n 1000000   # 1M-point peak memory
     python benchmarks/bench_embed.py --n 100000 --skip-compare --device gpu
+    python benchmarks/bench_embed.py --n 100000 --skip-compare --fit-sample 20000            # vs the full fit
+    python benchmarks/bench_embed.py --n 1000000 --skip-compare --skip-run --fit-sample 100000 --skip-full --eval-n 50000
 
 Timings on a shared, busy 2-core machine are pessimistic; the CPU seconds in params are less sensitive.
 """
@@ -166,6 +177,52 @@ def bench_memory(store, *, iters: int) -> None:
                  "baseline": "the 16 GiB host-memory budget"})
 
 
+_SAMPLE_CHILD = """
+import json, sys, time
+from xsgpu.embed import embed_run
+from xsgpu.io.runstore import RunStore
+t0 = time.perf_counter()
+fit_sample = int(sys.argv[2]) or None
+embed_run(sys.argv[1], method="tsne", device="cpu", progress=False, n_jobs=int(sys.argv[4]),
+          fit_sample=fit_sample, quality=True, quality_sample=int(sys.argv[3]))
+meta = RunStore.open(sys.argv[1]).read_metadata("embedding")
+print(json.dumps({"seconds": time.perf_counter() - t0, "spaces": meta["spaces"]}))
+"""
+
+
+def _run_tsne_child(store, *, fit_sample: int, eval_n: int, n_jobs: int) -> tuple[float, dict]:
+    from _child import run_child_peak_rss
+
+    peak, result = run_child_peak_rss(_SAMPLE_CHILD, [str(store.path), str(fit_sample), str(eval_n), str(n_jobs)],
+                                      period_s=0.5)
+    return peak / 2**30, result
+
+
+def bench_sample_place(store, *, fit_sample: int, eval_n: int, n_jobs: int, full: bool) -> None:
+    """Sample-and-place t-SNE vs the full fit on the same run (child processes, peak RSS sampled)."""
+    n = store.n_samples
+    keys = ("seconds", "fit_seconds", "place_seconds", "fit_sample", "placed", "trustworthiness_k10", "n_inputs")
+    base_s = base = None
+    if full:
+        _, base = _run_tsne_child(store, fit_sample=0, eval_n=eval_n, n_jobs=n_jobs)
+        base_s = round(base["seconds"], 1)
+    gib, res = _run_tsne_child(store, fit_sample=fit_sample, eval_n=eval_n, n_jobs=n_jobs)
+    secs = round(res["seconds"], 1)
+    spaces = {s: {k: m.get(k) for k in keys if m.get(k) is not None} for s, m in res["spaces"].items()}
+    emit("embed.sample_place_seconds", secs, "s", baseline=base_s,
+         ratio=round(base_s / secs, 3) if base_s else None, n=n,
+         params={"fit_sample": fit_sample, "spaces": spaces, "peak_rss_gib": round(gib, 2),
+                 "goal": "1M images, three spaces, <= 1800 s and <= 8 GB on 2 cores", "n_jobs": n_jobs,
+                 "baseline": "embed_run(method='tsne') fitting every point" if full else None})
+    for space in ("fea", "prd"):
+        tw = res["spaces"][space].get("trustworthiness_k10")
+        btw = base["spaces"][space].get("trustworthiness_k10") if base else None
+        emit(f"embed.sample_place_trustworthiness_{space}", tw, "trustworthiness@10", baseline=btw,
+             ratio=round(tw / btw, 4) if (tw and btw) else None, n=n,
+             params={"fit_sample": fit_sample, "eval_n": min(eval_n, n),
+                     "baseline": "the full fit's trustworthiness on the same subset size" if full else None})
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="800 images, 500-point comparison (~1 minute on 2 idle cores)")
@@ -180,6 +237,10 @@ def main(argv=None) -> None:
     ap.add_argument("--workdir", type=Path, default=None, help="where to write the temporary run (default: /tmp)")
     ap.add_argument("--memory-n", type=int, default=0, help="also measure embed's peak RSS on a run of this size")
     ap.add_argument("--memory-iters", type=int, default=10, help="t-SNE iterations in the memory run")
+    ap.add_argument("--fit-sample", type=int, default=0,
+                    help="also benchmark sample-and-place maps fitted on this many images (0: no)")
+    ap.add_argument("--skip-full", action="store_true", help="with --fit-sample: no full-fit baseline")
+    ap.add_argument("--eval-n", type=int, default=5000, help="trustworthiness subset of --fit-sample")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     n = 800 if args.quick else args.n
@@ -194,6 +255,12 @@ def main(argv=None) -> None:
             if store is None or store.n_samples < n_compare:
                 store = make_bench_run(tmp / "cmp", n_compare, seed=args.seed)
             bench_compare(store, n_compare=n_compare, n_jobs=args.n_jobs, seed=args.seed)
+        if args.fit_sample:
+            sp_n = 1200 if args.quick else args.n
+            sp_store = store if store is not None and store.n_samples == sp_n else make_bench_run(
+                tmp / "sample", sp_n, seed=args.seed, partition_size=65536)
+            bench_sample_place(sp_store, fit_sample=300 if args.quick else args.fit_sample, eval_n=args.eval_n,
+                               n_jobs=args.n_jobs, full=not args.skip_full)
         if args.memory_n:
             bench_memory(make_bench_run(tmp / "mem", args.memory_n, seed=args.seed, partition_size=65536),
                          iters=args.memory_iters)

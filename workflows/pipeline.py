@@ -305,6 +305,7 @@ def run_pipeline(
     train_options: dict | None = None,
     embed: bool = True,
     embed_method: str = "tsne",
+    embed_fit_sample: int | None = None,
     evaluate: bool = True,
     cutoff: float = 0.5,
     partition_size: int = 4096,
@@ -339,7 +340,12 @@ def run_pipeline(
     model : path, optional
         Checkpoint for inference (and the training output when ``train``).
     embed, evaluate : bool
-        Run the t-SNE embedding (``embed_method``) and the evaluation (``cutoff``).
+        Run the embedding (``embed_method``) and the evaluation (``cutoff``). The embed stage reruns
+        when the run holds no ``embed_method`` map made with this seed and ``embed_fit_sample`` from
+        today's predictions (:func:`xsgpu.embed.run.embedding_is_current`).
+    embed_fit_sample : int, optional
+        Fit each t-SNE map on a stratified sample of this many images and place the rest, in batches
+        spread over the cluster's workers (:mod:`xsgpu.embed.sample_place`).
     partition_size : int
         Images per partition = per task (DESIGN: 1k-10k; small in tests). Fixed by the first run.
     batch_size : int, optional
@@ -488,15 +494,22 @@ def run_pipeline(
 
             # ------------------------------------------------------------------ embed
             if embed:
-                if store.has("embedding"):
-                    stages["embed"] = StageReport("embed", status="skipped")
-                    runlog.event("stage_skipped", stage="embed", reason="embedding exists")
-                else:
-                    from xsgpu.embed import embed_run
+                from xsgpu.embed.run import embed_run, embedding_is_current
 
+                current, why = embedding_is_current(out, method=embed_method, random_state=seed,
+                                                    fit_sample=embed_fit_sample)
+                if current:
+                    stages["embed"] = StageReport("embed", status="skipped")
+                    runlog.event("stage_skipped", stage="embed", reason=f"{embed_method} embedding {why}")
+                else:
+                    from workflows.placement import dask_map_fn
+
+                    runlog.event("stage_reason", stage="embed", reason=why)
+                    place_on = dask_map_fn(client) if embed_fit_sample and where == "client" else None
                     t0 = time.perf_counter()
                     df = run_single(client, embed_run, os.fspath(out), stage="embed", where=where, runlog=runlog,
-                                    method=embed_method, device=device, random_state=seed, progress=progress)
+                                    method=embed_method, device=device, random_state=seed, progress=progress,
+                                    fit_sample=embed_fit_sample, map_fn=place_on)
                     stages["embed"] = StageReport("embed", seconds=time.perf_counter() - t0, rows=len(df))
 
             # ------------------------------------------------------------------ evaluate

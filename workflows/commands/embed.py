@@ -24,9 +24,13 @@ __all__ = ["command"]
 @click.option("--n-jobs", type=int, default=-1, show_default=True, help="openTSNE threads (-1: all cores).")
 @click.option("--quality/--no-quality", default=True, show_default=True,
               help="Record trustworthiness (k=10, 5k-point sample) per space in the table metadata.")
+@click.option("--fit-sample", type=click.IntRange(min=25), default=None, metavar="N",
+              help="t-SNE on CPU: fit each map on a stratified sample of N images (strata: predicted label "
+                   "vectors) and place every other image on it (openTSNE transform). Default: fit all; "
+                   "use ~100000 for runs of 1M+ images without a GPU. Ignored on a GPU (cuML fits all).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
 def command(run: Path, method: str, device: str, random_state: int, pca_dims: int, perplexity: float,
-            reference: Path | None, n_jobs: int, quality: bool, progress: bool) -> None:
+            reference: Path | None, n_jobs: int, quality: bool, fit_sample: int | None, progress: bool) -> None:
     """Embed the three spaces of RUN in 2-D and write RUN/embedding.parquet.
 
     ACT (true labels, deduplicated), FEA (features.zarr through PCA) and PRD (predictions) each get a
@@ -42,6 +46,7 @@ def command(run: Path, method: str, device: str, random_state: int, pca_dims: in
       xsgpu embed runs/demo --method pca --device cpu        # seconds, for a first look
       xsgpu embed runs/demo --method umap --seed 1           # needs umap-learn
       xsgpu embed runs/today --reference runs/yesterday      # today's images onto yesterday's map
+      xsgpu embed runs/1m --fit-sample 100000                # fit on 100k, place the other 900k
     """
     import logging
 
@@ -53,7 +58,7 @@ def command(run: Path, method: str, device: str, random_state: int, pca_dims: in
 
     df = embed_run(run, method=method, device=device, random_state=random_state, progress=progress,
                    pca_dims=pca_dims, perplexity=perplexity, reference=reference, n_jobs=n_jobs,
-                   quality=quality)
+                   quality=quality, fit_sample=fit_sample)
     store = RunStore.open(run)
     meta = store.read_metadata("embedding")
     click.echo(f"Wrote {len(df)} rows to {store.table_path('embedding')} (method {method}, "

@@ -54,6 +54,9 @@ the metrics are kept. Every invocation writes RUN/logs/pipeline-<time>.log.
 @click.option("--skip-embed", is_flag=True, help="Stop before the t-SNE embedding.")
 @click.option("--skip-evaluate", is_flag=True, help="Do not compute the metrics.")
 @click.option("--embed-method", default="tsne", show_default=True, help="Projector of the embed stage.")
+@click.option("--embed-fit-sample", type=click.IntRange(min=25), default=None,
+              help="Fit each t-SNE map on a stratified sample of this many images and place the rest on "
+                   "the workers (maps of 1M+ images without a GPU; 100000 is a good start).")
 @click.option("--cutoff", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Probability cutoff of the evaluation.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto", show_default=True)
@@ -83,7 +86,7 @@ the metrics are kept. Every invocation writes RUN/logs/pipeline-<time>.log.
 @click.option("--prologue", multiple=True, help="Shell line run before each worker (repeatable).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def command(paths, n_synth, ingest, labels, h5_dataset, size, seed, images_per_run, out, train, model, arch,
-            input_size, epochs, skip_embed, skip_evaluate, embed_method, cutoff, device, batch_size,
+            input_size, epochs, skip_embed, skip_evaluate, embed_method, embed_fit_sample, cutoff, device, batch_size,
             partition_size, retries, cluster, scheduler_address, scheduler_file, n_workers, threads_per_worker,
             memory_limit, dashboard_address, queue, account, walltime, cores, memory, processes, jobs,
             job_extra, prologue, progress):
@@ -118,7 +121,7 @@ def command(paths, n_synth, ingest, labels, h5_dataset, size, seed, images_per_r
         out, synth=n_synth, size=size, seed=seed, images_per_run=images_per_run,
         ingest=list(paths) if ingest else None, labels=labels, h5_dataset=h5_dataset,
         train=train, model=model, arch=arch, input_size=input_size, epochs=epochs,
-        embed=not skip_embed, embed_method=embed_method, evaluate=not skip_evaluate, cutoff=cutoff,
+        embed=not skip_embed, embed_method=embed_method, embed_fit_sample=embed_fit_sample, evaluate=not skip_evaluate, cutoff=cutoff,
         partition_size=partition_size, batch_size=batch_size, device=device,
         cluster=cluster, cluster_options=cluster_options, retries=retries, progress=progress,
         announce=click.echo)

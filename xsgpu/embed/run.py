@@ -29,16 +29,18 @@ import pandas as pd
 
 from xsgpu import __version__
 from xsgpu.attributes import prob_columns
-from xsgpu.backend import get_backend, to_host
+from xsgpu.backend import get_backend, resolve_device, to_host
 from xsgpu.embed._base import check_random_state
 from xsgpu.embed.act import dedupe_labels, spread_duplicates
 from xsgpu.embed.pca import StreamingPCA
 from xsgpu.embed.projectors import METHODS, capability, make_projector
 from xsgpu.embed.quality import sample_indices, trustworthiness
 from xsgpu.embed.reference import REFERENCE_DIR, SpaceReference
+from xsgpu.embed.sample_place import MapFn, place_rest, prediction_strata, stratified_sample
 from xsgpu.io.runstore import RunStore, RunStoreError
 
-__all__ = ["embed_run", "SPACES", "EMBEDDING_COLUMNS", "load_inputs", "method_table", "stored_methods"]
+__all__ = ["embed_run", "SPACES", "EMBEDDING_COLUMNS", "load_inputs", "method_table", "stored_methods",
+           "embedding_is_current"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,36 @@ def method_table(method: str) -> str:
 def stored_methods(store: RunStore) -> list[str]:
     """Embedding methods a run holds a table for (``embeddings/<method>.parquet``), in METHODS order."""
     return [m for m in METHODS if store.table_path(method_table(m)).is_file()]
+
+
+def _predictions_key(store: RunStore) -> str | None:
+    """What identifies the predictions an embedding was made from (the model's weights hash)."""
+    meta = store.read_metadata("predictions") if store.has("predictions") else {}
+    return meta.get("weights_sha256") or meta.get("model_id")
+
+
+def embedding_is_current(run_path: Any, *, method: str = "tsne", random_state: int | None = 0,
+                         fit_sample: int | None = None) -> tuple[bool, str]:
+    """Whether the run holds a ``method`` embedding made with these parameters from today's predictions.
+
+    Returns
+    -------
+    current : bool
+    reason : str
+        Why not (or ``"up to date"``), for the run log.
+    """
+    store = RunStore.open(run_path)
+    table = method_table(method)
+    if not store.table_path(table).is_file():
+        return False, f"no {method} embedding yet"
+    meta = store.read_metadata(table)
+    wanted = {"random_state": random_state, "fit_sample": fit_sample, "predictions": _predictions_key(store)}
+    have = {"random_state": meta.get("random_state"), "fit_sample": meta.get("fit_sample"),
+            "predictions": meta.get("predictions")}
+    changed = [k for k in wanted if wanted[k] != have[k]]
+    if changed:
+        return False, "changed since the last embed: " + ", ".join(f"{k} {have[k]!r} -> {wanted[k]!r}" for k in changed)
+    return True, "up to date"
 
 
 def _open_inputs(run_path: Any) -> RunStore:
@@ -165,6 +197,22 @@ def _fit_space(space: str, X: np.ndarray, *, method: str, device: str, params: d
     return np.asarray(xy, dtype=np.float32), details, proj
 
 
+def _fit_and_place(space: str, X: np.ndarray, sample: np.ndarray, *, method: str, device: str, params: dict,
+                   map_fn: MapFn | None, place_iter: int, progress: bool) -> tuple[np.ndarray, dict, Any]:
+    """Fit the map on the rows ``sample`` of ``X``, then place the other rows on it (t-SNE on CPU)."""
+    xy_sample, details, proj = _fit_space(space, X[sample], method=method, device=device, params=params)
+    t0 = time.perf_counter()
+    fitted = getattr(getattr(proj, "estimator_", None), "tsne_embedding_", None) if map_fn is None else None
+    xy = place_rest(X, sample, xy_sample, fitted=fitted, perplexity=params.get("perplexity", 30.0),
+                    random_state=params.get("random_state"), n_jobs=params.get("n_jobs", 1),
+                    n_iter=place_iter, map_fn=map_fn, progress=progress)
+    details.update(fit_sample=int(sample.size), placed=int(X.shape[0] - sample.size),
+                   fit_seconds=details["seconds"], place_seconds=round(time.perf_counter() - t0, 3),
+                   placement="openTSNE transform" + (" on Dask workers" if map_fn is not None else ""))
+    details["seconds"] = round(details["fit_seconds"] + details["place_seconds"], 3)
+    return xy, details, proj
+
+
 def _quality(X: np.ndarray, xy: np.ndarray, *, sample: int, random_state: int | None) -> float | None:
     if X.shape[0] < 25:
         return None
@@ -185,7 +233,9 @@ def embed_run(run_path: str | os.PathLike, *, method: str = "tsne", device: str 
               random_state: int | None = 0, progress: bool = True, pca_dims: int = 50,
               perplexity: float = 30.0, reference: str | os.PathLike | None = None, n_jobs: int = -1,
               quality: bool = True, quality_sample: int = 5000, max_reference: int = 50_000,
-              batch_rows: int = 8192, projector_params: dict[str, Any] | None = None) -> pd.DataFrame:
+              batch_rows: int = 8192, projector_params: dict[str, Any] | None = None,
+              fit_sample: int | None = None, map_fn: MapFn | None = None,
+              place_iter: int = 250) -> pd.DataFrame:
     """Embed ACT, FEA and PRD of a run in 2-D and write ``embedding.parquet``.
 
     Parameters
@@ -217,6 +267,16 @@ def embed_run(run_path: str | os.PathLike, *, method: str = "tsne", device: str 
         Rows of features.zarr read at a time.
     projector_params : dict, optional
         Extra implementation parameters for every space (e.g. ``{"n_iter": 300}`` for openTSNE).
+    fit_sample : int, optional
+        t-SNE on CPU only: fit each space on a stratified sample of this many images (strata: the
+        predicted label vectors) and place every other image on that map with openTSNE's transform
+        (:mod:`xsgpu.embed.sample_place`). ``None``: fit all points. On a GPU (cuML) every point is
+        fitted whatever this says (logged).
+    map_fn : callable, optional
+        How placement batches run (:data:`~xsgpu.embed.sample_place.MapFn`); e.g.
+        ``workflows.placement.dask_map_fn(client)``. Default: in this process.
+    place_iter : int
+        Optimisation steps per placed image.
 
     Returns
     -------
@@ -234,7 +294,18 @@ def embed_run(run_path: str | os.PathLike, *, method: str = "tsne", device: str 
     random_state = check_random_state(random_state, owner="embed_run")
     if not isinstance(pca_dims, (int, np.integer)) or pca_dims < 2:
         raise ValueError(f"The 'pca_dims' parameter of embed_run must be an int >= 2. Got {pca_dims!r} instead.")
+    if fit_sample is not None and (not isinstance(fit_sample, (int, np.integer)) or isinstance(fit_sample, bool)
+                                   or fit_sample < 25):
+        raise ValueError(f"The 'fit_sample' parameter of embed_run must be an int >= 25 or None. "
+                         f"Got {fit_sample!r} instead.")
     store = _open_inputs(run_path)
+    if fit_sample is not None and (method != "tsne" or reference is not None):
+        log.info("fit_sample=%d ignored: only new t-SNE maps are fitted on a sample (method %s%s)", fit_sample,
+                 method, ", reference run" if reference is not None else "")
+        fit_sample = None
+    if fit_sample is not None and resolve_device(device) == "gpu":
+        log.info("fit_sample=%d ignored: on the GPU cuML t-SNE fits every point", fit_sample)
+        fit_sample = None
     refs: dict[str, SpaceReference] = {}
     if reference is not None:
         ref_store = RunStore.open(reference)
@@ -258,6 +329,10 @@ def embed_run(run_path: str | os.PathLike, *, method: str = "tsne", device: str 
         from tqdm.auto import tqdm
 
         out = {"sample_id": np.arange(store.n_samples, dtype=np.int64)}
+        image_sample = None
+        if fit_sample is not None and store.n_samples > fit_sample:
+            image_sample = stratified_sample(prediction_strata(inputs["prd"]), fit_sample,
+                                             random_state=random_state)
         space_meta: dict[str, dict] = {}
         space_refs: dict[str, SpaceReference] = {}
         for space in tqdm(SPACES, desc="embed", disable=not progress):
@@ -278,7 +353,15 @@ def embed_run(run_path: str | os.PathLike, *, method: str = "tsne", device: str 
                            "seconds": round(time.perf_counter() - t0, 3), "reference": str(ref_store.path)}
                 proj = None
             else:
-                xy_fit, details, proj = _fit_space(space, X_fit, method=method, device=device, params=params)
+                sample = image_sample if space != "act" else (
+                    stratified_sample(np.zeros(len(X_fit), np.int64), fit_sample, random_state=random_state)
+                    if fit_sample is not None and len(X_fit) > fit_sample else None)
+                if sample is None:
+                    xy_fit, details, proj = _fit_space(space, X_fit, method=method, device=device, params=params)
+                else:
+                    xy_fit, details, proj = _fit_and_place(space, X_fit, sample, method=method, device=device,
+                                                           params=params, map_fn=map_fn, place_iter=place_iter,
+                                                           progress=progress)
             if space == "act":
                 xy = spread_duplicates(xy_fit, inverse, counts, random_state=random_state)
                 details.update(n_unique=int(len(unique)), dedupe="unique vectors embedded; copies on sunflower discs")
@@ -316,7 +399,7 @@ def embed_run(run_path: str | os.PathLike, *, method: str = "tsne", device: str 
             inputs[space] = None
         df = pd.DataFrame(out)[EMBEDDING_COLUMNS]
         meta = {"method": method, "params": {s: m["params"] for s, m in space_meta.items()}, "spaces": space_meta,
-                "random_state": random_state, "reference": str(ref_store.path) if refs else None,
+                "random_state": random_state, "fit_sample": fit_sample, "predictions": _predictions_key(store), "reference": str(ref_store.path) if refs else None,
                 "xsgpu": __version__, "seconds": round(time.perf_counter() - t_start, 3)}
         for ref in space_refs.values():
             ref.save(store.path)
