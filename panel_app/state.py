@@ -41,8 +41,8 @@ log = logging.getLogger(__name__)
 
 DISTANCES = ("cosine", "euclidean", "manhattan")
 FLOWER_MODES = ("ACT", "PRD", "joint")
-#: Colours handed to new groups in turn (distinct from the attribute palette's most common hues).
-GROUP_COLOURS = ("#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628", "#f781bf", "#999999")
+#: Colours handed to new groups in turn (the first ones far from the selection pink and the density blues).
+GROUP_COLOURS = ("#ff7f00", "#4daf4a", "#984ea3", "#a65628", "#e41a1c", "#377eb8", "#f781bf", "#999999")
 
 
 @dataclass(eq=False)
@@ -102,7 +102,13 @@ class AppState(param.Parameterized):
     detail_ids = param.List(default=[], doc="Sample ids shown in the detail view.")
     corrections_version = param.Integer(default=0, doc="Bumped when a label correction is recorded.")
     flower_threshold = param.Integer(default=2000, bounds=(0, None),
-                                     doc="Glyphs (flowers/dots) when the viewport holds at most this many images.")
+                                     doc="Glyphs (flowers/dots) only when the viewport holds at most this many "
+                                         "images (the drawing-cost cap; crowding decides below it).")
+    flower_crowding = param.Number(default=1.5, bounds=(1.0, None), allow_None=True,
+                                   doc="Glyphs only when the images in view, on screen, average at most this many "
+                                       "per flower-sized cell (views.flowers.crowding); None: the count alone.")
+    flower_attributes = param.ListSelector(default=list(SLUGS), objects=list(SLUGS),
+                                           doc="Attributes drawn as petals (slugs, canonical order); default all 17.")
 
     def __init__(self, *, data: RunData, **params: Any):
         if not isinstance(data, RunData):

@@ -36,9 +36,10 @@ from bokeh.plotting import figure
 from panel_app.data import SPACES
 from panel_app.state import AppState
 from panel_app.views.docsafe import with_bokeh_edits
-from panel_app.views.flowers import CENTRE_RADIUS, PETAL_RADIUS, flower_columns
+from panel_app.views.flowers import CENTRE_RADIUS, PETAL_RADIUS, crowding, flower_columns, glyphs_legible
 from panel_app.views.groups_layer import RING_WIDTH, group_raster, group_rings
 from panel_app.views.index import space_index
+from panel_app.views.legend import colour_bar_spec, make_colour_bar, update_colour_bar
 from panel_app.views.raster import (
     OUTCOME_COLOURS, OUTCOMES, SELECTION_COLOUR, empty_image, outcome_codes, rasterize,
 )
@@ -108,7 +109,7 @@ class EmbeddingView(pn.viewable.Viewer):
         self._build_figure(thumb_route)
         state.param.watch(self._on_state, ["cutoff", "filter_attributes", "filter_mode", "filter_source", "distance",
                                            "glyph", "flower_mode", "colour_by", "corrections_version",
-                                           "flower_threshold"])
+                                           "flower_threshold", "flower_crowding", "flower_attributes"])
         state.param.watch(self._on_selection, ["selection"])
         state.param.watch(lambda *_e: self._draw_groups(state.filtered_mask()), ["groups"])
         state.param.watch(self._on_method, ["method"])
@@ -132,7 +133,8 @@ class EmbeddingView(pn.viewable.Viewer):
         self.raster_src = ColumnDataSource(empty_image((x0, x1), (y0, y1)))
         self.sel_src = ColumnDataSource(empty_image((x0, x1), (y0, y1)))
         self.petal_src = ColumnDataSource(dict(x=[], y=[], start=[], end=[], outer=[], fill_color=[], fill_alpha=[],
-                                               line_color=[], line_width=[], line_alpha=[], sample_id=[]))
+                                               line_color=[], line_width=[], line_alpha=[], hatch_pattern=[],
+                                               sample_id=[]))
         self.point_src = ColumnDataSource(dict(x=[], y=[], sample_id=[], err=[], alpha=[], act=[], prd=[],
                                                color=[], line_color=[]))
         self.raster_r = fig.image_rgba("image", x="x", y="y", dw="dw", dh="dh", source=self.raster_src,
@@ -146,8 +148,12 @@ class EmbeddingView(pn.viewable.Viewer):
                                          inner_radius_units="screen", outer_radius_units="screen",
                                          start_angle="start", end_angle="end", fill_color="fill_color",
                                          fill_alpha="fill_alpha", line_color="line_color", line_width="line_width",
-                                         line_alpha="line_alpha", source=self.petal_src, name="petals")
+                                         line_alpha="line_alpha", hatch_pattern="hatch_pattern",
+                                         hatch_color="line_color", hatch_alpha="line_alpha", hatch_scale=4.0,
+                                         source=self.petal_src, name="petals")
         self.err_mapper = LinearColorMapper(palette=_ERR_PALETTE, low=0.0, high=1.0)
+        self.colour_bar = make_colour_bar()  # shown whenever colour encodes a number (error distance)
+        fig.add_layout(self.colour_bar, "below")
         self.centre_r = fig.scatter(x="x", y="y", size=2 * CENTRE_RADIUS, source=self.point_src, name="centres",
                                     fill_color={"field": "err", "transform": self.err_mapper}, fill_alpha="alpha",
                                     line_color="#444444", line_alpha="alpha", line_width=0.5)
@@ -156,7 +162,8 @@ class EmbeddingView(pn.viewable.Viewer):
         self.ring_src = ColumnDataSource(dict(x=[], y=[], sample_id=[], color=[], size=[]))
         self.ring_r = fig.scatter(x="x", y="y", size="size", source=self.ring_src, name="group-rings",
                                   fill_alpha=0.0, line_color="color", line_width=RING_WIDTH)
-        self.hit_r = fig.scatter(x="x", y="y", size=2 * PETAL_RADIUS, source=self.point_src, name="hover-area",
+        # hover on the flower's centre only: neighbouring flowers' petals overlap, their centres do not
+        self.hit_r = fig.scatter(x="x", y="y", size=2 * CENTRE_RADIUS + 3, source=self.point_src, name="hover-area",
                                  fill_alpha=0.0, line_alpha=0.0)
         for r in (self.raster_r, self.group_r, self.sel_r, self.petal_r, self.centre_r, self.dot_r, self.ring_r,
                   self.hit_r):
@@ -285,17 +292,42 @@ class EmbeddingView(pn.viewable.Viewer):
             self._draw_selection_raster(mask)
         else:
             n_view = self.index.count_in_box(x0, x1, y0, y1, mask=mask, limit=st.flower_threshold)
-            if n_view > st.flower_threshold:
+            if not self._glyphs_fit(n_view):
                 n_view = self._draw_raster(mask)  # the exact count comes with the raster
                 self._draw_selection_raster(mask)
             else:
                 self._draw_glyphs(mask)
             self._draw_groups(mask)
+            self._update_colour_bar()
             with param.edit_constant(self):
                 self.in_view = n_view
         with param.edit_constant(self):
             self.render_ms = (time.perf_counter() - t0) * 1000
         self._update_status()
+
+    def _glyphs_fit(self, n_view: int) -> bool:
+        """Whether the images in view are few and spread enough on screen for glyphs (else the raster).
+
+        The count cap (``state.flower_threshold``) bounds the drawing cost; below it, the crowding on
+        screen decides (:func:`~panel_app.views.flowers.glyphs_legible`), kept in :attr:`crowding`.
+        """
+        st = self.state
+        self.crowding = float("nan")
+        if n_view > st.flower_threshold:
+            return False
+        x0, x1, y0, y1 = self.viewport
+        ids = self.visible_ids()
+        cell = 2 * PETAL_RADIUS if st.glyph == "flowers" else 8.0
+        self.crowding = crowding((self.x[ids] - x0) * (self.width / (x1 - x0)),
+                                 (self.y[ids] - y0) * (self.height / (y1 - y0)), cell=cell)
+        return glyphs_legible(len(ids), self.crowding, max_glyphs=st.flower_threshold,
+                              max_crowding=st.flower_crowding)
+
+    def _update_colour_bar(self) -> None:
+        st = self.state
+        update_colour_bar(self.colour_bar, colour_bar_spec(self.mode, colour_by=st.colour_by,
+                                                           flower_mode=st.flower_mode if st.glyph == "flowers" else "",
+                                                           distance=st.distance, span=st.error_span))
 
     def _draw_raster(self, mask: np.ndarray) -> int:
         st = self.state
@@ -370,7 +402,8 @@ class EmbeddingView(pn.viewable.Viewer):
         prob = st.data.y_prob[ids]
         x, y = self.x[ids], self.y[ids]
         petals, centres = flower_columns(ids, x, y, act, prob, err=err, mode=st.flower_mode, cutoff=st.cutoff,
-                                         selected=selected)
+                                         selected=selected,
+                                         attributes=[SLUGS.index(a) for a in st.flower_attributes])
         centres["color"], centres["line_color"] = self._dot_colours(ids, err, selected)
         self.err_mapper.high = st.error_span[1]
         if st.glyph == "flowers":

@@ -1,12 +1,15 @@
-"""Attribute flowers: one glyph per image with 17 petals (17 equal sectors), as Bokeh column data.
+"""Attribute flowers: one glyph per image with one petal per shown attribute (equal sectors), as Bokeh column data.
 
 Encoding (the paper's joint mode): petal *k* in attribute *k*'s colour; its length is the predicted
-probability; it is filled when the image has the attribute in ACT (corrected labels); a black border
-marks a false positive (not in ACT, ``p > cutoff``); the centre dot's colour is the error distance
-between ACT and PRD. ``'ACT'`` mode draws full-length filled petals for the labelled attributes only;
-``'PRD'`` mode draws every petal filled, length = probability.
+probability; it is filled when the image has the attribute in ACT (corrected labels); a false positive
+(not in ACT, ``p > cutoff``) keeps its attribute's colour but is hatched and lightly filled, with a
+thicker outline; the centre dot's colour is the error distance between ACT and PRD. ``'ACT'`` mode draws
+full-length filled petals for the labelled attributes only; ``'PRD'`` mode draws every petal filled,
+length = probability. The user may show only some attributes (``attributes``): the petals then share
+the circle among those, in canonical order.
 
-Petal radii are in screen pixels, so flowers keep their size while zooming.
+Petal radii are in screen pixels, so flowers keep their size while zooming. Whether a view draws flowers
+at all depends on how crowded they would be on screen (:func:`crowding`, :func:`glyphs_legible`).
 
 Examples
 --------
@@ -18,30 +21,80 @@ Examples
 ...                                  err=np.array([0.2, 1.0]), mode="joint", cutoff=0.5)
 >>> len(centres["sample_id"]), int(np.sum(petals["line_width"] > 1))
 (2, 1)
+>>> round(crowding(np.array([0., 1., 100.]), np.array([0., 1., 100.]), cell=32.0), 2)  # 3 images in 2 cells
+1.5
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Sequence
 
 import numpy as np
 
 from xsgpu.attributes import ATTRIBUTES, N_ATTRIBUTES
 
-__all__ = ["flower_columns", "PETAL_RADIUS", "CENTRE_RADIUS", "petal_angles"]
+__all__ = ["flower_columns", "PETAL_RADIUS", "CENTRE_RADIUS", "petal_angles", "crowding", "glyphs_legible",
+           "FP_HATCH", "FEW_GLYPHS", "DEFAULT_CROWDING"]
 
 #: Outer radius of a full-length petal and radius of the centre dot, in screen pixels.
 PETAL_RADIUS = 16.0
 CENTRE_RADIUS = 3.5
+#: Hatch pattern of a false-positive petal (it keeps its attribute's colour: hatch, outline and a light fill).
+FP_HATCH = "/"
+_FP_FILL_ALPHA = 0.3
+#: Glyphs are always drawn when the viewport holds at most this many images (exact duplicates never spread).
+FEW_GLYPHS = 30
+#: Default limit of :func:`crowding` (mean images per flower-sized screen cell) for drawing glyphs.
+DEFAULT_CROWDING = 1.5
 _MIN_ACT = 0.12  # a labelled attribute with p ~ 0 still shows a stub (a false negative reads at a glance)
 _COLOURS = np.array([a.colour for a in ATTRIBUTES], dtype=object)
 _NAMES = [a.name for a in ATTRIBUTES]
 
 
-def petal_angles(gap: float = 0.08) -> tuple[np.ndarray, np.ndarray]:
-    """Start and end angles (radians, counter-clockwise from 12 o'clock) of the 17 equal sectors."""
-    step = 2 * np.pi / N_ATTRIBUTES
-    start = np.pi / 2 + np.arange(N_ATTRIBUTES) * step + gap * step / 2
+def petal_angles(gap: float = 0.08, k: int = N_ATTRIBUTES) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end angles (radians, counter-clockwise from 12 o'clock) of ``k`` equal sectors."""
+    k = max(int(k), 1)
+    step = 2 * np.pi / k
+    start = np.pi / 2 + np.arange(k) * step + gap * step / 2
     return start, start + step * (1 - gap)
+
+
+def crowding(x_px: np.ndarray, y_px: np.ndarray, *, cell: float = 2 * PETAL_RADIUS) -> float:
+    """How crowded glyphs would be on screen: mean number of images per occupied flower-sized cell.
+
+    The screen is cut into square cells of ``cell`` pixels (a flower's diameter); the result is the
+    number of images divided by the number of cells holding at least one. 1.0 means no two flowers
+    share a cell; a solid pile of flowers gives ten or more.
+
+    Parameters
+    ----------
+    x_px, y_px : ndarray of float, shape (k,)
+        Screen positions of the images (pixels).
+    cell : float
+        Cell size in pixels.
+
+    Returns
+    -------
+    float
+        0.0 for no images.
+    """
+    x_px = np.asarray(x_px, dtype=np.float64)
+    if len(x_px) == 0:
+        return 0.0
+    cx = np.floor(x_px / cell).astype(np.int64)
+    cy = np.floor(np.asarray(y_px, dtype=np.float64) / cell).astype(np.int64)
+    cells = np.unique((cx - cx.min()) * (int(cy.max() - cy.min()) + 1) + (cy - cy.min()))
+    return float(len(x_px) / len(cells))
+
+
+def glyphs_legible(n_view: int, crowd: float, *, max_glyphs: int, max_crowding: float | None) -> bool:
+    """The switch from raster to glyphs: at most ``max_glyphs`` images (the drawing-cost cap) and either
+    at most :data:`FEW_GLYPHS` images or a :func:`crowding` of at most ``max_crowding`` (``None``: no
+    crowding limit, the count alone decides)."""
+    if n_view > max_glyphs:
+        return False
+    if max_crowding is None or n_view <= FEW_GLYPHS:
+        return True
+    return crowd <= max_crowding
 
 
 def flower_columns(
@@ -55,6 +108,7 @@ def flower_columns(
     mode: Literal["ACT", "PRD", "joint"] = "joint",
     cutoff: float = 0.5,
     selected: np.ndarray | None = None,
+    attributes: Sequence[int] | None = None,
 ) -> tuple[dict, dict]:
     """Column data of the petals and the centres of ``k`` flowers.
 
@@ -75,12 +129,17 @@ def flower_columns(
         Probability above which a prediction is positive (false-positive border).
     selected : ndarray of bool, shape (k,), optional
         Selected flowers; when any is selected, the others are drawn faded.
+    attributes : sequence of int, optional
+        Indices (canonical order) of the attributes drawn as petals; default all 17. The petals share
+        the circle equally, in canonical order.
 
     Returns
     -------
     petals : dict
         Columns ``x, y, start, end, outer, fill_color, fill_alpha, line_color, line_width, line_alpha,
-        sample_id`` (one row per drawn petal; petals of zero length are left out).
+        hatch_pattern, sample_id`` (one row per drawn petal; petals of zero length are left out).
+        A false positive keeps its attribute's colour: ``hatch_pattern`` :data:`FP_HATCH`, a light fill
+        and a thicker outline (``line_width`` > 1, only for false positives).
     centres : dict
         Columns ``x, y, sample_id, err, alpha, act, prd`` (one row per flower; ``act`` and ``prd`` (the
         attributes with ``p > cutoff``) are text for the hover tooltip).
@@ -107,20 +166,29 @@ def flower_columns(
         length = np.where(act, np.maximum(prob, _MIN_ACT), prob).astype(np.float64)
         filled = act
         fp = (~act) & (prob > cutoff)
-    draw = length > 0.02
+    shown = np.arange(N_ATTRIBUTES) if attributes is None else np.asarray(sorted(set(int(a) for a in attributes)),
+                                                                           dtype=np.int64)
+    if len(shown) and (shown.min() < 0 or shown.max() >= N_ATTRIBUTES):
+        raise ValueError(f"The 'attributes' parameter of flower_columns must hold indices in 0..{N_ATTRIBUTES - 1}. "
+                         f"Got {list(attributes)!r} instead.")
+    sector = np.full(N_ATTRIBUTES, -1, np.int64)
+    sector[shown] = np.arange(len(shown))
+    draw = (length > 0.02) & (sector >= 0)[None, :]
     rows, cols = np.nonzero(draw)
-    start, end = petal_angles()
+    start, end = petal_angles(k=len(shown))
+    start, end = start[sector[cols]] if len(cols) else start[:0], end[sector[cols]] if len(cols) else end[:0]
     inner = CENTRE_RADIUS + 1.0
     petals = {
         "x": np.asarray(x, dtype=np.float64)[rows],
         "y": np.asarray(y, dtype=np.float64)[rows],
-        "start": start[cols],
-        "end": end[cols],
+        "start": start,
+        "end": end,
         "outer": inner + (PETAL_RADIUS - inner) * length[rows, cols],
         "fill_color": _COLOURS[cols],
-        "fill_alpha": np.where(filled[rows, cols], 0.85, 0.0) * alpha[rows],
-        "line_color": np.where(fp[rows, cols], "#000000", _COLOURS[cols]).astype(object),
+        "fill_alpha": np.where(filled[rows, cols], 0.85, np.where(fp[rows, cols], _FP_FILL_ALPHA, 0.0)) * alpha[rows],
+        "line_color": _COLOURS[cols].astype(object),
         "line_width": np.where(fp[rows, cols], 1.6, 0.8),
+        "hatch_pattern": np.where(fp[rows, cols], FP_HATCH, " ").astype(object),
         "line_alpha": alpha[rows],
         "sample_id": ids[rows],
     }

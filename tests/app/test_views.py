@@ -20,6 +20,7 @@ def _in_box(x, y, x0, x1, y0, y1):
 @pytest.fixture
 def views(app_state):
     app_state.flower_threshold = 120
+    app_state.flower_crowding = None  # the count alone decides here; test_flowers.py covers the crowding rule
     return EmbeddingViews(state=app_state)
 
 
@@ -56,12 +57,13 @@ def test_zoom_switches_to_flowers_at_the_threshold(views, app_state):
     assert len(view.petal_src.data["x"]) == int(drawn.sum())
     n_fp_border = int(np.sum(np.asarray(view.petal_src.data["line_width"]) > 1))
     assert n_fp_border == int(((~act) & (prob > app_state.cutoff)).sum())
-    filled = np.asarray(view.petal_src.data["fill_alpha"]) > 0
+    filled = np.asarray(view.petal_src.data["fill_alpha"]) > 0.5  # false positives: a light fill (0.3)
     assert filled.sum() == act.sum()
     assert view.hit_r.visible and not view.raster_r.visible
 
 
 def test_threshold_is_inclusive(app_state):
+    app_state.flower_crowding = None
     view = EmbeddingView(state=app_state, space="ACT")
     app_state.flower_threshold = 1500
     assert view.mode == "flowers" and view.in_view == 1500
@@ -202,15 +204,17 @@ def test_flower_columns_encoding():
     prob = np.zeros((1, 17), np.float32)
     prob[0, 0] = 0.9   # TP: filled, long
     prob[0, 5] = 0.0   # FN: filled stub
-    prob[0, 7] = 0.8   # FP: unfilled, black border
+    prob[0, 7] = 0.8   # FP: hatched, light fill, thick border, all in its attribute's colour
     prob[0, 9] = 0.3   # TN with some probability: unfilled, coloured border
     petals, centres = flower_columns(np.array([42]), np.zeros(1), np.zeros(1), act, prob, err=np.array([0.5]),
                                      mode="joint", cutoff=0.5)
     by_colour = {c: i for i, c in enumerate(petals["fill_color"])}
     tp, fn, fp, tn = (by_colour[ATTRIBUTES[k].colour] for k in (0, 5, 7, 9))
     assert petals["fill_alpha"][tp] > 0 and petals["fill_alpha"][fn] > 0
-    assert petals["fill_alpha"][fp] == 0 and petals["fill_alpha"][tn] == 0
-    assert petals["line_color"][fp] == "#000000" and petals["line_color"][tn] == ATTRIBUTES[9].colour
+    assert 0 < petals["fill_alpha"][fp] < petals["fill_alpha"][tp] and petals["fill_alpha"][tn] == 0
+    assert petals["line_color"][fp] == petals["fill_color"][fp] == ATTRIBUTES[7].colour
+    assert petals["hatch_pattern"][fp] == "/" and petals["hatch_pattern"][tn] == " "
+    assert petals["line_color"][tn] == ATTRIBUTES[9].colour
     assert petals["outer"][tp] > petals["outer"][fp] > petals["outer"][tn] > petals["outer"][fn]
     assert list(centres["act"]) == ["BCC, FCC"] and list(centres["prd"]) == ["BCC, High background"]
     start, end = petal_angles()
