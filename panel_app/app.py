@@ -138,13 +138,20 @@ def _layout(state: AppState, *, title: str, where: str) -> pn.viewable.Viewable:
 
     header = pn.pane.HTML(f"<h2 class='xsgpu-title'>{html.escape(title)}</h2>"
                           f"<div>{html.escape(where)} &middot; {state.data.n:,} images</div>")
-    sidebar = pn.Column(header, ControlPanel(state=state), AttributeFilters(state=state), width=300)
+    from panel_app.views.legend import FlowerLegend
+
+    sidebar = pn.Column(header, ControlPanel(state=state), AttributeFilters(state=state), FlowerLegend(state=state),
+                        width=300)
     views = EmbeddingViews(state=state)
-    bottom = pn.Row(SelectionManager(state=state), DetailView(state=state), sizing_mode="stretch_width")
+    detail = DetailView(state=state)
+    suspicious = SuspiciousPanel(state=state)
+    # a click in the suspicious-label list opens the image with the correction form set to that label
+    suspicious.param.watch(lambda e: detail.prefill(*e.new) if e.new else None, "opened", onlychanged=False)
+    bottom = pn.Row(SelectionManager(state=state), detail, sizing_mode="stretch_width")
     tabs = pn.Tabs(("Model overview", ModelOverview(state=state)),
                    ("Attribute study", AttributeStudyPanel(state=state)),
                    ("Co-occurrence", CooccurrencePanel(state=state)),
-                   ("Suspicious labels", SuspiciousPanel(state=state)),
+                   ("Suspicious labels", suspicious),
                    dynamic=True, sizing_mode="stretch_width")
     main = pn.Column(views, bottom, tabs, sizing_mode="stretch_width")
     layout = pn.Row(sidebar, main, sizing_mode="stretch_width", stylesheets=[_CSS])

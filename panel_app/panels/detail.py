@@ -88,6 +88,17 @@ class DetailView(pn.viewable.Viewer):
         i = self.state.data.check_id(sample_id)
         self.state.show_details([i, *[j for j in self.state.detail_ids if j != i]][:MAX_DETAIL])
 
+    def prefill(self, sample_id: int, attribute: str | int) -> None:
+        """Set the correction form to one image (shown first in the strip if it is not shown) and attribute;
+        the value is preset to the opposite of the current (corrected) ACT value."""
+        i = self.state.data.check_id(sample_id)
+        a = resolve_attribute(attribute)
+        if i not in self.state.detail_ids:
+            self.add(i)
+        self._c_sample.value = i
+        self._c_attr.value = a.name
+        self._suggest_value()
+
     def toggle_enlarged(self, sample_id: int) -> bool:
         """Switch one image between the small and the large rendering; returns whether it is now large."""
         i = int(sample_id)

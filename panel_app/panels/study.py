@@ -15,7 +15,7 @@ import param
 
 from panel_app.panels._common import defer, labels_key, process_cached
 from panel_app.state import AppState
-from xsgpu.attributes import NAMES
+from xsgpu.attributes import NAMES, SLUGS
 
 __all__ = ["AttributeStudyPanel", "CooccurrencePanel", "MEASURES", "study_heatmap"]
 
@@ -138,7 +138,9 @@ class CooccurrencePanel(pn.viewable.Viewer):
             raise ValueError("The 'state' parameter of CooccurrencePanel must be an AppState. Got None instead.")
         self._top = pn.widgets.IntInput.from_param(self.param.top, label="Rows", width=100, css_classes=["xsgpu-cooccurrence-top"])
         self._table = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False, height=450,
-                                           layout="fit_data_table", css_classes=["xsgpu-cooccurrence-table"])
+                                           selectable=False, layout="fit_data_table",
+                                           css_classes=["xsgpu-cooccurrence-table"])
+        self._table.on_click(lambda e: self.select_row(e.row))
         self._note = pn.pane.Markdown("")
         self.state.param.watch(lambda _e: self._refresh(), ["cutoff", "corrections_version"])
         self.param.watch(lambda _e: self._refresh(), "top")
@@ -158,6 +160,25 @@ class CooccurrencePanel(pn.viewable.Viewer):
 
         return process_cached(s, key, build)
 
+    def select_row(self, row: int) -> np.ndarray:
+        """Select (``state.select``, in the current selection mode) the images whose corrected ACT is
+        exactly the combination of listed row ``row``; returns their ids.
+
+        Raises
+        ------
+        IndexError
+            If ``row`` is not a listed row.
+        """
+        t = self.table()
+        if not 0 <= int(row) < len(t):
+            raise IndexError(f"Row {row} is out of range 0..{len(t) - 1} of the co-occurrence table.")
+        want = np.zeros(len(SLUGS), dtype=bool)
+        for slug in t["attributes"].iloc[int(row)]:
+            want[SLUGS.index(slug)] = True
+        ids = np.flatnonzero((self.state.y_act() == want).all(axis=1)).astype(np.int64)
+        self.state.select(ids, mode=self.state.selection_mode)
+        return ids
+
     def _refresh(self) -> None:
         try:
             t = self.table()
@@ -167,7 +188,8 @@ class CooccurrencePanel(pn.viewable.Viewer):
         shown = t.drop(columns=[c for c in ("attributes",) if c in t.columns])  # tuples of slugs: not for display
         self._table.value = shown.round(3) if len(shown) else shown
         self._note.object = (f"Top {len(t)} attribute combinations in the corrected ACT and how many of them the "
-                             f"model predicts exactly (cut-off {self.state.cutoff:g}).")
+                             f"model predicts exactly (cut-off {self.state.cutoff:g}). Click a row to select "
+                             "its images in the views.")
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._layout

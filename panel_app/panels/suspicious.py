@@ -48,6 +48,9 @@ class SuspiciousPanel(pn.viewable.Viewer):
     k = param.Integer(default=10, bounds=(1, 100))
     limit = param.Integer(default=200, bounds=(1, 10_000))
     audit_rows = param.Integer(default=20_000, bounds=(2, None))
+    opened = param.Tuple(default=None, allow_None=True, length=2, constant=True,
+                         doc="(sample_id, attribute display name) of the row clicked last; the app fills the "
+                             "detail view's correction form with it.")
 
     def __init__(self, **params: Any):
         super().__init__(**params)
@@ -118,7 +121,8 @@ class SuspiciousPanel(pn.viewable.Viewer):
         return np.sort(np.random.default_rng(0).choice(n, size=int(self.audit_rows), replace=False)).astype(np.int64)
 
     def open_row(self, row: int) -> int:
-        """Put the image of listed row ``row`` first in the detail view; returns its sample id."""
+        """Put the image of listed row ``row`` first in the detail view and set :attr:`opened` to its
+        (image, attribute), so the correction form can be filled with them; returns its sample id."""
         table = self.ranking()
         if not 0 <= int(row) < len(table):
             raise IndexError(f"Row {row} is out of range 0..{len(table) - 1} of the suspicious-label list.")
@@ -126,6 +130,8 @@ class SuspiciousPanel(pn.viewable.Viewer):
         from panel_app.panels.detail import MAX_DETAIL
 
         self.state.show_details([sid, *[i for i in self.state.detail_ids if i != sid]][:MAX_DETAIL])
+        with param.edit_constant(self):
+            self.opened = (sid, str(table["attribute"].iloc[int(row)]))
         return sid
 
     def _refresh(self) -> None:
@@ -148,7 +154,8 @@ class SuspiciousPanel(pn.viewable.Viewer):
                      "(run `xsgpu evaluate` after `xsgpu embed` to audit them all)")
             scope += f" (k = {self.k} FEA neighbours)"
         self._note.object = (f"{len(t)} most suspicious (image, attribute) labels among {scope}. "
-                             "Click a row to open the image in the detail view.")
+                             "Click a row to open the image in the detail view, with the correction form "
+                             "set to that image and attribute.")
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._layout
