@@ -63,7 +63,8 @@ import pandas as pd
 from xsgpu.attributes import N_ATTRIBUTES, NAMES, label_columns, resolve_attribute
 from xsgpu.errors import InputError
 
-__all__ = ["LabelsError", "LabelTable", "LabelAssignment", "read_labels", "match_labels", "KEY_COLUMNS"]
+__all__ = ["LabelsError", "LabelTable", "LabelAssignment", "read_labels", "match_labels", "resolve_file_keys",
+           "KEY_COLUMNS"]
 
 log = logging.getLogger(__name__)
 
@@ -342,6 +343,62 @@ class LabelAssignment:
         return len(self.by_file)
 
 
+def resolve_file_keys(keys: Sequence[str], inputs: Sequence[str], *, base: Path,
+                      rows: Sequence[int]) -> tuple[list[str | None], list[str], list[str]]:
+    """Resolve file keys to inputs by the rules of the module docstring.
+
+    Parameters
+    ----------
+    keys : sequence of str
+        The key cells, as written.
+    inputs : sequence of str
+        Absolute paths of the candidate files.
+    base : Path
+        Directory that relative keys are tried against first (the key file's directory).
+    rows : sequence of int
+        Row number of each key, for messages.
+
+    Returns
+    -------
+    targets : list of (str or None)
+        The input each key names (``None`` when unmatched or ambiguous).
+    unmatched, ambiguous : list of str
+        ``"row R: 'key'"`` descriptions (ambiguous ones list the candidates).
+    """
+    input_set = set(inputs)
+    by_name: dict[str, list[str]] = defaultdict(list)
+    for f in inputs:
+        by_name[os.path.basename(f)].append(f)
+    parts_of = {f: Path(f).parts for f in inputs}
+    targets: list[str | None] = []
+    unmatched: list[str] = []
+    ambiguous: list[str] = []
+    for r, key in zip(rows, keys):
+        target = None
+        hits: list[str] = []
+        if os.path.isabs(key):
+            cand = os.path.normpath(key)
+            target = cand if cand in input_set else None
+        elif os.sep in key or "/" in key:
+            for root in (base, Path.cwd()):
+                cand = os.path.normpath(os.path.join(root, key))
+                if cand in input_set:
+                    target = cand
+                    break
+            if target is None:
+                hits = _suffix_matches(key, by_name, parts_of)
+        else:
+            hits = by_name.get(key, [])
+        if target is None and len(hits) == 1:
+            target = hits[0]
+        elif target is None and len(hits) > 1:
+            ambiguous.append(f"row {r}: {key!r} matches {len(hits)} inputs ({_show(hits)})")
+        elif target is None:
+            unmatched.append(f"row {r}: {key!r}")
+        targets.append(target)
+    return targets, unmatched, ambiguous
+
+
 def _suffix_matches(key: str, by_name: Mapping[str, list[str]], parts_of: Mapping[str, tuple[str, ...]]) -> list[str]:
     """Inputs whose path ends with the components of the relative ``key`` (``run7/a.tif``)."""
     want = Path(os.path.normpath(key.replace("\\", "/"))).parts
@@ -367,44 +424,9 @@ def match_labels(table: LabelTable, files: Sequence[str | os.PathLike]) -> Label
         (file, frame).
     """
     inputs = [os.path.abspath(os.fspath(f)) for f in files]
-    input_set = set(inputs)
-    by_name: dict[str, list[str]] = defaultdict(list)
-    for f in inputs:
-        by_name[os.path.basename(f)].append(f)
-    parts_of = {f: Path(f).parts for f in inputs}
-    base = table.path.resolve().parent
-    resolved: list[tuple[str, str]] = []
-    unmatched: list[str] = []
-    ambiguous: list[str] = []
-    for r, key in enumerate(table.keys):
-        target = None
-        if os.path.isabs(key):
-            cand = os.path.normpath(key)
-            target = cand if cand in input_set else None
-        elif os.sep in key or "/" in key:
-            for root in (base, Path.cwd()):
-                cand = os.path.normpath(os.path.join(root, key))
-                if cand in input_set:
-                    target = cand
-                    break
-            if target is None:
-                hits = _suffix_matches(key, by_name, parts_of)
-                if len(hits) == 1:
-                    target = hits[0]
-                elif len(hits) > 1:
-                    ambiguous.append(f"row {table.rows[r]}: {key!r} matches {len(hits)} inputs ({_show(hits)})")
-                    continue
-        else:
-            hits = by_name.get(key, [])
-            if len(hits) == 1:
-                target = hits[0]
-            elif len(hits) > 1:
-                ambiguous.append(f"row {table.rows[r]}: {key!r} matches {len(hits)} inputs ({_show(hits[:3])})")
-                continue
-        if target is None:
-            unmatched.append(f"row {table.rows[r]}: {key!r}")
-        else:
-            resolved.append((key, target))
+    targets, unmatched, ambiguous = resolve_file_keys(table.keys, inputs, base=table.path.resolve().parent,
+                                                      rows=table.rows)
+    resolved = [(k, t) for k, t in zip(table.keys, targets) if t is not None]
     if ambiguous:
         raise LabelsError(f"Label file {table.path}: ambiguous keys: {_show(ambiguous)}. Hint: write a longer "
                           "path (run/a.tif), relative to the label file, or absolute.")
