@@ -70,6 +70,10 @@ def test_csv_by_file_and_frame_with_npy_features_then_evaluate(tmp_path):
     assert store.read_metadata("predictions")["arch"] == "imported"
     metrics = evaluate_run(store.path, suspicious=False)
     assert set(metrics["scope"]) >= {"model", "attribute"}
+    from xsgpu.embed import embed_run
+
+    emb = embed_run(store.path, method="pca", device="cpu", progress=False)
+    assert len(emb) == N and np.isfinite(emb[["act_x", "fea_x", "prd_x"]].to_numpy()).all()
 
 
 def test_parquet_logits_by_sample_id_shuffled_and_keyed_features(tmp_path):
