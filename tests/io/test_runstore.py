@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from xsgpu.attributes import label_columns
+from xsgpu.errors import CorruptArtifact
 from xsgpu.io.runstore import RunStore, RunStoreError
 
 
@@ -92,3 +93,68 @@ def test_arrays(tmp_path):
     assert tuple(store.open_array("images").chunks) == (4, 8, 8)
     with pytest.raises(RunStoreError, match="exists with shape"):
         store.create_array("images", (11, 8, 8), np.float16)
+
+
+# ---------------------------------------------------------------- missing and corrupt chunks (issue 15.2)
+def _chunk_file(store, name, block):
+    arr = store.open_array(name)
+    key = arr.metadata.encode_chunk_key((block,) + (0,) * (arr.ndim - 1))
+    return store.array_path(name).joinpath(*key.split("/"))
+
+
+@pytest.fixture
+def filled(tmp_path):
+    store = RunStore.create(tmp_path / "run", n_samples=10, partition_size=4)
+    arr = store.create_array("images", (10, 8, 8), np.float16)
+    arr[0:4] = 0  # an all-zero partition (e.g. every frame unreadable) is stored like any other
+    arr[4:10] = np.ones((6, 8, 8), np.float16)
+    return store
+
+
+def test_all_zero_chunks_are_stored_and_read(filled):
+    assert _chunk_file(filled, "images", 0).is_file()
+    arr = filled.open_array("images")
+    assert float(np.asarray(arr[0:4]).sum()) == 0 and float(np.asarray(arr[:]).sum()) == 6 * 64
+    assert arr.shape == (10, 8, 8) and len(arr) == 10 and np.asarray(arr).shape == (10, 8, 8)
+
+
+@pytest.mark.parametrize("key", [slice(5, 6), 6, -4, np.array([1, 7]), (slice(None), 0), Ellipsis])
+def test_deleted_chunk_is_an_error_naming_rows_and_remedy(filled, key):
+    _chunk_file(filled, "images", 1).unlink()
+    arr = filled.open_array("images")
+    with pytest.raises(CorruptArtifact, match=r"images.zarr: rows 4..7 \(partition 1\) have no stored chunk .*"
+                                              r"Hint: delete samples.parquet/part-00001.parquet in .* and rerun the "
+                                              r"same `xsgpu ingest` \(or `xsgpu synth`\) command"):
+        arr[key]
+    assert float(np.asarray(arr[8:10]).sum()) == 2 * 64  # other partitions still read
+
+
+def test_deleted_chunk_in_orthogonal_selection(filled):
+    _chunk_file(filled, "images", 2).unlink()
+    with pytest.raises(CorruptArtifact, match=r"rows 8..9 \(partition 2\)"):
+        filled.open_array("images").get_orthogonal_selection((np.array([0, 9]), slice(None), slice(None)))
+
+
+def test_truncated_chunk_is_an_error_naming_rows(filled):
+    f = _chunk_file(filled, "images", 1)
+    f.write_bytes(f.read_bytes()[:10])
+    with pytest.raises(CorruptArtifact, match=r"images.zarr: rows 4..7 \(partition 1\) cannot be decoded \(.*\)"):
+        filled.open_array("images")[0:10]
+
+
+def test_features_remedy_names_infer(tmp_path):
+    store = RunStore.create(tmp_path / "run", n_samples=8, partition_size=4)
+    store.create_array("features", (8, 3), np.float16)[:] = np.ones((8, 3))
+    _chunk_file(store, "features", 0).unlink()
+    with pytest.raises(CorruptArtifact, match=r"features.zarr: rows 0..3 .*predictions.parquet/part-00000.parquet"
+                                              r".*`xsgpu infer RUN --model MODEL`.*--overwrite"):
+        store.open_array("features")[:]
+
+
+def test_truncated_parquet_part_names_the_file(tmp_path):
+    store = RunStore.create(tmp_path / "run", n_samples=4, partition_size=4)
+    store.write_partition("samples", 0, _samples(0, 4))
+    part = store.table_path("samples") / "part-00000.parquet"
+    part.write_bytes(part.read_bytes()[:40])
+    with pytest.raises(CorruptArtifact, match=r"part-00000.parquet: not a readable Parquet file"):
+        store.read_table("samples")

@@ -5,10 +5,12 @@ import json
 import shutil
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import torch
 
 from xsgpu.attributes import prob_columns
+from xsgpu.errors import CorruptArtifact, StoreLocked
 from xsgpu.io.runstore import RunStore, RunStoreError
 from xsgpu.model import Predictor, build_resnet, infer_partition, infer_run, save_checkpoint
 from xsgpu.model.checkpoint import CheckpointMismatch
@@ -116,3 +118,79 @@ def test_read_batches_recuts_chunk_blocks(easy_run, start, stop, bs):
     out = list(read_batches(images, start, stop, bs, workers=2))
     assert all(len(b) == bs for b in out[:-1]) and 0 < len(out[-1]) <= bs
     np.testing.assert_array_equal(np.concatenate(out), images[start:stop])
+
+
+# ---------------------------------------------------------------- hardening (issue 15.2, 15.3, 15.8)
+def _other_model(tmp_path):
+    torch.manual_seed(1)
+    save_checkpoint(tmp_path / "other", build_resnet("resnet18"), input_size=32,
+                    preprocessing={"source_size": [32, 32]})
+    return tmp_path / "other"
+
+
+def test_overwrite_keeps_old_outputs_until_the_new_ones_are_complete(run_copy, trained_model, tmp_path,
+                                                                     monkeypatch):
+    import xsgpu.model.infer as infer_mod
+
+    model, _ = trained_model
+    infer_run(run_copy.path, model=model, device="cpu", num_threads=1, progress=False)
+    old_pred = run_copy.read_table("predictions")
+    old_sha = run_copy.read_metadata("predictions")["weights_sha256"]
+    old_feats = run_copy.open_array("features")[:]
+    real = infer_mod.infer_partition
+
+    def fails_on_partition_1(run_path, part, predictor, **kw):
+        if part == 1:
+            raise PermissionError(13, "Permission denied", str(run_path))
+        return real(run_path, part, predictor, **kw)
+
+    monkeypatch.setattr(infer_mod, "infer_partition", fails_on_partition_1)
+    other = _other_model(tmp_path)
+    with pytest.raises(PermissionError):
+        infer_run(run_copy.path, model=other, device="cpu", num_threads=1, progress=False, overwrite=True)
+    # the old outputs are all there, unchanged, and nothing of the new model leaked into them
+    assert sorted(run_copy.finished_partitions("predictions")) == [0, 1, 2]
+    assert run_copy.read_table("predictions").equals(old_pred)
+    assert run_copy.read_metadata("predictions")["weights_sha256"] == old_sha
+    np.testing.assert_array_equal(run_copy.open_array("features")[:], old_feats)
+    assert run_copy.stage_status()["infer"] == "failed"
+    # a rerun resumes the staged partition and swaps the complete new outputs in
+    monkeypatch.setattr(infer_mod, "infer_partition", real)
+    s = infer_run(run_copy.path, model=other, device="cpu", num_threads=1, progress=False, overwrite=True)
+    assert s["n_partitions_skipped"] == 1 and s["n_partitions_done"] == 2
+    shas = {json.loads(pq.read_schema(f).metadata[b"xsgpu"])["weights_sha256"]
+            for f in run_copy.table_path("predictions").glob("part-*.parquet")}
+    assert shas == {Predictor.from_checkpoint(other, device="cpu", num_threads=1).meta["weights_sha256"]}
+    assert not (run_copy.path / ".staging").exists()
+    assert not np.array_equal(run_copy.open_array("features")[:], old_feats)
+
+
+def test_second_infer_on_a_run_is_refused_naming_the_holder(run_copy, trained_model):
+    import subprocess
+    import sys
+
+    model, _ = trained_model
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from xsgpu.io.locks import stage_lock\n"
+         f"with stage_lock({str(run_copy.path)!r}, 'infer'):\n    print('locked', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(StoreLocked, match=rf"stage 'infer' is already running here, held by pid {holder.pid} "):
+            infer_run(run_copy.path, model=model, device="cpu", num_threads=1, progress=False)
+        assert not run_copy.table_path("predictions").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    s = infer_run(run_copy.path, model=model, device="cpu", num_threads=1, progress=False)  # lock freed on exit
+    assert s["n_partitions_done"] == run_copy.n_partitions
+
+
+def test_infer_refuses_a_deleted_image_chunk(run_copy, trained_model):
+    model, _ = trained_model
+    images = run_copy.open_array("images")
+    key = images.metadata.encode_chunk_key((1, 0, 0))
+    run_copy.array_path("images").joinpath(*key.split("/")).unlink()
+    with pytest.raises(CorruptArtifact, match=r"images.zarr: rows 80..159 \(partition 1\) have no stored chunk"):
+        infer_run(run_copy.path, model=model, device="cpu", num_threads=1, progress=False)
+    assert run_copy.finished_partitions("predictions") == {0}

@@ -49,7 +49,8 @@ import pyarrow.parquet as pq
 
 from xsgpu import __version__
 from xsgpu.attributes import NAMES, label_columns
-from xsgpu.errors import StoreError
+from xsgpu.errors import CorruptArtifact, StoreError
+from xsgpu.io.chunks import COMPLETE_CHUNKS_ATTR, CheckedArray
 from xsgpu.io.atomic import atomic_path, write_json_atomic
 
 __all__ = ["RunStore", "RunStoreError", "SCHEMA_VERSION", "ERRORS_COLUMNS", "NPY_ARRAYS"]
@@ -305,16 +306,44 @@ class RunStore:
             raise RunStoreError(f"{self.path}: table {name!r} does not exist ({p}). "
                                 "Hint: run the stage that writes it.")
         if p.is_dir():
-            files = sorted(f for f in p.iterdir() if f.suffix == ".parquet" and not f.name.startswith("."))
-            if not files:
+            frames = self._read_parts(p, columns)
+            if not frames:
                 return pd.DataFrame(columns=columns or [])
-            frames = [pq.read_table(f, columns=columns).to_pandas() for f in files]
             df = pd.concat(frames, ignore_index=True)
         else:
-            df = pq.read_table(p, columns=columns).to_pandas()
+            df = self._read_parquet(p, columns)
         if "sample_id" in df.columns and name not in ("errors", "corrections"):
             df = df.sort_values("sample_id", kind="stable").reset_index(drop=True)
         return df
+
+    def _read_parts(self, directory: Path, columns: list[str] | None, *, attempts: int = 5) -> list[pd.DataFrame]:
+        """Read every part file of a partitioned table.
+
+        A part may vanish between listing and reading when ``compact_corrections`` merges the parts of
+        an append-only table (it writes the merged file before deleting the parts): list again then.
+        """
+        for attempt in range(attempts):
+            files = sorted(f for f in directory.iterdir() if f.suffix == ".parquet" and not f.name.startswith("."))
+            try:
+                return [self._read_parquet(f, columns) for f in files]
+            except FileNotFoundError:
+                if attempt == attempts - 1:
+                    raise
+                log.debug("%s: a part file vanished while reading (compacted meanwhile); listing again", directory)
+        return []  # pragma: no cover - the loop returns or raises
+
+    def _read_parquet(self, path: Path, columns: list[str] | None) -> pd.DataFrame:
+        try:
+            return pq.read_table(path, columns=columns).to_pandas()
+        except pa.ArrowInvalid as exc:
+            try:
+                names = set(pq.read_schema(path).names)
+            except pa.ArrowInvalid:
+                names = None
+            if names is not None and columns and not set(columns) <= names:
+                raise  # a readable file without the asked columns: the caller's problem, not corruption
+            raise CorruptArtifact(f"{path}: not a readable Parquet file ({exc}). Hint: a write was cut short or the "
+                                  "file was not written by xsgpu; delete it and rerun the stage that writes it.") from exc
 
     def read_metadata(self, name: str) -> dict:
         """Return the ``xsgpu`` JSON metadata stored with table ``name`` (first part for partitioned ones)."""
@@ -369,6 +398,13 @@ class RunStore:
 
         Rows are chunked by ``chunk_rows`` (default: the partition size, capped so a chunk stays
         under ~64 MB); the partition size must be a multiple of it so partitions never share chunks.
+        Every chunk written is stored, even an all-zero one, so that a missing chunk file always means
+        lost data (:class:`~xsgpu.io.chunks.CheckedArray`).
+
+        Returns
+        -------
+        CheckedArray
+            The array, opened for writing.
         """
         import zarr
 
@@ -381,22 +417,41 @@ class RunStore:
         if self.partition_size % chunk_rows:
             raise ValueError(f"partition_size {self.partition_size} must be a multiple of chunk_rows {chunk_rows}.")
         if path.exists():
-            arr = zarr.open_array(str(path), mode="r+")
+            arr = self.open_array(name, mode="r+")
             if tuple(arr.shape) == tuple(shape) and np.dtype(arr.dtype) == np.dtype(dtype):
                 return arr
             raise RunStoreError(f"{path} exists with shape {arr.shape} {arr.dtype}; expected {shape} {np.dtype(dtype)}. "
                                 "Hint: delete it or write to a new run directory.")
         chunks = (max(1, min(chunk_rows, shape[0] or 1)),) + tuple(shape[1:])
-        return zarr.open_array(str(path), mode="w", shape=shape, chunks=chunks, dtype=dtype, fill_value=0)
+        arr = zarr.open_array(str(path), mode="w", shape=shape, chunks=chunks, dtype=dtype, fill_value=0)
+        arr.attrs[COMPLETE_CHUNKS_ATTR] = True
+        return self._checked(name, arr.with_config({"write_empty_chunks": True}))
 
     def open_array(self, name: str, mode: str = "r"):
-        """Open the Zarr array ``RUN/<name>.zarr`` (``mode="r"`` or ``"r+"``)."""
+        """Open the Zarr array ``RUN/<name>.zarr`` (``mode="r"`` or ``"r+"``).
+
+        Returns
+        -------
+        CheckedArray
+            Reads of rows whose chunk file is missing or cannot be decoded raise
+            :class:`~xsgpu.errors.CorruptArtifact` naming the array, the rows and the remedy, instead of
+            returning zeros; writes store every chunk.
+        """
         import zarr
 
         path = self.array_path(name)
         if not path.exists():
             raise RunStoreError(f"{self.path}: array {name!r} does not exist ({path}). Hint: run the stage that writes it.")
-        return zarr.open_array(str(path), mode=mode)
+        try:
+            arr = zarr.open_array(str(path), mode=mode)
+        except (OSError, ValueError, KeyError) as exc:
+            raise CorruptArtifact(f"{path}: cannot open the array ({type(exc).__name__}: {exc}). "
+                                  "Hint: rerun the stage that writes it.") from exc
+        return self._checked(name, arr.with_config({"write_empty_chunks": True}) if mode != "r" else arr)
+
+    def _checked(self, name: str, arr: Any) -> CheckedArray:
+        return CheckedArray(arr, name=name, path=self.array_path(name), partition_size=self.partition_size,
+                            checked=bool(arr.attrs.get(COMPLETE_CHUNKS_ATTR, False)))
 
     def npy_path(self, name: str) -> Path:
         """Path of the single-file array ``RUN/<name>.npy``."""

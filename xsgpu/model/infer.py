@@ -33,7 +33,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from xsgpu.attributes import prob_columns
+from xsgpu.io.chunks import COMPLETE_CHUNKS_ATTR
+from xsgpu.io.locks import stage_lock
 from xsgpu.io.runstore import RunStore, RunStoreError
+from xsgpu.io.staging import Staging, recover
 from xsgpu.model.predictor import Predictor
 
 __all__ = ["infer_partition", "infer_run", "prediction_metadata", "ensure_features_array", "read_batches"]
@@ -62,8 +65,10 @@ def ensure_features_array(store: RunStore, dim: int):
         chunk_rows = store.partition_size
         while chunk_rows * dim * 2 > 64 * 2**20 and chunk_rows % 2 == 0:
             chunk_rows //= 2
-        zarr.open_array(str(tmp), mode="w", shape=(store.n_samples, dim),
-                        chunks=(max(1, min(chunk_rows, store.n_samples or 1)), dim), dtype=np.float16, fill_value=0)
+        new = zarr.open_array(str(tmp), mode="w", shape=(store.n_samples, dim),
+                              chunks=(max(1, min(chunk_rows, store.n_samples or 1)), dim), dtype=np.float16,
+                              fill_value=0)
+        new.attrs[COMPLETE_CHUNKS_ATTR] = True  # every chunk is stored: a missing one is lost data
         try:
             os.rename(tmp, path)
         except OSError:  # another worker won the race
@@ -188,7 +193,10 @@ def infer_run(
     num_threads : int, optional
         CPU threads (default all cores).
     overwrite : bool
-        Delete predictions/features of another model first; without it a run holding another model's
+        Replace the predictions/features already there (another model's, or this one's). The new
+        outputs are written into ``RUN/.staging/infer/`` and swapped in only when every partition is
+        finished, so a kill or an error part-way leaves the old outputs intact, and a rerun resumes the
+        staged partitions (:mod:`xsgpu.io.staging`). Without it a run holding another model's
         predictions is refused (mixing two models' outputs in one table would be silent corruption).
     progress : bool
 
@@ -196,29 +204,42 @@ def infer_run(
     -------
     dict
         n_images (predicted now), n_partitions_done, n_partitions_skipped, seconds, images_per_s, model_id.
-    """
-    from tqdm.auto import tqdm
 
+    Raises
+    ------
+    StoreLocked
+        If another process is running ``infer`` on this run (``RUN/locks/infer.lock``, :mod:`xsgpu.io.locks`).
+    """
     store = RunStore.open(run_path, require=["images"])
     predictor = model if isinstance(model, Predictor) else Predictor.from_checkpoint(
         model, device=device, batch_size=batch_size, compile=compile, num_threads=num_threads)
     predictor.check_run(store)
+    with stage_lock(store.path, "infer"):
+        return _infer_locked(store, predictor, overwrite=overwrite, progress=progress)
+
+
+def _infer_locked(store: RunStore, predictor: Predictor, *, overwrite: bool, progress: bool) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
+    recover(store)
     sha = predictor.meta["weights_sha256"]
     others = {k: v for k, v in _finished_model_ids(store).items() if k != sha}
-    if others:
-        if not overwrite:
-            k, parts = next(iter(others.items()))
-            raise RunStoreError(
-                f"{store.table_path('predictions')} holds partitions {sorted(parts)[:5]} from another model "
-                f"(weights_sha256 {k[:12]}...), this one is {sha[:12]}... Hint: pass --overwrite to replace them.")
-    if overwrite and (others or store.array_path("features").exists()):
-        log.info("overwrite: removing predictions and features of %s", store.path)
-        shutil.rmtree(store.table_path("predictions"), ignore_errors=True)
-        shutil.rmtree(store.array_path("features"), ignore_errors=True)
-    pending = store.pending_partitions("predictions")
+    if others and not overwrite:
+        k, parts = next(iter(others.items()))
+        raise RunStoreError(
+            f"{store.table_path('predictions')} holds partitions {sorted(parts)[:5]} from another model "
+            f"(weights_sha256 {k[:12]}...), this one is {sha[:12]}... Hint: pass --overwrite to replace them.")
+    staging = None
+    target = store
+    if overwrite and (others or store.array_path("features").exists() or store.table_path("predictions").exists()):
+        # the old outputs stay in place until the new ones are complete (xsgpu.io.staging)
+        staging = Staging.begin(store, ["predictions", "features"], key="infer", token=sha)
+        target = staging.store
+        log.info("overwrite: writing the new predictions and features of %s into %s first", store.path, staging.path)
+    pending = target.pending_partitions("predictions")
     skipped = store.n_partitions - len(pending)
     if skipped:
-        log.info("%s: %d of %d partitions already predicted; skipping them", store.path, skipped, store.n_partitions)
+        log.info("%s: %d of %d partitions already predicted; skipping them", target.path, skipped, store.n_partitions)
     store.set_stage("infer", "running", model_id=predictor.meta["model_id"])
     t0 = time.perf_counter()
     n = 0
@@ -226,9 +247,11 @@ def infer_run(
     try:
         with tqdm(total=total, desc="infer", unit="img", disable=not progress) as bar:
             for p in pending:
-                k = infer_partition(store.path, p, predictor)
+                k = infer_partition(target.path, p, predictor)
                 n += k
                 bar.update(k)
+        if staging is not None:
+            staging.commit()
     except BaseException:
         store.set_stage("infer", "failed", model_id=predictor.meta["model_id"])
         raise
