@@ -158,3 +158,22 @@ def test_truncated_parquet_part_names_the_file(tmp_path):
     part.write_bytes(part.read_bytes()[:40])
     with pytest.raises(CorruptArtifact, match=r"part-00000.parquet: not a readable Parquet file"):
         store.read_table("samples")
+
+
+# ---------------------------------------------------------------- file modes (issue 15.8)
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
+def test_files_get_the_umask_mode_not_mkstemp_0600(tmp_path, umask, mode):
+    import stat
+
+    old = os.umask(umask)
+    try:
+        store = RunStore.create(tmp_path / "run", n_samples=4, partition_size=4)
+        store.write_partition("samples", 0, _samples(0, 4))
+        store.write_npy("fea_reduced", np.zeros((4, 2), np.float32))
+        store.set_stage("ingest", "done")
+        store.create_array("images", (4, 2, 2), np.float16)[:] = np.ones((4, 2, 2))
+    finally:
+        os.umask(old)
+    files = [store.manifest_path, store.table_path("samples") / "part-00000.parquet", store.npy_path("fea_reduced")]
+    files += [p for p in store.array_path("images").rglob("*") if p.is_file()]
+    assert {oct(stat.S_IMODE(f.stat().st_mode)) for f in files} == {oct(mode)}
