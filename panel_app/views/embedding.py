@@ -53,6 +53,16 @@ log = logging.getLogger(__name__)
 THUMB_ROUTE = "/xsgpu/thumb"
 IMAGE_ROUTE = "/xsgpu/image"
 _ERR_PALETTE = tuple(reversed(YlOrRd9))
+#: Milliseconds after the last wheel / pan step before the browser ends level-of-detail mode and sends
+#: ``RangesUpdate``. Bokeh's default (500 ms) was most of a zoom step's wait in Chromium (docs/app.md,
+#: ``benchmarks/bench_browser.py``); a short pause still merges the steps of one fast scroll.
+LOD_TIMEOUT_MS = 40
+_RASTER_TOOLTIP = [("images here", "@counts")]
+
+
+def _empty_raster(x_range, y_range) -> dict:
+    """The main raster's source when nothing is rasterized: a transparent pixel and its count, 0."""
+    return {**empty_image(x_range, y_range), "counts": [np.zeros((1, 1), np.uint32)]}
 _DOT_COLOUR = "#2171b5"
 
 _TOOLTIP = """
@@ -130,7 +140,8 @@ class EmbeddingView(pn.viewable.Viewer):
                      output_backend="canvas", name=f"xsgpu-{self.space.lower()}")
         fig.xaxis.visible = fig.yaxis.visible = False
         fig.grid.visible = False
-        self.raster_src = ColumnDataSource(empty_image((x0, x1), (y0, y1)))
+        fig.lod_timeout = LOD_TIMEOUT_MS
+        self.raster_src = ColumnDataSource(_empty_raster((x0, x1), (y0, y1)))
         self.sel_src = ColumnDataSource(empty_image((x0, x1), (y0, y1)))
         self.petal_src = ColumnDataSource(dict(x=[], y=[], start=[], end=[], outer=[], fill_color=[], fill_alpha=[],
                                                line_color=[], line_width=[], line_alpha=[], hatch_pattern=[],
@@ -174,7 +185,9 @@ class EmbeddingView(pn.viewable.Viewer):
         wheel = WheelZoomTool()
         box = BoxSelectTool(renderers=[], description="Box Select", persistent=False)
         lasso = LassoSelectTool(renderers=[], description="Lasso Select")
-        fig.add_tools(PanTool(), wheel, box, lasso, ResetTool(), hover)
+        # raster mode: how many images lie under the cursor's pixel (the image's per-pixel counts)
+        self.raster_hover = HoverTool(renderers=[self.raster_r], tooltips=_RASTER_TOOLTIP, description="Images here")
+        fig.add_tools(PanTool(), wheel, box, lasso, ResetTool(), hover, self.raster_hover)
         fig.toolbar.active_scroll = wheel
         fig.toolbar.active_drag = fig.tools[0]
         fig.on_event(RangesUpdate, self._on_ranges)
@@ -341,7 +354,8 @@ class EmbeddingView(pn.viewable.Viewer):
             kw.update(how="mean", values=st.error_distance()[ids], value_span=st.error_span)
         elif st.colour_by in SLUGS:
             kw.update(how="outcome", values=self._outcomes(SLUGS.index(st.colour_by))[ids])
-        out = rasterize(xs, ys, x_range=(x0, x1), y_range=(y0, y1), width=self.width, height=self.height, **kw)
+        out = rasterize(xs, ys, x_range=(x0, x1), y_range=(y0, y1), width=self.width, height=self.height,
+                        with_counts=True, **kw)
         count = int(out.pop("count"))
         self.raster_src.data = out
         if len(self.petal_src.data["x"]):
@@ -414,7 +428,7 @@ class EmbeddingView(pn.viewable.Viewer):
             self._show("dots")
         self.point_src.data = centres
         x0, x1, y0, y1 = self.viewport
-        self.raster_src.data = empty_image((x0, x1), (y0, y1))
+        self.raster_src.data = _empty_raster((x0, x1), (y0, y1))
         self.sel_src.data = empty_image((x0, x1), (y0, y1))
         with param.edit_constant(self):
             self.selected_in_view = int(selected.sum())
@@ -440,6 +454,9 @@ class EmbeddingView(pn.viewable.Viewer):
         self.petal_r.visible = self.centre_r.visible = mode == "flowers"
         self.dot_r.visible = mode == "dots"
         self.hit_r.visible = mode != "raster"
+        raster_hover = [self.raster_r] if mode == "raster" else []
+        if list(self.raster_hover.renderers) != raster_hover:
+            self.raster_hover.renderers = raster_hover
         with param.edit_constant(self):
             self.mode = mode
 

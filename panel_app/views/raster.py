@@ -82,6 +82,7 @@ def rasterize(
     values: np.ndarray | None = None,
     value_span: tuple[float, float] | None = None,
     colour: str | None = None,
+    with_counts: bool = False,
 ) -> dict:
     """Rasterize points to an RGBA image for Bokeh's ``image_rgba``.
 
@@ -103,12 +104,14 @@ def rasterize(
         Fixed colour span for ``'mean'``.
     colour : str, optional
         Draw every point in this one colour (the selection layer).
+    with_counts : bool
+        Also return ``counts``: [uint32 (height, width)], the images drawn in each pixel (for the hover).
 
     Returns
     -------
     dict
-        ``image`` ([uint32 (height, width)]), ``x``, ``y``, ``dw``, ``dh`` (Bokeh image source columns) and
-        ``count`` (points drawn inside the viewport).
+        ``image`` ([uint32 (height, width)]), ``x``, ``y``, ``dw``, ``dh`` (Bokeh image source columns),
+        ``count`` (points drawn inside the viewport) and, with ``with_counts``, ``counts``.
     """
     import datashader as ds
     import datashader.transfer_functions as tf
@@ -118,7 +121,10 @@ def rasterize(
     x0, x1 = sorted(map(float, x_range))
     y0, y1 = sorted(map(float, y_range))
     if not (x1 > x0 and y1 > y0):
-        return {**empty_image((x0, x1 if x1 > x0 else x0 + 1), (y0, y1 if y1 > y0 else y0 + 1)), "count": 0}
+        out = {**empty_image((x0, x1 if x1 > x0 else x0 + 1), (y0, y1 if y1 > y0 else y0 + 1)), "count": 0}
+        if with_counts:
+            out["counts"] = [np.zeros((1, 1), np.uint32)]
+        return out
     cvs = ds.Canvas(plot_width=int(width), plot_height=int(height), x_range=(x0, x1), y_range=(y0, y1))
     cols = {"x": x, "y": y}
     if how == "density":
@@ -129,6 +135,7 @@ def rasterize(
         else:
             agg = cvs.points(pd.DataFrame(cols, copy=False), "x", "y", agg=ds.count())
         count = int(np.nansum(agg.values))
+        per_pixel = agg.values
         if colour is not None:  # one colour: no colour mapping needed, build the RGBA words directly
             return {"image": [np.where(np.nan_to_num(agg.values) > 0, _rgba_word(colour), np.uint32(0))
                               .astype(np.uint32)], "x": [x0], "y": [y0], "dw": [x1 - x0], "dh": [y1 - y0],
@@ -144,7 +151,8 @@ def rasterize(
         cols["v"] = v
         df = pd.DataFrame(cols, copy=False)
         agg = cvs.points(df, "x", "y", agg=ds.summary(mean=ds.mean("v"), count=ds.count("v")))
-        count = int(np.nansum(agg["count"].values))
+        per_pixel = agg["count"].values
+        count = int(np.nansum(per_pixel))
         img = tf.shade(agg["mean"], cmap=ERROR_CMAP, how="linear", span=value_span, min_alpha=120)
     elif how == "outcome":
         if values is None:
@@ -155,12 +163,16 @@ def rasterize(
         cats = pd.Categorical.from_codes(codes, categories=[*OUTCOMES, "hidden"])
         df = pd.DataFrame({"x": x, "y": y, "c": cats}, copy=False)
         agg = cvs.points(df, "x", "y", agg=ds.count_cat("c")).sel(c=list(OUTCOMES))
-        count = int(np.nansum(agg.values))
+        per_pixel = agg.values.sum(axis=-1)
+        count = int(np.nansum(per_pixel))
         img = tf.shade(agg, color_key=OUTCOME_COLOURS, min_alpha=90, how="eq_hist")
     else:
         raise ValueError(f"The 'how' parameter of rasterize must be 'density', 'mean' or 'outcome'. Got {how!r} instead.")
-    return {"image": [np.ascontiguousarray(img.data, dtype=np.uint32)], "x": [x0], "y": [y0],
-            "dw": [x1 - x0], "dh": [y1 - y0], "count": count}
+    out = {"image": [np.ascontiguousarray(img.data, dtype=np.uint32)], "x": [x0], "y": [y0],
+           "dw": [x1 - x0], "dh": [y1 - y0], "count": count}
+    if with_counts:
+        out["counts"] = [np.ascontiguousarray(np.nan_to_num(per_pixel), dtype=np.uint32)]
+    return out
 
 
 def warmup() -> float:
