@@ -1,4 +1,4 @@
-"""Models from elsewhere: a torchvision ResNet-18 with 17 outputs, exported as a state dict (safetensors and
+"""Models from elsewhere: a torchvision ResNet-18 (and, marked slow, ResNet-50) with 17 outputs, exported as a state dict (safetensors and
 .pt), TorchScript and ONNX, predicts through its spec what the in-process model predicts.
 
 Tolerance: 1e-4 absolute on probabilities, 1e-4 relative (to the largest |value|) on features, all on CPU in
@@ -31,9 +31,9 @@ FEA_RTOL = 1e-4
 ORDER = list(NAMES[::-1])
 
 
-def _net(seed: int = 0) -> torch.nn.Module:
+def _net(seed: int = 0, arch: str = "resnet18") -> torch.nn.Module:
     torch.manual_seed(seed)
-    net = torchvision.models.resnet18(weights=None, num_classes=17)
+    net = getattr(torchvision.models, arch)(weights=None, num_classes=17)
     with torch.no_grad():  # non-trivial batch-norm statistics, so eval mode matters
         for m in net.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
@@ -65,10 +65,9 @@ def frames():
     return x
 
 
-@pytest.fixture(scope="module")
-def reference(frames):
+def _reference(frames, arch="resnet18"):
     """Features and probabilities (canonical attribute order) of the in-process model."""
-    net = _net()
+    net = _net(arch=arch)
     x = to_model_input(frames, SIZE)  # (n, 1, S, S), per-image standardised
     x = (np.repeat(x, 3, axis=1) - np.array(MEAN)[None, :, None, None]) / np.array(STD)[None, :, None, None]
     with torch.no_grad():
@@ -76,6 +75,11 @@ def reference(frames):
     probs = torch.sigmoid(logits).numpy()
     canon = probs[:, [ORDER.index(n) for n in NAMES]]
     return feats.numpy(), canon
+
+
+@pytest.fixture(scope="module")
+def reference(frames):
+    return _reference(frames)
 
 
 def _spec(path, **extra) -> str:
@@ -90,7 +94,7 @@ def _spec(path, **extra) -> str:
 def _check(pred, frames, reference, *, fea_rtol=FEA_RTOL, prob_atol=PROB_ATOL):
     feats, probs = pred.predict(frames)
     ref_f, ref_p = reference
-    assert feats.shape == ref_f.shape == (5, 512) and probs.shape == (5, 17)
+    assert feats.shape == ref_f.shape and feats.shape[0] == 5 and probs.shape == (5, 17)
     assert np.abs(probs - ref_p).max() < prob_atol
     assert np.abs(feats - ref_f).max() < fea_rtol * np.abs(ref_f).max()
     assert pred.meta["attributes"] == list(NAMES) and pred.meta["input_size"] == SIZE
@@ -205,3 +209,18 @@ def test_spec_errors_name_the_key(tmp_path):
         p.write_text(json.dumps(spec))
         with pytest.raises(ModelSpecError, match=message):
             load_predictor(net_path, spec=read_spec(p), device="cpu", num_threads=1)
+
+
+@pytest.mark.slow
+def test_resnet50_state_dict_and_onnx_equal_the_model(tmp_path, frames):
+    """The issue's case: a torchvision ResNet-50 with 17 outputs (FEA D = 2048)."""
+    ref = _reference(frames, "resnet50")
+    net = _net(arch="resnet50")
+    torch.save(net.state_dict(), tmp_path / "r50.pth")
+    pred = load_predictor(tmp_path / "r50.pth", spec=_spec(tmp_path / "a.json"), device="cpu", num_threads=1)
+    assert pred.meta["arch"] == "state_dict:resnet50" and pred.feature_dim == 2048
+    _check(pred, frames, ref)
+    _export_onnx(_Both(net), tmp_path / "r50.onnx", input_names=["x"], output_names=["fea", "logits"],
+                 dynamic_axes={"x": {0: "n"}})
+    spec = _spec(tmp_path / "b.json", output={"name": "logits"}, features={"name": "fea"})
+    _check(load_predictor(tmp_path / "r50.onnx", spec=spec, device="cpu", num_threads=1), frames, ref)
