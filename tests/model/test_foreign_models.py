@@ -1,5 +1,6 @@
-"""Models from elsewhere: a torchvision ResNet-18 (and, marked slow, ResNet-50) with 17 outputs, exported as a state dict (safetensors and
-.pt), TorchScript and ONNX, predicts through its spec what the in-process model predicts.
+"""Models from elsewhere: a torchvision ResNet-18 (and, marked slow, ResNet-50) with 17 outputs, exported as a
+state dict (safetensors and .pt), TorchScript and ONNX, predicts through its spec what the in-process model
+predicts.
 
 Tolerance: 1e-4 absolute on probabilities, 1e-4 relative (to the largest |value|) on features, all on CPU in
 float32. The reference preprocessing is computed with the NumPy pipeline (:func:`xsgpu.preprocess.to_model_input`),
