@@ -70,3 +70,25 @@ def test_direct_beam_keeps_flux(size):
     sigma_x, sigma_y = 8 / 2.3548, 2 / 2.3548
     expected = 1e5 * 2 * math.pi * sigma_x * sigma_y
     assert float(b.sum()) * pix_area == pytest.approx(expected, rel=0.05)
+
+
+def test_soft_beamstops_are_gaussian_blurred_indicators():
+    m = _maps(256, 128.5, 128.5)  # the beam on the centre of pixel (128, 128)
+    # a thin bar under a wide blur lets most of the beam through; a wide one under a small blur does not
+    thin = transmission_map(BeamstopSpec("linear", direction=math.pi, width=4.0, back=10.0, blur=10.0, style="soft"), m)
+    wide = transmission_map(BeamstopSpec("linear", direction=math.pi, width=15.0, back=10.0, blur=2.0, style="soft"), m)
+    centre = 128 * 256 + 128
+    from scipy.special import erf
+    across, along = erf(2 / (10 * math.sqrt(2))), 0.5 * (1 + erf(10 / (10 * math.sqrt(2))))
+    assert float(thin[centre]) == pytest.approx(1 - across * along, rel=1e-4)
+    assert float(wide[centre]) < 1e-3
+    # the bar runs from 10 px above the beam down to the edge: open far above, blocked far below
+    t = wide.reshape(256, 256)
+    assert t[60, 128] > 0.999 and t[250, 128] < 1e-3
+    # a blurred disc: at its centre 1 - exp(-R^2 / (2 sigma^2)) is blocked (exact for a 2-D Gaussian)
+    disc = transmission_map(BeamstopSpec("circular", direction=math.pi, width=6.0, blur=4.0, style="soft"), m)
+    assert float(disc[centre]) == pytest.approx(math.exp(-36 / 32), abs=2e-3)
+    assert transmission_map(BeamstopSpec("wedge", direction=math.pi, width=20.0, blur=2.0, style="soft"), m
+                            ).reshape(256, 256)[250, 128] < 1e-3
+    with pytest.raises(ValueError, match="Unknown beamstop style 'fuzzy'"):
+        transmission_map(BeamstopSpec("linear", style="fuzzy"), m)

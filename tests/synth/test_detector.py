@@ -66,7 +66,8 @@ def test_runs_with_module_gaps_are_masked_and_zero():
 
     from xsgpu.synth import DEFAULT_MIX
 
-    b = generate_images(4, size=64, seed=0, images_per_run=1, mix=dataclasses.replace(DEFAULT_MIX, p_gaps=1.0))
+    mix = dataclasses.replace(DEFAULT_MIX, p_gaps=1.0, p_original_runs=0.0)  # gaps are drawn on our runs
+    b = generate_images(4, size=64, seed=0, images_per_run=1, mix=mix)
     frac = b.mask.mean(axis=(1, 2))
     assert np.all((frac > 0.05) & (frac < 0.2))  # one 39-row or 16-column band of 256
     assert np.all(b.counts[b.mask] == 0)

@@ -6,6 +6,11 @@ displaced from the beam. Each is a multiplicative transmission in [t_in, 1] with
 ``blur`` conceptual pixels; ``t_in`` (1e-5..1e-3) lets a faint image of the direct beam through.
 Beam-off runs have no beamstop (transmission 1).
 
+Two styles: ``"sharp"`` (ours: opaque to ``t_in``, edges ramped over ``blur`` px) and ``"soft"`` (the
+original generator's: one minus the beamstop's indicator blurred by a Gaussian of sigma ``blur`` px, so
+a small beamstop under a wide blur lets much of the direct beam through). A soft linear bar reaches
+``back`` px behind the beam; the soft circular disc and its arm, and the wedge, are blurred the same way.
+
 Directions are azimuths in radians with the image convention of :mod:`xsgpu.synth.geometry`
 (0 = up, +pi/2 = right), so a unit vector is ``(sin a, -cos a)`` in (x, y) pixel coordinates.
 """
@@ -39,9 +44,13 @@ class BeamstopSpec:
     half_angle : float
         Half opening angle of the wedge.
     t_in : float
-        Transmission inside the beamstop.
+        Transmission inside the beamstop (``"sharp"`` style).
     blur : float
-        Edge blur length.
+        Edge blur length (``"sharp"``: linear ramp width; ``"soft"``: Gaussian sigma), conceptual px.
+    style : {"sharp", "soft"}
+        Our opaque beamstops with ramped edges, or the original generator's Gaussian-blurred ones.
+    back : float
+        How far a ``"soft"`` linear bar reaches behind the beam (px).
     """
 
     kind: str
@@ -50,6 +59,8 @@ class BeamstopSpec:
     half_angle: float = math.radians(12.0)
     t_in: float = 1e-4
     blur: float = 1.5
+    style: str = "sharp"
+    back: float = 0.0
 
 
 def _wrap(a, xp):
@@ -81,11 +92,65 @@ def outside_distance(spec: BeamstopSpec, maps: PixelMaps):
     raise ValueError(f"Unknown beamstop kind {spec.kind!r}; expected one of {BEAMSTOPS}.")
 
 
+def _strip(p, half: float, sigma: float, xp):
+    """Gaussian-blurred indicator of ``|p| < half`` (exact in 1-D)."""
+    from scipy.special import erf
+
+    c = 1.0 / (sigma * math.sqrt(2.0))
+    p = to_host(p).astype(np.float64)
+    return xp.asarray(0.5 * (erf((half - p) * c) + erf((half + p) * c)))
+
+
+def _edge(d, sigma: float, xp):
+    """Gaussian-blurred indicator of ``d < 0`` (a half-plane at signed distance ``d``)."""
+    from scipy.special import erfc
+
+    return xp.asarray(0.5 * erfc(to_host(d).astype(np.float64) / (sigma * math.sqrt(2.0))))
+
+
+def _soft_blocked(spec: BeamstopSpec, maps: PixelMaps):
+    """Blocked fraction (0..1) of a Gaussian-blurred beamstop (the original generator's drawing)."""
+    from scipy.stats import ncx2
+
+    xp = namespace_of(maps.dx)
+    s = max(spec.blur, 1e-3)
+    ux, uy = math.sin(spec.direction), -math.cos(spec.direction)
+    along = maps.dx * ux + maps.dy * uy
+    perp = -maps.dx * uy + maps.dy * ux
+    if spec.kind == "linear":  # separable: a strip across, a half-line along
+        return _strip(perp, spec.width / 2, s, xp) * _edge(-(along + spec.back), s, xp)
+    if spec.kind == "circular":
+        # a blurred disc at distance r: P(|r + Z| < R) for a 2-D Gaussian Z, a non-central chi^2 CDF
+        r_grid = np.linspace(0.0, 2.0 * CONCEPT_SIZE, 2049)
+        disc = ncx2.cdf((spec.width / s) ** 2, 2, (r_grid / s) ** 2)
+        blocked = xp.asarray(np.interp(to_host(maps.r), r_grid, disc))
+        half = xp.maximum(along, 0.0) * math.tan(ARM_HALF_ANGLE)
+        arm = _blurred_arm(perp, half, along, s, xp)
+        return xp.maximum(blocked, arm)
+    if spec.kind == "wedge":
+        return _edge(outside_distance(spec, maps), s, xp)
+    raise ValueError(f"Unknown beamstop kind {spec.kind!r}; expected one of {BEAMSTOPS}.")
+
+
+def _blurred_arm(perp, half, along, sigma: float, xp):
+    """A ray of half-width ``half`` (growing with the distance along it), blurred across and at its start."""
+    from scipy.special import erf
+
+    c = 1.0 / (sigma * math.sqrt(2.0))
+    p, h = to_host(perp).astype(np.float64), to_host(half).astype(np.float64)
+    across = 0.5 * (erf((h - p) * c) + erf((h + p) * c))
+    return xp.asarray(across) * _edge(-along, sigma, xp)
+
+
 def transmission_map(spec: BeamstopSpec, maps: PixelMaps):
     """Transmission (float32, shape (H*W,)) of the beamstop over the run's pixels; 1 for ``"none"``."""
     xp = namespace_of(maps.dx)
     if spec.kind == "none":
         return xp.ones_like(maps.dx)
+    if spec.style == "soft":
+        return (1.0 - _soft_blocked(spec, maps)).astype(xp.float32)
+    if spec.style != "sharp":
+        raise ValueError(f"Unknown beamstop style {spec.style!r}; expected 'sharp' or 'soft'.")
     scale = CONCEPT_SIZE / maps.size
     blur = max(spec.blur, 0.5 * scale)  # at least half an output pixel, so edges are anti-aliased
     d = outside_distance(spec, maps)

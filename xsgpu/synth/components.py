@@ -21,7 +21,7 @@ from xsgpu.synth import kernels as K
 from xsgpu.synth.geometry import N_CHI, Q_BIN, Q_PIXEL, chi_grid
 from xsgpu.synth.mix import COMPONENT_KINDS, DIFFUSE_KINDS, Mix
 
-__all__ = ["FLAGS", "Terms", "ImageExtras", "draw_block"]
+__all__ = ["FLAGS", "IMAGE_KINDS", "Terms", "ImageExtras", "draw_block"]
 
 #: generator-set flags per image (the label rules in labels.py read them)
 FLAGS = ("ring", "multi_ring", "structure_factor", "bcc", "fcc", "poly", "halo", "sample", "diffuse_low",
@@ -134,9 +134,21 @@ class Terms:
         return out
 
 
+#: image kinds of the original generator's choice tree (``Mix.p_standard``, ``Mix.p_not_sample``)
+IMAGE_KINDS = ("sample", "standard", "particular", "dark", "direct")
+#: silver behenate: d001 = 58.38 A, so rings at q = n 0.1076 1/A; relative intensities of orders 1..11,
+#: then two weak reflections at 12.723 and 12.8903 q0 (the values of the original generator's standard)
+AGBH_Q0 = 0.1076
+AGBH_ORDERS = np.array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12.7230, 12.8903])
+AGBH_INTENSITIES = np.array([1.0, 0.5965, 0.3822, 0.1798, 0.1123, 0.0825, 0.0627, 0.0462, 0.0391, 0.0332,
+                             0.0352, 0.0771, 0.0678])
+#: the "particular" test substance: the same pattern at 1/40 of the q scale
+PARTICULAR_SCALE = 0.025
+
+
 @dataclass
 class ImageExtras:
-    """Per-image non-profile parts (arrays of length n): background, glow, streaks, zingers."""
+    """Per-image non-profile parts (arrays of length n): background, glow, streaks, zingers, image kind."""
 
     bg_level: np.ndarray
     glow_amp: np.ndarray
@@ -144,6 +156,27 @@ class ImageExtras:
     streak_v: np.ndarray
     zingers: list  # per image: list of (position fraction in [0,1), counts)
     flags: dict    # name -> bool (n,)
+    image_kind: np.ndarray = None  # str (n,), one of IMAGE_KINDS
+    beam_scale: np.ndarray = None  # float (n,): 0 for a dark frame
+    blocked: np.ndarray = None     # bool (n,): False for a direct-beam frame (no beamstop in)
+
+    def __post_init__(self) -> None:
+        n = len(self.bg_level)
+        if self.image_kind is None:
+            self.image_kind = np.full(n, "sample", dtype=object)
+        if self.beam_scale is None:
+            self.beam_scale = np.ones(n)
+        if self.blocked is None:
+            self.blocked = np.ones(n, dtype=bool)
+
+
+def _add_standard(g, terms: Terms, i: int, q: np.ndarray, scale: float, kind: str) -> None:
+    """A calibrant frame: AgBH rings (dq = 0.05 q0) of 10^U(2,4) counts, 1 % of that flat, a Guinier core."""
+    c = _loguniform(g, 2.0, 4.0)
+    q0 = AGBH_Q0 * scale
+    base = c * (0.01 + 10.0 * K.guinier(q, rg=800.0))
+    t = terms.add(i, kind, is_sample=False, base=base, info=f"{kind}(q0={q0:.5f}, c={c:.1f})")
+    terms.add_peaks(t, q0 * AGBH_ORDERS, 0.05 * q0, c * AGBH_INTENSITIES, rings=False)
 
 
 def _loguniform(g, lo: float, hi: float) -> float:
@@ -269,11 +302,13 @@ def _add_diffuse(g, mix: Mix, terms: Terms, i: int, kind: str, q: np.ndarray, fl
     flags["diffuse_low"][i] = True
 
 
-def draw_block(g: np.random.Generator, mix: Mix, n: int, n_q: int, *, glow: bool) -> tuple[Terms, ImageExtras]:
+def draw_block(g: np.random.Generator, mix: Mix, n: int, n_q: int, *, glow: bool,
+               first_of_run: np.ndarray | None = None) -> tuple[Terms, ImageExtras]:
     """Draw the components of ``n`` images of one run (host generator ``g``, run grid of ``n_q`` bins).
 
-    Returns the terms and the per-image extras; the draw order is fixed, so the same generator state
-    gives the same block.
+    ``first_of_run`` (bool (n,)) marks the run's first image, a silver-behenate standard when
+    ``mix.standard_first``. Returns the terms and the per-image extras; the draw order is fixed, so
+    the same generator state gives the same block.
     """
     q = np.arange(n_q) * Q_BIN
     terms = Terms(n_images=n, n_q=n_q)
@@ -285,7 +320,24 @@ def draw_block(g: np.random.Generator, mix: Mix, n: int, n_q: int, *, glow: bool
     sh = np.zeros(n)
     sv = np.zeros(n)
     zingers: list = []
+    kinds = np.full(n, "sample", dtype=object)
+    beam_scale = np.ones(n)
+    blocked = np.ones(n, dtype=bool)
+    okinds, oprob = mix.weights("not_sample_weights", IMAGE_KINDS[2:])
+    first = np.zeros(n, dtype=bool) if first_of_run is None else np.asarray(first_of_run, dtype=bool)
     for i in range(n):
+        special = (mix.standard_first and first[i]) or (mix.p_standard > 0 and g.random() < mix.p_standard)
+        if special:
+            kinds[i] = "standard"
+        elif mix.p_not_sample > 0 and g.random() < mix.p_not_sample:
+            kinds[i] = okinds[g.choice(len(okinds), p=oprob)]
+        if kinds[i] != "sample":  # only the run's beamstop labels; zingers as on every frame
+            if kinds[i] in ("standard", "particular"):
+                _add_standard(g, terms, i, q, 1.0 if kinds[i] == "standard" else PARTICULAR_SCALE, kinds[i])
+            beam_scale[i] = 0.0 if kinds[i] == "dark" else 1.0
+            blocked[i] = kinds[i] != "direct"
+            zingers.append(_zingers(g, mix))
+            continue
         if g.random() < mix.p_diffuse:
             _add_diffuse(g, mix, terms, i, dkinds[g.choice(len(dkinds), p=dprob)], q, flags)
         if g.random() < mix.p_sample:
@@ -302,12 +354,16 @@ def draw_block(g: np.random.Generator, mix: Mix, n: int, n_q: int, *, glow: bool
             r = g.random()
             sh[i] = a if r < 0.7 else 0.0
             sv[i] = a if r > 0.3 else 0.0
-        if g.random() < mix.p_zingers:
-            k = int(g.integers(1, 6))
-            zingers.append([(float(u), float(v)) for u, v in zip(g.random(k), 10 ** g.uniform(3.5, 5.5, k))])
-        else:
-            zingers.append([])
+        zingers.append(_zingers(g, mix))
     flags["sample"] = np.zeros(n, dtype=bool)
     for i, is_sample in zip(terms.img, terms.is_sample):
         flags["sample"][i] |= is_sample
-    return terms, ImageExtras(bg_level=bg, glow_amp=glow_amp, streak_h=sh, streak_v=sv, zingers=zingers, flags=flags)
+    return terms, ImageExtras(bg_level=bg, glow_amp=glow_amp, streak_h=sh, streak_v=sv, zingers=zingers, flags=flags,
+                              image_kind=kinds, beam_scale=beam_scale, blocked=blocked)
+
+
+def _zingers(g, mix: Mix) -> list:
+    if g.random() < mix.p_zingers:
+        k = int(g.integers(1, 6))
+        return [(float(u), float(v)) for u, v in zip(g.random(k), 10 ** g.uniform(3.5, 5.5, k))]
+    return []

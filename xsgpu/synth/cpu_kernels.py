@@ -24,20 +24,24 @@ def _kernel():
 
     @numba.njit(parallel=True, cache=True, fastmath=False)
     def kernel(iso, qidx, bg, glow_amp, glow, beam, trans, extra, extra_row, u, table, ztab,
-               lam_steps, n_q, exact_below, dark, max_counts, noise, out):
+               lam_steps, n_q, exact_below, dark, max_counts, noise, beam_scale, blocked, out):
         n, npx = out.shape
         n_lam = table.shape[0] // n_q
         for i in numba.prange(n):
             b = bg[i]
             ga = glow_amp[i]
             er = extra_row[i]
+            bs = beam_scale[i]
+            blk = blocked[i]
             for p in range(npx):
-                lam = iso[i, qidx[p]] + b + beam[p]
+                lam = iso[i, qidx[p]] + b + bs * beam[p]
                 if ga != 0.0:
                     lam += ga * glow[p]
                 if er >= 0:
                     lam += extra[er, p]
-                lam = lam * trans[p] + dark
+                if blk:
+                    lam = lam * trans[p]
+                lam = lam + dark
                 if lam < 0.0:
                     lam = 0.0
                 elif lam > max_counts:
@@ -72,8 +76,8 @@ def numba_available() -> bool:
 
 def compose_counts(iso, qidx, bg, glow_amp, glow, beam, trans, extra, extra_row, u, *, table, ztab,
                    lam_steps: int, n_q: int, exact_below: float, dark: float, max_counts: float,
-                   noise: bool = True, out=None):
-    """Counts (n, npx) float32 for ``lam = (iso[i, qidx] + bg + glow_amp*glow + extra + beam) * trans + dark``.
+                   noise: bool = True, beam_scale=None, blocked=None, out=None):
+    """Counts (n, npx) float32 for ``lam = (iso[i, qidx] + bg + glow_amp*glow + extra + s_i beam) * trans + dark``.
 
     Parameters
     ----------
@@ -90,11 +94,19 @@ def compose_counts(iso, qidx, bg, glow_amp, glow, beam, trans, extra, extra_row,
         Uniforms for the noise.
     noise : bool
         False: write the expected counts ``lam`` (no counting noise).
+    beam_scale : float32 (n,), optional
+        Direct-beam factor ``s_i`` per image (0 for a dark frame); default 1.
+    blocked : uint8 (n,), optional
+        0 where an image is not multiplied by the beamstop transmission (a direct-beam frame); default 1.
     out : float32 (n, npx), optional
         Where to write the counts (C-contiguous); allocated if None.
     """
     if out is None:
         out = np.empty(u.shape, dtype=np.float32)
+    n = u.shape[0]
+    beam_scale = np.ones(n, np.float32) if beam_scale is None else np.ascontiguousarray(beam_scale, np.float32)
+    blocked = np.ones(n, np.uint8) if blocked is None else np.ascontiguousarray(blocked, np.uint8)
     _kernel()(iso, qidx, bg, glow_amp, glow, beam, trans, extra, extra_row, u, table, ztab,
-              float(lam_steps), int(n_q), float(exact_below), float(dark), float(max_counts), bool(noise), out)
+              float(lam_steps), int(n_q), float(exact_below), float(dark), float(max_counts), bool(noise),
+              beam_scale, blocked, out)
     return out

@@ -9,8 +9,9 @@ their precomputed q-bin index; anisotropic terms gather a 1-D azimuthal factor t
 per-run maps (q, chi, beamstop, beam, glow, streaks, gaps) are computed once per run; noise uses one
 16-bit uniform per pixel (:mod:`xsgpu.synth.detector`).
 
-Determinism: image parameters come from ``SeedSequence(seed, spawn_key=(1, start))`` and pixel noise
-from ``SeedSequence(seed, spawn_key=(3, start))``; run parameters from ``(0, run)``. The same
+Determinism: image parameters come from ``SeedSequence(seed, spawn_key=(1, start))``, pixel noise
+from ``SeedSequence(seed, spawn_key=(3, start))`` and coherent-speckle fields from ``(5, start)``; run
+parameters from ``(0, run)``. The same
 ``(n, size, seed, start)`` gives identical output. Parameters and labels are drawn on the host, so they
 are identical on CPU and GPU (the noise differs between the two generators).
 
@@ -96,7 +97,11 @@ class _RunRenderer:
         self.n_q = geom.n_q_bins()
         self.hist = conceptual_histogram(geom)
         self.trans = transmission_map(run.beamstop, self.maps)
-        self.beam = direct_beam_map(self.maps)
+        if run.obstruction is not None:  # window obstruction: everything beyond q0 is blocked
+            q0, dq = run.obstruction
+            z = xp.clip((self.maps.q - xp.float32(q0)) / xp.float32(dq), -60.0, 60.0)
+            self.trans = (self.trans * (1.0 - 1.0 / (1.0 + xp.exp(-z)))).astype(xp.float32)
+        self.beam = direct_beam_map(self.maps, fwhm_x=run.beam_fwhm[0], fwhm_y=run.beam_fwhm[1])
         m = self.maps
         self.glow = None
         if run.glow_width is not None:
@@ -122,6 +127,8 @@ class _RunRenderer:
         iso_x = xp.asarray(iso.astype(np.float32))
         bg = xp.asarray(extras.bg_level.astype(np.float32))
         glow_amp = xp.asarray(extras.glow_amp.astype(np.float32))
+        beam_scale = extras.beam_scale.astype(np.float32)
+        blocked = extras.blocked.astype(np.uint8)
         by_img: dict[int, list[int]] = {}
         for t in other:
             by_img.setdefault(terms.img[t], []).append(t)
@@ -146,17 +153,17 @@ class _RunRenderer:
                     iso_x[a:b], m.qidx, bg[a:b], glow_amp[a:b], self.glow if self.glow is not None else self.beam,
                     self.beam, self.trans, extra, extra_row, u, table=table, ztab=ztab, lam_steps=LAM_STEPS,
                     n_q=N_QUANTILES, exact_below=POISSON_EXACT_BELOW, dark=DARK_RATE, max_counts=MAX_COUNTS,
-                    noise=noise, out=out[a:b])
+                    noise=noise, beam_scale=beam_scale[a:b], blocked=blocked[a:b], out=out[a:b])
             else:
                 lam = xp.take(iso_x[a:b], m.qidx, axis=1)
-                lam += bg[a:b, None] + self.beam[None, :]
+                lam += bg[a:b, None] + xp.asarray(beam_scale[a:b])[:, None] * self.beam[None, :]
                 if self.glow is not None:
                     lam += glow_amp[a:b, None] * self.glow[None, :]
                 has = extra_row >= 0
                 if has.any():
                     sel = xp.asarray(np.nonzero(has)[0])
                     lam[sel] += extra[xp.asarray(extra_row[has])]
-                lam *= self.trans[None, :]
+                lam = xp.where(xp.asarray(blocked[a:b].astype(bool))[:, None], lam * self.trans[None, :], lam)
                 lam += xp.float32(DARK_RATE)
                 out[a:b] = sample_counts(lam, u=u) if noise else xp.clip(lam, 0.0, MAX_COUNTS)
             counts = out[a:b]
@@ -237,6 +244,8 @@ def generate_images(n: int, *, size: int = 256, seed: int = 0, xp: ModuleType | 
     if xp is None:
         xp = get_backend(device).xp
     host = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1, start)))
+    # speckle fields have a size-dependent shape: their own stream keeps the parameter stream size-free
+    speckle_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(5, start)))
     noise_ss = np.random.SeedSequence(seed, spawn_key=(3, start))
     rng = np.random.default_rng(noise_ss) if xp is np else xp.random.default_rng(
         int(noise_ss.generate_state(1, np.uint64)[0]))
@@ -251,16 +260,18 @@ def generate_images(n: int, *, size: int = 256, seed: int = 0, xp: ModuleType | 
         m = int((run_of == k).sum())
         run = make_run_spec(int(k), seed=seed, mix=mix)
         rend = _RunRenderer(run, size, xp, fast)
-        terms, extras = draw_block(host, mix, m, rend.n_q, glow=run.glow_width is not None)
+        terms, extras = draw_block(host, mix, m, rend.n_q, glow=run.glow_width is not None,
+                                   first_of_run=ids[pos:pos + m] % images_per_run == 0)
         prof = terms.profiles(pixel_q=Q_PIXEL)
         tags = compute_tags(terms, prof, extras, run, rend.hist)
         labels[pos:pos + m] = labels_from_tags(tags, run.beamstop.kind)
         img_prof = prof if size == CONCEPT_SIZE else terms.profiles(pixel_q=Q_PIXEL * CONCEPT_SIZE / size)
-        rend.render(terms, img_prof, extras, rng, host, batch_size, counts[pos:pos + m].reshape(m, size * size),
+        rend.render(terms, img_prof, extras, rng, speckle_rng, batch_size, counts[pos:pos + m].reshape(m, size * size),
                     noise=noise)
         if rend.has_gaps:
             mask[pos:pos + m] = rend.gaps.reshape(size, size)[None]
         tags.update(sample_id=ids[pos:pos + m], run_index=np.full(m, k), run_id=np.full(m, run.run_id),
+                    image_kind=extras.image_kind, run_style=np.full(m, run.style),
                     split=np.full(m, run.split), beamstop=np.full(m, run.beamstop.kind))
         tag_parts.append(tags)
         pos += m

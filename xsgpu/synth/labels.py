@@ -89,7 +89,7 @@ def compute_tags(terms: Terms, profiles: np.ndarray, extras, run, hist: np.ndarr
     low_px = np.zeros(n)
     high_px = np.zeros(n)
     for t, kind in enumerate(terms.kind):
-        if not terms.is_sample[t]:
+        if not terms.is_sample[t] and kind not in ("standard", "particular"):
             px = float(hist[profiles[t] > THRESHOLDS["diffuse_counts"]].sum())
             if kind == "high_q":
                 high_px[img[t]] += px

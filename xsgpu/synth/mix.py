@@ -21,12 +21,13 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-__all__ = ["Mix", "DEFAULT_MIX", "COMPONENT_KINDS", "DIFFUSE_KINDS", "RUN_BEAMSTOPS"]
+__all__ = ["Mix", "DEFAULT_MIX", "PRE_ISSUE14_MIX", "COMPONENT_KINDS", "DIFFUSE_KINDS", "RUN_BEAMSTOPS"]
 
 #: sample-scattering component kinds (what each sets is in docs/synth.md)
 COMPONENT_KINDS = ("ring", "series", "bcc", "fcc", "hexagonal", "lamellar", "adhoc", "poly", "halo", "sphere")
 DIFFUSE_KINDS = ("porod", "ornstein_zernike", "debye_bueche", "guinier", "high_q")
 RUN_BEAMSTOPS = ("none", "linear", "circular", "wedge")
+NOT_SAMPLE_KINDS = ("particular", "dark", "direct")
 
 
 @dataclass(frozen=True)
@@ -38,10 +39,23 @@ class Mix:
     run_beamstops : dict
         Share of runs per beamstop kind; ``"none"`` is a beam-off run. Runs are assigned by a
         low-discrepancy sequence over the run index, so shares hold closely even for few runs.
+    p_original_runs : float
+        Share of runs drawn like the original generator's experiment (corner beam, small blurred
+        beamstops; :mod:`xsgpu.synth.runs`); the others are drawn our way.
     p_gaps : float
         Share of runs with detector module gaps (masked).
     p_glow : float
         Share of runs whose window glows (adds to the background of their images).
+    p_standard : float
+        Per-image probability of a silver-behenate standard (a calibrant frame; run labels only).
+    standard_first : bool
+        The first image of every run is a standard (as in the original generator).
+    p_not_sample : float
+        Per-image probability (of the non-standard images) of a frame that is not a sample:
+        ``not_sample_weights`` picks a "particular" test substance, a dark or a direct-beam frame.
+    not_sample_weights : dict
+        Relative weights of ``particular`` (rings at 1/40 of AgBH's q), ``dark`` (no beam, only dark
+        counts) and ``direct`` (the beam without the beamstop).
     p_diffuse, p_sample, p_background, p_defects, p_zingers : float
         Per-image probabilities of a diffuse term, sample scattering, a background, parasitic
         streaks, zingers.
@@ -64,9 +78,15 @@ class Mix:
         Range of log10 of the background level (counts per pixel).
     """
 
-    run_beamstops: dict = field(default_factory=lambda: {"none": 0.12, "linear": 0.24, "circular": 0.30, "wedge": 0.34})
+    run_beamstops: dict = field(default_factory=lambda: {"none": 1 / 6, "linear": 5 / 18, "circular": 5 / 18,
+                                                         "wedge": 5 / 18})
+    p_original_runs: float = 0.75
     p_gaps: float = 0.1
     p_glow: float = 0.5
+    p_standard: float = 0.01
+    standard_first: bool = True
+    p_not_sample: float = 0.05
+    not_sample_weights: dict = field(default_factory=lambda: {"particular": 0.4, "dark": 0.3, "direct": 0.3})
     p_diffuse: float = 0.4
     p_sample: float = 0.7
     p_background: float = 0.4
@@ -103,7 +123,7 @@ class Mix:
             raise ValueError(f"The 'amplitude_offsets' parameter of Mix must map kinds in {list(COMPONENT_KINDS)} "
                              f"to finite numbers. Got {bad!r} instead.")
         for name, keys in (("run_beamstops", RUN_BEAMSTOPS), ("component_weights", COMPONENT_KINDS),
-                           ("diffuse_weights", DIFFUSE_KINDS)):
+                           ("diffuse_weights", DIFFUSE_KINDS), ("not_sample_weights", NOT_SAMPLE_KINDS)):
             d = getattr(self, name)
             unknown = set(d) - set(keys)
             if unknown:
@@ -135,3 +155,7 @@ class Mix:
 
 
 DEFAULT_MIX = Mix()
+
+#: the mix before issue 14 (centred beams, large opaque beamstops, sample images only); for before/after figures
+PRE_ISSUE14_MIX = Mix(run_beamstops={"none": 0.12, "linear": 0.24, "circular": 0.30, "wedge": 0.34},
+                      p_original_runs=0.0, p_standard=0.0, standard_first=False, p_not_sample=0.0)
