@@ -104,7 +104,7 @@ class AppState(param.Parameterized):
     flower_threshold = param.Integer(default=2000, bounds=(0, None),
                                      doc="Glyphs (flowers/dots) only when the viewport holds at most this many "
                                          "images (the drawing-cost cap; crowding decides below it).")
-    flower_crowding = param.Number(default=1.5, bounds=(1.0, None), allow_None=True,
+    flower_crowding = param.Number(default=1.3, bounds=(1.0, None), allow_None=True,
                                    doc="Glyphs only when the images in view, on screen, average at most this many "
                                        "per flower-sized cell (views.flowers.crowding); None: the count alone.")
     flower_attributes = param.ListSelector(default=list(SLUGS), objects=list(SLUGS),

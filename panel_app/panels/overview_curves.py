@@ -145,7 +145,7 @@ def histogram_element(hists: dict[str, dict], *, title: str, width: int = 340, h
             items.append(hv.Curve((mids, np.r_[h["positive"], h["positive"][-1:]]), "probability", "images",
                                   label=f"{label}: present").opts(color=_SELECTION_COLOUR, line_width=2,
                                                                    interpolation="steps-post"))
-    return hv.Overlay(items).opts(title=title, width=width, height=height, legend_position="top",
+    return hv.Overlay(items).opts(title=title, width=width, height=height, legend_position="top_left",
                                   fontsize=_FONT, toolbar=None)
 
 
@@ -163,7 +163,7 @@ def reliability_element(rels: dict[str, dict], *, title: str, width: int = 340, 
         items.append(hv.Scatter(pts, "mean predicted probability", "fraction with the attribute")
                      .opts(color=colour, size=6))
     return hv.Overlay(items).opts(title=title, width=width, height=height, xlim=(0, 1), ylim=(0, 1.02),
-                                  legend_position="top_left", fontsize=_FONT, show_grid=True, toolbar=None)
+                                  legend_position="bottom_right", fontsize=_FONT, show_grid=True, toolbar=None)
 
 
 def ap_bars_element(names: list[str], ap: np.ndarray, colours: list[str], *, width: int = 340, height: int = 420):

@@ -44,7 +44,7 @@ _FP_FILL_ALPHA = 0.3
 #: Glyphs are always drawn when the viewport holds at most this many images (exact duplicates never spread).
 FEW_GLYPHS = 30
 #: Default limit of :func:`crowding` (mean images per flower-sized screen cell) for drawing glyphs.
-DEFAULT_CROWDING = 1.5
+DEFAULT_CROWDING = 1.3
 _MIN_ACT = 0.12  # a labelled attribute with p ~ 0 still shows a stub (a false negative reads at a glance)
 _COLOURS = np.array([a.colour for a in ATTRIBUTES], dtype=object)
 _NAMES = [a.name for a in ATTRIBUTES]

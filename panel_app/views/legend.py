@@ -190,9 +190,10 @@ class FlowerLegend(pn.viewable.Viewer):
         if not isinstance(state, AppState):
             raise TypeError(f"The 'state' parameter of FlowerLegend must be an AppState. Got {type(state).__name__}.")
         self.state = state
-        self.attributes = pn.widgets.MultiChoice.from_param(
-            state.param.flower_attributes, name="Petals shown", options={a.name: a.slug for a in ATTRIBUTES},
-            css_classes=["xsgpu-flower-attributes"], sizing_mode="stretch_width")
+        self.attributes = pn.widgets.MultiSelect.from_param(
+            state.param.flower_attributes, name="Petals shown (Ctrl / Shift + click for several)",
+            options={a.name: a.slug for a in ATTRIBUTES}, size=8, css_classes=["xsgpu-flower-attributes"],
+            sizing_mode="stretch_width")
         self.all = pn.widgets.Button(label="All 17", css_classes=["xsgpu-flower-all"], width=80)
         self.all.on_click(lambda _e: setattr(state, "flower_attributes", list(SLUGS)))
         self.legend = pn.pane.HTML("", css_classes=["xsgpu-flower-legend-pane"], sizing_mode="stretch_width")

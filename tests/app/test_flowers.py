@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from panel_app.views.flowers import (
-    CENTRE_RADIUS, FEW_GLYPHS, PETAL_RADIUS, crowding, flower_columns, glyphs_legible, petal_angles,
+    CENTRE_RADIUS, DEFAULT_CROWDING, FEW_GLYPHS, PETAL_RADIUS, crowding, flower_columns, glyphs_legible, petal_angles,
 )
 from xsgpu.attributes import ATTRIBUTES, SLUGS
 
@@ -51,12 +51,13 @@ def test_switch_depends_on_crowding_not_on_the_count():
     # the same 144 images (under the 2,000 cap): ~38 px apart -> flowers; 7.5 px apart -> raster
     spread = _grid_state(12, 1.0)
     view = EmbeddingView(state=spread, space="FEA", width=440, height=440)
-    assert view.in_view == 144 and view.mode == "flowers" and view.crowding <= 1.5
+    assert spread.flower_crowding == DEFAULT_CROWDING
+    assert view.in_view == 144 and view.mode == "flowers" and view.crowding <= DEFAULT_CROWDING
     piled = _grid_state(12, 1.0)
     v2 = EmbeddingView(state=piled, space="FEA", width=440, height=440)
     x0, x1, y0, y1 = v2.viewport
     v2.set_viewport(x0, x0 + 5 * (x1 - x0), y0, y0 + 5 * (y1 - y0))  # zoom out: the grid covers 1/25 of it
-    assert v2.in_view == 144 and v2.mode == "raster" and v2.crowding > 1.5
+    assert v2.in_view == 144 and v2.mode == "raster" and v2.crowding > DEFAULT_CROWDING
     # a bigger view (a bigger screen) holds more flowers at the same zoom
     big = EmbeddingView(state=piled, space="PRD", width=440 * 5, height=440 * 5)
     big.set_viewport(x0, x0 + 5 * (x1 - x0), y0, y0 + 5 * (y1 - y0))
