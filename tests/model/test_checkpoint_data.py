@@ -77,6 +77,29 @@ def test_corrupt_or_incomplete_checkpoint_is_refused(ckpt, tmp_path):
         read_checkpoint_meta(tmp_path / "other")
 
 
+@pytest.mark.parametrize("field, value, message", [
+    ("input_size", 100000, r"field 'input_size' is 100000; xsgpu accepts an int in 8..4096"),
+    ("input_size", 4, r"field 'input_size' is 4; xsgpu accepts an int in 8..4096"),
+    ("input_size", "32", r"field 'input_size' is '32'"),
+    ("input_size", True, r"field 'input_size' is True"),
+    ("n_outputs", 10**9, r"field 'n_outputs' is 1000000000; it must equal the number of attributes \(17\)"),
+    ("attributes", ["a"] * 5000, r"field 'attributes' must be a list of 1..1024 names; got 5000"),
+    ("preprocessing", {"source_size": [100000, 100000]}, r"field 'preprocessing.source_size' is \[100000, 100000\]"),
+])
+def test_declared_sizes_out_of_bounds_are_refused_before_loading(ckpt, field, value, message, monkeypatch):
+    path, _, _ = ckpt
+    meta = json.loads((path / "model.json").read_text())
+    meta[field] = value
+    (path / "model.json").write_text(json.dumps(meta))
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("the model was built from out-of-bounds metadata")
+
+    monkeypatch.setattr("xsgpu.model.checkpoint.build_resnet", no_build)
+    with pytest.raises(CheckpointError, match=message + r".*Hint: the file is corrupt or was not written by"):
+        load_checkpoint(path)
+
+
 def test_check_compatible_names_both_sides(ckpt):
     meta = read_checkpoint_meta(ckpt[0])
     swapped = list(NAMES)

@@ -47,7 +47,7 @@ __all__ = [
     "CheckpointError", "CheckpointMismatch", "FORMAT", "FORMAT_VERSION", "WEIGHTS_FILE", "META_FILE",
     "OPTIMIZER_FILE", "save_checkpoint", "load_checkpoint", "read_checkpoint_meta", "resolve_checkpoint",
     "check_compatible", "sha256_file", "optimizer_state_to_tensors", "load_optimizer_state", "load_optimizer_file",
-    "default_preprocessing",
+    "default_preprocessing", "check_meta_bounds", "INPUT_SIZE_RANGE", "SOURCE_SIZE_RANGE", "MAX_OUTPUTS",
 ]
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,10 @@ FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "model.json"
 OPTIMIZER_FILE = "optimizer.safetensors"
+#: bounds on the sizes a model.json may declare, checked before anything is allocated from them
+INPUT_SIZE_RANGE = (8, 4096)        # model input side S (inputs are N x 1 x S x S); as `xsgpu ingest --size`
+SOURCE_SIZE_RANGE = (1, 4096)       # side of the stored frames the model was trained on
+MAX_OUTPUTS = 1024                  # attributes (sigmoid outputs) of one model
 
 
 class CheckpointError(ModelError):
@@ -116,7 +120,43 @@ def read_checkpoint_meta(path: str | os.PathLike) -> dict[str, Any]:
     for key in ("arch", "attributes", "input_size", "weights_sha256"):
         if key not in meta:
             raise CheckpointError(f"{d / META_FILE}: required field {key!r} is missing.")
+    check_meta_bounds(meta, where=str(d / META_FILE))
     return meta
+
+
+def _bounded_int(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def check_meta_bounds(meta: dict[str, Any], *, where: str = META_FILE) -> None:
+    """Refuse declared sizes out of bounds before anything is allocated from them.
+
+    A hand-edited or hostile ``model.json`` declaring ``input_size`` 100000 would otherwise make the
+    first batch ask for 100000 x 100000 floats per image.
+
+    Raises
+    ------
+    CheckpointError
+        Naming the field, its value, the accepted range and the remedy.
+    """
+    hint = "Hint: the file is corrupt or was not written by `xsgpu train`; retrain the model or restore the file."
+    lo, hi = INPUT_SIZE_RANGE
+    if not _bounded_int(meta["input_size"], lo, hi):
+        raise CheckpointError(f"{where}: field 'input_size' is {meta['input_size']!r}; xsgpu accepts an int in "
+                              f"{lo}..{hi} (the model input is input_size x input_size pixels). {hint}")
+    attrs = meta["attributes"]
+    if not isinstance(attrs, list) or not 1 <= len(attrs) <= MAX_OUTPUTS or not all(isinstance(a, str) for a in attrs):
+        n = len(attrs) if isinstance(attrs, list) else type(attrs).__name__
+        raise CheckpointError(f"{where}: field 'attributes' must be a list of 1..{MAX_OUTPUTS} names; got {n}. {hint}")
+    n_out = meta.get("n_outputs", len(attrs))
+    if not _bounded_int(n_out, 1, MAX_OUTPUTS) or n_out != len(attrs):
+        raise CheckpointError(f"{where}: field 'n_outputs' is {n_out!r}; it must equal the number of attributes "
+                              f"({len(attrs)}) and lie in 1..{MAX_OUTPUTS}. {hint}")
+    src = (meta.get("preprocessing") or {}).get("source_size")
+    lo, hi = SOURCE_SIZE_RANGE
+    if src is not None and (not isinstance(src, list) or len(src) != 2 or not all(_bounded_int(v, lo, hi) for v in src)):
+        raise CheckpointError(f"{where}: field 'preprocessing.source_size' is {src!r}; xsgpu accepts [H, W] with "
+                              f"each side an int in {lo}..{hi}. {hint}")
 
 
 def check_compatible(
