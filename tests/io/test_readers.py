@@ -352,3 +352,24 @@ def test_truncated_multipage_tiff_does_not_lose_its_last_page_silently(tmp_path)
     assert errors.loc[str(d / "cut_data.tif"), "frame"] == 2
     assert str(d / "whole.tif") not in errors.index
     np.testing.assert_array_equal(np.stack([f.data for f in read_any(whole)]), stack.astype(np.float32))
+
+
+def test_cbf_cut_before_its_binary_section_is_corrupt_not_a_hang(tmp_path):
+    import fabio.cbfimage
+
+    whole = tmp_path / "whole.cbf"
+    fabio.cbfimage.CbfImage(data=np.arange(12 * 16, dtype=np.int32).reshape(12, 16)).write(str(whole))
+    raw = whole.read_bytes()
+    cut = tmp_path / "cut.cbf"
+    cut.write_bytes(raw[:raw.index(b"\x0c\x1a\x04\xd5")])  # fabio would read past the end forever
+    with pytest.raises(CorruptFileError, match="cut.cbf: a CBF file without its binary section"):
+        scan_file(cut)
+    with pytest.raises(CorruptFileError, match="without its binary section"):
+        next(read_any(cut))
+    assert count_frames(whole) == 1
+
+
+def test_float64_beyond_float32_range_is_masked_not_inf():
+    f = make_frame(np.array([[1.0, 1e300], [-1e300, 2.0]]), source_uri="/d/x.npy")
+    assert f.mask.tolist() == [[False, True], [True, False]] and np.isfinite(f.data).all()
+    assert f.metadata["n_overflow_pixels"] == 2

@@ -12,7 +12,8 @@ masking conventions in one place:
   (``2**16 - 1``, ``2**32 - 1``) marks gaps and dead pixels and is masked;
 * floating-point data: NaN and +-inf are masked; negative floats are kept (they can be legitimate after
   background subtraction; :func:`xsgpu.preprocess.log_scale` maps them to 0 anyway);
-* an explicit detector ``pixel_mask`` (True/non-zero = invalid) is OR-ed in.
+* an explicit detector ``pixel_mask`` (True/non-zero = invalid) is OR-ed in;
+* values beyond float32's range (float64 data above ~3.4e38) are masked too (``n_overflow_pixels``).
 
 Masked pixels hold 0.0 in ``Frame.data``, so downstream code never sees a sentinel as an intensity.
 
@@ -193,7 +194,13 @@ def make_frame(
             raise FrameShapeError(f"{source_uri}: the detector pixel mask has shape {pm.shape}, the frame "
                                   f"{arr.shape}; they must match.")
         mask |= pm != 0
-    data = arr.astype(np.float32, copy=True)
+    with np.errstate(over="ignore", invalid="ignore"):
+        data = arr.astype(np.float32, copy=True)
+    if arr.dtype.itemsize > 4 or arr.dtype.kind in "iu":
+        over = ~np.isfinite(data) & ~mask  # finite float64 values beyond float32's range became inf
+        if over.any():
+            meta["n_overflow_pixels"] = int(over.sum())
+            mask |= over
     data[mask] = 0.0
     meta["n_masked_pixels"] = int(mask.sum())
     return Frame(data=data, mask=mask, metadata=meta, source_uri=str(source_uri), frame=int(frame),

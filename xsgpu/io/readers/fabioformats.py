@@ -12,11 +12,12 @@ cannot read alone are decoded first and checked after).
 """
 from __future__ import annotations
 
+import mmap
 from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from xsgpu.io.frame import Frame, FrameShapeError, make_frame
+from xsgpu.io.frame import CorruptFileError, Frame, FrameShapeError, make_frame
 from xsgpu.io.limits import DEFAULT_LIMITS, FrameLimits
 from xsgpu.io.readers._common import FileInfo, header_dict, select_frames
 
@@ -31,9 +32,31 @@ FABIO_EXTENSIONS = frozenset({
 _PICTURE_CLASSES = {"PnmImage"}
 
 
+#: the bytes that open the binary section of a CBF file (fabio's ``CbfImage.STARTER``)
+_CBF_BINARY_START = b"\x0c\x1a\x04\xd5"
+
+
+def _check_cbf(path: str) -> None:
+    """Refuse an uncompressed CBF without a binary section (fabio reads such a file forever).
+
+    fabio looks for the binary section by reading on past the end of the file, so a CBF truncated
+    before it (or with the marker corrupted) hangs both ``fabio.openheader`` and ``fabio.open``.
+    """
+    with open(path, "rb") as fh:
+        if not fh.read(6).startswith(b"###CBF") and not path.lower().endswith(".cbf"):
+            return
+        fh.seek(0)
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            if mm.find(_CBF_BINARY_START) < 0:
+                raise CorruptFileError(
+                    f"{path}: a CBF file without its binary section (no start marker); it is truncated or "
+                    "corrupt. Copy or export it again.")
+
+
 def _open(path: str):
     import fabio
 
+    _check_cbf(path)
     return fabio.open(path)
 
 
@@ -53,6 +76,7 @@ def _header_only(path: str):
     """fabio's header-only open (no pixel decoding), or None where it cannot give the frame shape."""
     import fabio
 
+    _check_cbf(path)
     try:
         img = fabio.openheader(path)
     except Exception:  # noqa: BLE001 - fall back to a full open, which reports the real problem
