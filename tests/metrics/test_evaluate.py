@@ -94,10 +94,22 @@ def test_nan_predictions_name_the_table(tmp_path, rng):
         evaluate_run(store.path)
 
 
-def test_no_labelled_samples(tmp_path, rng):
+def test_no_labelled_samples(tmp_path, rng, caplog):
+    """An unlabelled run is evaluated as n = 0 (all else NaN), not a failed stage; the loader still refuses."""
+    from xsgpu.metrics.evaluate import NoLabelledSamples, load_evaluation_frame
+
     store, *_ = make_run(tmp_path / "run", rng, labelled_frac=0.0)
-    with pytest.raises(RunStoreError, match=r"no sample is labelled"):
-        evaluate_run(store.path)
+    with pytest.raises(NoLabelledSamples, match=r"no sample is labelled"):
+        load_evaluation_frame(store)
+    df = evaluate_run(store.path)
+    per, model = metrics_table(store.read_table("metrics"))
+    assert model["n"] == 0 and np.isnan(model["map"]) and (per["support"] == 0).all() and per["ap"].isna().all()
+    meta = store.read_metadata("metrics")
+    assert meta["n_evaluated"] == 0 and meta["n_samples"] == 120 and len(df) == len(store.read_table("metrics"))
+    assert store.reload().manifest["stages"]["evaluate"]["status"] == "done"
+    assert "no sample is labelled" in caplog.text
+    res = CliRunner().invoke(main, ["evaluate", str(store.path)])
+    assert res.exit_code == 0 and "no labelled samples among the 120 images" in res.output
 
 
 def test_bad_cutoff(tmp_path, rng):

@@ -35,7 +35,8 @@ def _cutoff(ctx: click.Context, param: click.Parameter, value: str):
 def command(run: str, cutoff, suspicious: bool, suspicious_top: int) -> None:
     """Evaluate the predictions of RUN against its labels.
 
-    Only labelled samples count. Writes RUN/metrics.parquet (long format: scope, attribute, metric,
+    Only labelled samples count (the output says how many of the run's images); a run without labels
+    is recorded as n = 0. Writes RUN/metrics.parquet (long format: scope, attribute, metric,
     value) and prints a per-attribute table (AP, precision, recall, F1, support), the mAP, and the mAP
     of each split (train/val/test; the model was fitted on train, so test is the honest figure).
     Ratios with a zero denominator are 0; AP is NaN for an attribute without positives (left out of
@@ -54,13 +55,24 @@ def command(run: str, cutoff, suspicious: bool, suspicious_top: int) -> None:
     """
     from xsgpu.metrics.evaluate import evaluate_run, metrics_table, split_table
 
+    from xsgpu.io.runstore import RunStore
+
     long = evaluate_run(run, cutoff=cutoff, suspicious=suspicious, suspicious_top=suspicious_top)
+    meta = RunStore.open(run).read_metadata("metrics")
+    n_all = int(meta.get("n_samples", 0))
     per, model = metrics_table(long)
+    if int(model["n"]) == 0:
+        click.echo(f"no labelled samples among the {n_all} images of {run}: nothing to evaluate (metrics.parquet "
+                   "records n = 0). Label some images (ingest --labels) to get metrics; `xsgpu serve` shows the "
+                   "predictions without ground truth.")
+        return
     table = per[["ap", "precision", "recall", "f1", "support"]].copy()
     table["support"] = table["support"].astype(int)
     table.columns.name = None
     click.echo(table.to_string(float_format=lambda v: f"{v:.3f}", na_rep="n/a"))
-    click.echo(f"\nmAP {model['map']:.4f} over {int(model['n'])} labelled samples "
+    rest = n_all - int(model["n"])
+    left = f" of {n_all} ({rest} unlabelled or unreadable, not evaluated)" if rest > 0 else ""
+    click.echo(f"\nmAP {model['map']:.4f} over {int(model['n'])} labelled samples{left} "
                f"(micro F1 {model['f1_micro']:.4f}, macro F1 {model['f1_macro']:.4f}, "
                f"subset accuracy {model['subset_accuracy']:.4f})")
     for split, row in split_table(long).iterrows():

@@ -1,7 +1,8 @@
 """Evaluate a run's predictions against its labels and store ``metrics.parquet`` (the evaluate stage).
 
 Only labelled samples (``samples.labelled``) that were read (``samples.valid``, when ingest wrote it)
-count. The table is long: one row per (scope, attribute, metric) with ``scope`` "model"
+count; the metadata records how many (``n_evaluated``) of the run's ``n_samples``. A run without any
+labelled sample is evaluated too: its table says ``n`` = 0 with every other value NaN. The table is long: one row per (scope, attribute, metric) with ``scope`` "model"
 (``attribute`` = ""), "attribute" (``attribute`` = slug) or "split" (``attribute`` = the split name,
 train/val/test: the model-level metrics of that split's labelled samples; the model was fitted on
 "train", so "test" is the unbiased figure). Its metadata records the cut-off, the number of evaluated
@@ -26,7 +27,7 @@ from xsgpu.io.runstore import RunStore, RunStoreError
 from xsgpu.metrics.confusion import PER_ATTRIBUTE_COLUMNS, SelectionScorer, attribute_metrics
 from xsgpu.metrics.validation import check_cutoff
 
-__all__ = ["evaluate_run", "write_suspicious", "load_evaluation_arrays", "load_evaluation_frame", "metrics_table",
+__all__ = ["NoLabelledSamples", "evaluate_run", "write_suspicious", "load_evaluation_arrays", "load_evaluation_frame", "metrics_table",
            "split_table", "METRICS_COLUMNS", "MODEL_METRICS"]
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,10 @@ METRICS_COLUMNS = ["scope", "attribute", "metric", "value"]
 #: Model-scope metrics written by :func:`evaluate_run` (keys of ``SelectionMetrics.overall`` plus ``map``).
 MODEL_METRICS = ["n", "map", "accuracy", "subset_accuracy", "precision_micro", "recall_micro", "f1_micro",
                  "precision_macro", "recall_macro", "f1_macro", "precision_samples", "recall_samples", "f1_samples"]
+
+
+class NoLabelledSamples(RunStoreError):
+    """The run has no labelled (and readable) sample: there is no ground truth to evaluate against."""
 
 
 def load_evaluation_arrays(store: RunStore) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -82,7 +87,7 @@ def load_evaluation_frame(store: RunStore) -> pd.DataFrame:
                      "left out of the evaluation", store.path, int(invalid.sum()))
             samples = samples[~invalid]
     if samples.empty:
-        raise RunStoreError(f"{store.path}: no sample is labelled (samples.labelled is all False); "
+        raise NoLabelledSamples(f"{store.path}: no sample is labelled (samples.labelled is all False); "
                             "there is nothing to evaluate against.")
     preds = store.read_table("predictions")
     missing_p = [c for c in prob_columns() if c not in preds.columns]
@@ -130,7 +135,10 @@ def evaluate_run(run_path: str | os.PathLike, *, cutoff: float | Any = 0.5, susp
     """
     store = RunStore.open(run_path, require=["samples"])
     cut = check_cutoff(cutoff, xp=np, func="evaluate_run")
-    frame = load_evaluation_frame(store)
+    try:
+        frame = load_evaluation_frame(store)
+    except NoLabelledSamples as exc:
+        return _write_nothing_evaluated(store, cut, reason=str(exc))
     y_true = frame[label_columns()].to_numpy(bool)
     y_prob = frame[prob_columns()].to_numpy(np.float32)
     try:
@@ -154,6 +162,7 @@ def evaluate_run(run_path: str | os.PathLike, *, cutoff: float | Any = 0.5, susp
     meta: dict[str, Any] = {
         "cutoff": cut if isinstance(cut, float) else [float(c) for c in cut],
         "n_evaluated": int(y_true.shape[0]),
+        "n_samples": int(store.n_samples),
         "prediction_rule": "p > cutoff",
         "zero_division": 0,
     }
@@ -169,6 +178,22 @@ def evaluate_run(run_path: str | os.PathLike, *, cutoff: float | Any = 0.5, susp
     store.set_stage("evaluate", "done", map=overall["map"], n_evaluated=int(y_true.shape[0]),
                     cutoff=meta["cutoff"])
     log.info("evaluate_run: %s: %d labelled samples, mAP %.4f", store.path, y_true.shape[0], overall["map"])
+    return df
+
+
+def _write_nothing_evaluated(store: RunStore, cut: Any, *, reason: str) -> pd.DataFrame:
+    """An unlabelled run: metrics.parquet says n = 0 (every other value NaN), so later stages and the app
+    see "evaluated, no ground truth" rather than a failed stage."""
+    log.warning("evaluate_run: %s", reason)
+    rows = [("model", "", m, 0.0 if m == "n" else float("nan")) for m in MODEL_METRICS]
+    rows += [("attribute", slug, m, 0.0 if m in ("support", "tp", "tn", "fp", "fn") else float("nan"))
+             for slug in SLUGS for m in PER_ATTRIBUTE_COLUMNS]
+    df = pd.DataFrame(rows, columns=METRICS_COLUMNS)
+    meta = {"cutoff": cut if isinstance(cut, float) else [float(c) for c in cut], "n_evaluated": 0,
+            "n_samples": int(store.n_samples), "prediction_rule": "p > cutoff", "zero_division": 0,
+            "note": "no labelled samples: nothing evaluated"}
+    store.write_table("metrics", df, metadata=meta)
+    store.set_stage("evaluate", "done", map=float("nan"), n_evaluated=0, cutoff=meta["cutoff"])
     return df
 
 
