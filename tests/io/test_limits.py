@@ -155,3 +155,19 @@ def test_ingest_records_an_error_row_naming_file_shape_and_setting(tmp_path):
     small = plan_ingest([d / "good.npy"], tmp_path / "out2", size=8, progress=False, max_frame_pixels=100)
     assert small.n_samples == 0 and small.read_errors()["error_type"].tolist() == ["FrameLimitError"]
 
+
+
+def test_cli_option_sets_the_limit(tmp_path):
+    from click.testing import CliRunner
+
+    from workflows.cli import main
+
+    d = tmp_path / "run1"
+    d.mkdir()
+    np.save(d / "a.npy", np.ones((16, 16), np.float32))
+    np.save(d / "b.npy", np.ones((8, 8), np.float32))
+    res = CliRunner().invoke(main, ["ingest", str(d), "--out", str(tmp_path / "out"), "--size", "8",
+                                    "--max-frame-pixels", "100", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "Ingested 1 samples" in res.output and "1 error rows" in res.output
+    assert "--max-frame-pixels" in CliRunner().invoke(main, ["ingest", "--help"]).output
