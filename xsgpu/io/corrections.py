@@ -35,7 +35,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from xsgpu.attributes import ATTRIBUTES, N_ATTRIBUTES, NAMES, SLUGS, label_columns, resolve_attribute
+from xsgpu.errors import StoreLocked
 from xsgpu.io.atomic import atomic_path
+from xsgpu.io.locks import stage_lock
 from xsgpu.io.runstore import RunStore, RunStoreError
 
 __all__ = [
@@ -116,7 +118,8 @@ def read_corrections(store: RunStore) -> pd.DataFrame:
         raise RunStoreError(f"{store.table_path(_TABLE)}: columns {missing} are missing "
                             f"(expected {CORRECTIONS_COLUMNS}). Hint: a file there was not written by xsgpu.")
     # Part files are named by time, so the read order is already chronological; sort stably anyway.
-    df = df[CORRECTIONS_COLUMNS].sort_values("time", kind="stable").reset_index(drop=True)
+    # a part read twice (listed again while a compaction merged it) gives the same row twice: drop it
+    df = df[CORRECTIONS_COLUMNS].drop_duplicates().sort_values("time", kind="stable").reset_index(drop=True)
     return df.astype({"sample_id": "int64", "old": bool, "new": bool})
 
 
@@ -247,17 +250,29 @@ def compact_corrections(store: RunStore) -> int:
 
     The merged file is written atomically before the parts it replaces are deleted, and only the parts
     read are deleted, so a correction recorded meanwhile is kept and a crash loses nothing (at worst a
-    part is read twice, which :func:`apply_corrections` makes harmless: the same row, the same result).
-    The merged file is named after the last correction it holds, so the log's stamp still changes.
+    part is read twice, which :func:`read_corrections` drops). The merged file is named after the last
+    correction it holds, so the log's stamp still changes. Readers that list a part which a compaction
+    deletes before they read it list again (:meth:`RunStore.read_table`), so recording a correction
+    during a compaction never fails. One compaction runs at a time (lock ``corrections-compact``); a
+    second one finds the lock taken and merges nothing.
 
     Returns
     -------
     int
-        Number of part files merged (0 when there were fewer than 2).
+        Number of part files merged (0 when there were fewer than 2, or another compaction was running).
     """
     d = store.table_path(_TABLE)
     if not d.is_dir():
         return 0
+    try:
+        with stage_lock(store.path, "corrections-compact"):
+            return _compact_locked(store, d)
+    except StoreLocked as exc:
+        log.info("not compacting: %s", exc)
+        return 0
+
+
+def _compact_locked(store: RunStore, d: Path) -> int:
     parts = sorted(f for f in d.iterdir() if f.suffix == ".parquet" and not f.name.startswith("."))
     if len(parts) < 2:
         return 0
@@ -268,7 +283,7 @@ def compact_corrections(store: RunStore) -> int:
     target = store.append_rows(_TABLE, merged, key=f"{last}-compacted-{uuid.uuid4().hex[:8]}")
     for f in parts:
         if f != target:
-            f.unlink()
+            f.unlink(missing_ok=True)
     log.info("Compacted %d correction files of %s into %s", len(parts), store.path, target.name)
     return len(parts)
 
