@@ -19,7 +19,9 @@ __all__ = ["command"]
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (CUDA only; ~40 s warm-up).")
 @click.option("--threads", "num_threads", type=click.IntRange(min=1), default=None,
               help="CPU threads (default: all cores).")
-@click.option("--overwrite", is_flag=True, help="Replace predictions/features written by another model.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace the predictions/features there (e.g. another model's); the old ones stay until the "
+                   "new ones are complete.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def command(run: str, model: str, spec: str | None, batch_size: int, device: str, compile_: bool,
             num_threads: int | None,
@@ -29,6 +31,9 @@ def command(run: str, model: str, spec: str | None, batch_size: int, device: str
     Writes RUN/predictions.parquet/ (sample_id, p__<attribute> float32; model id and weights hash in
     the metadata) and RUN/features.zarr (N x D float16), partition by partition: an interrupted run
     resumes where it stopped. The model must match the run's attributes and stored image size.
+    With --overwrite the new outputs are written into RUN/.staging/infer/ and swapped in only when
+    every partition is done, so an interrupted overwrite leaves the old outputs intact (rerun it to
+    resume). One infer per run at a time: a second one is refused, naming the running one's pid.
 
     \b
     Examples:
