@@ -171,3 +171,19 @@ def test_cli_option_sets_the_limit(tmp_path):
     assert res.exit_code == 0, res.output
     assert "Ingested 1 samples" in res.output and "1 error rows" in res.output
     assert "--max-frame-pixels" in CliRunner().invoke(main, ["ingest", "--help"]).output
+
+
+def test_resume_refuses_other_limits_and_accepts_runs_planned_before_them(tmp_path):
+    import json
+
+    d = tmp_path / "run1"
+    d.mkdir()
+    np.save(d / "a.npy", np.ones((2, 16, 16), np.float32))
+    store = plan_ingest([d], tmp_path / "out", size=8, partition_size=1, progress=False)
+    with pytest.raises(Exception, match=r"other options .*'max_frame_pixels': \(67108864, 100\)"):
+        plan_ingest([d], tmp_path / "out", size=8, partition_size=1, progress=False, max_frame_pixels=100)
+    manifest = json.loads(store.manifest_path.read_text())
+    for key in ("max_frame_pixels", "max_frames_per_file"):  # a run planned before the limits existed
+        del manifest["params"]["ingest"][key]
+    store.manifest_path.write_text(json.dumps(manifest))
+    assert plan_ingest([d], tmp_path / "out", size=8, partition_size=1, progress=False).n_samples == 2

@@ -38,13 +38,15 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, Iterable
 
+from xsgpu.errors import InputError
+
 __all__ = ["Expansion", "expand_inputs", "display_path", "InputSkipped", "SymlinkedDirectoryError",
            "UnreadableDirectoryError", "DuplicateInputError", "UndecodableNameError"]
 
 log = logging.getLogger(__name__)
 
 
-class InputSkipped(ValueError):
+class InputSkipped(InputError):
     """An entry found among the inputs that is not ingested; recorded as an error row."""
 
 

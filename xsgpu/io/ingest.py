@@ -74,6 +74,10 @@ SAMPLE_COLUMNS = (["sample_id", "source_uri", "frame", "run_id", "split", "is_sy
                    "quantitative"] + label_columns() + ["valid", "format", "height", "width"])
 
 
+#: values of ingest parameters added after runs were first planned (a resume treats a missing key as this)
+_PARAM_DEFAULTS = {"max_frame_pixels": DEFAULT_MAX_FRAME_PIXELS, "max_frames_per_file": DEFAULT_MAX_FRAMES_PER_FILE}
+
+
 class IngestError(InputError):
     """An ingest cannot start or continue (bad arguments, changed inputs, nothing readable)."""
 
@@ -230,7 +234,8 @@ def _resume(out: Path, files: pd.DataFrame, params: dict) -> RunStore | None:
     old = store.manifest.get("params", {}).get(STAGE)
     if old is None:
         raise IngestError(f"{out} already holds a run that was not made by ingest. Hint: choose another --out.")
-    changed = {k: (old.get(k), v) for k, v in params.items() if k not in ("inputs", "n_files") and old.get(k) != v}
+    then = {k: old.get(k, _PARAM_DEFAULTS.get(k)) for k in params}  # runs planned before a key existed
+    changed = {k: (then[k], v) for k, v in params.items() if k not in ("inputs", "n_files") and then[k] != v}
     if changed:
         raise IngestError(f"{out} holds an ingest started with other options {{option: (then, now)}}: {changed}. "
                           "Hint: rerun with the same options to resume, or write to a new --out.")
