@@ -6,6 +6,7 @@ import pytest
 
 from xsgpu import errors
 from xsgpu.backend import GPUUnavailable, UnsupportedOnGPU
+from xsgpu.embed._base import NotFittedError
 from xsgpu.io.frame import CorruptFileError, ReaderError
 from xsgpu.io.ingest import IngestError
 from xsgpu.io.labels import LabelsError
@@ -25,6 +26,7 @@ from workflows.pipeline import PipelineError
     (IngestError, errors.InputError, ValueError),
     (LabelsError, errors.InputError, ValueError),
     (PipelineError, errors.StageError, RuntimeError),
+    (NotFittedError, errors.XsgpuError, RuntimeError),
 ])
 def test_project_errors_share_one_base_and_keep_their_builtin(cls, kind, builtin):
     assert issubclass(cls, kind) and issubclass(cls, errors.XsgpuError) and issubclass(cls, builtin)

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from xsgpu.backend import import_cuml, to_host
+from xsgpu.errors import XsgpuError
 
 __all__ = ["check_matrix", "check_random_state", "import_cuml", "ProgressCallback", "EstimatorBase",
            "NotFittedError"]
@@ -14,7 +15,7 @@ __all__ = ["check_matrix", "check_random_state", "import_cuml", "ProgressCallbac
 log = logging.getLogger(__name__)
 
 
-class NotFittedError(RuntimeError):
+class NotFittedError(XsgpuError, RuntimeError):
     """A projector or estimator was asked to transform before it was fitted."""
 
 
