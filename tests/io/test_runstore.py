@@ -177,3 +177,12 @@ def test_files_get_the_umask_mode_not_mkstemp_0600(tmp_path, umask, mode):
     files = [store.manifest_path, store.table_path("samples") / "part-00000.parquet", store.npy_path("fea_reduced")]
     files += [p for p in store.array_path("images").rglob("*") if p.is_file()]
     assert {oct(stat.S_IMODE(f.stat().st_mode)) for f in files} == {oct(mode)}
+
+
+def test_checked_arrays_pickle_and_copy(filled):
+    import copy
+    import pickle
+
+    arr = filled.open_array("images")
+    for other in (pickle.loads(pickle.dumps(arr)), copy.copy(arr)):
+        assert float(np.asarray(other[4:6]).sum()) == 2 * 64 and other.checked

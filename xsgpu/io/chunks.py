@@ -97,6 +97,8 @@ class CheckedArray:
 
     # ---------------------------------------------------------------- delegation
     def __getattr__(self, attr: str) -> Any:
+        if attr == "array" or attr.startswith("__"):  # not set yet (unpickling, copying): no recursion
+            raise AttributeError(attr)
         return getattr(self.array, attr)
 
     def __len__(self) -> int:
