@@ -250,7 +250,9 @@ def format_report(report: dict[str, Any]) -> str:
         n = report["found"].get("n_outputs")
         needs = [f"{k} ({n} names, in output order)" if k == "output.attributes" and n else k
                  for k in report["spec_needs"]]
-        lines.append("the spec must still say: " + ", ".join(needs))
+        chk = report.get("spec_check")
+        lead = "keys only the spec gives (yours has them)" if chk and chk["ok"] else "the spec must still say"
+        lines.append(f"{lead}: " + ", ".join(needs))
     chk = report.get("spec_check")
     if chk is not None:
         lines.append(f"spec {chk['path']}: {'OK, ' if chk['ok'] else 'DOES NOT FIT: '}{chk['message']}")
