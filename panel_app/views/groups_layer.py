@@ -1,8 +1,10 @@
 """The saved groups drawn on a map, in their colours: one raster layer while dense, rings around glyphs once sparse.
 
-* Raster mode: :func:`group_raster` rasterizes every group's (filtered) members with datashader in the
-  group's colour and stacks them into one RGBA image (later groups on top), drawn under the selection
-  layer. Cost: one rasterization per group of its members only.
+* Raster mode: :func:`group_raster` bins every group's (filtered) members into the view's pixels (the
+  binning datashader uses) and paints one RGBA image, each pixel in the colour of the last group that
+  has an image there, drawn under the selection layer. Cost: a gather and one NumPy pass over the
+  members only (no datashader call per group: its per-call overhead dominated, 188 ms for three groups
+  of 111k ids at 1M images on the loaded development machine).
 * Glyph mode: :func:`group_rings` gives one ring per (visible image, group) pair, drawn around the
   flower or dot in the group's colour; an image in several groups gets concentric rings.
 
@@ -21,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
-from panel_app.views.raster import empty_image, rasterize
+from panel_app.views.raster import _rgba_word, empty_image
 
 __all__ = ["group_raster", "group_rings", "RING_STEP", "RING_WIDTH"]
 
@@ -53,25 +55,27 @@ def group_raster(x: np.ndarray, y: np.ndarray, groups: Sequence, mask: np.ndarra
         ``image``, ``x``, ``y``, ``dw``, ``dh`` (a Bokeh ``image_rgba`` source) and ``counts``: the members
         drawn inside the viewport, one per group.
     """
-    counts: list[int] = []
-    image: np.ndarray | None = None
-    for g in groups:
-        ids = np.asarray(g.ids, dtype=np.int64)
-        if len(ids) == 0:
-            counts.append(0)
-            continue
-        out = rasterize(x[ids], y[ids], x_range=x_range, y_range=y_range, width=width, height=height,
-                        mask=mask[ids], colour=g.colour)
-        counts.append(int(out["count"]))
-        layer = out["image"][0]
-        if layer.shape != (height, width):  # an empty viewport: nothing of this group to draw
-            continue
-        image = layer if image is None else np.where(layer != 0, layer, image)
-    if image is None:
-        return {**empty_image(x_range, y_range), "counts": counts}
     x0, x1 = sorted(map(float, x_range))
     y0, y1 = sorted(map(float, y_range))
-    return {"image": [image.astype(np.uint32, copy=False)], "x": [x0], "y": [y0], "dw": [x1 - x0],
+    counts: list[int] = []
+    if not (x1 > x0 and y1 > y0) or width < 1 or height < 1:
+        return {**empty_image((x0, x0 + 1), (y0, y0 + 1)), "counts": [0] * len(groups)}
+    top = np.zeros(height * width, np.uint8 if len(groups) < 255 else np.int32)
+    sx, sy = width / (x1 - x0), height / (y1 - y0)
+    for k, g in enumerate(groups, start=1):
+        ids = np.asarray(g.ids, dtype=np.int64)
+        xi, yi = x[ids], y[ids]
+        inside = mask[ids] & (xi >= x0) & (xi <= x1) & (yi >= y0) & (yi <= y1)
+        counts.append(int(np.count_nonzero(inside)))
+        if not counts[-1]:
+            continue
+        col = np.minimum(((xi[inside] - x0) * sx).astype(np.int64), width - 1)
+        row = np.minimum(((yi[inside] - y0) * sy).astype(np.int64), height - 1)
+        top[row * width + col] = k   # later groups overwrite earlier ones: drawn on top
+    if not top.any():
+        return {**empty_image((x0, x1), (y0, y1)), "counts": counts}
+    words = np.array([0] + [_rgba_word(g.colour, 215) for g in groups], dtype=np.uint32)
+    return {"image": [words[top].reshape(height, width)], "x": [x0], "y": [y0], "dw": [x1 - x0],
             "dh": [y1 - y0], "counts": counts}
 
 
@@ -98,12 +102,15 @@ def group_rings(ids: np.ndarray, x: np.ndarray, y: np.ndarray, groups: Sequence,
     depth = np.zeros(len(ids), np.int64)
     cols: dict[str, list] = {"x": [], "y": [], "sample_id": [], "color": [], "size": []}
     for g in groups:
-        member = np.isin(ids, np.asarray(g.ids, dtype=np.int64), assume_unique=True)
+        gids = np.asarray(g.ids, dtype=np.int64)  # sorted: a binary search per visible image
+        if len(gids) == 0 or len(ids) == 0:
+            continue
+        member = gids[np.minimum(np.searchsorted(gids, ids), len(gids) - 1)] == ids
         if not member.any():
             continue
         hit = ids[member]
-        cols["x"].append(np.asarray(x, dtype=np.float64)[hit])
-        cols["y"].append(np.asarray(y, dtype=np.float64)[hit])
+        cols["x"].append(np.asarray(x[hit], dtype=np.float64))
+        cols["y"].append(np.asarray(y[hit], dtype=np.float64))
         cols["sample_id"].append(hit)
         cols["color"].append(np.full(len(hit), g.colour, dtype=object))
         cols["size"].append(base + RING_STEP * depth[member].astype(np.float64))
