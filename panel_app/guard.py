@@ -146,10 +146,14 @@ class LoginThrottle:
 def throttled_login_handler(base: type, throttle: LoginThrottle) -> type:
     """A subclass of Panel's login handler ``base`` whose POST goes through ``throttle``.
 
-    The outcome of each attempt is taken from ``base._validate`` (Panel's password check).
+    The outcome of each attempt is taken from ``base._validate`` (Panel's password check). The form is
+    :data:`panel_app.offline.LOGIN_TEMPLATE` (no external resources).
     """
+    from panel_app.offline import LOGIN_TEMPLATE
+
     class ThrottledLoginHandler(base):  # type: ignore[misc, valid-type]
         _throttle = throttle
+        _login_template = LOGIN_TEMPLATE  # Panel's own loads its logo from a CDN (offline facilities)
 
         def _client(self) -> str:
             return self.request.remote_ip or "unknown"

@@ -7,6 +7,7 @@ indexes, and starts a Panel/Bokeh server with
 * ``/xsgpu/thumb/<id>.png`` and ``/xsgpu/image/<id>.png``: a sample's thumbnail / log-scaled image,
   addressed by integer sample id only (``0 <= id < n``; the route pattern admits digits only, so no
   user-supplied path ever reaches the file system); behind the same authentication as the app;
+* every JavaScript, CSS and login-page resource from this server (:mod:`panel_app.offline`), none from a CDN;
 * a readable page instead of a traceback when the run store is missing, incomplete or damaged
   (:mod:`panel_app.errors`: the problem and the remedy, no local path; details in the server log).
 """
@@ -26,6 +27,7 @@ from tornado.web import authenticated
 from panel_app.data import RunData, check_run, load_run_data
 from panel_app.errors import log_failure, make_session_exception_handler
 from panel_app.guard import LoginThrottle, restrict_hosts, throttled_login_handler
+from panel_app.offline import offline_logout_handler, pin_server_resources
 from panel_app.views.embedding import IMAGE_ROUTE, THUMB_ROUTE
 
 __all__ = ["serve", "make_server", "image_png", "is_loopback", "SampleImageHandler", "warm_up"]
@@ -220,7 +222,10 @@ def make_server(
         (rf"{THUMB_ROUTE}/(\d{{1,12}})\.png", SampleImageHandler, {"run_path": run_path, "kind": "thumb"}),
         (rf"{IMAGE_ROUTE}/(\d{{1,12}})\.png", SampleImageHandler, {"run_path": run_path, "kind": "image"}),
     ]
+    pin_server_resources()  # JS and CSS from this server: offline facilities have no CDN
     kw: dict[str, Any] = {}
+    if auth is not None:
+        patterns.append((r"/logout", offline_logout_handler()))
     if auth == "basic":
         from panel.auth import BasicLoginHandler
 
