@@ -226,9 +226,10 @@ class DetailView(pn.viewable.Viewer):
             f'<td style="color:{_OUTCOME_STYLE[r["outcome"]]};font-weight:bold">{r["outcome"]}</td></tr>'
             for k, r in enumerate(rows))
         src = data.samples["source_uri"].iloc[i] if "source_uri" in data.samples.columns else ""
-        header = pn.pane.HTML(f'<b>#{i}</b> <span style="font-size:0.8em">{html.escape(str(src))}</span>',
+        header = pn.pane.HTML(f'<b>#{i}</b> <span style="font-size:12px">{html.escape(str(src))}</span>',
                               width=size)
-        attrs = pn.pane.HTML(f'<table style="font-size:0.75em"><tr><th></th><th>attribute</th><th>ACT</th>'
+        attrs = pn.pane.HTML('<table style="font-size:13px">'
+                             f'<tr><th></th><th>attribute</th><th>ACT</th>'
                              f'<th>PRD</th><th></th></tr>{table}</table>', css_classes=["xsgpu-detail-attributes"])
         neigh: list[pn.viewable.Viewable] = []
         if self.n_neighbours and data.features is not None:
