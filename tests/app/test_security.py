@@ -274,3 +274,23 @@ def test_public_address_without_login_is_refused_unless_explicit(app_run, caplog
                              allow_unauthenticated=True, warm=False)
         server.unlisten()
     assert "WITHOUT a login (--allow-unauthenticated)" in caplog.text
+
+
+# ---------------------------------------------------------------------------------------- offline
+def test_resources_are_pinned_to_the_server(monkeypatch, caplog):
+    from bokeh.settings import settings
+
+    from panel_app.offline import LOGIN_TEMPLATE, LOGOUT_TEMPLATE, pin_server_resources
+
+    monkeypatch.setenv("BOKEH_RESOURCES", "cdn")
+    try:
+        settings.resources.unset_value()
+        assert settings.resources(default="server") == "cdn"
+        with caplog.at_level(logging.WARNING, logger="panel_app.offline"):
+            pin_server_resources()
+        assert settings.resources(default="server") == "server" and "BOKEH_RESOURCES=cdn ignored" in caplog.text
+    finally:
+        settings.resources.unset_value()
+    page = LOGIN_TEMPLATE.render(login_endpoint="/login", errormessage="<script>x</script>", PANEL_CDN="https://cdn/")
+    assert "http" not in page and "&lt;script&gt;" in page and 'action="./login"' in page
+    assert "http" not in LOGOUT_TEMPLATE.render(PANEL_CDN="https://cdn/", LOGIN_ENDPOINT="/login")
