@@ -89,6 +89,7 @@ def _check_chain(tf: Any, path: str, n: int) -> None:
 
 def _frame_pages(tf: Any, path: str) -> list[int]:
     """Indices of the full-resolution pages (reduced-resolution previews are not frames)."""
+    tf.pages.cache = True  # pages are visited more than once (chain, limits, frames): parse each once
     n = len(tf.pages)
     if n:
         _check_chain(tf, path, n)
