@@ -93,6 +93,27 @@ def test_session_callback_errors_are_logged_not_sent(tmp_path, caplog):
     assert rec.exc_info[1] is exc and "session callback failed" in rec.getMessage()
 
 
+def test_session_scoped_handler_catches_widget_callback_errors(tmp_path, caplog):
+    """The server installs the handler per session (Panel scopes config to the document): through
+    Panel's own event path, a failing callback is logged in that session and re-raised outside it."""
+    import panel as pn
+    from bokeh.document import Document
+    from bokeh.events import ButtonClick
+    from panel.io.state import set_curdoc
+
+    doc = Document()
+    with set_curdoc(doc):
+        pn.config.exception_handler = make_session_exception_handler(tmp_path)
+    button = pn.widgets.Button()
+    button.on_click(lambda event: open(tmp_path / "missing" / "x.parquet"))
+    model = button.get_root(doc)
+    with caplog.at_level(logging.ERROR, logger="panel_app.errors"), set_curdoc(doc):
+        button._comm_event(doc, ButtonClick(model))  # what a click runs; Panel's default re-raises
+    assert "session callback failed" in caplog.text
+    with pytest.raises(FileNotFoundError):  # other documents (and tests) keep Panel's default
+        button._comm_event(doc=Document(), event=ButtonClick(model))
+
+
 def _get(url: str) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(url, timeout=60) as r:
