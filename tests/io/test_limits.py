@@ -187,3 +187,19 @@ def test_resume_refuses_other_limits_and_accepts_runs_planned_before_them(tmp_pa
         del manifest["params"]["ingest"][key]
     store.manifest_path.write_text(json.dumps(manifest))
     assert plan_ingest([d], tmp_path / "out", size=8, partition_size=1, progress=False).n_samples == 2
+
+
+def test_frames_of_a_partly_written_hdf5_are_errors_not_zeros(tmp_path):
+    import h5py
+
+    p = tmp_path / "part.h5"
+    with h5py.File(p, "w") as f:
+        ds = f.create_dataset("entry/data/data", shape=(3, 64, 64), dtype="uint16", chunks=(1, 32, 64))
+        ds[0] = 5
+        ds[1, :32] = 3  # frame 1 half written, frame 2 never
+    assert scan_file(p).n_frames == 3
+    assert next(read_any(p, frames=[0])).data.max() == 5
+    for frame, missing in ((1, "1 of 2"), (2, "2 of 2")):
+        with pytest.raises(CorruptFileError, match=rf"part.h5: frame {frame} \(dataset 'entry/data/data', index "
+                                                   rf"{frame}\) has {missing} chunk\(s\) never written"):
+            next(read_any(p, frames=[frame]))

@@ -18,7 +18,8 @@ registers bitshuffle-LZ4 and the other filters Eiger files use.
 Before any pixel is read, every part's declared frame shape and the total frame count are checked
 against :class:`~xsgpu.io.limits.FrameLimits`, and a dataset that holds no data at all (storage size 0:
 its chunks were never written, so every frame would read as the fill value) is a
-:class:`~xsgpu.io.frame.CorruptFileError`.
+:class:`~xsgpu.io.frame.CorruptFileError`; in a partly written dataset, each frame with an unwritten
+chunk is one when it is read (the other frames are read).
 """
 from __future__ import annotations
 
@@ -136,6 +137,30 @@ def _check_written(ds: Any, path: str, key: str) -> None:
             "probably interrupted; copy the file again once it is complete.")
 
 
+def _all_chunks_written(ds: Any) -> bool:
+    """True when a chunked dataset stores every one of its chunks (or is not chunked / is virtual)."""
+    if ds.chunks is None or ds.is_virtual or ds.size == 0:
+        return True
+    expected = 1
+    for n, c in zip(ds.shape, ds.chunks):
+        expected *= -(-int(n) // int(c))
+    return int(ds.id.get_num_chunks()) >= expected
+
+
+def _check_frame_chunks(ds: Any, local: int, path: str, key: str, frame: int) -> None:
+    """Refuse a frame of a partly written dataset whose chunks were (in part) never written."""
+    h, w = ds.shape[-2:]
+    ch, cw = ds.chunks[-2:]
+    lead = (local,) if ds.ndim == 3 else ()
+    origins = [lead + (r, c) for r in range(0, h, ch) for c in range(0, w, cw)]
+    missing = sum(ds.id.get_chunk_info_by_coord(o).byte_offset is None for o in origins)
+    if missing:
+        raise CorruptFileError(
+            f"{path}: frame {frame} (dataset {key!r}, index {local}) has {missing} of {len(origins)} chunk(s) never "
+            "written, so it would read as the fill value. The acquisition was probably interrupted; copy the "
+            "file again once it is complete.")
+
+
 def _layout(f: Any, path: str, dataset: str | None, limits: FrameLimits = DEFAULT_LIMITS,
             ) -> tuple[list[tuple[str, int]], bool, tuple[int, int]]:
     """Dataset paths with their frame counts, the Eiger flag and the frame shape (checked against ``limits``)."""
@@ -195,11 +220,16 @@ def read_hdf5(path: str, *, dataset: str | None = None, frames: Iterable[int] | 
         if eiger:
             base["detector"] = "Eiger"
         starts = np.cumsum([0] + [k for _, k in parts])
+        complete: dict[str, bool] = {}
         for i in chosen:
             j = int(np.searchsorted(starts, i, side="right")) - 1
             key = parts[j][0]
             ds = f[key]
             local = i - int(starts[j])
+            if key not in complete:
+                complete[key] = _all_chunks_written(ds)
+            if not complete[key]:
+                _check_frame_chunks(ds, local, path, key, i)
             arr = ds[local] if ds.ndim == 3 else ds[()]
             meta = {**base, "dataset": key, "dataset_frame": local}
             yield make_frame(arr, source_uri=path, frame=i, metadata=meta, pixel_mask=pmask, mask_max=eiger)
