@@ -129,11 +129,12 @@ def _check_origins(address: str, port: int, origins: Sequence[str] | None) -> li
             raise ValueError(f"The 'allow_websocket_origin' parameter takes host[:port] entries (no scheme, no path). "
                              f"Got {bad!r} instead.")
         return list(origins)
-    hosts = {address, "localhost", "127.0.0.1"} if address in ("127.0.0.1", "localhost") else {address}
-    if address in ("0.0.0.0", "::"):
+    if address in ("0.0.0.0", "::", "[::]", ""):
         raise ValueError("Serving on all interfaces needs an explicit --allow-websocket-origin HOST[:PORT] "
                          "(the name users type in their browser).")
-    return sorted(f"{h}:{port}" for h in hosts)
+    address = address.strip("[]")
+    hosts = {address, "localhost", "127.0.0.1"} if is_loopback(address) else {address}
+    return sorted(f"[{h}]:{port}" if ":" in h else f"{h}:{port}" for h in hosts)  # [IPv6]:port
 
 
 def is_loopback(address: str) -> bool:

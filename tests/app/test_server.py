@@ -67,6 +67,8 @@ def test_build_app_places_every_component(app_run):
 def test_origins_and_auth_arguments_are_checked(app_run):
     assert _check_origins("127.0.0.1", 5006, None) == ["127.0.0.1:5006", "localhost:5006"]
     assert _check_origins("10.0.0.5", 80, ["beamline.example.org:80"]) == ["beamline.example.org:80"]
+    assert _check_origins("::1", 5006, None) == ["127.0.0.1:5006", "[::1]:5006", "localhost:5006"]
+    assert _check_origins("10.0.0.5", 80, None) == ["10.0.0.5:80"]
     with pytest.raises(ValueError, match="needs an explicit --allow-websocket-origin"):
         _check_origins("0.0.0.0", 5006, None)
     with pytest.raises(ValueError, match="no scheme, no path"):
