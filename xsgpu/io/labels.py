@@ -369,7 +369,7 @@ def resolve_file_keys(keys: Sequence[str], inputs: Sequence[str], *, base: Path,
     by_name: dict[str, list[str]] = defaultdict(list)
     for f in inputs:
         by_name[os.path.basename(f)].append(f)
-    parts_of = {f: Path(f).parts for f in inputs}
+    roots = (os.fspath(base), os.getcwd())
     targets: list[str | None] = []
     unmatched: list[str] = []
     ambiguous: list[str] = []
@@ -380,13 +380,13 @@ def resolve_file_keys(keys: Sequence[str], inputs: Sequence[str], *, base: Path,
             cand = os.path.normpath(key)
             target = cand if cand in input_set else None
         elif os.sep in key or "/" in key:
-            for root in (base, Path.cwd()):
+            for root in roots:
                 cand = os.path.normpath(os.path.join(root, key))
                 if cand in input_set:
                     target = cand
                     break
             if target is None:
-                hits = _suffix_matches(key, by_name, parts_of)
+                hits = _suffix_matches(key, by_name)
         else:
             hits = by_name.get(key, [])
         if target is None and len(hits) == 1:
@@ -399,12 +399,13 @@ def resolve_file_keys(keys: Sequence[str], inputs: Sequence[str], *, base: Path,
     return targets, unmatched, ambiguous
 
 
-def _suffix_matches(key: str, by_name: Mapping[str, list[str]], parts_of: Mapping[str, tuple[str, ...]]) -> list[str]:
+def _suffix_matches(key: str, by_name: Mapping[str, list[str]]) -> list[str]:
     """Inputs whose path ends with the components of the relative ``key`` (``run7/a.tif``)."""
-    want = Path(os.path.normpath(key.replace("\\", "/"))).parts
-    if not want or ".." in want:
+    want = os.path.normpath(key.replace("\\", "/"))
+    if want in (".", "") or want == ".." or want.startswith("../"):
         return []
-    return sorted(f for f in by_name.get(want[-1], []) if parts_of[f][-len(want):] == want)
+    tail = os.sep + want.replace("/", os.sep)
+    return sorted(f for f in by_name.get(os.path.basename(want), []) if f.endswith(tail))
 
 
 def match_labels(table: LabelTable, files: Sequence[str | os.PathLike]) -> LabelAssignment:
