@@ -15,7 +15,6 @@ import argparse
 import io
 import json
 import logging
-import os
 import random
 import re
 import resource
@@ -198,7 +197,8 @@ def build_cases(work: Path, seed: int, n_random: int) -> list[tuple[str, str, st
     for shape in [(1, 20000, 20000), (10**6, 1000, 1000), (3, 65535, 65535), (2**31, 8, 8)]:
         add("hdf5", "declared_huge", "h5", writer=lambda p, s=shape: h5_file(p, s, write=False))
         add("hdf5", "declared_huge_partly_written", "h5", writer=lambda p, s=shape: h5_file(p, s, write=True))
-    add("hdf5", "contiguous_unallocated", "h5", writer=lambda p: h5_file(p, (2, 30000, 30000), write=False, chunks=False))
+    add("hdf5", "contiguous_unallocated", "h5",
+        writer=lambda p: h5_file(p, (2, 30000, 30000), write=False, chunks=False))
     add("mat", "v73_declared_huge", "mat", writer=lambda p: h5_file(p, (30000, 30000), write=True, mat=True))
     # npy / npz
     for shape in [(10**6, 1000, 1000), (20000, 20000), (10**12,), (5, 3000, 3000), (2**40, 2, 2)]:

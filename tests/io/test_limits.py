@@ -22,7 +22,8 @@ def write_huge_h5(path, shape=(1, 20000, 20000)):
     import h5py
 
     with h5py.File(path, "w") as f:
-        f.create_dataset("entry/data/data", shape=shape, dtype="uint16", chunks=(1,) + tuple(min(s, 256) for s in shape[1:]))
+        f.create_dataset("entry/data/data", shape=shape, dtype="uint16",
+                         chunks=(1,) + tuple(min(s, 256) for s in shape[1:]))
 
 
 def patch_tiff_size(raw: bytes, width: int, height: int) -> bytes:

@@ -109,7 +109,8 @@ def expand_paths(paths: Iterable[str | os.PathLike], *, exclude: Iterable[str | 
 def _expand(paths: Iterable[str | os.PathLike], exclude: Iterable[str | os.PathLike]) -> Expansion:
     given = [os.fspath(p) for p in paths]
     if not given:
-        raise IngestError("No input paths given. Hint: pass files, directories or globs, e.g. `xsgpu ingest /data/saxs`.")
+        raise IngestError("No input paths given. Hint: pass files, directories or globs, e.g. "
+                          "`xsgpu ingest /data/saxs`.")
     found = expand_inputs(given, exclude=exclude)
     if found.missing:
         raise IngestError(f"Input path(s) {[display_path(m) for m in found.missing]} do not exist and match no file. "
