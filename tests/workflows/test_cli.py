@@ -69,8 +69,8 @@ def test_permission_error_on_the_store_is_one_line(tmp_path, monkeypatch):
                                     "--out", str(tmp_path / "run"), "--device", "cpu", "--no-progress"],
                              catch_exceptions=False)
     assert res.exit_code == 2 and "Traceback" not in res.output
-    assert f"Error: {tmp_path / 'run'}: Permission denied. Hint: the run directory (or --out) must be writable" \
-        in res.output
+    manifest = tmp_path / "run" / "manifest.json"
+    assert f"Error: {manifest}: Permission denied. Hint: the run directory (or --out) must be writable" in res.output
 
 
 def test_unexpected_errors_keep_their_traceback(tmp_path, monkeypatch):
@@ -110,3 +110,61 @@ def test_own_value_error_is_a_message(tmp_path):
                              catch_exceptions=False)
     assert res.exit_code == 2 and "Traceback" not in res.output
     assert "Error: The 'out_path' parameter of export_labels must end in .csv or .parquet" in res.output
+
+
+def _as_unprivileged(argv):
+    """Run ``xsgpu ARGV`` in a child process that file permissions apply to (root is mapped to nobody)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    import pytest
+
+    prefix = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: permissions cannot be exercised")
+        prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    env = {**os.environ, "HOME": "/tmp", "NUMBA_CACHE_DIR": "/tmp"}
+    return subprocess.run(prefix + [sys.executable, "-m", "workflows.cli", *argv], capture_output=True, text=True,
+                          env=env, timeout=300, cwd="/")
+
+
+def test_read_only_run_and_unwritable_out_are_one_line(tmp_path):
+    """A real permission failure (not a mock): a read-only run directory and an unwritable --out."""
+    import os
+    import tempfile
+
+    import numpy as np
+    import pandas as pd
+
+    from xsgpu.attributes import label_columns
+    from xsgpu.io.runstore import RunStore
+
+    base = tempfile.mkdtemp(prefix="xsgpu-ro-", dir="/tmp")
+    try:
+        store = RunStore.create(f"{base}/run", n_samples=2, partition_size=2)
+        df = pd.DataFrame({"sample_id": np.arange(2), "source_uri": ["a", "b"], "frame": [0, 0]})
+        for c in label_columns():
+            df[c] = False
+        store.write_partition("samples", 0, df)
+        for root, dirs, files in os.walk(base):
+            for d in dirs:
+                os.chmod(os.path.join(root, d), 0o555)
+        os.chmod(base, 0o555)
+        res = _as_unprivileged(["export-labels", str(store.path)])  # writes RUN/labels_corrected.csv
+        assert res.returncode == 2, res.stderr
+        assert "Traceback" not in res.stderr and res.stderr.count("\n") == 1
+        target = store.path / "labels_corrected.csv"
+        assert res.stderr.startswith(f"Error: {target}: Permission denied. Hint: the run directory")
+        res = _as_unprivileged(["synth", "--n", "2", "--size", "8", "--partition-size", "2", "--device", "cpu",
+                                "--no-progress", "--out", f"{base}/new"])
+        assert res.returncode == 2 and "Traceback" not in res.stderr and res.stderr.count("\n") == 1
+        assert res.stderr.startswith(f"Error: {base}/new: Permission denied. Hint:")
+    finally:
+        for root, dirs, files in os.walk(base):
+            os.chmod(root, 0o755)
+        import shutil
+
+        shutil.rmtree(base, ignore_errors=True)

@@ -170,7 +170,9 @@ class CheckedArray:
         step, n = int(self.array.chunks[0]), int(self.array.shape[0])
         spans = [(b * step, min((b + 1) * step, n) - 1) for b in blocks[:5]]
         parts = sorted({a // self.partition_size for a, _ in spans})
-        rows = ", ".join(f"{a}..{z}" for a, z in spans) + (f" and {len(blocks) - 5} more blocks" if len(blocks) > 5 else "")
+        rows = ", ".join(f"{a}..{z}" for a, z in spans)
+        if len(blocks) > 5:
+            rows += f" and {len(blocks) - 5} more blocks"
         table, command = REMEDIES.get(self.name, ("the table of this stage", "the stage that writes it"))
         run = os.path.dirname(self.path.rstrip(os.sep))
         part_files = ", ".join(f"{table}.parquet/part-{p:05d}.parquet" for p in parts[:3])
