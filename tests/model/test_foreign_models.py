@@ -191,8 +191,10 @@ def test_spec_errors_name_the_key(tmp_path):
     cases = [
         ({"output": {"attributes": ORDER}}, r"output.kind is required"),
         ({"output": {"kind": "logits", "attributes": ORDER[:-1]}}, r"output.attributes lacks \['BCC'\]"),
-        ({"output": {"kind": "logits", "attributes": ORDER[:-1] + ["Rings"]}}, r"unknown attribute\(s\) column 16: 'Rings'"),
-        ({"output": {"kind": "logit", "attributes": ORDER}}, r"output.kind must be one of \['logits', 'probabilities'\]"),
+        ({"output": {"kind": "logits", "attributes": ORDER[:-1] + ["Rings"]}},
+         r"unknown attribute\(s\) column 16: 'Rings'"),
+        ({"output": {"kind": "logit", "attributes": ORDER}},
+         r"output.kind must be one of \['logits', 'probabilities'\]"),
         ({"input": {"size": 64, "chanels": 3}, "output": {"kind": "logits", "attributes": ORDER}},
          r"unknown key\(s\) \['chanels'\] in \[input\]"),
         ({"input": {"channels": 3}, "output": {"kind": "logits", "attributes": ORDER}}, r"input.size is required"),

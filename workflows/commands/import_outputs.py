@@ -1,4 +1,4 @@
-"""``xsgpu import-outputs RUN --predictions FILE [--features FILE]``: outputs computed elsewhere, as if infer wrote them."""
+"""``xsgpu import-outputs RUN --predictions FILE [--features FILE]``: outputs from elsewhere, as infer writes them."""
 from __future__ import annotations
 
 import click

@@ -2,11 +2,11 @@
 
 Only labelled samples (``samples.labelled``) that were read (``samples.valid``, when ingest wrote it)
 count; the metadata records how many (``n_evaluated``) of the run's ``n_samples``. A run without any
-labelled sample is evaluated too: its table says ``n`` = 0 with every other value NaN. The table is long: one row per (scope, attribute, metric) with ``scope`` "model"
-(``attribute`` = ""), "attribute" (``attribute`` = slug) or "split" (``attribute`` = the split name,
-train/val/test: the model-level metrics of that split's labelled samples; the model was fitted on
-"train", so "test" is the unbiased figure). Its metadata records the cut-off, the number of evaluated
-samples and the predictions' model id.
+labelled sample is evaluated too: its table says ``n`` = 0 with every other value NaN. The table is
+long: one row per (scope, attribute, metric) with ``scope`` "model" (``attribute`` = ""), "attribute"
+(``attribute`` = slug) or "split" (``attribute`` = the split name, train/val/test: the model-level
+metrics of that split's labelled samples; the model was fitted on "train", so "test" is the unbiased
+figure). Its metadata also records the cut-off and the predictions' model id.
 
 When the run has ``fea_reduced.npy`` (written by the embed stage), the stage also audits every labelled
 image's labels with :func:`~xsgpu.metrics.suspicious_labels` (FEA neighbours; approximate kNN above
@@ -27,7 +27,8 @@ from xsgpu.io.runstore import RunStore, RunStoreError
 from xsgpu.metrics.confusion import PER_ATTRIBUTE_COLUMNS, SelectionScorer, attribute_metrics
 from xsgpu.metrics.validation import check_cutoff
 
-__all__ = ["NoLabelledSamples", "evaluate_run", "write_suspicious", "load_evaluation_arrays", "load_evaluation_frame", "metrics_table",
+__all__ = ["NoLabelledSamples", "evaluate_run", "write_suspicious", "load_evaluation_arrays", "load_evaluation_frame",
+           "metrics_table",
            "split_table", "METRICS_COLUMNS", "MODEL_METRICS"]
 
 log = logging.getLogger(__name__)

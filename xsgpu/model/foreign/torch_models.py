@@ -283,7 +283,8 @@ def load_torch_predictor(path: str | os.PathLike, spec: ModelSpec, *, fmt: str, 
         try:
             script = torch.jit.load(str(path), map_location="cpu")
         except Exception as exc:
-            raise ModelError(f"{path}: cannot load it as TorchScript ({type(exc).__name__}: {str(exc)[:300]}).") from exc
+            raise ModelError(f"{path}: cannot load it as TorchScript "
+                             f"({type(exc).__name__}: {str(exc)[:300]}).") from exc
         script.eval()
         channels = None
         for p in script.parameters():
