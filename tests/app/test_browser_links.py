@@ -1,0 +1,131 @@
+"""Clicks and hovers that link the panels, in a real browser (Playwright + Debian chromium; issue 11.7):
+a suspicious-label row fills the correction form, a co-occurrence row selects its images, and hovering
+the dense raster shows how many images lie under the cursor."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+TIMEOUT_MS = 120_000
+
+_JS_TABLE_ROWS = """
+(cls) => {
+  function q(root) {
+    for (const e of root.querySelectorAll('*')) {
+      if (e.classList.contains(cls)) return e;
+      if (e.shadowRoot) { const r = q(e.shadowRoot); if (r) return r; }
+    }
+    return null;
+  }
+  const host = q(document);
+  if (!host) return null;
+  const root = host.shadowRoot || host;
+  return [...root.querySelectorAll('.tabulator-row')].map((r) => Object.fromEntries(
+      [...r.querySelectorAll('.tabulator-cell')].map((c) => [c.getAttribute('tabulator-field'), c.textContent.trim()])));
+}
+"""
+# the per-pixel count of the main raster of a figure at page pixel (px, py)
+_JS_COUNT_AT = """
+([name, px, py]) => {
+  function find(v) {
+    if (v.model && v.model.name === name) return v;
+    for (const c of (v.children_views ? v.children_views() : [])) { const r = find(c); if (r) return r; }
+    return null;
+  }
+  let pv = null;
+  for (const r of Bokeh.index.roots) { pv = find(r); if (pv) break; }
+  const rect = pv.canvas_view.el.getBoundingClientRect();
+  const x = pv.frame.x_scale.invert(px - rect.left), y = pv.frame.y_scale.invert(py - rect.top);
+  const src = pv.model.renderers.find((r) => r.name === 'raster').data_source.data;
+  const counts = src.counts[0], shape = counts.shape || [counts.length, counts[0].length];
+  const [h, w] = shape;
+  const j = Math.floor((x - src.x[0]) / src.dw[0] * w), i = Math.floor((y - src.y[0]) / src.dh[0] * h);
+  const flat = counts.array || counts;
+  return flat.length === h * w ? flat[i * w + j] : counts[i][j];
+}
+"""
+
+
+def _deep_text(locator) -> str:
+    """The text of an element including its shadow root (Panel panes and Bokeh tooltips render there)."""
+    return locator.evaluate("""(e) => {
+      const parts = e.shadowRoot ? [...e.shadowRoot.children].filter((c) => !['STYLE', 'LINK'].includes(c.tagName))
+                                 : [];
+      return (parts.map((c) => c.textContent).join('') + e.textContent).trim();
+    }""")
+
+
+def _open(page, url):
+    page.set_default_timeout(TIMEOUT_MS)
+    page.set_viewport_size({"width": 1600, "height": 1000})
+    page.goto(url)
+    page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0", timeout=TIMEOUT_MS)
+
+
+def _rows(page, cls):
+    page.wait_for_function(f"() => (({_JS_TABLE_ROWS})({cls!r}) || []).length > 1", timeout=TIMEOUT_MS)
+    return page.evaluate(_JS_TABLE_ROWS, cls)
+
+
+def test_suspicious_row_fills_the_correction_form(served_app, page):
+    url, _ = served_app
+    _open(page, url)
+    page.get_by_text("Suspicious labels", exact=True).first.click()
+    rows = _rows(page, "xsgpu-suspicious-table")
+    for k in (1, 0):
+        sid, name = int(rows[k]["sample_id"].replace(",", "")), rows[k]["attribute"]
+        page.locator(".xsgpu-suspicious-table .tabulator-row").nth(k).locator("[tabulator-field='score']").click()
+        page.locator(".xsgpu-detail-card").filter(has_text=f"#{sid}").first.wait_for(state="visible")
+        sample = page.locator(".xsgpu-correct-sample select")
+        attribute = page.locator(".xsgpu-correct-attribute select")
+        for _ in range(600):
+            if sample.input_value() == str(sid) and attribute.input_value() == name:
+                break
+            page.wait_for_timeout(200)
+        assert sample.input_value() == str(sid) and attribute.input_value() == name
+
+
+def test_cooccurrence_row_selects_its_images(served_app, page):
+    url, _ = served_app
+    _open(page, url)
+    page.get_by_text("Co-occurrence", exact=True).first.click()
+    rows = _rows(page, "xsgpu-cooccurrence-table")
+    n_true = int(rows[1]["n_true"].replace(",", ""))
+    assert n_true > 0
+    page.locator(".xsgpu-cooccurrence-table .tabulator-row").nth(1).locator("[tabulator-field='combination']").click()
+    count = page.locator(".xsgpu-selection-count").first
+    for _ in range(600):
+        if _deep_text(count) == str(n_true):
+            break
+        page.wait_for_timeout(200)
+    assert _deep_text(count) == str(n_true)
+    status = page.locator(".xsgpu-view-status-text[data-space='FEA']")
+    assert status.get_attribute("data-selected") == str(n_true)
+
+
+def test_hovering_the_raster_shows_the_images_under_the_cursor(served_app, page):
+    url, _ = served_app
+    _open(page, url)
+    status = page.locator(".xsgpu-view-status-text[data-space='ACT']")
+    status.wait_for(state="attached")
+    assert status.get_attribute("data-mode") == "raster"
+    fig = page.locator(".bk-Figure").first
+    fig.scroll_into_view_if_needed()
+    box = fig.bounding_box()
+    # find a pixel with images on it, by the raster's own counts
+    for fx, fy in [(a / 10, b / 10) for a in range(2, 9) for b in range(2, 9)]:
+        px, py = box["x"] + fx * box["width"], box["y"] + fy * box["height"]
+        n = page.evaluate(_JS_COUNT_AT, ["xsgpu-act", px, py])
+        if n and n > 0:
+            break
+    else:
+        pytest.fail("no pixel of the ACT raster holds an image")
+    page.mouse.move(px - 3, py - 3)
+    page.mouse.move(px, py, steps=3)
+    tip = page.locator(".bk-Tooltip", has_text="images here").first
+    tip.wait_for(state="visible")
+    shown = re.search(r"images here\s*:?\s*([\d,]+)", _deep_text(tip))
+    assert shown is not None and int(shown.group(1).replace(",", "")) == n
