@@ -21,7 +21,23 @@ def dask_client():
     client = Client(cluster)
     yield client
     client.close()
+    _close_nannies(cluster, timeout=180.0)
     cluster.close()
+
+
+def _close_nannies(cluster, *, timeout: float) -> None:
+    """Close the worker nannies with a timeout a starved machine can meet.
+
+    ``LocalCluster.close`` closes each nanny with Dask's fixed 5-s kill timeout; on a 2-core machine
+    running other jobs (load average 12-14 seen here) a worker process needs longer to exit, and the
+    session teardown then failed with ``TimeoutError`` after every test had passed.
+    """
+    import asyncio
+
+    async def close_all() -> None:
+        await asyncio.gather(*(w.close(timeout=timeout) for w in list(cluster.workers.values())))
+
+    cluster.sync(close_all)
 
 
 @pytest.fixture

@@ -175,3 +175,24 @@ def test_sigkill_at_a_random_point_then_resume(tmp_path, reference, tiny_model, 
     assert not rewritten & set(mtimes), rewritten & set(mtimes)
     assert len(rewritten) + len(mtimes) == 2 * N_PARTS
     assert res.stages["infer"].partitions_skipped == len(before["predictions"])
+
+
+def test_embed_reruns_when_its_parameters_change(tmp_path, reference, tiny_model, dask_client):
+    """After a PCA embed a t-SNE pipeline embeds (it skipped before: any embedding counted as done)."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(reference.run_path, run)
+    common = dict(model=tiny_model, partition_size=PART, evaluate=False, client=dask_client, progress=False)
+    first = run_pipeline(run, embed_method="pca", **common)
+    assert first.stages["embed"].status != "skipped"
+    again = run_pipeline(run, embed_method="pca", **common)
+    assert again.stages["embed"].status == "skipped"
+    tsne = run_pipeline(run, embed_method="tsne", **common)
+    assert tsne.stages["embed"].status != "skipped"
+    store = RunStore.open(run)
+    assert store.read_metadata("embedding")["method"] == "tsne"
+    sampled = run_pipeline(run, embed_method="tsne", embed_fit_sample=40, **common)
+    assert sampled.stages["embed"].status != "skipped"
+    meta = RunStore.open(run).read_metadata("embedding")
+    assert meta["fit_sample"] == 40 and meta["spaces"]["prd"]["placed"] == N - 40
