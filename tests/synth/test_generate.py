@@ -78,7 +78,8 @@ def _radial_average(counts, run, size):
 @pytest.mark.parametrize("lattice", ["bcc", "fcc"])
 def test_powder_ring_positions_follow_the_lattice(lattice):
     mix = dataclasses.replace(DEFAULT_MIX, **QUIET, p_sample=1.0, extra_components=0.0, p_distorted=0.0,
-                              component_weights={lattice: 1.0}, log10_amplitude=(4.0, 4.0))
+                              component_weights={lattice: 1.0}, log10_amplitude=(4.0, 4.0),
+                              amplitude_offsets={lattice: 0.2})  # peak 10^4.2 counts
     ratios = lattice_peaks(lattice)[0]
     b = generate_images(6, size=256, seed=21, images_per_run=1, mix=mix)
     checked = 0
@@ -283,3 +284,48 @@ def test_frame_kinds_dark_direct_standard():
         assert abs(q[ok][np.argmax(prof[ok])] - 0.1076) < 0.001
         checked += 1
     assert checked >= 2
+
+
+def test_original_rules_many_rings_poly_grains_and_visibility():
+    mix = _quiet("linear", p_sample=1.0, extra_components=0.0, component_weights={"adhoc": 1.0, "poly": 1.0},
+                 log10_amplitude=(3.0, 3.0))
+    b = generate_images(200, size=16, seed=16, images_per_run=50, mix=mix)
+    comp = b.tags["components"]
+    many = b.labels[:, attribute_index("many_rings")]
+    poly = b.labels[:, attribute_index("polycrystalline")]
+    for i in range(200):
+        drawn = int(comp[i].split("n=")[1].split(",")[0]) if comp[i].startswith("adhoc") else \
+            int(comp[i].split("rings=")[1].split(",")[0])
+        assert many[i] == (drawn > 4), comp[i]  # every drawn ring counts (the original's rule)
+        if comp[i].startswith("poly"):
+            assert poly[i] == (_param(comp[i], "eta") <= 0.75), comp[i]  # sharper grains: large grains
+            assert b.labels[i, attribute_index("ring")] and b.labels[i, attribute_index("higher_orders")]
+    assert poly.any() and (~poly & np.char.startswith(comp.astype(str), "poly")).any()
+
+    # a sample under 1 % of a high background is not seen: no sample labels; Weak never with Strong
+    hidden = _quiet("linear", p_sample=1.0, p_background=1.0, log10_background=(3.7, 3.7), p_glow=0.0,
+                    log10_amplitude=(-0.5, 0.5), amplitude_offsets={})
+    b = generate_images(60, size=16, seed=17, images_per_run=60, mix=hidden)
+    cols = [attribute_index(s) for s in ("ring", "halo", "higher_orders", "strong_scattering", "weak_scattering",
+                                         "structure_factor", "bcc", "fcc", "polycrystalline", "many_rings")]
+    unseen = b.tags["sample_max"] <= 0.01 * b.tags["bg_mean"]
+    assert unseen.sum() > 10 and not b.labels[unseen][:, cols].any()
+    b = generate_images(600, size=16, seed=18, images_per_run=20)
+    assert not (b.labels[:, attribute_index("weak_scattering")] & b.labels[:, attribute_index("strong_scattering")]).any()
+
+
+def test_flat_background_with_pixel_noise():
+    # original-style backgrounds: a level with Gaussian pixel noise (clipped at 0) plus counting noise
+    mix = dataclasses.replace(DEFAULT_MIX, **{**QUIET, "p_original_runs": 1.0, "p_background": 1.0}, p_sample=0.0,
+                              p_flat_background=1.0, run_beamstops={"none": 1.0})
+    b = generate_images(40, size=256, seed=19, images_per_run=40, mix=mix)
+    flat = b.counts.reshape(40, -1)[:, :256 * 128]  # the upper half: far from the beam at the left edge
+    np.testing.assert_allclose(flat.mean(axis=1), b.tags["bg_mean"], rtol=0.03, atol=0.5)
+    lvl = b.tags["bg_mean"]
+    ok = (lvl > 200)
+    assert ok.sum() > 20
+    # where the level is many sigma above 0, std = sqrt(level + sigma^2) and sigma / level is in [.05, 1]
+    rel = np.sqrt(np.maximum(flat.var(axis=1) - flat.mean(axis=1), 0)) / flat.mean(axis=1)
+    assert rel[ok].min() > 0.04 and rel[ok].max() < 1.0
+    high = b.labels[:, attribute_index("high_background")]
+    np.testing.assert_array_equal(high, (b.tags["bg_mean"] > 1e3) | (b.tags["bg_max"] > 1e4))

@@ -54,7 +54,10 @@ class Terms:
     speckle : dict term -> float
         Speckle contrast shape parameter of coherent terms.
     ring_img, ring_q, ring_height : (R,)
-        Individual rings (for the Many rings count): image, position, peak height incl. orientation.
+        Individual rings: image, position, peak height incl. orientation.
+    orders : dict term -> (q (k,), relative height (k,), threshold)
+        The orders of a multi-ring component as the original generator counts them for "Many rings":
+        those within the detector whose relative height exceeds the threshold (0: all drawn rings).
     info : dict term -> str
         Human-readable parameters of the component that starts at this term (``tags["components"]``).
     """
@@ -83,6 +86,7 @@ class Terms:
     ring_img: list = field(default_factory=list)
     ring_q: list = field(default_factory=list)
     ring_height: list = field(default_factory=list)
+    orders: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
 
     def add(self, img: int, kind: str, *, is_sample: bool, base=None, ang=None, oval=None,
@@ -159,6 +163,7 @@ class ImageExtras:
     image_kind: np.ndarray = None  # str (n,), one of IMAGE_KINDS
     beam_scale: np.ndarray = None  # float (n,): 0 for a dark frame
     blocked: np.ndarray = None     # bool (n,): False for a direct-beam frame (no beamstop in)
+    bg_sigma: np.ndarray = None    # float (n,): pixel-to-pixel sigma of the background (0: none)
 
     def __post_init__(self) -> None:
         n = len(self.bg_level)
@@ -168,6 +173,8 @@ class ImageExtras:
             self.beam_scale = np.ones(n)
         if self.blocked is None:
             self.blocked = np.ones(n, dtype=bool)
+        if self.bg_sigma is None:
+            self.bg_sigma = np.zeros(n)
 
 
 def _add_standard(g, terms: Terms, i: int, q: np.ndarray, scale: float, kind: str) -> None:
@@ -189,11 +196,11 @@ def _orientation(g, eta_range, n_choices) -> np.ndarray:
     return K.orientation(_CHI, eta=eta, n=n, chi0=g.uniform(0, 2 * math.pi))
 
 
-def _grains(g, n_grains: int) -> np.ndarray:
-    """Textured speckled ring: sum of 2..15 orientation kernels at random azimuths (eta .5-.75), mean 1."""
+def _grains(g, n_grains: int, eta: float) -> np.ndarray:
+    """Speckled ring: sum of 2..15 orientation kernels (sharpness ``eta``) at random azimuths, mean 1."""
     a = np.zeros(N_CHI)
     for _ in range(n_grains):
-        a += K.orientation(_CHI, eta=g.uniform(0.5, 0.75), n=2, chi0=g.uniform(0, 2 * math.pi))
+        a += K.orientation(_CHI, eta=eta, n=2, chi0=g.uniform(0, 2 * math.pi))
     return a / n_grains
 
 
@@ -213,7 +220,9 @@ def _add_component(g, mix: Mix, terms: Terms, i: int, kind: str, amp: float, q: 
         orders = np.arange(1, 25)
         ang = _orientation(g, (0.2, 0.95), range(2, 21, 2)) if g.random() < mix.p_oriented_ring else None
         t = terms.add(i, kind, is_sample=True, ang=ang, info=f"series(q0={q0:.4f}, s*q0={sq0:.3f})")
-        terms.add_peaks(t, orders * q0, q0 * 10 ** g.uniform(-2.3, -1.3), amp * np.exp(-(sq0**2) * (orders**2 - 1)))
+        damp = np.exp(-(sq0**2) * (orders**2 - 1))
+        terms.add_peaks(t, orders * q0, q0 * 10 ** g.uniform(-2.3, -1.3), amp * damp)
+        terms.orders[t] = (orders * q0, damp, 0.01)
         flags["ring"][i] = flags["multi_ring"][i] = True
     elif kind in K.LATTICES:
         q0 = g.uniform(0.012, 0.05)
@@ -230,27 +239,34 @@ def _add_component(g, mix: Mix, terms: Terms, i: int, kind: str, amp: float, q: 
         info += f", ecc={oval[0]:.3f}, chi0={oval[1]:.3f})" if oval else ")"
         t = terms.add(i, kind, is_sample=True, base=base, oval=oval, info=info)
         terms.add_peaks(t, qj, q0 * g.uniform(0.01, 0.04), c * heights)
+        terms.orders[t] = (qj, heights / heights[0], 0.002)
         flags["ring"][i] = flags["multi_ring"][i] = flags["structure_factor"][i] = True
         if kind in ("bcc", "fcc"):
             flags[kind][i] = True
     elif kind == "adhoc":
-        n = int(g.integers(4, 11))
+        n = int(g.integers(3, 10))
         q1 = g.uniform(0.008, 0.04)
         qs = q1 + np.concatenate([[0.0], np.cumsum(q1 * g.uniform(0.3, 1.2, n - 1))])
         hs = g.uniform(0.05, 1.0, n)
         t = terms.add(i, kind, is_sample=True, info=f"adhoc(n={n}, q1={q1:.4f})")
         terms.add_peaks(t, qs, qs * 10 ** g.uniform(-2.3, -1.3, n), amp * hs / hs.max())
+        terms.orders[t] = (np.zeros(n), np.ones(n), 0.0)  # every drawn ring counts, as in the original
         flags["ring"][i] = flags["multi_ring"][i] = flags["structure_factor"][i] = True
     elif kind == "poly":
-        n = int(g.integers(2, 5))
+        # speckled rings: 3..9 rings of grains; eta <= .75 textured (Polycrystalline), above: large grains
+        n = int(g.integers(3, 10))
         q1 = g.uniform(0.01, 0.05)
         lat = str(g.choice(K.LATTICES))
         ratios = K.lattice_peaks(lat)[0][:n]
+        eta = float(g.uniform(0.5, 0.95))
         for j, r in enumerate(ratios):
-            t = terms.add(i, kind, is_sample=True, ang=_grains(g, int(g.integers(2, 16))),
-                          info=f"poly({lat}, rings={len(ratios)}, q1={q1:.4f})" if j == 0 else None)
+            t = terms.add(i, kind, is_sample=True, ang=_grains(g, int(g.integers(2, 16)), eta),
+                          info=f"poly({lat}, rings={len(ratios)}, q1={q1:.4f}, eta={eta:.3f})" if j == 0 else None)
             terms.add_peaks(t, q1 * r, q1 * r * g.uniform(0.005, 0.03), amp * g.uniform(0.3, 1.0))
-        flags["ring"][i] = flags["multi_ring"][i] = flags["structure_factor"][i] = flags["poly"][i] = True
+            if j == 0:
+                terms.orders[t] = (np.zeros(n), np.ones(n), 0.0)
+        flags["ring"][i] = flags["multi_ring"][i] = flags["structure_factor"][i] = True
+        flags["poly"][i] |= eta <= 0.75
     elif kind == "halo":
         q0 = g.uniform(0.01, 0.1)
         ang = _orientation(g, (0.02, 0.4), (2, 4, 6)) if g.random() < mix.p_oriented_halo else None
@@ -259,7 +275,7 @@ def _add_component(g, mix: Mix, terms: Terms, i: int, kind: str, amp: float, q: 
         if speckle is not None:  # coherent halo: speckle, and a low-q side suppressed by 1 - exp(-s^2 q^2)
             s = g.uniform(30.0, 120.0)
             dq = q0 * g.uniform(0.3, 0.6)
-            base = amp * K.gaussian(q, q0, dq) * K.diffuse_high_q(q, s=s)
+            base = mix.coherent_halo_gain * amp * K.gaussian(q, q0, dq) * K.diffuse_high_q(q, s=s)
             terms.add(i, kind, is_sample=True, base=base, ang=ang, speckle=speckle, info=info)
         else:
             t = terms.add(i, kind, is_sample=True, ang=ang, info=info)
@@ -303,12 +319,15 @@ def _add_diffuse(g, mix: Mix, terms: Terms, i: int, kind: str, q: np.ndarray, fl
 
 
 def draw_block(g: np.random.Generator, mix: Mix, n: int, n_q: int, *, glow: bool,
-               first_of_run: np.ndarray | None = None) -> tuple[Terms, ImageExtras]:
+               first_of_run: np.ndarray | None = None, style: str = "ours") -> tuple[Terms, ImageExtras]:
     """Draw the components of ``n`` images of one run (host generator ``g``, run grid of ``n_q`` bins).
 
     ``first_of_run`` (bool (n,)) marks the run's first image, a silver-behenate standard when
-    ``mix.standard_first``. Returns the terms and the per-image extras; the draw order is fixed, so
-    the same generator state gives the same block.
+    ``mix.standard_first``. ``style`` is the run's (``"original"`` runs draw the original generator's
+    backgrounds: with probability ``mix.p_flat_background`` a level U(0, 2000) counts with a
+    pixel-to-pixel sigma of U(.05, 1) x level; ours draw 10^U(log10_background) and the window glow).
+    Returns the terms and the per-image extras; the draw order is fixed, so the same generator state
+    gives the same block.
     """
     q = np.arange(n_q) * Q_BIN
     terms = Terms(n_images=n, n_q=n_q)
@@ -321,6 +340,7 @@ def draw_block(g: np.random.Generator, mix: Mix, n: int, n_q: int, *, glow: bool
     sv = np.zeros(n)
     zingers: list = []
     kinds = np.full(n, "sample", dtype=object)
+    bg_sigma = np.zeros(n)
     beam_scale = np.ones(n)
     blocked = np.ones(n, dtype=bool)
     okinds, oprob = mix.weights("not_sample_weights", IMAGE_KINDS[2:])
@@ -346,9 +366,14 @@ def draw_block(g: np.random.Generator, mix: Mix, n: int, n_q: int, *, glow: bool
                 amp = 10 ** (g.uniform(*mix.log10_amplitude) + mix.amplitude_offsets.get(kind, 0.0))
                 _add_component(g, mix, terms, i, kind, amp, q, flags)
         if g.random() < mix.p_background:
-            bg[i] = _loguniform(g, *mix.log10_background)
-            if glow:
-                glow_amp[i] = bg[i] * 10 ** g.uniform(-1.0, 1.2)
+            if style == "original":
+                if g.random() < mix.p_flat_background:
+                    bg[i] = g.uniform(*mix.flat_background)
+                    bg_sigma[i] = bg[i] * g.uniform(0.05, 1.0)
+            else:
+                bg[i] = _loguniform(g, *mix.log10_background)
+                if glow:
+                    glow_amp[i] = bg[i] * 10 ** g.uniform(-1.0, 1.2)
         if g.random() < mix.p_defects:
             a = _loguniform(g, 1.0, 4.0)
             r = g.random()
@@ -359,7 +384,7 @@ def draw_block(g: np.random.Generator, mix: Mix, n: int, n_q: int, *, glow: bool
     for i, is_sample in zip(terms.img, terms.is_sample):
         flags["sample"][i] |= is_sample
     return terms, ImageExtras(bg_level=bg, glow_amp=glow_amp, streak_h=sh, streak_v=sv, zingers=zingers, flags=flags,
-                              image_kind=kinds, beam_scale=beam_scale, blocked=blocked)
+                              image_kind=kinds, beam_scale=beam_scale, blocked=blocked, bg_sigma=bg_sigma)
 
 
 def _zingers(g, mix: Mix) -> list:

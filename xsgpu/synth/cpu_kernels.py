@@ -24,7 +24,7 @@ def _kernel():
 
     @numba.njit(parallel=True, cache=True, fastmath=False)
     def kernel(iso, qidx, bg, glow_amp, glow, beam, trans, extra, extra_row, u, table, ztab,
-               lam_steps, n_q, exact_below, dark, max_counts, noise, beam_scale, blocked, out):
+               lam_steps, n_q, exact_below, dark, max_counts, noise, beam_scale, blocked, bg_sigma, out):
         n, npx = out.shape
         n_lam = table.shape[0] // n_q
         for i in numba.prange(n):
@@ -33,15 +33,15 @@ def _kernel():
             er = extra_row[i]
             bs = beam_scale[i]
             blk = blocked[i]
+            sg = bg_sigma[i]
             for p in range(npx):
                 lam = iso[i, qidx[p]] + b + bs * beam[p]
                 if ga != 0.0:
                     lam += ga * glow[p]
                 if er >= 0:
                     lam += extra[er, p]
-                if blk:
-                    lam = lam * trans[p]
-                lam = lam + dark
+                tp = trans[p] if blk else 1.0
+                lam = lam * tp + dark
                 if lam < 0.0:
                     lam = 0.0
                 elif lam > max_counts:
@@ -50,6 +50,10 @@ def _kernel():
                     out[i, p] = lam
                     continue
                 uu = u[i, p]
+                if sg > 0.0:  # pixel-to-pixel background noise (Gaussian, sigma sg x transmission) + counting
+                    c = np.float32(np.rint(lam + np.sqrt(lam + (sg * tp) ** 2) * ztab[uu]))
+                    out[i, p] = c if c > 0 else 0.0
+                    continue
                 if lam < exact_below:
                     li = int(lam * lam_steps + (uu & 63) * (1.0 / 64.0))
                     if li > n_lam - 1:
@@ -76,7 +80,7 @@ def numba_available() -> bool:
 
 def compose_counts(iso, qidx, bg, glow_amp, glow, beam, trans, extra, extra_row, u, *, table, ztab,
                    lam_steps: int, n_q: int, exact_below: float, dark: float, max_counts: float,
-                   noise: bool = True, beam_scale=None, blocked=None, out=None):
+                   noise: bool = True, beam_scale=None, blocked=None, bg_sigma=None, out=None):
     """Counts (n, npx) float32 for ``lam = (iso[i, qidx] + bg + glow_amp*glow + extra + s_i beam) * trans + dark``.
 
     Parameters
@@ -98,6 +102,9 @@ def compose_counts(iso, qidx, bg, glow_amp, glow, beam, trans, extra, extra_row,
         Direct-beam factor ``s_i`` per image (0 for a dark frame); default 1.
     blocked : uint8 (n,), optional
         0 where an image is not multiplied by the beamstop transmission (a direct-beam frame); default 1.
+    bg_sigma : float32 (n,), optional
+        Pixel-to-pixel standard deviation of an image's background (before the beamstop); where > 0
+        the counts are ``rint(lam + sqrt(lam + (bg_sigma trans)^2) z)``, clipped at 0. Default 0.
     out : float32 (n, npx), optional
         Where to write the counts (C-contiguous); allocated if None.
     """
@@ -106,7 +113,8 @@ def compose_counts(iso, qidx, bg, glow_amp, glow, beam, trans, extra, extra_row,
     n = u.shape[0]
     beam_scale = np.ones(n, np.float32) if beam_scale is None else np.ascontiguousarray(beam_scale, np.float32)
     blocked = np.ones(n, np.uint8) if blocked is None else np.ascontiguousarray(blocked, np.uint8)
+    bg_sigma = np.zeros(n, np.float32) if bg_sigma is None else np.ascontiguousarray(bg_sigma, np.float32)
     _kernel()(iso, qidx, bg, glow_amp, glow, beam, trans, extra, extra_row, u, table, ztab,
               float(lam_steps), int(n_q), float(exact_below), float(dark), float(max_counts), bool(noise),
-              beam_scale, blocked, out)
+              beam_scale, blocked, bg_sigma, out)
     return out

@@ -129,6 +129,7 @@ class _RunRenderer:
         glow_amp = xp.asarray(extras.glow_amp.astype(np.float32))
         beam_scale = extras.beam_scale.astype(np.float32)
         blocked = extras.blocked.astype(np.uint8)
+        bg_sigma = extras.bg_sigma.astype(np.float32)
         by_img: dict[int, list[int]] = {}
         for t in other:
             by_img.setdefault(terms.img[t], []).append(t)
@@ -153,7 +154,8 @@ class _RunRenderer:
                     iso_x[a:b], m.qidx, bg[a:b], glow_amp[a:b], self.glow if self.glow is not None else self.beam,
                     self.beam, self.trans, extra, extra_row, u, table=table, ztab=ztab, lam_steps=LAM_STEPS,
                     n_q=N_QUANTILES, exact_below=POISSON_EXACT_BELOW, dark=DARK_RATE, max_counts=MAX_COUNTS,
-                    noise=noise, beam_scale=beam_scale[a:b], blocked=blocked[a:b], out=out[a:b])
+                    noise=noise, beam_scale=beam_scale[a:b], blocked=blocked[a:b], bg_sigma=bg_sigma[a:b],
+                    out=out[a:b])
             else:
                 lam = xp.take(iso_x[a:b], m.qidx, axis=1)
                 lam += bg[a:b, None] + xp.asarray(beam_scale[a:b])[:, None] * self.beam[None, :]
@@ -163,9 +165,19 @@ class _RunRenderer:
                 if has.any():
                     sel = xp.asarray(np.nonzero(has)[0])
                     lam[sel] += extra[xp.asarray(extra_row[has])]
-                lam = xp.where(xp.asarray(blocked[a:b].astype(bool))[:, None], lam * self.trans[None, :], lam)
+                blk = xp.asarray(blocked[a:b].astype(bool))[:, None]
+                lam = xp.where(blk, lam * self.trans[None, :], lam)
                 lam += xp.float32(DARK_RATE)
                 out[a:b] = sample_counts(lam, u=u) if noise else xp.clip(lam, 0.0, MAX_COUNTS)
+                noisy = np.nonzero(bg_sigma[a:b] > 0)[0]
+                if noise and len(noisy):  # background pixel noise: Gaussian of variance lam + (sigma t)^2
+                    _, ztab = noise_tables(xp)
+                    sel = xp.asarray(noisy)
+                    tp = xp.where(blk[sel], self.trans[None, :], xp.float32(1.0))
+                    sg = xp.asarray(bg_sigma[a:b][noisy])[:, None] * tp
+                    lm = xp.clip(lam[sel], 0.0, MAX_COUNTS)
+                    c = xp.rint(lm + xp.sqrt(lm + sg * sg) * xp.take(ztab, u[sel]))
+                    out[xp.asarray(a + noisy)] = xp.maximum(c, 0.0).astype(xp.float32)
             counts = out[a:b]
             for i in range(a, b):
                 for uz, v in extras.zingers[i]:
@@ -261,7 +273,7 @@ def generate_images(n: int, *, size: int = 256, seed: int = 0, xp: ModuleType | 
         run = make_run_spec(int(k), seed=seed, mix=mix)
         rend = _RunRenderer(run, size, xp, fast)
         terms, extras = draw_block(host, mix, m, rend.n_q, glow=run.glow_width is not None,
-                                   first_of_run=ids[pos:pos + m] % images_per_run == 0)
+                                   first_of_run=ids[pos:pos + m] % images_per_run == 0, style=run.style)
         prof = terms.profiles(pixel_q=Q_PIXEL)
         tags = compute_tags(terms, prof, extras, run, rend.hist)
         labels[pos:pos + m] = labels_from_tags(tags, run.beamstop.kind)

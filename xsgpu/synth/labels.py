@@ -1,27 +1,35 @@
 """Tags (physical summaries of each generated image) and the 17 labels derived from them.
 
-Label rules (DOMAIN.md thresholds; counts are per conceptual pixel):
+Label rules (DOMAIN.md thresholds, and the original generator's rules where ours differed; counts are
+per conceptual pixel). "Visible" is the original's gate: a sample (diffuse) term sets its labels only
+when its maximum exceeds 1 % of the background mean.
 
 =====================  =====================================================================
-BCC, FCC               the image holds a bcc / fcc superlattice powder pattern
+BCC, FCC               a visible bcc / fcc superlattice powder pattern
 Beam Off Image         the run's beam centre is off the detector (no beamstop then)
 Circular / Linear /    the run's beamstop kind
 Wedge beamstop
-Diffuse low-q          a low-q diffuse term (Porod, OZ, Debye-Bueche, Guinier) with more than
-                       400 detector pixels above 10 counts
-Diffuse high-q         a wide-angle diffuse term with more than 400 pixels above 10 counts
-Halo                   a halo component
-High background        background max > 1e4 or mean > 1e3 counts
-Higher orders          a multi-ring generator (series, lattice, ad-hoc, textured rings), even when
-                       only one order is visible (the original labels' quirk)
-Many rings             more than 4 rings on the detector whose peak exceeds
-                       max(3, 3 sqrt(background mean)) counts
-Polycrystalline        textured speckled rings
-Ring                   any Debye-Scherrer ring component
-Strong scattering      sample term (the sample components, not the diffuse term) max > 1000
-                       or mean > 5 counts
-Structure factor       NP lattice, ad-hoc rings or textured speckled rings
-Weak scattering        a sample term whose max is < 10 counts or below the background mean
+Diffuse low-q          a visible low-q diffuse term (Porod, OZ, Debye-Bueche, Guinier) with more
+                       than 400 detector pixels above 10 counts
+Diffuse high-q         a visible wide-angle diffuse term with more than 400 pixels above 10 counts
+Halo                   a visible halo component
+High background        background max > 1e4 or mean > 1e3 counts (incl. its pixel noise)
+Higher orders          a visible multi-ring generator (series, lattice, ad-hoc, speckled rings),
+                       even when only one order is visible (the original labels' quirk)
+Many rings             a visible multi-ring component with more than 4 orders, counted as the
+                       original generator does: ad-hoc and speckled rings all their drawn rings;
+                       a series its orders on the detector damped by less than 100x; a lattice
+                       its peaks on the detector above 0.2 % of the first
+Polycrystalline        visible speckled rings of textured grains (eta <= 0.75; sharper grains are
+                       "large grains", no label)
+Ring                   any visible Debye-Scherrer ring component
+Strong scattering      visible sample term (the sample components, not the diffuse term) with max
+                       > 1000 or mean > 5 counts
+Structure factor       visible NP lattice, ad-hoc rings or speckled rings
+Weak scattering        visible sample term, not Strong, whose max is < 10 counts or below the
+                       background mean
+Calibrant, dark and    only the run's beamstop label (Beam Off Image or one of the three)
+direct-beam frames
 =====================  =====================================================================
 
 All tags are computed on the run's 1-D q grid, weighted by the number of conceptual (256 x 256)
@@ -41,8 +49,18 @@ __all__ = ["THRESHOLDS", "compute_tags", "labels_from_tags", "glow_stats"]
 THRESHOLDS = {
     "strong_max": 1000.0, "strong_mean": 5.0, "weak_max": 10.0, "diffuse_counts": 10.0,
     "diffuse_pixels": 400.0, "high_bg_max": 1e4, "high_bg_mean": 1e3, "many_rings": 4,
-    "ring_min_counts": 3.0, "ring_noise_sigmas": 3.0,
+    "ring_min_counts": 3.0, "ring_noise_sigmas": 3.0, "visible_fraction": 0.01,
 }
+
+
+def _phi(z):
+    from scipy.special import ndtr
+
+    return ndtr(z)
+
+
+def _pdf(z):
+    return np.exp(-0.5 * np.minimum(z, 50.0) ** 2) / np.sqrt(2 * np.pi)
 
 
 def glow_stats(run) -> tuple[float, float]:
@@ -88,17 +106,30 @@ def compute_tags(terms: Terms, profiles: np.ndarray, extras, run, hist: np.ndarr
     sample_mean = mean_prof @ hist / n_pix
     low_px = np.zeros(n)
     high_px = np.zeros(n)
+    diffuse_prof = np.zeros((n, profiles.shape[1]))
     for t, kind in enumerate(terms.kind):
         if not terms.is_sample[t] and kind not in ("standard", "particular"):
             px = float(hist[profiles[t] > THRESHOLDS["diffuse_counts"]].sum())
+            diffuse_prof[img[t]] += profiles[t]
             if kind == "high_q":
                 high_px[img[t]] += px
             else:
                 low_px[img[t]] += px
+    diffuse_max = np.where(visible[None, :], diffuse_prof, 0.0).max(axis=1) if n else np.zeros(0)
     g_mean, g_max = glow_stats(run)
-    bg_mean = extras.bg_level + extras.glow_amp * g_mean
-    bg_max = extras.bg_level + extras.glow_amp * g_max
+    level = extras.bg_level
+    sigma = getattr(extras, "bg_sigma", None)
+    sigma = np.zeros(n) if sigma is None else np.asarray(sigma, dtype=np.float64)
+    # a level with Gaussian pixel noise, clipped at 0: E[max(0, X)]; its max over 65,536 pixels ~ +4.4 sigma
+    z = np.where(sigma > 0, level / np.maximum(sigma, 1e-12), np.inf)
+    flat_mean = np.where(sigma > 0, level * _phi(z) + sigma * _pdf(z), level)
+    bg_mean = flat_mean + extras.glow_amp * g_mean
+    bg_max = level + 4.4 * sigma + extras.glow_amp * g_max
     qmin, qmax = run.geometry.q_range()
+    n_orders = np.zeros(n, dtype=np.int64)
+    for t, (q_o, rel, thr) in terms.orders.items():
+        k = int(((rel > thr) & (q_o <= qmax)).sum()) if thr > 0 else len(rel)
+        n_orders[img[t]] = max(n_orders[img[t]], k)
     n_rings = np.zeros(n, dtype=np.int64)
     if terms.ring_img:
         r_img = np.asarray(terms.ring_img)
@@ -108,7 +139,8 @@ def compute_tags(terms: Terms, profiles: np.ndarray, extras, run, hist: np.ndarr
         n_rings = np.bincount(r_img[ok], minlength=n)
     tags = {
         "sample_max": sample_max, "sample_mean": sample_mean, "diffuse_low_px": low_px,
-        "diffuse_high_px": high_px, "bg_mean": bg_mean, "bg_max": bg_max, "n_rings": n_rings,
+        "diffuse_high_px": high_px, "diffuse_max": diffuse_max, "bg_mean": bg_mean, "bg_max": bg_max,
+        "n_rings": n_rings, "n_orders": n_orders,
     }
     tags["components"] = np.asarray(terms.describe(), dtype=object)
     for name, v in extras.flags.items():
@@ -122,24 +154,27 @@ def labels_from_tags(tags: dict[str, np.ndarray], beamstop: str) -> np.ndarray:
     n = len(tags["sample_max"])
     f = {k[5:]: v for k, v in tags.items() if k.startswith("flag_")}
     beam = {k: np.full(n, beamstop == k) for k in ("none", "linear", "circular", "wedge")}
+    seen = f["sample"] & (tags["sample_max"] > T["visible_fraction"] * tags["bg_mean"])
+    seen_diffuse = tags["diffuse_max"] > T["visible_fraction"] * tags["bg_mean"]
+    strong = seen & ((tags["sample_max"] > T["strong_max"]) | (tags["sample_mean"] > T["strong_mean"]))
     rules = {
-        "bcc": f["bcc"],
+        "bcc": seen & f["bcc"],
         "beam_off": beam["none"],
         "circular_beamstop": beam["circular"],
-        "diffuse_high_q": f["diffuse_high"] & (tags["diffuse_high_px"] > T["diffuse_pixels"]),
-        "diffuse_low_q": f["diffuse_low"] & (tags["diffuse_low_px"] > T["diffuse_pixels"]),
-        "fcc": f["fcc"],
-        "halo": f["halo"],
+        "diffuse_high_q": seen_diffuse & f["diffuse_high"] & (tags["diffuse_high_px"] > T["diffuse_pixels"]),
+        "diffuse_low_q": seen_diffuse & f["diffuse_low"] & (tags["diffuse_low_px"] > T["diffuse_pixels"]),
+        "fcc": seen & f["fcc"],
+        "halo": seen & f["halo"],
         "high_background": (tags["bg_max"] > T["high_bg_max"]) | (tags["bg_mean"] > T["high_bg_mean"]),
-        "higher_orders": f["multi_ring"],
+        "higher_orders": seen & f["multi_ring"],
         "linear_beamstop": beam["linear"],
-        "many_rings": tags["n_rings"] > T["many_rings"],
-        "polycrystalline": f["poly"],
-        "ring": f["ring"],
-        "strong_scattering": (tags["sample_max"] > T["strong_max"]) | (tags["sample_mean"] > T["strong_mean"]),
-        "structure_factor": f["structure_factor"],
-        "weak_scattering": f["sample"] & ((tags["sample_max"] < T["weak_max"])
-                                          | (tags["sample_max"] < tags["bg_mean"])),
+        "many_rings": seen & (tags["n_orders"] > T["many_rings"]),
+        "polycrystalline": seen & f["poly"],
+        "ring": seen & f["ring"],
+        "strong_scattering": strong,
+        "structure_factor": seen & f["structure_factor"],
+        "weak_scattering": seen & ~strong & ((tags["sample_max"] < T["weak_max"])
+                                             | (tags["sample_max"] < tags["bg_mean"])),
         "wedge_beamstop": beam["wedge"],
     }
     return np.stack([np.asarray(rules[s], dtype=bool) for s in SLUGS], axis=1)

@@ -75,7 +75,13 @@ class Mix:
     log10_diffuse : (float, float)
         Range of log10 of the diffuse term's counts at q = 0.01 1/A.
     log10_background : (float, float)
-        Range of log10 of the background level (counts per pixel).
+        Range of log10 of the background level (counts per pixel) in our runs.
+    p_flat_background, flat_background : float, (float, float)
+        Original-style runs: share of the background draws that are a flat level, uniform in
+        ``flat_background`` counts, with a pixel-to-pixel Gaussian sigma of U(.05, 1) x the level.
+    coherent_halo_gain : float
+        Factor on the peak counts of coherent (speckled) halos (the original's speckle field has
+        mean 10).
     """
 
     run_beamstops: dict = field(default_factory=lambda: {"none": 1 / 6, "linear": 5 / 18, "circular": 5 / 18,
@@ -95,11 +101,11 @@ class Mix:
     extra_components: float = 0.3
     component_weights: dict = field(default_factory=lambda: {
         "ring": 0.05, "series": 0.09, "bcc": 0.042, "fcc": 0.034, "hexagonal": 0.035, "lamellar": 0.035,
-        "adhoc": 0.18, "poly": 0.07, "halo": 0.19, "sphere": 0.274,
+        "adhoc": 0.18, "poly": 0.15, "halo": 0.21, "sphere": 0.274,
     })
     amplitude_offsets: dict = field(default_factory=lambda: {
-        "ring": -0.3, "series": 0.2, "bcc": 0.2, "fcc": 0.2, "hexagonal": 0.2, "lamellar": 0.2,
-        "adhoc": -0.3, "poly": 0.0, "halo": -0.75, "sphere": -0.55,
+        "ring": 0.0, "series": 0.0, "bcc": 0.5, "fcc": 0.5, "hexagonal": 0.5, "lamellar": 0.5,
+        "adhoc": 0.75, "poly": 1.5, "halo": 0.0, "sphere": -0.45,
     })
     diffuse_weights: dict = field(default_factory=lambda: {
         "porod": 0.2, "ornstein_zernike": 0.2, "debye_bueche": 0.2, "guinier": 0.2, "high_q": 0.34,
@@ -109,9 +115,12 @@ class Mix:
     p_oriented_halo: float = 0.3
     p_speckle_halo: float = 0.3
     p_distorted: float = 0.2
-    log10_amplitude: tuple = (1.7, 3.1)
+    log10_amplitude: tuple = (-0.5, 4.0)
     log10_diffuse: tuple = (-2.5, 1.0)
     log10_background: tuple = (-1.0, 3.8)
+    p_flat_background: float = 0.5
+    flat_background: tuple = (0.0, 2000.0)
+    coherent_halo_gain: float = 10.0
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -136,7 +145,7 @@ class Mix:
         if not (0 <= self.extra_components < 20):
             raise ValueError(f"The 'extra_components' parameter of Mix must be in [0, 20). "
                              f"Got {self.extra_components!r} instead.")
-        for name in ("log10_amplitude", "log10_diffuse", "log10_background"):
+        for name in ("log10_amplitude", "log10_diffuse", "log10_background", "flat_background"):
             lo, hi = getattr(self, name)
             if not lo <= hi:
                 raise ValueError(f"The {name!r} parameter of Mix must be a (low, high) pair with low <= high. "
@@ -157,5 +166,10 @@ class Mix:
 DEFAULT_MIX = Mix()
 
 #: the mix before issue 14 (centred beams, large opaque beamstops, sample images only); for before/after figures
-PRE_ISSUE14_MIX = Mix(run_beamstops={"none": 0.12, "linear": 0.24, "circular": 0.30, "wedge": 0.34},
-                      p_original_runs=0.0, p_standard=0.0, standard_first=False, p_not_sample=0.0)
+PRE_ISSUE14_MIX = Mix(
+    run_beamstops={"none": 0.12, "linear": 0.24, "circular": 0.30, "wedge": 0.34}, p_original_runs=0.0,
+    p_standard=0.0, standard_first=False, p_not_sample=0.0, log10_amplitude=(1.7, 3.1), coherent_halo_gain=1.0,
+    component_weights={"ring": 0.05, "series": 0.09, "bcc": 0.042, "fcc": 0.034, "hexagonal": 0.035,
+                       "lamellar": 0.035, "adhoc": 0.18, "poly": 0.07, "halo": 0.19, "sphere": 0.274},
+    amplitude_offsets={"ring": -0.3, "series": 0.2, "bcc": 0.2, "fcc": 0.2, "hexagonal": 0.2, "lamellar": 0.2,
+                       "adhoc": -0.3, "poly": 0.0, "halo": -0.75, "sphere": -0.55})
