@@ -87,6 +87,10 @@ def _run_relative(exc: BaseException, run_path: str | os.PathLike | None) -> Pur
 def _remedy_for(rel: PurePosixPath | None, exc: BaseException) -> str:
     from panel_app.data import REQUIRED_ARTIFACTS
 
+    if isinstance(exc, PermissionError):
+        where = f"RUN/{rel}" if rel is not None else "the run store"
+        return (f"The account that runs the server may not read or write {where}: fix the permissions (for "
+                "example chmod g+rw, or run the server as the run's owner), then reload this page.")
     if rel is None:
         return ("Rerun the stage that wrote the damaged artifact (the server log names the file and holds "
                 "the details), then reload this page.")

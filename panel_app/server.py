@@ -214,6 +214,7 @@ def make_server(
         # per session (Panel scopes config to the current document): callback errors go to the log,
         # not to the browser as repr(exception) with the server's paths
         pn.config.exception_handler = on_error
+        pn.config.notifications = True  # where on_error tells the user (scrubbed, with the incident id)
         try:
             return build_app(run_path, **settings)
         except Exception as exc:  # noqa: BLE001 - a page with the problem and the remedy, never a traceback

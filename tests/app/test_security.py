@@ -93,6 +93,25 @@ def test_session_callback_errors_are_logged_not_sent(tmp_path, caplog):
     assert rec.exc_info[1] is exc and "session callback failed" in rec.getMessage()
 
 
+def test_session_callback_error_is_notified_without_paths(tmp_path, monkeypatch):
+    import panel as pn
+
+    shown = []
+
+    class FakeArea:
+        def error(self, message, duration):
+            shown.append((message, duration))
+
+    monkeypatch.setattr(type(pn.state), "notifications", property(lambda self: FakeArea()))
+    make_session_exception_handler(tmp_path)(PermissionError(13, "Permission denied", str(tmp_path / "x.parquet")))
+    ((message, duration),) = shown
+    assert "incident" in message and "server log" in message and str(tmp_path) not in message
+    assert duration == 0  # stays until closed
+    problem, remedy = describe_failure(PermissionError(13, "Permission denied", str(tmp_path / "samples.parquet")),
+                                       tmp_path)
+    assert "RUN/samples.parquet" in problem and "fix the permissions" in remedy and str(tmp_path) not in remedy
+
+
 def test_session_scoped_handler_catches_widget_callback_errors(tmp_path, caplog):
     """The server installs the handler per session (Panel scopes config to the document): through
     Panel's own event path, a failing callback is logged in that session and re-raised outside it."""
