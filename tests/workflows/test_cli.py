@@ -168,3 +168,17 @@ def test_read_only_run_and_unwritable_out_are_one_line(tmp_path):
         import shutil
 
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_embed_and_evaluate_refuse_a_second_run_of_the_stage(tmp_path):
+    import os
+
+    from xsgpu.io.locks import stage_lock
+    from xsgpu.io.runstore import RunStore
+
+    store = RunStore.create(tmp_path / "run", n_samples=2, partition_size=2)
+    for stage in ("embed", "evaluate"):
+        with stage_lock(store.path, stage):
+            res = CliRunner().invoke(main, [stage, str(store.path)], catch_exceptions=False)
+        assert res.exit_code == 2 and "Traceback" not in res.output
+        assert f"stage {stage!r} is already running here, held by pid {os.getpid()} " in res.output

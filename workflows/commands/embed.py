@@ -54,12 +54,14 @@ def command(run: Path, method: str, device: str, random_state: int, pca_dims: in
 
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:  # openTSNE's per-step INFO lines only with -vv
         logging.getLogger("openTSNE").setLevel(logging.WARNING)
+    from xsgpu.io.locks import stage_lock
     from xsgpu.io.runstore import RunStore
 
-    df = embed_run(run, method=method, device=device, random_state=random_state, progress=progress,
-                   pca_dims=pca_dims, perplexity=perplexity, reference=reference, n_jobs=n_jobs,
-                   quality=quality, fit_sample=fit_sample)
     store = RunStore.open(run)
+    with stage_lock(store.path, "embed"):  # one embed per run at a time (fea_reduced + embedding stay one method's)
+        df = embed_run(run, method=method, device=device, random_state=random_state, progress=progress,
+                       pca_dims=pca_dims, perplexity=perplexity, reference=reference, n_jobs=n_jobs,
+                       quality=quality, fit_sample=fit_sample)
     meta = store.read_metadata("embedding")
     click.echo(f"Wrote {len(df)} rows to {store.table_path('embedding')} (method {method}, "
                f"{meta.get('seconds', 0):.1f} s)")

@@ -53,11 +53,12 @@ def command(run: str, cutoff, suspicious: bool, suspicious_top: int) -> None:
       xsgpu evaluate runs/demo --cutoff 0.4
       python -c "import pandas as pd; print(pd.read_parquet('runs/demo/metrics.parquet'))"
     """
+    from xsgpu.io.locks import stage_lock
+    from xsgpu.io.runstore import RunStore
     from xsgpu.metrics.evaluate import evaluate_run, metrics_table, split_table
 
-    from xsgpu.io.runstore import RunStore
-
-    long = evaluate_run(run, cutoff=cutoff, suspicious=suspicious, suspicious_top=suspicious_top)
+    with stage_lock(RunStore.open(run).path, "evaluate"):  # one evaluate per run at a time
+        long = evaluate_run(run, cutoff=cutoff, suspicious=suspicious, suspicious_top=suspicious_top)
     meta = RunStore.open(run).read_metadata("metrics")
     n_all = int(meta.get("n_samples", 0))
     per, model = metrics_table(long)
