@@ -306,6 +306,8 @@ def run_pipeline(
     embed: bool = True,
     embed_method: str = "tsne",
     embed_fit_sample: int | None = None,
+    max_frame_pixels: int | None = None,
+    max_frames_per_file: int | None = None,
     evaluate: bool = True,
     cutoff: float = 0.5,
     partition_size: int = 4096,
@@ -343,6 +345,8 @@ def run_pipeline(
         Run the embedding (``embed_method``) and the evaluation (``cutoff``). The embed stage reruns
         when the run holds no ``embed_method`` map made with this seed and ``embed_fit_sample`` from
         today's predictions (:func:`xsgpu.embed.run.embedding_is_current`).
+    max_frame_pixels, max_frames_per_file : int, optional
+        Ingest's header-checked limits (``xsgpu.io.ingest.plan_ingest``); ``None``: its defaults.
     embed_fit_sample : int, optional
         Fit each t-SNE map on a stratified sample of this many images and place the rest, in batches
         spread over the cluster's workers (:mod:`xsgpu.embed.sample_place`).
@@ -445,8 +449,11 @@ def run_pipeline(
             elif ingest:
                 from xsgpu.io.ingest import plan_ingest
 
+                limits = {k: v for k, v in (("max_frame_pixels", max_frame_pixels),
+                                            ("max_frames_per_file", max_frames_per_file)) if v is not None}
                 store = plan_ingest([os.fspath(p) for p in ingest], out, labels=labels, size=size,
-                                    partition_size=partition_size, h5_dataset=h5_dataset, progress=progress)
+                                    partition_size=partition_size, h5_dataset=h5_dataset, progress=progress,
+                                    **limits)
                 if store.n_samples == 0:
                     raise PipelineError(f"None of the {len(ingest)} ingest input(s) gave a readable frame; see "
                                         f"{store.table_path('errors')}. Nothing to run.")

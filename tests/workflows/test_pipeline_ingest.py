@@ -55,3 +55,14 @@ def test_nothing_readable(tmp_path, dask_client):
         run_pipeline(tmp_path / "run", ingest=[d], size=8, partition_size=2, embed=False, evaluate=False,
                      client=dask_client, progress=False)
     assert RunStore.open(tmp_path / "run").manifest["stages"].get("pipeline", {}).get("status") != "done"
+
+
+def test_pipeline_ingest_applies_the_frame_limit(beamtime, tmp_path, dask_client):
+    """The header-checked frame limit reaches the pipeline's ingest (it used plan_ingest's defaults)."""
+    np.save(beamtime / "single.npy", np.ones((1, 24, 24), np.int32))
+    res = run_pipeline(tmp_path / "run", ingest=[beamtime], size=8, partition_size=2, embed=False,
+                       evaluate=False, client=dask_client, progress=False, max_frames_per_file=2)
+    assert RunStore.open(res.run_path).n_samples == 1
+    errors = RunStore.open(res.run_path).read_errors()
+    limited = errors[errors["error_type"] == "FrameLimitError"]
+    assert len(limited) == 3 and limited["message"].str.contains("max_frames_per_file").all()

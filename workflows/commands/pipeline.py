@@ -84,12 +84,17 @@ the metrics are kept. Every invocation writes RUN/logs/pipeline-<time>.log.
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="SLURM/PBS jobs to submit.")
 @click.option("--job-extra", multiple=True, help="Extra #SBATCH/#PBS directive (repeatable).")
 @click.option("--prologue", multiple=True, help="Shell line run before each worker (repeatable).")
+@click.option("--max-frame-pixels", type=click.IntRange(min=1), default=None,
+              help="Ingest: refuse frames declaring more pixels than this (checked from the header; "
+                   "default: the max_frame_pixels setting).")
+@click.option("--max-frames-per-file", type=click.IntRange(min=1), default=None,
+              help="Ingest: refuse files declaring more frames than this (default: the setting).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def command(paths, n_synth, ingest, labels, h5_dataset, size, seed, images_per_run, out, train, model, arch,
             input_size, epochs, skip_embed, skip_evaluate, embed_method, embed_fit_sample, cutoff, device, batch_size,
             partition_size, retries, cluster, scheduler_address, scheduler_file, n_workers, threads_per_worker,
             memory_limit, dashboard_address, queue, account, walltime, cores, memory, processes, jobs,
-            job_extra, prologue, progress):
+            job_extra, prologue, max_frame_pixels, max_frames_per_file, progress):
     """Run the whole pipeline into the run store OUT on a Dask cluster (resumable).
 
     Source: --synth N, or --ingest PATHS...; with neither, OUT must already hold samples.
@@ -97,9 +102,12 @@ def command(paths, n_synth, ingest, labels, h5_dataset, size, seed, images_per_r
     """
     from workflows.cluster import quiet_dask_logs
     from workflows.pipeline import run_pipeline
+    from xsgpu.config import load_settings
 
     quiet_dask_logs()
 
+    settings = load_settings(overrides={"max_frame_pixels": max_frame_pixels,
+                                        "max_frames_per_file": max_frames_per_file})
     if ingest and not paths:
         raise click.UsageError("--ingest needs one or more PATHS (files or directories).")
     if paths and not ingest:
@@ -121,6 +129,7 @@ def command(paths, n_synth, ingest, labels, h5_dataset, size, seed, images_per_r
         out, synth=n_synth, size=size, seed=seed, images_per_run=images_per_run,
         ingest=list(paths) if ingest else None, labels=labels, h5_dataset=h5_dataset,
         train=train, model=model, arch=arch, input_size=input_size, epochs=epochs,
+        max_frame_pixels=settings.max_frame_pixels, max_frames_per_file=settings.max_frames_per_file,
         embed=not skip_embed, embed_method=embed_method, embed_fit_sample=embed_fit_sample, evaluate=not skip_evaluate, cutoff=cutoff,
         partition_size=partition_size, batch_size=batch_size, device=device,
         cluster=cluster, cluster_options=cluster_options, retries=retries, progress=progress,
