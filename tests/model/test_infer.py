@@ -194,3 +194,42 @@ def test_infer_refuses_a_deleted_image_chunk(run_copy, trained_model):
     with pytest.raises(CorruptArtifact, match=r"images.zarr: rows 80..159 \(partition 1\) have no stored chunk"):
         infer_run(run_copy.path, model=model, device="cpu", num_threads=1, progress=False)
     assert run_copy.finished_partitions("predictions") == {0}
+
+
+def test_overwrite_killed_with_sigkill_leaves_the_old_outputs(run_copy, trained_model, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    model, _ = trained_model
+    infer_run(run_copy.path, model=model, device="cpu", num_threads=1, progress=False)
+    old_pred = run_copy.read_table("predictions")
+    old_feats = run_copy.open_array("features")[:]
+    other = _other_model(tmp_path)
+    child = (  # partition 0 is staged, then the process hangs in partition 1 until it is killed
+        "import time, xsgpu.model.infer as m\n"
+        "real = m.infer_partition\n"
+        "def slow(run, part, predictor, **kw):\n"
+        "    if part == 1:\n"
+        "        time.sleep(600)\n"
+        "    return real(run, part, predictor, **kw)\n"
+        "m.infer_partition = slow\n"
+        f"m.infer_run({str(run_copy.path)!r}, model={str(other)!r}, device='cpu', num_threads=1, progress=False, "
+        "overwrite=True)\n")
+    proc = subprocess.Popen([sys.executable, "-c", child])
+    staged = run_copy.path / ".staging" / "infer" / "predictions.parquet" / "part-00000.parquet"
+    try:
+        deadline = time.monotonic() + 300
+        while not staged.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the child ended before staging partition 0"
+            time.sleep(0.05)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert run_copy.read_table("predictions").equals(old_pred)
+    np.testing.assert_array_equal(run_copy.open_array("features")[:], old_feats)
+    s = infer_run(run_copy.path, model=other, device="cpu", num_threads=1, progress=False, overwrite=True)
+    assert s["n_partitions_skipped"] == 1 and sorted(run_copy.finished_partitions("predictions")) == [0, 1, 2]
+    assert not run_copy.read_table("predictions").equals(old_pred)
