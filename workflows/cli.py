@@ -146,6 +146,10 @@ def main(verbose: int) -> None:
       xsgpu serve runs/demo                                      # http://127.0.0.1:5006
     or all at once on a Dask cluster:
       xsgpu pipeline --synth 100000 --out runs/big --cluster local
+
+    An expected failure (a bad input, an incomplete or locked run, a read-only
+    directory) prints one "Error: ..." line and exits with status 2; -vv also
+    logs its traceback.
     """
     level = logging.WARNING - 10 * min(verbose, 2) if verbose else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
