@@ -78,20 +78,23 @@ def test_unexpected_errors_keep_their_traceback(tmp_path, monkeypatch):
     import pytest
 
     import xsgpu.embed
+    from xsgpu.io.runstore import RunStore
+
+    run = str(RunStore.create(tmp_path / "run", n_samples=2, partition_size=2).path)
 
     def bug(*args, **kwargs):
         raise ZeroDivisionError("a bug")
 
     monkeypatch.setattr(xsgpu.embed, "embed_run", bug)
     with pytest.raises(ZeroDivisionError, match="a bug"):
-        CliRunner().invoke(main, ["embed", str(tmp_path)], catch_exceptions=False)
+        CliRunner().invoke(main, ["embed", run], catch_exceptions=False)
 
     def library_value_error(*args, **kwargs):
         np.zeros(2) + np.zeros(3)  # a ValueError raised inside NumPy, not by xsgpu's checks: a bug
 
     monkeypatch.setattr(xsgpu.embed, "embed_run", library_value_error)
     with pytest.raises(ValueError, match="could not be broadcast"):
-        CliRunner().invoke(main, ["embed", str(tmp_path)], catch_exceptions=False)
+        CliRunner().invoke(main, ["embed", run], catch_exceptions=False)
 
 
 def test_own_value_error_is_a_message(tmp_path):
