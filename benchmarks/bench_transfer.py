@@ -18,6 +18,9 @@ size), and prints one JSON object per line ({"name", "value", "unit", "baseline"
   (baseline); ``params.prevalence_cmsdev`` is that attribute's chance AP on cms-dev.
 
 ``--quick`` (under a minute of training: 600 images, 1 epoch) only checks that the script runs.
+``--figure PNG`` trains nothing: it prints image statistics of cms-dev and of 600 of our images (20 per
+run) per mix as JSON lines (``image_stat/<stat>/<mix>``: value = our median, baseline = cms-dev's) and
+writes a comparison sheet (docs/synth_vs_cmsdev.png: cms-dev above, our default mix below).
 The work directory keeps the synthetic run, the model and the ingested cms-dev, and a rerun reuses
 them (delete it to measure again).
 """
@@ -44,7 +47,7 @@ def _num(x):
 
 
 def emit(name, value, unit, baseline, n, device, **params):
-    ratio = value / baseline if baseline and np.isfinite(baseline) and np.isfinite(value) else None
+    ratio = float(value) / float(baseline) if baseline and np.isfinite(baseline) and np.isfinite(value) else None
     print(json.dumps({"name": name, "value": _num(value), "unit": unit,
                       "baseline": _num(baseline), "ratio": None if ratio is None else round(ratio, 4),
                       "n": int(n), "device": device, "params": params}), flush=True)
@@ -55,6 +58,79 @@ def _predict(model_dir: Path, frames: np.ndarray) -> np.ndarray:
 
     pred = Predictor.from_checkpoint(model_dir, device="cpu", batch_size=128, num_threads=1)
     return pred.predict(frames)[1]
+
+
+def _read_cmsdev(root: Path) -> tuple[np.ndarray, list[str]]:
+    import h5py
+    import pandas as pd
+    import scipy.io
+    import tifffile
+
+    table = pd.read_csv(root / "labels.csv")
+    frames, stacks = [], {}
+    for f, k in zip(table["file"], table["frame"]):
+        p = str(root / f)
+        if p.endswith(".mat"):
+            frames.append(scipy.io.loadmat(p)["detector_image"])
+        elif p.endswith(".tif"):
+            frames.append(tifffile.imread(p))
+        else:
+            if p not in stacks:
+                with h5py.File(p, "r") as fh:
+                    stacks[p] = fh["entry/data/data"][:]
+            frames.append(stacks[p][k])
+    return np.stack(frames).astype(np.float32), list(table["tags"])
+
+
+def _image_stats(counts: np.ndarray) -> dict[str, np.ndarray]:
+    f = counts.reshape(len(counts), -1)
+    return {"max": f.max(1), "mean": f.mean(1), "frac_zero": (f == 0).mean(1), "frac_gt10": (f > 10).mean(1),
+            "frac_gt1000": (f > 1000).mean(1), "p99": np.percentile(f, 99, axis=1)}
+
+
+def figure(root: Path, out: Path, seed: int) -> None:
+    """Print image statistics (cms-dev vs our mixes) and write the comparison sheet ``out``."""
+    from PIL import Image, ImageDraw
+
+    from xsgpu.attributes import NAMES
+    from xsgpu.preprocess import log_scale
+    from xsgpu.synth import DEFAULT_MIX, generate_images
+    from xsgpu.synth.mix import PRE_ISSUE14_MIX
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from make_contact_sheet import colourise
+
+    cms, tags = _read_cmsdev(root)
+    ref = _image_stats(cms)
+    ours = {}
+    for name, mix in (("default", DEFAULT_MIX), (PRE_ISSUE14, PRE_ISSUE14_MIX)):
+        b = generate_images(600, size=256, seed=seed, images_per_run=20, mix=mix)
+        ours[name] = b
+        st = _image_stats(b.counts)
+        for k in ref:
+            emit(f"image_stat/{k}/{name}", np.median(st[k]), "median", np.median(ref[k]), 600, "cpu",
+                 q25=_num(np.percentile(st[k], 25)), q75=_num(np.percentile(st[k], 75)),
+                 cms_q25=_num(np.percentile(ref[k], 25)), cms_q75=_num(np.percentile(ref[k], 75)))
+    pick_cms = list(range(3, 600, 100)) + [43, 323]
+    b = ours["default"]
+    pick_ours = list(range(3, 600, 100)) + [63, 123]
+    tile, pad, head = 192, 4, 26
+    sheet = Image.new("RGB", (len(pick_cms) * (tile + pad), 2 * (tile + head) + 20), "white")
+    draw = ImageDraw.Draw(sheet)
+    draw.text((4, 2), "top: cms-dev (original generator); bottom: our default mix; log counts", fill="black")
+    for row, (frames, idx) in enumerate(((cms, pick_cms), (b.counts, pick_ours))):
+        for c, i in enumerate(idx):
+            img = Image.fromarray(colourise(log_scale(frames[i][None])[0])).resize((tile, tile))
+            x, y = c * (tile + pad), 20 + row * (tile + head)
+            sheet.paste(img, (x, y + head))
+            if row == 0:
+                text = ", ".join(t.rsplit(".", 1)[1].split(":")[0] for t in tags[i].split(";")[2:4])
+            else:
+                text = ", ".join(NAMES[j] for j in np.nonzero(b.labels[i])[0][:3])
+            draw.text((x, y + 2), text[:34], fill="black")
+            draw.text((x, y + 13), text[34:68], fill="black")
+    sheet.convert("P", palette=Image.ADAPTIVE, colors=128).save(out, optimize=True)
+    log.info("wrote %s", out)
 
 
 def main(argv=None) -> int:
@@ -73,6 +149,9 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads for training")
     p.add_argument("--mix", default="default", choices=["default", PRE_ISSUE14])
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--model", default=None, help="score this checkpoint (e.g. OUT/model/epochs/epoch-0001) "
+                   "instead of training")
+    p.add_argument("--figure", default=None, help="write the comparison sheet here and print image statistics")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if a.quick:
@@ -92,6 +171,9 @@ def main(argv=None) -> int:
     if root is None:
         log.error("cms-dev not found (give --cmsdev or set XSGPU_CMSDEV)")
         return 2
+    if a.figure:
+        figure(root, Path(a.figure), a.seed)
+        return 0
     mix = DEFAULT_MIX if a.mix == "default" else PRE_ISSUE14_MIX
     work = Path(a.out)
     work.mkdir(parents=True, exist_ok=True)
@@ -99,7 +181,10 @@ def main(argv=None) -> int:
     store = synthesize_run(work / "synth", n=a.n, size=a.size, seed=a.seed, partition_size=512,
                            images_per_run=a.images_per_run, mix=mix, workers=a.workers, progress=False)
     t_synth = time.perf_counter() - t0
-    model_dir = work / "model"
+    model_dir = Path(a.model) if a.model else work / "model"
+    if a.model and not (model_dir / "model.json").is_file():
+        log.error("--model %s holds no checkpoint (model.json)", model_dir)
+        return 2
     t0 = time.perf_counter()
     if not (model_dir / "model.json").is_file():
         info = train_model(store.path, arch=a.arch, size=a.input_size, epochs=a.epochs, out=model_dir,
@@ -125,7 +210,7 @@ def main(argv=None) -> int:
 
     params = {"n_synth": a.n, "size": a.size, "input_size": a.input_size, "arch": a.arch, "epochs": a.epochs,
               "train_budget_s": a.train_budget, "images_per_run": a.images_per_run, "seed": a.seed, "mix": a.mix,
-              "synth_s": round(t_synth, 1), "train_s": round(t_train, 1)}
+              "synth_s": round(t_synth, 1), "train_s": round(t_train, 1), "model": str(model_dir)}
     map_val, map_cms = mean_ap(y_val, p_val), mean_ap(y_cms, p_cms)
     emit("transfer_map_ours_val", map_val, "mAP", prevalence_map(y_val, train_prev), len(val), "cpu", **params)
     emit("transfer_map_cmsdev", map_cms, "mAP", prevalence_map(y_cms, train_prev), len(cs), "cpu", **params)
