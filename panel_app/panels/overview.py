@@ -39,14 +39,36 @@ _TABLE_CSS = ".tabulator { font-size: 13px; } .tabulator .tabulator-header { fon
 _TEXT = {"font-size": "14px"}
 
 
+def _splits_of(samples: pd.DataFrame) -> set[str]:
+    col = samples["split"]
+    if isinstance(col.dtype, pd.CategoricalDtype):  # the categories in use, without a per-row conversion
+        return {str(c) for c, k in zip(col.cat.categories, np.bincount(col.cat.codes[col.cat.codes >= 0],
+                                                                         minlength=len(col.cat.categories))) if k}
+    return set(pd.unique(col).astype(str))
+
+
 def default_scope(samples: pd.DataFrame) -> str:
     """``'test'`` when the run has a test split, else ``'val'``, else ``'all'``."""
     if "split" in samples.columns:
-        splits = set(pd.unique(samples["split"].astype(str)))
+        splits = _splits_of(samples)
         for name in ("test", "val"):
             if name in splits:
                 return name
     return "all"
+
+
+def _split_ids(data: Any, split: str) -> np.ndarray:
+    """Sorted ids of one split (computed once per process: a 1M-row comparison costs ~0.1-0.7 s)."""
+    def build() -> np.ndarray:
+        col = data.samples["split"]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            cats = [str(c) for c in col.cat.categories]
+            if split not in cats:
+                return np.zeros(0, np.int64)
+            return np.flatnonzero(col.cat.codes.to_numpy() == cats.index(split)).astype(np.int64)
+        return np.flatnonzero(col.to_numpy() == split).astype(np.int64)
+
+    return data.cached(("overview_split_ids", split), build)
 
 
 class ModelOverview(pn.viewable.Viewer):
@@ -69,7 +91,8 @@ class ModelOverview(pn.viewable.Viewer):
     def __init__(self, **params: Any):
         if params.get("state") is None:
             raise ValueError("The 'state' parameter of ModelOverview must be an AppState. Got None instead.")
-        params.setdefault("scope", default_scope(params["state"].data.samples))
+        data = params["state"].data
+        params.setdefault("scope", data.cached(("overview_default_scope",), lambda: default_scope(data.samples)))
         super().__init__(**params)
         self._scope = pn.widgets.RadioButtonGroup.from_param(self.param.scope, css_classes=["xsgpu-overview-scope"])
         self._attr = pn.widgets.Select.from_param(self.param.attribute, name="Curves of", width=220,
@@ -113,7 +136,7 @@ class ModelOverview(pn.viewable.Viewer):
         elif "split" not in data.samples.columns:
             return np.zeros(0, np.int64)
         else:
-            ids = np.flatnonzero(data.samples["split"].to_numpy() == scope).astype(np.int64)
+            ids = _split_ids(data, scope)
         if data.n_invalid:
             ids = ids[data.valid[ids]]
         return ids
@@ -181,9 +204,10 @@ class ModelOverview(pn.viewable.Viewer):
         """One row per split present (test, val, train), then all images, then the current selection if any:
         the columns :data:`OVERALL_COLUMNS`."""
         rows = []
-        splits = set()
-        if "split" in self.state.data.samples.columns:
-            splits = set(pd.unique(self.state.data.samples["split"].astype(str)))
+        data = self.state.data
+        splits: set[str] = set()
+        if "split" in data.samples.columns:
+            splits = data.cached(("overview_splits",), lambda: _splits_of(data.samples))
         for scope in [x for x in ("test", "val", "train") if x in splits] + ["all", "selection"]:
             o = self.overall(scope)
             if o is not None:
@@ -199,14 +223,20 @@ class ModelOverview(pn.viewable.Viewer):
         if self.scope != "selection" and len(s.selection):
             parts.append(("selection", self.ids_of("selection")))
         out: dict[str, dict[str, dict]] = {"pr": {}, "hist": {}, "reliability": {}}
-        y_all, p_all = s.y_act()[:, j], s.data.y_prob[:, j]
+        def compute(ids: np.ndarray) -> dict[str, dict]:
+            y, p = s.y_act()[ids, j], s.data.y_prob[ids, j]
+            return {"pr": pr_curve(y, p), "hist": probability_histograms(y, p), "reliability": reliability(y, p)}
+
         for label, ids in parts:
             if len(ids) == 0:
                 continue
-            y, p = y_all[ids], p_all[ids]
-            out["pr"][label] = pr_curve(y, p)
-            out["hist"][label] = probability_histograms(y, p)
-            out["reliability"][label] = reliability(y, p)
+            if label == "selection":
+                got = compute(ids)
+            else:  # a scope's curves are shared by every session of the process
+                got = process_cached(s, ("overview_curves", label, self.attribute, *self._key(label)),
+                                     lambda ids=ids: compute(ids))
+            for kind in out:
+                out[kind][label] = got[kind]
         return out
 
     # ------------------------------------------------------------------ rendering

@@ -383,7 +383,7 @@ def test_warm_up_fills_the_process_cache(state):
     assert set(out) == {"fea_index", "overview", "study", "cooccurrence", "suspicious"}
     lru = state.data.cached("panels_lru", dict)
     kinds = {k[0] for k in lru}
-    assert kinds == {"overview", "overview_overall", "study", "cooccurrence", "suspicious"}
+    assert kinds == {"overview", "overview_overall", "overview_curves", "study", "cooccurrence", "suspicious"}
     other_session = AppState(data=state.data)
     assert ModelOverview(state=other_session).metrics() is lru[next(k for k in lru if k[0] == "overview")]
     assert SuspiciousPanel(state=other_session).ranking() is lru[next(k for k in lru if k[0] == "suspicious")]
