@@ -1,9 +1,13 @@
 """The mix: probabilities and parameter ranges of the generator, in one frozen, validated object.
 
 The defaults follow DOMAIN.md "Runs and images" (diffuse p .4, sample p .7 with 1 + Poisson(.3)
-components, background p .4, defects p .1, zingers on 5 % of images) and are tuned so that the derived
-label frequencies match the original generator's (``xsgpu.attributes.DOMAIN_FREQUENCIES``) within
-+-22 % (relative) over 20k images (see docs/synth.md for the measured table).
+components, background p .4, defects p .1, zingers on 5 % of images) and, since issue 14, the original
+generator's run geometry, beamstops, frame kinds, amplitude ranges and backgrounds (75 % of runs drawn
+its way). The derived label frequencies lie within +-33 % (relative) of DOMAIN.md's estimates
+(``xsgpu.attributes.DOMAIN_FREQUENCIES``) over 20k images, except Beam Off Image, which follows the
+original's odds (1/6 of runs); docs/synth.md has the measured table. ``PRE_ISSUE14_MIX`` keeps the
+earlier run and image distributions (our geometry and beamstops, sample frames only, the narrower
+amplitudes) for before/after figures; kernels and label rules are today's in both.
 
 Examples
 --------
