@@ -4,7 +4,10 @@
 array is the one named by ``dataset`` (``--h5-dataset``), else the first of ``detector_image``,
 ``data``, ``image``, ``images``, ``frames`` present, else the only array, else the only image-like
 array (2-D/3-D integer or float, its name not containing ``mask``) beside masks and 1-D/scalar
-extras (``im`` + ``mask``). Counting frames reads only
+extras (``im`` + ``mask``). A mask member beside the image (a bool or integer array named ``*mask*``
+of the frame's (H, W), or of the stack's (N, H, W)) is applied with the detector convention that
+non-zero marks an invalid pixel (fabio, pyFAI); a mask that would hide more than half of a frame is
+applied all the same and logged, since it may follow the opposite convention. Counting frames reads only
 the ``.npy`` headers inside the archive. Pickled object arrays are refused (``allow_pickle=False``).
 
 Declared shapes are checked against :class:`~xsgpu.io.limits.FrameLimits` and against the bytes the
@@ -14,6 +17,7 @@ stream, so a compressed member that inflates to gigabytes costs one frame of mem
 """
 from __future__ import annotations
 
+import logging
 import os
 import zipfile
 from typing import IO, Iterable, Iterator
@@ -27,6 +31,8 @@ from xsgpu.io.readers._common import FileInfo, select_frames, stack_length
 __all__ = ["scan_npy", "read_npy", "scan_npz", "read_npz", "NPZ_KEYS"]
 
 NPZ_KEYS = ("detector_image", "data", "image", "images", "frames")
+
+log = logging.getLogger(__name__)
 
 
 def _npy_header_full(fh: IO[bytes]) -> tuple[tuple[int, ...], np.dtype, bool]:
@@ -182,10 +188,42 @@ def scan_npz(path: str, *, dataset: str | None = None, limits: FrameLimits = DEF
                     detail="npz")
 
 
+def _mask_member(members: dict[str, tuple[tuple[int, ...], np.dtype]], image_key: str) -> str | None:
+    """The member holding the image's pixel mask: named ``*mask*``, bool/int, shaped like a frame or the stack."""
+    image_shape = members[image_key][0]
+    hw = tuple(image_shape[-2:])
+    found = [k for k, (shape, dtype) in members.items()
+             if k != image_key and "mask" in k.lower() and dtype.kind in "biu"
+             and (tuple(shape) == hw or tuple(shape) == tuple(image_shape))]
+    return found[0] if len(found) == 1 else None
+
+
 def read_npz(path: str, *, dataset: str | None = None, frames: Iterable[int] | None = None,
              limits: FrameLimits = DEFAULT_LIMITS) -> Iterator[Frame]:
-    """Yield the selected frames of the image array of a ``.npz`` archive (streamed, one frame at a time)."""
+    """Yield the selected frames of the image array of a ``.npz`` archive (streamed, one frame at a time).
+
+    A pixel mask stored beside the image (see the module docstring) is applied; its key is in each
+    frame's metadata (``mask_key``).
+    """
     info = scan_npz(path, dataset=dataset, limits=limits)
     chosen = select_frames(frames, info.n_frames, path)
-    for i, arr in _member_frames(path, info.dataset, chosen, limits):
-        yield make_frame(arr, source_uri=path, frame=i, metadata={"format": "npz", "key": info.dataset})
+    members = _npz_members(path)
+    mask_key = _mask_member(members, info.dataset)
+    meta = {"format": "npz", "key": info.dataset}
+    images = _member_frames(path, info.dataset, chosen, limits)
+    if mask_key is None:
+        masks: Iterator[np.ndarray | None] = iter([None] * len(chosen))
+    else:
+        _check_member(path, mask_key, limits)
+        meta["mask_key"] = mask_key
+        if len(members[mask_key][0]) == 2:  # one mask for every frame
+            shared = next(_member_frames(path, mask_key, [0], limits))[1] != 0
+            masks = iter([shared] * len(chosen))
+        else:  # one mask per frame, streamed beside the frames
+            masks = (m != 0 for _i, m in _member_frames(path, mask_key, chosen, limits))
+    for (i, arr), pixel_mask in zip(images, masks):
+        if pixel_mask is not None and pixel_mask.mean() > 0.5:
+            log.warning("%s: the mask %r marks %.0f %% of frame %d invalid (non-zero = invalid); if it marks the "
+                        "valid pixels instead, invert it (np.logical_not) and save again", path, mask_key,
+                        100 * pixel_mask.mean(), i)
+        yield make_frame(arr, source_uri=path, frame=i, metadata=meta, pixel_mask=pixel_mask)
