@@ -86,3 +86,7 @@ def fake_gpu(monkeypatch):
     monkeypatch.setitem(sys.modules, "cuml.manifold", manifold)
     monkeypatch.setattr(backend_mod, "gpu_status", lambda: (True, "a fake GPU for tests"))
     monkeypatch.delenv("XSGPU_DEVICE", raising=False)
+    # the fake GPU serves cuML only: embed_run's array work (PCA input reduction) stays on NumPy
+    from xsgpu.embed import run as run_mod
+
+    monkeypatch.setattr(run_mod, "get_backend", lambda device="auto": backend_mod.Backend("cpu"))
