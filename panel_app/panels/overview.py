@@ -99,8 +99,9 @@ class ModelOverview(pn.viewable.Viewer):
                                                   options={a.name: a.slug for a in ATTRIBUTES},
                                                   css_classes=["xsgpu-overview-attribute"])
         self._summary = pn.pane.Markdown("", css_classes=["xsgpu-overview-summary"], styles=_TEXT)
-        self._splits = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False, layout="fit_data_table",
-                                            stylesheets=[_TABLE_CSS], css_classes=["xsgpu-overview-splits"])
+        self._splits = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False, layout="fit_columns",
+                                            sizing_mode="stretch_width", stylesheets=[_TABLE_CSS],
+                                            css_classes=["xsgpu-overview-splits"])
         self._table = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False, height=420,
                                            layout="fit_data_table", stylesheets=[_TABLE_CSS],
                                            css_classes=["xsgpu-overview-table"])
@@ -118,8 +119,8 @@ class ModelOverview(pn.viewable.Viewer):
             pn.pane.Markdown("**Overall, per split** (micro averages pool every (image, attribute) pair; "
                              "macro averages the 17 attributes)", styles=_TEXT),
             self._splits,
-            pn.Row(self._pr, self._hist, self._rel),
-            pn.Row(self._table, self._bars),
+            pn.FlexBox(self._pr, self._hist, self._rel),   # wraps on narrow windows instead of overflowing
+            pn.FlexBox(self._table, self._bars),
             sizing_mode="stretch_width", css_classes=["xsgpu-model-overview"])
         defer(self._layout, self._refresh)
 
@@ -277,7 +278,7 @@ class ModelOverview(pn.viewable.Viewer):
         self._summary.object = (f"**mAP {fmt(m_ap)}**, {figures} (micro), F1 macro {fmt(o.get('f1_macro'))} "
                                 f"over {n:,} images (scope: **{self.scope}**, cut-off {self.state.cutoff:g}, "
                                 f"corrected ACT)")
-        self._table.value = table.round(3)
+        self._table.value = table.drop(columns="slug").round(3)
         self._bars.object = ap_bars_element(table["attribute"].tolist(), table["ap"].to_numpy(),
                                             [a.colour for a in ATTRIBUTES][:len(table)])
         self._refresh_curves()

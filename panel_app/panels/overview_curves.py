@@ -114,7 +114,7 @@ def _hv():
     return hv
 
 
-def pr_element(curves: dict[str, dict], *, title: str, width: int = 340, height: int = 300):
+def pr_element(curves: dict[str, dict], *, title: str, width: int = 320, height: int = 300):
     """An ``hv.Overlay`` of PR curves (``{label: pr_curve(...)}``); the first is the scope, the second the selection."""
     hv = _hv()
     items = []
@@ -128,7 +128,7 @@ def pr_element(curves: dict[str, dict], *, title: str, width: int = 340, height:
                                   legend_position="bottom_left", fontsize=_FONT, show_grid=True, toolbar=None)
 
 
-def histogram_element(hists: dict[str, dict], *, title: str, width: int = 340, height: int = 300):
+def histogram_element(hists: dict[str, dict], *, title: str, width: int = 320, height: int = 300):
     """Probability histograms: for the scope, images with (filled) and without (outline) the attribute;
     for the selection (second entry of ``hists``), the same as step outlines in the selection colour."""
     hv = _hv()
@@ -149,7 +149,7 @@ def histogram_element(hists: dict[str, dict], *, title: str, width: int = 340, h
                                   fontsize=_FONT, toolbar=None)
 
 
-def reliability_element(rels: dict[str, dict], *, title: str, width: int = 340, height: int = 300):
+def reliability_element(rels: dict[str, dict], *, title: str, width: int = 320, height: int = 300):
     """Reliability diagram: observed frequency against mean predicted probability per bin, and the diagonal."""
     hv = _hv()
     items = [hv.Curve(([0, 1], [0, 1]), "mean predicted probability", "fraction with the attribute",
