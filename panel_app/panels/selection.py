@@ -95,7 +95,7 @@ class SelectionManager(pn.viewable.Viewer):
                                                       css_classes=["xsgpu-group-metrics"]),
                                  sizing_mode="stretch_width", min_width=560)
                        for _ in range(2)]
-        self._tables = pn.Row(*self._cards, sizing_mode="stretch_width")
+        self._tables = pn.Row(*self._cards, sizing_mode="stretch_width", styles={"min-width": "0"})
         self._groups_view = pn.pane.HTML("", css_classes=["xsgpu-group-list"])
         s.param.watch(lambda _e: self._refresh(), ["selection", "groups", "cutoff", "corrections_version"])
         self._left.param.watch(lambda _e: self._refresh_tables(), "value")
@@ -395,18 +395,18 @@ class SelectionManager(pn.viewable.Viewer):
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Card(
             pn.Row(pn.pane.Markdown("**Selected images:**", margin=(10, 5)), self._count),
-            pn.Row(self._name, self._save),
+            pn.FlexBox(self._name, self._save),   # FlexBox rows wrap in a narrow window instead of overflowing
             self._groups_view,
-            pn.Row(self._left, self._right),
-            pn.Row(self._format, self._download, self._remove),
-            pn.Row(self._manage, self._new_name, pn.Column(pn.Spacer(height=18), self._rename), self._colour,
-                   pn.Column(pn.Spacer(height=18), self._delete)),
-            pn.Row(self._cluster_method, self._cluster_space, self._k, self._eps, self._min_samples,
-                   pn.Column(pn.Spacer(height=18), self._cluster)),
+            pn.FlexBox(self._left, self._right),
+            pn.FlexBox(self._format, self._download, self._remove),
+            pn.FlexBox(self._manage, self._new_name, pn.Column(pn.Spacer(height=18), self._rename), self._colour,
+                       pn.Column(pn.Spacer(height=18), self._delete)),
+            pn.FlexBox(self._cluster_method, self._cluster_space, self._k, self._eps, self._min_samples,
+                       pn.Column(pn.Spacer(height=18), self._cluster)),
             self._message,
             self._tables,
             title="Selection manager", collapsible=True, sizing_mode="stretch_width",
-            css_classes=["xsgpu-selection-manager"],
+            css_classes=["xsgpu-selection-manager"], styles={"min-width": "0"},   # never wider than the page
         )
 
 
