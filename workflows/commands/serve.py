@@ -28,7 +28,8 @@ __all__ = ["command"]
 @click.option("--cookie-secret", default=None, envvar="XSGPU_COOKIE_SECRET",
               help="Secret for signed login cookies (default: random per start; env XSGPU_COOKIE_SECRET).")
 @click.option("--flower-threshold", default=None, type=click.IntRange(0), show_default="2000",
-              help="Draw flowers (or dots) once a view holds at most this many images; a raster above.")
+              help="At most this many flowers (or dots) per view (drawing-cost cap); below it they are drawn "
+                   "once they would not crowd on screen, else a raster.")
 @click.option("--cutoff", default=None, type=click.FloatRange(0, 1), help="Initial probability cut-off (0.5).")
 @click.option("--no-warm", is_flag=True, help="Skip loading and compiling datashader before the first session.")
 @click.option("--show", is_flag=True, help="Open a browser tab.")
