@@ -487,17 +487,20 @@ def run_pipeline(
             # ------------------------------------------------------------------ infer
             if model_path is not None:
                 from workflows.plugins import ensure_predictor
+                from xsgpu.io.locks import stage_lock
 
-                pending = store.pending_partitions("predictions")
-                skipped = store.n_partitions - len(pending)
-                if pending:
-                    _prepare_infer(store, model_path)
-                    ensure_predictor(client, model_path, device=device, batch_size=batch_size)
-                    store.set_stage("infer", "running", model=str(model_path), pending=len(pending))
-                stages["infer"] = map_partitions(
-                    client, infer_partition_task, out, pending, stage="infer", retries=retries,
-                    n_skipped=skipped, progress=progress, runlog=runlog, task_hook=task_hook)
-                _mark_done(store, stages["infer"], model=str(model_path))
+                # one writer of predictions at a time: a concurrent `xsgpu infer` is refused (StoreLocked)
+                with stage_lock(store.path, "infer"):
+                    pending = store.pending_partitions("predictions")
+                    skipped = store.n_partitions - len(pending)
+                    if pending:
+                        _prepare_infer(store, model_path)
+                        ensure_predictor(client, model_path, device=device, batch_size=batch_size)
+                        store.set_stage("infer", "running", model=str(model_path), pending=len(pending))
+                    stages["infer"] = map_partitions(
+                        client, infer_partition_task, out, pending, stage="infer", retries=retries,
+                        n_skipped=skipped, progress=progress, runlog=runlog, task_hook=task_hook)
+                    _mark_done(store, stages["infer"], model=str(model_path))
 
             # ------------------------------------------------------------------ embed
             if embed:

@@ -196,3 +196,23 @@ def test_embed_reruns_when_its_parameters_change(tmp_path, reference, tiny_model
     assert sampled.stages["embed"].status != "skipped"
     meta = RunStore.open(run).read_metadata("embedding")
     assert meta["fit_sample"] == 40 and meta["spaces"]["prd"]["placed"] == N - 40
+
+
+def test_pipeline_infer_takes_the_stage_lock(tmp_path, reference, tiny_model, dask_client):
+    """The pipeline's infer and a concurrent `xsgpu infer` exclude each other (RUN/locks/infer.lock)."""
+    from xsgpu.errors import StoreLocked
+
+    run = _copy_without_inference(reference.run_path, tmp_path / "run")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import time; from xsgpu.io.locks import stage_lock\n"
+         f"with stage_lock({str(run)!r}, 'infer'):\n    print('locked', flush=True); time.sleep(120)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(StoreLocked, match=rf"'infer' is already running here, held by pid {holder.pid}"):
+            run_pipeline(run, model=tiny_model, partition_size=PART, embed=False, evaluate=False,
+                         client=dask_client, progress=False)
+        assert not RunStore.open(run).finished_partitions("predictions")
+    finally:
+        holder.kill()
+        holder.wait()
