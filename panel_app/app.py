@@ -3,12 +3,17 @@
 Layout (the paper's letters)::
 
     +-------------+---------------------------------------------+
-    | (A) controls| (C) ACT view | (D) FEA view | (E) PRD view  |
-    | (B) filters +---------------------------------------------+
-    |             | (F) selection manager | (G) detail view     |
+    | (B) filters | (C) ACT view | (D) FEA view | (E) PRD view  |
+    | (A) controls+---------------------------------------------+
+    | legend      | (F) selection manager                       |
+    | (sticky,    +---------------------------------------------+
+    |  scrolls)   | (G) detail view (cards wrap)                |
     |             +---------------------------------------------+
     |             | model overview | attribute study | co-occurrence | suspicious |
     +-------------+---------------------------------------------+
+
+One panel per row below the views, so a panel that grows never overlaps its neighbour; the views are
+:data:`VIEW_PX` square so that the sidebar and three views fit a 1366-px window.
 
 Run data is loaded once per process (:func:`panel_app.data.load_run_data`); each session gets its own
 :class:`panel_app.state.AppState`. A missing or incomplete run store gives a page that says which stage
@@ -37,6 +42,13 @@ _CSS = """
 .xsgpu-title { margin: 0 0 4px 0; }
 .xsgpu-error { max-width: 900px; }
 """
+#: Width of the sidebar (title, attribute filters, controls, legend) in pixels.
+SIDEBAR_PX = 310
+#: Frame size of each embedding view: three views fit beside the sidebar in a 1366-px window.
+VIEW_PX = 310
+# the sidebar scrolls on its own and stays in place, so the filters stay in reach while the page scrolls
+_SIDEBAR_STYLES = {"position": "sticky", "top": "0", "align-self": "flex-start", "max-height": "100vh",
+                   "overflow-y": "auto"}
 
 
 def make_state(data: RunData, **settings: Any) -> AppState:
@@ -140,20 +152,27 @@ def _layout(state: AppState, *, title: str, where: str) -> pn.viewable.Viewable:
                           f"<div>{html.escape(where)} &middot; {state.data.n:,} images</div>")
     from panel_app.views.legend import FlowerLegend
 
-    sidebar = pn.Column(header, ControlPanel(state=state), AttributeFilters(state=state), FlowerLegend(state=state),
-                        width=300)
-    views = EmbeddingViews(state=state)
+    # filters first: they are what a user reaches for most, and must be visible without scrolling
+    sidebar = pn.Column(header, AttributeFilters(state=state), ControlPanel(state=state), FlowerLegend(state=state),
+                        width=SIDEBAR_PX, styles=_SIDEBAR_STYLES, css_classes=["xsgpu-sidebar"])
+    views = EmbeddingViews(state=state, width=VIEW_PX, height=VIEW_PX)
     detail = DetailView(state=state)
     suspicious = SuspiciousPanel(state=state)
     # a click in the suspicious-label list opens the image with the correction form set to that label
     suspicious.param.watch(lambda e: detail.prefill(*e.new) if e.new else None, "opened", onlychanged=False)
-    bottom = pn.Row(SelectionManager(state=state), detail, sizing_mode="stretch_width")
     tabs = pn.Tabs(("Model overview", ModelOverview(state=state)),
                    ("Attribute study", AttributeStudyPanel(state=state)),
                    ("Co-occurrence", CooccurrencePanel(state=state)),
                    ("Suspicious labels", suspicious),
-                   dynamic=True, sizing_mode="stretch_width")
-    main = pn.Column(views, bottom, tabs, sizing_mode="stretch_width")
-    layout = pn.Row(sidebar, main, sizing_mode="stretch_width", stylesheets=[_CSS])
+                   dynamic=True, sizing_mode="stretch_width", css_classes=["xsgpu-tabs"],
+                   styles={"overflow-x": "auto", "min-width": "0"})  # wide tab content scrolls in the tab
+    # one panel per row: panels whose content grows (group tables, detail cards) never overlap a neighbour,
+    # and collapsing one never squeezes another
+    main = pn.Column(views, SelectionManager(state=state), detail, tabs, sizing_mode="stretch_width",
+                     css_classes=["xsgpu-main"], styles={"min-width": "0"})
+    # Panel gives a stretching layout the sum of its children's fixed widths as min-width, so one wide plot
+    # deep in a tab would widen the whole page past the window: the page never gets wider than the window,
+    # and wide tab content scrolls inside its tab instead
+    layout = pn.Row(sidebar, main, sizing_mode="stretch_width", stylesheets=[_CSS], styles={"min-width": "0"})
     layout.xsgpu_state = state  # for tests and server hooks
     return layout

@@ -54,7 +54,8 @@ class DetailView(pn.viewable.Viewer):
         if self.state is None:
             raise ValueError("The 'state' parameter of DetailView must be an AppState. Got None instead.")
         self._enlarged: set[int] = set()
-        self._strip = pn.Row(scroll=True, sizing_mode="stretch_width", css_classes=["xsgpu-detail-strip"])
+        # the cards wrap onto new lines instead of running off the page to the right
+        self._strip = pn.FlexBox(flex_wrap="wrap", sizing_mode="stretch_width", css_classes=["xsgpu-detail-strip"])
         self._open_input = pn.widgets.TextInput(placeholder="sample ids, e.g. 12, 40", width=180,
                                                 css_classes=["xsgpu-detail-ids"])
         self._open = pn.widgets.Button(label="Show", css_classes=["xsgpu-detail-open"])
