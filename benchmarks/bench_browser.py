@@ -205,8 +205,12 @@ def run_page(url: str, *, width: int, height: int, n_images: int, steps: int) ->
         app_lod = page.evaluate(_JS_GET_LOD)
         out["app_lod_timeout"] = app_lod
         # the heavy panels fill in after the page loads (the server is busy meanwhile): wait until they have
-        page.wait_for_function(f"() => ({_JS_NO_SPINNER})()", polling=500, timeout=TIMEOUT_MS * 5)
+        try:
+            page.wait_for_function(f"() => ({_JS_NO_SPINNER})()", polling=500, timeout=TIMEOUT_MS)
+        except Exception:  # noqa: BLE001 - measure anyway, and say so
+            log.warning("a panel still shows its loading spinner after %d s", TIMEOUT_MS // 1000)
         page.wait_for_timeout(1000)
+        log.info("first paint %.0f ms; page settled", out["first_paint_ms"])
 
         # wheel zoom: the app's lod_timeout, then Bokeh's default, on the same steps
         for key, lod in (("app", app_lod), ("default", BOKEH_DEFAULT_LOD_MS)):
@@ -215,6 +219,8 @@ def run_page(url: str, *, width: int, height: int, n_images: int, steps: int) ->
             raster, flowers = wheel_steps(page, max_steps=steps, stop_at_flowers=True)
             out[f"wheel_raster_{key}"] = raster
             out[f"wheel_flowers_{key}"] = flowers
+            log.info("wheel steps (lod_timeout %s ms): raster %s, into flowers %s", lod,
+                     [round(v) for v in raster], flowers and round(flowers))
         page.evaluate(_JS_SET_LOD, app_lod)
         _reset_fea(page)
 
