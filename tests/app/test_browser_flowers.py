@@ -48,17 +48,21 @@ def test_one_tooltip_per_hover_and_a_flower_legend(served_app, page):
     pts = np.array([page.evaluate(_tbv._JS_TO_PAGE, ["xsgpu-fea", float(fx[i]), float(fy[i])]) for i in vis])
     d = np.hypot(pts[:, None, 0] - pts[None, :, 0], pts[:, None, 1] - pts[None, :, 1])
     np.fill_diagonal(d, np.inf)
-    # a flower whose neighbours' petals reach its centre (within one petal radius) but not their centres
-    overlap = (d < PETAL_RADIUS).sum(1)
-    clear = d.min(1) > 2 * CENTRE_RADIUS + 4
-    cand = np.flatnonzero((overlap >= 1) & clear)
-    if len(cand) == 0:
-        pytest.skip("no flower in view has an overlapping neighbour")  # the fixture run always has some
-    i = int(cand[np.argmax(overlap[cand])])
+    # two flowers whose old 32-px hover circles overlap (centres 10-32 px apart): the point between them lay
+    # inside both circles (two tooltips) but lies outside both centre targets now
+    iu = np.triu_indices(len(vis), 1)
+    pair = np.flatnonzero((d[iu] > 2 * CENTRE_RADIUS + 3) & (d[iu] < 2 * PETAL_RADIUS))
+    if len(pair) == 0:
+        pytest.skip("no two flowers in view are 10-32 px apart")
+    i, j = int(iu[0][pair[0]]), int(iu[1][pair[0]])
+    visible_tips = "els => els.filter(e => e.getClientRects().length && e.getBoundingClientRect().width > 0).length"
+    mid = (pts[i] + pts[j]) / 2
+    page.mouse.move(float(mid[0]), float(mid[1]))
+    page.wait_for_timeout(800)
+    between = page.locator("img[alt^='thumbnail']").evaluate_all(visible_tips)
+    assert between <= 1, f"{between} tooltips between two flowers {d[i, j]:.0f} px apart"
     page.mouse.move(float(pts[i, 0]), float(pts[i, 1]))
-    tip = page.locator(f"img[alt='thumbnail {int(vis[i])}']")
-    tip.first.wait_for(state="visible")
+    page.locator(f"img[alt='thumbnail {int(vis[i])}']").first.wait_for(state="visible")
     page.wait_for_timeout(300)
-    shown = page.locator("img[alt^='thumbnail']").evaluate_all(
-        "els => els.filter(e => e.offsetParent !== null && e.getBoundingClientRect().width > 0).length")
-    assert shown == 1, f"{shown} tooltips for one hover ({int(overlap[i])} overlapping neighbours)"
+    shown = page.locator("img[alt^='thumbnail']").evaluate_all(visible_tips)
+    assert shown == 1, f"{shown} tooltips for one hover on a flower centre"
