@@ -33,6 +33,24 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 #: The flower threshold of the served test app (small, so a few zoom steps reach flowers).
 SERVED_THRESHOLD = 150
 
+# rows of a Tabulator (by the CSS class of its Panel host) as objects {column title: cell text}
+JS_TABLE_ROWS = """
+(cls) => {
+  function q(root) {
+    for (const e of root.querySelectorAll('*')) {
+      if (e.classList.contains(cls)) return e;
+      if (e.shadowRoot) { const r = q(e.shadowRoot); if (r) return r; }
+    }
+    return null;
+  }
+  const host = q(document);
+  if (!host) return null;
+  const root = host.shadowRoot || host;
+  return [...root.querySelectorAll('.tabulator-row')].map((r) => Object.fromEntries(
+      [...r.querySelectorAll('.tabulator-cell')].map((c) => [c.getAttribute('tabulator-field'), c.textContent.trim()])));
+}
+"""
+
 
 def make_app_run(path: Path, *, n: int = 1500, partition_size: int = 500, size: int = 32, d: int = 32,
                  seed: int = 3) -> RunStore:

@@ -18,29 +18,12 @@ from xsgpu.attributes import resolve_attribute
 from xsgpu.io.corrections import read_corrections
 from xsgpu.io.runstore import RunStore
 
-from .conftest import _server_log, make_app_run, start_server, stop_server
+from .conftest import JS_TABLE_ROWS as _JS_TABLE_ROWS, _server_log, make_app_run, start_server, stop_server
 
 pytestmark = pytest.mark.browser
 
 TIMEOUT_MS = 120_000
 
-# rows of a Tabulator (by the CSS class of its Panel host) as objects {column title: cell text}
-_JS_TABLE_ROWS = """
-(cls) => {
-  function q(root) {
-    for (const e of root.querySelectorAll('*')) {
-      if (e.classList.contains(cls)) return e;
-      if (e.shadowRoot) { const r = q(e.shadowRoot); if (r) return r; }
-    }
-    return null;
-  }
-  const host = q(document);
-  if (!host) return null;
-  const root = host.shadowRoot || host;
-  return [...root.querySelectorAll('.tabulator-row')].map((r) => Object.fromEntries(
-      [...r.querySelectorAll('.tabulator-cell')].map((c) => [c.getAttribute('tabulator-field'), c.textContent.trim()])));
-}
-"""
 
 
 @pytest.fixture(scope="module")

@@ -7,26 +7,12 @@ import re
 
 import pytest
 
+from .conftest import JS_TABLE_ROWS as _JS_TABLE_ROWS
+
 pytestmark = pytest.mark.browser
 
 TIMEOUT_MS = 120_000
 
-_JS_TABLE_ROWS = """
-(cls) => {
-  function q(root) {
-    for (const e of root.querySelectorAll('*')) {
-      if (e.classList.contains(cls)) return e;
-      if (e.shadowRoot) { const r = q(e.shadowRoot); if (r) return r; }
-    }
-    return null;
-  }
-  const host = q(document);
-  if (!host) return null;
-  const root = host.shadowRoot || host;
-  return [...root.querySelectorAll('.tabulator-row')].map((r) => Object.fromEntries(
-      [...r.querySelectorAll('.tabulator-cell')].map((c) => [c.getAttribute('tabulator-field'), c.textContent.trim()])));
-}
-"""
 # the per-pixel count of the main raster of a figure at page pixel (px, py)
 _JS_COUNT_AT = """
 ([name, px, py]) => {
