@@ -67,7 +67,35 @@ def _viridis_lut() -> np.ndarray:
 VIRIDIS_LUT: np.ndarray = _viridis_lut()
 
 
-def render_image_png(img: np.ndarray, *, size: int | None = None, lut: np.ndarray | None = VIRIDIS_LUT) -> bytes:
+def intensity_range(*images: np.ndarray) -> tuple[float, float]:
+    """The colour range of log-scaled images: the 1st and 99.8th percentile of their non-zero pixels together.
+
+    Returns ``(0.0, 1.0)`` when no pixel is non-zero (a blank or fully masked image).
+    """
+    finite = [a[np.isfinite(a) & (a != 0)] for a in (np.asarray(i, dtype=np.float32) for i in images)]
+    pooled = np.concatenate(finite) if finite else np.empty(0, np.float32)
+    if not pooled.size:
+        return 0.0, 1.0
+    lo, hi = np.percentile(pooled, [1.0, 99.8])
+    return float(lo), float(hi)
+
+
+def colour_bar_html(lo: float, hi: float, *, width: int = 200, lut: np.ndarray = VIRIDIS_LUT,
+                    label: str = "log intensity") -> str:
+    """An HTML colour bar (a gradient PNG with its end values) for images rendered between ``lo`` and ``hi``."""
+    from PIL import Image
+
+    ramp = np.repeat(lut[np.linspace(0, 255, max(width, 2)).astype(np.uint8)][None, :, :], 10, axis=0)
+    buf = io.BytesIO()
+    Image.fromarray(ramp).save(buf, format="PNG")
+    return (f'<div class="xsgpu-colour-bar" style="font-size:12px;width:{width}px">'
+            f'<img src="{png_uri(buf.getvalue())}" width="{width}" height="10" style="display:block"/>'
+            f'<span style="float:left">{lo:.1f}</span><span style="float:right">{hi:.1f}</span>'
+            f'<div style="text-align:center">{label}</div></div>')
+
+
+def render_image_png(img: np.ndarray, *, size: int | None = None, lut: np.ndarray | None = VIRIDIS_LUT,
+                     vrange: tuple[float, float] | None = None) -> bytes:
     """Render a log-scaled image as PNG bytes.
 
     Parameters
@@ -78,22 +106,21 @@ def render_image_png(img: np.ndarray, *, size: int | None = None, lut: np.ndarra
         Resize (nearest for enlargement, bilinear for reduction) to ``size x size`` pixels.
     lut : ndarray of uint8, shape (256, 3), optional
         Colour map; ``None`` gives grey levels.
+    vrange : (float, float), optional
+        The intensities at the two ends of the colour map (e.g. one range shared by several images);
+        default: this image's :func:`intensity_range`.
 
     Returns
     -------
     bytes
-        A PNG file. Intensities are stretched between the 1st and 99.8th percentile of the non-zero pixels.
+        A PNG file.
     """
     from PIL import Image
 
     a = np.asarray(img, dtype=np.float32)
     if a.ndim != 2:
         raise ValueError(f"The 'img' parameter of render_image_png must be 2-D (H, W). Got shape {a.shape} instead.")
-    finite = a[np.isfinite(a) & (a != 0)]
-    if finite.size:
-        lo, hi = np.percentile(finite, [1.0, 99.8])
-    else:
-        lo, hi = 0.0, 1.0
+    lo, hi = vrange if vrange is not None else intensity_range(a)
     scaled = np.clip((np.nan_to_num(a) - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
     u8 = (scaled * 255).astype(np.uint8)
     pil = Image.fromarray(lut[u8] if lut is not None else u8)

@@ -16,7 +16,7 @@ import numpy as np
 import panel as pn
 import param
 
-from panel_app.panels._common import render_image_png
+from panel_app.panels._common import colour_bar_html, intensity_range, render_image_png
 from panel_app.panels.neighbours import BACKGROUND_ROWS, feature_index
 from panel_app.state import AppState
 from xsgpu.attributes import ATTRIBUTES, NAMES, resolve_attribute
@@ -62,6 +62,10 @@ class DetailView(pn.viewable.Viewer):
         self._open.on_click(lambda _e: self._on_open())
         self._clear = pn.widgets.Button(label="Clear", css_classes=["xsgpu-detail-clear"])
         self._clear.on_click(lambda _e: self.state.param.update(detail_ids=[]))
+        # one colour scale for every image shown (comparable at a glance), or one per image
+        self._scale = pn.widgets.RadioButtonGroup(options=["shared scale", "per image"], value="shared scale",
+                                                  css_classes=["xsgpu-detail-scale"])
+        self._scale.param.watch(lambda _e: self._refresh(), "value")
         # correction form
         self._c_sample = pn.widgets.Select(label="Image", options=[], width=120, css_classes=["xsgpu-correct-sample"])
         self._c_attr = pn.widgets.Select(label="Attribute", options=list(NAMES), width=180,
@@ -206,13 +210,26 @@ class DetailView(pn.viewable.Viewer):
                            "success")
 
     # ------------------------------------------------------------------ rendering
-    def _card(self, i: int) -> pn.viewable.Viewable:
+    def colour_range(self, i: int, shown: dict[int, np.ndarray]) -> tuple[float, float]:
+        """The colour range of image ``i``: shared by all ``shown`` images, or its own ("per image")."""
+        if self._scale.value == "shared scale" and shown:
+            return intensity_range(*shown.values())
+        return intensity_range(shown[i]) if i in shown else (0.0, 1.0)
+
+    def _card(self, i: int, shown: dict[int, np.ndarray] | None = None) -> pn.viewable.Viewable:
         data = self.state.data
         large = i in self._enlarged
         size = LARGE if large else SMALL
+        shown = shown if shown is not None else self._read_images([i])
         try:
-            png = render_image_png(data.image(i), size=size)
-            img: pn.viewable.Viewable = pn.pane.PNG(png, width=size, height=size, css_classes=["xsgpu-detail-image"])
+            if i not in shown:
+                raise self._image_errors.get(i, RuntimeError("not readable"))
+            lo, hi = self.colour_range(i, shown)
+            png = render_image_png(shown[i], size=size, vrange=(lo, hi))
+            img: pn.viewable.Viewable = pn.Column(
+                pn.pane.PNG(png, width=size, height=size, css_classes=["xsgpu-detail-image"]),
+                pn.pane.HTML(colour_bar_html(lo, hi, width=size, label="log intensity (log base 1.0414 of counts)"),
+                             width=size, margin=(0, 5)))
         except Exception as exc:  # noqa: BLE001 - show why the image is missing, keep the rest of the card
             img = pn.pane.Alert(f"image {i}: {exc}", alert_type="danger", width=size)
         toggle = pn.widgets.Toggle(label="Shrink" if large else "Enlarge", value=large, width=90,
@@ -251,10 +268,22 @@ class DetailView(pn.viewable.Viewer):
                        pn.FlexBox(*neigh),
                        hide_header=True, width=max(size, 230) + 20, css_classes=["xsgpu-detail-card"])
 
+    def _read_images(self, ids: list[int]) -> dict[int, np.ndarray]:
+        """The log-scaled images of ``ids`` that can be read; why the others cannot is kept for their cards."""
+        self._image_errors: dict[int, Exception] = {}
+        out = {}
+        for i in ids:
+            try:
+                out[i] = np.asarray(self.state.data.image(i), dtype=np.float32)
+            except Exception as exc:  # noqa: BLE001 - shown on that image's card
+                self._image_errors[i] = exc
+        return out
+
     def _refresh(self) -> None:
         ids = [int(i) for i in self.state.detail_ids]
         self._enlarged &= set(ids)
-        self._strip.objects = [self._card(i) for i in ids] or [
+        shown = self._read_images(ids)
+        self._strip.objects = [self._card(i, shown) for i in ids] or [
             pn.pane.Markdown("*Click images in a view or in the suspicious-label list to compare them here.*")]
         current = self._c_sample.value
         self._c_sample.options = ids
@@ -267,7 +296,7 @@ class DetailView(pn.viewable.Viewer):
                                                               self._c_value),
                       self._c_note, pn.Column(pn.Spacer(height=18), self._c_button))
         return pn.Card(
-            pn.Row(self._open_input, self._open, self._clear),
+            pn.Row(self._open_input, self._open, self._clear, self._scale),
             self._strip,
             pn.pane.Markdown("**Correct a label (ACT)**"),
             form,

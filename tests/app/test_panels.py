@@ -204,13 +204,13 @@ def test_detail_view_cards_and_attributes(state):
         pred = prob > state.cutoff
         assert r["outcome"] == {(True, True): "TP", (False, True): "FP", (True, False): "FN",
                                 (False, False): "TN"}[(act, pred)]
-    png = dv._strip.objects[0].objects[1]
+    png = dv._strip.objects[0].objects[1].objects[0]
     assert png.object[:8] == b"\x89PNG\r\n\x1a\n" and png.width == 160
     assert dv.toggle_enlarged(7) is True
-    assert dv._strip.objects[0].objects[1].width == 512
+    assert dv._strip.objects[0].objects[1].objects[0].width == 512
     from PIL import Image
 
-    assert Image.open(io.BytesIO(dv._strip.objects[0].objects[1].object)).size == (512, 512)
+    assert Image.open(io.BytesIO(dv._strip.objects[0].objects[1].objects[0].object)).size == (512, 512)
     assert dv.toggle_enlarged(7) is False
     dv.add(3)
     assert state.detail_ids == [3, 7]
@@ -220,6 +220,33 @@ def test_detail_view_cards_and_attributes(state):
     dv._open_input.value = "11, 9999"
     dv._on_open()
     assert state.detail_ids == [11, 12] and "must be integers in 0..119" in dv._message.object
+
+
+def test_detail_images_share_one_colour_scale_with_a_colour_bar(state):
+    """Issue 11.5: the shown images share one colour range (or each its own), and each says it in a colour bar."""
+    from panel_app.panels import DetailView
+    from panel_app.panels._common import intensity_range
+
+    dv = DetailView(state=state)
+    dv.show([7, 3])
+    a, b = (np.asarray(state.data.image(i), np.float32) for i in (7, 3))
+    shared = intensity_range(a, b)
+    assert dv.colour_range(7, {7: a, 3: b}) == dv.colour_range(3, {7: a, 3: b}) == shared
+    bars = [card.objects[1].objects[1].object for card in dv._strip.objects]
+    assert all(f"{shared[0]:.1f}</span>" in bar and f"{shared[1]:.1f}</span>" in bar for bar in bars)
+    dv._scale.value = "per image"
+    assert dv.colour_range(7, {7: a, 3: b}) == intensity_range(a)
+    own = [intensity_range(x) for x in (a, b)]
+    bars = [card.objects[1].objects[1].object for card in dv._strip.objects]
+    assert all(f"{lo:.1f}</span>" in bar and f"{hi:.1f}</span>" in bar for (lo, hi), bar in zip(own, bars))
+
+
+def test_intensity_range_of_blank_images():
+    from panel_app.panels._common import intensity_range
+
+    assert intensity_range(np.zeros((4, 4))) == (0.0, 1.0)
+    lo, hi = intensity_range(np.arange(1, 101, dtype=np.float32).reshape(10, 10), np.zeros((3, 3)))
+    assert 1.0 <= lo < 3.0 and 99.0 < hi <= 100.0
 
 
 def test_detail_neighbours_match_sklearn(state):
