@@ -216,14 +216,13 @@ class DetailView(pn.viewable.Viewer):
             return intensity_range(*shown.values())
         return intensity_range(shown[i]) if i in shown else (0.0, 1.0)
 
-    def _card(self, i: int, shown: dict[int, np.ndarray] | None = None) -> pn.viewable.Viewable:
+    def _card(self, i: int, shown: dict[int, np.ndarray], errors: dict[int, Exception]) -> pn.viewable.Viewable:
         data = self.state.data
         large = i in self._enlarged
         size = LARGE if large else SMALL
-        shown = shown if shown is not None else self._read_images([i])
         try:
             if i not in shown:
-                raise self._image_errors.get(i, RuntimeError("not readable"))
+                raise errors[i]
             lo, hi = self.colour_range(i, shown)
             png = render_image_png(shown[i], size=size, vrange=(lo, hi))
             img: pn.viewable.Viewable = pn.Column(
@@ -268,22 +267,22 @@ class DetailView(pn.viewable.Viewer):
                        pn.FlexBox(*neigh),
                        hide_header=True, width=max(size, 230) + 20, css_classes=["xsgpu-detail-card"])
 
-    def _read_images(self, ids: list[int]) -> dict[int, np.ndarray]:
-        """The log-scaled images of ``ids`` that can be read; why the others cannot is kept for their cards."""
-        self._image_errors: dict[int, Exception] = {}
-        out = {}
+    def _read_images(self, ids: list[int]) -> tuple[dict[int, np.ndarray], dict[int, Exception]]:
+        """The log-scaled images of ``ids`` that can be read, and why each of the others cannot (for its card)."""
+        images: dict[int, np.ndarray] = {}
+        errors: dict[int, Exception] = {}
         for i in ids:
             try:
-                out[i] = np.asarray(self.state.data.image(i), dtype=np.float32)
+                images[i] = np.asarray(self.state.data.image(i), dtype=np.float32)
             except Exception as exc:  # noqa: BLE001 - shown on that image's card
-                self._image_errors[i] = exc
-        return out
+                errors[i] = exc
+        return images, errors
 
     def _refresh(self) -> None:
         ids = [int(i) for i in self.state.detail_ids]
         self._enlarged &= set(ids)
-        shown = self._read_images(ids)
-        self._strip.objects = [self._card(i, shown) for i in ids] or [
+        shown, errors = self._read_images(ids)
+        self._strip.objects = [self._card(i, shown, errors) for i in ids] or [
             pn.pane.Markdown("*Click images in a view or in the suspicious-label list to compare them here.*")]
         current = self._c_sample.value
         self._c_sample.options = ids
