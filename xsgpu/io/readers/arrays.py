@@ -178,7 +178,11 @@ def _choose(path: str, members: dict[str, tuple[tuple[int, ...], np.dtype]], dat
 
 def scan_npz(path: str, *, dataset: str | None = None, limits: FrameLimits = DEFAULT_LIMITS) -> FileInfo:
     """Pick the image array and read its shape from the header inside the archive (checked against ``limits``)."""
-    members = _npz_members(path)
+    return _scan_members(path, _npz_members(path), dataset, limits)
+
+
+def _scan_members(path: str, members: dict[str, tuple[tuple[int, ...], np.dtype]], dataset: str | None,
+                  limits: FrameLimits) -> FileInfo:
     key = _choose(path, members, dataset)
     shape, dtype = members[key]
     _check_dtype(path, f"array {key!r}", dtype)
@@ -205,9 +209,9 @@ def read_npz(path: str, *, dataset: str | None = None, frames: Iterable[int] | N
     A pixel mask stored beside the image (see the module docstring) is applied; its key is in each
     frame's metadata (``mask_key``).
     """
-    info = scan_npz(path, dataset=dataset, limits=limits)
-    chosen = select_frames(frames, info.n_frames, path)
     members = _npz_members(path)
+    info = _scan_members(path, members, dataset, limits)
+    chosen = select_frames(frames, info.n_frames, path)
     mask_key = _mask_member(members, info.dataset)
     meta = {"format": "npz", "key": info.dataset}
     images = _member_frames(path, info.dataset, chosen, limits)
