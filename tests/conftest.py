@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -38,3 +40,26 @@ def pytest_collection_modifyitems(config, items):
 def rng() -> np.random.Generator:
     """A seeded generator, fresh per test."""
     return np.random.default_rng(12345)
+
+
+@pytest.fixture
+def stage_lock_holder():
+    """``start(run, stage)``: a child process that holds ``RUN/locks/<stage>.lock`` (killed at teardown).
+
+    Returns the child's ``Popen`` once it holds the lock; kill it earlier to free the lock.
+    """
+    children: list[subprocess.Popen] = []
+
+    def start(run, stage: str) -> subprocess.Popen:
+        child = subprocess.Popen(
+            [sys.executable, "-c", "import time; from xsgpu.io.locks import stage_lock\n"
+             f"with stage_lock({str(run)!r}, {stage!r}):\n    print('locked', flush=True); time.sleep(120)"],
+            stdout=subprocess.PIPE, text=True)
+        children.append(child)
+        assert child.stdout.readline().strip() == "locked"
+        return child
+
+    yield start
+    for child in children:
+        child.kill()
+        child.wait()

@@ -165,23 +165,14 @@ def test_overwrite_keeps_old_outputs_until_the_new_ones_are_complete(run_copy, t
     assert not np.array_equal(run_copy.open_array("features")[:], old_feats)
 
 
-def test_second_infer_on_a_run_is_refused_naming_the_holder(run_copy, trained_model):
-    import subprocess
-    import sys
-
+def test_second_infer_on_a_run_is_refused_naming_the_holder(run_copy, trained_model, stage_lock_holder):
     model, _ = trained_model
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from xsgpu.io.locks import stage_lock\n"
-         f"with stage_lock({str(run_copy.path)!r}, 'infer'):\n    print('locked', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        with pytest.raises(StoreLocked, match=rf"stage 'infer' is already running here, held by pid {holder.pid} "):
-            infer_run(run_copy.path, model=model, device="cpu", num_threads=1, progress=False)
-        assert not run_copy.table_path("predictions").exists()
-    finally:
-        holder.kill()
-        holder.wait()
+    holder = stage_lock_holder(run_copy.path, "infer")
+    with pytest.raises(StoreLocked, match=rf"stage 'infer' is already running here, held by pid {holder.pid} "):
+        infer_run(run_copy.path, model=model, device="cpu", num_threads=1, progress=False)
+    assert not run_copy.table_path("predictions").exists()
+    holder.kill()
+    holder.wait()
     s = infer_run(run_copy.path, model=model, device="cpu", num_threads=1, progress=False)  # lock freed on exit
     assert s["n_partitions_done"] == run_copy.n_partitions
 

@@ -198,21 +198,13 @@ def test_embed_reruns_when_its_parameters_change(tmp_path, reference, tiny_model
     assert meta["fit_sample"] == 40 and meta["spaces"]["prd"]["placed"] == N - 40
 
 
-def test_pipeline_infer_takes_the_stage_lock(tmp_path, reference, tiny_model, dask_client):
+def test_pipeline_infer_takes_the_stage_lock(tmp_path, reference, tiny_model, dask_client, stage_lock_holder):
     """The pipeline's infer and a concurrent `xsgpu infer` exclude each other (RUN/locks/infer.lock)."""
     from xsgpu.errors import StoreLocked
 
     run = _copy_without_inference(reference.run_path, tmp_path / "run")
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import time; from xsgpu.io.locks import stage_lock\n"
-         f"with stage_lock({str(run)!r}, 'infer'):\n    print('locked', flush=True); time.sleep(120)"],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        with pytest.raises(StoreLocked, match=rf"'infer' is already running here, held by pid {holder.pid}"):
-            run_pipeline(run, model=tiny_model, partition_size=PART, embed=False, evaluate=False,
-                         client=dask_client, progress=False)
-        assert not RunStore.open(run).finished_partitions("predictions")
-    finally:
-        holder.kill()
-        holder.wait()
+    holder = stage_lock_holder(run, "infer")
+    with pytest.raises(StoreLocked, match=rf"'infer' is already running here, held by pid {holder.pid}"):
+        run_pipeline(run, model=tiny_model, partition_size=PART, embed=False, evaluate=False,
+                     client=dask_client, progress=False)
+    assert not RunStore.open(run).finished_partitions("predictions")
