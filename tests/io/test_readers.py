@@ -159,7 +159,7 @@ def test_mat_v5_and_v73_stacks_agree(tmp_path):
 
 def test_mat_variable_choice(tmp_path):
     scipy.io.savemat(tmp_path / "two.mat", {"img1": np.ones((4, 4)), "img2": np.ones((4, 4))})
-    with pytest.raises(DatasetNotFoundError, match=r"no 'detector_image', and 2 numeric 2-D/3-D variables"):
+    with pytest.raises(DatasetNotFoundError, match=r"no 'detector_image' among \['img1', 'img2'\], and 2 image-like"):
         count_frames(tmp_path / "two.mat")
     assert count_frames(tmp_path / "two.mat", h5_dataset="img2") == 1
     with pytest.raises(DatasetNotFoundError, match=r"variable 'img3' .* holds \['img1', 'img2'\]"):
@@ -344,7 +344,7 @@ def test_truncated_multipage_tiff_does_not_lose_its_last_page_silently(tmp_path)
         list(read_any(d / "cut_ifd.tif"))
     assert count_frames(d / "cut_data.tif") == 3
     store = ingest_paths([d], tmp_path / "out", size=8, partition_size=8, progress=False)
-    samples = store.read_table("samples").set_index(["source_uri", "frame"])
+    samples = store.samples.read().set_index(["source_uri", "frame"])
     assert samples.loc[(str(d / "cut_data.tif"), 2), "valid"] == False  # noqa: E712 - a numpy bool
     assert samples.loc[(str(d / "cut_data.tif"), 1), "valid"] == True  # noqa: E712
     errors = store.read_errors().set_index("source_uri")

@@ -1,6 +1,7 @@
 """Pieces shared by the reader modules: :class:`FileInfo`, frame selection, JSON-friendly metadata."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -8,7 +9,9 @@ import numpy as np
 
 from xsgpu.io.frame import FrameShapeError, ReaderError
 
-__all__ = ["FileInfo", "stack_length", "select_frames", "jsonable", "header_dict"]
+__all__ = ["FileInfo", "stack_length", "select_frames", "jsonable", "header_dict", "is_mask_name", "warn_if_inverted"]
+
+log = logging.getLogger(__name__)
 
 #: longest string kept from a header value (full headers can hold kilobytes of calibration text)
 MAX_TEXT = 2048
@@ -117,3 +120,17 @@ def header_dict(items: Iterable[tuple[Any, Any]]) -> dict[str, Any]:
         if j is not None:
             out[str(k)] = j
     return out
+
+
+def is_mask_name(name: str) -> bool:
+    """Whether an array/variable/dataset name marks a pixel mask (``mask``, ``pixel_mask``, ``MaskBad`` ...)."""
+    return "mask" in name.rsplit("/", 1)[-1].lower()
+
+
+def warn_if_inverted(path: str, mask_name: str, pixel_mask: np.ndarray, frame: int) -> None:
+    """Log a mask that hides more than half of a frame: it may mark the *valid* pixels instead."""
+    share = float(np.mean(pixel_mask)) if pixel_mask.size else 0.0
+    if share > 0.5:
+        log.warning("%s: the mask %r marks %.0f %% of frame %d invalid (non-zero = invalid); if it marks the "
+                    "valid pixels instead, invert it (np.logical_not) and save again", path, mask_name,
+                    100 * share, frame)

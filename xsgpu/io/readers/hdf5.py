@@ -7,7 +7,15 @@ Which dataset holds the frames (first rule that applies):
 3. ``entry/data/data_000001``, ``data_000002`` ... in order (an Eiger *master* file whose data live in
    externally linked files; the frames of all parts are concatenated);
 4. the ``signal`` of the first ``NXdata`` group (NeXus ``NX_class`` attributes), visited in name order;
-5. the largest numeric dataset with >= 2 dimensions.
+5. the only image-like dataset: numeric (integer or float), >= 2 dimensions, its name not containing
+   ``mask`` (bool datasets and masks beside the image do not count); among several, the largest (a
+   stack beside a dark or flat-field frame); several equally large ones are refused, listing them
+   (name one with ``--h5-dataset``).
+
+A mask dataset beside the image (bool or integer, its name containing ``mask``, shaped like one frame
+or like the whole stack; exactly one such) is applied with the detector convention that non-zero marks
+an invalid pixel, as in :mod:`xsgpu.io.readers.arrays`; its path is in the frame metadata
+(``mask_key``).
 
 A 2-D dataset is one frame, a 3-D one a stack (N, H, W); anything else is a :class:`FrameShapeError`.
 Eiger conventions are applied when the file has the Eiger layout (rule 2/3, or a
@@ -31,7 +39,7 @@ import numpy as np
 
 from xsgpu.io.frame import CorruptFileError, DatasetNotFoundError, Frame, make_frame
 from xsgpu.io.limits import DEFAULT_LIMITS, FrameLimits
-from xsgpu.io.readers._common import FileInfo, header_dict, select_frames, stack_length
+from xsgpu.io.readers._common import FileInfo, header_dict, is_mask_name, select_frames, stack_length, warn_if_inverted
 
 __all__ = ["scan_hdf5", "read_hdf5", "find_image_datasets"]
 
@@ -115,7 +123,16 @@ def _locate(f: Any, path: str, dataset: str | None) -> tuple[list[str], bool]:
     if not candidates:
         raise DatasetNotFoundError(f"{path}: no numeric dataset with >= 2 dimensions in this HDF5 file; "
                                    "expected an image or a stack of images (e.g. entry/data/data).")
-    return [candidates[0]], False
+    images = [c for c in candidates if not is_mask_name(c) and f[c].dtype.kind in "iuf"]
+    if not images:  # only masks / bool arrays: the largest of them is the image after all
+        return [candidates[0]], False
+    if len(images) > 1 and f[images[0]].size == f[images[1]].size:
+        tied = [c for c in images if f[c].size == f[images[0]].size]
+        raise DatasetNotFoundError(
+            f"{path}: cannot tell which dataset holds the image: no entry/data/data and no NXdata signal, and "
+            f"{len(tied)} equally large image-like (>= 2-D numeric, not a mask) datasets "
+            f"{', '.join(f'{c} {tuple(f[c].shape)}' for c in tied[:10])}. Hint: name it with --h5-dataset PATH.")
+    return [images[0]], False
 
 
 def _pixel_mask(h5py, f: Any, hw: tuple[int, int]) -> np.ndarray | None:
@@ -124,6 +141,20 @@ def _pixel_mask(h5py, f: Any, hw: tuple[int, int]) -> np.ndarray | None:
         if p in f and isinstance(f[p], h5py.Dataset) and tuple(f[p].shape) == tuple(hw):
             return f[p][()]
     return None
+
+
+def _mask_beside(h5py, f: Any, key: str) -> str | None:
+    """The one dataset named ``*mask*`` (bool/integer) shaped like a frame of ``key`` or like all of it."""
+    shape = tuple(f[key].shape)
+    found: list[str] = []
+
+    def visit(name: str, obj: Any) -> None:
+        if (name != key and isinstance(obj, h5py.Dataset) and is_mask_name(name) and obj.dtype.kind in "biu"
+                and tuple(obj.shape) in (shape[-2:], shape)):
+            found.append(name)
+
+    f.visititems(visit)
+    return found[0] if len(found) == 1 else None
 
 
 def _check_written(ds: Any, path: str, key: str) -> None:
@@ -219,6 +250,12 @@ def read_hdf5(path: str, *, dataset: str | None = None, frames: Iterable[int] | 
         base = {"format": "hdf5", **_detector_metadata(h5py, f)}
         if eiger:
             base["detector"] = "Eiger"
+        side_key = _mask_beside(h5py, f, parts[0][0]) if not eiger and len(parts) == 1 else None
+        side = f[side_key] if side_key is not None else None
+        if side is not None:
+            base["mask_key"] = side_key
+            if side.ndim == 2:
+                pmask = side[()]
         starts = np.cumsum([0] + [k for _, k in parts])
         complete: dict[str, bool] = {}
         for i in chosen:
@@ -232,4 +269,7 @@ def read_hdf5(path: str, *, dataset: str | None = None, frames: Iterable[int] | 
                 _check_frame_chunks(ds, local, path, key, i)
             arr = ds[local] if ds.ndim == 3 else ds[()]
             meta = {**base, "dataset": key, "dataset_frame": local}
-            yield make_frame(arr, source_uri=path, frame=i, metadata=meta, pixel_mask=pmask, mask_max=eiger)
+            frame_mask = side[local] if side is not None and side.ndim == 3 else pmask
+            if side is not None:
+                warn_if_inverted(path, side_key, np.asarray(frame_mask) != 0, i)  # type: ignore[arg-type]
+            yield make_frame(arr, source_uri=path, frame=i, metadata=meta, pixel_mask=frame_mask, mask_max=eiger)

@@ -1,8 +1,14 @@
 """MATLAB ``.mat`` files: v4/v5/v7 through ``scipy.io``, v7.3 (an HDF5 file) through h5py.
 
 The variable holding the frames is the one named by ``dataset`` (``--h5-dataset``), else
-``detector_image`` (what the synthetic x-ray dataset of Wang et al. stores), else the only numeric
-variable with 2 or 3 dimensions. MATLAB arrays are (H, W) images or (H, W, N) stacks (frames on the
+``detector_image`` (what the synthetic x-ray dataset of Wang et al. stores), else the only image-like
+variable: numeric (integer or floating point), 2 or 3 dimensions with H, W > 1 (MATLAB stores scalars
+and vectors as 1 x 1 and 1 x n matrices), its name not containing ``mask``; logical arrays, masks and
+1-D/scalar extras (``q``, ``exposure``) beside it do not count. Several
+image-like variables are refused, listing them (name one with ``--h5-dataset``). A mask variable beside
+the image (logical or integer, named ``*mask*``, shaped like one frame (H, W) or like the stack
+(H, W, N)) is applied with the detector convention that non-zero marks an invalid pixel, as in
+:mod:`xsgpu.io.readers.arrays`. MATLAB arrays are (H, W) images or (H, W, N) stacks (frames on the
 last axis). v7.3 files store arrays column-major, so h5py sees them with reversed axes; the reader
 reverses them back, so both versions give the same frames.
 
@@ -18,7 +24,7 @@ import numpy as np
 
 from xsgpu.io.frame import DatasetNotFoundError, Frame, FrameLimitError, make_frame
 from xsgpu.io.limits import DEFAULT_LIMITS, FrameLimits
-from xsgpu.io.readers._common import FileInfo, select_frames, stack_length
+from xsgpu.io.readers._common import FileInfo, is_mask_name, select_frames, stack_length, warn_if_inverted
 
 __all__ = ["scan_mat", "read_mat", "is_mat73"]
 
@@ -33,6 +39,15 @@ def is_mat73(path: str) -> bool:
     return head[:8] == _HDF5_MAGIC or head[512:520] == _HDF5_MAGIC
 
 
+def _image_like(variables: dict[str, tuple[tuple[int, ...], str]]) -> list[str]:
+    """Variables that may hold the frames: integer/float, 2-D or 3-D, not named ``*mask*``.
+
+    MATLAB stores scalars and vectors as 1 x 1 and 1 x n matrices, so an image needs H, W > 1.
+    """
+    return sorted(k for k, (shape, kind) in variables.items()
+                  if kind in "iuf" and len(shape) in (2, 3) and min(shape[:2]) > 1 and not is_mask_name(k))
+
+
 def _choose(path: str, variables: dict[str, tuple[tuple[int, ...], str]], dataset: str | None) -> str:
     """Pick the variable; ``variables`` maps name -> (MATLAB-order shape, dtype kind)."""
     if dataset is not None:
@@ -42,13 +57,24 @@ def _choose(path: str, variables: dict[str, tuple[tuple[int, ...], str]], datase
         return dataset
     if PREFERRED_KEY in variables:
         return PREFERRED_KEY
-    numeric = [k for k, (shape, kind) in variables.items() if kind in "biuf" and len(shape) in (2, 3)]
-    if len(numeric) == 1:
+    images = _image_like(variables)
+    if len(images) == 1:
+        return images[0]
+    numeric = sorted(k for k, (shape, kind) in variables.items() if kind in "biuf" and len(shape) in (2, 3))
+    if not images and len(numeric) == 1:  # a lone logical image (or one named *mask*) is still the image
         return numeric[0]
     raise DatasetNotFoundError(
-        f"{path}: cannot tell which variable holds the image: no {PREFERRED_KEY!r}, and "
-        f"{'no' if not numeric else len(numeric)} numeric 2-D/3-D variables ({sorted(numeric)}). "
-        "Hint: name it with --h5-dataset VARIABLE.")
+        f"{path}: cannot tell which variable holds the image: no {PREFERRED_KEY!r} among "
+        f"{sorted(variables) or 'no variables'}, and {len(images)} image-like (2-D/3-D numeric, not a mask) "
+        f"variables {images}. Hint: name it with --h5-dataset VARIABLE.")
+
+
+def _mask_variable(variables: dict[str, tuple[tuple[int, ...], str]], image_key: str) -> str | None:
+    """The variable holding the image's pixel mask: ``*mask*``, logical/integer, shaped like a frame or the stack."""
+    shape = tuple(variables[image_key][0])
+    found = [k for k, (s, kind) in variables.items()
+             if k != image_key and is_mask_name(k) and kind in "biu" and tuple(s) in (shape[:2], shape)]
+    return found[0] if len(found) == 1 else None
 
 
 def _v73_variables(f: Any) -> dict[str, tuple[tuple[int, ...], str]]:
@@ -72,17 +98,18 @@ def _v5_variables(path: str) -> dict[str, tuple[tuple[int, ...], str]]:
     return out
 
 
-def scan_mat(path: str, *, dataset: str | None = None, limits: FrameLimits = DEFAULT_LIMITS) -> FileInfo:
-    """Find the image variable and count its frames (variable headers only; checked against ``limits``)."""
+def _variables(path: str) -> tuple[dict[str, tuple[tuple[int, ...], str]], str]:
+    """``({name: (MATLAB-order shape, dtype kind)}, "mat-v5" | "mat-v7.3")`` from the variable headers."""
     if is_mat73(path):
         from xsgpu.io.readers.hdf5 import _h5py
 
         with _h5py().File(path, "r") as f:
-            variables = _v73_variables(f)
-        detail = "mat-v7.3"
-    else:
-        variables = _v5_variables(path)
-        detail = "mat-v5"
+            return _v73_variables(f), "mat-v7.3"
+    return _v5_variables(path), "mat-v5"
+
+
+def _scan(path: str, variables: dict[str, tuple[tuple[int, ...], str]], detail: str, dataset: str | None,
+          limits: FrameLimits) -> FileInfo:
     key = _choose(path, variables, dataset)
     shape, kind = variables[key]
     if kind not in "biuf":
@@ -100,24 +127,55 @@ def scan_mat(path: str, *, dataset: str | None = None, limits: FrameLimits = DEF
                     detail=detail)
 
 
+def scan_mat(path: str, *, dataset: str | None = None, limits: FrameLimits = DEFAULT_LIMITS) -> FileInfo:
+    """Find the image variable and count its frames (variable headers only; checked against ``limits``)."""
+    variables, detail = _variables(path)
+    return _scan(path, variables, detail, dataset, limits)
+
+
+def _frame_mask(mask: Any, i: int, v73: bool) -> np.ndarray:
+    """Frame ``i`` of a mask variable: shared (H, W) or per frame (H, W, N), in (H, W) order."""
+    if v73:  # stored reversed: (W, H) or (N, W, H)
+        return np.asarray(mask[i] if mask.ndim == 3 else mask[()]).T != 0
+    return np.asarray(mask[:, :, i] if mask.ndim == 3 else mask) != 0
+
+
 def read_mat(path: str, *, dataset: str | None = None, frames: Iterable[int] | None = None,
              limits: FrameLimits = DEFAULT_LIMITS) -> Iterator[Frame]:
-    """Yield the selected frames of the image variable (its declared shape checked first)."""
-    info = scan_mat(path, dataset=dataset, limits=limits)
+    """Yield the selected frames of the image variable (its declared shape checked first).
+
+    A pixel mask variable beside the image (module docstring) is applied; its name is in each frame's
+    metadata (``mask_key``).
+    """
+    variables, detail = _variables(path)
+    info = _scan(path, variables, detail, dataset, limits)
     chosen = select_frames(frames, info.n_frames, path)
-    meta = {"format": "mat", "variable": info.dataset, "version": info.detail}
+    mask_key = _mask_variable(variables, info.dataset)
+    meta: dict[str, Any] = {"format": "mat", "variable": info.dataset, "version": info.detail}
+    if mask_key is not None:
+        meta["mask_key"] = mask_key
+
+    def frame_of(arr: np.ndarray, i: int, pixel_mask: np.ndarray | None) -> Frame:
+        if pixel_mask is not None:
+            warn_if_inverted(path, mask_key, pixel_mask, i)  # type: ignore[arg-type]
+        return make_frame(arr, source_uri=path, frame=i, metadata=meta, pixel_mask=pixel_mask)
+
     if info.detail == "mat-v7.3":
         from xsgpu.io.readers.hdf5 import _h5py
 
         with _h5py().File(path, "r") as f:
             ds = f[info.dataset]
+            mask = f[mask_key] if mask_key is not None else None
             for i in chosen:
                 # stored reversed: MATLAB (H, W, N) appears as (N, W, H); (H, W) as (W, H)
                 arr = (ds[i] if ds.ndim == 3 else ds[()]).T
-                yield make_frame(arr, source_uri=path, frame=i, metadata=meta)
+                yield frame_of(arr, i, None if mask is None else _frame_mask(mask, i, True))
         return
     import scipy.io
 
-    arr = np.asarray(scipy.io.loadmat(path, variable_names=[info.dataset])[info.dataset])
+    names = [info.dataset] + ([mask_key] if mask_key is not None else [])
+    loaded = scipy.io.loadmat(path, variable_names=names)
+    arr = np.asarray(loaded[info.dataset])
+    mask = np.asarray(loaded[mask_key]) if mask_key is not None else None
     for i in chosen:
-        yield make_frame(arr[:, :, i] if arr.ndim == 3 else arr, source_uri=path, frame=i, metadata=meta)
+        yield frame_of(arr[:, :, i] if arr.ndim == 3 else arr, i, None if mask is None else _frame_mask(mask, i, False))
