@@ -224,9 +224,9 @@ def make_store(path: Path, n: int):
     data = make_data(n, seed=1)
     part = 65536
     store = RunStore.create(path, n_samples=n, partition_size=part)
-    store.create_array("images", (n, 32, 32), np.float16)
-    store.create_array("thumbs", (n, 64, 64), np.uint8)
-    feats = store.create_array("features", (n, 8), np.float16)
+    store.images.create((n, 32, 32), np.float16)
+    store.thumbs.create((n, 64, 64), np.uint8)
+    feats = store.features.create((n, 8), np.float16)
     for p in range(store.n_partitions):
         a, b = store.partition_bounds(p)
         feats[a:b] = np.zeros((b - a, 8), np.float16)
@@ -236,10 +236,10 @@ def make_store(path: Path, n: int):
                            "quantitative": True})
         for j, c in enumerate(label_columns()):
             df[c] = data.y_true[a:b, j]
-        store.write_partition("samples", p, df)
+        store.samples.write_partition(p, df)
         pr = pd.DataFrame({"sample_id": ids, **{c: data.y_prob[a:b, j] for j, c in enumerate(prob_columns())}})
-        store.write_partition("predictions", p, pr)
-    store.write_table("embedding", data.embedding, metadata={"method": "tsne"})
+        store.predictions.write_partition(p, pr)
+    store.embedding.write(data.embedding, metadata={"method": "tsne"})
     return store
 
 

@@ -76,7 +76,7 @@ def make_bench_run(path: Path, n: int, *, dim: int = 2048, seed: int = 0, partit
     centres = base.normal(0, 3.0, (40, dim)).astype(np.float32)
     weights = base.dirichlet(np.ones(40))
     store = RunStore.create(path, n_samples=n, partition_size=partition_size, params={"bench": "embed"})
-    feats = store.create_array("features", (n, dim), np.float16)
+    feats = store.features.create((n, dim), np.float16)
     for p in range(store.n_partitions):
         a, b = store.partition_bounds(p)
         rng = np.random.default_rng([seed, p])
@@ -89,11 +89,11 @@ def make_bench_run(path: Path, n: int, *, dim: int = 2048, seed: int = 0, partit
         s = ids.copy()
         for j, c in enumerate(label_columns()):
             s[c] = y[:, j]
-        store.write_partition("samples", p, s)
+        store.samples.write_partition(p, s)
         pr = ids.copy()
         for j, c in enumerate(prob_columns()):
             pr[c] = (1 / (1 + np.exp(-logits[:, j]))).astype(np.float32)
-        store.write_partition("predictions", p, pr)
+        store.predictions.write_partition(p, pr)
     return store
 
 
@@ -108,7 +108,7 @@ def bench_embed_run(store, *, device: str, quick: bool, n_jobs: int) -> None:
     embed_run(store.path, method="tsne", device=device, progress=not quick, quality=True, n_jobs=n_jobs)
     t_tsne = time.perf_counter() - t1
     cpu_tsne = time.process_time() - c1
-    meta = store.read_metadata("embedding")
+    meta = store.embedding.metadata()
     spaces = {s: {k: m.get(k) for k in ("backend", "seconds", "n_inputs", "input_dims", "trustworthiness_k10",
                                         "fallback_reason") if m.get(k) is not None}
               for s, m in meta["spaces"].items()}
@@ -126,7 +126,7 @@ def bench_compare(store, *, n_compare: int, n_jobs: int, seed: int) -> None:
     from xsgpu.embed import make_projector, trustworthiness
     from xsgpu.embed.pca import StreamingPCA
 
-    arr = store.open_array("features")
+    arr = store.features.open()
     m = min(n_compare, arr.shape[0])
     X = np.asarray(arr[:m], dtype=np.float32)
     X = StreamingPCA(50).fit([X]).transform(X)
@@ -169,10 +169,10 @@ def bench_memory(store, *, iters: int) -> None:
     peak, result = run_child_peak_rss(_MEMORY_CHILD, [str(store.path), str(iters)], period_s=0.2)
     secs = result["seconds"]
     gib = peak / 2**30
-    meta = store.read_metadata("embedding")
+    meta = store.embedding.metadata()
     emit("embed.peak_rss", round(gib, 3), "GiB", baseline=16.0, ratio=round(16.0 / gib, 2), n=store.n_samples,
          params={"what": "peak RSS of a process running only embed_run(method='tsne'), 3 spaces", "iterations": iters,
-                 "fea_dims": int(store.open_array("features").shape[1]), "seconds": round(secs, 1),
+                 "fea_dims": int(store.features.open().shape[1]), "seconds": round(secs, 1),
                  "space_seconds": {s: m.get("seconds") for s, m in meta["spaces"].items()},
                  "baseline": "the 16 GiB host-memory budget"})
 

@@ -50,7 +50,7 @@ def make_run(root: Path, n: int, partition_size: int):
                            "frame": np.zeros(b - a, np.int32), "labelled": False})
         for c in label_columns():
             df[c] = False
-        store.write_partition("samples", p, df)
+        store.samples.write_partition(p, df)
     return store, rel
 
 
@@ -87,7 +87,7 @@ def main(argv=None) -> None:
         bare = RunStore.create(root / "bare", n_samples=n, partition_size=args.partition_size, params={})
         for p in range(bare.n_partitions):
             a, b = bare.partition_bounds(p)
-            bare.write_partition("predictions", p, df.iloc[a:b].reset_index(drop=True))
+            bare.predictions.write_partition(p, df.iloc[a:b].reset_index(drop=True))
         base_s = time.perf_counter() - t0
         baseline = n / base_s
 

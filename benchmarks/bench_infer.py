@@ -41,7 +41,7 @@ def make_run(path: Path, *, n: int, image_size: int, partition_size: int, seed: 
 
     rng = np.random.default_rng(seed)
     store = RunStore.create(path, n_samples=n, partition_size=partition_size, params={"bench": "infer"})
-    arr = store.create_array("images", (n, image_size, image_size), np.float16)
+    arr = store.images.create((n, image_size, image_size), np.float16)
     yy, xx = np.mgrid[0:image_size, 0:image_size]
     rad = np.hypot(yy - image_size / 2, xx - image_size / 2)
     base = (200 + 80 * np.cos(rad / 6)).astype(np.float32)
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         store = make_run(tmp / "run", n=n, image_size=image_size, partition_size=part)
         pred = Predictor.from_checkpoint(tmp / "model", device=dev, batch_size=bs, compile=args.compile,
                                          num_threads=args.threads)
-        pred.predict(store.open_array("images")[:bs])  # warm-up (and compile)
+        pred.predict(store.images.open()[:bs])  # warm-up (and compile)
         bare = bare_forward(pred, n=min(n, 4 * bs) if not gpu else n)
         summary = infer_run(store.path, model=pred, progress=False)
         e2e = summary["images_per_s"]

@@ -113,9 +113,9 @@ def ingest_rate(paths: list[Path], out: Path, *, size: int, workers: int, partit
     store = ingest_paths([str(p) for p in paths], out, size=size, n_workers=workers,
                          partition_size=partition_size, progress=False)
     secs = time.perf_counter() - t0
-    n_err = len(store.read_errors()) if store.table_path("errors").exists() else 0
+    n_err = len(store.read_errors()) if store.errors.path.exists() else 0
     if n_err:
-        raise RuntimeError(f"{out}: {n_err} inputs failed to ingest; see {store.table_path('errors')}")
+        raise RuntimeError(f"{out}: {n_err} inputs failed to ingest; see {store.errors.path}")
     return store.n_samples / secs, store.n_samples
 
 

@@ -234,7 +234,7 @@ def real_run_precision(run: str, *, n_flips: int | None, seed: int, device: str)
 
     store = RunStore.open(run, require=["samples", "predictions", "features"])
     ids, y, p = load_evaluation_arrays(store)
-    feats = np.asarray(store.open_array("features")[:], dtype=np.float32)[ids]
+    feats = np.asarray(store.features.open()[:], dtype=np.float32)[ids]
     rng = np.random.default_rng(seed)
     n_flips = n_flips or max(20, y.size // 100)
     flat = rng.choice(y.size, n_flips, replace=False)
@@ -250,7 +250,7 @@ def real_run_precision(run: str, *, n_flips: int | None, seed: int, device: str)
     base = precision(suspicious_labels(act, p, None, top=100, sample_ids=ids))
     fea = PCA(n_components=min(50, feats.shape[1], len(ids)), random_state=seed).fit_transform(feats)
     common = {"n_flips": n_flips, "k": 10, "map_clean": mean_average_precision(y, p),
-              "model_id": store.read_metadata("predictions").get("model_id"), "run": str(run)}
+              "model_id": store.predictions.metadata().get("model_id"), "run": str(run)}
     for space, f in (("fea_pca50", fea), ("prd", p)):
         t0 = time.perf_counter()
         val = precision(suspicious_labels(act, p, f, k=10, top=100, sample_ids=ids, device=device))

@@ -198,15 +198,15 @@ def main(argv=None) -> int:
         ingest_paths(run_directories(root), cms_dir, labels=labels, size=a.size, partition_size=600, progress=False)
     cms = RunStore.open(cms_dir)
 
-    samples = store.read_table("samples")
+    samples = store.samples.read()
     val = samples.index[samples["split"] == "val"].to_numpy()
     train_prev = samples.loc[samples["split"] == "train", label_columns()].to_numpy().mean(0)
-    images = store.open_array("images")
+    images = store.images.open()
     y_val = samples.loc[val, label_columns()].to_numpy()
     p_val = _predict(model_dir, np.asarray(images[int(val.min()):int(val.max()) + 1])[val - val.min()])
-    cs = cms.read_table("samples")
+    cs = cms.samples.read()
     y_cms = cs[label_columns()].to_numpy()
-    p_cms = _predict(model_dir, np.asarray(cms.open_array("images")[:]))
+    p_cms = _predict(model_dir, np.asarray(cms.images.open()[:]))
 
     params = {"n_synth": a.n, "size": a.size, "input_size": a.input_size, "arch": a.arch, "epochs": a.epochs,
               "train_budget_s": a.train_budget, "images_per_run": a.images_per_run, "seed": a.seed, "mix": a.mix,

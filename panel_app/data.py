@@ -31,6 +31,7 @@ import pandas as pd
 
 from xsgpu.attributes import N_ATTRIBUTES, label_columns, prob_columns
 from xsgpu.io.runstore import RunStore, RunStoreError
+from xsgpu.io.schema import EMBEDDING, PREDICTIONS, SAMPLES, Artifact
 
 __all__ = [
     "RunData", "load_run_data", "check_run", "clear_cache", "SPACES", "EMBEDDING_COLUMNS",
@@ -366,27 +367,27 @@ def _load(run_path: str | os.PathLike) -> RunData:
         raise RunStoreError(f"The run store {run_path} cannot be served yet:\n  - " + "\n  - ".join(problems))
     store = RunStore.open(run_path)
     n = store.n_samples
-    samples = store.read_table("samples")
-    _check_dense(samples, n, "samples", store)
+    samples = store.samples.read()
+    _check_dense(samples, n, SAMPLES, store)
     y_true = samples[label_columns()].to_numpy(bool)
-    pred = store.read_table("predictions", columns=["sample_id"] + prob_columns())
-    _check_dense(pred, n, "predictions", store)
+    pred = store.predictions.read(columns=["sample_id"] + prob_columns())
+    _check_dense(pred, n, PREDICTIONS, store)
     y_prob = np.ascontiguousarray(pred[prob_columns()].to_numpy(np.float32))
-    emb = store.read_table("embedding", columns=["sample_id", *EMBEDDING_COLUMNS])
-    _check_embedding(emb, n, store, "embedding")
+    emb = store.embedding.read(columns=["sample_id", *EMBEDDING_COLUMNS])
+    _check_embedding(emb, n, store, EMBEDDING)
     arrays = {name: store.open_array(name) for name in ("thumbs", "images", "features")}
     for name, arr in arrays.items():
         if arr.shape[0] != n:
             raise RunStoreError(f"{store.array_path(name)} has {arr.shape[0]} rows but the run has {n} samples. "
                                 f"Hint: {REQUIRED_ARTIFACTS[name]}.")
-    meta = store.read_metadata("embedding")
+    meta = store.embedding.metadata()
     log.info("loaded run %s: %d samples", store.path, n)
     return RunData(store=store, samples=samples, y_true=y_true, y_prob=y_prob, embedding=emb,
                    thumbs=arrays["thumbs"], images=arrays["images"], features=arrays["features"], n=n,
                    embedding_meta=meta)
 
 
-def _check_embedding(emb: pd.DataFrame, n: int, store: RunStore, name: str) -> None:
+def _check_embedding(emb: pd.DataFrame, n: int, store: RunStore, name: Artifact) -> None:
     """Dense ids and finite coordinates (cast to float32 in place), or a RunStoreError naming the table."""
     _check_dense(emb, n, name, store)
     for c in EMBEDDING_COLUMNS:
@@ -397,8 +398,8 @@ def _check_embedding(emb: pd.DataFrame, n: int, store: RunStore, name: str) -> N
                             f"(first sample_id {int(emb['sample_id'][bad].iloc[0])}). Hint: rerun `xsgpu embed`.")
 
 
-def _check_dense(df: pd.DataFrame, n: int, name: str, store: RunStore) -> None:
+def _check_dense(df: pd.DataFrame, n: int, name: Artifact, store: RunStore) -> None:
     ids = df["sample_id"].to_numpy()
     if len(ids) != n or (n and (ids[0] != 0 or ids[-1] != n - 1 or not (np.diff(ids) == 1).all())):
         raise RunStoreError(f"{store.table_path(name)}: expected sample_id 0..{n - 1} (dense, one row each); "
-                            f"got {len(ids)} rows. Hint: {REQUIRED_ARTIFACTS.get(name, 'rerun the stage')}.")
+                            f"got {len(ids)} rows. Hint: {REQUIRED_ARTIFACTS.get(name.name, 'rerun the stage')}.")

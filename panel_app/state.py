@@ -134,7 +134,7 @@ class AppState(param.Parameterized):
         store = self.data.store
         if store is None:
             return None
-        p = store.table_path("corrections")
+        p = store.corrections.path
         try:
             st = p.stat()
         except FileNotFoundError:

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from workflows.cluster import close_client, dashboard_link, make_client
 from workflows.runlog import RunLog
 from xsgpu.errors import StageError
+from xsgpu.io.schema import SAMPLES
 
 if TYPE_CHECKING:  # pragma: no cover
     from distributed import Client
@@ -438,7 +439,7 @@ def run_pipeline(
 
                 store = plan_synth_run(out, n=synth, size=size, seed=seed, partition_size=partition_size,
                                        images_per_run=images_per_run)
-                pending = store.pending_partitions("samples")
+                pending = store.samples.pending()
                 if pending:
                     store.set_stage("synth", "running", pending=len(pending))
                 stages["synth"] = map_partitions(
@@ -456,8 +457,8 @@ def run_pipeline(
                                     **limits)
                 if store.n_samples == 0:
                     raise PipelineError(f"None of the {len(ingest)} ingest input(s) gave a readable frame; see "
-                                        f"{store.table_path('errors')}. Nothing to run.")
-                pending = store.pending_partitions("samples")
+                                        f"{store.errors.path}. Nothing to run.")
+                pending = store.samples.pending()
                 stages["ingest"] = map_partitions(
                     client, ingest_partition_task, out, pending, stage="ingest", retries=retries,
                     n_skipped=store.n_partitions - len(pending), progress=progress, runlog=runlog,
@@ -465,7 +466,7 @@ def run_pipeline(
                 from xsgpu.io.ingest import finish_ingest
 
                 finish_ingest(store)
-            store = RunStore.open(out, require=["samples"])
+            store = RunStore.open(out, require=[SAMPLES])
             store.set_stage("pipeline", "running", pid=os.getpid())
 
             # ------------------------------------------------------------------ train
@@ -491,7 +492,7 @@ def run_pipeline(
 
                 # one writer of predictions at a time: a concurrent `xsgpu infer` is refused (StoreLocked)
                 with stage_lock(store.path, "infer"):
-                    pending = store.pending_partitions("predictions")
+                    pending = store.predictions.pending()
                     skipped = store.n_partitions - len(pending)
                     if pending:
                         _prepare_infer(store, model_path)
@@ -527,7 +528,7 @@ def run_pipeline(
 
             # ------------------------------------------------------------------ evaluate
             if evaluate:
-                if store.has("metrics"):
+                if store.metrics.exists():
                     stages["evaluate"] = StageReport("evaluate", status="skipped")
                     runlog.event("stage_skipped", stage="evaluate", reason="metrics exist")
                 else:
@@ -570,19 +571,18 @@ def _prepare_infer(store: Any, model_path: Path) -> None:
     from xsgpu.model.predictor import Predictor
 
     Predictor.from_checkpoint(model_path, device="cpu", batch_size=1, num_threads=1).check_run(store)
-    done = sorted(store.finished_partitions("predictions"))
+    done = sorted(store.predictions.finished())
     if not done:
         return
     cur = _checkpoint_sha(model_path)
-    d = store.table_path("predictions")
     for p in done:
-        meta = pq.read_schema(d / f"part-{p:05d}.parquet").metadata or {}
+        meta = pq.read_schema(store.predictions.partition_path(p)).metadata or {}
         prev = json.loads(meta.get(b"xsgpu", b"{}")).get("weights_sha256")
         if prev and cur and prev != cur:
             raise PipelineError(
                 f"{store.path}: predictions partition {p} was written by a model with weights_sha256 "
                 f"{prev[:12]}..., but --model {model_path} has {cur[:12]}.... Hint: resume with the same model, "
-                f"or delete {d} and {store.array_path('features')} to re-infer with this one.")
+                f"or delete {d} and {store.features.path} to re-infer with this one.")
 
 
 def _checkpoint_sha(model_path: Path) -> str | None:

@@ -33,7 +33,7 @@ def labels_key(state: AppState) -> Any:
     store = state.data.store
     if store is None:
         return None
-    d = store.table_path("corrections")
+    d = store.corrections.path
     if not d.is_dir():
         return None
     names = [f.name for f in d.iterdir() if f.suffix == ".parquet" and not f.name.startswith(".")]

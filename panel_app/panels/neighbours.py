@@ -161,12 +161,12 @@ def _take_rows(features: Any, rows: np.ndarray) -> np.ndarray:
 def _stored_index(data: Any) -> FeatureIndex | None:
     """The index over the run's ``fea_reduced.npy`` when the embed stage wrote one for these rows, else None."""
     store = getattr(data, "store", None)
-    if store is None or not store.has("fea_reduced"):
+    if store is None or not store.fea_reduced.exists():
         return None
-    reduced = store.load_npy("fea_reduced")
+    reduced = store.fea_reduced.load()
     if reduced.ndim != 2 or reduced.shape[0] != data.n:
         log.warning("%s has shape %s, not (%d, k); building the FEA index from features.zarr instead",
-                    store.npy_path("fea_reduced"), reduced.shape, data.n)
+                    store.fea_reduced.path, reduced.shape, data.n)
         return None
     evr = data.embedding_meta.get("spaces", {}).get("fea", {}).get("pca_explained_variance")
     return FeatureIndex.from_reduced(reduced, explained_variance=evr)

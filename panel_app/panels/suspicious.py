@@ -109,9 +109,9 @@ class SuspiciousPanel(pn.viewable.Viewer):
     def stored_table(self) -> pd.DataFrame | None:
         """The run's ``suspicious.parquet`` (from ``xsgpu evaluate``), read once per process, or None."""
         store = self.state.data.store
-        if store is None or not store.has("suspicious"):
+        if store is None or not store.suspicious.exists():
             return None
-        return self.state.data.cached(("suspicious_stored",), lambda: store.read_table("suspicious"))
+        return self.state.data.cached(("suspicious_stored",), lambda: store.suspicious.read())
 
     def audited_rows(self) -> np.ndarray:
         """Sample ids audited: all of them, or a seeded sorted sample of ``audit_rows`` for larger runs."""
@@ -144,7 +144,7 @@ class SuspiciousPanel(pn.viewable.Viewer):
         self._table.value = t.round({"prob": 3, "score": 3})
         n = self.state.data.n
         if self.stored_table() is not None:
-            meta = self.state.data.store.read_metadata("suspicious")
+            meta = self.state.data.store.suspicious.metadata()
             audited, k = int(meta.get("n_audited", n)), meta.get("k", "?")
             scope = (f"all {audited:,} labelled images, audited by `xsgpu evaluate` ({meta.get('neighbors', '?')} "
                      f"k = {k} FEA neighbours; corrected pairs removed)")

@@ -25,6 +25,7 @@ import pytest
 
 from xsgpu.attributes import label_columns, prob_columns
 from xsgpu.io.runstore import RunStore
+from xsgpu.io.schema import SAMPLES, fill_samples
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -69,9 +70,9 @@ def make_app_run(path: Path, *, n: int = 1500, partition_size: int = 500, size: 
         coords.append(centres[proto] + rng.normal(0, 2.0, (n, 2)))
     coords = np.concatenate(coords, axis=1).astype(np.float32)
     store = RunStore.create(path, n_samples=n, partition_size=partition_size)
-    images = store.create_array("images", (n, size, size), np.float16)
-    thumbs = store.create_array("thumbs", (n, 64, 64), np.uint8)
-    features = store.create_array("features", (n, d), np.float16)
+    images = store.images.create((n, size, size), np.float16)
+    thumbs = store.thumbs.create((n, 64, 64), np.uint8)
+    features = store.features.create((n, d), np.float16)
     yy, xx = np.mgrid[:size, :size]
     r = np.hypot(yy - size / 2, xx - size / 2)
     t64 = np.hypot(*(np.mgrid[:64, :64] - 32))
@@ -88,15 +89,15 @@ def make_app_run(path: Path, *, n: int = 1500, partition_size: int = 500, size: 
                            "labelled": True, "quantitative": True})
         for j, c in enumerate(label_columns()):
             df[c] = y[a:b, j]
-        store.write_partition("samples", p, df)
+        store.write_partition(SAMPLES, p, fill_samples(df))
         pr = pd.DataFrame({"sample_id": ids})
         for j, c in enumerate(prob_columns()):
             pr[c] = prob[a:b, j]
-        store.write_partition("predictions", p, pr)
+        store.predictions.write_partition(p, pr)
     emb = pd.DataFrame({"sample_id": np.arange(n, dtype=np.int64)})
     for j, c in enumerate(["act_x", "act_y", "fea_x", "fea_y", "prd_x", "prd_y"]):
         emb[c] = coords[:, j]
-    store.write_table("embedding", emb, metadata={"method": "tsne"})
+    store.embedding.write(emb, metadata={"method": "tsne"})
     return store
 
 

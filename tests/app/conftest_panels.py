@@ -13,6 +13,7 @@ import pandas as pd
 
 from xsgpu.attributes import label_columns, prob_columns
 from xsgpu.io.runstore import RunStore
+from xsgpu.io.schema import SAMPLES, fill_samples
 
 
 def make_panel_run(path: Path, *, n: int = 120, partition_size: int = 40, size: int = 32, d: int = 48,
@@ -27,9 +28,9 @@ def make_panel_run(path: Path, *, n: int = 120, partition_size: int = 40, size: 
     centres = np.array([[0, 0], [5, 0], [0, 5], [5, 5]], dtype=np.float32)
     coords = np.concatenate([centres[proto] + rng.normal(0, 0.7, (n, 2)) for _ in range(3)], axis=1)
     store = RunStore.create(path, n_samples=n, partition_size=partition_size)
-    images = store.create_array("images", (n, size, size), np.float16)
-    thumbs = store.create_array("thumbs", (n, 64, 64), np.uint8)
-    features = store.create_array("features", (n, d), np.float16)
+    images = store.images.create((n, size, size), np.float16)
+    thumbs = store.thumbs.create((n, 64, 64), np.uint8)
+    features = store.features.create((n, d), np.float16)
     yy, xx = np.mgrid[:size, :size]
     r = np.hypot(yy - size / 2, xx - size / 2)
     for p in range(store.n_partitions):
@@ -45,13 +46,13 @@ def make_panel_run(path: Path, *, n: int = 120, partition_size: int = 40, size: 
                            "is_synthetic": False, "labelled": True, "quantitative": True})
         for j, c in enumerate(label_columns()):
             df[c] = y[a:b, j]
-        store.write_partition("samples", p, df)
+        store.write_partition(SAMPLES, p, fill_samples(df))
         pr = pd.DataFrame({"sample_id": ids})
         for j, c in enumerate(prob_columns()):
             pr[c] = prob[a:b, j]
-        store.write_partition("predictions", p, pr)
+        store.predictions.write_partition(p, pr)
     emb = pd.DataFrame({"sample_id": np.arange(n, dtype=np.int64)})
     for j, c in enumerate(["act_x", "act_y", "fea_x", "fea_y", "prd_x", "prd_y"]):
         emb[c] = coords[:, j].astype(np.float32)
-    store.write_table("embedding", emb, metadata={"method": "tsne"})
+    store.embedding.write(emb, metadata={"method": "tsne"})
     return store

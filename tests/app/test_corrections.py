@@ -12,6 +12,7 @@ from xsgpu.io.corrections import (
     record_correction,
 )
 from xsgpu.io.runstore import RunStore
+from xsgpu.io.schema import SAMPLES, fill_samples
 
 
 def _make_store(path, *, n=10, partition_size=4, seed=0) -> tuple[RunStore, np.ndarray]:
@@ -26,7 +27,7 @@ def _make_store(path, *, n=10, partition_size=4, seed=0) -> tuple[RunStore, np.n
                            "labelled": [i != 3 for i in range(a, b)]})
         for j, col in enumerate(label_columns()):
             df[col] = y[a:b, j]
-        store.write_partition("samples", p, df)
+        store.write_partition(SAMPLES, p, fill_samples(df))
     return store, y
 
 
@@ -152,7 +153,7 @@ def test_cli_export_labels(store_y, tmp_path):
     res = runner.invoke(main, ["export-labels", str(store.path), "--compact"])
     assert res.exit_code == 0 and (store.path / "labels_corrected.csv").exists()
     assert "Merged 2 correction files" in res.output and "2 corrections applied" in res.output
-    assert len(list(store.table_path("corrections").glob("*.parquet"))) == 1
+    assert len(list(store.corrections.path.glob("*.parquet"))) == 1
     res = runner.invoke(main, ["export-labels", str(tmp_path / "nope")])
     assert res.exit_code != 0 and "No run store at" in res.output
     res = runner.invoke(main, ["export-labels", "--help"])
@@ -177,7 +178,7 @@ def test_export_roundtrip_through_ingest(tmp_path):
                                 partition_size=4, progress=False)
     y = store.labels()
     assert y.sum() == 2
-    samples = store.read_table("samples")
+    samples = store.samples.read()
     b1 = int(samples.index[(samples["source_uri"] == str(data / "b.npy")) & (samples["frame"] == 1)][0])
     record_correction(store, sample_id=b1, attribute="Ring", new=False, note="no ring")
     record_correction(store, sample_id=b1, attribute="Halo", new=True)
@@ -185,7 +186,7 @@ def test_export_roundtrip_through_ingest(tmp_path):
     again = ingest.ingest_paths([data], tmp_path / "run2", labels=tmp_path / "fixed.csv", size=16,
                                 partition_size=4, progress=False)
     np.testing.assert_array_equal(again.labels(), corrected_labels(store))
-    assert again.read_table("samples")["labelled"].all()
+    assert again.samples.read()["labelled"].all()
 
 
 def test_compact_corrections(store_y):
@@ -198,7 +199,7 @@ def test_compact_corrections(store_y):
     before = read_corrections(store)
     fixed = corrected_labels(store)
     assert compact_corrections(store) == 5
-    files = list(store.table_path("corrections").glob("*.parquet"))
+    files = list(store.corrections.path.glob("*.parquet"))
     assert len(files) == 1 and "compacted" in files[0].name
     pd.testing.assert_frame_equal(read_corrections(store), before)
     np.testing.assert_array_equal(corrected_labels(store), fixed)

@@ -31,7 +31,7 @@ def test_save_read_rename_recolour_delete(store):
     got = read_groups(store)
     assert [(g.name, g.colour, g.ids.tolist()) for g in got] == [("rings", "#e41a1c", [3, 9, 40]),
                                                                   ("halo", "#377eb8", [1])]
-    part = store.table_path("groups") / f"{a.group_id}.parquet"
+    part = store.groups.path / f"{a.group_id}.parquet"
     df = pd.read_parquet(part)
     assert list(df.columns) == GROUPS_COLUMNS and df["sample_id"].tolist() == [3, 9, 40]
     rename_group(store, a.group_id, name="weak rings")
@@ -43,7 +43,7 @@ def test_save_read_rename_recolour_delete(store):
     delete_group(store, a.group_id)  # already gone (another session): not an error
     assert [g.name for g in read_groups(store)] == ["halo"]
     # no temporary files left behind by the atomic writes
-    assert sorted(p.name for p in store.table_path("groups").iterdir()) == [f"{b.group_id}.parquet"]
+    assert sorted(p.name for p in store.groups.path.iterdir()) == [f"{b.group_id}.parquet"]
 
 
 def test_group_input_is_validated(store):
@@ -65,7 +65,7 @@ def test_group_input_is_validated(store):
 
 
 def test_foreign_file_is_reported(store):
-    d = store.table_path("groups")
+    d = store.groups.path
     d.mkdir(parents=True)
     pd.DataFrame({"a": [1]}).to_parquet(d / "other.parquet")
     with pytest.raises(RunStoreError, match="not written by xsgpu"):

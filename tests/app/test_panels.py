@@ -462,12 +462,12 @@ def test_stored_audit_and_reduced_features_are_used(run_path, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(run_path, copy)
     store = RunStore.open(copy)
-    feats = np.asarray(store.open_array("features")[:], np.float32)
+    feats = np.asarray(store.features.open()[:], np.float32)
     reduced = (feats - feats.mean(0))[:, :6].astype(np.float32)        # a stand-in for the embed stage's PCA
-    store.write_npy("fea_reduced", reduced)
+    store.fea_reduced.save(reduced)
     evaluate_run(copy, suspicious_top=50)
-    stored = store.read_table("suspicious").sort_values("rank")
-    assert len(stored) == 50 and store.read_metadata("suspicious")["n_audited"] == store.n_samples
+    stored = store.suspicious.read().sort_values("rank")
+    assert len(stored) == 50 and store.suspicious.metadata()["n_audited"] == store.n_samples
 
     state = AppState(data=load_run_data(copy, use_cache=False))
     index = feature_index(state.data, progress=False)
@@ -484,9 +484,9 @@ def test_stored_audit_and_reduced_features_are_used(run_path, tmp_path):
     assert (int(top["sample_id"]), top["slug"]) not in set(zip(r2["sample_id"], r2["slug"]))   # corrected: gone
     assert r2["sample_id"].tolist()[:19] == r["sample_id"].tolist()[1:]
     # without the reduced features, evaluate removes a stale audit
-    store.npy_path("fea_reduced").unlink()
+    store.fea_reduced.path.unlink()
     evaluate_run(copy)
-    assert not store.has("suspicious")
+    assert not store.suspicious.exists()
 
 
 def test_unreadable_frames_are_hidden_and_not_evaluated(run_path, tmp_path):
@@ -505,9 +505,9 @@ def test_unreadable_frames_are_hidden_and_not_evaluated(run_path, tmp_path):
     bad = [3, 41, 77]
     for part in range(store.n_partitions):
         a, b = store.partition_bounds(part)
-        df = store.read_table("samples").iloc[a:b].copy()
+        df = store.samples.read().iloc[a:b].copy()
         df["valid"] = ~df["sample_id"].isin(bad)
-        store.write_partition("samples", part, df)
+        store.samples.write_partition(part, df)
     state = AppState(data=load_run_data(copy, use_cache=False))
     assert np.flatnonzero(~state.filtered_mask()).tolist() == bad
     state.filter_attributes = [state.filter_attributes[0]] if state.filter_attributes else ["ring"]
@@ -533,7 +533,7 @@ def test_embedding_method_control_switches_the_views(run_path, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(run_path, copy)
     store = RunStore.open(copy)
-    tsne = store.read_table("embedding")
+    tsne = store.embedding.read()
     pca = tsne.copy()
     cols = [c for c in pca.columns if c != "sample_id"]
     pca[cols] = (pca[cols].to_numpy() * -3.0 + 100.0).astype(np.float32)   # another map: mirrored, moved, scaled

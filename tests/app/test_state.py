@@ -16,9 +16,9 @@ from xsgpu.io.runstore import RunStore, RunStoreError
 def test_load_run_data_matches_tables(app_run):
     data = load_run_data(app_run, use_cache=False)
     store = RunStore.open(app_run)
-    samples = store.read_table("samples")
-    pred = store.read_table("predictions")
-    emb = store.read_table("embedding")
+    samples = store.samples.read()
+    pred = store.predictions.read()
+    emb = store.embedding.read()
     assert data.n == len(samples) == 1500
     np.testing.assert_array_equal(data.y_true, samples[label_columns()].to_numpy(bool))
     np.testing.assert_allclose(data.y_prob, pred[prob_columns()].to_numpy(np.float32))
@@ -27,7 +27,7 @@ def test_load_run_data_matches_tables(app_run):
     np.testing.assert_allclose(y, emb["fea_y"])
     assert data.y_prob.dtype == np.float32 and data.y_true.dtype == bool
     assert data.thumbs[7].shape == (64, 64) and data.thumbs.dtype == np.uint8
-    np.testing.assert_array_equal(data.thumbnail(7), np.asarray(store.open_array("thumbs")[7]))
+    np.testing.assert_array_equal(data.thumbnail(7), np.asarray(store.thumbs.open()[7]))
     assert data.features.shape[0] == 1500 and data.method == "tsne"
     assert data.thumbnail_uri(3).startswith("data:image/png;base64,")
 
@@ -65,8 +65,8 @@ def test_non_dense_embedding_is_refused(app_run, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(app_run, copy)
     store = RunStore.open(copy)
-    emb = store.read_table("embedding").iloc[:-1]
-    store.write_table("embedding", emb, metadata={"method": "tsne"})
+    emb = store.embedding.read().iloc[:-1]
+    store.embedding.write(emb, metadata={"method": "tsne"})
     with pytest.raises(RunStoreError, match=r"embedding.parquet: expected sample_id 0..1499"):
         load_run_data(copy, use_cache=False)
 

@@ -10,6 +10,7 @@ import pytest
 
 from xsgpu.attributes import N_ATTRIBUTES, label_columns, prob_columns
 from xsgpu.io.runstore import RunStore
+from xsgpu.io.schema import SAMPLES, fill_samples
 
 
 def structured_data(n: int, *, seed: int = 0, n_proto: int = 6, dim: int = 96, flip: float = 0.03):
@@ -40,9 +41,9 @@ def write_run(path, n: int, *, seed: int = 0, partition_size: int = 200, dim: in
         df = pd.DataFrame({"sample_id": np.arange(a, b, dtype=np.int64)})
         for j, c in enumerate(label_columns()):
             df[c] = labels[a:b, j]
-        store.write_partition("samples", p, df)
+        store.write_partition(SAMPLES, p, fill_samples(df))
     if features:
-        arr = store.create_array("features", (n, dim), np.float16)
+        arr = store.features.create((n, dim), np.float16)
         arr[:] = feats.astype(np.float16)
     if predictions:
         for p in range(store.n_partitions):
@@ -50,7 +51,7 @@ def write_run(path, n: int, *, seed: int = 0, partition_size: int = 200, dim: in
             df = pd.DataFrame({"sample_id": np.arange(a, b, dtype=np.int64)})
             for j, c in enumerate(prob_columns()):
                 df[c] = probs[a:b, j]
-            store.write_partition("predictions", p, df)
+            store.predictions.write_partition(p, df)
     return store, cluster
 
 

@@ -23,14 +23,14 @@ def embedded(tmp_path_factory):
 
 def test_embed_run_writes_the_table(embedded):
     _, store, _, df = embedded
-    back = store.read_table("embedding")
+    back = store.embedding.read()
     assert list(back.columns) == EMBEDDING_COLUMNS
     pd.testing.assert_frame_equal(back, df)
     assert back.sample_id.tolist() == list(range(400))
     for c in EMBEDDING_COLUMNS[1:]:
         assert back[c].dtype == np.float32
     assert np.isfinite(back[EMBEDDING_COLUMNS[1:]].to_numpy()).all()
-    meta = store.read_metadata("embedding")
+    meta = store.embedding.metadata()
     assert meta["method"] == "tsne" and set(meta["params"]) == {"act", "fea", "prd"}
     assert meta["params"]["fea"]["perplexity"] == 30.0 and meta["params"]["fea"]["random_state"] == 0
     assert meta["spaces"]["fea"]["pca_dims"] == 20 and meta["spaces"]["fea"]["backend"] == "cpu"
@@ -39,14 +39,14 @@ def test_embed_run_writes_the_table(embedded):
 
     from xsgpu.embed.run import load_inputs
 
-    reduced = store.load_npy("fea_reduced")              # the PCA copy the t-SNE saw, for the app and evaluate
-    assert reduced.shape == (400, 20) and reduced.dtype == np.float32 and store.has("fea_reduced")
+    reduced = store.fea_reduced.load()              # the PCA copy the t-SNE saw, for the app and evaluate
+    assert reduced.shape == (400, 20) and reduced.dtype == np.float32 and store.fea_reduced.exists()
     np.testing.assert_allclose(reduced, load_inputs(store, pca_dims=20)[0]["fea"], rtol=1e-5, atol=1e-5)
 
 
 def test_trustworthiness_of_fea_and_prd(embedded):
     _, store, _, _ = embedded
-    spaces = store.read_metadata("embedding")["spaces"]
+    spaces = store.embedding.metadata()["spaces"]
     assert spaces["fea"]["trustworthiness_k10"] >= 0.90
     assert spaces["prd"]["trustworthiness_k10"] >= 0.90
 
@@ -66,7 +66,7 @@ def test_todays_images_onto_yesterdays_map(embedded):
     df = embed_run(new.path, method="tsne", device="cpu", random_state=0, progress=False, reference=store.path,
                    n_jobs=1)
     assert df.shape == (120, 7) and np.isfinite(df.iloc[:, 1:].to_numpy()).all()
-    meta = new.read_metadata("embedding")
+    meta = new.embedding.metadata()
     assert meta["reference"] == str(store.path)
     for space in ("fea", "prd", "act"):
         old = day1[[f"{space}_x", f"{space}_y"]].to_numpy()
@@ -87,7 +87,7 @@ def test_missing_predictions_is_a_clear_error(make_run):
     store, _ = make_run("nopred", n=50, predictions=False)
     with pytest.raises(RunStoreError, match=r"embed needs predictions.parquet \(PRD, from `xsgpu infer RUN --model MODEL`\)"):
         embed_run(store.path, progress=False)
-    assert not store.table_path("embedding").exists()
+    assert not store.embedding.path.exists()
 
 
 def test_missing_features_and_nan_predictions(make_run):
@@ -95,9 +95,9 @@ def test_missing_features_and_nan_predictions(make_run):
     with pytest.raises(RunStoreError, match=r"features.zarr \(FEA"):
         embed_run(store.path, progress=False)
     store, _ = make_run("nan", n=50)
-    df = store.read_table("predictions")
+    df = store.predictions.read()
     df.loc[7, "p__ring"] = np.nan
-    store.write_partition("predictions", 0, df.iloc[:50])
+    store.predictions.write_partition(0, df.iloc[:50])
     with pytest.raises(RunStoreError, match=r"sample_id \[7\] hold NaN/inf probabilities"):
         embed_run(store.path, method="pca", progress=False)
     assert store.stage_status()["embed"] == "failed"
@@ -128,7 +128,7 @@ def test_each_method_keeps_its_table(embedded):
     assert stored_methods(two) == ["tsne"]
     pca = embed_run(run, method="pca", random_state=0, progress=False, pca_dims=20)
     assert stored_methods(two) == ["tsne", "pca"]
-    pd.testing.assert_frame_equal(two.read_table("embedding"), pca)
+    pd.testing.assert_frame_equal(two.embedding.read(), pca)
     pd.testing.assert_frame_equal(two.read_table(method_table("tsne")), tsne)
     assert two.read_metadata(method_table("pca"))["method"] == "pca"
     with pytest.raises(ValueError, match=r"'method' parameter of method_table must be one of"):
@@ -170,7 +170,7 @@ def test_gpu_maps_are_references_for_cpu_placement(make_run, fake_gpu):
     """device="auto" on a (fake) GPU node: cuML makes the maps, openTSNE later places new images on them."""
     store, cluster = make_run("gpu", n=300)
     df = embed_run(store.path, method="tsne", device="auto", progress=False, pca_dims=20, n_jobs=1)
-    spaces = store.read_metadata("embedding")["spaces"]
+    spaces = store.embedding.metadata()["spaces"]
     assert {spaces[s]["backend"] for s in ("act", "fea", "prd")} == {"gpu"}
     assert spaces["fea"]["library"] == "cuml.TSNE"
     new, new_cluster = make_run("gpu_day2", n=60, seed=4)

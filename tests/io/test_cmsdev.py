@@ -42,7 +42,7 @@ def test_ingest_three_formats_600_labelled_no_errors(ingested):
     store, output = ingested
     assert f"Ingested {CMSDEV_N} samples ({CMSDEV_N} readable, {CMSDEV_N} labelled) from 410 files" in output
     assert "0 error rows" in output
-    samples = store.read_table("samples")
+    samples = store.samples.read()
     assert len(samples) == CMSDEV_N
     assert samples["valid"].all() and samples["labelled"].all() and samples["quantitative"].all()
     assert not samples["is_synthetic"].any()
@@ -57,7 +57,7 @@ def test_ingest_three_formats_600_labelled_no_errors(ingested):
 
 def test_labels_match_the_label_file_row_by_row(ingested):
     store, _ = ingested
-    samples = store.read_table("samples")
+    samples = store.samples.read()
     truth = pd.read_csv(ROOT / "labels.csv")
     truth["source_uri"] = [str(ROOT / f) for f in truth["file"]]
     merged = samples.merge(truth, on=["source_uri", "frame"], how="inner", validate="one_to_one")
@@ -68,7 +68,7 @@ def test_labels_match_the_label_file_row_by_row(ingested):
 
 def test_label_frequencies(ingested):
     store, _ = ingested
-    y = store.read_table("samples")[label_columns()].to_numpy()
+    y = store.samples.read()[label_columns()].to_numpy()
     counts = dict(zip(SLUGS, y.sum(axis=0).tolist()))
     assert counts == CMSDEV_COUNTS
     assert y.sum() == 2070  # 3.450 labels per image
@@ -89,8 +89,8 @@ def _raw(path, frame):
 
 def test_stored_frames_are_the_files_counts(ingested):
     store, _ = ingested
-    samples = store.read_table("samples")
-    images = store.open_array("images")
+    samples = store.samples.read()
+    images = store.images.open()
     for fmt in ("mat-v5", "tiff", "eiger"):
         row = samples[samples["format"] == fmt].iloc[7]
         raw = _raw(row["source_uri"], int(row["frame"]))

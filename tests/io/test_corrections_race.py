@@ -12,6 +12,7 @@ from xsgpu.attributes import label_columns
 from xsgpu.io.corrections import compact_corrections, read_corrections, record_correction
 from xsgpu.io.locks import stage_lock
 from xsgpu.io.runstore import RunStore
+from xsgpu.io.schema import SAMPLES, fill_samples
 
 
 @pytest.fixture
@@ -20,7 +21,7 @@ def store(tmp_path):
     df = pd.DataFrame({"sample_id": np.arange(8), "source_uri": [f"f{i}.tif" for i in range(8)], "frame": 0})
     for col in label_columns():
         df[col] = False
-    store.write_partition("samples", 0, df)
+    store.write_partition(SAMPLES, 0, fill_samples(df))
     return store
 
 

@@ -33,7 +33,7 @@ def _run(tmp_path, *, labelled=None) -> RunStore:
                            "split": "test", "is_synthetic": False, "labelled": lab[a:b], "valid": True})
         for j, c in enumerate(label_columns()):
             df[c] = y[a:b, j] & lab[a:b]
-        store.write_partition("samples", p, df)
+        store.samples.write_partition(p, df)
     return store
 
 
@@ -61,13 +61,13 @@ def test_csv_by_file_and_frame_with_npy_features_then_evaluate(tmp_path):
     s = import_outputs(store.path, predictions=_file_keyed(tmp_path, probs), features=tmp_path / "fea.npy")
     assert s["n_samples"] == N and s["feature_dim"] == 24 and s["model_id"].startswith("imported-")
     store = RunStore.open(store.path)
-    preds = store.read_table("predictions")
+    preds = store.predictions.read()
     assert preds["sample_id"].tolist() == list(range(N)) and list(preds.columns) == ["sample_id", *prob_columns()]
     assert np.abs(preds[prob_columns()].to_numpy() - probs).max() < 1e-7
-    stored = np.asarray(store.open_array("features")[:])
+    stored = np.asarray(store.features.open()[:])
     assert stored.dtype == np.float16 and np.abs(stored - feats).max() < 4e-3
-    assert store.finished_partitions("predictions") == {0, 1, 2}
-    assert store.read_metadata("predictions")["arch"] == "imported"
+    assert store.predictions.finished() == {0, 1, 2}
+    assert store.predictions.metadata()["arch"] == "imported"
     metrics = evaluate_run(store.path, suspicious=False)
     assert set(metrics["scope"]) >= {"model", "attribute"}
     from xsgpu.embed import embed_run
@@ -91,8 +91,8 @@ def test_parquet_logits_by_sample_id_shuffled_and_keyed_features(tmp_path):
     import_outputs(store.path, predictions=tmp_path / "p.parquet", kind="logits", features=tmp_path / "f.h5",
                    features_dataset="out/embedding")
     store = RunStore.open(store.path)
-    assert np.abs(store.read_table("predictions")[prob_columns()].to_numpy() - probs).max() < 1e-5
-    assert np.abs(np.asarray(store.open_array("features")[:]) - feats).max() < 4e-3
+    assert np.abs(store.predictions.read()[prob_columns()].to_numpy() - probs).max() < 1e-5
+    assert np.abs(np.asarray(store.features.open()[:]) - feats).max() < 4e-3
 
 
 def test_zarr_features_in_predictions_row_order(tmp_path):
@@ -129,7 +129,7 @@ def test_bad_predictions_are_named_by_row_or_key(tmp_path):
         df.to_csv(path, index=False)
         with pytest.raises(OutputsImportError, match=message):
             import_outputs(store.path, predictions=path)
-    assert not store.table_path("predictions").exists()
+    assert not store.predictions.path.exists()
 
 
 def test_bad_features_and_existing_outputs(tmp_path):
@@ -143,7 +143,7 @@ def test_bad_features_and_existing_outputs(tmp_path):
     np.save(tmp_path / "inf.npy", bad)
     with pytest.raises(OutputsImportError, match=r"rows for sample_id 17 hold NaN/inf"):
         import_outputs(store.path, predictions=preds, features=tmp_path / "inf.npy")
-    assert not store.table_path("predictions").exists() and not store.array_path("features").exists()
+    assert not store.predictions.path.exists() and not store.features.path.exists()
     import_outputs(store.path, predictions=preds)
     with pytest.raises(StoreError, match=r"already holds predictions .* --overwrite"):
         import_outputs(store.path, predictions=preds)

@@ -60,7 +60,7 @@ def test_ingest_accounts_for_every_input(data, tmp_path):
     root, examples = data
     out = tmp_path / "run"
     store = ingest_paths([root], out, labels=root / "labels.csv", size=SIZE, partition_size=4, progress=False)
-    samples = store.read_table("samples")
+    samples = store.samples.read()
     errors = store.read_errors()
     n_expected = sum(e.n_frames for e in examples) + 2  # + whole.jpg + the truncated JPEG (an invalid row)
     assert list(samples.columns) == SAMPLE_COLUMNS
@@ -83,7 +83,7 @@ def test_ingest_accounts_for_every_input(data, tmp_path):
     cut = samples[samples["source_uri"].str.endswith("cut.jpg")].iloc[0]
     err = errors[errors["source_uri"].str.endswith("cut.jpg")].iloc[0]
     assert not cut["valid"] and err["sample_id"] == cut["sample_id"] and err["frame"] == 0
-    images, thumbs = store.open_array("images"), store.open_array("thumbs")
+    images, thumbs = store.images.open(), store.thumbs.open()
     assert images.shape == (n_expected, SIZE, SIZE) and images.dtype == np.float16
     assert thumbs.shape == (n_expected, 64, 64) and thumbs.dtype == np.uint8
     assert not np.asarray(images[int(cut["sample_id"])]).any() and not np.asarray(thumbs[int(cut["sample_id"])]).any()
@@ -163,16 +163,16 @@ def test_eiger_data_files_are_read_once_through_their_master(tmp_path):
         for i in (1, 2):
             f[f"entry/data/data_{i:06d}"] = h5py.ExternalLink(f"scan3_data_{i:06d}.h5", "entry/data/data")
     store = ingest_paths([d], tmp_path / "run", size=8, partition_size=8, progress=False)
-    s = store.read_table("samples")
+    s = store.samples.read()
     assert s["source_uri"].map(os.path.basename).unique().tolist() == ["scan3_master.h5"]
     assert s["frame"].tolist() == [0, 1, 2, 3] and s["valid"].all()
-    files = store.read_table("ingest_files").set_index("path")
+    files = store.ingest_files.read().set_index("path")
     assert files.loc[str(d / "scan3_data_000001.h5"), "covered_by"] == str(d / "scan3_master.h5")
     assert files.loc[str(d / "scan3_master.h5"), "covered_by"] == ""
     assert len(store.read_errors()) == 0
     # a data file alone is still ingested as itself
     alone = ingest_paths([d / "scan3_data_000002.h5"], tmp_path / "run2", size=8, partition_size=8, progress=False)
-    assert len(alone.read_table("samples")) == 2
+    assert len(alone.samples.read()) == 2
 
 
 def test_nothing_readable(data, tmp_path):
@@ -189,14 +189,14 @@ def test_file_vanishing_after_the_plan(tmp_path):
     for i in range(3):
         np.save(d / f"f{i}.npy", np.full((2, 8, 8), i + 1.0))
     store = plan_ingest([d], tmp_path / "run", size=8, partition_size=4, progress=False)
-    assert store.n_samples == 6 and store.pending_partitions("samples") == [0, 1]
+    assert store.n_samples == 6 and store.samples.pending() == [0, 1]
     os.remove(d / "f1.npy")
     with pytest.raises(RunStoreError, match=r"partitions \[0, 1\] are not finished"):
         finish_ingest(store)
     assert ingest_partition(store.path, 0) == 2 and ingest_partition(store.path, 1) == 2
     counts = finish_ingest(store)
     assert counts == {"n_samples": 6, "n_valid": 4, "n_labelled": 0, "n_error_rows": 2}
-    s = store.read_table("samples")
+    s = store.samples.read()
     assert s["valid"].tolist() == [True, True, False, False, True, True]
     e = store.read_errors().sort_values("sample_id")
     assert e["sample_id"].tolist() == [2, 3] and (e["error_type"] == "ReaderError").all()
@@ -209,7 +209,7 @@ def test_resume_refuses_changed_options_or_inputs(tmp_path):
     np.save(d / "a.npy", np.ones((3, 8, 8)))
     store = ingest_paths([d], tmp_path / "run", size=8, partition_size=2, progress=False)
     again = ingest_paths([d], tmp_path / "run", size=8, partition_size=2, progress=False)  # complete: no-op
-    assert again.read_table("samples").equals(store.read_table("samples"))
+    assert again.samples.read().equals(store.samples.read())
     with pytest.raises(IngestError, match=r"started with other options .*'size': \(8, 16\)"):
         ingest_paths([d], tmp_path / "run", size=16, partition_size=2, progress=False)
     with pytest.raises(IngestError, match=r"'partition_size': \(2, 1\)"):
@@ -255,11 +255,11 @@ def test_killed_ingest_resumes_without_duplicates(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     killed = RunStore.open(tmp_path / "killed")
-    assert killed.finished_partitions("samples") == {0} and killed.manifest["stages"]["ingest"]["status"] == "running"
+    assert killed.samples.finished() == {0} and killed.manifest["stages"]["ingest"]["status"] == "running"
 
     resumed = ingest_paths([d], tmp_path / "killed", size=8, partition_size=2, progress=False)
     fresh = ingest_paths([d], tmp_path / "fresh", size=8, partition_size=2, progress=False)
-    a, b = resumed.read_table("samples"), fresh.read_table("samples")
+    a, b = resumed.samples.read(), fresh.samples.read()
     assert a["sample_id"].tolist() == list(range(9)) and a["sample_id"].is_unique
     pd.testing.assert_frame_equal(a, b)
     for name in ("images", "thumbs"):
@@ -275,7 +275,7 @@ def test_parallel_workers_give_the_same_run(data, tmp_path):
     root, _ = data
     one = ingest_paths([root / "runA"], tmp_path / "one", size=8, partition_size=4, progress=False)
     two = ingest_paths([root / "runA"], tmp_path / "two", size=8, partition_size=4, n_workers=2, progress=False)
-    pd.testing.assert_frame_equal(one.read_table("samples"), two.read_table("samples"))
+    pd.testing.assert_frame_equal(one.samples.read(), two.samples.read())
     for name in ("images", "thumbs"):
         np.testing.assert_array_equal(np.asarray(one.open_array(name)[:]), np.asarray(two.open_array(name)[:]))
 
@@ -284,9 +284,9 @@ def test_threaded_scan_gives_the_same_plan(data, tmp_path):
     root, _ = data
     a = plan_ingest([root], tmp_path / "a", size=8, partition_size=4, progress=False)
     b = plan_ingest([root], tmp_path / "b", size=8, partition_size=4, n_workers=3, progress=False)
-    pd.testing.assert_frame_equal(a.read_table("ingest_plan"), b.read_table("ingest_plan"))
-    pd.testing.assert_frame_equal(a.read_table("ingest_files").drop(columns="mtime_ns"),
-                                  b.read_table("ingest_files").drop(columns="mtime_ns"))
+    pd.testing.assert_frame_equal(a.ingest_plan.read(), b.ingest_plan.read())
+    pd.testing.assert_frame_equal(a.ingest_files.read().drop(columns="mtime_ns"),
+                                  b.ingest_files.read().drop(columns="mtime_ns"))
     # empty.tif, notes.txt, vector.npy, volume.npy and labels.csv (an input here); cut.jpg fails later
     assert len(a.read_errors()) == 5
 

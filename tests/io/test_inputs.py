@@ -34,7 +34,7 @@ def test_globs_do_not_follow_a_link_to_dot(tree, pattern):
 
 def test_ingest_of_a_glob_with_a_loop_gives_each_frame_once_in_one_run(tree, tmp_path):
     store = ingest_paths([str(tree / "**")], tmp_path / "out", size=8, partition_size=8, progress=False)
-    samples = store.read_table("samples")
+    samples = store.samples.read()
     assert len(samples) == 3  # a.npy (2 frames) and b.npy, once each
     assert sorted(samples["run_id"].unique()) == ["run1", "run2"]
     assert samples.groupby("source_uri")["frame"].apply(list).to_dict() == {
@@ -88,7 +88,7 @@ def test_non_utf8_file_name_is_an_error_row_and_the_batch_goes_on(tmp_path):
     with open(bad, "wb") as fh:
         np.save(fh, np.ones((8, 8)))
     store = ingest_paths([d], tmp_path / "out", size=8, progress=False)
-    assert store.read_table("samples")["source_uri"].tolist() == [str(d / "good.npy")]
+    assert store.samples.read()["source_uri"].tolist() == [str(d / "good.npy")]
     (row,) = store.read_errors().to_dict("records")
     assert row["error_type"] == "UndecodableNameError"
     assert row["source_uri"] == str(d) + "/caf\\xe9.npy" and "rename it to UTF-8" in row["message"]

@@ -8,6 +8,7 @@ import pytest
 from xsgpu.attributes import label_columns
 from xsgpu.errors import CorruptArtifact
 from xsgpu.io.runstore import RunStore, RunStoreError
+from xsgpu.io.schema import SAMPLES, fill_samples
 
 
 def _samples(start, stop):
@@ -20,18 +21,18 @@ def _samples(start, stop):
 def test_partitions_and_resume(tmp_path):
     store = RunStore.create(tmp_path / "run", n_samples=10, partition_size=4, params={"seed": 1})
     assert store.n_partitions == 3 and store.partition_bounds(2) == (8, 10)
-    store.write_partition("samples", 2, _samples(8, 10), metadata={"k": 1})
-    assert store.pending_partitions("samples") == [0, 1]
-    assert not store.has("samples")
-    store.write_partition("samples", 0, _samples(0, 4))
-    store.write_partition("samples", 1, _samples(4, 8))
-    assert store.has("samples")
-    df = store.read_table("samples")
+    store.write_partition(SAMPLES, 2, fill_samples(_samples(8, 10)), metadata={"k": 1})
+    assert store.samples.pending() == [0, 1]
+    assert not store.samples.exists()
+    store.write_partition(SAMPLES, 0, fill_samples(_samples(0, 4)))
+    store.write_partition(SAMPLES, 1, fill_samples(_samples(4, 8)))
+    assert store.samples.exists()
+    df = store.samples.read()
     assert df.sample_id.tolist() == list(range(10))
-    assert store.read_metadata("samples") == {"k": 1} or store.read_metadata("samples") == {}
+    assert store.samples.metadata() == {"k": 1} or store.samples.metadata() == {}
     assert store.labels().shape == (10, 17)
     again = RunStore.create(tmp_path / "run", n_samples=10, partition_size=4)
-    assert again.finished_partitions("samples") == {0, 1, 2}
+    assert again.samples.finished() == {0, 1, 2}
     with pytest.raises(RunStoreError, match="n_samples=10, partition_size=4; this call asks for 11, 4"):
         RunStore.create(tmp_path / "run", n_samples=11, partition_size=4)
 
@@ -39,7 +40,7 @@ def test_partitions_and_resume(tmp_path):
 def test_partition_must_hold_its_ids(tmp_path):
     store = RunStore.create(tmp_path / "run", n_samples=10, partition_size=4)
     with pytest.raises(ValueError, match="partition 1 must hold sample_id 4..7"):
-        store.write_partition("samples", 1, _samples(0, 4))
+        store.write_partition(SAMPLES, 1, fill_samples(_samples(0, 4)))
 
 
 def test_no_temp_files_left_and_atomic_on_failure(tmp_path, monkeypatch):
@@ -51,10 +52,10 @@ def test_no_temp_files_left_and_atomic_on_failure(tmp_path, monkeypatch):
 
     monkeypatch.setattr(pq, "write_table", boom)
     with pytest.raises(OSError, match="disk full"):
-        store.write_partition("samples", 0, _samples(0, 4))
+        store.write_partition(SAMPLES, 0, fill_samples(_samples(0, 4)))
     monkeypatch.undo()
-    assert store.finished_partitions("samples") == set()
-    assert [f for f in os.listdir(store.table_path("samples"))] == []
+    assert store.samples.finished() == set()
+    assert [f for f in os.listdir(store.samples.path)] == []
 
 
 def test_open_errors(tmp_path):
@@ -67,9 +68,9 @@ def test_open_errors(tmp_path):
     with pytest.raises(RunStoreError, match="the run has no predictions yet"):
         RunStore.open(store.path, require=["predictions"])
     man = json.loads(store.manifest_path.read_text())
-    man["attributes"] = ["A"]
+    man["vocabulary"] = man["vocabulary"][:2] + man["vocabulary"][:1]
     store.manifest_path.write_text(json.dumps(man))
-    with pytest.raises(RunStoreError, match="field 'attributes'"):
+    with pytest.raises(RunStoreError, match="field 'vocabulary'.*share the name 'bcc'"):
         RunStore.open(store.path)
 
 
@@ -86,13 +87,13 @@ def test_errors_table_replaces_per_key(tmp_path):
 
 def test_arrays(tmp_path):
     store = RunStore.create(tmp_path / "run", n_samples=10, partition_size=4)
-    arr = store.create_array("images", (10, 8, 8), np.float16)
+    arr = store.images.create((10, 8, 8), np.float16)
     arr[4:8] = np.ones((4, 8, 8), np.float16)
-    again = store.create_array("images", (10, 8, 8), np.float16)
+    again = store.images.create((10, 8, 8), np.float16)
     assert float(np.asarray(again[5]).sum()) == 64
-    assert tuple(store.open_array("images").chunks) == (4, 8, 8)
+    assert tuple(store.images.open().chunks) == (4, 8, 8)
     with pytest.raises(RunStoreError, match="exists with shape"):
-        store.create_array("images", (11, 8, 8), np.float16)
+        store.images.create((11, 8, 8), np.float16)
 
 
 # ---------------------------------------------------------------- missing and corrupt chunks (issue 15.2)
@@ -105,7 +106,7 @@ def _chunk_file(store, name, block):
 @pytest.fixture
 def filled(tmp_path):
     store = RunStore.create(tmp_path / "run", n_samples=10, partition_size=4)
-    arr = store.create_array("images", (10, 8, 8), np.float16)
+    arr = store.images.create((10, 8, 8), np.float16)
     arr[0:4] = 0  # an all-zero partition (e.g. every frame unreadable) is stored like any other
     arr[4:10] = np.ones((6, 8, 8), np.float16)
     return store
@@ -113,7 +114,7 @@ def filled(tmp_path):
 
 def test_all_zero_chunks_are_stored_and_read(filled):
     assert _chunk_file(filled, "images", 0).is_file()
-    arr = filled.open_array("images")
+    arr = filled.images.open()
     assert float(np.asarray(arr[0:4]).sum()) == 0 and float(np.asarray(arr[:]).sum()) == 6 * 64
     assert arr.shape == (10, 8, 8) and len(arr) == 10 and np.asarray(arr).shape == (10, 8, 8)
 
@@ -121,7 +122,7 @@ def test_all_zero_chunks_are_stored_and_read(filled):
 @pytest.mark.parametrize("key", [slice(5, 6), 6, -4, np.array([1, 7]), (slice(None), 0), Ellipsis])
 def test_deleted_chunk_is_an_error_naming_rows_and_remedy(filled, key):
     _chunk_file(filled, "images", 1).unlink()
-    arr = filled.open_array("images")
+    arr = filled.images.open()
     with pytest.raises(CorruptArtifact, match=r"images.zarr: rows 4..7 \(partition 1\) have no stored chunk .*"
                                               r"Hint: delete samples.parquet/part-00001.parquet in .* and rerun the "
                                               r"same `xsgpu ingest` \(or `xsgpu synth`\) command"):
@@ -132,32 +133,32 @@ def test_deleted_chunk_is_an_error_naming_rows_and_remedy(filled, key):
 def test_deleted_chunk_in_orthogonal_selection(filled):
     _chunk_file(filled, "images", 2).unlink()
     with pytest.raises(CorruptArtifact, match=r"rows 8..9 \(partition 2\)"):
-        filled.open_array("images").get_orthogonal_selection((np.array([0, 9]), slice(None), slice(None)))
+        filled.images.open().get_orthogonal_selection((np.array([0, 9]), slice(None), slice(None)))
 
 
 def test_truncated_chunk_is_an_error_naming_rows(filled):
     f = _chunk_file(filled, "images", 1)
     f.write_bytes(f.read_bytes()[:10])
     with pytest.raises(CorruptArtifact, match=r"images.zarr: rows 4..7 \(partition 1\) cannot be decoded \(.*\)"):
-        filled.open_array("images")[0:10]
+        filled.images.open()[0:10]
 
 
 def test_features_remedy_names_infer(tmp_path):
     store = RunStore.create(tmp_path / "run", n_samples=8, partition_size=4)
-    store.create_array("features", (8, 3), np.float16)[:] = np.ones((8, 3))
+    store.features.create((8, 3), np.float16)[:] = np.ones((8, 3))
     _chunk_file(store, "features", 0).unlink()
     with pytest.raises(CorruptArtifact, match=r"features.zarr: rows 0..3 .*predictions.parquet/part-00000.parquet"
                                               r".*`xsgpu infer RUN --model MODEL`.*--overwrite"):
-        store.open_array("features")[:]
+        store.features.open()[:]
 
 
 def test_truncated_parquet_part_names_the_file(tmp_path):
     store = RunStore.create(tmp_path / "run", n_samples=4, partition_size=4)
-    store.write_partition("samples", 0, _samples(0, 4))
-    part = store.table_path("samples") / "part-00000.parquet"
+    store.write_partition(SAMPLES, 0, fill_samples(_samples(0, 4)))
+    part = store.samples.path / "part-00000.parquet"
     part.write_bytes(part.read_bytes()[:40])
     with pytest.raises(CorruptArtifact, match=r"part-00000.parquet: not a readable Parquet file"):
-        store.read_table("samples")
+        store.samples.read()
 
 
 # ---------------------------------------------------------------- file modes (issue 15.8)
@@ -168,14 +169,14 @@ def test_files_get_the_umask_mode_not_mkstemp_0600(tmp_path, umask, mode):
     old = os.umask(umask)
     try:
         store = RunStore.create(tmp_path / "run", n_samples=4, partition_size=4)
-        store.write_partition("samples", 0, _samples(0, 4))
-        store.write_npy("fea_reduced", np.zeros((4, 2), np.float32))
+        store.write_partition(SAMPLES, 0, fill_samples(_samples(0, 4)))
+        store.fea_reduced.save(np.zeros((4, 2), np.float32))
         store.set_stage("ingest", "done")
-        store.create_array("images", (4, 2, 2), np.float16)[:] = np.ones((4, 2, 2))
+        store.images.create((4, 2, 2), np.float16)[:] = np.ones((4, 2, 2))
     finally:
         os.umask(old)
-    files = [store.manifest_path, store.table_path("samples") / "part-00000.parquet", store.npy_path("fea_reduced")]
-    files += [p for p in store.array_path("images").rglob("*") if p.is_file()]
+    files = [store.manifest_path, store.samples.path / "part-00000.parquet", store.fea_reduced.path]
+    files += [p for p in store.images.path.rglob("*") if p.is_file()]
     assert {oct(stat.S_IMODE(f.stat().st_mode)) for f in files} == {oct(mode)}
 
 
@@ -183,6 +184,6 @@ def test_checked_arrays_pickle_and_copy(filled):
     import copy
     import pickle
 
-    arr = filled.open_array("images")
+    arr = filled.images.open()
     for other in (pickle.loads(pickle.dumps(arr)), copy.copy(arr)):
         assert float(np.asarray(other[4:6]).sum()) == 2 * 64 and other.checked

@@ -14,16 +14,19 @@ from xsgpu.io.staging import Staging, recover
 
 def _part(store, table, part, value):
     start, stop = store.partition_bounds(part)
-    store.write_partition(table, part, pd.DataFrame({"sample_id": np.arange(start, stop), "v": value}))
+    df = pd.DataFrame({"sample_id": np.arange(start, stop), "v": value})
+    if table == "predictions":
+        df = df.assign(**{c: 0.5 for c in store.vocabulary.prob_columns()})
+    store.write_partition(table, part, df)
 
 
 @pytest.fixture
 def run(tmp_path):
     store = RunStore.create(tmp_path / "run", n_samples=4, partition_size=2)
-    store.create_array("images", (4, 2, 2), np.float16)[:] = np.ones((4, 2, 2))
+    store.images.create((4, 2, 2), np.float16)[:] = np.ones((4, 2, 2))
     for p in (0, 1):
         _part(store, "predictions", p, 1)
-    store.create_array("features", (4, 3), np.float16)[:] = np.ones((4, 3))
+    store.features.create((4, 3), np.float16)[:] = np.ones((4, 3))
     return store
 
 
@@ -31,28 +34,26 @@ def _stage_new(run, token="new"):
     st = Staging.begin(run, ["predictions", "features"], key="infer", token=token)
     for p in (0, 1):
         _part(st.store, "predictions", p, 2)
-    st.store.create_array("features", (4, 3), np.float16)[:] = np.full((4, 3), 2)
+    st.store.features.create((4, 3), np.float16)[:] = np.full((4, 3), 2)
     return st
 
 
 def test_staging_is_a_view_of_the_run_and_leaves_the_old_outputs(run):
     st = _stage_new(run)
-    assert os.path.islink(st.path / "images.zarr") and float(np.asarray(st.store.open_array("images")[:]).sum()) == 16
-    assert run.read_table("predictions")["v"].tolist() == [1, 1, 1, 1]
-    assert float(np.asarray(run.open_array("features")[:]).sum()) == 12
+    assert os.path.islink(st.path / "images.zarr") and float(np.asarray(st.store.images.open()[:]).sum()) == 16
+    assert run.predictions.read()["v"].tolist() == [1, 1, 1, 1]
+    assert float(np.asarray(run.features.open()[:]).sum()) == 12
     st.commit()
-    assert run.read_table("predictions")["v"].tolist() == [2, 2, 2, 2]
-    assert float(np.asarray(run.open_array("features")[:]).sum()) == 24
-    assert not (run.path / ".staging").exists() and float(np.asarray(run.open_array("images")[:]).sum()) == 16
+    assert run.predictions.read()["v"].tolist() == [2, 2, 2, 2]
+    assert float(np.asarray(run.features.open()[:]).sum()) == 24
+    assert not (run.path / ".staging").exists() and float(np.asarray(run.images.open()[:]).sum()) == 16
 
 
 def test_begin_resumes_same_token_and_discards_another(run):
     st = Staging.begin(run, ["predictions", "features"], key="infer", token="a")
     _part(st.store, "predictions", 0, 2)
-    assert Staging.begin(run, ["predictions", "features"], key="infer", token="a").store.finished_partitions(
-        "predictions") == {0}
-    assert Staging.begin(run, ["predictions", "features"], key="infer", token="b").store.finished_partitions(
-        "predictions") == set()
+    assert Staging.begin(run, ["predictions", "features"], key="infer", token="a").store.predictions.finished() == {0}
+    assert Staging.begin(run, ["predictions", "features"], key="infer", token="b").store.predictions.finished() == set()
 
 
 @pytest.mark.parametrize("crash_after", [1, 2, 3])
@@ -71,15 +72,15 @@ def test_an_interrupted_swap_never_mixes_and_is_finished_by_recover(run, monkeyp
         st.commit()
     monkeypatch.setattr(staging_mod.os, "rename", real)
     # never the old predictions beside the new features, or the reverse
-    if run.table_path("predictions").exists():
-        assert run.read_table("predictions")["v"].tolist() == [1, 1, 1, 1]
-        assert float(np.asarray(run.open_array("features")[:]).sum()) == 12
+    if run.predictions.path.exists():
+        assert run.predictions.read()["v"].tolist() == [1, 1, 1, 1]
+        assert float(np.asarray(run.features.open()[:]).sum()) == 12
     assert recover(run) == ["infer"]
-    assert run.read_table("predictions")["v"].tolist() == [2, 2, 2, 2]
-    assert float(np.asarray(run.open_array("features")[:]).sum()) == 24
+    assert run.predictions.read()["v"].tolist() == [2, 2, 2, 2]
+    assert float(np.asarray(run.features.open()[:]).sum()) == 24
     assert recover(run) == []
 
 
 def test_uncommitted_staging_is_left_to_begin(run):
     _stage_new(run)
-    assert recover(run) == [] and run.read_table("predictions")["v"].tolist() == [1, 1, 1, 1]
+    assert recover(run) == [] and run.predictions.read()["v"].tolist() == [1, 1, 1, 1]

@@ -14,6 +14,7 @@ from xsgpu.metrics import (
 )
 
 from .conftest import make_multilabel
+from xsgpu.io.schema import SAMPLES, fill_samples
 
 
 def make_run(path, rng, *, n=120, part=50, labelled_frac=0.75, predictions=True, nan_at=None):
@@ -26,14 +27,14 @@ def make_run(path, rng, *, n=120, part=50, labelled_frac=0.75, predictions=True,
                           "split": np.array(["train", "val", "test"])[np.arange(a, b) % 3]})
         for j, c in enumerate(label_columns()):
             s[c] = y[a:b, j]
-        store.write_partition("samples", k, s)
+        store.write_partition(SAMPLES, k, fill_samples(s))
         if predictions:
             q = pd.DataFrame({"sample_id": np.arange(a, b)})
             for j, c in enumerate(prob_columns()):
                 q[c] = p[a:b, j]
             if nan_at is not None and a <= nan_at < b:
                 q.loc[nan_at - a, prob_columns()[0]] = np.nan
-            store.write_partition("predictions", k, q, metadata={"model_id": "test-model"})
+            store.predictions.write_partition(k, q, metadata={"model_id": "test-model"})
     return store, y, p, labelled
 
 
@@ -41,7 +42,7 @@ def test_evaluate_run_writes_long_table(tmp_path, rng):
     store, y, p, labelled = make_run(tmp_path / "run", rng)
     df = evaluate_run(store.path)
     assert list(df.columns) == METRICS_COLUMNS
-    on_disk = store.read_table("metrics")
+    on_disk = store.metrics.read()
     pd.testing.assert_frame_equal(on_disk, df)
     per, model = metrics_table(on_disk)
     ref = attribute_metrics(y[labelled], p[labelled])
@@ -49,7 +50,7 @@ def test_evaluate_run_writes_long_table(tmp_path, rng):
     aps = [average_precision_score(y[labelled, j], p[labelled, j]) for j in range(17) if y[labelled, j].any()]
     assert model["map"] == pytest.approx(np.mean(aps), abs=1e-9)
     assert model["n"] == labelled.sum()
-    meta = store.read_metadata("metrics")
+    meta = store.metrics.metadata()
     assert meta["model_id"] == "test-model" and meta["cutoff"] == 0.5 and meta["n_evaluated"] == labelled.sum()
     assert store.stage_status()["evaluate"] == "done"
     assert set(df.loc[df.scope == "attribute", "attribute"]) == set(SLUGS)
@@ -67,7 +68,7 @@ def test_cli_prints_table_and_map(tmp_path, rng):
     assert res.exit_code == 0, res.output
     assert "mAP" in res.output and "strong_scattering" in res.output and "support" in res.output
     assert " test: mAP" in res.output
-    assert store.read_metadata("metrics")["cutoff"] == 0.4
+    assert store.metrics.metadata()["cutoff"] == 0.4
     res = CliRunner().invoke(main, ["evaluate", str(store.path), "--cutoff", "0.4,0.5"])
     assert res.exit_code != 0 and "17 comma-separated floats" in res.output
     assert "Examples" in CliRunner().invoke(main, ["evaluate", "--help"]).output
@@ -83,7 +84,7 @@ def test_missing_predictions(tmp_path, rng):
 
 def test_incomplete_predictions(tmp_path, rng):
     store, *_ = make_run(tmp_path / "run", rng)
-    (store.table_path("predictions") / "part-00001.parquet").unlink()
+    (store.predictions.path / "part-00001.parquet").unlink()
     with pytest.raises(RunStoreError, match=r"predictions are incomplete \(2 of 3 partitions"):
         evaluate_run(store.path)
 
@@ -102,10 +103,10 @@ def test_no_labelled_samples(tmp_path, rng, caplog):
     with pytest.raises(NoLabelledSamples, match=r"no sample is labelled"):
         load_evaluation_frame(store)
     df = evaluate_run(store.path)
-    per, model = metrics_table(store.read_table("metrics"))
+    per, model = metrics_table(store.metrics.read())
     assert model["n"] == 0 and np.isnan(model["map"]) and (per["support"] == 0).all() and per["ap"].isna().all()
-    meta = store.read_metadata("metrics")
-    assert meta["n_evaluated"] == 0 and meta["n_samples"] == 120 and len(df) == len(store.read_table("metrics"))
+    meta = store.metrics.metadata()
+    assert meta["n_evaluated"] == 0 and meta["n_samples"] == 120 and len(df) == len(store.metrics.read())
     assert store.reload().manifest["stages"]["evaluate"]["status"] == "done"
     assert "no sample is labelled" in caplog.text
     res = CliRunner().invoke(main, ["evaluate", str(store.path)])
@@ -124,19 +125,19 @@ def test_suspicious_audit_of_an_embedded_run(tmp_path, rng):
 
     store, y, p, labelled = make_run(tmp_path / "run", rng)
     feats = (y.astype(np.float32) @ rng.normal(size=(17, 8))).astype(np.float32)
-    store.write_npy("fea_reduced", feats)
+    store.fea_reduced.save(feats)
     res = CliRunner().invoke(main, ["evaluate", str(store.path), "--suspicious-top", "40"])
     assert res.exit_code == 0, res.output
     assert "suspicious.parquet" in res.output
-    got = store.read_table("suspicious").sort_values("rank").reset_index(drop=True)
+    got = store.suspicious.read().sort_values("rank").reset_index(drop=True)
     ids = np.flatnonzero(labelled)
     ref = suspicious_labels(y[ids], p[ids], feats[ids], k=10, top=40, sample_ids=ids, device="cpu")
     pd.testing.assert_frame_equal(got, ref, check_dtype=False)
-    meta = store.read_metadata("suspicious")
+    meta = store.suspicious.metadata()
     assert meta["n_audited"] == labelled.sum() and meta["neighbors"] == "exact" and meta["k"] == 10
-    store.table_path("suspicious").unlink()
+    store.suspicious.path.unlink()
     res = CliRunner().invoke(main, ["evaluate", str(store.path), "--no-suspicious"])
-    assert res.exit_code == 0 and not store.has("suspicious")
-    store.write_npy("fea_reduced", feats[:10])
+    assert res.exit_code == 0 and not store.suspicious.exists()
+    store.fea_reduced.save(feats[:10])
     res = CliRunner().invoke(main, ["evaluate", str(store.path)])
     assert res.exit_code != 0 and "fea_reduced.npy: shape (10, 8)" in res.output and "xsgpu embed" in res.output

@@ -15,6 +15,7 @@ import pytest
 from xsgpu.attributes import attribute_index, label_columns
 from xsgpu.io.runstore import RunStore
 from xsgpu.preprocess import log_scale
+from xsgpu.io.schema import SAMPLES, fill_samples
 
 
 def draw_images(n: int, size: int, rng: np.random.Generator, *, per_run: int = 10):
@@ -69,7 +70,7 @@ def make_easy_run(path: Path, *, n: int = 120, size: int = 32, partition_size: i
     split_of_run[order[:n_val]] = "val"
     split_of_run[order[n_val:n_val + n_test]] = "test"
     store = RunStore.create(path, n_samples=n, partition_size=partition_size, params={"fixture": "easy", "seed": seed})
-    images = store.create_array("images", (n, size, size), np.float16)
+    images = store.images.create((n, size, size), np.float16)
     for p in range(store.n_partitions):
         a, b = store.partition_bounds(p)
         images[a:b] = log_scale(counts[a:b]).astype(np.float16)
@@ -82,7 +83,7 @@ def make_easy_run(path: Path, *, n: int = 120, size: int = 32, partition_size: i
             df["split"] = split_of_run[runs[a:b]].astype(str)
         for j, col in enumerate(label_columns()):
             df[col] = labels[a:b, j]
-        store.write_partition("samples", p, df)
+        store.write_partition(SAMPLES, p, fill_samples(df))
     return store
 
 

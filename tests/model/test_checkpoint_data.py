@@ -159,6 +159,6 @@ def test_load_training_data_from_run(easy_run):
     for k in ("train", "val", "test"):
         assert data.frames[k].shape == (len(data.ids[k]), 32, 32)
         np.testing.assert_array_equal(data.labels[k], labels[data.ids[k]])
-    samples = easy_run.read_table("samples")
+    samples = easy_run.samples.read()
     runs = {k: set(samples.loc[data.ids[k], "run_id"]) for k in data.ids}
     assert not (runs["train"] & runs["val"]) and not (runs["train"] & runs["test"]) and not (runs["val"] & runs["test"])

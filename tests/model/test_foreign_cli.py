@@ -48,11 +48,11 @@ def test_inspect_says_what_the_spec_must_still_say(tmp_path):
 
 def _labelled_run(path):
     store = make_easy_run(path, n=24, size=SIZE, partition_size=12)
-    samples = store.read_table("samples")
+    samples = store.samples.read()
     samples["labelled"] = True
     for part in range(store.n_partitions):
         a, b = store.partition_bounds(part)
-        store.write_partition("samples", part, samples.iloc[a:b].reset_index(drop=True))
+        store.samples.write_partition(part, samples.iloc[a:b].reset_index(drop=True))
     return store
 
 
@@ -71,14 +71,14 @@ def test_infer_with_an_onnx_model_then_evaluate(tmp_path):
     assert res.exit_code == 0, res.output
     assert "predicted 24 images in 2 partitions (0 already done) with r18-" in res.output
     store = RunStore.open(store.path)
-    preds = store.read_table("predictions")
-    feats = np.asarray(store.open_array("features")[:])
+    preds = store.predictions.read()
+    feats = np.asarray(store.features.open()[:])
     direct_f, direct_p = load_predictor(model, spec=spec, device="cpu", num_threads=1).predict(
-        store.open_array("images")[:])
+        store.images.open()[:])
     assert preds["sample_id"].tolist() == list(range(24))
     assert np.abs(preds[prob_columns()].to_numpy() - direct_p).max() < 1e-6
     assert feats.shape == (24, 512) and np.abs(feats - direct_f).max() < 1e-2 * np.abs(direct_f).max()
-    meta = store.read_metadata("predictions")
+    meta = store.predictions.metadata()
     assert meta["arch"] == "onnx:r18" and meta["input_size"] == SIZE
     res = runner.invoke(main, ["evaluate", str(store.path), "--no-suspicious"])
     assert res.exit_code == 0, res.output

@@ -30,22 +30,22 @@ def test_infer_run_writes_predictions_and_features(run_copy, trained_model):
     model, report = trained_model
     s = infer_run(run_copy.path, model=model, device="cpu", batch_size=32, num_threads=1, progress=False)
     assert s["n_images"] == run_copy.n_samples and s["n_partitions_done"] == run_copy.n_partitions
-    pred = run_copy.read_table("predictions")
+    pred = run_copy.predictions.read()
     assert list(pred.columns) == ["sample_id"] + prob_columns()
     assert pred["sample_id"].tolist() == list(range(run_copy.n_samples))
     assert all(pred[c].dtype == np.float32 for c in prob_columns())
-    meta = run_copy.read_metadata("predictions")
+    meta = run_copy.predictions.metadata()
     assert meta["arch"] == "resnet18" and meta["input_size"] == 32 and meta["model_id"] == report["model_id"]
     assert len(meta["weights_sha256"]) == 64
-    feats = run_copy.open_array("features")
+    feats = run_copy.features.open()
     assert feats.shape == (run_copy.n_samples, 512) and feats.dtype == np.float16
     # the stored outputs equal a direct Predictor pass over the stored frames
     p = Predictor.from_checkpoint(model, device="cpu", batch_size=50, num_threads=1)
-    f, probs = p.predict(run_copy.open_array("images")[:])
+    f, probs = p.predict(run_copy.images.open()[:])
     np.testing.assert_allclose(pred[prob_columns()].to_numpy(), probs, atol=1e-5)
     np.testing.assert_allclose(feats[:].astype(np.float32), f, rtol=2e-3, atol=2e-3)
     # and they are good predictions on the test runs
-    samples = run_copy.read_table("samples")
+    samples = run_copy.samples.read()
     test = (samples["split"] == "test").to_numpy()
     y = run_copy.labels()
     assert mean_ap(y[test], probs[test]) > prevalence_map(y[test], y[~test].mean(0)) + 0.2
@@ -57,11 +57,11 @@ def test_infer_resumes_after_partial_run(run_copy, trained_model):
     p = Predictor.from_checkpoint(model, device="cpu", batch_size=32, num_threads=1)
     assert infer_partition(run_copy.path, 1, p) == 80
     # a killed job: features rows of partition 2 written, its predictions part missing
-    run_copy.open_array("features", mode="r+")[160:240] = np.full((80, 512), 7, np.float16)
+    run_copy.features.open(mode="r+")[160:240] = np.full((80, 512), 7, np.float16)
     s = infer_run(run_copy.path, model=p, progress=False)
     assert s["n_partitions_skipped"] == 1 and s["n_partitions_done"] == 2 and s["n_images"] == 160
-    assert sorted(run_copy.finished_partitions("predictions")) == [0, 1, 2]
-    assert not np.any(run_copy.open_array("features")[160:240] == 7)
+    assert sorted(run_copy.predictions.finished()) == [0, 1, 2]
+    assert not np.any(run_copy.features.open()[160:240] == 7)
     s2 = infer_run(run_copy.path, model=p, progress=False)
     assert s2["n_images"] == 0 and s2["n_partitions_skipped"] == 3
 
@@ -95,7 +95,7 @@ def test_infer_refuses_mismatched_run_or_model(tmp_path, trained_model):
     with pytest.raises(CheckpointMismatch, match=r"was trained on attributes .*'Nanowire'\] \(17\), but run .*small has "
                                                  r".*'Wedge beamstop'.*#16: 'Nanowire' vs 'Wedge beamstop'"):
         infer_run(small.path, model=bad, device="cpu", num_threads=1, progress=False)
-    assert not small.table_path("predictions").exists()
+    assert not small.predictions.path.exists()
 
 
 def test_predictor_validates_input(trained_model):
@@ -114,7 +114,7 @@ def test_predictor_validates_input(trained_model):
 def test_read_batches_recuts_chunk_blocks(easy_run, start, stop, bs):
     from xsgpu.model.infer import read_batches
 
-    images = easy_run.open_array("images")
+    images = easy_run.images.open()
     out = list(read_batches(images, start, stop, bs, workers=2))
     assert all(len(b) == bs for b in out[:-1]) and 0 < len(out[-1]) <= bs
     np.testing.assert_array_equal(np.concatenate(out), images[start:stop])
@@ -134,9 +134,9 @@ def test_overwrite_keeps_old_outputs_until_the_new_ones_are_complete(run_copy, t
 
     model, _ = trained_model
     infer_run(run_copy.path, model=model, device="cpu", num_threads=1, progress=False)
-    old_pred = run_copy.read_table("predictions")
-    old_sha = run_copy.read_metadata("predictions")["weights_sha256"]
-    old_feats = run_copy.open_array("features")[:]
+    old_pred = run_copy.predictions.read()
+    old_sha = run_copy.predictions.metadata()["weights_sha256"]
+    old_feats = run_copy.features.open()[:]
     real = infer_mod.infer_partition
 
     def fails_on_partition_1(run_path, part, predictor, **kw):
@@ -149,20 +149,20 @@ def test_overwrite_keeps_old_outputs_until_the_new_ones_are_complete(run_copy, t
     with pytest.raises(PermissionError):
         infer_run(run_copy.path, model=other, device="cpu", num_threads=1, progress=False, overwrite=True)
     # the old outputs are all there, unchanged, and nothing of the new model leaked into them
-    assert sorted(run_copy.finished_partitions("predictions")) == [0, 1, 2]
-    assert run_copy.read_table("predictions").equals(old_pred)
-    assert run_copy.read_metadata("predictions")["weights_sha256"] == old_sha
-    np.testing.assert_array_equal(run_copy.open_array("features")[:], old_feats)
+    assert sorted(run_copy.predictions.finished()) == [0, 1, 2]
+    assert run_copy.predictions.read().equals(old_pred)
+    assert run_copy.predictions.metadata()["weights_sha256"] == old_sha
+    np.testing.assert_array_equal(run_copy.features.open()[:], old_feats)
     assert run_copy.stage_status()["infer"] == "failed"
     # a rerun resumes the staged partition and swaps the complete new outputs in
     monkeypatch.setattr(infer_mod, "infer_partition", real)
     s = infer_run(run_copy.path, model=other, device="cpu", num_threads=1, progress=False, overwrite=True)
     assert s["n_partitions_skipped"] == 1 and s["n_partitions_done"] == 2
     shas = {json.loads(pq.read_schema(f).metadata[b"xsgpu"])["weights_sha256"]
-            for f in run_copy.table_path("predictions").glob("part-*.parquet")}
+            for f in run_copy.predictions.path.glob("part-*.parquet")}
     assert shas == {Predictor.from_checkpoint(other, device="cpu", num_threads=1).meta["weights_sha256"]}
     assert not (run_copy.path / ".staging").exists()
-    assert not np.array_equal(run_copy.open_array("features")[:], old_feats)
+    assert not np.array_equal(run_copy.features.open()[:], old_feats)
 
 
 def test_second_infer_on_a_run_is_refused_naming_the_holder(run_copy, trained_model, stage_lock_holder):
@@ -170,7 +170,7 @@ def test_second_infer_on_a_run_is_refused_naming_the_holder(run_copy, trained_mo
     holder = stage_lock_holder(run_copy.path, "infer")
     with pytest.raises(StoreLocked, match=rf"stage 'infer' is already running here, held by pid {holder.pid} "):
         infer_run(run_copy.path, model=model, device="cpu", num_threads=1, progress=False)
-    assert not run_copy.table_path("predictions").exists()
+    assert not run_copy.predictions.path.exists()
     holder.kill()
     holder.wait()
     s = infer_run(run_copy.path, model=model, device="cpu", num_threads=1, progress=False)  # lock freed on exit
@@ -179,12 +179,12 @@ def test_second_infer_on_a_run_is_refused_naming_the_holder(run_copy, trained_mo
 
 def test_infer_refuses_a_deleted_image_chunk(run_copy, trained_model):
     model, _ = trained_model
-    images = run_copy.open_array("images")
+    images = run_copy.images.open()
     key = images.metadata.encode_chunk_key((1, 0, 0))
-    run_copy.array_path("images").joinpath(*key.split("/")).unlink()
+    run_copy.images.path.joinpath(*key.split("/")).unlink()
     with pytest.raises(CorruptArtifact, match=r"images.zarr: rows 80..159 \(partition 1\) have no stored chunk"):
         infer_run(run_copy.path, model=model, device="cpu", num_threads=1, progress=False)
-    assert run_copy.finished_partitions("predictions") == {0}
+    assert run_copy.predictions.finished() == {0}
 
 
 def test_overwrite_killed_with_sigkill_leaves_the_old_outputs(run_copy, trained_model, tmp_path):
@@ -196,8 +196,8 @@ def test_overwrite_killed_with_sigkill_leaves_the_old_outputs(run_copy, trained_
 
     model, _ = trained_model
     infer_run(run_copy.path, model=model, device="cpu", num_threads=1, progress=False)
-    old_pred = run_copy.read_table("predictions")
-    old_feats = run_copy.open_array("features")[:]
+    old_pred = run_copy.predictions.read()
+    old_feats = run_copy.features.open()[:]
     other = _other_model(tmp_path)
     child = (  # partition 0 is staged, then the process hangs in partition 1 until it is killed
         "import time, xsgpu.model.infer as m\n"
@@ -219,8 +219,8 @@ def test_overwrite_killed_with_sigkill_leaves_the_old_outputs(run_copy, trained_
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-    assert run_copy.read_table("predictions").equals(old_pred)
-    np.testing.assert_array_equal(run_copy.open_array("features")[:], old_feats)
+    assert run_copy.predictions.read().equals(old_pred)
+    np.testing.assert_array_equal(run_copy.features.open()[:], old_feats)
     s = infer_run(run_copy.path, model=other, device="cpu", num_threads=1, progress=False, overwrite=True)
-    assert s["n_partitions_skipped"] == 1 and sorted(run_copy.finished_partitions("predictions")) == [0, 1, 2]
-    assert not run_copy.read_table("predictions").equals(old_pred)
+    assert s["n_partitions_skipped"] == 1 and sorted(run_copy.predictions.finished()) == [0, 1, 2]
+    assert not run_copy.predictions.read().equals(old_pred)

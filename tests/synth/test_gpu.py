@@ -29,4 +29,4 @@ def test_gpu_stage_writes_a_store(tmp_path):
     store = synthesize_run(tmp_path / "gpu", n=64, size=32, seed=1, partition_size=32, device="gpu",
                            progress=False)
     assert store.labels().shape == (64, 17)
-    assert store.open_array("images").shape == (64, 32, 32)
+    assert store.images.open().shape == (64, 32, 32)

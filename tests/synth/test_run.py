@@ -28,7 +28,7 @@ def run_copy(run, tmp_path):
 
 
 def test_layout_columns_and_values(run):
-    df = run.read_table("samples")
+    df = run.samples.read()
     assert list(df.columns[:8]) == ["sample_id", "source_uri", "frame", "run_id", "split", "is_synthetic",
                                     "labelled", "quantitative"]
     assert list(df.columns[8:]) == label_columns()
@@ -36,7 +36,7 @@ def test_layout_columns_and_values(run):
     assert df["source_uri"].iloc[7] == "synth://3/7"
     assert df[["is_synthetic", "labelled", "quantitative"]].all().all()
     assert np.array_equal(df["sample_id"].to_numpy(), np.arange(150))
-    images, thumbs = run.open_array("images"), run.open_array("thumbs")
+    images, thumbs = run.images.open(), run.thumbs.open()
     assert images.shape == (150, 16, 16) and images.dtype == np.float16
     assert thumbs.shape == (150, 64, 64) and thumbs.dtype == np.uint8
     # rows are log_scale(counts, mask) of the generator's blocks, labels are its labels
@@ -50,7 +50,7 @@ def test_layout_columns_and_values(run):
 
 
 def test_split_is_by_run(run):
-    df = run.read_table("samples")
+    df = run.samples.read()
     assert set(df["split"]) <= {"train", "val", "test"}
     assert (df.groupby("run_id")["split"].nunique() == 1).all()
     assert df["run_id"].nunique() == 6
@@ -66,14 +66,14 @@ def test_split_shares_over_many_runs():
 
 def test_resume_regenerates_only_missing_partition_identically(run_copy):
     run = run_copy
-    before = run.open_array("images")[:]
+    before = run.images.open()[:]
     labels = run.labels()
-    (run.table_path("samples") / "part-00001.parquet").unlink()
-    run.open_array("images", "r+")[64:128] = 0
-    assert run.pending_partitions("samples") == [1]
+    (run.samples.path / "part-00001.parquet").unlink()
+    run.images.open("r+")[64:128] = 0
+    assert run.samples.pending() == [1]
     again = synthesize_run(run.path, **ARGS, progress=False)
     assert again.reload().manifest["stages"]["synth"]["generated"] == 64
-    np.testing.assert_array_equal(again.open_array("images")[:], before)
+    np.testing.assert_array_equal(again.images.open()[:], before)
     np.testing.assert_array_equal(again.labels(), labels)
 
 
@@ -100,7 +100,7 @@ def test_bad_n_message(tmp_path):
 @pytest.mark.slow  # spawns two worker processes (imports take ~10-30 s on a busy 2-core machine)
 def test_workers_give_the_same_store(tmp_path, run):
     two = synthesize_run(tmp_path / "two", **ARGS, progress=False, workers=2)
-    np.testing.assert_array_equal(two.open_array("images")[:], run.open_array("images")[:])
+    np.testing.assert_array_equal(two.images.open()[:], run.images.open()[:])
     np.testing.assert_array_equal(two.labels(), run.labels())
 
 

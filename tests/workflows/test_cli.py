@@ -4,6 +4,7 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from workflows.cli import main
+from xsgpu.io.schema import SAMPLES, fill_samples
 
 
 def _run(*args):
@@ -108,7 +109,7 @@ def test_own_value_error_is_a_message(tmp_path):
     df = pd.DataFrame({"sample_id": np.arange(2), "source_uri": ["a", "b"], "frame": [0, 0]})
     for c in label_columns():
         df[c] = False
-    store.write_partition("samples", 0, df)
+    store.write_partition(SAMPLES, 0, fill_samples(df))
     res = CliRunner().invoke(main, ["export-labels", str(store.path), "--out", str(tmp_path / "labels.txt")],
                              catch_exceptions=False)
     assert res.exit_code == 2 and "Traceback" not in res.output
@@ -157,7 +158,7 @@ def test_read_only_run_and_unwritable_out_are_one_line(tmp_path):
         df = pd.DataFrame({"sample_id": np.arange(2), "source_uri": ["a", "b"], "frame": [0, 0]})
         for c in label_columns():
             df[c] = False
-        store.write_partition("samples", 0, df)
+        store.write_partition(SAMPLES, 0, fill_samples(df))
         for root, dirs, files in os.walk(base):
             for d in dirs:
                 os.chmod(os.path.join(root, d), 0o555)

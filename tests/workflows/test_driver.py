@@ -12,6 +12,7 @@ import pytest
 from workflows.pipeline import PipelineError, map_partitions
 from workflows.runlog import RunLog, read_events
 from xsgpu.io.runstore import RunStore
+from xsgpu.io.schema import SAMPLES, fill_samples
 
 
 def write_squares(run_path: str, part: int) -> int:
@@ -23,7 +24,7 @@ def write_squares(run_path: str, part: int) -> int:
     with open(calls / f"{part}", "a") as fh:
         fh.write(f"{os.getpid()}\n")
     ids = np.arange(start, stop)
-    store.write_partition("samples", part, pd.DataFrame({"sample_id": ids, "value": ids ** 2}))
+    store.write_partition(SAMPLES, part, fill_samples(pd.DataFrame({"sample_id": ids, "value": ids ** 2})))
     return stop - start
 
 
@@ -54,7 +55,7 @@ def _store(tmp_path, n=100, ps=16) -> RunStore:
 
 
 def _check_exactly_once(store: RunStore) -> pd.DataFrame:
-    df = store.read_table("samples")
+    df = store.samples.read()
     assert df["sample_id"].tolist() == list(range(store.n_samples))
     assert (df["value"] == df["sample_id"] ** 2).all()
     return df
@@ -69,7 +70,7 @@ def _markers(tmp_path) -> Path:
 def test_all_partitions_once_then_resume_skips(tmp_path, dask_client, by_value):
     store = _store(tmp_path)
     with RunLog(store.path) as rl:
-        rep = map_partitions(dask_client, write_squares, store.path, store.pending_partitions("samples"),
+        rep = map_partitions(dask_client, write_squares, store.path, store.samples.pending(),
                              stage="synth", progress=False, runlog=rl)
     assert (rep.partitions_run, rep.rows, rep.status) == (7, 100, "done")
     _check_exactly_once(store)
@@ -77,7 +78,7 @@ def test_all_partitions_once_then_resume_skips(tmp_path, dask_client, by_value):
     assert sorted(int(e["part"]) for e in done) == list(range(7))
     assert {e["stage"] for e in done} == {"synth"}
     # a rerun has nothing pending and computes nothing
-    assert store.pending_partitions("samples") == []
+    assert store.samples.pending() == []
     rep2 = map_partitions(dask_client, write_squares, store.path, [], stage="synth", progress=False,
                           n_skipped=7)
     assert (rep2.partitions_run, rep2.partitions_skipped) == (0, 7)
@@ -89,9 +90,9 @@ def test_failed_partition_raises_after_others_finish(tmp_path, dask_client, by_v
     with pytest.raises(PipelineError, match=r"Stage 'synth': 1 of 7 partitions failed \(3\).*disk full.*rerun"):
         map_partitions(dask_client, fail_on_part_3, store.path, range(7), stage="synth", retries=1,
                        progress=False)
-    assert store.pending_partitions("samples") == [3]
+    assert store.samples.pending() == [3]
     # resume: only partition 3 runs
-    rep = map_partitions(dask_client, write_squares, store.path, store.pending_partitions("samples"),
+    rep = map_partitions(dask_client, write_squares, store.path, store.samples.pending(),
                          stage="synth", progress=False)
     assert rep.partitions_run == 1
     _check_exactly_once(store)

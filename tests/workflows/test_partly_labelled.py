@@ -63,10 +63,10 @@ def test_partly_labelled_run_end_to_end(folder, tmp_path, fraction):
     _cli("embed", run, "--method", "pca", "--device", "cpu")
     out = _cli("evaluate", run)
     store = RunStore.open(run)
-    got = store.read_table("samples").sort_values("sample_id")
+    got = store.samples.read().sort_values("sample_id")
     assert int(got["labelled"].sum()) == n_lab
-    _, model_metrics = metrics_table(store.read_table("metrics"))
-    assert model_metrics["n"] == n_lab and store.read_metadata("metrics")["n_samples"] == n
+    _, model_metrics = metrics_table(store.metrics.read())
+    assert model_metrics["n"] == n_lab and store.metrics.metadata()["n_samples"] == n
     if n_lab == 0:
         assert f"no labelled samples among the {n} images" in out
     elif n_lab < n:
@@ -75,7 +75,7 @@ def test_partly_labelled_run_end_to_end(folder, tmp_path, fraction):
             suspicious = pd.read_parquet(run / "suspicious.parquet")
             labelled_ids = set(got.loc[got["labelled"], "sample_id"])
             assert len(suspicious) and set(suspicious["sample_id"]) <= labelled_ids
-            assert store.read_metadata("suspicious")["n_audited"] == n_lab
+            assert store.suspicious.metadata()["n_audited"] == n_lab
         else:
             assert not (run / "suspicious.parquet").exists()
     else:

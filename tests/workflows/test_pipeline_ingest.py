@@ -27,7 +27,7 @@ def test_ingest_on_dask_equals_serial_ingest(beamtime, tmp_path, dask_client):
                        evaluate=False, client=dask_client, progress=False)
     serial = ingest_paths([beamtime], tmp_path / "serial", size=8, partition_size=2, progress=False)
     store = RunStore.open(res.run_path)
-    a, b = store.read_table("samples"), serial.read_table("samples")
+    a, b = store.samples.read(), serial.samples.read()
     assert a["sample_id"].tolist() == list(range(9))
     pd.testing.assert_frame_equal(a, b)
     for name in ("images", "thumbs"):

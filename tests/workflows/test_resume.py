@@ -50,8 +50,8 @@ def reference(tmp_path_factory, tiny_model, dask_client):
 
 def _tables(path):
     store = RunStore.open(path)
-    return (store.read_table("samples"), store.read_table("predictions"),
-            np.asarray(store.open_array("features")[:]), np.asarray(store.open_array("images")[:]))
+    return (store.samples.read(), store.predictions.read(),
+            np.asarray(store.features.open()[:]), np.asarray(store.images.open()[:]))
 
 
 def assert_same_store(path, ref_path):
@@ -76,7 +76,7 @@ def kill_worker_once(markers: Path, stage: str, part: int) -> None:
 
 def test_reference_run_and_one_model_load_per_worker(reference, dask_client):
     store = RunStore.open(reference.run_path, require=["samples", "predictions", "metrics"])
-    assert store.read_table("predictions")["sample_id"].tolist() == list(range(N))
+    assert store.predictions.read()["sample_id"].tolist() == list(range(N))
     assert reference.stages["infer"].partitions_run == N_PARTS
     loads = dask_client.run(predictor_loads)
     assert sorted(loads.values()) == [1, 1], loads    # 6 infer tasks, 2 workers, 2 loads
@@ -191,7 +191,7 @@ def test_embed_reruns_when_its_parameters_change(tmp_path, reference, tiny_model
     tsne = run_pipeline(run, embed_method="tsne", **common)
     assert tsne.stages["embed"].status != "skipped"
     store = RunStore.open(run)
-    assert store.read_metadata("embedding")["method"] == "tsne"
+    assert store.embedding.metadata()["method"] == "tsne"
     sampled = run_pipeline(run, embed_method="tsne", embed_fit_sample=40, **common)
     assert sampled.stages["embed"].status != "skipped"
     meta = RunStore.open(run).read_metadata("embedding")

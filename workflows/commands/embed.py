@@ -62,8 +62,8 @@ def command(run: Path, method: str, device: str, random_state: int, pca_dims: in
         df = embed_run(run, method=method, device=device, random_state=random_state, progress=progress,
                        pca_dims=pca_dims, perplexity=perplexity, reference=reference, n_jobs=n_jobs,
                        quality=quality, fit_sample=fit_sample)
-    meta = store.read_metadata("embedding")
-    click.echo(f"Wrote {len(df)} rows to {store.table_path('embedding')} (method {method}, "
+    meta = store.embedding.metadata()
+    click.echo(f"Wrote {len(df)} rows to {store.embedding.path} (method {method}, "
                f"{meta.get('seconds', 0):.1f} s)")
     for space, info in meta.get("spaces", {}).items():
         tw = info.get("trustworthiness_k10")

@@ -59,7 +59,7 @@ def command(run: str, cutoff, suspicious: bool, suspicious_top: int) -> None:
 
     with stage_lock(RunStore.open(run).path, "evaluate"):  # one evaluate per run at a time
         long = evaluate_run(run, cutoff=cutoff, suspicious=suspicious, suspicious_top=suspicious_top)
-    meta = RunStore.open(run).read_metadata("metrics")
+    meta = RunStore.open(run).metrics.metadata()
     n_all = int(meta.get("n_samples", 0))
     per, model = metrics_table(long)
     if int(model["n"]) == 0:

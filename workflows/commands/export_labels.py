@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from xsgpu.io.schema import SAMPLES
 
 __all__ = ["command"]
 
@@ -33,7 +34,7 @@ def command(run: Path, out: Path | None, include_unlabelled: bool, compact: bool
     from xsgpu.io.corrections import compact_corrections, export_labels, read_corrections
     from xsgpu.io.runstore import RunStore
 
-    store = RunStore.open(run, require=["samples"])
+    store = RunStore.open(run, require=[SAMPLES])
     target = out if out is not None else store.path / "labels_corrected.csv"
     if compact:
         merged = compact_corrections(store)

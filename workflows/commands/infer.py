@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import click
+from xsgpu.io.schema import IMAGES
 
 __all__ = ["command"]
 
@@ -22,10 +23,17 @@ __all__ = ["command"]
 @click.option("--overwrite", is_flag=True,
               help="Replace the predictions/features there (e.g. another model's); the old ones stay until the "
                    "new ones are complete.")
+@click.option("--heatmaps/--no-heatmaps", default=True, show_default=True,
+              help="Also write RUN/heatmaps.zarr: one class activation map per attribute (N x 17 x h x w float16, "
+                   "h = w = input size / 32), for models ending in global average pooling + linear (xsgpu "
+                   "checkpoints); other models get none, with the reason logged. docs/explain.md.")
+@click.option("--layers", "layers", default="", metavar="LAYER[,LAYER]",
+              help="Also keep these blocks' globally pooled activations (layer1, layer2, layer3) as "
+                   "RUN/features_<layer>.zarr; `xsgpu embed` maps each like FEA.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def command(run: str, model: str, spec: str | None, batch_size: int, device: str, compile_: bool,
             num_threads: int | None,
-            overwrite: bool, progress: bool) -> None:
+            overwrite: bool, heatmaps: bool, layers: str, progress: bool) -> None:
     """Predict the 17 attribute probabilities (PRD) and the pooled features (FEA) of RUN's images.
 
     Writes RUN/predictions.parquet/ (sample_id, p__<attribute> float32; model id and weights hash in
@@ -34,23 +42,30 @@ def command(run: str, model: str, spec: str | None, batch_size: int, device: str
     With --overwrite the new outputs are written into RUN/.staging/infer/ and swapped in only when
     every partition is done, so an interrupted overwrite leaves the old outputs intact (rerun it to
     resume). One infer per run at a time: a second one is refused, naming the running one's pid.
+    By default it also writes RUN/heatmaps.zarr (class activation maps, same forward pass); with
+    --layers it keeps earlier blocks' pooled activations (RUN/features_<layer>.zarr). A resume must
+    ask for the same extra outputs.
 
     \b
     Examples:
       xsgpu infer runs/demo --model models/r18
       xsgpu infer runs/big --model models/r50 --device gpu --batch-size 1024 --compile
       xsgpu infer runs/demo --model models/r18-v2 --overwrite
+      xsgpu infer runs/demo --model models/r18 --layers layer1,layer2,layer3 --overwrite
+      xsgpu infer runs/demo --model models/r18 --no-heatmaps
       xsgpu infer runs/demo --model exported/r50.onnx --spec exported/r50.spec.toml
     """
     from xsgpu.io.runstore import RunStore
     from xsgpu.model.foreign import load_predictor
     from xsgpu.model.infer import infer_run
 
-    RunStore.open(run, require=["images"])  # a missing run is reported before a model is loaded
+    RunStore.open(run, require=[IMAGES])  # a missing run is reported before a model is loaded
     predictor = load_predictor(model, spec=spec, device=device, batch_size=batch_size, compile=compile_,
                                num_threads=num_threads)
-    s = infer_run(run, model=predictor, overwrite=overwrite, progress=progress)
+    keep = [name.strip() for name in layers.split(",") if name.strip()]
+    s = infer_run(run, model=predictor, overwrite=overwrite, progress=progress, heatmaps=heatmaps, layers=keep)
     click.echo(f"predicted {s['n_images']} images in {s['n_partitions_done']} partitions "
                f"({s['n_partitions_skipped']} already done) with {s['model_id']} on {s['device']}: "
                f"{s['images_per_s']:.1f} img/s")
-    click.echo(f"wrote {run.rstrip('/')}/predictions.parquet and features.zarr")
+    extra = "".join(f", {name}.zarr" for name in s["outputs"])
+    click.echo(f"wrote {run.rstrip('/')}/predictions.parquet, features.zarr{extra}")

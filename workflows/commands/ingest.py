@@ -61,4 +61,4 @@ def command(paths: tuple[str, ...], out: Path, labels: Path | None, size: int, p
     info = store.reload().manifest["stages"]["ingest"]
     click.echo(f"Ingested {info['n_samples']} samples ({info['n_valid']} readable, {info['n_labelled']} labelled) "
                f"from {info['n_files']} files into {store.path}; {info['n_error_rows']} error rows"
-               + (f" in {store.table_path('errors')}" if info["n_error_rows"] else "") + ".")
+               + (f" in {store.errors.path}" if info["n_error_rows"] else "") + ".")

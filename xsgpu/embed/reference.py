@@ -35,12 +35,13 @@ import numpy as np
 from xsgpu.embed._base import check_matrix, check_random_state
 from xsgpu.embed.tsne_cpu import place_points
 from xsgpu.io.atomic import atomic_path
+from xsgpu.io.schema import EMBEDDING_REFERENCE
 
 __all__ = ["ReferenceMap", "SpaceReference", "REFERENCE_DIR", "REFERENCE_FORMAT"]
 
 log = logging.getLogger(__name__)
 
-REFERENCE_DIR = "embedding_reference"
+REFERENCE_DIR = EMBEDDING_REFERENCE.name.split("/")[0]
 REFERENCE_FORMAT = 1
 
 
@@ -125,7 +126,7 @@ class SpaceReference:
 
     def save(self, run_path: str | os.PathLike) -> Path:
         """Write ``RUN/embedding_reference/<space>.npz`` atomically; return its path."""
-        target = Path(run_path) / REFERENCE_DIR / f"{self.space}.npz"
+        target = Path(run_path) / EMBEDDING_REFERENCE.named(space=self.space).entry
         meta = {"format": REFERENCE_FORMAT, "space": self.space, "method": self.method, "params": self.params}
         payload = {"inputs": np.asarray(self.inputs, np.float32), "coords": np.asarray(self.coords, np.float32),
                    "meta": np.array(json.dumps(meta, default=str))}
@@ -147,7 +148,7 @@ class SpaceReference:
         ValueError
             If the file is not a reference of a format this xsgpu reads.
         """
-        path = Path(run_path) / REFERENCE_DIR / f"{space}.npz"
+        path = Path(run_path) / EMBEDDING_REFERENCE.named(space=space).entry
         if not path.is_file():
             raise FileNotFoundError(f"{path} does not exist: the reference run has no stored {space} map. "
                                     f"Hint: run `xsgpu embed {run_path}` (method tsne or pca) first.")

@@ -38,6 +38,7 @@ from xsgpu.embed.quality import sample_indices, trustworthiness
 from xsgpu.embed.reference import REFERENCE_DIR, SpaceReference
 from xsgpu.embed.sample_place import MapFn, place_rest, prediction_strata, stratified_sample
 from xsgpu.io.runstore import RunStore, RunStoreError
+from xsgpu.io.schema import EMBEDDING_BY_METHOD, Artifact
 
 __all__ = ["embed_run", "SPACES", "EMBEDDING_COLUMNS", "load_inputs", "method_table", "stored_methods",
            "embedding_is_current"]
@@ -50,11 +51,11 @@ EMBEDDING_COLUMNS: list[str] = ["sample_id"] + [f"{s}_{a}" for s in SPACES for a
 _MIN_POINTS = {"tsne": 5, "umap": 4, "pca": 2}
 
 
-def method_table(method: str) -> str:
-    """Run-store table name of the embedding of ``method`` (``RUN/embeddings/<method>.parquet``)."""
+def method_table(method: str) -> Artifact:
+    """Run-store table of the embedding of ``method`` (``RUN/embeddings/<method>.parquet``)."""
     if method not in METHODS:
         raise ValueError(f"The 'method' parameter of method_table must be one of {list(METHODS)}. Got {method!r} instead.")
-    return f"embeddings/{method}"
+    return EMBEDDING_BY_METHOD.named(method=method)
 
 
 def stored_methods(store: RunStore) -> list[str]:
@@ -64,7 +65,7 @@ def stored_methods(store: RunStore) -> list[str]:
 
 def _predictions_key(store: RunStore) -> str | None:
     """What identifies the predictions an embedding was made from (the model's weights hash)."""
-    meta = store.read_metadata("predictions") if store.has("predictions") else {}
+    meta = store.predictions.metadata() if store.predictions.exists() else {}
     return meta.get("weights_sha256") or meta.get("model_id")
 
 
@@ -96,11 +97,11 @@ def _open_inputs(run_path: Any) -> RunStore:
     store = RunStore.open(run_path)
     status = store.stage_status()
     missing = []
-    if not store.has("samples"):
+    if not store.samples.exists():
         missing.append("samples.parquet (labels, from `xsgpu synth` or `xsgpu ingest`)")
-    if not store.has("predictions"):
+    if not store.predictions.exists():
         missing.append("predictions.parquet (PRD, from `xsgpu infer RUN --model MODEL`)")
-    if not store.has("features"):
+    if not store.features.exists():
         missing.append("features.zarr (FEA, from `xsgpu infer RUN --model MODEL`)")
     if missing:
         raise RunStoreError(f"{store.path}: embed needs " + "; ".join(missing) + f", which the run lacks "
@@ -110,19 +111,19 @@ def _open_inputs(run_path: Any) -> RunStore:
 
 def _read_prd(store: RunStore) -> np.ndarray:
     cols = prob_columns()
-    df = store.read_table("predictions")
+    df = store.predictions.read()
     absent = [c for c in ["sample_id"] + cols if c not in df.columns]
     if absent:
-        raise RunStoreError(f"{store.table_path('predictions')}: missing columns {absent[:4]}"
+        raise RunStoreError(f"{store.predictions.path}: missing columns {absent[:4]}"
                             f"{' ...' if len(absent) > 4 else ''}. Hint: rerun `xsgpu infer`.")
     ids = df["sample_id"].to_numpy()
     if len(ids) != store.n_samples or not np.array_equal(ids, np.arange(store.n_samples)):
-        raise RunStoreError(f"{store.table_path('predictions')}: holds {len(ids)} rows, expected sample_id "
+        raise RunStoreError(f"{store.predictions.path}: holds {len(ids)} rows, expected sample_id "
                             f"0..{store.n_samples - 1}. Hint: finish `xsgpu infer` on this run.")
     prd = df[cols].to_numpy(np.float32)
     bad = np.flatnonzero(~np.isfinite(prd).all(axis=1))
     if bad.size:
-        raise RunStoreError(f"{store.table_path('predictions')}: sample_id {ids[bad[:5]].tolist()} hold NaN/inf "
+        raise RunStoreError(f"{store.predictions.path}: sample_id {ids[bad[:5]].tolist()} hold NaN/inf "
                             f"probabilities ({bad.size} rows). Hint: rerun `xsgpu infer` for their partitions.")
     return prd
 
@@ -132,7 +133,7 @@ def _feature_blocks(store: RunStore, arr: Any, *, batch_rows: int, xp: Any):
         block = np.asarray(arr[start:start + batch_rows], dtype=np.float32)
         bad = np.flatnonzero(~np.isfinite(block).all(axis=1))
         if bad.size:
-            raise RunStoreError(f"{store.array_path('features')}: rows {(start + bad[:5]).tolist()} hold NaN/inf "
+            raise RunStoreError(f"{store.features.path}: rows {(start + bad[:5]).tolist()} hold NaN/inf "
                                 f"({bad.size} in rows {start}..{start + len(block) - 1}). Hint: rerun `xsgpu infer`.")
         yield xp.asarray(block)
 
@@ -146,11 +147,11 @@ def load_inputs(store: RunStore, *, pca_dims: int = 50, pca: StreamingPCA | None
     """
     act = store.labels()
     if act.shape[0] != store.n_samples:
-        raise RunStoreError(f"{store.table_path('samples')}: {act.shape[0]} rows, manifest says {store.n_samples}.")
+        raise RunStoreError(f"{store.samples.path}: {act.shape[0]} rows, manifest says {store.n_samples}.")
     prd = _read_prd(store)
-    arr = store.open_array("features")
+    arr = store.features.open()
     if arr.ndim != 2 or arr.shape[0] != store.n_samples:
-        raise RunStoreError(f"{store.array_path('features')}: shape {arr.shape}, expected ({store.n_samples}, D).")
+        raise RunStoreError(f"{store.features.path}: shape {arr.shape}, expected ({store.n_samples}, D).")
     xp = get_backend(device).xp
     if pca is None and arr.shape[1] > pca_dims:
         pca = StreamingPCA(n_components=min(pca_dims, store.n_samples)).fit(
@@ -158,7 +159,7 @@ def load_inputs(store: RunStore, *, pca_dims: int = 50, pca: StreamingPCA | None
         log.info("FEA %s -> %d dims by PCA (explained variance %.3f)", arr.shape, pca.n_components,
                  float(pca.explained_variance_ratio_.sum()))
     if pca is not None and pca.components_.shape[1] != arr.shape[1]:
-        raise RunStoreError(f"{store.array_path('features')}: D = {arr.shape[1]}, but the reference PCA basis "
+        raise RunStoreError(f"{store.features.path}: D = {arr.shape[1]}, but the reference PCA basis "
                             f"expects {pca.components_.shape[1]} (different model?). Hint: embed against a run "
                             "inferred with the same model.")
     parts = [to_host(pca.transform(b)) if pca is not None else to_host(b)
@@ -321,7 +322,7 @@ def embed_run(run_path: str | os.PathLike, *, method: str = "tsne", device: str 
         if refs and "pca_components" in refs["fea"].arrays:
             ref_pca = StreamingPCA.from_arrays(refs["fea"].arrays["pca_components"], refs["fea"].arrays["pca_mean"])
         inputs, pca = load_inputs(store, pca_dims=pca_dims, pca=ref_pca, device=device, batch_rows=batch_rows)
-        store.write_npy("fea_reduced", inputs["fea"])
+        store.fea_reduced.save(inputs["fea"])
         n_jobs_eff = (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
         params = _method_params(method, perplexity=perplexity, random_state=random_state, n_jobs=n_jobs_eff,
                                 progress=progress)
@@ -406,7 +407,7 @@ def embed_run(run_path: str | os.PathLike, *, method: str = "tsne", device: str 
         if not refs and method == "umap" and (store.path / REFERENCE_DIR).exists():
             log.info("umap maps are not stored as references; %s keeps an older reference", store.path / REFERENCE_DIR)
         store.write_table(method_table(method), df, metadata=meta)   # kept when another method runs later
-        store.write_table("embedding", df, metadata=meta)
+        store.embedding.write(df, metadata=meta)
     except BaseException as exc:
         store.set_stage("embed", "failed", error=f"{exc.__class__.__name__}: {exc}")
         raise

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from xsgpu.errors import CorruptArtifact
+from xsgpu.io.schema import partition_file
 
 __all__ = ["CheckedArray", "COMPLETE_CHUNKS_ATTR", "REMEDIES"]
 
@@ -175,7 +176,7 @@ class CheckedArray:
             rows += f" and {len(blocks) - 5} more blocks"
         table, command = REMEDIES.get(self.name, ("the table of this stage", "the stage that writes it"))
         run = os.path.dirname(self.path.rstrip(os.sep))
-        part_files = ", ".join(f"{table}.parquet/part-{p:05d}.parquet" for p in parts[:3])
+        part_files = ", ".join(f"{table}.parquet/{partition_file(p)}" for p in parts[:3])
         where = f"partition {parts[0]}" if len(parts) == 1 else f"partitions {parts[:5]}"
         return (f"{self.path}: rows {rows} ({where}) {what}; reading them would give wrong data. "
                 f"Hint: delete {part_files} in {run} and rerun {command} to rewrite those rows"

@@ -39,6 +39,7 @@ from xsgpu.errors import StoreLocked
 from xsgpu.io.atomic import atomic_path
 from xsgpu.io.locks import stage_lock
 from xsgpu.io.runstore import RunStore, RunStoreError
+from xsgpu.io.schema import CORRECTIONS
 
 __all__ = [
     "CORRECTIONS_COLUMNS", "record_correction", "read_corrections", "apply_corrections",
@@ -49,7 +50,7 @@ log = logging.getLogger(__name__)
 
 #: Columns of ``corrections.parquet``, in order.
 CORRECTIONS_COLUMNS = ["sample_id", "attribute", "old", "new", "note", "user", "time"]
-_TABLE = "corrections"
+_TABLE = CORRECTIONS
 _SLUG_INDEX = {s: i for i, s in enumerate(SLUGS)}
 
 
@@ -82,11 +83,11 @@ def _check_sample_id(sample_id: Any, n: int, *, func: str) -> int:
 
 def _stored_label(store: RunStore, sample_id: int, column: str) -> bool:
     """Read one ACT value from ``samples.parquet``, touching only the partition that holds it."""
-    part_file = store.table_path("samples") / f"part-{sample_id // store.partition_size:05d}.parquet"
+    part_file = store.samples.partition_path(sample_id // store.partition_size)
     if part_file.is_file():
         df = pq.read_table(part_file, columns=["sample_id", column]).to_pandas()
     else:
-        df = store.read_table("samples", columns=["sample_id", column])
+        df = store.samples.read(columns=["sample_id", column])
     row = df.loc[df["sample_id"] == sample_id, column]
     if len(row) != 1:
         raise RunStoreError(f"{store.path}: samples table holds {len(row)} rows for sample_id {sample_id} "
@@ -323,10 +324,10 @@ def export_labels(
     if suffix not in (".csv", ".parquet", ".pq"):
         raise ValueError(f"The 'out_path' parameter of export_labels must end in .csv or .parquet. "
                          f"Got {str(out_path)!r} instead.")
-    samples = store.read_table("samples")
+    samples = store.samples.read()
     missing = [c for c in ["sample_id", "source_uri", "frame"] + label_columns() if c not in samples.columns]
     if missing:
-        raise RunStoreError(f"{store.table_path('samples')}: columns {missing} are missing; cannot export labels.")
+        raise RunStoreError(f"{store.samples.path}: columns {missing} are missing; cannot export labels.")
     corrections = read_corrections(store)
     y = apply_corrections(samples[label_columns()].to_numpy(bool), corrections)
     keep = np.ones(len(samples), dtype=bool)

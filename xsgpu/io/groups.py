@@ -36,6 +36,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from xsgpu.io.runstore import RunStore, RunStoreError
+from xsgpu.io.schema import GROUPS
 
 __all__ = ["GROUPS_COLUMNS", "StoredGroup", "save_group", "read_groups", "rename_group", "recolour_group",
            "delete_group", "check_colour"]
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 
 #: Columns of ``groups.parquet``, in order.
 GROUPS_COLUMNS = ["group_id", "name", "colour", "created", "sample_id"]
-_TABLE = "groups"
+_TABLE = GROUPS
 _COLOUR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 _ID_RE = re.compile(r"^[0-9a-f]{32}$")
 
@@ -110,7 +111,7 @@ def _check_group_id(group_id: Any, *, func: str) -> str:
 
 
 def _part(store: RunStore, group_id: str):
-    return store.table_path(_TABLE) / f"{group_id}.parquet"
+    return store.append_path(_TABLE, group_id)
 
 
 def _write(store: RunStore, g: StoredGroup) -> None:

@@ -54,6 +54,7 @@ from xsgpu.attributes import N_ATTRIBUTES, NAMES, prob_columns, resolve_attribut
 from xsgpu.errors import InputError, StoreError
 from xsgpu.io.labels import KEY_COLUMNS, resolve_file_keys
 from xsgpu.io.runstore import RunStore
+from xsgpu.io.schema import SAMPLES
 
 __all__ = ["OutputsImportError", "import_outputs", "read_predictions_table", "open_features"]
 
@@ -377,9 +378,9 @@ def import_outputs(
     if features_order not in ("sample_id", "predictions"):
         raise OutputsImportError(f"The 'features_order' parameter must be 'sample_id' or 'predictions'. "
                                  f"Got {features_order!r} instead.")
-    store = RunStore.open(run_path, require=["samples"])
+    store = RunStore.open(run_path, require=[SAMPLES])
     pred_path = Path(predictions)
-    samples = store.read_table("samples", columns=["sample_id", "source_uri", "frame"]).sort_values("sample_id")
+    samples = store.samples.read(columns=["sample_id", "source_uri", "frame"]).sort_values("sample_id")
     samples = samples.reset_index(drop=True)
     n = store.n_samples
     df = read_predictions_table(pred_path)
@@ -406,13 +407,13 @@ def import_outputs(
                 raise OutputsImportError(f"Features file {feat_path}: rows for sample_id "
                                          f"{_show((a + np.flatnonzero(bad)).tolist())} hold NaN/inf.")
 
-    if store.finished_partitions("predictions") or store.array_path("features").exists():
+    if store.predictions.finished() or store.features.path.exists():
         if not overwrite:
             raise StoreError(f"{store.path} already holds predictions or features (from `xsgpu infer` or an earlier "
                              "import). Hint: pass --overwrite to replace them.")
         log.info("overwrite: removing predictions and features of %s", store.path)
-        shutil.rmtree(store.table_path("predictions"), ignore_errors=True)
-        shutil.rmtree(store.array_path("features"), ignore_errors=True)
+        shutil.rmtree(store.predictions.path, ignore_errors=True)
+        shutil.rmtree(store.features.path, ignore_errors=True)
 
     files = [pred_path] + ([Path(features)] if features is not None else [])
     sha = _fingerprint(files, f"{kind}:{features_dataset}:{features_order}")
@@ -432,7 +433,7 @@ def import_outputs(
             out[a:b] = _take(feat_arr, src[a:b]).astype(np.float16)
         part = pd.DataFrame(by_sid[a:b], columns=prob_columns())
         part.insert(0, "sample_id", np.arange(a, b, dtype=np.int64))
-        store.write_partition("predictions", p, part, metadata=meta)
+        store.predictions.write_partition(p, part, metadata=meta)
     if hasattr(feat_arr, "file") and hasattr(feat_arr.file, "close"):  # an h5py dataset
         feat_arr.file.close()
     store.set_stage("infer", "done", model_id=mid, imported=True, n_images=n, feature_dim=dim)

@@ -34,7 +34,7 @@ Examples
 >>> os.mkdir(os.path.join(d, "run1"))
 >>> np.save(os.path.join(d, "run1", "a.npy"), np.ones((2, 16, 16)))
 >>> store = ingest_paths([d], os.path.join(d, "out"), size=8, partition_size=4, progress=False)
->>> store.read_table("samples")[["sample_id", "frame", "run_id", "valid"]].values.tolist()
+>>> store.samples.read()[["sample_id", "frame", "run_id", "valid"]].values.tolist()
 [[0, 0, 'run1', True], [1, 1, 'run1', True]]
 """
 from __future__ import annotations
@@ -59,6 +59,7 @@ from xsgpu.io.labels import LabelAssignment, match_labels, read_labels
 from xsgpu.io.limits import DEFAULT_MAX_FRAME_PIXELS, DEFAULT_MAX_FRAMES_PER_FILE, FrameLimits
 from xsgpu.io.readers import read_any, scan_file
 from xsgpu.io.runstore import RunStore, RunStoreError
+from xsgpu.io.schema import INGEST_FILES, INGEST_PLAN, partition_key
 
 __all__ = ["IngestError", "expand_paths", "split_for_run", "run_id_for", "plan_ingest", "ingest_partition",
            "finish_ingest", "ingest_paths", "THUMB_SIZE", "SAMPLE_COLUMNS"]
@@ -67,8 +68,8 @@ log = logging.getLogger(__name__)
 
 STAGE = "ingest"
 THUMB_SIZE = 64
-PLAN_TABLE = "ingest_plan"
-FILES_TABLE = "ingest_files"
+PLAN_TABLE = INGEST_PLAN
+FILES_TABLE = INGEST_FILES
 #: samples.parquet columns written by ingest (docs/architecture.md plus ``valid``, ``format``, ``height``, ``width``)
 SAMPLE_COLUMNS = (["sample_id", "source_uri", "frame", "run_id", "split", "is_synthetic", "labelled",
                    "quantitative"] + label_columns() + ["valid", "format", "height", "width"])
@@ -326,8 +327,8 @@ def plan_ingest(
         covered_by=[covered.get(f, "") for f in files])
     store.write_table(FILES_TABLE, status)
     if n:
-        store.create_array("images", (n, size, size), np.float16)
-        store.create_array("thumbs", (n, THUMB_SIZE, THUMB_SIZE), np.uint8)
+        store.images.create((n, size, size), np.float16)
+        store.thumbs.create((n, THUMB_SIZE, THUMB_SIZE), np.uint8)
     store.write_table(PLAN_TABLE, plan)  # last: its existence marks a complete plan
     log.info("Planned %d samples from %d files (%d could not be scanned) in %s", n, len(files), len(errors), out)
     return store
@@ -427,7 +428,7 @@ def ingest_partition(run_path: str | os.PathLike, part: int, *,
                          max_frames_per_file=int(params.get("max_frames_per_file", DEFAULT_MAX_FRAMES_PER_FILE)))
     start, stop = store.partition_bounds(part)
     rows = _read_plan_rows(store, start, stop)
-    images_arr = store.open_array("images", "r+")
+    images_arr = store.images.open("r+")
     n = stop - start
     valid = np.zeros(n, dtype=bool)
     hw = np.zeros((n, 2), dtype=np.int32)
@@ -453,11 +454,11 @@ def ingest_partition(run_path: str | os.PathLike, part: int, *,
         if ok.any():
             thumbs[b0:b1][ok] = make_thumbnails(images[ok], size=THUMB_SIZE)
         images_arr[start + b0:start + b1] = images.astype(np.float16)
-    store.open_array("thumbs", "r+")[start:stop] = thumbs
-    store.record_errors(errors, stage=STAGE, key=f"part-{part:05d}")
+    store.thumbs.open("r+")[start:stop] = thumbs
+    store.record_errors(errors, stage=STAGE, key=partition_key(part))
     samples = rows.drop(columns=["format"]).assign(valid=valid, format=rows["format"], height=hw[:, 0],
                                                    width=hw[:, 1])
-    store.write_partition("samples", part, samples[SAMPLE_COLUMNS],
+    store.samples.write_partition(part, samples[SAMPLE_COLUMNS],
                           metadata={"stage": STAGE, "size": size, "n_valid": int(valid.sum())})
     return int(valid.sum())
 
@@ -523,8 +524,8 @@ def ingest_paths(
         store.set_stage(STAGE, "failed", reason="no readable frames")
         n_err = len(store.read_errors())
         raise IngestError(f"None of the inputs gave a readable frame ({n_err} error rows in "
-                          f"{store.table_path('errors')}); nothing to ingest.")
-    pending = store.pending_partitions("samples")
+                          f"{store.errors.path}); nothing to ingest.")
+    pending = store.samples.pending()
     total = sum(b - a for a, b in map(store.partition_bounds, pending))
     with tqdm(total=total, desc="ingest", unit="frame", disable=not progress) as bar:
         if n_workers == 1 or len(pending) <= 1:
@@ -561,11 +562,11 @@ def finish_ingest(store: RunStore) -> dict[str, int]:
     RunStoreError
         If partitions are still pending (run :func:`ingest_partition` for them first).
     """
-    pending = store.pending_partitions("samples")
+    pending = store.samples.pending()
     if pending:
         raise RunStoreError(f"{store.path}: ingest partitions {pending[:10]} are not finished yet; run "
                             "ingest_partition for them (or rerun `xsgpu ingest` with the same arguments).")
-    samples = store.read_table("samples", columns=["sample_id", "valid", "labelled"])
+    samples = store.samples.read(columns=["sample_id", "valid", "labelled"])
     errors = store.read_errors()
     counts = {"n_samples": int(len(samples)), "n_valid": int(samples["valid"].sum()),
               "n_labelled": int(samples["labelled"].sum()),

@@ -1,19 +1,10 @@
 """The run store: one directory per run, every artifact keyed by a dense ``sample_id`` (0..N-1).
 
-Layout (DESIGN.md "The run store")::
-
-    RUN/manifest.json            schema version, attributes, stage status, params, counts
-    RUN/samples.parquet/         part-00000.parquet ... (one file per partition)
-    RUN/images.zarr              N x H x W model-ready log-scaled frames (float16)
-    RUN/thumbs.zarr              N x 64 x 64 uint8 previews
-    RUN/predictions.parquet/     per partition (infer)
-    RUN/features.zarr            N x D features (infer)
-    RUN/embedding.parquet        (embed)
-    RUN/fea_reduced.npy          N x k float32: FEA after the embed stage's PCA (embed; app neighbours)
-    RUN/metrics.parquet          (evaluate)
-    RUN/suspicious.parquet       ranked likely label errors over all images (evaluate)
-    RUN/errors.parquet/          <stage>-<key>.parquet per writer (bad inputs, never dropped silently)
-    RUN/corrections.parquet/     append-only label corrections (the app)
+Layout: ``RUN/manifest.json`` (schema version, the run's attribute vocabulary, stage status, params,
+counts) and one entry per artifact of :mod:`xsgpu.io.schema` (the registry, which docs/architecture.md
+shows as a table). Every write is validated against the registry; every path is built from it.
+Artifacts are reached through typed handles (``store.samples.read()``, ``store.features.open()``) or
+the generic methods with a registry constant (``store.read_table(SAMPLES)``).
 
 Atomicity and resume: a partition is *finished* exactly when its Parquet part file exists. Writers fill
 the partition's rows of any Zarr array first, then write the Parquet part to a temporary name and rename
@@ -28,9 +19,12 @@ Examples
 >>> store = RunStore.create(tempfile.mkdtemp() + "/run", n_samples=10, partition_size=4)
 >>> store.n_partitions, store.partition_bounds(2)
 (3, (8, 10))
->>> store.write_partition("samples", 0, pd.DataFrame({"sample_id": [0, 1, 2, 3]}))
->>> sorted(store.finished_partitions("samples"))
+>>> store.synth_tags.write_partition(0, pd.DataFrame({"sample_id": [0, 1, 2, 3], "components": "ring",
+...                                                    "image_kind": "sample"}))
+>>> sorted(store.synth_tags.finished())
 [0]
+>>> len(store.vocabulary), store.vocabulary.names[0]
+(17, 'BCC')
 """
 from __future__ import annotations
 
@@ -48,20 +42,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from xsgpu import __version__
-from xsgpu.attributes import NAMES, label_columns
+from xsgpu.attributes import DEFAULT_VOCABULARY, Vocabulary, VocabularyError
 from xsgpu.errors import CorruptArtifact, StoreError
+from xsgpu.io import schema
 from xsgpu.io.chunks import COMPLETE_CHUNKS_ATTR, CheckedArray
 from xsgpu.io.atomic import atomic_path, write_json_atomic
+from xsgpu.io.schema import (CORRECTIONS, ERRORS, EMBEDDING, FEA_REDUCED, FEATURES, GROUPS, IMAGES, INGEST_FILES,
+                             INGEST_PLAN, METRICS, PART_RE, PREDICTIONS, READABLE_VERSIONS, SAMPLES, SCHEMA_VERSION,
+                             SUSPICIOUS, SYNTH_TAGS, THUMBS, HEATMAPS, Artifact, partition_file)
 
-__all__ = ["RunStore", "RunStoreError", "SCHEMA_VERSION", "ERRORS_COLUMNS", "NPY_ARRAYS"]
+__all__ = ["RunStore", "RunStoreError", "ArtifactHandle", "SCHEMA_VERSION", "ERRORS_COLUMNS"]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-ERRORS_COLUMNS = ["source_uri", "stage", "error_type", "message"]
-#: small dense arrays kept as single ``RUN/<name>.npy`` files (memory-mappable, written atomically)
-NPY_ARRAYS = ("fea_reduced",)
-_PART_RE = re.compile(r"^part-(\d{5,})\.parquet$")
+ERRORS_COLUMNS = list(ERRORS.column_names)
 
 
 class RunStoreError(StoreError):
@@ -98,6 +92,7 @@ class RunStore:
         params: dict | None = None,
         producer: str = "xsgpu",
         exist_ok: bool = True,
+        vocabulary: Vocabulary | None = None,
     ) -> "RunStore":
         """Create (or reopen for resume) a run directory with a manifest.
 
@@ -110,9 +105,12 @@ class RunStore:
         params : dict, optional
             Parameters of the producing stage, recorded in the manifest.
         exist_ok : bool
-            If the directory already has a manifest with the same ``n_samples`` and ``partition_size``,
-            reopen it (resume). A mismatch raises :class:`RunStoreError`.
+            If the directory already has a manifest with the same ``n_samples``, ``partition_size`` and
+            vocabulary, reopen it (resume). A mismatch raises :class:`RunStoreError`.
+        vocabulary : Vocabulary, optional
+            The run's ordered attributes (default: the paper's 17).
         """
+        vocab = vocabulary or DEFAULT_VOCABULARY
         if n_samples < 0 or partition_size < 1:
             raise ValueError(f"n_samples must be >= 0 and partition_size >= 1; got {n_samples}, {partition_size}.")
         store = cls(path)
@@ -126,11 +124,16 @@ class RunStore:
                     f"partition_size={man['partition_size']}; this call asks for {n_samples}, {partition_size}. "
                     "Hint: resume with the same parameters or write to a new directory."
                 )
+            if store.vocabulary.slugs != vocab.slugs:
+                raise RunStoreError(
+                    f"{store.path} already holds a run with attributes [{', '.join(store.vocabulary.names)}]; "
+                    f"this call asks for [{', '.join(vocab.names)}]. Hint: write to a new directory.")
             return store
         store.path.mkdir(parents=True, exist_ok=True)
         manifest = {
             "schema_version": SCHEMA_VERSION,
-            "attributes": list(NAMES),
+            "vocabulary": vocab.to_manifest(),
+            "attributes": list(vocab.names),
             "producer": {"name": producer, "xsgpu": __version__},
             "created": _now(),
             "n_samples": int(n_samples),
@@ -144,13 +147,13 @@ class RunStore:
 
     @classmethod
     def open(cls, path: str | os.PathLike, *, require: Iterable[str] = ()) -> "RunStore":
-        """Open an existing run, checking that the named artifacts (e.g. ``"samples"``) exist.
+        """Open an existing run, checking that the named artifacts (registry constants such as ``SAMPLES`` or their names) exist.
 
         Raises
         ------
         RunStoreError
-            If the directory or its manifest is missing, the schema is newer than this code, the
-            attributes differ from :mod:`xsgpu.attributes`, or a required artifact is absent.
+            If the directory or its manifest is missing, its schema version is not one this code reads
+            (the message names both), its vocabulary is malformed, or a required artifact is absent.
         """
         store = cls(path)
         if not store.path.is_dir():
@@ -160,17 +163,78 @@ class RunStore:
             raise RunStoreError(f"{store.path} is not a run store: manifest.json is missing. "
                                 "Hint: create one with `xsgpu synth` or `xsgpu ingest`.")
         man = store.manifest
-        if man.get("schema_version", 0) > SCHEMA_VERSION:
-            raise RunStoreError(f"{store.manifest_path}: schema_version {man.get('schema_version')} is newer "
-                                f"than this xsgpu understands ({SCHEMA_VERSION}); upgrade xsgpu.")
-        if list(man.get("attributes", [])) != list(NAMES):
-            raise RunStoreError(f"{store.manifest_path}: field 'attributes' is {man.get('attributes')}, "
-                                f"but this xsgpu uses {list(NAMES)}.")
+        version = man.get("schema_version")
+        if version not in READABLE_VERSIONS:
+            newer = isinstance(version, int) and version > SCHEMA_VERSION
+            raise RunStoreError(
+                f"{store.manifest_path}: the run was written with store schema version {version!r}; this xsgpu "
+                f"({__version__}) writes version {SCHEMA_VERSION} and reads versions "
+                f"{', '.join(map(str, READABLE_VERSIONS))}. Hint: "
+                + ("upgrade xsgpu to read it." if newer else "rerun the stages into a new run directory."))
+        try:
+            store.vocabulary
+        except VocabularyError as exc:
+            raise RunStoreError(str(exc)) from None
         for name in require:
             if not store.has(name):
                 raise RunStoreError(f"{store.path}: the run has no {name} yet "
                                     f"(stage status: {store.stage_status()}). Hint: run the stage that writes it.")
         return store
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        """The run's ordered attributes (manifest field ``vocabulary``; schema v1 runs: ``attributes``)."""
+        man = self.manifest
+        cached = getattr(self, "_vocab", None)
+        if cached is not None and cached[0] is man:
+            return cached[1]
+        where = str(self.manifest_path)
+        if "vocabulary" in man:
+            vocab = Vocabulary.from_manifest(man["vocabulary"], where=where)
+        elif man.get("attributes"):
+            try:
+                vocab = Vocabulary.from_names(man["attributes"])
+            except VocabularyError as exc:
+                raise VocabularyError(f"{where}: field 'attributes': {exc}") from None
+        else:
+            vocab = DEFAULT_VOCABULARY
+        self._vocab = (man, vocab)
+        return vocab
+
+    def artifact(self, spec: "str | Artifact", **fields: Any) -> "ArtifactHandle":
+        """Typed handle of artifact ``spec`` (a registry constant or name; templates take ``fields``)."""
+        art = schema.lookup(spec)
+        if fields:
+            art = (art.template or art).named(**fields)
+        return ArtifactHandle(self, art)
+
+    samples = property(lambda self: self.artifact(SAMPLES), doc="Handle of ``samples`` (ACT, provenance).")
+    synth_tags = property(lambda self: self.artifact(SYNTH_TAGS), doc="Handle of ``synth_tags``.")
+    ingest_plan = property(lambda self: self.artifact(INGEST_PLAN), doc="Handle of ``ingest_plan``.")
+    ingest_files = property(lambda self: self.artifact(INGEST_FILES), doc="Handle of ``ingest_files``.")
+    images = property(lambda self: self.artifact(IMAGES), doc="Handle of ``images`` (Zarr).")
+    thumbs = property(lambda self: self.artifact(THUMBS), doc="Handle of ``thumbs`` (Zarr).")
+    predictions = property(lambda self: self.artifact(PREDICTIONS), doc="Handle of ``predictions`` (PRD).")
+    features = property(lambda self: self.artifact(FEATURES), doc="Handle of ``features`` (FEA, Zarr).")
+    heatmaps = property(lambda self: self.artifact(HEATMAPS), doc="Handle of ``heatmaps`` (CAMs, Zarr).")
+    fea_reduced = property(lambda self: self.artifact(FEA_REDUCED), doc="Handle of ``fea_reduced`` (.npy).")
+    embedding = property(lambda self: self.artifact(EMBEDDING), doc="Handle of ``embedding`` (latest maps).")
+    metrics = property(lambda self: self.artifact(METRICS), doc="Handle of ``metrics``.")
+    suspicious = property(lambda self: self.artifact(SUSPICIOUS), doc="Handle of ``suspicious``.")
+    errors = property(lambda self: self.artifact(ERRORS), doc="Handle of ``errors`` (append-only).")
+    corrections = property(lambda self: self.artifact(CORRECTIONS), doc="Handle of ``corrections`` (append-only).")
+    groups = property(lambda self: self.artifact(GROUPS), doc="Handle of ``groups`` (append-only).")
+
+    def entry_path(self, spec: "str | Artifact") -> Path:
+        """Path of artifact ``spec``'s file or directory in the run."""
+        return self.path / schema.lookup(spec).entry
+
+    def partition_path(self, spec: "str | Artifact", part: int) -> Path:
+        """Path of partition ``part``'s file of the partitioned table ``spec``."""
+        art = schema.lookup(spec)
+        if art.kind != "partitioned":
+            raise schema.SchemaError(f"{art.name} is a {art.kind} artifact, not a partitioned table.")
+        return self.path / art.entry / partition_file(part)
 
     @property
     def manifest_path(self) -> Path:
@@ -233,67 +297,90 @@ class RunStore:
         return start, min(start + self.partition_size, self.n_samples)
 
     # ------------------------------------------------------------------ tables
-    def table_path(self, name: str) -> Path:
-        """Path of table ``name`` (``"samples"`` -> ``RUN/samples.parquet``)."""
-        return self.path / f"{name}.parquet"
+    def table_path(self, name: "str | Artifact") -> Path:
+        """Path of table ``name`` (``SAMPLES`` -> ``RUN/samples.parquet``)."""
+        art = schema.lookup(name)
+        if art.kind not in ("partitioned", "table", "append"):
+            raise schema.SchemaError(f"{art.name} is a {art.kind} artifact, not a table.")
+        return self.path / art.entry
 
-    def has(self, name: str) -> bool:
+    def has(self, name: "str | Artifact") -> bool:
         """Whether artifact ``name`` exists and is complete.
 
-        Partitioned tables count as complete when every partition is finished; ``images``,
-        ``thumbs`` and ``features`` are Zarr arrays; other names are single Parquet files.
+        Partitioned tables count as complete when every partition is finished; append-only tables as
+        soon as their directory exists; arrays and single files when their entry exists.
         """
-        if name in ("images", "thumbs", "features"):
-            return (self.path / f"{name}.zarr").exists()
-        if name in NPY_ARRAYS:
-            return self.npy_path(name).is_file()
-        p = self.table_path(name)
-        if p.is_dir():
-            if name in ("errors", "corrections"):
-                return True
-            return len(self.finished_partitions(name)) == self.n_partitions
+        art = schema.lookup(name)
+        p = self.path / art.entry
+        if art.kind == "partitioned":
+            return p.is_dir() and len(self.finished_partitions(art)) == self.n_partitions
+        if art.kind == "append":
+            return p.is_dir()
+        if art.kind == "zarr":
+            return p.exists()
         return p.is_file()
 
-    def write_partition(self, name: str, part: int, df: pd.DataFrame, *, metadata: dict | None = None) -> None:
-        """Write partition ``part`` of table ``name`` atomically (temp file + rename).
+    def _validate(self, art: Artifact, df: pd.DataFrame, target: Path) -> None:
+        art.validate(df, vocabulary=self.vocabulary, where=str(target))
 
-        ``df`` must hold a ``sample_id`` column with exactly the ids of that partition.
+    def write_partition(self, name: "str | Artifact", part: int, df: pd.DataFrame, *,
+                        metadata: dict | None = None) -> None:
+        """Write partition ``part`` of table ``name`` atomically (temp file + rename), validated.
+
+        ``df`` must hold a ``sample_id`` column with exactly the ids of that partition, and the
+        columns the schema requires of ``name``.
         """
+        art = schema.lookup(name)
+        target = self.partition_path(art, part)
+        self._validate(art, df, target)
         start, stop = self.partition_bounds(part)
         ids = df["sample_id"].to_numpy()
         if len(ids) != stop - start or (len(ids) and (ids.min() != start or ids.max() != stop - 1)):
             raise ValueError(f"{name} partition {part} must hold sample_id {start}..{stop - 1}; "
                              f"got {len(ids)} rows ({ids.min() if len(ids) else '-'}..{ids.max() if len(ids) else '-'}).")
-        self._write_parquet(self.table_path(name) / f"part-{part:05d}.parquet", df, metadata)
+        self._write_parquet(target, df, metadata)
 
-    def finished_partitions(self, name: str) -> set[int]:
+    def finished_partitions(self, name: "str | Artifact") -> set[int]:
         """Partition numbers whose part file of table ``name`` exists (i.e. finished)."""
         d = self.table_path(name)
         if not d.is_dir():
             return set()
-        return {int(m.group(1)) for f in os.listdir(d) if (m := _PART_RE.match(f))}
+        return {int(m.group(1)) for f in os.listdir(d) if (m := PART_RE.match(f))}
 
-    def pending_partitions(self, name: str) -> list[int]:
+    def pending_partitions(self, name: "str | Artifact") -> list[int]:
         """Partitions of table ``name`` not yet finished, in order."""
         done = self.finished_partitions(name)
         return [p for p in range(self.n_partitions) if p not in done]
 
-    def write_table(self, name: str, df: pd.DataFrame, *, metadata: dict | None = None) -> None:
-        """Write a whole, unpartitioned table ``RUN/<name>.parquet`` atomically."""
-        self._write_parquet(self.table_path(name), df, metadata)
+    def write_table(self, name: "str | Artifact", df: pd.DataFrame, *, metadata: dict | None = None) -> None:
+        """Write a whole, unpartitioned table ``RUN/<name>.parquet`` atomically, validated."""
+        art = schema.lookup(name)
+        if art.kind != "table":
+            raise schema.SchemaError(f"{art.name} is a {art.kind} artifact; write_table writes whole tables only.")
+        target = self.table_path(art)
+        self._validate(art, df, target)
+        self._write_parquet(target, df, metadata)
 
-    def append_rows(self, name: str, df: pd.DataFrame, *, key: str) -> Path:
+    def append_rows(self, name: "str | Artifact", df: pd.DataFrame, *, key: str) -> Path:
         """Add rows to an append-only table (``errors``, ``corrections``) as the part file ``<key>``.
 
         Writing the same ``key`` again replaces that part, so a rerun of a partition does not
         duplicate its error rows.
         """
-        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", key)
-        target = self.table_path(name) / f"{safe}.parquet"
+        art = schema.lookup(name)
+        if art.kind != "append":
+            raise schema.SchemaError(f"{art.name} is a {art.kind} artifact, not an append-only table.")
+        target = self.append_path(art, key)
+        self._validate(art, df, target)
         self._write_parquet(target, df, None)
         return target
 
-    def read_table(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+    def append_path(self, name: "str | Artifact", key: str) -> Path:
+        """Path of the part ``key`` of an append-only table (the key made file-name safe)."""
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", key)
+        return self.table_path(name) / f"{safe}.parquet"
+
+    def read_table(self, name: "str | Artifact", columns: list[str] | None = None) -> pd.DataFrame:
         """Read table ``name`` (partitioned or single file) into pandas, sorted by ``sample_id`` if present.
 
         Raises
@@ -301,10 +388,11 @@ class RunStore:
         RunStoreError
             If the table does not exist.
         """
-        p = self.table_path(name)
+        art = schema.lookup(name)
+        p = self.table_path(art)
         if not p.exists():
-            raise RunStoreError(f"{self.path}: table {name!r} does not exist ({p}). "
-                                "Hint: run the stage that writes it.")
+            raise RunStoreError(f"{self.path}: table {art.name!r} does not exist ({p}). "
+                                f"Hint: run the stage that writes it ({art.writer}).")
         if p.is_dir():
             frames = self._read_parts(p, columns)
             if not frames:
@@ -312,7 +400,7 @@ class RunStore:
             df = pd.concat(frames, ignore_index=True)
         else:
             df = self._read_parquet(p, columns)
-        if "sample_id" in df.columns and name not in ("errors", "corrections"):
+        if art.sorted_by_id and "sample_id" in df.columns:
             df = df.sort_values("sample_id", kind="stable").reset_index(drop=True)
         return df
 
@@ -345,7 +433,7 @@ class RunStore:
             raise CorruptArtifact(f"{path}: not a readable Parquet file ({exc}). Hint: a write was cut short or the "
                                   "file was not written by xsgpu; delete it and rerun the stage that writes it.") from exc
 
-    def read_metadata(self, name: str) -> dict:
+    def read_metadata(self, name: "str | Artifact") -> dict:
         """Return the ``xsgpu`` JSON metadata stored with table ``name`` (first part for partitioned ones)."""
         p = self.table_path(name)
         if p.is_dir():
@@ -359,9 +447,9 @@ class RunStore:
 
     def read_errors(self) -> pd.DataFrame:
         """All error rows of all stages (empty frame with :data:`ERRORS_COLUMNS` if none)."""
-        if not self.table_path("errors").exists():
+        if not self.table_path(ERRORS).exists():
             return pd.DataFrame(columns=ERRORS_COLUMNS)
-        return self.read_table("errors")
+        return self.read_table(ERRORS)
 
     def record_errors(self, rows: list[dict], *, stage: str, key: str) -> None:
         """Record bad inputs of one unit of work (stage + key) in ``errors.parquet``; replaces that unit's rows.
@@ -369,7 +457,7 @@ class RunStore:
         Each row needs ``source_uri``, ``error_type`` and ``message``; ``stage`` is filled in.
         """
         if not rows:
-            stale = self.table_path("errors") / f"{stage}-{key}.parquet"
+            stale = self.append_path(ERRORS, f"{stage}-{key}")
             if stale.exists():
                 stale.unlink()
             return
@@ -377,7 +465,7 @@ class RunStore:
         for col in ERRORS_COLUMNS:
             if col not in df:
                 df[col] = ""
-        self.append_rows("errors", df[ERRORS_COLUMNS + [c for c in df.columns if c not in ERRORS_COLUMNS]],
+        self.append_rows(ERRORS, df[ERRORS_COLUMNS + [c for c in df.columns if c not in ERRORS_COLUMNS]],
                          key=f"{stage}-{key}")
 
     def _write_parquet(self, target: Path, df: pd.DataFrame, metadata: dict | None) -> None:
@@ -390,10 +478,14 @@ class RunStore:
             pq.write_table(table, tmp)
 
     # ------------------------------------------------------------------ arrays
-    def array_path(self, name: str) -> Path:
-        return self.path / f"{name}.zarr"
+    def array_path(self, name: "str | Artifact") -> Path:
+        """Path of the Zarr array ``name`` (``FEATURES`` -> ``RUN/features.zarr``)."""
+        art = schema.lookup(name)
+        if art.kind != "zarr":
+            raise schema.SchemaError(f"{art.name} is a {art.kind} artifact, not a Zarr array.")
+        return self.path / art.entry
 
-    def create_array(self, name: str, shape: tuple[int, ...], dtype: Any, *, chunk_rows: int | None = None):
+    def create_array(self, name: "str | Artifact", shape: tuple[int, ...], dtype: Any, *, chunk_rows: int | None = None):
         """Create (or reopen, when the shape and dtype match) the Zarr array ``RUN/<name>.zarr``.
 
         Rows are chunked by ``chunk_rows`` (default: the partition size, capped so a chunk stays
@@ -427,7 +519,7 @@ class RunStore:
         arr.attrs[COMPLETE_CHUNKS_ATTR] = True
         return self._checked(name, arr.with_config({"write_empty_chunks": True}))
 
-    def open_array(self, name: str, mode: str = "r"):
+    def open_array(self, name: "str | Artifact", mode: str = "r"):
         """Open the Zarr array ``RUN/<name>.zarr`` (``mode="r"`` or ``"r+"``).
 
         Returns
@@ -441,7 +533,9 @@ class RunStore:
 
         path = self.array_path(name)
         if not path.exists():
-            raise RunStoreError(f"{self.path}: array {name!r} does not exist ({path}). Hint: run the stage that writes it.")
+            art = schema.lookup(name)
+            raise RunStoreError(f"{self.path}: array {art.name!r} does not exist ({path}). "
+                                f"Hint: run the stage that writes it ({art.writer}).")
         try:
             arr = zarr.open_array(str(path), mode=mode)
         except (OSError, ValueError, KeyError) as exc:
@@ -449,15 +543,18 @@ class RunStore:
                                   "Hint: rerun the stage that writes it.") from exc
         return self._checked(name, arr.with_config({"write_empty_chunks": True}) if mode != "r" else arr)
 
-    def _checked(self, name: str, arr: Any) -> CheckedArray:
-        return CheckedArray(arr, name=name, path=self.array_path(name), partition_size=self.partition_size,
+    def _checked(self, name: "str | Artifact", arr: Any) -> CheckedArray:
+        return CheckedArray(arr, name=schema.lookup(name).name, path=self.array_path(name), partition_size=self.partition_size,
                             checked=bool(arr.attrs.get(COMPLETE_CHUNKS_ATTR, False)))
 
-    def npy_path(self, name: str) -> Path:
+    def npy_path(self, name: "str | Artifact") -> Path:
         """Path of the single-file array ``RUN/<name>.npy``."""
-        return self.path / f"{name}.npy"
+        art = schema.lookup(name)
+        if art.kind != "npy":
+            raise schema.SchemaError(f"{art.name} is a {art.kind} artifact, not a .npy array.")
+        return self.path / art.entry
 
-    def write_npy(self, name: str, array: np.ndarray) -> Path:
+    def write_npy(self, name: "str | Artifact", array: np.ndarray) -> Path:
         """Write ``array`` to ``RUN/<name>.npy`` atomically (temp file + rename); returns the path."""
         target = self.npy_path(name)
         with atomic_path(target) as tmp:
@@ -465,7 +562,7 @@ class RunStore:
                 np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
         return target
 
-    def load_npy(self, name: str, *, mmap: bool = True) -> np.ndarray:
+    def load_npy(self, name: "str | Artifact", *, mmap: bool = True) -> np.ndarray:
         """Read ``RUN/<name>.npy`` (memory-mapped, read-only, by default).
 
         Raises
@@ -475,8 +572,9 @@ class RunStore:
         """
         path = self.npy_path(name)
         if not path.is_file():
-            raise RunStoreError(f"{self.path}: array {name!r} does not exist ({path}). Hint: run the stage that "
-                                "writes it (`xsgpu embed RUN` writes fea_reduced).")
+            art = schema.lookup(name)
+            raise RunStoreError(f"{self.path}: array {art.name!r} does not exist ({path}). Hint: run the stage that "
+                                f"writes it ({art.writer}).")
         try:
             return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
         except (OSError, ValueError) as exc:
@@ -484,8 +582,89 @@ class RunStore:
 
     # ------------------------------------------------------------------ labels
     def labels(self) -> np.ndarray:
-        """Return ACT as a bool array of shape (N, 17) from ``samples.parquet``."""
-        return self.read_table("samples", columns=["sample_id"] + label_columns())[label_columns()].to_numpy(bool)
+        """Return ACT as a bool array of shape (N, n_attributes) from ``samples.parquet``."""
+        cols = self.vocabulary.label_columns()
+        return self.read_table(SAMPLES, columns=["sample_id"] + cols)[cols].to_numpy(bool)
 
     def __repr__(self) -> str:
         return f"RunStore({str(self.path)!r})"
+
+
+class ArtifactHandle:
+    """One artifact of one run: its path and the reads and writes its kind allows.
+
+    Get one from a store (``store.samples``, ``store.artifact(EMBEDDING_BY_METHOD, method="pca")``).
+    Every method forwards to the store's generic method of the same meaning, so validation and
+    atomicity are the same whichever is used.
+    """
+
+    def __init__(self, store: RunStore, artifact: Artifact):
+        self.store = store
+        self.spec = artifact
+
+    @property
+    def name(self) -> str:
+        """The artifact's name in the run."""
+        return self.spec.name
+
+    @property
+    def path(self) -> Path:
+        """Its file or directory in the run."""
+        return self.store.path / self.spec.entry
+
+    def exists(self) -> bool:
+        """Whether it exists and is complete (:meth:`RunStore.has`)."""
+        return self.store.has(self.spec)
+
+    # tables
+    def read(self, columns: list[str] | None = None) -> pd.DataFrame:
+        """Read the table (:meth:`RunStore.read_table`)."""
+        return self.store.read_table(self.spec, columns)
+
+    def metadata(self) -> dict:
+        """Its stored ``xsgpu`` metadata (:meth:`RunStore.read_metadata`)."""
+        return self.store.read_metadata(self.spec)
+
+    def write(self, df: pd.DataFrame, *, metadata: dict | None = None) -> None:
+        """Write the whole table (:meth:`RunStore.write_table`)."""
+        self.store.write_table(self.spec, df, metadata=metadata)
+
+    def write_partition(self, part: int, df: pd.DataFrame, *, metadata: dict | None = None) -> None:
+        """Write one partition (:meth:`RunStore.write_partition`)."""
+        self.store.write_partition(self.spec, part, df, metadata=metadata)
+
+    def partition_path(self, part: int) -> Path:
+        """File of partition ``part``."""
+        return self.store.partition_path(self.spec, part)
+
+    def finished(self) -> set[int]:
+        """Finished partitions."""
+        return self.store.finished_partitions(self.spec)
+
+    def pending(self) -> list[int]:
+        """Partitions still to do, in order."""
+        return self.store.pending_partitions(self.spec)
+
+    def append(self, df: pd.DataFrame, *, key: str) -> Path:
+        """Add the part ``key`` to an append-only table (:meth:`RunStore.append_rows`)."""
+        return self.store.append_rows(self.spec, df, key=key)
+
+    # arrays
+    def create(self, shape: tuple[int, ...], dtype: Any, *, chunk_rows: int | None = None):
+        """Create or reopen the Zarr array (:meth:`RunStore.create_array`)."""
+        return self.store.create_array(self.spec, shape, dtype, chunk_rows=chunk_rows)
+
+    def open(self, mode: str = "r"):
+        """Open the Zarr array (:meth:`RunStore.open_array`)."""
+        return self.store.open_array(self.spec, mode)
+
+    def save(self, array: np.ndarray) -> Path:
+        """Write the .npy array (:meth:`RunStore.write_npy`)."""
+        return self.store.write_npy(self.spec, array)
+
+    def load(self, *, mmap: bool = True) -> np.ndarray:
+        """Read the .npy array (:meth:`RunStore.load_npy`)."""
+        return self.store.load_npy(self.spec, mmap=mmap)
+
+    def __repr__(self) -> str:
+        return f"ArtifactHandle({self.spec.name!r} of {self.store.path})"

@@ -21,13 +21,13 @@ Examples
 >>> import pandas as pd, tempfile
 >>> from xsgpu.io.runstore import RunStore
 >>> store = RunStore.create(tempfile.mkdtemp() + "/run", n_samples=2, partition_size=2)
->>> store.write_table("metrics", pd.DataFrame({"v": [1]}))
+>>> store.metrics.write(pd.DataFrame({"v": [1]}))
 >>> staging = Staging.begin(store, ["metrics"], key="evaluate", token="v2")
->>> staging.store.write_table("metrics", pd.DataFrame({"v": [2]}))
->>> store.read_table("metrics")["v"].tolist()  # the old table stays until the commit
+>>> staging.store.metrics.write(pd.DataFrame({"v": [2]}))
+>>> store.metrics.read()["v"].tolist()  # the old table stays until the commit
 [1]
 >>> staging.commit()
->>> store.read_table("metrics")["v"].tolist()
+>>> store.metrics.read()["v"].tolist()
 [2]
 """
 from __future__ import annotations
@@ -40,7 +40,8 @@ from pathlib import Path
 from typing import Sequence
 
 from xsgpu.io.atomic import write_json_atomic
-from xsgpu.io.runstore import NPY_ARRAYS, RunStore
+from xsgpu.io import schema
+from xsgpu.io.runstore import RunStore
 
 __all__ = ["Staging", "recover", "STAGING_DIR"]
 
@@ -51,17 +52,12 @@ STAGING_DIR = ".staging"
 _INFO = "STAGING.json"
 _COMMIT = "COMMIT"
 _OLD = "old"
-_ARRAYS = ("images", "thumbs", "features")
 _NOT_LINKED = {"manifest.json", STAGING_DIR, "locks"}
 
 
-def _entry(name: str) -> str:
-    """File or directory name of artifact ``name`` inside a run."""
-    if name in _ARRAYS:
-        return f"{name}.zarr"
-    if name in NPY_ARRAYS:
-        return f"{name}.npy"
-    return f"{name}.parquet"
+def _entry(name: "str | schema.Artifact") -> str:
+    """File or directory name of artifact ``name`` inside a run (from the store schema)."""
+    return schema.lookup(name).entry
 
 
 class Staging:
@@ -73,7 +69,7 @@ class Staging:
     ----------
     run : RunStore
         The run whose artifacts are replaced.
-    names : sequence of str
+    names : sequence of str or Artifact
         The artifacts replaced, the finished marker first (e.g. ``["predictions", "features"]``).
     key : str
         Name of the staging area (one per stage).
@@ -81,7 +77,7 @@ class Staging:
 
     def __init__(self, run: RunStore, names: Sequence[str], *, key: str):
         self.run = run
-        self.names = list(names)
+        self.names = [schema.lookup(n).name for n in names]
         self.key = key
         self.path = run.path / STAGING_DIR / key
 

@@ -26,6 +26,7 @@ from xsgpu.attributes import SLUGS, label_columns, prob_columns
 from xsgpu.io.runstore import RunStore, RunStoreError
 from xsgpu.metrics.confusion import PER_ATTRIBUTE_COLUMNS, SelectionScorer, attribute_metrics
 from xsgpu.metrics.validation import check_cutoff
+from xsgpu.io.schema import SAMPLES
 
 __all__ = ["NoLabelledSamples", "evaluate_run", "write_suspicious", "load_evaluation_arrays", "load_evaluation_frame",
            "metrics_table",
@@ -66,20 +67,20 @@ def load_evaluation_frame(store: RunStore) -> pd.DataFrame:
         Missing or incomplete predictions, no ``labelled`` column, no labelled samples, or labelled
         samples without a prediction; the message names the table and the remedy.
     """
-    if not store.table_path("predictions").exists():
+    if not store.predictions.path.exists():
         raise RunStoreError(f"{store.path}: the run has no predictions yet (predictions.parquet is missing). "
                             f"Hint: run `xsgpu infer {store.path} --model MODEL` first.")
-    if not store.has("predictions"):
-        done = len(store.finished_partitions("predictions"))
+    if not store.predictions.exists():
+        done = len(store.predictions.finished())
         raise RunStoreError(f"{store.path}: predictions are incomplete ({done} of {store.n_partitions} partitions "
                             f"finished). Hint: rerun `xsgpu infer {store.path} --model MODEL` to resume.")
-    samples = store.read_table("samples")
+    samples = store.samples.read()
     if "labelled" not in samples.columns:
-        raise RunStoreError(f"{store.table_path('samples')}: field 'labelled' is missing, so the labelled samples "
+        raise RunStoreError(f"{store.samples.path}: field 'labelled' is missing, so the labelled samples "
                             "cannot be told apart. Hint: re-create the run with a current `xsgpu synth`/`ingest`.")
     missing_cols = [c for c in label_columns() if c not in samples.columns]
     if missing_cols:
-        raise RunStoreError(f"{store.table_path('samples')}: label columns {missing_cols} are missing.")
+        raise RunStoreError(f"{store.samples.path}: label columns {missing_cols} are missing.")
     samples = samples[samples["labelled"].to_numpy(bool)]
     if "valid" in samples.columns:  # ingest keeps a zero image for a frame it could not read: not evidence
         invalid = ~samples["valid"].to_numpy(bool)
@@ -90,16 +91,16 @@ def load_evaluation_frame(store: RunStore) -> pd.DataFrame:
     if samples.empty:
         raise NoLabelledSamples(f"{store.path}: no sample is labelled (samples.labelled is all False); "
                             "there is nothing to evaluate against.")
-    preds = store.read_table("predictions")
+    preds = store.predictions.read()
     missing_p = [c for c in prob_columns() if c not in preds.columns]
     if missing_p:
-        raise RunStoreError(f"{store.table_path('predictions')}: probability columns {missing_p} are missing.")
+        raise RunStoreError(f"{store.predictions.path}: probability columns {missing_p} are missing.")
     keep = ["sample_id"] + (["split"] if "split" in samples.columns else []) + label_columns()
     merged = samples[keep].merge(preds[["sample_id"] + prob_columns()], on="sample_id", how="left",
                                  validate="one_to_one")
     no_pred = merged[prob_columns()].isna().all(axis=1).to_numpy()
     if no_pred.any():
-        raise RunStoreError(f"{store.table_path('predictions')}: {int(no_pred.sum())} labelled samples have no "
+        raise RunStoreError(f"{store.predictions.path}: {int(no_pred.sum())} labelled samples have no "
                             f"prediction (first sample_id {int(merged['sample_id'][no_pred].iloc[0])}). "
                             f"Hint: rerun `xsgpu infer {store.path} --model MODEL`.")
     return merged.reset_index(drop=True)
@@ -134,7 +135,7 @@ def evaluate_run(run_path: str | os.PathLike, *, cutoff: float | Any = 0.5, susp
     ValueError
         NaN or out-of-range probabilities in the predictions (the message names the table).
     """
-    store = RunStore.open(run_path, require=["samples"])
+    store = RunStore.open(run_path, require=[SAMPLES])
     cut = check_cutoff(cutoff, xp=np, func="evaluate_run")
     try:
         frame = load_evaluation_frame(store)
@@ -146,7 +147,7 @@ def evaluate_run(run_path: str | os.PathLike, *, cutoff: float | Any = 0.5, susp
         per = attribute_metrics(y_true, y_prob, cutoff=cut)
         scorer = SelectionScorer(y_true, y_prob, cutoff=cut)
     except ValueError as exc:
-        raise ValueError(f"{store.table_path('predictions')}: {exc}") from exc
+        raise ValueError(f"{store.predictions.path}: {exc}") from exc
     overall = scorer().overall
     ap = per["ap"].to_numpy()
     overall["map"] = float(np.nanmean(ap)) if np.isfinite(ap).any() else float("nan")
@@ -168,11 +169,11 @@ def evaluate_run(run_path: str | os.PathLike, *, cutoff: float | Any = 0.5, susp
         "zero_division": 0,
     }
     try:
-        pmeta = store.read_metadata("predictions")
+        pmeta = store.predictions.metadata()
         meta.update({k: pmeta[k] for k in ("model_id", "arch", "weights_sha256") if k in pmeta})
     except Exception as exc:  # metadata is informative only; the evaluation itself is complete
         log.warning("evaluate_run: could not read the predictions metadata of %s (%s)", store.path, exc)
-    store.write_table("metrics", df, metadata=meta)
+    store.metrics.write(df, metadata=meta)
     if suspicious:
         write_suspicious(store, frame["sample_id"].to_numpy(np.int64), y_true, y_prob, top=suspicious_top,
                          k=suspicious_k)
@@ -193,7 +194,7 @@ def _write_nothing_evaluated(store: RunStore, cut: Any, *, reason: str) -> pd.Da
     meta = {"cutoff": cut if isinstance(cut, float) else [float(c) for c in cut], "n_evaluated": 0,
             "n_samples": int(store.n_samples), "prediction_rule": "p > cutoff", "zero_division": 0,
             "note": "no labelled samples: nothing evaluated"}
-    store.write_table("metrics", df, metadata=meta)
+    store.metrics.write(df, metadata=meta)
     store.set_stage("evaluate", "done", map=float("nan"), n_evaluated=0, cutoff=meta["cutoff"])
     return df
 
@@ -214,16 +215,16 @@ def write_suspicious(store: RunStore, sample_ids: np.ndarray, y_true: np.ndarray
 
     from xsgpu.metrics.suspicious import EXACT_MAX_ROWS, suspicious_labels
 
-    target = store.table_path("suspicious")
-    if not store.has("fea_reduced") or len(sample_ids) <= k:
+    target = store.suspicious.path
+    if not store.fea_reduced.exists() or len(sample_ids) <= k:
         target.unlink(missing_ok=True)
         log.info("evaluate_run: %s: no suspicious-label audit (%s)", store.path,
-                 "no fea_reduced.npy: run `xsgpu embed` first" if not store.has("fea_reduced")
+                 "no fea_reduced.npy: run `xsgpu embed` first" if not store.fea_reduced.exists()
                  else f"only {len(sample_ids)} labelled images")
         return None
-    reduced = store.load_npy("fea_reduced")
+    reduced = store.fea_reduced.load()
     if reduced.ndim != 2 or reduced.shape[0] != store.n_samples:
-        raise RunStoreError(f"{store.npy_path('fea_reduced')}: shape {reduced.shape}, expected "
+        raise RunStoreError(f"{store.fea_reduced.path}: shape {reduced.shape}, expected "
                             f"({store.n_samples}, k). Hint: rerun `xsgpu embed {store.path}`.")
     t0 = time.perf_counter()
     feats = np.asarray(reduced[sample_ids], dtype=np.float32)
@@ -231,7 +232,7 @@ def write_suspicious(store: RunStore, sample_ids: np.ndarray, y_true: np.ndarray
     neighbors = "approx" if len(sample_ids) > EXACT_MAX_ROWS else "exact"
     meta = {"k": k, "top": top, "n_audited": int(len(sample_ids)), "features": "fea_reduced",
             "neighbors": neighbors, "seconds": round(time.perf_counter() - t0, 3)}
-    store.write_table("suspicious", df, metadata=meta)
+    store.suspicious.write(df, metadata=meta)
     log.info("evaluate_run: %s: audited %d labelled images (%s kNN, k=%d) in %.1f s; top %d in suspicious.parquet",
              store.path, len(sample_ids), neighbors, k, meta["seconds"], len(df))
     return df

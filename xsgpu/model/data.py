@@ -170,17 +170,17 @@ def load_training_data(
     have = _columns(store)
     missing = [c for c in ["sample_id"] + label_columns() if c not in have]
     if missing:
-        raise ValueError(f"{store.table_path('samples')}: label columns {missing[:4]} are missing "
+        raise ValueError(f"{store.samples.path}: label columns {missing[:4]} are missing "
                          f"({len(missing)} in all); training needs sample_id and the 17 y__<attribute> columns.")
     cols = ["sample_id"] + label_columns()
     meta_cols = [c for c in ("split", "run_id", "labelled", "valid") if c in have]
-    samples = store.read_table("samples", columns=cols + meta_cols)
-    ids = split_indices(samples, max_images=max_images, where=str(store.table_path("samples")))
-    images = store.open_array("images")
+    samples = store.samples.read(columns=cols + meta_cols)
+    ids = split_indices(samples, max_images=max_images, where=str(store.samples.path))
+    images = store.images.open()
     if images.ndim != 3:
-        raise ValueError(f"{store.array_path('images')}: expected shape (N, H, W). Got {images.shape} instead.")
+        raise ValueError(f"{store.images.path}: expected shape (N, H, W). Got {images.shape} instead.")
     if images.shape[0] != store.n_samples:
-        raise ValueError(f"{store.array_path('images')}: {images.shape[0]} rows, but the manifest says "
+        raise ValueError(f"{store.images.path}: {images.shape[0]} rows, but the manifest says "
                          f"n_samples={store.n_samples}.")
     labels_all = samples[label_columns()].to_numpy(bool)
     by_id = pd.Index(samples["sample_id"].to_numpy(np.int64))
@@ -198,6 +198,6 @@ def load_training_data(
 def _columns(store: RunStore) -> list[str]:
     import pyarrow.parquet as pq
 
-    p = store.table_path("samples")
+    p = store.samples.path
     files = sorted(f for f in p.iterdir() if f.suffix == ".parquet" and not f.name.startswith(".")) if p.is_dir() else [p]
     return list(pq.read_schema(files[0]).names) if files else []

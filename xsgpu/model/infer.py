@@ -8,7 +8,7 @@ partition is finished exactly when its predictions part exists, so :func:`infer_
 killed job by skipping finished partitions; a rerun of a partition rewrites the same rows.
 
 The Dask pipeline loads one :class:`~xsgpu.model.predictor.Predictor` per worker and maps
-:func:`infer_partition` over :meth:`RunStore.pending_partitions("predictions")`.
+:func:`infer_partition` over :meth:`RunStore.predictions.pending()`.
 
 Examples
 --------
@@ -38,6 +38,7 @@ from xsgpu.io.locks import stage_lock
 from xsgpu.io.runstore import RunStore, RunStoreError
 from xsgpu.io.staging import Staging, recover
 from xsgpu.model.predictor import Predictor
+from xsgpu.io.schema import FEATURES, IMAGES, PREDICTIONS
 
 __all__ = ["infer_partition", "infer_run", "prediction_metadata", "ensure_features_array", "read_batches"]
 
@@ -59,7 +60,7 @@ def ensure_features_array(store: RunStore, dim: int):
     """
     import zarr
 
-    path = store.array_path("features")
+    path = store.features.path
     if not path.exists():
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
         chunk_rows = store.partition_size
@@ -73,7 +74,7 @@ def ensure_features_array(store: RunStore, dim: int):
             os.rename(tmp, path)
         except OSError:  # another worker won the race
             shutil.rmtree(tmp, ignore_errors=True)
-    arr = store.open_array("features", mode="r+")
+    arr = store.features.open(mode="r+")
     if tuple(arr.shape) != (store.n_samples, dim) or np.dtype(arr.dtype) != np.float16:
         raise RunStoreError(f"{path} has shape {arr.shape} {arr.dtype}, but this model writes ({store.n_samples}, {dim}) "
                             "float16. Hint: rerun with overwrite=True (--overwrite) to replace another model's outputs.")
@@ -127,12 +128,12 @@ def infer_partition(run_path: str | os.PathLike, part: int, predictor: Predictor
     read_workers : int
         Threads reading and decompressing Zarr chunks ahead of the model.
     """
-    store = RunStore.open(run_path, require=["images"])
+    store = RunStore.open(run_path, require=[IMAGES])
     predictor.check_run(store)
     start, stop = store.partition_bounds(part)
-    images = store.open_array("images")
+    images = store.images.open()
     if images.shape[0] != store.n_samples:
-        raise RunStoreError(f"{store.array_path('images')} has {images.shape[0]} rows, but the manifest says "
+        raise RunStoreError(f"{store.images.path} has {images.shape[0]} rows, but the manifest says "
                             f"n_samples={store.n_samples}.")
     feats_arr = ensure_features_array(store, predictor.feature_dim)
     batches = read_batches(images, start, stop, predictor.batch_size, workers=read_workers)
@@ -152,15 +153,14 @@ def infer_partition(run_path: str | os.PathLike, part: int, predictor: Predictor
     feats_arr[start:stop] = feats
     df = pd.DataFrame(probs, columns=prob_columns())
     df.insert(0, "sample_id", np.arange(start, stop, dtype=np.int64))
-    store.write_partition("predictions", part, df, metadata=prediction_metadata(predictor))
+    store.predictions.write_partition(part, df, metadata=prediction_metadata(predictor))
     return stop - start
 
 
 def _finished_model_ids(store: RunStore) -> dict[str, set[int]]:
     out: dict[str, set[int]] = {}
-    d = store.table_path("predictions")
-    for p in sorted(store.finished_partitions("predictions")):
-        meta = pq.read_schema(d / f"part-{p:05d}.parquet").metadata or {}
+    for p in sorted(store.predictions.finished()):
+        meta = pq.read_schema(store.predictions.partition_path(p)).metadata or {}
 
         sha = json.loads(meta.get(b"xsgpu", b"{}")).get("weights_sha256", "?")
         out.setdefault(sha, set()).add(p)
@@ -210,7 +210,7 @@ def infer_run(
     StoreLocked
         If another process is running ``infer`` on this run (``RUN/locks/infer.lock``, :mod:`xsgpu.io.locks`).
     """
-    store = RunStore.open(run_path, require=["images"])
+    store = RunStore.open(run_path, require=[IMAGES])
     predictor = model if isinstance(model, Predictor) else Predictor.from_checkpoint(
         model, device=device, batch_size=batch_size, compile=compile, num_threads=num_threads)
     predictor.check_run(store)
@@ -227,16 +227,16 @@ def _infer_locked(store: RunStore, predictor: Predictor, *, overwrite: bool, pro
     if others and not overwrite:
         k, parts = next(iter(others.items()))
         raise RunStoreError(
-            f"{store.table_path('predictions')} holds partitions {sorted(parts)[:5]} from another model "
+            f"{store.predictions.path} holds partitions {sorted(parts)[:5]} from another model "
             f"(weights_sha256 {k[:12]}...), this one is {sha[:12]}... Hint: pass --overwrite to replace them.")
     staging = None
     target = store
-    if overwrite and (others or store.array_path("features").exists() or store.table_path("predictions").exists()):
+    if overwrite and (others or store.features.path.exists() or store.predictions.path.exists()):
         # the old outputs stay in place until the new ones are complete (xsgpu.io.staging)
-        staging = Staging.begin(store, ["predictions", "features"], key="infer", token=sha)
+        staging = Staging.begin(store, [PREDICTIONS, FEATURES], key="infer", token=sha)
         target = staging.store
         log.info("overwrite: writing the new predictions and features of %s into %s first", store.path, staging.path)
-    pending = target.pending_partitions("predictions")
+    pending = target.predictions.pending()
     skipped = store.n_partitions - len(pending)
     if skipped:
         log.info("%s: %d of %d partitions already predicted; skipping them", target.path, skipped, store.n_partitions)

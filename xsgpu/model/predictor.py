@@ -158,8 +158,8 @@ class Predictor:
         check_compatible(self._meta, attributes=list(store.manifest.get("attributes", NAMES)),
                          source=f"run {store.path}", checkpoint=f"model {self._meta.get('path', self._meta['model_id'])}")
         src = (self._meta.get("preprocessing") or {}).get("source_size")
-        if src is not None and store.array_path("images").exists():
-            shape = tuple(store.open_array("images").shape[1:])
+        if src is not None and store.images.path.exists():
+            shape = tuple(store.images.open().shape[1:])
             if tuple(src) != shape:
                 raise CheckpointMismatch(
                     f"model {self._meta.get('path', self._meta['model_id'])} was trained on frames stored at "

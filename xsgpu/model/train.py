@@ -47,6 +47,7 @@ from xsgpu.model.data import TrainingData, load_training_data
 from xsgpu.model.resnet import XSResNet, build_resnet, check_arch
 from xsgpu.model.scoring import mean_ap, prevalence_map
 from xsgpu.model.transforms import augment, standardise
+from xsgpu.io.schema import IMAGES, SAMPLES
 
 __all__ = ["train_model", "lr_at", "compute_pos_weight", "evaluate", "latest_epoch_checkpoint"]
 
@@ -217,7 +218,7 @@ def train_model(
     if num_threads is not None and not cuda:
         torch.set_num_threads(int(num_threads))
     out = Path(out)
-    store = RunStore.open(run_path, require=["samples", "images"])
+    store = RunStore.open(run_path, require=[SAMPLES, IMAGES])
 
     start_epoch, step, history, best = 0, 0, [], {"epoch": -1, "map": -math.inf}
     resume_from = latest_epoch_checkpoint(out) if resume else None

@@ -92,8 +92,8 @@ def plan_synth_run(out, *, n: int, size: int = 256, seed: int = 0, partition_siz
         raise RunStoreError(f"{store.path} holds a synthetic run made with other parameters "
                             f"(field: (existing, requested)) {diff}. Hint: resume with the same parameters "
                             "or write to a new --out directory.")
-    store.create_array("images", (n, size, size), np.float16)
-    store.create_array("thumbs", (n, THUMB_SIZE, THUMB_SIZE), np.uint8)
+    store.images.create((n, size, size), np.float16)
+    store.thumbs.create((n, THUMB_SIZE, THUMB_SIZE), np.uint8)
     return store
 
 
@@ -112,14 +112,14 @@ def synth_partition(run_path, part: int, *, device: str = "cpu") -> int:
     if p is None:
         raise RunStoreError(f"{store.path} is not a synthetic run (manifest.json has no params.synth). "
                             "Hint: create it with xsgpu.synth.plan_synth_run or `xsgpu synth`.")
-    if part in store.finished_partitions("samples"):
+    if part in store.samples.finished():
         log.debug("partition %d of %s already finished", part, store.path)
         return 0
     start, stop = store.partition_bounds(part)
     xp = get_backend(device).xp
     mix = _mix_from_dict(p.get("mix"))
-    images = store.open_array("images", "r+")
-    thumbs = store.open_array("thumbs", "r+")
+    images = store.images.open("r+")
+    thumbs = store.thumbs.open("r+")
     chunk_rows = int(images.chunks[0])
     labels, tag_frames = [], []
     buf_img, buf_th, buf_start = [], [], start
@@ -152,8 +152,8 @@ def synth_partition(run_path, part: int, *, device: str = "cpu") -> int:
     for j, col in enumerate(label_columns()):
         df[col] = y[:, j]
     meta = {"generator_version": GENERATOR_VERSION, "seed": p["seed"], "size": p["size"]}
-    store.write_partition("synth_tags", part, tags.drop(columns=["run_id", "split"]), metadata=meta)
-    store.write_partition("samples", part, df, metadata=meta)
+    store.synth_tags.write_partition(part, tags.drop(columns=["run_id", "split"]), metadata=meta)
+    store.samples.write_partition(part, df, metadata=meta)
     return stop - start
 
 
@@ -194,7 +194,7 @@ def synthesize_run(out, *, n: int, size: int = 256, seed: int = 0, partition_siz
     dev = get_backend(device).device
     store = plan_synth_run(out, n=n, size=size, seed=seed, partition_size=partition_size,
                            images_per_run=images_per_run, mix=mix)
-    pending = store.pending_partitions("samples")
+    pending = store.samples.pending()
     store.set_stage("synth", "running", device=dev, pending=len(pending))
     t0 = time.perf_counter()
     done = 0
