@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -113,3 +114,13 @@ def test_handles_and_partition_paths(tmp_path):
     arr[:] = 1
     assert store.features.open().shape == (6, 3) and store.has(schema.FEATURES)
     assert PREDICTIONS.metadata_keys[0] == "model_id"
+
+
+def test_architecture_doc_shows_the_registry():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "architecture.md").read_text()
+    m = re.search(r"<!-- schema-table:[^>]*-->\n(.*?)\n<!-- /schema-table -->", doc, re.S)
+    assert m, "docs/architecture.md lost its schema-table markers"
+    assert m.group(1).strip() == schema.markdown_table(), (
+        "docs/architecture.md's store schema table differs from xsgpu.io.schema; paste markdown_table()'s output")

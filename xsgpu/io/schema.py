@@ -44,7 +44,7 @@ from xsgpu.errors import StoreError
 
 __all__ = [
     "SCHEMA_VERSION", "READABLE_VERSIONS", "Kind", "Column", "Artifact", "SchemaError", "REGISTRY",
-    "lookup", "artifacts", "partition_file", "partition_key", "PART_RE", "samples_frame", "fill_samples",
+    "lookup", "artifacts", "markdown_table", "partition_file", "partition_key", "PART_RE", "samples_frame", "fill_samples",
     "SAMPLES", "SYNTH_TAGS", "INGEST_PLAN", "INGEST_FILES", "IMAGES", "THUMBS", "PREDICTIONS", "FEATURES",
     "HEATMAPS", "LAYER_FEATURES", "FEA_REDUCED", "EMBEDDING", "EMBEDDING_BY_METHOD", "EMBEDDING_REFERENCE",
     "METRICS", "SUSPICIOUS", "ERRORS", "CORRECTIONS", "GROUPS",
@@ -220,7 +220,7 @@ class Artifact:
 _ID = Column("sample_id", "int", "dense id 0..N-1")
 
 SAMPLES = Artifact(
-    "samples", "partitioned", "synth, ingest", "one row per image: where it came from, its split and its labels (ACT)",
+    "samples", "partitioned", "synth, ingest", "one row per image: source file and frame, run, split (train/val/test, by run), flags, ACT labels y__<slug> (bool), ingest's valid/format/height/width, sample metadata",
     columns=(_ID, Column("source_uri", "str"), Column("frame", "int"), Column("run_id", "str"), Column("split", "str"),
              Column("is_synthetic", "bool"), Column("labelled", "bool"), Column("quantitative", "bool")),
     label_columns=True, metadata_keys=("generator_version", "seed", "size", "stage"))
@@ -231,37 +231,37 @@ INGEST_PLAN = Artifact("ingest_plan", "table", "ingest", "the planned frames, on
                        columns=(_ID, Column("source_uri", "str"), Column("frame", "int")))
 INGEST_FILES = Artifact("ingest_files", "table", "ingest", "every input file with its size, mtime and scan status",
                         sorted_by_id=False)
-IMAGES = Artifact("images", "zarr", "synth, ingest", "N x H x W model-ready log-scaled frames (float16)")
-THUMBS = Artifact("thumbs", "zarr", "synth, ingest", "N x 64 x 64 uint8 previews")
+IMAGES = Artifact("images", "zarr", "synth, ingest", "float16 (N, H, W): log_scale of each frame at the run's size (masked pixels 0)")
+THUMBS = Artifact("thumbs", "zarr", "synth, ingest", "uint8 (N, 64, 64) previews (make_thumbnails)")
 PREDICTIONS = Artifact(
-    "predictions", "partitioned", "infer, import-outputs", "per-attribute probabilities (PRD)",
+    "predictions", "partitioned", "infer, import-outputs", "PRD: p__<slug> float32 per attribute of the run's vocabulary",
     columns=(_ID,), prob_columns=True,
     metadata_keys=("model_id", "arch", "weights_sha256", "input_size", "feature_dim", "stage"))
-FEATURES = Artifact("features", "zarr", "infer, import-outputs", "N x D feature vectors (FEA, float16)")
-HEATMAPS = Artifact("heatmaps", "zarr", "infer", "N x C x h x w class activation maps per attribute (float16)")
-LAYER_FEATURES = Artifact("features_{layer}", "zarr", "infer", "N x D pooled activations of one named layer")
-FEA_REDUCED = Artifact("fea_reduced", "npy", "embed", "N x k FEA after the embed stage's PCA (app neighbours)")
+FEATURES = Artifact("features", "zarr", "infer, import-outputs", "float16 (N, D): FEA, the pooled last-block features")
+HEATMAPS = Artifact("heatmaps", "zarr", "infer", "float16 (N, C, h, w): class activation map per attribute")
+LAYER_FEATURES = Artifact("features_{layer}", "zarr", "infer", "float16 (N, D_layer): pooled activations of one named layer (infer --layers)")
+FEA_REDUCED = Artifact("fea_reduced", "npy", "embed", "float32 (N, k): FEA after the embed stage's PCA (k = 50); app neighbours, evaluate's audit")
 EMBEDDING = Artifact(
-    "embedding", "table", "embed", "2-D maps of ACT, FEA and PRD (the latest method)",
+    "embedding", "table", "embed", "act/fea/prd _x/_y float32: the 2-D maps of the latest method (shown first by the app)",
     columns=(_ID,) + tuple(Column(f"{s}_{a}", "float") for s in ("act", "fea", "prd") for a in ("x", "y")),
     metadata_keys=("method", "params", "spaces", "random_state", "fit_sample", "predictions", "reference", "xsgpu"))
-EMBEDDING_BY_METHOD = replace(EMBEDDING, name="embeddings/{method}", doc="the maps of one method, kept when another runs")
+EMBEDDING_BY_METHOD = replace(EMBEDDING, name="embeddings/{method}", doc="the same table once per method embedded (tsne, pca, umap)")
 EMBEDDING_REFERENCE = Artifact("embedding_reference/{space}", "npz", "embed",
-                               "what one fitted space needs to place new points (inputs, coords, params)")
+                               "what one fitted space needs to place new points (inputs, coords, params; no pickles)")
 METRICS = Artifact(
-    "metrics", "table", "evaluate", "long table of model, per-attribute and per-split metrics",
+    "metrics", "table", "evaluate", "long table: scope (model/attribute/split), attribute slug or split, metric, value",
     columns=(Column("scope", "str"), Column("attribute", "str"), Column("metric", "str"), Column("value", "float")),
     metadata_keys=("cutoff", "n_evaluated", "n_samples", "prediction_rule", "zero_division", "model_id"),
     sorted_by_id=False)
 SUSPICIOUS = Artifact(
-    "suspicious", "table", "evaluate", "ranked likely label errors over the labelled images",
+    "suspicious", "table", "evaluate", "the top suspicious labels of the labelled images (label, prob, neighbour_rate, score, rank)",
     columns=(_ID, Column("attribute", "str"), Column("score", "float"), Column("rank", "int")), sorted_by_id=False)
-ERRORS = Artifact("errors", "append", "every stage", "bad inputs, one part per unit of work; never dropped silently",
+ERRORS = Artifact("errors", "append", "every stage", "bad inputs, one part per unit of work (<stage>-<key>); never dropped silently",
                   columns=(Column("source_uri", "str"), Column("stage", "str"), Column("error_type", "str"),
                            Column("message", "str")), sorted_by_id=False)
-CORRECTIONS = Artifact("corrections", "append", "app", "append-only label corrections",
+CORRECTIONS = Artifact("corrections", "append", "app", "label corrections, one part per correction (old, new, note, user, time)",
                        columns=(_ID, Column("attribute", "str"), Column("new", "any")), sorted_by_id=False)
-GROUPS = Artifact("groups", "append", "app", "saved selections, one part per group",
+GROUPS = Artifact("groups", "append", "app", "saved selections, one part per group (colour #rrggbb, created UTC ISO)",
                   columns=(Column("group_id", "str"), Column("name", "str"), Column("colour", "str"), _ID),
                   sorted_by_id=False)
 
@@ -303,6 +303,17 @@ def lookup(name: "str | Artifact") -> Artifact:
             return template.named(**m.groupdict())
     raise SchemaError(f"{name!r} is not an artifact of the run store (schema v{SCHEMA_VERSION}). "
                       f"Registered: {', '.join(sorted(REGISTRY))}.")
+
+
+def markdown_table() -> str:
+    """The registry as the Markdown table of docs/architecture.md (a test holds the two equal)."""
+    rows = ["| artifact | kind | in the run | written by | required columns | holds |", "|---|---|---|---|---|---|"]
+    for a in REGISTRY.values():
+        cols = [c.name for c in a.columns] + (["y__<slug> per attribute"] if a.label_columns else []) + (
+            ["p__<slug> per attribute"] if a.prob_columns else [])
+        entry = a.name + _SUFFIX[a.kind] + ("/" if a.kind in ("partitioned", "append") else "")
+        rows.append(f"| `{a.name}` | {a.kind} | `{entry}` | {a.writer} | {', '.join(cols) or '-'} | {a.doc} |")
+    return "\n".join(rows)
 
 
 def artifacts(kinds: Iterable[str] | None = None) -> list[Artifact]:
