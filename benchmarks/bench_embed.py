@@ -89,7 +89,7 @@ def make_bench_run(path: Path, n: int, *, dim: int = 2048, seed: int = 0, partit
         s = ids.copy()
         for j, c in enumerate(label_columns()):
             s[c] = y[:, j]
-        store.samples.write_partition(p, s)
+        store.samples.write_partition(p, fill_samples(s))
         pr = ids.copy()
         for j, c in enumerate(prob_columns()):
             pr[c] = (1 / (1 + np.exp(-logits[:, j]))).astype(np.float32)
@@ -181,6 +181,7 @@ _SAMPLE_CHILD = """
 import json, sys, time
 from xsgpu.embed import embed_run
 from xsgpu.io.runstore import RunStore
+from xsgpu.io.schema import fill_samples
 t0 = time.perf_counter()
 fit_sample = int(sys.argv[2]) or None
 embed_run(sys.argv[1], method="tsne", device="cpu", progress=False, n_jobs=int(sys.argv[4]),
