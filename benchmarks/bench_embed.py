@@ -69,6 +69,7 @@ def make_bench_run(path: Path, n: int, *, dim: int = 2048, seed: int = 0, partit
 
     from xsgpu.attributes import DOMAIN_FREQUENCIES, N_ATTRIBUTES, SLUGS, label_columns, prob_columns
     from xsgpu.io.runstore import RunStore
+    from xsgpu.io.schema import fill_samples
 
     base = np.random.default_rng(1000 + seed)
     freq = np.array([DOMAIN_FREQUENCIES.get(s, 0.1) for s in SLUGS])

@@ -40,6 +40,7 @@ def emit(name, value, unit, *, baseline=None, ratio=None, n=None, device="cpu", 
 def make_run(root: Path, n: int, partition_size: int):
     from xsgpu.attributes import label_columns
     from xsgpu.io.runstore import RunStore
+    from xsgpu.io.schema import fill_samples
 
     store = RunStore.create(root / "run", n_samples=n, partition_size=partition_size, params={})
     rel = np.array([f"run{i % 100:03d}/img_{i:07d}.tif" for i in range(n)], dtype=object)
@@ -50,7 +51,7 @@ def make_run(root: Path, n: int, partition_size: int):
                            "frame": np.zeros(b - a, np.int32), "labelled": False})
         for c in label_columns():
             df[c] = False
-        store.samples.write_partition(p, df)
+        store.samples.write_partition(p, fill_samples(df))
     return store, rel
 
 
