@@ -182,7 +182,6 @@ _SAMPLE_CHILD = """
 import json, sys, time
 from xsgpu.embed import embed_run
 from xsgpu.io.runstore import RunStore
-from xsgpu.io.schema import fill_samples
 t0 = time.perf_counter()
 fit_sample = int(sys.argv[2]) or None
 embed_run(sys.argv[1], method="tsne", device="cpu", progress=False, n_jobs=int(sys.argv[4]),
