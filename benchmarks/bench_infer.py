@@ -8,6 +8,13 @@ Prints one JSON object per line (DESIGN.md "Tests and benchmarks"):
   (goal >= 0.8: the data path hides behind the model).
 * ``infer_bare_forward``: images/s of the model alone on standardised tensors already on the device,
   same batch size, same autocast/channels_last as the predictor (ratio 1 by definition).
+* ``infer_heatmaps_cost``: seconds of :func:`~xsgpu.model.infer_run` writing ``heatmaps.zarr`` (the
+  class activation maps, :mod:`xsgpu.explain.cam`) besides predictions and features; ``baseline`` = the
+  same without heatmaps (``--no-heatmaps``), measured in the same run on fresh copies of the run store,
+  alternated ``--repeats`` times (best of each); ``ratio`` = with / without (goal <= 1.15);
+  ``bytes_per_image`` = C * h * w * 2 of the stored maps.
+
+``infer_end_to_end`` is measured without heatmaps, as the bare forward is.
 
 The frames are random log-scaled values (throughput does not depend on the picture); the model is
 randomly initialised (weights do not change the cost).
@@ -25,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -90,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
     ap.add_argument("--compile", action="store_true", help="torch.compile (CUDA)")
     ap.add_argument("--threads", type=int, default=None, help="CPU threads (default all cores)")
+    ap.add_argument("--repeats", type=int, default=2, help="alternated passes with and without heatmaps")
     args = ap.parse_args(argv)
 
     import torch
@@ -117,8 +126,18 @@ def main(argv: list[str] | None = None) -> int:
                                          num_threads=args.threads)
         pred.predict(store.images.open()[:bs])  # warm-up (and compile)
         bare = bare_forward(pred, n=min(n, 4 * bs) if not gpu else n)
-        summary = infer_run(store.path, model=pred, progress=False)
+        summary = infer_run(store.path, model=pred, progress=False, heatmaps=False)
         e2e = summary["images_per_s"]
+        secs = {False: [], True: []}
+        for rep in range(max(1, args.repeats)):
+            for with_maps in ((False, True) if rep % 2 == 0 else (True, False)):
+                copy = tmp / f"run-{rep}-{int(with_maps)}"
+                shutil.copytree(store.path, copy, ignore=shutil.ignore_patterns("predictions.parquet", "*.zarr"))
+                os.symlink(store.images.path, copy / store.images.path.name)  # same frames, not timed
+                secs[with_maps].append(infer_run(copy, model=pred, progress=False, heatmaps=with_maps)["seconds"])
+                shutil.rmtree(copy)
+        with_s, without_s = min(secs[True]), min(secs[False])
+        c, h, w = pred.extra_shapes.get("heatmaps", (0, 0, 0)) if pred.set_outputs(heatmaps=True) else (0, 0, 0)
         params = {"arch": arch, "size": size, "image_size": image_size, "batch_size": bs, "partition_size": part,
                   "compile": args.compile, "threads": torch.get_num_threads() if not gpu else None,
                   "torch": torch.__version__, "cpu_count": os.cpu_count(),
@@ -129,6 +148,11 @@ def main(argv: list[str] | None = None) -> int:
                           "params": params}))
         print(json.dumps({"name": "infer_bare_forward", "value": round(bare, 2), "unit": "images/s",
                           "baseline": round(bare, 2), "ratio": 1.0, "n": n, "device": device, "params": params}))
+        print(json.dumps({"name": "infer_heatmaps_cost", "value": round(with_s, 3), "unit": "s",
+                          "baseline": round(without_s, 3), "ratio": round(with_s / without_s, 4), "n": n,
+                          "device": device, "heatmap_shape": [c, h, w], "bytes_per_image": c * h * w * 2,
+                          "seconds_with": [round(x, 3) for x in secs[True]],
+                          "seconds_without": [round(x, 3) for x in secs[False]], "params": params}))
     return 0
 
 

@@ -23,17 +23,19 @@ __all__ = ["command"]
 @click.option("--overwrite", is_flag=True,
               help="Replace the predictions/features there (e.g. another model's); the old ones stay until the "
                    "new ones are complete.")
-@click.option("--heatmaps/--no-heatmaps", default=True, show_default=True,
+@click.option("--heatmaps/--no-heatmaps", default=None,
               help="Also write RUN/heatmaps.zarr: one class activation map per attribute (N x 17 x h x w float16, "
                    "h = w = input size / 32), for models ending in global average pooling + linear (xsgpu "
-                   "checkpoints); other models get none, with the reason logged. docs/explain.md.")
-@click.option("--layers", "layers", default="", metavar="LAYER[,LAYER]",
+                   "checkpoints); other models get none, with the reason logged. Default: on (a resume keeps "
+                   "what its finished partitions have). docs/explain.md.")
+@click.option("--layers", "layers", default=None, metavar="LAYER[,LAYER]",
               help="Also keep these blocks' globally pooled activations (layer1, layer2, layer3) as "
-                   "RUN/features_<layer>.zarr; `xsgpu embed` maps each like FEA.")
+                   "RUN/features_<layer>.zarr; `xsgpu embed` maps each like FEA. Default: none (a resume keeps "
+                   "the finished partitions' layers).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def command(run: str, model: str, spec: str | None, batch_size: int, device: str, compile_: bool,
             num_threads: int | None,
-            overwrite: bool, heatmaps: bool, layers: str, progress: bool) -> None:
+            overwrite: bool, heatmaps: bool | None, layers: str | None, progress: bool) -> None:
     """Predict the 17 attribute probabilities (PRD) and the pooled features (FEA) of RUN's images.
 
     Writes RUN/predictions.parquet/ (sample_id, p__<attribute> float32; model id and weights hash in
@@ -62,7 +64,7 @@ def command(run: str, model: str, spec: str | None, batch_size: int, device: str
     RunStore.open(run, require=[IMAGES])  # a missing run is reported before a model is loaded
     predictor = load_predictor(model, spec=spec, device=device, batch_size=batch_size, compile=compile_,
                                num_threads=num_threads)
-    keep = [name.strip() for name in layers.split(",") if name.strip()]
+    keep = None if layers is None else [name.strip() for name in layers.split(",") if name.strip()]
     s = infer_run(run, model=predictor, overwrite=overwrite, progress=progress, heatmaps=heatmaps, layers=keep)
     click.echo(f"predicted {s['n_images']} images in {s['n_partitions_done']} partitions "
                f"({s['n_partitions_skipped']} already done) with {s['model_id']} on {s['device']}: "

@@ -7,8 +7,18 @@ with model_id, arch, weights_sha256, input_size in the Parquet metadata) last an
 partition is finished exactly when its predictions part exists, so :func:`infer_run` resumes a
 killed job by skipping finished partitions; a rerun of a partition rewrites the same rows.
 
+With ``heatmaps=True`` (the default of ``xsgpu infer``) a model ending in global average pooling +
+linear also writes ``heatmaps.zarr`` (float16, N x C x h x w: one class activation map per attribute
+at the last block's spatial size, :mod:`xsgpu.explain.cam`), and ``layers=("layer2", ...)`` writes each
+block's globally pooled activations as ``features_<layer>.zarr`` (float16, N x K). They come from the
+same forward pass, are chunked by partition like ``features.zarr`` and written before the predictions
+part, so the same finished-partition rule covers them. The arrays a partition got are listed under
+``outputs`` in the part's metadata; a resume asking for other outputs is refused (``--overwrite``
+redoes all partitions).
+
 The Dask pipeline loads one :class:`~xsgpu.model.predictor.Predictor` per worker and maps
-:func:`infer_partition` over :meth:`RunStore.predictions.pending()`.
+:func:`infer_partition` over :meth:`RunStore.predictions.pending()`; it writes the extra outputs its
+predictor was set up for (:meth:`~xsgpu.model.predictor.Predictor.set_outputs`).
 
 Examples
 --------
@@ -26,7 +36,7 @@ import shutil
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -37,10 +47,11 @@ from xsgpu.io.chunks import COMPLETE_CHUNKS_ATTR
 from xsgpu.io.locks import stage_lock
 from xsgpu.io.runstore import RunStore, RunStoreError
 from xsgpu.io.staging import Staging, recover
-from xsgpu.model.predictor import Predictor
+from xsgpu.model.predictor import HEATMAPS, Predictor, layer_of
 from xsgpu.io.schema import FEATURES, IMAGES, PREDICTIONS
 
-__all__ = ["infer_partition", "infer_run", "prediction_metadata", "ensure_features_array", "read_batches"]
+__all__ = ["infer_partition", "infer_run", "prediction_metadata", "ensure_features_array", "ensure_output_array",
+           "read_batches", "extra_arrays", "MODEL_ATTR"]
 
 log = logging.getLogger(__name__)
 
@@ -48,37 +59,80 @@ log = logging.getLogger(__name__)
 def prediction_metadata(predictor: Predictor) -> dict[str, Any]:
     """The metadata stored with every predictions part."""
     m = predictor.meta
-    return {"model_id": m["model_id"], "arch": m["arch"], "weights_sha256": m["weights_sha256"],
-            "input_size": m["input_size"], "feature_dim": predictor.feature_dim, "stage": "infer"}
+    out = {"model_id": m["model_id"], "arch": m["arch"], "weights_sha256": m["weights_sha256"],
+           "input_size": m["input_size"], "feature_dim": predictor.feature_dim, "stage": "infer"}
+    extra = getattr(predictor, "extra_outputs", ())
+    out["outputs"] = {name: list(predictor.extra_shapes[name]) for name in extra}
+    return out
 
 
-def ensure_features_array(store: RunStore, dim: int):
-    """Open ``features.zarr`` (N, dim) float16, creating it atomically if absent.
+#: Zarr attribute of the extra arrays naming the model (weights hash) whose outputs they hold
+MODEL_ATTR = "weights_sha256"
+
+
+def extra_arrays(store: RunStore) -> list[str]:
+    """The extra inference arrays a run holds (``heatmaps``, ``features_<layer>``), sorted."""
+    if not store.path.is_dir():
+        return []
+    names = [e[:-len(".zarr")] for e in os.listdir(store.path) if e.endswith(".zarr")]
+    return sorted(n for n in names if n == HEATMAPS or layer_of(n) is not None)
+
+
+def ensure_output_array(store: RunStore, name: str, row_shape: tuple[int, ...], *,
+                        attrs: dict[str, Any] | None = None):
+    """Open the Zarr array ``RUN/<name>.zarr`` (N, *row_shape) float16, creating it atomically if absent.
 
     Creation happens in a temporary directory renamed into place, so Dask workers starting together
-    never clobber each other's rows; a loser of the race just opens the winner's array.
+    never clobber each other's rows; a loser of the race just opens the winner's array. Rows are
+    chunked by partition (a chunk capped at ~64 MB). ``attrs`` are written at creation; an existing
+    array whose :data:`MODEL_ATTR` differs from ``attrs``' holds another model's rows and is refused.
     """
     import zarr
 
-    path = store.features.path
+    handle = store.artifact(name)
+    path = handle.path
+    shape = (store.n_samples, *row_shape)
+    row_bytes = int(np.prod(row_shape, dtype=np.int64)) * 2
     if not path.exists():
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
         chunk_rows = store.partition_size
-        while chunk_rows * dim * 2 > 64 * 2**20 and chunk_rows % 2 == 0:
+        while chunk_rows * row_bytes > 64 * 2**20 and chunk_rows % 2 == 0:
             chunk_rows //= 2
-        new = zarr.open_array(str(tmp), mode="w", shape=(store.n_samples, dim),
-                              chunks=(max(1, min(chunk_rows, store.n_samples or 1)), dim), dtype=np.float16,
+        new = zarr.open_array(str(tmp), mode="w", shape=shape,
+                              chunks=(max(1, min(chunk_rows, store.n_samples or 1)), *row_shape), dtype=np.float16,
                               fill_value=0)
-        new.attrs[COMPLETE_CHUNKS_ATTR] = True  # every chunk is stored: a missing one is lost data
+        # every chunk is stored: a missing one is lost data
+        new.attrs.update({COMPLETE_CHUNKS_ATTR: True, **(attrs or {})})
         try:
             os.rename(tmp, path)
         except OSError:  # another worker won the race
             shutil.rmtree(tmp, ignore_errors=True)
-    arr = store.features.open(mode="r+")
-    if tuple(arr.shape) != (store.n_samples, dim) or np.dtype(arr.dtype) != np.float16:
-        raise RunStoreError(f"{path} has shape {arr.shape} {arr.dtype}, but this model writes ({store.n_samples}, {dim}) "
-                            "float16. Hint: rerun with overwrite=True (--overwrite) to replace another model's outputs.")
+    arr = handle.open(mode="r+")
+    hint = "Hint: rerun with overwrite=True (--overwrite) to replace another model's outputs."
+    if tuple(arr.shape) != shape or np.dtype(arr.dtype) != np.float16:
+        raise RunStoreError(f"{path} has shape {arr.shape} {arr.dtype}, but this model writes {shape} float16. {hint}")
+    want, have = (attrs or {}).get(MODEL_ATTR), arr.attrs.get(MODEL_ATTR)
+    if want is not None and have is not None and have != want:
+        raise RunStoreError(f"{path} holds the outputs of model {str(have)[:12]}..., this one is {str(want)[:12]}... "
+                            f"{hint}")
     return arr
+
+
+def ensure_features_array(store: RunStore, dim: int):
+    """Open ``features.zarr`` (N, dim) float16, creating it atomically if absent (:func:`ensure_output_array`)."""
+    return ensure_output_array(store, FEATURES.name, (dim,))
+
+
+def _extra_attrs(predictor: Predictor, name: str) -> dict[str, Any]:
+    m = predictor.meta
+    attrs: dict[str, Any] = {MODEL_ATTR: m["weights_sha256"], "model_id": m["model_id"], "input_size": m["input_size"]}
+    if name == HEATMAPS:
+        attrs.update(kind="class activation map: CAM_c = sum_k w_ck A_k over the last block's maps A",
+                     attributes=list(m["attributes"]),
+                     bias=[float(b) for b in predictor.model.head.bias.detach().cpu().tolist()])
+    else:
+        attrs.update(kind="global average pool of one block's activations", layer=layer_of(name))
+    return attrs
 
 
 def read_batches(images, start: int, stop: int, batch_size: int, *, workers: int = 2) -> Iterator[np.ndarray]:
@@ -136,13 +190,19 @@ def infer_partition(run_path: str | os.PathLike, part: int, predictor: Predictor
         raise RunStoreError(f"{store.images.path} has {images.shape[0]} rows, but the manifest says "
                             f"n_samples={store.n_samples}.")
     feats_arr = ensure_features_array(store, predictor.feature_dim)
+    extra = tuple(getattr(predictor, "extra_outputs", ()))
+    extra_arrs = [ensure_output_array(store, name, predictor.extra_shapes[name], attrs=_extra_attrs(predictor, name))
+                  for name in extra]
     batches = read_batches(images, start, stop, predictor.batch_size, workers=read_workers)
     feats = np.empty((stop - start, predictor.feature_dim), np.float16)
     probs = np.empty((stop - start, len(prob_columns())), np.float32)
+    extra_rows = [np.empty((stop - start, *predictor.extra_shapes[name]), np.float16) for name in extra]
     row = 0
-    for f, p in predictor.predict_iter(batches):
+    for f, p, *rest in predictor.predict_iter(batches):
         feats[row:row + len(f)] = f
         probs[row:row + len(p)] = p
+        for buf, r in zip(extra_rows, rest):
+            buf[row:row + len(r)] = r
         row += len(f)
     if row != stop - start:
         raise RuntimeError(f"partition {part}: predicted {row} rows, expected {stop - start}.")
@@ -150,19 +210,35 @@ def infer_partition(run_path: str | os.PathLike, part: int, predictor: Predictor
     if bad.any():
         raise FloatingPointError(f"partition {part}: {int(bad.sum())} images got non-finite probabilities "
                                  f"(first sample_id {start + int(np.flatnonzero(bad)[0])}).")
+    for name, buf in zip(extra, extra_rows):
+        bad = ~np.isfinite(buf.reshape(len(buf), -1)).all(axis=1)
+        if bad.any():
+            raise FloatingPointError(f"partition {part}: {int(bad.sum())} images got non-finite {name} in float16 "
+                                     f"(first sample_id {start + int(np.flatnonzero(bad)[0])}).")
+    # Zarr rows first (features, then the extra arrays), the predictions part (the finished marker) last
     feats_arr[start:stop] = feats
+    for arr, buf in zip(extra_arrs, extra_rows):
+        arr[start:stop] = buf
     df = pd.DataFrame(probs, columns=prob_columns())
     df.insert(0, "sample_id", np.arange(start, stop, dtype=np.int64))
     store.predictions.write_partition(part, df, metadata=prediction_metadata(predictor))
     return stop - start
 
 
-def _finished_model_ids(store: RunStore) -> dict[str, set[int]]:
-    out: dict[str, set[int]] = {}
+def _finished_parts(store: RunStore) -> dict[int, tuple[str, tuple[str, ...]]]:
+    """``{partition: (weights_sha256, extra output names)}`` of the finished predictions parts."""
+    out: dict[int, tuple[str, tuple[str, ...]]] = {}
     for p in sorted(store.predictions.finished()):
         meta = pq.read_schema(store.predictions.partition_path(p)).metadata or {}
+        info = json.loads(meta.get(b"xsgpu", b"{}"))
+        out[p] = (info.get("weights_sha256", "?"), tuple(sorted(info.get("outputs") or {})))
+    return out
 
-        sha = json.loads(meta.get(b"xsgpu", b"{}")).get("weights_sha256", "?")
+
+def _finished_model_ids(store: RunStore, parts: dict[int, tuple[str, tuple[str, ...]]] | None = None
+                        ) -> dict[str, set[int]]:
+    out: dict[str, set[int]] = {}
+    for p, (sha, _) in (_finished_parts(store) if parts is None else parts).items():
         out.setdefault(sha, set()).add(p)
     return out
 
@@ -177,6 +253,8 @@ def infer_run(
     num_threads: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    heatmaps: bool | None = None,
+    layers: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Predict every pending partition of a run (resumable); return a summary.
 
@@ -199,41 +277,84 @@ def infer_run(
         staged partitions (:mod:`xsgpu.io.staging`). Without it a run holding another model's
         predictions is refused (mixing two models' outputs in one table would be silent corruption).
     progress : bool
+    heatmaps : bool, optional
+        Also write ``heatmaps.zarr``, the class activation map of every attribute (N x C x h x w
+        float16), for a model ending in global average pooling + linear; other models get none and
+        the reason is logged (:meth:`Predictor.heatmap_support`). ``None`` (default): on, except that
+        a resume (without ``overwrite``) keeps what its finished partitions have.
+    layers : sequence of str, optional
+        Blocks (``"layer1"``, ``"layer2"``, ``"layer3"``) whose globally pooled activations are also
+        written, as ``features_<layer>.zarr`` (N x K float16). ``None`` (default): none, or on a
+        resume the finished partitions' layers. A predictor passed as ``model`` is set up for these
+        outputs (:meth:`Predictor.set_outputs`).
 
     Returns
     -------
     dict
-        n_images (predicted now), n_partitions_done, n_partitions_skipped, seconds, images_per_s, model_id.
+        n_images (predicted now), n_partitions_done, n_partitions_skipped, seconds, images_per_s, model_id,
+        device, outputs (the extra arrays written).
 
     Raises
     ------
     StoreLocked
         If another process is running ``infer`` on this run (``RUN/locks/infer.lock``, :mod:`xsgpu.io.locks`).
+    RunStoreError
+        If finished partitions hold another model's outputs, or other extra outputs than asked (a resume
+        must ask for the same ``heatmaps``/``layers``), and ``overwrite`` is not set.
     """
     store = RunStore.open(run_path, require=[IMAGES])
     predictor = model if isinstance(model, Predictor) else Predictor.from_checkpoint(
         model, device=device, batch_size=batch_size, compile=compile, num_threads=num_threads)
     predictor.check_run(store)
     with stage_lock(store.path, "infer"):
-        return _infer_locked(store, predictor, overwrite=overwrite, progress=progress)
+        return _infer_locked(store, predictor, overwrite=overwrite, progress=progress, heatmaps=heatmaps,
+                             layers=layers)
 
 
-def _infer_locked(store: RunStore, predictor: Predictor, *, overwrite: bool, progress: bool) -> dict[str, Any]:
+def _resolve_outputs(finished: dict[int, tuple[str, tuple[str, ...]]], sha: str, *, heatmaps: bool | None,
+                     layers: Sequence[str] | None, overwrite: bool) -> tuple[bool, tuple[str, ...]]:
+    """The extra outputs to write: as asked; what is not asked follows this model's finished partitions on a resume."""
+    ours = {outs for s, outs in finished.values() if s == sha}
+    have = next(iter(ours)) if len(ours) == 1 and not overwrite else None
+    if heatmaps is None:
+        heatmaps = True if have is None else HEATMAPS in have
+    if layers is None:
+        layers = () if have is None else tuple(layer_of(n) for n in have if layer_of(n) is not None)
+    return heatmaps, tuple(layers)
+
+
+def _infer_locked(store: RunStore, predictor: Predictor, *, overwrite: bool, progress: bool,
+                  heatmaps: bool | None = None, layers: Sequence[str] | None = None) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     recover(store)
     sha = predictor.meta["weights_sha256"]
-    others = {k: v for k, v in _finished_model_ids(store).items() if k != sha}
+    finished = _finished_parts(store)
+    heatmaps, layers = _resolve_outputs(finished, sha, heatmaps=heatmaps, layers=layers, overwrite=overwrite)
+    predictor.set_outputs(heatmaps=heatmaps, layers=layers)
+    others = {k: v for k, v in _finished_model_ids(store, finished).items() if k != sha}
     if others and not overwrite:
         k, parts = next(iter(others.items()))
         raise RunStoreError(
             f"{store.predictions.path} holds partitions {sorted(parts)[:5]} from another model "
             f"(weights_sha256 {k[:12]}...), this one is {sha[:12]}... Hint: pass --overwrite to replace them.")
+    wanted = tuple(sorted(predictor.extra_outputs))
+    differ = sorted(p for p, (_, outs) in finished.items() if outs != wanted)
     staging = None
     target = store
+    if differ and not overwrite:
+        have = finished[differ[0]][1]
+        if len(finished) < store.n_partitions:
+            raise RunStoreError(
+                f"{store.predictions.path}: partitions {differ[:5]} were predicted with the extra outputs "
+                f"{list(have) or 'none'}, this call asks for {list(wanted) or 'none'}; a resume must ask for the same. "
+                "Hint: rerun with the same --heatmaps/--layers flags, or pass --overwrite to redo every partition.")
+        log.info("%s: every partition is predicted already, with the extra outputs %s (not %s); pass --overwrite "
+                 "to write them", store.path, list(have) or "none", list(wanted) or "none")
     if overwrite and (others or store.features.path.exists() or store.predictions.path.exists()):
         # the old outputs stay in place until the new ones are complete (xsgpu.io.staging)
-        staging = Staging.begin(store, [PREDICTIONS, FEATURES], key="infer", token=sha)
+        staging = Staging.begin(store, [PREDICTIONS, FEATURES, *predictor.extra_outputs], key="infer",
+                                token=f"{sha}:{','.join(wanted)}")
         target = staging.store
         log.info("overwrite: writing the new predictions and features of %s into %s first", store.path, staging.path)
     pending = target.predictions.pending()
@@ -252,12 +373,16 @@ def _infer_locked(store: RunStore, predictor: Predictor, *, overwrite: bool, pro
                 bar.update(k)
         if staging is not None:
             staging.commit()
+            for name in extra_arrays(store):  # another model's (or run's) extra arrays: no longer its outputs
+                if name not in predictor.extra_outputs:
+                    log.info("overwrite: removing %s (not written by this infer)", store.artifact(name).path)
+                    shutil.rmtree(store.artifact(name).path, ignore_errors=True)
     except BaseException:
         store.set_stage("infer", "failed", model_id=predictor.meta["model_id"])
         raise
     seconds = time.perf_counter() - t0
     summary = {"model_id": predictor.meta["model_id"], "n_images": n, "n_partitions_done": len(pending),
                "n_partitions_skipped": skipped, "seconds": seconds, "images_per_s": n / seconds if seconds > 0 else 0.0,
-               "device": predictor.device}
+               "device": predictor.device, "outputs": list(predictor.extra_outputs)}
     store.set_stage("infer", "done", **{k: v for k, v in summary.items() if k != "seconds"})
     return summary

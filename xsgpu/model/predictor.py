@@ -24,22 +24,38 @@ import logging
 import os
 import queue
 import threading
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 
 from xsgpu.attributes import NAMES
 from xsgpu.backend import torch_device
+from xsgpu.errors import ModelMismatch
+from xsgpu.io import schema
 from xsgpu.model.checkpoint import CheckpointMismatch, check_compatible, load_checkpoint
 from xsgpu.model.resnet import XSResNet
 from xsgpu.model.transforms import to_model_input
 
-__all__ = ["Predictor", "prefetch"]
+__all__ = ["Predictor", "prefetch", "HEATMAPS", "layer_array", "layer_of"]
 
 log = logging.getLogger(__name__)
 
 _DONE = object()
+
+#: run-store array of the class activation maps (N, C, h, w) float16 written by ``xsgpu infer``
+HEATMAPS = schema.HEATMAPS.name
+
+
+def layer_of(array: str) -> str | None:
+    """The block whose pooled activations run-store array ``array`` holds (``features_layer2`` -> ``layer2``), or None."""
+    prefix = schema.LAYER_FEATURES.name.split("{")[0]
+    return array[len(prefix):] if array.startswith(prefix) and len(array) > len(prefix) else None
+
+
+def layer_array(layer: str) -> str:
+    """Run-store array name of the pooled activations of block ``layer`` (``"layer2"`` -> ``features_layer2``)."""
+    return schema.LAYER_FEATURES.named(layer=layer).name
 
 
 def prefetch(items: Iterable[Any], *, depth: int = 2) -> Iterator[Any]:
@@ -112,10 +128,13 @@ class Predictor:
         if self.cuda:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
+        self._compile = bool(compile)
         self._forward = torch.compile(model) if compile else model
         self.input_size = int(meta["input_size"])
         self.feature_dim = int(model.feature_dim)
         self._stream = torch.cuda.Stream() if self.cuda else None
+        self.extra_outputs: tuple[str, ...] = ()
+        self.extra_shapes: dict[str, tuple[int, ...]] = {}
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, *, device: str = "auto", batch_size: int = 256,
@@ -148,6 +167,76 @@ class Predictor:
         """Checkpoint metadata plus ``device``: model_id, arch, weights_sha256, input_size, feature_dim, ..."""
         return {**self._meta, "device": self.device, "feature_dim": self.feature_dim}
 
+    def heatmap_support(self) -> str | None:
+        """``None`` if this model's class activation maps can be computed in its forward pass, else why not.
+
+        Only networks ending in global average pooling + one linear layer whose weights xsgpu holds
+        have them (:func:`xsgpu.explain.cam.cam_support`): xsgpu checkpoints. ONNX, TorchScript and
+        foreign state dicts (whose outputs pass through a spec's mapping) have none.
+        """
+        fmt = self._meta.get("format")
+        if fmt == "onnx":
+            return "an ONNX model runs inside ONNX Runtime: its last block's maps and classifier weights are not reachable"
+        if fmt == "torchscript":
+            return "a TorchScript model is a compiled graph: its last block's maps and classifier weights are not reachable"
+        if fmt == "state_dict":
+            return ("a foreign state-dict model's outputs pass through the spec's output mapping, so its classifier "
+                    "weights are not the attributes' weights")
+        from xsgpu.explain.cam import cam_support
+
+        model = getattr(self, "model", None)
+        return cam_support(model) if model is not None else f"{type(self).__name__} holds no PyTorch model"
+
+    def set_outputs(self, *, heatmaps: bool = False, layers: Sequence[str] = ()) -> tuple[str, ...]:
+        """Choose the outputs yielded besides features and probabilities; return their array names in order.
+
+        Parameters
+        ----------
+        heatmaps : bool
+            Class activation maps (b, C, h, w) of every attribute (:mod:`xsgpu.explain.cam`). Skipped,
+            with the reason logged, for a model that has none (:meth:`heatmap_support`).
+        layers : sequence of str
+            Blocks (``"layer1"``, ``"layer2"``, ``"layer3"``) whose globally average-pooled activations
+            (b, K) are also kept (arrays ``features_<layer>``).
+
+        Raises
+        ------
+        ModelMismatch
+            If ``layers`` is asked of a model without such blocks, or names an unknown block.
+        """
+        from xsgpu.explain.cam import KEEP_LAYERS, ExplainedForward, heatmap_shape, layer_dims
+
+        layers = tuple(dict.fromkeys(layers))
+        bad = [name for name in layers if name not in KEEP_LAYERS]
+        if bad:
+            raise ModelMismatch(f"--layers {','.join(bad)}: choose among {','.join(KEEP_LAYERS)} (layer4's pooled "
+                                "activations are FEA, features.zarr).")
+        reason = self.heatmap_support()
+        if reason is not None:
+            if heatmaps:
+                log.info("no heatmaps for model %s: %s", self._meta.get("model_id"), reason)
+            if layers:
+                raise ModelMismatch(f"--layers needs a ResNet whose blocks xsgpu can reach; model "
+                                    f"{self._meta.get('path', self._meta.get('model_id'))}: {reason}.")
+            heatmaps = False
+        if not heatmaps and not layers:
+            if getattr(self, "extra_outputs", ()):  # back to the plain forward
+                self._forward = torch.compile(self.model) if self._compile else self.model
+            self.extra_outputs, self.extra_shapes = (), {}
+            return ()
+        wrapped = ExplainedForward(self.model, heatmaps=heatmaps, layers=layers)
+        self._forward = torch.compile(wrapped) if self._compile else wrapped
+        names, shapes = [], {}
+        if heatmaps:
+            names.append(HEATMAPS)
+            shapes[HEATMAPS] = (int(self.model.head.out_features), *heatmap_shape(self.input_size))
+        dims = layer_dims(self.model)
+        for name in layers:
+            names.append(layer_array(name))
+            shapes[layer_array(name)] = (dims[name],)
+        self.extra_outputs, self.extra_shapes = tuple(names), shapes
+        return self.extra_outputs
+
     def check_run(self, store) -> None:
         """Refuse a run whose attributes or stored frame size do not match this model, naming both.
 
@@ -167,13 +256,13 @@ class Predictor:
                     f"Hint: ingest the run with --size {src[0]}, or train a model on frames of this size.")
 
     @torch.no_grad()
-    def _run(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _run(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         x = to_model_input(x, self.input_size)
         if self.cuda:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda):
-            feats, probs = self._forward(x)
-        return feats.float(), probs.float()
+            out = self._forward(x)
+        return tuple(t.float() for t in out)
 
     def _host_batches(self, frames: Iterable[np.ndarray]) -> Iterator[torch.Tensor]:
         for f in frames:
@@ -184,11 +273,12 @@ class Predictor:
                 t = t.pin_memory()
             yield t
 
-    def predict_iter(self, frames: Iterable[np.ndarray], *, depth: int = 2) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def predict_iter(self, frames: Iterable[np.ndarray], *, depth: int = 2) -> Iterator[tuple[np.ndarray, ...]]:
         """Predict a stream of batches of log frames, each (b, H, W) float16/float32.
 
         The stream is consumed in a background thread (:func:`prefetch`), so reading the next batch
-        overlaps the forward pass of this one. Yields ``(features (b, D), probs (b, 17))`` float32.
+        overlaps the forward pass of this one. Yields ``(features (b, D), probs (b, 17))`` float32,
+        followed by one array per :attr:`extra_outputs` (see :meth:`set_outputs`).
         """
         pending = None
         for host in prefetch(self._host_batches(frames), depth=depth):
@@ -201,14 +291,14 @@ class Predictor:
                 dev.record_stream(torch.cuda.current_stream())
             else:
                 dev = host
-            feats, probs = self._run(dev)
+            outs = self._run(dev)
             if self.cuda:
                 # copy the previous batch's outputs while this one computes
                 if pending is not None:
                     yield tuple(t.numpy() for t in _finish(pending))
-                pending = _start_copy(feats, probs)
+                pending = _start_copy(*outs)
             else:
-                yield feats.numpy(), probs.numpy()
+                yield tuple(t.numpy() for t in outs)
         if pending is not None:
             yield tuple(t.numpy() for t in _finish(pending))
 
@@ -229,17 +319,18 @@ class Predictor:
                 f"input_size={self.input_size})")
 
 
-def _start_copy(feats: torch.Tensor, probs: torch.Tensor):
-    out_f = torch.empty(feats.shape, dtype=feats.dtype, pin_memory=True)
-    out_p = torch.empty(probs.shape, dtype=probs.dtype, pin_memory=True)
-    out_f.copy_(feats, non_blocking=True)
-    out_p.copy_(probs, non_blocking=True)
+def _start_copy(*tensors: torch.Tensor):
+    outs = []
+    for t in tensors:
+        host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+        host.copy_(t, non_blocking=True)
+        outs.append(host)
     ev = torch.cuda.Event()
     ev.record()
-    return out_f, out_p, ev
+    return outs, ev
 
 
 def _finish(pending):
-    out_f, out_p, ev = pending
+    outs, ev = pending
     ev.synchronize()
-    return out_f, out_p
+    return outs
