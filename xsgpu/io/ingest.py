@@ -19,7 +19,10 @@ Contract (docs/architecture.md, docs/ingest.md):
    in the run (``ingest_files.parquet``, ``ingest_plan.parquet``) so partitions can run anywhere.
 5. **Partitions** (:func:`ingest_partition`): read the frames, ``log_scale`` with the mask, ``resize_batch``
    to ``size``, ``make_thumbnails``; write ``images.zarr`` and ``thumbs.zarr`` rows, then the partition's
-   error rows, then the ``samples`` part (atomic; its existence marks the partition finished).
+   error rows, then the ``samples`` part (atomic; its existence marks the partition finished). Besides
+   :data:`SAMPLE_COLUMNS` it holds the label file's metadata columns (``meta__<name>``,
+   :func:`xsgpu.io.labels.sample_metadata`) and the header fields of every frame (``hdr__<field>``,
+   :mod:`xsgpu.io.readers.headers`; always all of them, null where a file does not say).
    A frame that passed the scan but fails to read keeps its row, with ``valid=False``, a zero image
    and thumbnail and an error row naming its ``sample_id``: ids stay dense and nothing is re-planned.
 
@@ -55,9 +58,10 @@ from xsgpu.attributes import label_columns
 from xsgpu.io.discovery import Expansion, display_path, expand_inputs
 from xsgpu.errors import InputError
 from xsgpu.io.frame import Frame, ReaderError
-from xsgpu.io.labels import LabelAssignment, match_labels, read_labels
+from xsgpu.io.labels import META_PREFIX, LabelAssignment, match_labels, read_labels, sample_metadata
 from xsgpu.io.limits import DEFAULT_MAX_FRAME_PIXELS, DEFAULT_MAX_FRAMES_PER_FILE, FrameLimits
 from xsgpu.io.readers import read_any, scan_file
+from xsgpu.io.readers.headers import HEADER_FIELDS, HEADER_PREFIX
 from xsgpu.io.runstore import RunStore, RunStoreError
 from xsgpu.io.schema import INGEST_FILES, INGEST_PLAN, partition_key
 
@@ -367,7 +371,38 @@ def _plan_table(files: Sequence[str], infos: dict, assignment: LabelAssignment |
     }
     cols.update({c: y[:, i] for i, c in enumerate(label_columns())})
     cols["format"] = per_file([infos[f].detail for f in ok])
-    return pd.DataFrame(cols)
+    plan = pd.DataFrame(cols)
+    if assignment is not None and len(assignment.table.metadata.columns):
+        row_of = np.full(n, -1, dtype=np.int64)
+        for k, f in enumerate(ok):
+            if f in assignment.by_file:
+                row_of[int(starts[k]):int(starts[k] + counts[k])] = assignment.rows_for_file(f, int(counts[k]))
+        plan = pd.concat([plan, _metadata_columns(sample_metadata(assignment.table), row_of)], axis=1)
+    return plan
+
+
+def _metadata_columns(meta: pd.DataFrame, row_of: np.ndarray) -> pd.DataFrame:
+    """Label-file metadata (``meta__*``, one row per label row) spread onto samples; null without a row."""
+    has = row_of >= 0
+    out = {}
+    for c in meta.columns:
+        col = meta[c].iloc[np.where(has, row_of, 0)].reset_index(drop=True) if len(meta) else \
+            pd.Series([None] * len(row_of), dtype=meta[c].dtype)
+        out[c] = col.where(pd.Series(has), None) if len(row_of) else col
+    return pd.DataFrame(out, index=pd.RangeIndex(len(row_of)))
+
+
+def _header_columns(headers: list[dict[str, Any] | None]) -> pd.DataFrame:
+    """The ``hdr__*`` columns (:mod:`xsgpu.io.readers.headers`), one row per sample, typed; null where absent."""
+    out = {}
+    for field, (kind, _unit) in HEADER_FIELDS.items():
+        values = [None if h is None else h.get(field) for h in headers]
+        if kind == "float":
+            out[HEADER_PREFIX + field] = pd.Series([np.nan if v is None else float(v) for v in values],
+                                                   dtype=np.float64)
+        else:
+            out[HEADER_PREFIX + field] = pd.Series([None if v is None else str(v) for v in values], dtype="string")
+    return pd.DataFrame(out, index=pd.RangeIndex(len(headers)))
 
 
 # ---------------------------------------------------------------------------------------------- partitions
@@ -432,6 +467,7 @@ def ingest_partition(run_path: str | os.PathLike, part: int, *,
     n = stop - start
     valid = np.zeros(n, dtype=bool)
     hw = np.zeros((n, 2), dtype=np.int32)
+    headers: list[dict[str, Any] | None] = [None] * n
     thumbs = np.zeros((n, THUMB_SIZE, THUMB_SIZE), dtype=np.uint8)
     errors: list[dict[str, Any]] = []
     block = max(1, int(images_arr.chunks[0]))  # partitions start on chunk boundaries (RunStore.create_array)
@@ -446,6 +482,7 @@ def ingest_partition(run_path: str | os.PathLike, part: int, *,
                 images[i - b0] = resize_batch(log_scale(fr.data, fr.mask)[None], size)[0]
                 valid[i] = True
                 hw[i] = fr.shape
+                headers[i] = fr.metadata.get("hdr")
                 if on_sample is not None:
                     on_sample(1)
         ok = valid[b0:b1]
@@ -458,7 +495,10 @@ def ingest_partition(run_path: str | os.PathLike, part: int, *,
     store.record_errors(errors, stage=STAGE, key=partition_key(part))
     samples = rows.drop(columns=["format"]).assign(valid=valid, format=rows["format"], height=hw[:, 0],
                                                    width=hw[:, 1])
-    store.samples.write_partition(part, samples[SAMPLE_COLUMNS],
+    meta_cols = [c for c in rows.columns if c.startswith(META_PREFIX)]
+    samples = pd.concat([samples[SAMPLE_COLUMNS + meta_cols].reset_index(drop=True), _header_columns(headers)],
+                        axis=1)
+    store.samples.write_partition(part, samples,
                           metadata={"stage": STAGE, "size": size, "n_valid": int(valid.sum())})
     return int(valid.sum())
 

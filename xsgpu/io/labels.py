@@ -25,7 +25,13 @@ Format
   a name close to an attribute's (``Rings``, ``beam_of_image``) or a column holding only 0/1/true/false
   values. Such a column is refused, since silently dropping a mistyped attribute would leave it
   missing or mislabel a whole data set. Prefix a metadata column with ``meta__`` (``meta__flagged``)
-  to keep it whatever its name or values.
+  to keep it whatever its name or values. Ingest writes the metadata into ``samples.parquet`` as
+  ``meta__<name>`` columns (:func:`sample_metadata`): the name lower-cased, runs of other characters
+  than letters and digits made ``_`` (``Sample Name`` -> ``meta__sample_name``; a ``meta__`` prefix is
+  not doubled); a column whose filled cells are all integers is ``Int64``, all numbers ``float64`` (but
+  ``007`` and other numbers with a leading zero stay text),
+  booleans (Parquet) ``boolean``, else ``string``; empty cells and images without a label row are
+  null.
 
 Every problem (unknown or missing attributes, bad values, duplicate keys, keys that match no input
 file, frame numbers beyond a file's frame count) raises :class:`LabelsError` naming the file, the
@@ -52,6 +58,7 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,7 +71,7 @@ from xsgpu.attributes import N_ATTRIBUTES, NAMES, label_columns, resolve_attribu
 from xsgpu.errors import InputError
 
 __all__ = ["LabelsError", "LabelTable", "LabelAssignment", "read_labels", "match_labels", "resolve_file_keys",
-           "KEY_COLUMNS"]
+           "KEY_COLUMNS", "META_PREFIX", "metadata_column_name", "sample_metadata"]
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +225,75 @@ def _check_metadata_columns(path: Path, df: pd.DataFrame, extra: Sequence[str]) 
             f"to its attribute, or prefix it with {META_PREFIX!r} to keep it as metadata.")
 
 
+def metadata_column_name(name: str) -> str:
+    """The ``samples.parquet`` column of a label-file metadata column (module docstring).
+
+    Examples
+    --------
+    >>> metadata_column_name("Sample Name"), metadata_column_name("meta__Flagged"), metadata_column_name("T (K)")
+    ('meta__sample_name', 'meta__flagged', 'meta__t_k')
+    """
+    base = str(name).strip()
+    if base.lower().startswith(META_PREFIX):
+        base = base[len(META_PREFIX):]
+    slug = re.sub(r"[^a-z0-9]+", "_", base.lower()).strip("_")
+    return META_PREFIX + (slug or "column")
+
+
+def _is_empty(v: object) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip()) \
+        or v is pd.NA
+
+
+_INT_RE = re.compile(r"^[-+]?\d+$")
+_LEADING_ZERO = re.compile(r"^[-+]?0\d")
+
+
+def _typed(values: pd.Series) -> pd.Series:
+    """One metadata column with a sensible dtype: Int64, float64, boolean or string; empty cells null."""
+    if values.dtype.kind == "b":
+        return values.astype("boolean")
+    if values.dtype.kind in "iu":
+        return values.astype("Int64")
+    if values.dtype.kind == "f":
+        return values.astype(np.float64)
+    cells = [None if _is_empty(v) else v for v in values.tolist()]
+    filled = [v for v in cells if v is not None]
+    if filled and all(isinstance(v, (bool, np.bool_)) for v in filled):
+        return pd.Series(cells, dtype="boolean")
+    text = [str(v).strip() for v in filled]
+    if any(_LEADING_ZERO.match(t) for t in text):  # identifiers such as sample "007" stay text
+        return pd.Series([None if v is None else str(v) for v in cells], dtype="string")
+    if filled and all(_INT_RE.match(t) for t in text) and all(abs(int(t)) < 2**63 for t in text):
+        return pd.Series([None if v is None else int(str(v).strip()) for v in cells], dtype="Int64")
+    try:
+        numbers = [None if v is None else float(str(v).strip()) for v in cells]
+    except ValueError:
+        numbers = None
+    if filled and numbers is not None:
+        return pd.Series([np.nan if v is None else v for v in numbers], dtype=np.float64)
+    return pd.Series([None if v is None else str(v) for v in cells], dtype="string")
+
+
+def sample_metadata(table: LabelTable) -> pd.DataFrame:
+    """The table's metadata columns as ``samples.parquet`` will hold them: ``meta__<name>``, typed.
+
+    One row per label row. See the module docstring for names and dtypes.
+
+    Raises
+    ------
+    LabelsError
+        When two columns get the same name (``Run`` and ``run``, ``meta__run`` and ``run``).
+    """
+    names = [metadata_column_name(c) for c in table.metadata.columns]
+    clash = {n: [c for c, m in zip(table.metadata.columns, names) if m == n] for n in names if names.count(n) > 1}
+    if clash:
+        raise LabelsError(f"Label file {table.path}: metadata column(s) {_show(list(clash.values()))} would all be "
+                          f"stored as {_show(list(clash))} in samples.parquet. Hint: rename one of each.")
+    return pd.DataFrame({n: _typed(table.metadata[c]).reset_index(drop=True)
+                         for n, c in zip(names, table.metadata.columns)}, index=pd.RangeIndex(table.n_rows))
+
+
 def read_labels(path: str | os.PathLike) -> LabelTable:
     """Read and validate a label file (CSV or Parquet); see the module docstring for the format.
 
@@ -281,6 +357,7 @@ def read_labels(path: str | os.PathLike) -> LabelTable:
     table = LabelTable(path=path, keys=[str(k).strip() for k in key_vals], frames=frames, y=y, rows=rows,
                        metadata=df[extra].reset_index(drop=True))
     _check_duplicates(table, [(k, k) for k in table.keys])
+    sample_metadata(table)  # refuse clashing metadata column names now, before an ingest writes anything
     log.info("Read %d label rows from %s", table.n_rows, path)
     return table
 
@@ -337,6 +414,13 @@ class LabelAssignment:
             labelled[sel] = True
             y[sel] = self.table.y[r]
         return labelled, y
+
+    def rows_for_file(self, path: str, n_frames: int) -> np.ndarray:
+        """Label-table row of each frame of one input file, int64 (n_frames,); -1 where it has none."""
+        out = np.full(n_frames, -1, dtype=np.int64)
+        for fr, r in self.by_file.get(path, {}).items():
+            out[slice(None) if fr == -1 else slice(fr, fr + 1)] = r
+        return out
 
     @property
     def n_files(self) -> int:

@@ -2,7 +2,9 @@
 
 Each frame of a multi-frame file (EDF stacks) is a frame. miniCBF from Pilatus holds signed counts
 with ``-1``/``-2`` in gaps and bad pixels, masked by :func:`xsgpu.io.frame.make_frame`; NaN in float
-EDF images is masked. The file header (key/value strings) goes to ``metadata["header"]``.
+EDF images is masked. The file header (key/value strings) goes to ``metadata["header"]``, its
+standard fields (exposure time, timestamp, sample name, wavelength/energy, distance, beam centre;
+:mod:`xsgpu.io.readers.headers`) to ``metadata["hdr"]``, per frame of a multi-frame EDF.
 Portable anymap pictures (``.pnm``/``.pgm``/``.pbm``) are read by fabio but flagged
 ``quantitative=False``.
 
@@ -20,6 +22,7 @@ import numpy as np
 from xsgpu.io.frame import CorruptFileError, Frame, FrameShapeError, make_frame
 from xsgpu.io.limits import DEFAULT_LIMITS, FrameLimits
 from xsgpu.io.readers._common import FileInfo, header_dict, select_frames
+from xsgpu.io.readers.headers import standard_header, text_header_pairs
 
 __all__ = ["scan_fabio", "read_fabio", "FABIO_EXTENSIONS"]
 
@@ -51,6 +54,20 @@ def _check_cbf(path: str) -> None:
                 raise CorruptFileError(
                     f"{path}: a CBF file without its binary section (no start marker); it is truncated or "
                     "corrupt. Copy or export it again.")
+
+
+def fabio_header(header: Any) -> dict[str, Any]:
+    """The standard header fields (:mod:`xsgpu.io.readers.headers`) of a fabio header dict.
+
+    Its own keys first (EDF ``ExposureTime``, ``SampleDistance``, ``WaveLength``, ``Center_1``...),
+    then the lines of multi-line values (CBF ``_array_data.header_contents``: Pilatus ``# key value``).
+    """
+    items = [(str(k), v) for k, v in dict(header).items()]
+    pairs: list[tuple[str, Any]] = [(k, v) for k, v in items if "\n" not in str(v)]
+    for _k, v in items:
+        if "\n" in str(v):
+            pairs += list(text_header_pairs(str(v)).items())
+    return standard_header(pairs)
 
 
 def _open(path: str):
@@ -133,6 +150,9 @@ def read_fabio(path: str, *, frames: Iterable[int] | None = None,
             one = img if i == 0 else img.getframe(i)
             limits.check_frame(_hw(one.data, path, i), path, what=f"frame {i}")
             meta = {"format": _fmt(img), "header": header_dict((one.header or {}).items())}
+            hdr = fabio_header(one.header or {})
+            if hdr:
+                meta["hdr"] = hdr
             if "pilatus" in str(one.header or {}).lower():
                 meta["detector"] = "Pilatus"
             yield make_frame(one.data, source_uri=path, frame=i, metadata=meta, quantitative=not picture)

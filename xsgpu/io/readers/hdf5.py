@@ -12,6 +12,11 @@ Which dataset holds the frames (first rule that applies):
    stack beside a dark or flat-field frame); several equally large ones are refused, listing them
    (name one with ``--h5-dataset``).
 
+The standard header fields (exposure time, timestamp, sample name, wavelength/energy, distance, beam
+centre; :mod:`xsgpu.io.readers.headers`) are read from the NeXus ``NXdetector``, ``NXmonochromator``,
+``NXbeam``, ``NXsample`` and ``NXentry`` groups (their ``units`` attributes honoured) into
+``metadata["hdr"]``.
+
 A mask dataset beside the image (bool or integer, its name containing ``mask``, shaped like one frame
 or like the whole stack; exactly one such) is applied with the detector convention that non-zero marks
 an invalid pixel, as in :mod:`xsgpu.io.readers.arrays`; its path is in the frame metadata
@@ -40,6 +45,7 @@ import numpy as np
 from xsgpu.io.frame import CorruptFileError, DatasetNotFoundError, Frame, make_frame
 from xsgpu.io.limits import DEFAULT_LIMITS, FrameLimits
 from xsgpu.io.readers._common import FileInfo, header_dict, is_mask_name, select_frames, stack_length, warn_if_inverted
+from xsgpu.io.readers.headers import standard_header
 
 __all__ = ["scan_hdf5", "read_hdf5", "find_image_datasets"]
 
@@ -229,6 +235,54 @@ def scan_hdf5(path: str, *, dataset: str | None = None, limits: FrameLimits = DE
                     detail="eiger" if eiger else "hdf5", linked_files=tuple(dict.fromkeys(linked)))
 
 
+#: NeXus groups whose scalar fields feed the standard header, by NX_class, and where they sit by convention
+_NX_GROUPS = {"NXdetector": "entry/instrument/detector", "NXmonochromator": "entry/instrument/monochromator",
+              "NXbeam": "entry/instrument/beam", "NXsample": "entry/sample", "NXentry": "entry"}
+
+
+def _nx_class(obj: Any) -> str:
+    cls = obj.attrs.get("NX_class", "")
+    return cls.decode() if isinstance(cls, bytes) else str(cls)
+
+
+def _nexus_header(h5py, f: Any) -> dict[str, Any]:
+    """The standard header fields (:mod:`xsgpu.io.readers.headers`) from a file's NeXus groups.
+
+    The scalar fields (and their ``units`` attributes) of every ``NXdetector``, ``NXmonochromator``,
+    ``NXbeam``, ``NXsample`` and ``NXentry`` group, in that order, and of the groups at their
+    conventional paths (``entry/instrument/detector`` ...) when a writer left out the ``NX_class``
+    attributes; an ``NXsample``'s ``name`` is the sample name.
+    """
+    groups: dict[str, list[Any]] = {cls: [] for cls in _NX_GROUPS}
+
+    def visit(name: str, obj: Any) -> None:
+        if isinstance(obj, h5py.Group) and _nx_class(obj) in groups:
+            groups[_nx_class(obj)].append(obj)
+
+    f.visititems(visit)
+    for cls, conventional in _NX_GROUPS.items():
+        if not groups[cls] and conventional in f and isinstance(f[conventional], h5py.Group):
+            groups[cls].append(f[conventional])
+    pairs: list[tuple[str, Any]] = []
+    units: dict[str, str] = {}
+    for cls, found in groups.items():
+        for g in found:
+            for key, ds in g.items():
+                if not isinstance(ds, h5py.Dataset) or ds.size > 16:
+                    continue
+                name = "sample_name" if cls == "NXsample" and key == "name" else key
+                if cls != "NXsample" and key == "name":
+                    continue  # a detector's or an instrument's name, not the sample's
+                value = header_dict([(name, ds[()])]).get(name)
+                if value is None:
+                    continue
+                pairs.append((name, value))
+                unit = ds.attrs.get("units")
+                if unit is not None and name not in units:
+                    units[name] = unit.decode() if isinstance(unit, bytes) else str(unit)
+    return standard_header(pairs, units=units)
+
+
 def _detector_metadata(h5py, f: Any) -> dict[str, Any]:
     pairs = []
     for key, p in _DETECTOR_FIELDS.items():
@@ -248,6 +302,9 @@ def read_hdf5(path: str, *, dataset: str | None = None, frames: Iterable[int] | 
         pmask = _pixel_mask(h5py, f, hw)
         eiger = eiger or pmask is not None
         base = {"format": "hdf5", **_detector_metadata(h5py, f)}
+        hdr = _nexus_header(h5py, f)
+        if hdr:
+            base["hdr"] = hdr
         if eiger:
             base["detector"] = "Eiger"
         side_key = _mask_beside(h5py, f, parts[0][0]) if not eiger and len(parts) == 1 else None

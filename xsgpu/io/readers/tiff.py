@@ -5,6 +5,10 @@
 * Pilatus writes signed 32-bit counts with ``-1`` in module gaps and ``-2`` at bad pixels, and its
   header as ``# key value`` lines in the ImageDescription tag; the lines are parsed into
   ``metadata["header"]`` and the sentinels masked by :func:`xsgpu.io.frame.make_frame`.
+* The standard header fields (exposure time, timestamp, sample name, wavelength/energy, distance,
+  beam centre; :mod:`xsgpu.io.readers.headers`) are read from the ImageDescription (Pilatus lines,
+  a JSON object, ``key=value`` lines) and the DateTime tag into ``metadata["hdr"]`` (a page without
+  a description of its own gets the first page's).
 * 8-bit, bilevel, palette and RGB(A) TIFFs are pictures: RGB is converted to grey (ITU-R 601 luma) and
   the frame is flagged ``quantitative=False``.
 * Every page's declared shape is checked against :class:`~xsgpu.io.limits.FrameLimits` before its
@@ -13,6 +17,7 @@
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import struct
@@ -23,6 +28,7 @@ import numpy as np
 from xsgpu.io.frame import CorruptFileError, Frame, FrameShapeError, make_frame
 from xsgpu.io.limits import DEFAULT_LIMITS, FrameLimits
 from xsgpu.io.readers._common import MAX_TEXT, FileInfo, select_frames
+from xsgpu.io.readers.headers import standard_header, text_header_pairs
 
 __all__ = ["scan_tiff", "read_tiff", "parse_pilatus_header"]
 
@@ -44,6 +50,31 @@ def parse_pilatus_header(text: str) -> dict[str, str]:
         if m:
             out[m.group(1)] = m.group(2).strip()[:MAX_TEXT]
     return out
+
+
+def tiff_header(page: Any) -> dict[str, Any]:
+    """The standard header fields (:mod:`xsgpu.io.readers.headers`) of one TIFF page.
+
+    From the ImageDescription tag (a JSON object as tifffile writes ``metadata=``, Pilatus ``# key
+    value`` lines, or ``key=value`` / ``key: value`` lines as ImageJ and others write) and the
+    ``DateTime`` tag (timestamp when the description has none).
+    """
+    pairs: list[tuple[str, Any]] = []
+    desc = page.description or ""
+    text = desc.strip()
+    if text.startswith("{"):
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            pairs += [(str(k), v) for k, v in parsed.items() if not isinstance(v, (dict, list)) or len(v) == 1]
+    elif text:
+        pairs += list(text_header_pairs(text).items())
+    tag = page.tags.get("DateTime")
+    if tag is not None and tag.value:
+        pairs.append(("DateTime", str(tag.value)))
+    return standard_header(pairs)
 
 
 def _is_picture(page: Any) -> bool:
@@ -140,12 +171,16 @@ def read_tiff(path: str, *, frames: Iterable[int] | None = None,
         pages = _frame_pages(tf, path)
         limits.check_count(len(pages), path)
         chosen = select_frames(frames, len(pages), path)
+        first_hdr = tiff_header(tf.pages[pages[0]])  # writers often describe a stack on its first page only
         for i in chosen:
             page = tf.pages[pages[i]]
             limits.check_frame(_page_hw(page, path, i), path, what=f"page {i}")
             arr = page.asarray()
             picture = _is_picture(page)
             meta: dict[str, Any] = {"format": "tiff", "dtype": str(arr.dtype)}
+            hdr = tiff_header(page) or first_hdr
+            if hdr:
+                meta["hdr"] = hdr
             desc = page.description or ""
             if desc:
                 meta["description"] = desc[:MAX_TEXT]
