@@ -13,7 +13,11 @@ __all__ = ["command"]
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Run directory to create (or to resume an interrupted ingest in).")
 @click.option("--labels", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="CSV or Parquet label file: a file key column, optional frame, the 17 attributes as 0/1.")
+              help="CSV or Parquet label file: a file key column, optional frame, the run's attributes as 0/1.")
+@click.option("--vocabulary", "vocabulary", default="default", show_default=True, metavar="default|from-labels|FILE",
+              help="The run's attributes: 'default' (the paper's 17; the label file must give all of them), "
+                   "'from-labels' (every 0/1 or y__* column of --labels, in the file's order) or a FILE "
+                   "(one name per line, or a JSON list of names or of {name, slug, colour}).")
 @click.option("--size", type=click.IntRange(8, 4096), default=256, show_default=True,
               help="Side of the stored square images (images.zarr is float16 N x size x size).")
 @click.option("--partition-size", type=click.IntRange(min=1), default=None,
@@ -31,7 +35,7 @@ __all__ = ["command"]
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
 def command(paths: tuple[str, ...], out: Path, labels: Path | None, size: int, partition_size: int | None,
             h5_dataset: str | None, workers: int, max_frame_pixels: int | None, max_frames_per_file: int | None,
-            progress: bool) -> None:
+            progress: bool, vocabulary: str) -> None:
     """Ingest detector images (files, directories, globs) into the run store OUT.
 
     Reads TIFF (Pilatus), HDF5/NeXus (Eiger, bitshuffle-LZ4), EDF, CBF and the other fabio formats,
@@ -46,16 +50,21 @@ def command(paths: tuple[str, ...], out: Path, labels: Path | None, size: int, p
     Examples:
       xsgpu ingest /data/saxs --out runs/beamtime                 # a directory, recursively
       xsgpu ingest '/data/2026-*/*.cbf' --labels labels.csv --out runs/labelled
+      xsgpu ingest /data/bl12 --labels bl12.csv --vocabulary from-labels --out runs/bl12   # its own attributes
       xsgpu ingest /data/eiger/scan7_master.h5 --out runs/eiger      # frames of its data_0000NN files
       xsgpu ingest scans/*.nxs --h5-dataset entry/instrument/detector/data --size 224 --out runs/nexus
       xsgpu ingest synthetic/*.mat --labels 17tags.csv --partition-size 1024 --workers 8 --out runs/synthetic
     """
     from xsgpu.config import load_settings
     from xsgpu.io.ingest import ingest_paths
+    from xsgpu.io.labels import FROM_LABELS
+    from xsgpu.io.vocabulary import read_vocabulary
 
     settings = load_settings(overrides={"partition_size": partition_size, "max_frame_pixels": max_frame_pixels,
                                         "max_frames_per_file": max_frames_per_file})
-    store = ingest_paths(list(paths), out, labels=labels, size=size, partition_size=settings.partition_size,
+    vocab = None if vocabulary == "default" else FROM_LABELS if vocabulary == FROM_LABELS else read_vocabulary(vocabulary)
+    store = ingest_paths(list(paths), out, labels=labels, vocabulary=vocab, size=size,
+                         partition_size=settings.partition_size,
                          h5_dataset=h5_dataset, n_workers=workers, progress=progress,
                          max_frame_pixels=settings.max_frame_pixels, max_frames_per_file=settings.max_frames_per_file)
     info = store.reload().manifest["stages"]["ingest"]

@@ -54,11 +54,11 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from xsgpu.attributes import label_columns
+from xsgpu.attributes import DEFAULT_VOCABULARY, Vocabulary
 from xsgpu.io.discovery import Expansion, display_path, expand_inputs
 from xsgpu.errors import InputError
 from xsgpu.io.frame import Frame, ReaderError
-from xsgpu.io.labels import META_PREFIX, LabelAssignment, match_labels, read_labels, sample_metadata
+from xsgpu.io.labels import FROM_LABELS, META_PREFIX, LabelAssignment, match_labels, read_labels, sample_metadata
 from xsgpu.io.limits import DEFAULT_MAX_FRAME_PIXELS, DEFAULT_MAX_FRAMES_PER_FILE, FrameLimits
 from xsgpu.io.readers import read_any, scan_file
 from xsgpu.io.readers.headers import HEADER_FIELDS, HEADER_PREFIX
@@ -66,7 +66,7 @@ from xsgpu.io.runstore import RunStore, RunStoreError
 from xsgpu.io.schema import INGEST_FILES, INGEST_PLAN, partition_key
 
 __all__ = ["IngestError", "expand_paths", "split_for_run", "run_id_for", "plan_ingest", "ingest_partition",
-           "finish_ingest", "ingest_paths", "THUMB_SIZE", "SAMPLE_COLUMNS"]
+           "finish_ingest", "ingest_paths", "THUMB_SIZE", "SAMPLE_COLUMNS", "sample_columns"]
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +75,19 @@ THUMB_SIZE = 64
 PLAN_TABLE = INGEST_PLAN
 FILES_TABLE = INGEST_FILES
 #: samples.parquet columns written by ingest (docs/architecture.md plus ``valid``, ``format``, ``height``, ``width``)
-SAMPLE_COLUMNS = (["sample_id", "source_uri", "frame", "run_id", "split", "is_synthetic", "labelled",
-                   "quantitative"] + label_columns() + ["valid", "format", "height", "width"])
+def sample_columns(vocabulary: Vocabulary = DEFAULT_VOCABULARY) -> list[str]:
+    """``samples.parquet`` columns written by ingest for a run of ``vocabulary`` (its ``y__<slug>`` columns)."""
+    return (["sample_id", "source_uri", "frame", "run_id", "split", "is_synthetic", "labelled", "quantitative"]
+            + vocabulary.label_columns() + ["valid", "format", "height", "width"])
+
+
+#: :func:`sample_columns` of a run of the default vocabulary (the paper's 17)
+SAMPLE_COLUMNS = sample_columns()
 
 
 #: values of ingest parameters added after runs were first planned (a resume treats a missing key as this)
-_PARAM_DEFAULTS = {"max_frame_pixels": DEFAULT_MAX_FRAME_PIXELS, "max_frames_per_file": DEFAULT_MAX_FRAMES_PER_FILE}
+_PARAM_DEFAULTS = {"max_frame_pixels": DEFAULT_MAX_FRAME_PIXELS, "max_frames_per_file": DEFAULT_MAX_FRAMES_PER_FILE,
+                   "vocabulary": list(DEFAULT_VOCABULARY.names)}
 
 
 class IngestError(InputError):
@@ -271,6 +278,7 @@ def plan_ingest(
     progress: bool = True,
     max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS,
     max_frames_per_file: int = DEFAULT_MAX_FRAMES_PER_FILE,
+    vocabulary: Vocabulary | str | None = None,
 ) -> RunStore:
     """Scan the inputs, match labels and create (or reopen, to resume) the run store with the plan.
 
@@ -291,14 +299,19 @@ def plan_ingest(
     exclude = [out] + ([labels] if labels is not None else [])
     found = _expand(paths, exclude)
     files = found.files
-    table = read_labels(labels) if labels is not None else None
+    if vocabulary == FROM_LABELS and labels is None:
+        raise IngestError("vocabulary 'from-labels' needs a label file. Hint: pass --labels FILE, or give "
+                          "--vocabulary FILE (one attribute name per line) for an unlabelled run.")
+    table = read_labels(labels, vocabulary=vocabulary) if labels is not None else None
     assignment = match_labels(table, files) if table is not None else None
+    vocab = table.vocabulary if table is not None else (vocabulary or DEFAULT_VOCABULARY)
     params = {"inputs": [display_path(os.fspath(p)) for p in paths], "size": int(size),
               "partition_size": int(partition_size),
               "h5_dataset": h5_dataset,
               "labels": os.path.abspath(labels) if labels is not None else None,
               "labels_sha256": _sha256(labels) if labels is not None else None, "n_files": len(files),
-              "max_frame_pixels": limits.max_frame_pixels, "max_frames_per_file": limits.max_frames_per_file}
+              "max_frame_pixels": limits.max_frame_pixels, "max_frames_per_file": limits.max_frames_per_file,
+              "vocabulary": list(vocab.names)}
     stats = _stat_table(files)
     store = _resume(out, stats, params)
     if store is not None:
@@ -318,9 +331,10 @@ def plan_ingest(
     if assignment is not None:
         assignment.check_frames({f: i.n_frames for f, i in infos.items()})
 
-    plan = _plan_table(files, infos, assignment)
+    plan = _plan_table(files, infos, assignment, vocab)
     n = len(plan)
-    store = RunStore.create(out, n_samples=n, partition_size=partition_size, params={STAGE: params})
+    store = RunStore.create(out, n_samples=n, partition_size=partition_size, params={STAGE: params},
+                            vocabulary=vocab)
     store.set_stage(STAGE, "running", n_files=len(files), n_samples=n, n_scan_errors=len(errors))
     store.record_errors(errors, stage=STAGE, key="scan")
     error_of = {e["source_uri"]: e["error_type"] for e in errors}
@@ -338,7 +352,8 @@ def plan_ingest(
     return store
 
 
-def _plan_table(files: Sequence[str], infos: dict, assignment: LabelAssignment | None) -> pd.DataFrame:
+def _plan_table(files: Sequence[str], infos: dict, assignment: LabelAssignment | None,
+                vocabulary: Vocabulary = DEFAULT_VOCABULARY) -> pd.DataFrame:
     """One row per planned frame, built column-wise (a per-file DataFrame is ~100x slower)."""
     ok = [f for f in files if f in infos]
     counts = np.array([infos[f].n_frames for f in ok], dtype=np.int64)
@@ -347,7 +362,7 @@ def _plan_table(files: Sequence[str], infos: dict, assignment: LabelAssignment |
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64) if len(ok) else np.zeros(0, np.int64)
     frame = (np.arange(n, dtype=np.int64) - np.repeat(starts, counts)).astype(np.int32)
     labelled = np.zeros(n, dtype=bool)
-    y = np.zeros((n, len(label_columns())), dtype=bool)
+    y = np.zeros((n, len(vocabulary)), dtype=bool)
     if assignment is not None:
         for k, f in enumerate(ok):
             if f in assignment.by_file:
@@ -369,7 +384,7 @@ def _plan_table(files: Sequence[str], infos: dict, assignment: LabelAssignment |
         "labelled": labelled,
         "quantitative": np.asarray([bool(infos[f].quantitative) for f in ok], dtype=bool)[file_of],
     }
-    cols.update({c: y[:, i] for i, c in enumerate(label_columns())})
+    cols.update({c: y[:, i] for i, c in enumerate(vocabulary.label_columns())})
     cols["format"] = per_file([infos[f].detail for f in ok])
     plan = pd.DataFrame(cols)
     if assignment is not None and len(assignment.table.metadata.columns):
@@ -496,8 +511,8 @@ def ingest_partition(run_path: str | os.PathLike, part: int, *,
     samples = rows.drop(columns=["format"]).assign(valid=valid, format=rows["format"], height=hw[:, 0],
                                                    width=hw[:, 1])
     meta_cols = [c for c in rows.columns if c.startswith(META_PREFIX)]
-    samples = pd.concat([samples[SAMPLE_COLUMNS + meta_cols].reset_index(drop=True), _header_columns(headers)],
-                        axis=1)
+    samples = pd.concat([samples[sample_columns(store.vocabulary) + meta_cols].reset_index(drop=True),
+                         _header_columns(headers)], axis=1)
     store.samples.write_partition(part, samples,
                           metadata={"stage": STAGE, "size": size, "n_valid": int(valid.sum())})
     return int(valid.sum())
@@ -515,6 +530,7 @@ def ingest_paths(
     progress: bool = True,
     max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS,
     max_frames_per_file: int = DEFAULT_MAX_FRAMES_PER_FILE,
+    vocabulary: Vocabulary | str | None = None,
 ) -> RunStore:
     """Ingest detector files into the run store ``out`` (plan, then every pending partition).
 
@@ -526,6 +542,9 @@ def ingest_paths(
         The run directory; an interrupted ingest there is resumed.
     labels : path, optional
         CSV/Parquet label file (:mod:`xsgpu.io.labels`); without it every sample is unlabelled.
+    vocabulary : Vocabulary or "from-labels", optional
+        The run's attributes (manifest ``vocabulary``): default the paper's 17; ``"from-labels"``
+        takes them from the label file's attribute columns (:func:`xsgpu.io.labels.read_labels`).
     size : int
         Side of the stored square images (``images.zarr`` is float16 (N, size, size)).
     partition_size : int
@@ -557,7 +576,7 @@ def ingest_paths(
     """
     from tqdm.auto import tqdm
 
-    store = plan_ingest(paths, out, labels=labels, size=size, partition_size=partition_size,
+    store = plan_ingest(paths, out, labels=labels, vocabulary=vocabulary, size=size, partition_size=partition_size,
                         h5_dataset=h5_dataset, n_workers=n_workers, progress=progress,
                         max_frame_pixels=max_frame_pixels, max_frames_per_file=max_frames_per_file)
     if store.n_samples == 0:

@@ -16,8 +16,13 @@ Format
 * An optional ``frame`` column (integer >= 0) for multi-frame files. Without the column, or where the
   cell is empty, the row labels EVERY frame of its file. A file may not have both an all-frames row
   and per-frame rows, nor two rows for the same frame.
-* The 17 attribute columns, each named by display name (``Circular Beamstop``) or slug
-  (``circular_beamstop``) or label column (``y__circular_beamstop``), any case; all 17 are required.
+* The attribute columns of the run's vocabulary (:class:`~xsgpu.attributes.Vocabulary`; default the
+  paper's 17), each named by display name (``Circular Beamstop``) or slug (``circular_beamstop``) or
+  label column (``y__circular_beamstop``), any case; all of them are required. With
+  ``vocabulary="from-labels"`` (``xsgpu ingest --vocabulary from-labels``) the file defines the
+  vocabulary instead: every column other than the key, ``frame``, ``sample_id`` and ``meta__*`` whose
+  name starts with ``y__`` or whose cells are all 0/1/true/false is an attribute (named by the column,
+  a ``y__`` prefix dropped), in the file's column order; the other columns are metadata.
   Values are 0/1/true/false (any case), or booleans/integers 0/1 in Parquet. Empty cells are errors.
 * ``sample_id`` (written by ``xsgpu export-labels``) is ignored.
 * Any other column (``run``, ``sample``, ``notes``, ``tags`` ...) is kept as per-row metadata
@@ -67,11 +72,11 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from xsgpu.attributes import N_ATTRIBUTES, NAMES, label_columns, resolve_attribute
+from xsgpu.attributes import DEFAULT_VOCABULARY, LABEL_PREFIX, Vocabulary, VocabularyError
 from xsgpu.errors import InputError
 
 __all__ = ["LabelsError", "LabelTable", "LabelAssignment", "read_labels", "match_labels", "resolve_file_keys",
-           "KEY_COLUMNS", "META_PREFIX", "metadata_column_name", "sample_metadata"]
+           "KEY_COLUMNS", "META_PREFIX", "FROM_LABELS", "metadata_column_name", "sample_metadata"]
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +84,8 @@ KEY_COLUMNS = ("source_uri", "file", "path", "filename")
 _IGNORED = ("sample_id",)
 #: Prefix that marks a label-file column as metadata whatever its name or values.
 META_PREFIX = "meta__"
+#: ``read_labels(vocabulary=FROM_LABELS)``: the label file's attribute columns define the vocabulary
+FROM_LABELS = "from-labels"
 _CLOSE = 0.8  # difflib ratio above which a column name is taken for a misspelled attribute
 _TRUE = {"1", "true"}
 _FALSE = {"0", "false"}
@@ -107,8 +114,8 @@ class LabelTable:
         The key cell of each row, as written.
     frames : ndarray of int64, shape (n,)
         Frame of each row; -1 = every frame of the file.
-    y : ndarray of bool, shape (n, 17)
-        Labels in canonical attribute order.
+    y : ndarray of bool, shape (n, len(vocabulary))
+        Labels in the vocabulary's order.
     rows : ndarray of int64, shape (n,)
         Row numbers as a spreadsheet shows them (header = row 1), for error messages.
     metadata : DataFrame
@@ -121,6 +128,8 @@ class LabelTable:
     y: np.ndarray
     rows: np.ndarray
     metadata: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: the attributes of ``y``'s columns (the run's, or the file's own with ``vocabulary="from-labels"``)
+    vocabulary: Vocabulary = DEFAULT_VOCABULARY
 
     @property
     def n_rows(self) -> int:
@@ -202,10 +211,11 @@ def _is_bool_like(values: pd.Series) -> bool:
     return seen
 
 
-def _check_metadata_columns(path: Path, df: pd.DataFrame, extra: Sequence[str]) -> None:
+def _check_metadata_columns(path: Path, df: pd.DataFrame, extra: Sequence[str],
+                            vocab: Vocabulary = DEFAULT_VOCABULARY) -> None:
     """Refuse non-attribute columns that look like misspelled attributes (see the module docstring)."""
-    vocabulary = {n.lower(): n for n in NAMES}
-    vocabulary.update({resolve_attribute(n).slug: n for n in NAMES})
+    vocabulary = {n.lower(): n for n in vocab.names}
+    vocabulary.update({a.slug: a.name for a in vocab})
     problems: list[str] = []
     for c in extra:
         if c.lower().startswith(META_PREFIX):
@@ -221,8 +231,10 @@ def _check_metadata_columns(path: Path, df: pd.DataFrame, extra: Sequence[str]) 
     if problems:
         raise LabelsError(
             f"Label file {path}: column(s) {_show(problems)} look like misspelled attribute columns. "
-            f"Valid names: {', '.join(NAMES)} (or their slugs, e.g. circular_beamstop). Hint: rename the column "
-            f"to its attribute, or prefix it with {META_PREFIX!r} to keep it as metadata.")
+            f"Valid names: {', '.join(vocab.names)} (or their slugs, e.g. {vocab[0].slug}). Hint: rename the column "
+            f"to its attribute, or prefix it with {META_PREFIX!r} to keep it as metadata"
+            + (", or pass `--vocabulary from-labels` to take the run's attributes from this file's columns."
+               if vocab.is_default else "."))
 
 
 def metadata_column_name(name: str) -> str:
@@ -294,13 +306,16 @@ def sample_metadata(table: LabelTable) -> pd.DataFrame:
                          for n, c in zip(names, table.metadata.columns)}, index=pd.RangeIndex(table.n_rows))
 
 
-def read_labels(path: str | os.PathLike) -> LabelTable:
+def read_labels(path: str | os.PathLike, *, vocabulary: Vocabulary | str | None = None) -> LabelTable:
     """Read and validate a label file (CSV or Parquet); see the module docstring for the format.
 
     Parameters
     ----------
     path : path
         ``.csv`` (comma-separated, header row) or ``.parquet``.
+    vocabulary : Vocabulary or "from-labels", optional
+        The attributes the file must give (default: the paper's 17), or ``"from-labels"`` to take them
+        from the file's attribute columns (:attr:`LabelTable.vocabulary`).
 
     Returns
     -------
@@ -323,43 +338,68 @@ def read_labels(path: str | os.PathLike) -> LabelTable:
             f"{list(KEY_COLUMNS)}; found {keys or 'none'} among the columns {list(df.columns)}.")
     key_col = keys[0]
     frame_cols = [c for c in df.columns if c.lower() == "frame"]
+    others = [c for c in df.columns if not (c == key_col or c in frame_cols or c.lower() in _IGNORED)]
+    vocab = _vocabulary_of(path, df, others, vocabulary)
     attr_of: dict[str, int] = {}
     extra: list[str] = []
-    for c in df.columns:
-        if c == key_col or c in frame_cols or c.lower() in _IGNORED:
-            continue
+    for c in others:
         try:
-            attr_of[c] = resolve_attribute(c).index
+            attr_of[c] = vocab.resolve(c).index
         except KeyError:
             extra.append(c)
-    _check_metadata_columns(path, df, extra)
+    _check_metadata_columns(path, df, extra, vocab)
     if extra:
         log.info("Label file %s: keeping non-attribute column(s) %s as metadata", path, ", ".join(extra))
     seen: dict[int, list[str]] = defaultdict(list)
     for c, i in attr_of.items():
         seen[i].append(c)
-    dup = {NAMES[i]: cols for i, cols in seen.items() if len(cols) > 1}
+    dup = {vocab.names[i]: cols for i, cols in seen.items() if len(cols) > 1}
     if dup:
         raise LabelsError(f"Label file {path}: attribute(s) given by more than one column: {dup}. Keep one each.")
-    missing = [NAMES[i] for i in range(N_ATTRIBUTES) if i not in seen]
+    missing = [vocab.names[i] for i in range(len(vocab)) if i not in seen]
     if missing:
-        raise LabelsError(f"Label file {path}: missing attribute column(s) {_show(missing)}; all 17 are required "
-                          "(write 0 for an absent attribute).")
+        raise LabelsError(f"Label file {path}: missing attribute column(s) {_show(missing)}; all {len(vocab)} are "
+                          f"required by the run's vocabulary (write 0 for an absent attribute)"
+                          + (". Hint: `--vocabulary from-labels` takes the attributes from the file's columns."
+                             if vocab.is_default else "."))
     key_vals = df[key_col].tolist()
     empty = [f"row {rows[i]}" for i, k in enumerate(key_vals)
              if k is None or (isinstance(k, float) and np.isnan(k)) or not str(k).strip()]
     if empty:
         raise LabelsError(f"Label file {path}: empty {key_col!r} cell(s) at {_show(empty)}.")
     frames = _frame_column(path, df[frame_cols[0]], rows) if frame_cols else np.full(len(df), -1, np.int64)
-    y = np.zeros((len(df), N_ATTRIBUTES), dtype=bool)
+    y = np.zeros((len(df), len(vocab)), dtype=bool)
     for c, i in attr_of.items():
         y[:, i] = _bool_column(path, c, df[c], rows)
     table = LabelTable(path=path, keys=[str(k).strip() for k in key_vals], frames=frames, y=y, rows=rows,
-                       metadata=df[extra].reset_index(drop=True))
+                       metadata=df[extra].reset_index(drop=True), vocabulary=vocab)
     _check_duplicates(table, [(k, k) for k in table.keys])
     sample_metadata(table)  # refuse clashing metadata column names now, before an ingest writes anything
     log.info("Read %d label rows from %s", table.n_rows, path)
     return table
+
+
+def _vocabulary_of(path: Path, df: pd.DataFrame, columns: Sequence[str],
+                   vocabulary: Vocabulary | str | None) -> Vocabulary:
+    """The vocabulary a label file is read with: the one given, or (``"from-labels"``) its own columns."""
+    if vocabulary is None:
+        return DEFAULT_VOCABULARY
+    if isinstance(vocabulary, Vocabulary):
+        return vocabulary
+    if vocabulary != FROM_LABELS:
+        raise ValueError(f"The 'vocabulary' parameter of read_labels must be a Vocabulary, {FROM_LABELS!r} or None. "
+                         f"Got {vocabulary!r} instead.")
+    names = [c[len(LABEL_PREFIX):] if c.lower().startswith(LABEL_PREFIX) else c for c in columns
+             if not c.lower().startswith(META_PREFIX) and (c.lower().startswith(LABEL_PREFIX) or _is_bool_like(df[c]))]
+    if not names:
+        raise LabelsError(f"Label file {path}: no attribute columns to take the vocabulary from (columns "
+                          f"{list(df.columns)}); an attribute column holds only 0/1/true/false or is named y__<name>.")
+    try:
+        vocab = Vocabulary.from_names(names)
+    except VocabularyError as exc:
+        raise LabelsError(f"Label file {path}: its attribute columns do not make a vocabulary: {exc}") from None
+    log.info("Label file %s: vocabulary of %d attributes from its columns: %s", path, len(vocab), ", ".join(vocab.names))
+    return vocab
 
 
 def _check_duplicates(table: LabelTable, resolved: Iterable[tuple[str, str]]) -> None:
@@ -406,9 +446,9 @@ class LabelAssignment:
             raise LabelsError(f"Label file {self.table.path}: keys matching no image: {_show(bad)}.")
 
     def for_file(self, path: str, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
-        """Return ``labelled`` bool (n_frames,) and ``y`` bool (n_frames, 17) for one input file."""
+        """Return ``labelled`` bool (n_frames,) and ``y`` bool (n_frames, n_attributes) for one input file."""
         labelled = np.zeros(n_frames, dtype=bool)
-        y = np.zeros((n_frames, N_ATTRIBUTES), dtype=bool)
+        y = np.zeros((n_frames, self.table.y.shape[1]), dtype=bool)
         for fr, r in self.by_file.get(path, {}).items():
             sel = slice(None) if fr == -1 else slice(fr, fr + 1)
             labelled[sel] = True
@@ -527,6 +567,6 @@ def match_labels(table: LabelTable, files: Sequence[str | os.PathLike]) -> Label
     return assignment
 
 
-def label_frame(y: np.ndarray) -> pd.DataFrame:
-    """``y`` bool (n, 17) -> DataFrame with the ``y__<slug>`` columns."""
-    return pd.DataFrame(np.asarray(y, dtype=bool), columns=label_columns())
+def label_frame(y: np.ndarray, vocabulary: Vocabulary | None = None) -> pd.DataFrame:
+    """``y`` bool (n, len(vocabulary)) -> DataFrame with the vocabulary's ``y__<slug>`` columns."""
+    return pd.DataFrame(np.asarray(y, dtype=bool), columns=(vocabulary or DEFAULT_VOCABULARY).label_columns())
