@@ -582,7 +582,7 @@ def _prepare_infer(store: Any, model_path: Path) -> None:
             raise PipelineError(
                 f"{store.path}: predictions partition {p} was written by a model with weights_sha256 "
                 f"{prev[:12]}..., but --model {model_path} has {cur[:12]}.... Hint: resume with the same model, "
-                f"or delete {d} and {store.features.path} to re-infer with this one.")
+                f"or delete {store.predictions.path} and {store.features.path} to re-infer with this one.")
 
 
 def _checkpoint_sha(model_path: Path) -> str | None:
