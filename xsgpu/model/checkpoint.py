@@ -3,7 +3,8 @@
 A checkpoint is a directory::
 
     MODEL/model.safetensors     the weights (safetensors: no code runs on load)
-    MODEL/model.json            metadata: format, model_id, arch, attributes (in order), input_size,
+    MODEL/model.json            metadata: format, model_id, arch, attributes (names, in order),
+                                vocabulary (the same as {name, slug, colour}), input_size,
                                 preprocessing, training run, validation metrics, weights_sha256, ...
     MODEL/optimizer.safetensors optional (training checkpoints): AdamW moment tensors; the
                                 param groups, step and schedule live in model.json["resume"]
@@ -37,7 +38,7 @@ from typing import Any, Sequence
 import torch
 
 from xsgpu import __version__
-from xsgpu.attributes import NAMES
+from xsgpu.attributes import DEFAULT_VOCABULARY, Vocabulary, VocabularyError
 from xsgpu.errors import ModelError, ModelMismatch
 from xsgpu.io.atomic import atomic_path, write_json_atomic
 from xsgpu.model.resnet import FEATURE_DIMS, XSResNet, build_resnet, check_arch
@@ -47,7 +48,7 @@ __all__ = [
     "CheckpointError", "CheckpointMismatch", "FORMAT", "FORMAT_VERSION", "WEIGHTS_FILE", "META_FILE",
     "OPTIMIZER_FILE", "save_checkpoint", "load_checkpoint", "read_checkpoint_meta", "resolve_checkpoint",
     "check_compatible", "sha256_file", "optimizer_state_to_tensors", "load_optimizer_state", "load_optimizer_file",
-    "default_preprocessing", "check_meta_bounds", "INPUT_SIZE_RANGE", "SOURCE_SIZE_RANGE", "MAX_OUTPUTS",
+    "default_preprocessing", "check_meta_bounds", "checkpoint_vocabulary", "INPUT_SIZE_RANGE", "SOURCE_SIZE_RANGE", "MAX_OUTPUTS",
 ]
 
 log = logging.getLogger(__name__)
@@ -159,6 +160,28 @@ def check_meta_bounds(meta: dict[str, Any], *, where: str = META_FILE) -> None:
                               f"each side an int in {lo}..{hi}. {hint}")
 
 
+def checkpoint_vocabulary(meta: dict[str, Any], *, where: str = META_FILE) -> Vocabulary:
+    """The vocabulary of a checkpoint: ``meta["vocabulary"]`` (slugs and colours kept), else its ``attributes``.
+
+    Checkpoints written before the per-run vocabulary hold names only; their slugs and colours are
+    derived (:meth:`Vocabulary.from_names`; the paper's 17 keep theirs).
+
+    Raises
+    ------
+    CheckpointError
+        When the field is malformed or disagrees with ``attributes``.
+    """
+    try:
+        if "vocabulary" in meta:
+            vocab = Vocabulary.from_manifest(meta["vocabulary"], where=where)
+            if list(vocab.names) != list(meta["attributes"]):
+                raise VocabularyError(f"{where}: fields 'vocabulary' and 'attributes' name different attributes.")
+            return vocab
+        return Vocabulary.from_names(meta["attributes"])
+    except VocabularyError as exc:
+        raise CheckpointError(f"{where}: {exc}") from None
+
+
 def check_compatible(
     meta: dict[str, Any],
     *,
@@ -241,6 +264,7 @@ def save_checkpoint(
     metrics: dict[str, Any] | None = None,
     optimizer: torch.optim.Optimizer | None = None,
     resume: dict[str, Any] | None = None,
+    vocabulary: Vocabulary | None = None,
 ) -> Path:
     """Write ``model`` (and optionally the optimizer) as a checkpoint directory; return its ``model.json``.
 
@@ -258,9 +282,16 @@ def save_checkpoint(
         Saved to ``optimizer.safetensors`` for ``--resume``.
     resume : dict, optional
         Trainer state (epoch, step, schedule, seed ...) stored in ``model.json["resume"]``.
+    vocabulary : Vocabulary, optional
+        What the outputs are, in order (``model.json`` ``attributes`` and ``vocabulary``); default the
+        paper's 17. Its length must equal the model's ``n_outputs``.
     """
     from safetensors.torch import save_file
 
+    vocab = vocabulary or DEFAULT_VOCABULARY
+    if len(vocab) != model.n_outputs:
+        raise ValueError(f"save_checkpoint: the model has {model.n_outputs} outputs but the vocabulary has "
+                         f"{len(vocab)} attributes ({', '.join(vocab.names[:5])}...); they must match.")
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
@@ -274,7 +305,8 @@ def save_checkpoint(
         "arch": model.arch,
         "n_outputs": model.n_outputs,
         "feature_dim": model.feature_dim,
-        "attributes": list(NAMES),
+        "attributes": list(vocab.names),
+        "vocabulary": vocab.to_manifest(),
         "input_size": int(input_size),
         "preprocessing": preprocessing or default_preprocessing(),
         "training": training or {},

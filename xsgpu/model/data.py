@@ -29,7 +29,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from xsgpu.attributes import label_columns
 from xsgpu.io.runstore import RunStore
 from xsgpu.model.transforms import resize
 
@@ -148,7 +147,7 @@ def load_frames(
 
 @dataclass
 class TrainingData:
-    """Frames (float16 (n, S, S) log values at the input size) and labels (bool (n, 17)) per split."""
+    """Frames (float16 (n, S, S) log values at the input size) and labels (bool (n, n_attributes)) per split."""
 
     ids: dict[str, np.ndarray]
     frames: dict[str, torch.Tensor]
@@ -168,11 +167,13 @@ def load_training_data(
 ) -> TrainingData:
     """Load the train/val/test splits of a run at input size ``size`` (see :func:`split_indices`)."""
     have = _columns(store)
-    missing = [c for c in ["sample_id"] + label_columns() if c not in have]
+    label_cols = store.vocabulary.label_columns()
+    missing = [c for c in ["sample_id"] + label_cols if c not in have]
     if missing:
         raise ValueError(f"{store.samples.path}: label columns {missing[:4]} are missing "
-                         f"({len(missing)} in all); training needs sample_id and the 17 y__<attribute> columns.")
-    cols = ["sample_id"] + label_columns()
+                         f"({len(missing)} in all); training needs sample_id and the run's {len(label_cols)} "
+                         "y__<attribute> columns.")
+    cols = ["sample_id"] + label_cols
     meta_cols = [c for c in ("split", "run_id", "labelled", "valid") if c in have]
     samples = store.samples.read(columns=cols + meta_cols)
     ids = split_indices(samples, max_images=max_images, where=str(store.samples.path))
@@ -182,7 +183,7 @@ def load_training_data(
     if images.shape[0] != store.n_samples:
         raise ValueError(f"{store.images.path}: {images.shape[0]} rows, but the manifest says "
                          f"n_samples={store.n_samples}.")
-    labels_all = samples[label_columns()].to_numpy(bool)
+    labels_all = samples[label_cols].to_numpy(bool)
     by_id = pd.Index(samples["sample_id"].to_numpy(np.int64))
     frames, labels, runs = {}, {}, {}
     per_split_bytes = max_bytes

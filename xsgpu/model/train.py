@@ -36,12 +36,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from xsgpu.attributes import NAMES
+from xsgpu.attributes import VocabularyError
 from xsgpu.backend import torch_device
 from xsgpu.io.runstore import RunStore
 from xsgpu.model.checkpoint import (
-    META_FILE, CheckpointError, check_compatible, default_preprocessing, load_checkpoint, load_optimizer_file,
-    load_optimizer_state, read_checkpoint_meta, save_checkpoint,
+    META_FILE, CheckpointError, CheckpointMismatch, check_compatible, checkpoint_vocabulary, default_preprocessing,
+    load_checkpoint, load_optimizer_file, load_optimizer_state, read_checkpoint_meta, save_checkpoint,
 )
 from xsgpu.model.data import TrainingData, load_training_data
 from xsgpu.model.resnet import XSResNet, build_resnet, check_arch
@@ -71,7 +71,7 @@ def lr_at(step: int, total: int, *, lr: float, warmup: float = 0.1) -> float:
 
 
 def compute_pos_weight(labels: np.ndarray, mode: PosWeight = "sqrt", *, cap: float = 10.0) -> np.ndarray:
-    """Per-attribute ``pos_weight`` (17,) from train labels (n, 17); attributes without positives get 1.
+    """Per-attribute ``pos_weight`` (k,) from train labels (n, k); attributes without positives get 1.
 
     >>> compute_pos_weight(np.array([[1, 1], [0, 1], [0, 1], [0, 0], [0, 1]], bool)).round(2).tolist()
     [2.0, 1.0]
@@ -105,7 +105,7 @@ def evaluate(
     device: str,
     pos_weight: torch.Tensor | None = None,
 ) -> dict[str, float]:
-    """Loss and mAP of ``model`` on preloaded frames (n, S, S) with labels (n, 17), no augmentation."""
+    """Loss and mAP of ``model`` on preloaded frames (n, S, S) with labels (n, k), no augmentation."""
     model.eval()
     probs, losses = [], []
     y_all = torch.from_numpy(labels.astype(np.float32))
@@ -163,6 +163,9 @@ def train_model(
 ) -> dict[str, Any]:
     """Train a multi-attribute ResNet on a run store; write checkpoints to ``out``; return a report.
 
+    The head has one output per attribute of the run's vocabulary (``store.vocabulary``), which every
+    checkpoint records (``model.json`` ``attributes`` and ``vocabulary``).
+
     Parameters
     ----------
     run_path : path
@@ -219,6 +222,7 @@ def train_model(
         torch.set_num_threads(int(num_threads))
     out = Path(out)
     store = RunStore.open(run_path, require=[SAMPLES, IMAGES])
+    vocab = store.vocabulary
 
     start_epoch, step, history, best = 0, 0, [], {"epoch": -1, "map": -math.inf}
     resume_from = latest_epoch_checkpoint(out) if resume else None
@@ -226,8 +230,12 @@ def train_model(
         log.warning("resume=True but %s has no complete epoch checkpoint; starting from scratch", out)
     if resume_from is not None:
         meta = read_checkpoint_meta(resume_from)
-        check_compatible(meta, attributes=list(NAMES), input_size=size, arch=arch,
-                         source="this training request", checkpoint=str(resume_from))
+        try:
+            vocab.require_same(checkpoint_vocabulary(meta, where=str(resume_from / META_FILE)),
+                               mine=f"the run {store.path}", theirs=f"the checkpoint {resume_from}")
+        except VocabularyError as exc:
+            raise CheckpointMismatch(f"Cannot resume: {exc}") from None
+        check_compatible(meta, input_size=size, arch=arch, source="this training request", checkpoint=str(resume_from))
         if meta.get("training", {}).get("run_path") not in (None, str(store.path.resolve())):
             log.warning("resuming %s, which was trained on %s, with run %s", resume_from,
                         meta["training"]["run_path"], store.path)
@@ -247,7 +255,7 @@ def train_model(
             frames = {k: v.pin_memory() for k, v in frames.items()}
 
     torch.manual_seed(seed)
-    model = build_resnet(arch)
+    model = build_resnet(arch, n_outputs=len(vocab))
     with torch.no_grad():
         p = np.clip(prevalence, 1e-3, 1 - 1e-3)
         model.head.bias.copy_(torch.from_numpy(np.log(p / (1 - p))).float())
@@ -339,6 +347,7 @@ def train_model(
             epochs_bar.set_postfix(val_mAP=f"{val['map']:.4f}", baseline=f"{val_base:.4f}", loss=f"{rec['train_loss']:.4f}")
         ep_dir = out / "epochs" / f"epoch-{epoch:04d}"
         save_checkpoint(ep_dir, model, input_size=size, preprocessing=preprocessing, training=training,
+                        vocabulary=vocab,
                         metrics={"val_map": val["map"], "val_loss": val["loss"], "val_prevalence_map": val_base,
                                  "epoch": epoch},
                         optimizer=optimizer,
@@ -365,7 +374,7 @@ def train_model(
         test_base = prevalence_map(data.labels["test"], prevalence)
     metrics = {"val_map": best["map"], "val_prevalence_map": val_base, "best_epoch": best["epoch"],
                "test_map": test["map"], "test_prevalence_map": test_base, "history": history}
-    save_checkpoint(out, final, input_size=size, preprocessing=preprocessing,
+    save_checkpoint(out, final, input_size=size, preprocessing=preprocessing, vocabulary=vocab,
                     training={**training, "epochs_run": len(history), "stopped_early": stopped_early}, metrics=metrics)
     meta = read_checkpoint_meta(out)
     report = {
