@@ -11,7 +11,7 @@ __all__ = ["command"]
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("run", type=click.Path(file_okay=False, path_type=str))
 @click.option("--arch", type=click.Choice(["resnet18", "resnet34", "resnet50"]), default="resnet50", show_default=True,
-              help="torchvision architecture (one-channel stem, 17 outputs, random init).")
+              help="torchvision architecture (one-channel stem, one output per attribute of the run, random init).")
 @click.option("--size", type=click.IntRange(min=32), default=224, show_default=True, help="Model input size (pixels).")
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True,
               help="Epochs of the one-cycle schedule (the total, also with --resume).")
@@ -37,7 +37,7 @@ __all__ = ["command"]
 def command(run: str, arch: str, size: int, epochs: int, out: str, batch_size: int, lr: float, weight_decay: float,
             pos_weight: str, device: str, resume: bool, max_images: int | None, seed: int, num_threads: int | None,
             time_budget_s: float | None, progress: bool, as_json: bool) -> None:
-    """Train a ResNet to predict the 17 attributes of RUN's images; write a checkpoint to OUT.
+    """Train a ResNet to predict the attributes of RUN's vocabulary (default the paper's 17); write a checkpoint to OUT.
 
     Multi-label BCE with logits (pos_weight for rare attributes), train/val/test split BY RUN (the
     `split` column of samples.parquet), AdamW with a one-cycle schedule, label-preserving
@@ -51,12 +51,12 @@ def command(run: str, arch: str, size: int, epochs: int, out: str, batch_size: i
       xsgpu train runs/demo --arch resnet18 --size 64 --epochs 8 --out models/r18 --resume
       xsgpu train runs/big --arch resnet50 --size 224 --epochs 20 --batch-size 256 --device gpu --out models/r50
     """
-    from xsgpu.model.train import train_model
+    from xsgpu.stages import TrainParams, get_stage, run_stage
 
-    report = train_model(run, arch=arch, size=size, epochs=epochs, out=out, batch_size=batch_size, lr=lr,
+    params = TrainParams(out=out, arch=arch, size=size, epochs=epochs, batch_size=batch_size, lr=lr,
                          weight_decay=weight_decay, pos_weight=pos_weight, device=device, resume=resume,
-                         max_images=max_images, seed=seed, num_threads=num_threads, time_budget_s=time_budget_s,
-                         progress=progress)
+                         max_images=max_images, seed=seed, num_threads=num_threads, time_budget_s=time_budget_s)
+    report = run_stage(get_stage("train"), run, params, progress=progress, skip_done=False).info
     if as_json:
         click.echo(json.dumps(report, default=float))
         return
