@@ -12,6 +12,7 @@ from xsgpu.attributes import NAMES, SLUGS, label_columns, prob_columns
 from xsgpu.errors import StoreError
 from xsgpu.io.import_outputs import OutputsImportError, import_outputs
 from xsgpu.io.runstore import RunStore
+from xsgpu.io.schema import fill_samples
 from xsgpu.metrics.evaluate import evaluate_run
 
 N = 30
@@ -33,7 +34,7 @@ def _run(tmp_path, *, labelled=None) -> RunStore:
                            "split": "test", "is_synthetic": False, "labelled": lab[a:b], "valid": True})
         for j, c in enumerate(label_columns()):
             df[c] = y[a:b, j] & lab[a:b]
-        store.samples.write_partition(p, df)
+        store.samples.write_partition(p, fill_samples(df))
     return store
 
 

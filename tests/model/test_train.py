@@ -63,9 +63,9 @@ def test_train_rejects_bad_parameters(easy_run, tmp_path):
         train_model(easy_run.path, arch="resnet18", size=32, out=tmp_path / "m", lr=-1)
 
 
-def test_train_refuses_run_without_split(tmp_path):
-    store = make_easy_run(tmp_path / "run", n=40, size=32, partition_size=40, with_split=False)
-    with pytest.raises(ValueError, match="column 'split' is missing; training splits by run"):
+def test_train_refuses_run_without_a_train_split(tmp_path):
+    store = make_easy_run(tmp_path / "run", n=40, size=32, partition_size=40, with_split=False)  # all "test"
+    with pytest.raises(ValueError, match="the 'train' split is empty; training needs images in both 'train' and 'val'"):
         train_model(store.path, arch="resnet18", size=32, epochs=1, out=tmp_path / "m", progress=False)
 
 
