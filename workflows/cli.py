@@ -97,6 +97,7 @@ COMMANDS: dict[str, str] = {
     "export-labels": "workflows.commands.export_labels",
     "model": "workflows.commands.model",
     "import-outputs": "workflows.commands.import_outputs",
+    "explain": "workflows.commands.explain",
 }
 
 

@@ -236,7 +236,7 @@ THUMBS = Artifact("thumbs", "zarr", "synth, ingest", "uint8 (N, 64, 64) previews
 PREDICTIONS = Artifact(
     "predictions", "partitioned", "infer, import-outputs", "PRD: p__<slug> float32 per attribute of the run's vocabulary",
     columns=(_ID,), prob_columns=True,
-    metadata_keys=("model_id", "arch", "weights_sha256", "input_size", "feature_dim", "stage"))
+    metadata_keys=("model_id", "arch", "weights_sha256", "input_size", "feature_dim", "stage", "outputs", "model_path"))
 FEATURES = Artifact("features", "zarr", "infer, import-outputs", "float16 (N, D): FEA, the pooled last-block features")
 HEATMAPS = Artifact("heatmaps", "zarr", "infer", "float16 (N, C, h, w): class activation map per attribute")
 LAYER_FEATURES = Artifact("features_{layer}", "zarr", "infer", "float16 (N, D_layer): pooled activations of one named layer (infer --layers)")

@@ -63,6 +63,8 @@ def prediction_metadata(predictor: Predictor) -> dict[str, Any]:
            "input_size": m["input_size"], "feature_dim": predictor.feature_dim, "stage": "infer"}
     extra = getattr(predictor, "extra_outputs", ())
     out["outputs"] = {name: list(predictor.extra_shapes[name]) for name in extra}
+    if m.get("path"):  # what `xsgpu explain` loads by default
+        out["model_path"] = os.path.abspath(str(m["path"]))
     return out
 
 
