@@ -8,7 +8,7 @@ import pytest
 from xsgpu.attributes import label_columns
 from xsgpu.errors import CorruptArtifact
 from xsgpu.io.runstore import RunStore, RunStoreError
-from xsgpu.io.schema import SAMPLES, fill_samples
+from xsgpu.io.schema import SAMPLES, SchemaError, fill_samples
 
 
 def _samples(start, stop):
@@ -93,7 +93,11 @@ def test_arrays(tmp_path):
     assert float(np.asarray(again[5]).sum()) == 64
     assert tuple(store.images.open().chunks) == (4, 8, 8)
     with pytest.raises(RunStoreError, match="exists with shape"):
+        store.images.create((10, 9, 9), np.float16)
+    with pytest.raises(SchemaError, match=r"images must have one row per sample \(10\)"):
         store.images.create((11, 8, 8), np.float16)
+    with pytest.raises(SchemaError, match="images must be float16; asked for float32"):
+        store.images.create((10, 8, 8), np.float32)
 
 
 # ---------------------------------------------------------------- missing and corrupt chunks (issue 15.2)

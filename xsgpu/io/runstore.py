@@ -501,6 +501,7 @@ class RunStore:
         import zarr
 
         path = self.array_path(name)
+        schema.lookup(name).validate_array(tuple(shape), dtype, n_samples=self.n_samples, where=str(path))
         row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * np.dtype(dtype).itemsize
         if chunk_rows is None:
             chunk_rows = self.partition_size
@@ -557,6 +558,8 @@ class RunStore:
     def write_npy(self, name: "str | Artifact", array: np.ndarray) -> Path:
         """Write ``array`` to ``RUN/<name>.npy`` atomically (temp file + rename); returns the path."""
         target = self.npy_path(name)
+        schema.lookup(name).validate_array(tuple(np.shape(array)), np.asarray(array).dtype, n_samples=self.n_samples,
+                                           where=str(target))
         with atomic_path(target) as tmp:
             with open(tmp, "wb") as fh:
                 np.save(fh, np.ascontiguousarray(array), allow_pickle=False)

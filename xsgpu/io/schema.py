@@ -128,6 +128,8 @@ class Artifact:
         Keys its writer stores in the Parquet ``xsgpu`` metadata (documented; not required).
     sorted_by_id : bool
         Whether reads come back sorted by ``sample_id``.
+    array_dtype, array_ndim : str, int, optional
+        For arrays: the dtype and number of dimensions every creation must have (rows = samples).
     fields : dict
         The template's filled-in fields (``{"method": "pca"}``), empty for a plain artifact.
     """
@@ -141,6 +143,8 @@ class Artifact:
     prob_columns: bool = False
     metadata_keys: tuple[str, ...] = ()
     sorted_by_id: bool = True
+    array_dtype: str | None = None
+    array_ndim: int | None = None
     fields: dict[str, str] = field(default_factory=dict, compare=False)
     template: "Artifact | None" = field(default=None, compare=False, repr=False)
 
@@ -174,6 +178,22 @@ class Artifact:
         except KeyError as exc:
             raise SchemaError(f"artifact {self.name!r} needs field {exc.args[0]!r}.") from None
         return replace(self, name=name, fields=values, template=self)
+
+    def validate_array(self, shape: tuple[int, ...], dtype: Any, *, n_samples: int, where: str = "") -> None:
+        """Check a new array's shape and dtype: one row per sample, this artifact's dtype and rank.
+
+        Raises
+        ------
+        SchemaError
+            Naming the artifact, what was asked and what the schema says.
+        """
+        where = where or self.name
+        if not shape or shape[0] != n_samples:
+            raise SchemaError(f"{where}: {self.name} must have one row per sample ({n_samples}); asked for shape {shape}.")
+        if self.array_ndim is not None and len(shape) != self.array_ndim:
+            raise SchemaError(f"{where}: {self.name} must have {self.array_ndim} dimensions; asked for shape {shape}.")
+        if self.array_dtype is not None and np.dtype(dtype) != np.dtype(self.array_dtype):
+            raise SchemaError(f"{where}: {self.name} must be {self.array_dtype}; asked for {np.dtype(dtype)}.")
 
     def validate(self, df: pd.DataFrame, *, vocabulary: Any = None, where: str = "") -> None:
         """Check that ``df`` holds this artifact's required columns with the right dtypes.
@@ -231,16 +251,16 @@ INGEST_PLAN = Artifact("ingest_plan", "table", "ingest", "the planned frames, on
                        columns=(_ID, Column("source_uri", "str"), Column("frame", "int")))
 INGEST_FILES = Artifact("ingest_files", "table", "ingest", "every input file with its size, mtime and scan status",
                         sorted_by_id=False)
-IMAGES = Artifact("images", "zarr", "synth, ingest", "float16 (N, H, W): log_scale of each frame at the run's size (masked pixels 0)")
-THUMBS = Artifact("thumbs", "zarr", "synth, ingest", "uint8 (N, 64, 64) previews (make_thumbnails)")
+IMAGES = Artifact("images", "zarr", "synth, ingest", "float16 (N, H, W): log_scale of each frame at the run's size (masked pixels 0)", array_dtype="float16", array_ndim=3)
+THUMBS = Artifact("thumbs", "zarr", "synth, ingest", "uint8 (N, 64, 64) previews (make_thumbnails)", array_dtype="uint8", array_ndim=3)
 PREDICTIONS = Artifact(
     "predictions", "partitioned", "infer, import-outputs", "PRD: p__<slug> float32 per attribute of the run's vocabulary",
     columns=(_ID,), prob_columns=True,
     metadata_keys=("model_id", "arch", "weights_sha256", "input_size", "feature_dim", "stage", "outputs", "model_path"))
-FEATURES = Artifact("features", "zarr", "infer, import-outputs", "float16 (N, D): FEA, the pooled last-block features")
-HEATMAPS = Artifact("heatmaps", "zarr", "infer", "float16 (N, C, h, w): class activation map per attribute")
-LAYER_FEATURES = Artifact("features_{layer}", "zarr", "infer", "float16 (N, D_layer): pooled activations of one named layer (infer --layers)")
-FEA_REDUCED = Artifact("fea_reduced", "npy", "embed", "float32 (N, k): FEA after the embed stage's PCA (k = 50); app neighbours, evaluate's audit")
+FEATURES = Artifact("features", "zarr", "infer, import-outputs", "float16 (N, D): FEA, the pooled last-block features", array_dtype="float16", array_ndim=2)
+HEATMAPS = Artifact("heatmaps", "zarr", "infer", "float16 (N, C, h, w): class activation map per attribute", array_dtype="float16", array_ndim=4)
+LAYER_FEATURES = Artifact("features_{layer}", "zarr", "infer", "float16 (N, D_layer): pooled activations of one named layer (infer --layers)", array_dtype="float16", array_ndim=2)
+FEA_REDUCED = Artifact("fea_reduced", "npy", "embed", "float32 (N, k): FEA after the embed stage's PCA (k = 50); app neighbours, evaluate's audit", array_dtype="float32", array_ndim=2)
 EMBEDDING = Artifact(
     "embedding", "table", "embed", "act/fea/prd _x/_y float32: the 2-D maps of the latest method (shown first by the app)",
     columns=(_ID,) + tuple(Column(f"{s}_{a}", "float") for s in ("act", "fea", "prd") for a in ("x", "y")),
