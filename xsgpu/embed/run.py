@@ -4,6 +4,8 @@ Reads
   * ACT: ``samples`` labels (N, 17) bool (:meth:`RunStore.labels`), deduplicated (:mod:`xsgpu.embed.act`);
   * FEA: ``features.zarr`` (N, D) float16, reduced to ``pca_dims`` by :class:`~xsgpu.embed.pca.StreamingPCA`
     in row blocks (never loaded whole);
+  * the layers ``xsgpu infer --layers`` kept (``features_<layer>.zarr``), each reduced like FEA into one
+    more space ``fea_<layer>`` (columns ``fea_<layer>_x/_y``; not placed onto a reference run's maps);
   * PRD: ``predictions`` ``p__<slug>`` x 17 float32.
 
 Writes
@@ -128,12 +130,12 @@ def _read_prd(store: RunStore) -> np.ndarray:
     return prd
 
 
-def _feature_blocks(store: RunStore, arr: Any, *, batch_rows: int, xp: Any):
+def _feature_blocks(store: RunStore, arr: Any, *, batch_rows: int, xp: Any, path: Any = None):
     for start in range(0, arr.shape[0], batch_rows):
         block = np.asarray(arr[start:start + batch_rows], dtype=np.float32)
         bad = np.flatnonzero(~np.isfinite(block).all(axis=1))
         if bad.size:
-            raise RunStoreError(f"{store.features.path}: rows {(start + bad[:5]).tolist()} hold NaN/inf "
+            raise RunStoreError(f"{path or store.features.path}: rows {(start + bad[:5]).tolist()} hold NaN/inf "
                                 f"({bad.size} in rows {start}..{start + len(block) - 1}). Hint: rerun `xsgpu infer`.")
         yield xp.asarray(block)
 
@@ -323,6 +325,13 @@ def embed_run(run_path: str | os.PathLike, *, method: str = "tsne", device: str 
             ref_pca = StreamingPCA.from_arrays(refs["fea"].arrays["pca_components"], refs["fea"].arrays["pca_mean"])
         inputs, pca = load_inputs(store, pca_dims=pca_dims, pca=ref_pca, device=device, batch_rows=batch_rows)
         store.fea_reduced.save(inputs["fea"])
+        layer_spaces: list[str] = []  # one more space per layer `xsgpu infer --layers` kept (xsgpu.explain.layers)
+        if not refs:
+            from xsgpu.explain.layers import load_layer_inputs
+
+            layers_in = load_layer_inputs(store, pca_dims=pca_dims, device=device, batch_rows=batch_rows)
+            inputs.update(layers_in)
+            layer_spaces = list(layers_in)
         n_jobs_eff = (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
         params = _method_params(method, perplexity=perplexity, random_state=random_state, n_jobs=n_jobs_eff,
                                 progress=progress)
@@ -336,7 +345,7 @@ def embed_run(run_path: str | os.PathLike, *, method: str = "tsne", device: str 
                                              random_state=random_state)
         space_meta: dict[str, dict] = {}
         space_refs: dict[str, SpaceReference] = {}
-        for space in tqdm(SPACES, desc="embed", disable=not progress):
+        for space in tqdm(SPACES + tuple(layer_spaces), desc="embed", disable=not progress):
             X = inputs[space]
             if space == "act":
                 unique, inverse, counts = dedupe_labels(X)
@@ -382,7 +391,7 @@ def embed_run(run_path: str | os.PathLike, *, method: str = "tsne", device: str 
             out[f"{space}_x"] = xy[:, 0].astype(np.float32)
             out[f"{space}_y"] = xy[:, 1].astype(np.float32)
             log.info("embed %s: %s", space, details)
-            if not refs and method in ("tsne", "pca"):
+            if not refs and method in ("tsne", "pca") and space in SPACES:
                 inp, crd, arrays, kept = _reference_arrays(space, X_fit, xy_fit, proj, max_reference=max_reference,
                                                            random_state=random_state)
                 if space == "act":
@@ -398,7 +407,7 @@ def embed_run(run_path: str | os.PathLike, *, method: str = "tsne", device: str 
             # points) and inputs before the next space is fitted; the reference keeps what it needs
             proj = X_fit = X = xy_fit = None
             inputs[space] = None
-        df = pd.DataFrame(out)[EMBEDDING_COLUMNS]
+        df = pd.DataFrame(out)[EMBEDDING_COLUMNS + [f"{s}_{a}" for s in layer_spaces for a in ("x", "y")]]
         meta = {"method": method, "params": {s: m["params"] for s, m in space_meta.items()}, "spaces": space_meta,
                 "random_state": random_state, "fit_sample": fit_sample, "predictions": _predictions_key(store), "reference": str(ref_store.path) if refs else None,
                 "xsgpu": __version__, "seconds": round(time.perf_counter() - t_start, 3)}
