@@ -1,7 +1,7 @@
 """``embed_run``: the embed stage over a run store (ACT, FEA, PRD -> embedding.parquet).
 
 Reads
-  * ACT: ``samples`` labels (N, 17) bool (:meth:`RunStore.labels`), deduplicated (:mod:`xsgpu.embed.act`);
+  * ACT: ``samples`` labels (N, k) bool (the run's k attributes) (:meth:`RunStore.labels`), deduplicated (:mod:`xsgpu.embed.act`);
   * FEA: ``features.zarr`` (N, D) float16, reduced to ``pca_dims`` by :class:`~xsgpu.embed.pca.StreamingPCA`
     in row blocks (never loaded whole);
   * the layers ``xsgpu infer --layers`` kept (``features_<layer>.zarr``), each reduced like FEA into one
@@ -30,7 +30,6 @@ import numpy as np
 import pandas as pd
 
 from xsgpu import __version__
-from xsgpu.attributes import prob_columns
 from xsgpu.backend import get_backend, resolve_device, to_host
 from xsgpu.embed._base import check_random_state
 from xsgpu.embed.act import dedupe_labels, spread_duplicates
@@ -112,7 +111,7 @@ def _open_inputs(run_path: Any) -> RunStore:
 
 
 def _read_prd(store: RunStore) -> np.ndarray:
-    cols = prob_columns()
+    cols = store.vocabulary.prob_columns()
     df = store.predictions.read()
     absent = [c for c in ["sample_id"] + cols if c not in df.columns]
     if absent:

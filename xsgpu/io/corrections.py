@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from xsgpu.attributes import ATTRIBUTES, N_ATTRIBUTES, NAMES, SLUGS, label_columns, resolve_attribute
+from xsgpu.attributes import DEFAULT_VOCABULARY, NAMES, Vocabulary
 from xsgpu.errors import StoreLocked
 from xsgpu.io.atomic import atomic_path
 from xsgpu.io.locks import stage_lock
@@ -51,7 +51,6 @@ log = logging.getLogger(__name__)
 #: Columns of ``corrections.parquet``, in order.
 CORRECTIONS_COLUMNS = ["sample_id", "attribute", "old", "new", "note", "user", "time"]
 _TABLE = CORRECTIONS
-_SLUG_INDEX = {s: i for i, s in enumerate(SLUGS)}
 
 
 def _empty_corrections() -> pd.DataFrame:
@@ -124,7 +123,7 @@ def read_corrections(store: RunStore) -> pd.DataFrame:
     return df.astype({"sample_id": "int64", "old": bool, "new": bool})
 
 
-def apply_corrections(y_true: np.ndarray, corrections: pd.DataFrame) -> np.ndarray:
+def apply_corrections(y_true: np.ndarray, corrections: pd.DataFrame, *, vocabulary: Vocabulary | None = None) -> np.ndarray:
     """Apply a correction log to ACT; the latest correction of each (sample_id, attribute) wins.
 
     Parameters
@@ -134,6 +133,8 @@ def apply_corrections(y_true: np.ndarray, corrections: pd.DataFrame) -> np.ndarr
     corrections : pd.DataFrame
         As returned by :func:`read_corrections` (needs ``sample_id``, ``attribute``, ``new`` and
         ``time``; rows are taken in ``time`` order, ties in row order).
+    vocabulary : Vocabulary, optional
+        The attributes of ``y_true``'s columns (a run's ``store.vocabulary``); default the paper's 17.
 
     Returns
     -------
@@ -146,9 +147,10 @@ def apply_corrections(y_true: np.ndarray, corrections: pd.DataFrame) -> np.ndarr
         If ``y_true`` is not (n, 17), or a correction names an unknown attribute or a sample id
         outside 0..n-1.
     """
+    vocab = vocabulary or DEFAULT_VOCABULARY
     y = np.asarray(y_true)
-    if y.ndim != 2 or y.shape[1] != N_ATTRIBUTES:
-        raise ValueError(f"The 'y_true' parameter of apply_corrections must have shape (n, {N_ATTRIBUTES}). "
+    if y.ndim != 2 or y.shape[1] != len(vocab):
+        raise ValueError(f"The 'y_true' parameter of apply_corrections must have shape (n, {len(vocab)}). "
                          f"Got shape {y.shape} instead.")
     out = y.astype(bool, copy=True)
     if corrections is None or len(corrections) == 0:
@@ -166,11 +168,11 @@ def apply_corrections(y_true: np.ndarray, corrections: pd.DataFrame) -> np.ndarr
         raise ValueError(f"The 'corrections' parameter of apply_corrections names sample ids "
                          f"{sorted(set(bad_ids.tolist()))[:10]} outside 0..{len(out) - 1}. "
                          "Hint: the corrections belong to another run.")
-    cols = c["attribute"].map(_SLUG_INDEX)
+    cols = c["attribute"].map({s: i for i, s in enumerate(vocab.slugs)})
     if cols.isna().any():
         unknown = sorted(set(c["attribute"][cols.isna()].astype(str)))
         raise ValueError(f"The 'corrections' parameter of apply_corrections names unknown attributes "
-                         f"{unknown}. Valid slugs: {', '.join(SLUGS)}.")
+                         f"{unknown}. Valid slugs: {', '.join(vocab.slugs)}.")
     # Fancy assignment with repeated indices keeps the last write, i.e. the latest correction.
     out[ids, cols.to_numpy(np.int64)] = c["new"].to_numpy(bool)
     return out
@@ -178,7 +180,7 @@ def apply_corrections(y_true: np.ndarray, corrections: pd.DataFrame) -> np.ndarr
 
 def corrected_labels(store: RunStore) -> np.ndarray:
     """Return the run's ACT with every recorded correction applied, bool (N, 17)."""
-    return apply_corrections(store.labels(), read_corrections(store))
+    return apply_corrections(store.labels(), read_corrections(store), vocabulary=store.vocabulary)
 
 
 def record_correction(
@@ -221,10 +223,10 @@ def record_correction(
     func = "record_correction"
     sid = _check_sample_id(sample_id, store.n_samples, func=func)
     try:
-        attr = resolve_attribute(attribute)
+        attr = store.vocabulary.resolve(attribute)
     except KeyError as exc:
-        raise ValueError(f"The 'attribute' parameter of {func} must name one of the 17 attributes. "
-                         f"{exc.args[0]}") from None
+        raise ValueError(f"The 'attribute' parameter of {func} must name one of the {len(store.vocabulary)} "
+                         f"attributes of the run. {exc.args[0]}") from None
     new_value = _check_bool(new, name="new", func=func)
     if not isinstance(note, str) or not isinstance(user, str):
         raise ValueError(f"The 'note' and 'user' parameters of {func} must be str. "
@@ -311,8 +313,8 @@ def export_labels(
     Returns
     -------
     pd.DataFrame
-        The table written: ``source_uri``, ``frame``, ``sample_id``, then the 17 attributes by display
-        name as int 0/1, one row per sample, ordered by ``sample_id``.
+        The table written: ``source_uri``, ``frame``, ``sample_id``, then the run's attributes
+        (``store.vocabulary``; the paper's 17 by default) by display name as int 0/1, one row per sample, ordered by ``sample_id``.
 
     Raises
     ------
@@ -324,12 +326,13 @@ def export_labels(
     if suffix not in (".csv", ".parquet", ".pq"):
         raise ValueError(f"The 'out_path' parameter of export_labels must end in .csv or .parquet. "
                          f"Got {str(out_path)!r} instead.")
+    vocab = store.vocabulary
     samples = store.samples.read()
-    missing = [c for c in ["sample_id", "source_uri", "frame"] + label_columns() if c not in samples.columns]
+    missing = [c for c in ["sample_id", "source_uri", "frame"] + vocab.label_columns() if c not in samples.columns]
     if missing:
         raise RunStoreError(f"{store.samples.path}: columns {missing} are missing; cannot export labels.")
     corrections = read_corrections(store)
-    y = apply_corrections(samples[label_columns()].to_numpy(bool), corrections)
+    y = apply_corrections(samples[vocab.label_columns()].to_numpy(bool), corrections, vocabulary=vocab)
     keep = np.ones(len(samples), dtype=bool)
     if not include_unlabelled and "labelled" in samples.columns:
         keep = samples["labelled"].to_numpy(bool).copy()
@@ -339,7 +342,7 @@ def export_labels(
         "frame": samples["frame"].to_numpy(np.int64),
         "sample_id": samples["sample_id"].to_numpy(np.int64),
     })
-    for a in ATTRIBUTES:
+    for a in vocab:
         out[a.name] = y[:, a.index].astype(np.int8)
     out = out[keep].reset_index(drop=True)
     with atomic_path(out_path) as tmp:
@@ -351,5 +354,5 @@ def export_labels(
     return out
 
 
-# The 17 display names written by export_labels, in canonical order (for readers and tests).
+# The 17 display names written by export_labels for a run of the default vocabulary (for readers and tests).
 EXPORT_ATTRIBUTE_COLUMNS: tuple[str, ...] = NAMES

@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from xsgpu.attributes import N_ATTRIBUTES, NAMES, prob_columns, resolve_attribute
+from xsgpu.attributes import DEFAULT_VOCABULARY, Vocabulary
 from xsgpu.errors import InputError, StoreError
 from xsgpu.io.labels import KEY_COLUMNS, resolve_file_keys
 from xsgpu.io.runstore import RunStore
@@ -91,8 +91,9 @@ def read_predictions_table(path: str | os.PathLike) -> pd.DataFrame:
     raise OutputsImportError(f"Predictions file {path}: unsupported extension {ext!r}; expected .csv or .parquet.")
 
 
-def _attribute_columns(path: Path, df: pd.DataFrame, skip: set[str]) -> list[str]:
-    """The column holding each canonical attribute, in canonical order."""
+def _attribute_columns(path: Path, df: pd.DataFrame, skip: set[str],
+                       vocab: Vocabulary = DEFAULT_VOCABULARY) -> list[str]:
+    """The column holding each attribute of the run's vocabulary, in its order."""
     col_of: dict[int, list[str]] = {}
     ignored = []
     for c in df.columns:
@@ -104,25 +105,26 @@ def _attribute_columns(path: Path, df: pd.DataFrame, skip: set[str]) -> list[str
                 name = name[len(prefix):]
                 break
         try:
-            col_of.setdefault(resolve_attribute(name).index, []).append(c)
+            col_of.setdefault(vocab.resolve(name).index, []).append(c)
         except KeyError:
             ignored.append(c)
     if ignored:
         log.info("Predictions file %s: ignoring non-attribute column(s) %s", path, ", ".join(map(str, ignored)))
-    dup = {NAMES[j]: cols for j, cols in col_of.items() if len(cols) > 1}
+    names, k = vocab.names, len(vocab)
+    dup = {names[j]: cols for j, cols in col_of.items() if len(cols) > 1}
     if dup:
         raise OutputsImportError(f"Predictions file {path}: attribute(s) given by more than one column: {dup}.")
-    missing = [NAMES[j] for j in range(N_ATTRIBUTES) if j not in col_of]
+    missing = [names[j] for j in range(k) if j not in col_of]
     if missing:
         raise OutputsImportError(
-            f"Predictions file {path}: missing attribute column(s) {_show(missing)}; all {N_ATTRIBUTES} are needed "
-            f"(named like {NAMES[0]!r}, {resolve_attribute(0).slug!r} or {prob_columns()[0]!r}).")
-    return [col_of[j][0] for j in range(N_ATTRIBUTES)]
+            f"Predictions file {path}: missing attribute column(s) {_show(missing)}; all {k} of the run's "
+            f"attributes are needed (named like {names[0]!r}, {vocab[0].slug!r} or {vocab.prob_columns()[0]!r}).")
+    return [col_of[j][0] for j in range(k)]
 
 
 def _values(path: Path, df: pd.DataFrame, cols: list[str], rows: np.ndarray, kind: str) -> np.ndarray:
-    """(n, 17) float32 probabilities from the attribute columns, checked."""
-    out = np.empty((len(df), N_ATTRIBUTES), np.float32)
+    """(n, len(cols)) float32 probabilities from the attribute columns, checked."""
+    out = np.empty((len(df), len(cols)), np.float32)
     for j, c in enumerate(cols):
         v = pd.to_numeric(df[c], errors="coerce").to_numpy(np.float64)
         bad = ~np.isfinite(v)
@@ -387,10 +389,10 @@ def import_outputs(
     df.columns = [str(c).strip() for c in df.columns]
     rows = np.arange(len(df), dtype=np.int64) + 2
     ids, key_cols = _sample_ids(pred_path, df, samples, rows)
-    cols = _attribute_columns(pred_path, df, key_cols)
+    cols = _attribute_columns(pred_path, df, key_cols, store.vocabulary)
     probs = _values(pred_path, df, cols, rows, kind)
     _check_once(pred_path, ids, rows, samples)
-    by_sid = np.empty((n, N_ATTRIBUTES), np.float32)
+    by_sid = np.empty((n, len(store.vocabulary)), np.float32)
     by_sid[ids] = probs
 
     feat_arr, src, dim = None, None, 0
@@ -431,7 +433,7 @@ def import_outputs(
         a, b = store.partition_bounds(p)
         if out is not None:
             out[a:b] = _take(feat_arr, src[a:b]).astype(np.float16)
-        part = pd.DataFrame(by_sid[a:b], columns=prob_columns())
+        part = pd.DataFrame(by_sid[a:b], columns=store.vocabulary.prob_columns())
         part.insert(0, "sample_id", np.arange(a, b, dtype=np.int64))
         store.predictions.write_partition(p, part, metadata=meta)
     if hasattr(feat_arr, "file") and hasattr(feat_arr.file, "close"):  # an h5py dataset

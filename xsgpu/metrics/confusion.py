@@ -37,7 +37,7 @@ import functools
 import logging
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -108,7 +108,8 @@ def ratios(tp, fp, fn, tn) -> dict[str, Any]:
     }
 
 
-def confusion_counts(y_true: Any, y_prob: Any, *, cutoff: float | Any = 0.5) -> dict[str, Any]:
+def confusion_counts(y_true: Any, y_prob: Any, *, cutoff: float | Any = 0.5,
+                     n_attributes: int = N_ATTRIBUTES) -> dict[str, Any]:
     """Count true/false positives/negatives per attribute.
 
     Parameters
@@ -126,8 +127,8 @@ def confusion_counts(y_true: Any, y_prob: Any, *, cutoff: float | Any = 0.5) -> 
         ``tp``, ``fp``, ``fn``, ``tn``: int64 arrays of shape (17,) on the input's device.
     """
     xp = namespace_of(y_true, y_prob)
-    yt, yp = check_pair(y_true, y_prob, xp=xp, func="confusion_counts")
-    c = check_cutoff(cutoff, xp=xp, func="confusion_counts")
+    yt, yp = check_pair(y_true, y_prob, xp=xp, func="confusion_counts", n_attributes=n_attributes)
+    c = check_cutoff(cutoff, xp=xp, func="confusion_counts", n_attributes=n_attributes)
     pred = yp > c
     n = yt.shape[0]
     tp = xp.count_nonzero(yt & pred, axis=0).astype(xp.int64)
@@ -138,7 +139,7 @@ def confusion_counts(y_true: Any, y_prob: Any, *, cutoff: float | Any = 0.5) -> 
     return {"tp": tp, "fp": fp, "fn": fn, "tn": n - tp - fp - fn}
 
 
-def _per_attribute_frame(counts: dict[str, Any], ap: Any | None) -> pd.DataFrame:
+def _per_attribute_frame(counts: dict[str, Any], ap: Any | None, slugs: Sequence[str] | None = None) -> pd.DataFrame:
     h = {k: np.asarray(to_host(v)) for k, v in counts.items()}
     r = ratios(h["tp"], h["fp"], h["fn"], h["tn"])
     n = len(h["tp"])
@@ -148,10 +149,12 @@ def _per_attribute_frame(counts: dict[str, Any], ap: Any | None) -> pd.DataFrame
         "ap": np.asarray(to_host(ap), dtype=np.float64) if ap is not None else np.full(n, np.nan),
         "support": h["tp"] + h["fn"],
     }
-    return pd.DataFrame(columns, index=pd.Index(list(SLUGS), name="attribute"), columns=PER_ATTRIBUTE_COLUMNS)
+    return pd.DataFrame(columns, index=pd.Index(list(SLUGS if slugs is None else slugs), name="attribute"),
+                        columns=PER_ATTRIBUTE_COLUMNS)
 
 
-def attribute_metrics(y_true: Any, y_prob: Any, *, cutoff: float | Any = 0.5) -> pd.DataFrame:
+def attribute_metrics(y_true: Any, y_prob: Any, *, cutoff: float | Any = 0.5,
+                      slugs: Sequence[str] | None = None) -> pd.DataFrame:
     """Per-attribute confusion counts, accuracy, precision, recall, F1, AP and support.
 
     Parameters
@@ -159,21 +162,25 @@ def attribute_metrics(y_true: Any, y_prob: Any, *, cutoff: float | Any = 0.5) ->
     y_true : bool array, shape (n, 17)
     y_prob : float array, shape (n, 17)
     cutoff : float or array of shape (17,)
+    slugs : sequence of str, optional
+        The attributes of the columns (a run's ``store.vocabulary.slugs``; then the arrays have
+        ``len(slugs)`` columns). Default: the paper's 17.
 
     Returns
     -------
     pandas.DataFrame
-        Index: attribute slug (17 rows, canonical order); columns :data:`PER_ATTRIBUTE_COLUMNS`
+        Index: attribute slug (17 rows, canonical order, or ``slugs``); columns :data:`PER_ATTRIBUTE_COLUMNS`
         (``ap`` is NaN for an attribute without positives; ``support`` = number of positives).
     """
     from xsgpu.metrics.ranking import average_precision
 
     xp = namespace_of(y_true, y_prob)
-    yt, yp = check_pair(y_true, y_prob, xp=xp, func="attribute_metrics")
+    k = N_ATTRIBUTES if slugs is None else len(slugs)
+    yt, yp = check_pair(y_true, y_prob, xp=xp, func="attribute_metrics", n_attributes=k)
     if yt.shape[0] == 0:
         raise ValueError("The 'y_true' parameter of attribute_metrics has no rows; metrics of no images are undefined.")
-    counts = confusion_counts(yt, yp, cutoff=cutoff)
-    return _per_attribute_frame(counts, average_precision(yt, yp))
+    counts = confusion_counts(yt, yp, cutoff=cutoff, n_attributes=k)
+    return _per_attribute_frame(counts, average_precision(yt, yp), slugs)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from xsgpu.attributes import SLUGS, label_columns, prob_columns
+from xsgpu.attributes import DEFAULT_VOCABULARY, Vocabulary
 from xsgpu.io.runstore import RunStore, RunStoreError
 from xsgpu.metrics.confusion import PER_ATTRIBUTE_COLUMNS, SelectionScorer, attribute_metrics
 from xsgpu.metrics.validation import check_cutoff
@@ -45,7 +45,7 @@ class NoLabelledSamples(RunStoreError):
 
 
 def load_evaluation_arrays(store: RunStore) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Read ``(sample_id, y_true bool (m,17), y_prob float32 (m,17))`` for the labelled samples of a run.
+    """Read ``(sample_id, y_true bool (m,k), y_prob float32 (m,k))`` for the labelled samples of a run (k attributes).
 
     Raises
     ------
@@ -53,13 +53,14 @@ def load_evaluation_arrays(store: RunStore) -> tuple[np.ndarray, np.ndarray, np.
         See :func:`load_evaluation_frame`.
     """
     merged = load_evaluation_frame(store)
-    return (merged["sample_id"].to_numpy(np.int64), merged[label_columns()].to_numpy(bool),
-            merged[prob_columns()].to_numpy(np.float32))
+    vocab = store.vocabulary
+    return (merged["sample_id"].to_numpy(np.int64), merged[vocab.label_columns()].to_numpy(bool),
+            merged[vocab.prob_columns()].to_numpy(np.float32))
 
 
 def load_evaluation_frame(store: RunStore) -> pd.DataFrame:
     """The labelled samples joined with their predictions: ``sample_id``, ``split`` (when the run has it),
-    ``y__<slug>`` x17 and ``p__<slug>`` x17, ordered by ``sample_id``.
+    ``y__<slug>`` and ``p__<slug>`` of the run's vocabulary, ordered by ``sample_id``.
 
     Raises
     ------
@@ -67,6 +68,7 @@ def load_evaluation_frame(store: RunStore) -> pd.DataFrame:
         Missing or incomplete predictions, no ``labelled`` column, no labelled samples, or labelled
         samples without a prediction; the message names the table and the remedy.
     """
+    label_columns, prob_columns = store.vocabulary.label_columns, store.vocabulary.prob_columns
     if not store.predictions.path.exists():
         raise RunStoreError(f"{store.path}: the run has no predictions yet (predictions.parquet is missing). "
                             f"Hint: run `xsgpu infer {store.path} --model MODEL` first.")
@@ -114,8 +116,8 @@ def evaluate_run(run_path: str | os.PathLike, *, cutoff: float | Any = 0.5, susp
     ----------
     run_path : path
         A run store with samples and (complete) predictions.
-    cutoff : float or array of shape (17,)
-        Predicted means ``p > cutoff``.
+    cutoff : float or array of shape (k,)
+        Predicted means ``p > cutoff`` (k: the run's attributes, ``store.vocabulary``).
     suspicious : bool
         Also write ``suspicious.parquet`` (see the module docstring) when the run has ``fea_reduced.npy``.
     suspicious_top : int
@@ -136,29 +138,33 @@ def evaluate_run(run_path: str | os.PathLike, *, cutoff: float | Any = 0.5, susp
         NaN or out-of-range probabilities in the predictions (the message names the table).
     """
     store = RunStore.open(run_path, require=[SAMPLES])
-    cut = check_cutoff(cutoff, xp=np, func="evaluate_run")
+    vocab = store.vocabulary
+    cut = check_cutoff(cutoff, xp=np, func="evaluate_run", n_attributes=len(vocab))
     try:
         frame = load_evaluation_frame(store)
     except NoLabelledSamples as exc:
-        return _write_nothing_evaluated(store, cut, reason=str(exc))
-    y_true = frame[label_columns()].to_numpy(bool)
-    y_prob = frame[prob_columns()].to_numpy(np.float32)
+        return _write_nothing_evaluated(store, cut, reason=str(exc), vocabulary=vocab)
+    y_true = frame[vocab.label_columns()].to_numpy(bool)
+    y_prob = frame[vocab.prob_columns()].to_numpy(np.float32)
     try:
-        per = attribute_metrics(y_true, y_prob, cutoff=cut)
-        scorer = SelectionScorer(y_true, y_prob, cutoff=cut)
+        per = attribute_metrics(y_true, y_prob, cutoff=cut, slugs=vocab.slugs)
+        # the bit-code scorer packs a row's labels into one integer (the paper's 17); others: dense arrays
+        scorer = SelectionScorer(y_true, y_prob, cutoff=cut) if vocab.is_default else None
     except ValueError as exc:
         raise ValueError(f"{store.predictions.path}: {exc}") from exc
-    overall = scorer().overall
+    overall = scorer().overall if scorer is not None else _dense_overall(y_true, y_prob, cut)
     ap = per["ap"].to_numpy()
     overall["map"] = float(np.nanmean(ap)) if np.isfinite(ap).any() else float("nan")
     rows = [("model", "", m, float(overall[m])) for m in MODEL_METRICS]
-    for slug in SLUGS:
+    for slug in vocab.slugs:
         for m in PER_ATTRIBUTE_COLUMNS:
             rows.append(("attribute", slug, m, float(per.at[slug, m])))
     if "split" in frame.columns:  # the model was trained on "train": "test" is the honest figure
         splits = frame["split"].astype(str).to_numpy()
         for split in sorted(set(splits)):
-            split_overall = scorer(splits == split, ap=True).overall
+            sel = splits == split
+            split_overall = (scorer(sel, ap=True).overall if scorer is not None
+                             else _dense_overall(y_true[sel], y_prob[sel], cut, ap=True))
             rows.extend(("split", split, m, float(split_overall[m])) for m in MODEL_METRICS)
     df = pd.DataFrame(rows, columns=METRICS_COLUMNS)
     meta: dict[str, Any] = {
@@ -183,13 +189,57 @@ def evaluate_run(run_path: str | os.PathLike, *, cutoff: float | Any = 0.5, susp
     return df
 
 
-def _write_nothing_evaluated(store: RunStore, cut: Any, *, reason: str) -> pd.DataFrame:
+def _dense_overall(y_true: np.ndarray, y_prob: np.ndarray, cut: Any, *, ap: bool = False) -> dict[str, float]:
+    """The model-scope metrics of :data:`MODEL_METRICS` from dense (m, k) arrays, any k (zero division -> 0).
+
+    The same definitions as :class:`~xsgpu.metrics.confusion.SelectionScorer`, which packs a row into
+    one integer and so serves the paper's 17 only.
+    """
+    from xsgpu.metrics.ranking import average_precision
+
+    m, k = y_true.shape
+    pred = y_prob > np.asarray(cut)
+    tp = (y_true & pred).sum(0).astype(np.float64)
+    fp = (~y_true & pred).sum(0).astype(np.float64)
+    fn = (y_true & ~pred).sum(0).astype(np.float64)
+    tn = m - tp - fp - fn
+
+    def div(a, b):
+        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        return np.divide(a, b, out=np.zeros_like(a), where=b > 0)
+
+    out: dict[str, float] = {"n": float(m)}
+    if m == 0:
+        return {name: (0.0 if name == "n" else float("nan")) for name in MODEL_METRICS}
+    out["accuracy"] = float((tp.sum() + tn.sum()) / (m * k))
+    out["subset_accuracy"] = float((y_true == pred).all(axis=1).mean())
+    stp, sfp, sfn = tp.sum(), fp.sum(), fn.sum()
+    out["precision_micro"] = float(div(stp, stp + sfp))
+    out["recall_micro"] = float(div(stp, stp + sfn))
+    out["f1_micro"] = float(div(2 * stp, 2 * stp + sfp + sfn))
+    out["precision_macro"] = float(div(tp, tp + fp).mean())
+    out["recall_macro"] = float(div(tp, tp + fn).mean())
+    out["f1_macro"] = float(div(2 * tp, 2 * tp + fp + fn).mean())
+    rtp, rt, rp = (y_true & pred).sum(1), y_true.sum(1), pred.sum(1)
+    out["precision_samples"] = float(div(rtp, rp).mean())
+    out["recall_samples"] = float(div(rtp, rt).mean())
+    out["f1_samples"] = float(div(2 * rtp, rt + rp).mean())
+    if ap:
+        a = np.asarray(average_precision(y_true, y_prob), dtype=np.float64)
+        out["map"] = float(np.nanmean(a)) if np.isfinite(a).any() else float("nan")
+    else:
+        out["map"] = float("nan")
+    return out
+
+
+def _write_nothing_evaluated(store: RunStore, cut: Any, *, reason: str,
+                             vocabulary: Vocabulary = DEFAULT_VOCABULARY) -> pd.DataFrame:
     """An unlabelled run: metrics.parquet says n = 0 (every other value NaN), so later stages and the app
     see "evaluated, no ground truth" rather than a failed stage."""
     log.warning("evaluate_run: %s", reason)
     rows = [("model", "", m, 0.0 if m == "n" else float("nan")) for m in MODEL_METRICS]
     rows += [("attribute", slug, m, 0.0 if m in ("support", "tp", "tn", "fp", "fn") else float("nan"))
-             for slug in SLUGS for m in PER_ATTRIBUTE_COLUMNS]
+             for slug in vocabulary.slugs for m in PER_ATTRIBUTE_COLUMNS]
     df = pd.DataFrame(rows, columns=METRICS_COLUMNS)
     meta = {"cutoff": cut if isinstance(cut, float) else [float(c) for c in cut], "n_evaluated": 0,
             "n_samples": int(store.n_samples), "prediction_rule": "p > cutoff", "zero_division": 0,
@@ -228,7 +278,7 @@ def write_suspicious(store: RunStore, sample_ids: np.ndarray, y_true: np.ndarray
                             f"({store.n_samples}, k). Hint: rerun `xsgpu embed {store.path}`.")
     t0 = time.perf_counter()
     feats = np.asarray(reduced[sample_ids], dtype=np.float32)
-    df = suspicious_labels(y_true, y_prob, feats, k=k, top=top, sample_ids=sample_ids)
+    df = suspicious_labels(y_true, y_prob, feats, k=k, top=top, sample_ids=sample_ids, vocabulary=store.vocabulary)
     neighbors = "approx" if len(sample_ids) > EXACT_MAX_ROWS else "exact"
     meta = {"k": k, "top": top, "n_audited": int(len(sample_ids)), "features": "fea_reduced",
             "neighbors": neighbors, "seconds": round(time.perf_counter() - t0, 3)}
@@ -238,7 +288,7 @@ def write_suspicious(store: RunStore, sample_ids: np.ndarray, y_true: np.ndarray
     return df
 
 
-def metrics_table(long: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, float]]:
+def metrics_table(long: pd.DataFrame, vocabulary: Vocabulary | None = None) -> tuple[pd.DataFrame, dict[str, float]]:
     """Pivot a long metrics table back to (per-attribute DataFrame indexed by slug, model-metrics dict).
 
     Rows of other scopes (e.g. "split") are ignored; see :func:`split_table`.
@@ -248,7 +298,9 @@ def metrics_table(long: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, float]]:
         raise ValueError(f"The 'long' parameter of metrics_table must have columns {METRICS_COLUMNS}. "
                          f"Missing {missing}.")
     attr = long[long["scope"] == "attribute"].pivot(index="attribute", columns="metric", values="value")
-    attr = attr.reindex(index=list(SLUGS), columns=[c for c in PER_ATTRIBUTE_COLUMNS if c in attr.columns])
+    order = (list(vocabulary.slugs) if vocabulary is not None  # else the table's own order (the run's vocabulary)
+             else list(dict.fromkeys(long.loc[long["scope"] == "attribute", "attribute"])))
+    attr = attr.reindex(index=order, columns=[c for c in PER_ATTRIBUTE_COLUMNS if c in attr.columns])
     model = long[long["scope"] == "model"].set_index("metric")["value"].to_dict()
     return attr, {k: float(v) for k, v in model.items()}
 

@@ -36,7 +36,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from xsgpu.attributes import SLUGS
+from xsgpu.attributes import N_ATTRIBUTES, SLUGS
 from xsgpu.backend import gpu_fallback, import_cuml, import_gpu, namespace_of, to_host
 from xsgpu.metrics.validation import check_attributes, check_pair, check_positive_int
 
@@ -137,7 +137,7 @@ def neighbour_label_rate(y_true: Any, neighbours: Any):
 
 def suspicious_labels(y_true: Any, y_prob: Any, features: Any | None = None, *, k: int = 10, weight: float = 0.5,
                       top: int | None = 1000, sample_ids: Any | None = None, attributes: Sequence[str | int] | None = None,
-                      device: str = "auto", neighbors: str = "auto") -> pd.DataFrame:
+                      device: str = "auto", neighbors: str = "auto", vocabulary: Any = None) -> pd.DataFrame:
     """Rank (image, attribute) labels by how strongly the model and the neighbours contradict them.
 
     Parameters
@@ -162,6 +162,8 @@ def suspicious_labels(y_true: Any, y_prob: Any, features: Any | None = None, *, 
         Where the kNN search runs.
     neighbors : {"auto", "exact", "approx"}
         CPU kNN search (see :func:`knn_indices`): exact up to :data:`EXACT_MAX_ROWS` images by default.
+    vocabulary : xsgpu.attributes.Vocabulary, optional
+        The attributes of the columns (a run's ``store.vocabulary``); default the paper's 17.
 
     Returns
     -------
@@ -172,7 +174,8 @@ def suspicious_labels(y_true: Any, y_prob: Any, features: Any | None = None, *, 
     """
     func = "suspicious_labels"
     xp = namespace_of(y_true, y_prob, features)
-    yt, yp = check_pair(y_true, y_prob, xp=xp, func=func)
+    yt, yp = check_pair(y_true, y_prob, xp=xp, func=func,
+                        n_attributes=N_ATTRIBUTES if vocabulary is None else len(vocabulary))
     n = int(yt.shape[0])
     if n == 0:
         raise ValueError(f"The 'y_true' parameter of {func} has no rows.")
@@ -205,7 +208,7 @@ def suspicious_labels(y_true: Any, y_prob: Any, features: Any | None = None, *, 
             raise ValueError(f"The 'features' parameter of {func} must not contain NaN or infinite values.")
         rate = neighbour_label_rate(yt, knn_indices(f, k, device=device, neighbors=neighbors))
         score = weight * d_model + (1.0 - weight) * xp.abs(a - rate)
-    cols_kept = np.asarray(check_attributes(attributes, func=func), dtype=np.int64)
+    cols_kept = np.asarray(check_attributes(attributes, func=func, vocabulary=vocabulary), dtype=np.int64)
     score_h = np.asarray(to_host(score), dtype=np.float32)[:, cols_kept]
     n_cols = len(cols_kept)
     flat = score_h.ravel()
@@ -224,7 +227,7 @@ def suspicious_labels(y_true: Any, y_prob: Any, features: Any | None = None, *, 
     yp_h = np.asarray(to_host(yp))
     return pd.DataFrame({
         "sample_id": ids[rows],
-        "attribute": np.asarray(SLUGS, dtype=object)[cols],
+        "attribute": np.asarray(SLUGS if vocabulary is None else vocabulary.slugs, dtype=object)[cols],
         "label": yt_h[rows, cols],
         "prob": yp_h[rows, cols].astype(np.float32),
         "neighbour_rate": (np.asarray(to_host(rate))[rows, cols] if rate is not None

@@ -219,19 +219,25 @@ def check_selection(selection: Any, n: int, *, xp: ModuleType, func: str):
     return sel
 
 
-def check_attributes(attributes: Any, *, func: str) -> list[int]:
-    """Resolve attribute names/slugs/indices to canonical positions; unknown names raise ``ValueError``."""
+def check_attributes(attributes: Any, *, func: str, vocabulary: Any = None) -> list[int]:
+    """Resolve attribute names/slugs/indices to positions in ``vocabulary`` (default the paper's 17).
+
+    Unknown names raise ``ValueError``.
+    """
+    n = N_ATTRIBUTES if vocabulary is None else len(vocabulary)
     if attributes is None:
-        return list(range(N_ATTRIBUTES))
+        return list(range(n))
     if isinstance(attributes, (str, int)):
         attributes = [attributes]
+    resolve = resolve_attribute if vocabulary is None else vocabulary.resolve
     out = []
     for a in attributes:
         try:
-            out.append(resolve_attribute(a).index)
+            out.append(resolve(a).index)
         except KeyError as exc:
+            slugs = SLUGS if vocabulary is None else vocabulary.slugs
             raise ValueError(f"The 'attributes' parameter of {func} names an unknown attribute {a!r}. "
-                             f"Valid slugs: {', '.join(SLUGS)}.") from exc
+                             f"Valid slugs: {', '.join(slugs)}.") from exc
     return out
 
 

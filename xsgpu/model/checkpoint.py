@@ -169,14 +169,14 @@ def checkpoint_vocabulary(meta: dict[str, Any], *, where: str = META_FILE) -> Vo
     Raises
     ------
     CheckpointError
-        When the field is malformed or disagrees with ``attributes``.
+        When the field is malformed (``attributes`` wins over a ``vocabulary`` naming others).
     """
     try:
         if "vocabulary" in meta:
             vocab = Vocabulary.from_manifest(meta["vocabulary"], where=where)
-            if list(vocab.names) != list(meta["attributes"]):
-                raise VocabularyError(f"{where}: fields 'vocabulary' and 'attributes' name different attributes.")
-            return vocab
+            if list(vocab.names) == list(meta["attributes"]):
+                return vocab
+            log.warning("%s: fields 'vocabulary' and 'attributes' differ; using 'attributes'", where)
         return Vocabulary.from_names(meta["attributes"])
     except VocabularyError as exc:
         raise CheckpointError(f"{where}: {exc}") from None

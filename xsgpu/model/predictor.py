@@ -29,11 +29,11 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from xsgpu.attributes import NAMES
+from xsgpu.attributes import Vocabulary, VocabularyError
 from xsgpu.backend import torch_device
 from xsgpu.errors import ModelMismatch
 from xsgpu.io import schema
-from xsgpu.model.checkpoint import CheckpointMismatch, check_compatible, load_checkpoint
+from xsgpu.model.checkpoint import CheckpointMismatch, check_compatible, checkpoint_vocabulary, load_checkpoint
 from xsgpu.model.resnet import XSResNet
 from xsgpu.model.transforms import to_model_input
 
@@ -174,6 +174,8 @@ class Predictor:
         have them (:func:`xsgpu.explain.cam.cam_support`): xsgpu checkpoints. ONNX, TorchScript and
         foreign state dicts (whose outputs pass through a spec's mapping) have none.
         """
+        if getattr(self, "output_columns", None) is not None:
+            return "an attribute map selects or reorders the model's outputs, so its maps are not the run's attributes'"
         fmt = self._meta.get("format")
         if fmt == "onnx":
             return "an ONNX model runs inside ONNX Runtime: its last block's maps and classifier weights are not reachable"
@@ -237,15 +239,47 @@ class Predictor:
         self.extra_outputs, self.extra_shapes = tuple(names), shapes
         return self.extra_outputs
 
+    @property
+    def vocabulary(self) -> Vocabulary:
+        """The model's outputs, in order (:func:`~xsgpu.model.checkpoint.checkpoint_vocabulary`)."""
+        return checkpoint_vocabulary(self._meta, where=f"model {self._meta.get('path', self._meta['model_id'])}")
+
+    def set_attribute_map(self, mapping: dict[str, str] | None) -> None:
+        """Map model output names to run attribute names (``xsgpu infer --attribute-map``); None: none.
+
+        With a map, :meth:`check_run` accepts a run of other attributes when every run attribute is
+        given by one output (renamed by the map, or of the same name), and :func:`~xsgpu.model.infer.infer_partition`
+        writes those outputs (:attr:`output_columns`) in the run's order.
+        """
+        self.attribute_map = dict(mapping) if mapping else None
+        self.output_columns = None
+
     def check_run(self, store) -> None:
         """Refuse a run whose attributes or stored frame size do not match this model, naming both.
 
-        The model was trained on frames stored at ``preprocessing.source_size`` and resized to
-        ``input_size``; a run stored at another size would see the beamstops and rings at another
-        scale after the same resize.
+        The model's attributes must be the run's (``store.vocabulary``), in order, unless an attribute
+        map was set (:meth:`set_attribute_map`); then the outputs that give the run's attributes are
+        selected (:attr:`output_columns`). The model was trained on frames stored at
+        ``preprocessing.source_size`` and resized to ``input_size``; a run stored at another size would
+        see the beamstops and rings at another scale after the same resize.
         """
-        check_compatible(self._meta, attributes=list(store.manifest.get("attributes", NAMES)),
-                         source=f"run {store.path}", checkpoint=f"model {self._meta.get('path', self._meta['model_id'])}")
+        from xsgpu.io.vocabulary import apply_attribute_map
+
+        name = f"model {self._meta.get('path', self._meta['model_id'])}"
+        mapping = getattr(self, "attribute_map", None)
+        if mapping is None:
+            check_compatible(self._meta, attributes=list(store.vocabulary.names), source=f"run {store.path}",
+                             checkpoint=name)
+            self.output_columns = None
+        else:
+            try:
+                cols = apply_attribute_map(self.vocabulary, store.vocabulary, mapping, theirs=name)
+            except VocabularyError as exc:
+                raise CheckpointMismatch(f"run {store.path}: {exc}") from None
+            self.output_columns = None if cols == list(range(len(self.vocabulary))) else cols
+            if self.output_columns is not None and HEATMAPS in getattr(self, "extra_outputs", ()):
+                raise CheckpointMismatch(f"{name}: heatmaps are per model output; with an attribute map that "
+                                         "selects or reorders outputs, run infer with --no-heatmaps.")
         src = (self._meta.get("preprocessing") or {}).get("source_size")
         if src is not None and store.images.path.exists():
             shape = tuple(store.images.open().shape[1:])

@@ -1,0 +1,176 @@
+"""A run's own attribute vocabulary end to end: 5 and 40 attributes through every stage, and a model of
+other attributes refused (naming both lists) unless given an attribute map.
+
+Each run: a folder of .npy and .tif frames (32 px) in three experiment directories (train/val/test by
+the ingest's hash of the directory name) with a label file of the vocabulary's attributes ->
+``ingest --vocabulary from-labels`` -> a one-epoch resnet18 -> infer -> embed (PCA) -> evaluate ->
+export-labels.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+from xsgpu.attributes import DEFAULT_VOCABULARY, Vocabulary, VocabularyError
+from xsgpu.embed.run import embed_run
+from xsgpu.io.corrections import export_labels, record_correction
+from xsgpu.io.ingest import ingest_paths, split_for_run
+from xsgpu.io.runstore import RunStore
+from xsgpu.io.schema import EMBEDDING_BY_METHOD
+from xsgpu.io.vocabulary import apply_attribute_map, read_attribute_map, read_vocabulary
+from xsgpu.metrics.evaluate import evaluate_run, metrics_table
+from xsgpu.model.checkpoint import CheckpointMismatch, checkpoint_vocabulary, read_checkpoint_meta, save_checkpoint
+from xsgpu.model.infer import infer_run
+from xsgpu.model.predictor import Predictor
+from xsgpu.model.resnet import build_resnet
+from xsgpu.model.train import train_model
+
+SIZE = 32
+FIVE = ["Ring", "Halo", "Crystal A", "Crystal B", "Streak"]
+FORTY = [f"Feature {i:02d}" for i in range(38)] + ["Ring", "Beam Off Image"]
+
+
+def _run_names() -> list[str]:
+    """One experiment directory name per split (ingest splits by a hash of the name)."""
+    found: dict[str, str] = {}
+    for i in range(200):
+        found.setdefault(split_for_run(f"exp{i:03d}"), f"exp{i:03d}")
+        if len(found) == 3:
+            break
+    return [found["train"], found["val"], found["test"]]
+
+
+def _make_folder(root, names: list[str], *, per_run=(24, 8, 8), seed: int = 0):
+    """Frames (half .npy, half .tif) under root/<experiment>/ and root/labels.csv for ``names``."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE]
+    rad = np.hypot(yy - SIZE / 2, xx - SIZE / 2)
+    rows = []
+    for run, n in zip(_run_names(), per_run):
+        (root / run).mkdir(parents=True)
+        for i in range(n):
+            y = rng.random(len(names)) < 0.4
+            img = 50.0 + 400.0 * np.exp(-rad / 4)
+            if y[0]:  # the first attribute is a learnable ring
+                img += 800.0 * np.exp(-((rad - 9) ** 2) / 2)
+            img = rng.poisson(img).astype(np.float32)
+            name = f"img{i:03d}.npy" if i % 2 else f"img{i:03d}.tif"
+            if name.endswith(".npy"):
+                np.save(root / run / name, img)
+            else:
+                tifffile.imwrite(root / run / name, img)
+            rows.append({"file": f"{run}/{name}", **{a: int(v) for a, v in zip(names, y)}, "notes": f"n{i}"})
+    pd.DataFrame(rows).to_csv(root / "labels.csv", index=False)
+    return root / "labels.csv", len(rows)
+
+
+def _stages(tmp_path, names: list[str]) -> dict:
+    data = tmp_path / "data"
+    labels, n = _make_folder(data, names)
+    run = tmp_path / "run"
+    store = ingest_paths([data], run, labels=labels, vocabulary="from-labels", size=SIZE, partition_size=16,
+                         progress=False)
+    model = tmp_path / "model"
+    train_model(run, arch="resnet18", size=SIZE, epochs=1, out=model, batch_size=8, device="cpu", progress=False,
+                num_threads=1, keep_epochs=1)
+    infer_run(run, model=model, device="cpu", batch_size=16, num_threads=1, progress=False, heatmaps=False)
+    embed_run(run, method="pca", device="cpu", progress=False)
+    metrics = evaluate_run(run)
+    exported = export_labels(store.reload(), tmp_path / "export.csv")
+    return {"store": store.reload(), "n": n, "model": model, "metrics": metrics, "exported": exported,
+            "labels": pd.read_csv(labels)}
+
+
+@pytest.mark.parametrize("names", [FIVE, FORTY], ids=["5-attributes", "40-attributes"])
+def test_every_stage_follows_the_run_vocabulary(tmp_path, names):
+    out = _stages(tmp_path, names)
+    store, n, k = out["store"], out["n"], len(names)
+    vocab = store.vocabulary
+    assert list(vocab.names) == names and len(set(vocab.colours)) == k
+    assert store.manifest["vocabulary"] == vocab.to_manifest()
+    # ingest: y__<slug> of the run's attributes, in order; labels as written
+    samples = store.samples.read()
+    assert [c for c in samples.columns if c.startswith("y__")] == vocab.label_columns()
+    assert len(samples) == n and samples["labelled"].all() and "meta__notes" in samples.columns
+    by_file = out["labels"].set_index("file")
+    rel = samples["source_uri"].map(lambda p: "/".join(p.split("/")[-2:]))
+    np.testing.assert_array_equal(samples[vocab.label_columns()].to_numpy(int), by_file.loc[rel, names].to_numpy())
+    # train: k outputs, the vocabulary in the checkpoint
+    meta = read_checkpoint_meta(out["model"])
+    assert meta["n_outputs"] == k and meta["attributes"] == names
+    assert checkpoint_vocabulary(meta).to_manifest() == vocab.to_manifest()
+    # infer: p__<slug> of the run, (n, k) in [0, 1]
+    preds = store.predictions.read()
+    assert [c for c in preds.columns if c.startswith("p__")] == vocab.prob_columns()
+    p = preds[vocab.prob_columns()].to_numpy()
+    assert p.shape == (n, k) and ((p >= 0) & (p <= 1)).all()
+    # embed: one row per sample in every space
+    emb = store.read_table(EMBEDDING_BY_METHOD.named(method="pca"))
+    assert len(emb) == n and np.isfinite(emb[["act_x", "act_y", "prd_x", "prd_y"]].to_numpy()).all()
+    # evaluate: one block of rows per attribute of the run
+    per, model_metrics = metrics_table(out["metrics"])
+    assert list(per.index) == list(vocab.slugs) and model_metrics["n"] == n
+    assert (per["support"].to_numpy() == samples[vocab.label_columns()].sum().to_numpy()).all()
+    assert 0.0 <= model_metrics["f1_micro"] <= 1.0 and np.isfinite(model_metrics["subset_accuracy"])
+    # export-labels: the run's names as 0/1 columns, as ingest reads them
+    assert list(out["exported"].columns) == ["source_uri", "frame", "sample_id", *names]
+    record_correction(store, sample_id=0, attribute=names[-1], new=not bool(samples.loc[0, vocab.label_columns()[-1]]))
+    again = export_labels(store, tmp_path / "corrected.csv")
+    assert again.loc[0, names[-1]] != out["exported"].loc[0, names[-1]]
+
+
+def test_a_model_of_other_attributes_needs_an_attribute_map(tmp_path):
+    data = tmp_path / "data"
+    labels, n = _make_folder(data, FIVE, per_run=(4, 2, 2))
+    run = tmp_path / "run"
+    ingest_paths([data], run, labels=labels, vocabulary="from-labels", size=SIZE, partition_size=8, progress=False)
+    model = tmp_path / "m17"
+    save_checkpoint(model, build_resnet("resnet18"), input_size=SIZE)  # the paper's 17 outputs
+    with pytest.raises(CheckpointMismatch) as info:
+        infer_run(run, model=model, device="cpu", num_threads=1, progress=False, heatmaps=False)
+    msg = str(info.value)
+    assert "'Crystal A'" in msg and "'Wedge beamstop'" in msg and "(17)" in msg and "(5)" in msg
+    assert not RunStore.open(run).predictions.path.exists()
+    # a map: BCC -> Crystal A, FCC -> Crystal B, Linear beamstop -> Streak; Ring and Halo match by name
+    amap = tmp_path / "map.csv"
+    amap.write_text("model,run\nBCC,Crystal A\nFCC,Crystal B\nlinear_beamstop,streak\n")
+    infer_run(run, model=model, device="cpu", num_threads=1, progress=False, heatmaps=False, attribute_map=amap)
+    store = RunStore.open(run)
+    preds = store.predictions.read()
+    assert [c for c in preds.columns if c.startswith("p__")] == store.vocabulary.prob_columns()
+    _, probs17 = Predictor.from_checkpoint(model, device="cpu", num_threads=1).predict(store.images.open()[:])
+    want = [DEFAULT_VOCABULARY.index(a) for a in ("Ring", "Halo", "BCC", "FCC", "Linear beamstop")]
+    np.testing.assert_allclose(preds[store.vocabulary.prob_columns()].to_numpy(), probs17[:, want], atol=1e-6)
+    # a map leaving a run attribute without an output: one error naming it and both lists
+    amap.write_text(json.dumps({"BCC": "Crystal A"}))
+    with pytest.raises(CheckpointMismatch, match=r"no output for 2 attribute\(s\) of the run.*Crystal B, Streak"):
+        infer_run(run, model=model, device="cpu", num_threads=1, progress=False, heatmaps=False,
+                  attribute_map=amap, overwrite=True)
+
+
+def test_vocabulary_files_and_attribute_maps(tmp_path):
+    txt = tmp_path / "v.txt"
+    txt.write_text("# mine\nRing\n\nCrystal A\n")
+    assert read_vocabulary(txt).names == ("Ring", "Crystal A")
+    js = tmp_path / "v.json"
+    js.write_text(json.dumps(Vocabulary.from_names(FIVE).to_manifest()))
+    assert read_vocabulary(js).slugs == Vocabulary.from_names(FIVE).slugs
+    js.write_text(json.dumps(["Ring", "ring"]))
+    with pytest.raises(VocabularyError, match=r"v.json: .*share the name 'ring'"):
+        read_vocabulary(js)
+    with pytest.raises(VocabularyError, match="does not exist"):
+        read_vocabulary(tmp_path / "missing.txt")
+    m = tmp_path / "m.csv"
+    m.write_text("a,b\na,c\n")
+    with pytest.raises(VocabularyError, match="model output 'a' is mapped twice"):
+        read_attribute_map(m)
+    run, model = Vocabulary.from_names(["X", "Y"]), Vocabulary.from_names(["Y", "Z", "X"])
+    assert apply_attribute_map(model, run, {"Z": "Y"}) == [2, 1]  # a mapped output wins over a same-named one
+    with pytest.raises(VocabularyError, match=r"different attributes.*has 2 \[X, Y\].*has 3 \[Y, Z, X\]"):
+        apply_attribute_map(model, run, None)
+    with pytest.raises(VocabularyError, match="output\\(s\\) 'Q' that the model does not have"):
+        apply_attribute_map(model, run, {"Q": "X"})
