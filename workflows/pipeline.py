@@ -1,14 +1,18 @@
 """The whole pipeline on a Dask cluster: synth | ingest -> (train) -> infer -> embed -> evaluate.
 
-Partitioned stages (synth, infer) are mapped over the run store's partitions by :func:`map_partitions`:
-one task per pending partition, ``retries`` for failing tasks, a tqdm bar over ``as_completed``, one
-event line per finished partition in the run log. Single stages (ingest, train, embed, evaluate) run
-as one call, on the client or on one worker (:func:`run_single`).
+A thin driver over the stage registry (:mod:`xsgpu.stages`): it chooses the stages and their
+parameters, then runs each with :func:`xsgpu.stages.run_stage`, the same driver the CLI uses, giving
+it a Dask mapping. Partitioned stages (synth, ingest, infer) are mapped over their pending partitions
+by :func:`map_partitions`: one task per partition, ``retries`` for failing tasks, a tqdm bar over
+``as_completed``, one event line per finished partition in the run log; a stage's shared resource
+(infer's model) is built once per worker (:mod:`workflows.plugins`). Single stages (train, embed,
+evaluate) run as one call, on the client or on one worker (:func:`run_single`).
 
-Resume and exactly-once rest on the run store (xsgpu.io.runstore): a partition is finished exactly
-when its Parquet part exists, writers fill Zarr rows first and rename the Parquet part last. A rerun
-therefore maps only the pending partitions; a task retried after a lost worker rewrites the same rows
-(idempotent), never a second copy. Single stages are skipped when their output exists.
+Resume and exactly-once rest on the run store (xsgpu.io.runstore) and the stages: a partition is
+finished exactly when its Parquet part exists (Zarr rows first, the part renamed last), so a rerun maps
+only the pending partitions and a task retried after a lost worker rewrites the same rows. A single
+stage is skipped when it :meth:`~xsgpu.stages.Stage.is_done` for the parameters asked (an embedding of
+another method, a checkpoint of another architecture, metrics at another cut-off rerun).
 
 Examples
 --------
@@ -25,57 +29,26 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from workflows.cluster import close_client, dashboard_link, make_client
 from workflows.runlog import RunLog
-from xsgpu.errors import StageError
-from xsgpu.io.schema import SAMPLES
+from xsgpu.stages import (EmbedParams, EvaluateParams, InferParams, IngestParams, PartitionContext, Stage,
+                          StageFailed, StageReport, SynthParams, TrainParams, checkpoint_exists, get_stage,
+                          param_names, rows_and_info, run_stage)
 
 if TYPE_CHECKING:  # pragma: no cover
     from distributed import Client
 
 __all__ = ["PipelineError", "StageReport", "PipelineResult", "map_partitions", "run_single", "run_pipeline",
-           "checkpoint_exists"]
+           "checkpoint_exists", "dask_map"]
 
 log = logging.getLogger(__name__)
 
-
-class PipelineError(StageError):
-    """A stage failed; the message names the stage, the partitions and the first error. Rerun to resume."""
-
-
-@dataclass
-class StageReport:
-    """What one stage did in this invocation.
-
-    Attributes
-    ----------
-    name : str
-    status : {"done", "skipped", "failed"}
-    seconds : float
-        Wall time of the stage in this invocation.
-    rows : int
-        Rows written in this invocation (partitioned stages) or produced (single stages).
-    partitions_run, partitions_skipped : int
-        Partitions computed now / already finished before (resume).
-    info : dict
-        Stage-specific details (e.g. training metrics, the model path).
-    """
-
-    name: str
-    status: str = "done"
-    seconds: float = 0.0
-    rows: int = 0
-    partitions_run: int = 0
-    partitions_skipped: int = 0
-    info: dict = field(default_factory=dict)
-
-    @property
-    def rows_per_second(self) -> float:
-        return self.rows / self.seconds if self.seconds > 0 else float("nan")
+#: a stage failed; the message names the stage, the partitions and the first error. Rerun to resume.
+PipelineError = StageFailed
 
 
 @dataclass
@@ -113,27 +86,20 @@ def _partition_task(fn: Callable, run_path: str, part: int, stage: str, fn_kwarg
             "pid": os.getpid()}
 
 
-def infer_partition_task(run_path: str, part: int) -> int:
-    """Infer one partition with this worker's model (loaded once by :class:`~workflows.plugins.PredictorPlugin`)."""
-    from xsgpu.model import infer_partition
+def stage_partition_task(run_path: str, part: int, *, stage: Stage, params: Any, resource: str | None) -> int:
+    """One partition of ``stage`` on a worker, with the worker's copy of the stage's resource."""
+    ctx = PartitionContext()
+    if resource is not None:
+        from workflows.plugins import get_resource
 
-    from workflows.plugins import get_predictor
-
-    return infer_partition(run_path, part, get_predictor())
-
-
-def ingest_partition_task(run_path: str, part: int) -> int:
-    """Read, preprocess and write one planned ingest partition."""
-    from xsgpu.io.ingest import ingest_partition
-
-    return ingest_partition(run_path, part)
+        ctx.resource = get_resource(resource)
+    return rows_and_info(stage.run_partition(run_path, part, params, ctx))[0]
 
 
-def synth_partition_task(run_path: str, part: int, *, device: str = "cpu") -> int:
-    """Generate one partition of a planned synthetic run."""
-    from xsgpu.synth import synth_partition
-
-    return synth_partition(run_path, part, device=device)
+def _single_task(run_path: str, part: int, *, of: Stage, params: Any, progress: bool,
+                 inner_map: Callable | None = None) -> Any:
+    """A single stage's partition, on the client or a worker; returns what the stage returned."""
+    return of.run_partition(run_path, part, params, PartitionContext(inner_map=inner_map, progress=progress))
 
 
 def map_partitions(
@@ -255,37 +221,42 @@ def run_single(client: "Client | None", fn: Callable[..., Any], *args: Any, stag
     return out
 
 
-def checkpoint_exists(path: str | os.PathLike) -> bool:
-    """Whether ``path`` holds a finished model checkpoint, so training can be skipped.
+def dask_map(client: "Client", *, where: str = "client", retries: int = 2, progress: bool = True,
+             runlog: RunLog | None = None, task_hook: Callable[[str, int], None] | None = None,
+             inner_map: Callable | None = None):
+    """The :data:`xsgpu.stages.MapFn` of the pipeline: partitions as Dask tasks, single stages via :func:`run_single`.
 
-    xsgpu.model writes ``model.json`` last (after the weights), and only at the end of training (epoch
-    checkpoints live under ``OUT/epochs/``), so its presence means complete.
+    ``where`` places single stages (a stage marked ``on_client`` always runs on the client);
+    ``inner_map`` is given to a single stage run on the client (embed's placement batches).
     """
-    p = Path(path)
-    return (p / "model.json").is_file() and (p / "model.safetensors").is_file()
+    def map_fn(stage: Stage, run_path: Path, parts: Sequence[int], params: Any, resource: Any) -> StageReport:
+        if stage.partitioned:
+            if resource is not None and parts:
+                from workflows.plugins import ensure_resource
 
+                ensure_resource(client, resource)
+            return map_partitions(client, stage_partition_task, run_path, parts, stage=stage.name,
+                                  fn_kwargs={"stage": stage, "params": params,
+                                             "resource": None if resource is None else resource.name},
+                                  retries=retries, progress=progress, runlog=runlog, task_hook=task_hook)
+        report = StageReport(stage.name)
+        on = "client" if stage.on_client else where
+        for p in parts:
+            out = run_single(client, _single_task, os.fspath(run_path), int(p), stage=stage.name, where=on,
+                             runlog=runlog, of=stage, params=params, progress=progress,
+                             inner_map=inner_map if on == "client" else None)
+            rows, info = rows_and_info(out)
+            report.rows += rows
+            report.partitions_run += 1
+            report.info.update(info)
+        return report
 
-def _mark_done(store: Any, report: StageReport, **info: Any) -> None:
-    """Record a partitioned stage as done in the manifest (when it ran now; a skipped one already is)."""
-    if report.partitions_run:
-        store.set_stage(report.name, "done", n_partitions_done=report.partitions_run,
-                        n_partitions_skipped=report.partitions_skipped, rows=report.rows,
-                        rows_per_s=round(report.rows_per_second, 2), **info)
+    return map_fn
 
 
 def _check_int(name: str, value: Any, low: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < low:
         raise ValueError(f"The '{name}' parameter of run_pipeline must be an int >= {low}. Got {value!r} instead.")
-
-
-def _train_task(run_path: str, *, out: str, threads: int | None, **kwargs: Any) -> dict:
-    """Train (resuming after the last complete epoch checkpoint of an interrupted attempt)."""
-    from xsgpu.model.train import latest_epoch_checkpoint, train_model
-
-    resume = latest_epoch_checkpoint(out) is not None
-    if resume:
-        log.info("resuming training from %s", latest_epoch_checkpoint(out))
-    return train_model(run_path, out=out, resume=resume, num_threads=threads, **kwargs)
 
 
 def run_pipeline(
@@ -300,10 +271,12 @@ def run_pipeline(
     h5_dataset: str | None = None,
     train: bool = False,
     model: str | os.PathLike | None = None,
+    spec: str | os.PathLike | None = None,
     arch: str = "resnet18",
     input_size: int = 64,
     epochs: int = 3,
     train_options: dict | None = None,
+    overwrite: bool = False,
     embed: bool = True,
     embed_method: str = "tsne",
     embed_fit_sample: int | None = None,
@@ -325,8 +298,9 @@ def run_pipeline(
 ) -> PipelineResult:
     """Run synth | ingest -> (train) -> infer -> embed -> evaluate into the run store ``out``.
 
-    Every stage resumes: finished partitions and existing outputs (samples, model, predictions,
-    embedding, metrics) are skipped, so rerunning the same call after a crash completes the run.
+    Every stage resumes: finished partitions are skipped, and a single stage (train, embed, evaluate)
+    that is done for the parameters asked (:meth:`xsgpu.stages.Stage.is_done`), so rerunning the same
+    call after a crash completes the run, and changing a stage's parameters reruns that stage.
 
     Parameters
     ----------
@@ -338,14 +312,18 @@ def run_pipeline(
         Detector files or directories to ingest instead (``labels``: a label table; ``h5_dataset``).
         With neither ``synth`` nor ``ingest`` the run must already hold its samples.
     train : bool
-        Train a model (``arch`` at ``input_size`` px for ``epochs``, extra ``train_options``) into
-        ``model`` (default ``RUN/model``); skipped when that checkpoint exists.
+        Train a model (``arch`` at ``input_size`` px for ``epochs``, extra ``train_options``: fields of
+        :class:`xsgpu.stages.TrainParams`) into ``model`` (default ``RUN/model``); skipped when that
+        checkpoint was trained so (arch, size, epochs, seed, run).
     model : path, optional
-        Checkpoint for inference (and the training output when ``train``).
+        Checkpoint for inference (and the training output when ``train``), or a model file from
+        elsewhere (ONNX, TorchScript, a state dict) described by ``spec`` (default: the spec beside it).
+    overwrite : bool
+        Replace the run's predictions and features (another model's): infer's ``overwrite``.
     embed, evaluate : bool
         Run the embedding (``embed_method``) and the evaluation (``cutoff``). The embed stage reruns
         when the run holds no ``embed_method`` map made with this seed and ``embed_fit_sample`` from
-        today's predictions (:func:`xsgpu.embed.run.embedding_is_current`).
+        today's predictions.
     max_frame_pixels, max_frames_per_file : int, optional
         Ingest's header-checked limits (``xsgpu.io.ingest.plan_ingest``); ``None``: its defaults.
     embed_fit_sample : int, optional
@@ -363,8 +341,8 @@ def run_pipeline(
     cluster_options : dict, optional
         Keyword arguments of :func:`workflows.cluster.make_client`.
     single_stage_on : {"auto", "client", "worker"}
-        Where ingest/train/embed/evaluate run; ``"auto"``: the client process for a local cluster
-        started here (it may use every core), one worker otherwise.
+        Where train/embed run (evaluate runs on the client); ``"auto"``: the client process for a local
+        cluster started here (it may use every core), one worker otherwise.
     retries : int
         Retries of a failing partition task.
     progress : bool
@@ -386,6 +364,7 @@ def run_pipeline(
         When a stage fails; what finished stays written and a rerun resumes.
     """
     from xsgpu.io.runstore import RunStore
+    from xsgpu.io.schema import SAMPLES
 
     say = announce or (lambda msg: None)
     if synth is not None and ingest:
@@ -409,8 +388,12 @@ def run_pipeline(
     if train:
         _check_int("epochs", epochs, 1)
         _check_int("input_size", input_size, 8)
+        unknown = sorted(set(train_options or {}) - set(param_names(get_stage("train"))))
+        if unknown:
+            raise ValueError(f"The 'train_options' parameter of run_pipeline holds unknown options {unknown}; "
+                             f"choose among {param_names(get_stage('train'))}.")
     model_path = Path(model) if model is not None else (out / "model" if train else None)
-    if model_path is not None and not train and not checkpoint_exists(model_path):
+    if model_path is not None and not train and not (checkpoint_exists(model_path) or model_path.is_file()):
         raise FileNotFoundError(f"The model checkpoint {model_path} does not exist or is incomplete. "
                                 "Hint: train one with --train (or `xsgpu train`), or fix --model.")
 
@@ -431,114 +414,52 @@ def run_pipeline(
         say(f"Dask dashboard: {dashboard}")
         log.info("Dask dashboard: %s (single stages on the %s)", dashboard, where)
         runlog.event("cluster", dashboard=dashboard, workers=len(client.scheduler_info().get("workers", {})))
+        on_client = where == "client"
+        source: list[tuple[str, Any]] = []
+        if synth is not None:
+            source.append(("synth", SynthParams(n=synth, size=size, seed=seed, partition_size=partition_size,
+                                                images_per_run=images_per_run, device=device)))
+        elif ingest:
+            limits = {k: v for k, v in (("max_frame_pixels", max_frame_pixels),
+                                        ("max_frames_per_file", max_frames_per_file)) if v is not None}
+            source.append(("ingest", IngestParams(paths=tuple(os.fspath(p) for p in ingest),
+                                                  labels=None if labels is None else os.fspath(labels), size=size,
+                                                  partition_size=partition_size, h5_dataset=h5_dataset, **limits)))
+        later: list[tuple[str, Any]] = []
+        if train:
+            threads = None if on_client else (cluster_options or {}).get("threads_per_worker")
+            later.append(("train", TrainParams(**{"out": os.fspath(model_path), "arch": arch, "size": input_size,
+                                                  "epochs": epochs, "device": device, "seed": seed,
+                                                  "num_threads": threads, **(train_options or {})})))
+        if model_path is not None:
+            later.append(("infer", InferParams(model=os.fspath(model_path), spec=None if spec is None else os.fspath(spec),
+                                               device=device,
+                                               batch_size=batch_size or InferParams.batch_size, overwrite=overwrite)))
+        if embed:
+            # on a worker, openTSNE gets the worker's threads: more threads than the worker owns made
+            # a 96-image t-SNE run past 4 min on a busy 2-core node (1 thread: 65 s)
+            n_jobs = -1 if on_client else max(1, min(client.nthreads().values(), default=1))
+            later.append(("embed", EmbedParams(method=embed_method, device=device, random_state=seed,
+                                               fit_sample=embed_fit_sample, n_jobs=n_jobs)))
+        if evaluate:
+            later.append(("evaluate", EvaluateParams(cutoff=cutoff)))
+        inner = None
+        if embed_fit_sample and on_client:
+            from workflows.placement import dask_map_fn
+
+            inner = dask_map_fn(client)
+        map_fn = dask_map(client, where=where, retries=retries, progress=progress, runlog=runlog,
+                          task_hook=task_hook, inner_map=inner)
         store = None
         try:
-            # ------------------------------------------------------------------ source
-            if synth is not None:
-                from xsgpu.synth import plan_synth_run
-
-                store = plan_synth_run(out, n=synth, size=size, seed=seed, partition_size=partition_size,
-                                       images_per_run=images_per_run)
-                pending = store.samples.pending()
-                if pending:
-                    store.set_stage("synth", "running", pending=len(pending))
-                stages["synth"] = map_partitions(
-                    client, synth_partition_task, out, pending, stage="synth", fn_kwargs={"device": device},
-                    retries=retries, n_skipped=store.n_partitions - len(pending), progress=progress,
-                    runlog=runlog, task_hook=task_hook)
-                _mark_done(store, stages["synth"])
-            elif ingest:
-                from xsgpu.io.ingest import plan_ingest
-
-                limits = {k: v for k, v in (("max_frame_pixels", max_frame_pixels),
-                                            ("max_frames_per_file", max_frames_per_file)) if v is not None}
-                store = plan_ingest([os.fspath(p) for p in ingest], out, labels=labels, size=size,
-                                    partition_size=partition_size, h5_dataset=h5_dataset, progress=progress,
-                                    **limits)
-                if store.n_samples == 0:
-                    raise PipelineError(f"None of the {len(ingest)} ingest input(s) gave a readable frame; see "
-                                        f"{store.errors.path}. Nothing to run.")
-                pending = store.samples.pending()
-                stages["ingest"] = map_partitions(
-                    client, ingest_partition_task, out, pending, stage="ingest", retries=retries,
-                    n_skipped=store.n_partitions - len(pending), progress=progress, runlog=runlog,
-                    task_hook=task_hook)
-                from xsgpu.io.ingest import finish_ingest
-
-                finish_ingest(store)
+            for name, params in source:
+                stages[name] = run_stage(get_stage(name), out, params, map_fn=map_fn, progress=progress,
+                                         on_event=runlog.event)
             store = RunStore.open(out, require=[SAMPLES])
             store.set_stage("pipeline", "running", pid=os.getpid())
-
-            # ------------------------------------------------------------------ train
-            if train:
-                if checkpoint_exists(model_path):
-                    stages["train"] = StageReport("train", status="skipped", info={"model": str(model_path)})
-                    runlog.event("stage_skipped", stage="train", reason="checkpoint exists", model=model_path)
-                else:
-                    t0 = time.perf_counter()
-                    threads = None if where == "client" else (cluster_options or {}).get("threads_per_worker")
-                    info = run_single(client, _train_task, os.fspath(out), stage="train", where=where,
-                                      runlog=runlog, threads=threads, arch=arch, size=input_size, epochs=epochs,
-                                      out=os.fspath(model_path), device=device, seed=seed, progress=progress,
-                                      **(train_options or {}))
-                    stages["train"] = StageReport("train", seconds=time.perf_counter() - t0,
-                                                  rows=store.n_samples * epochs,
-                                                  info=info if isinstance(info, dict) else {})
-
-            # ------------------------------------------------------------------ infer
-            if model_path is not None:
-                from workflows.plugins import ensure_predictor
-                from xsgpu.io.locks import stage_lock
-
-                # one writer of predictions at a time: a concurrent `xsgpu infer` is refused (StoreLocked)
-                with stage_lock(store.path, "infer"):
-                    pending = store.predictions.pending()
-                    skipped = store.n_partitions - len(pending)
-                    if pending:
-                        _prepare_infer(store, model_path)
-                        ensure_predictor(client, model_path, device=device, batch_size=batch_size)
-                        store.set_stage("infer", "running", model=str(model_path), pending=len(pending))
-                    stages["infer"] = map_partitions(
-                        client, infer_partition_task, out, pending, stage="infer", retries=retries,
-                        n_skipped=skipped, progress=progress, runlog=runlog, task_hook=task_hook)
-                    _mark_done(store, stages["infer"], model=str(model_path))
-
-            # ------------------------------------------------------------------ embed
-            if embed:
-                from xsgpu.embed.run import embed_run, embedding_is_current
-
-                current, why = embedding_is_current(out, method=embed_method, random_state=seed,
-                                                    fit_sample=embed_fit_sample)
-                if current:
-                    stages["embed"] = StageReport("embed", status="skipped")
-                    runlog.event("stage_skipped", stage="embed", reason=f"{embed_method} embedding {why}")
-                else:
-                    from workflows.placement import dask_map_fn
-
-                    runlog.event("stage_reason", stage="embed", reason=why)
-                    place_on = dask_map_fn(client) if embed_fit_sample and where == "client" else None
-                    # on a worker, openTSNE gets the worker's threads: more threads than the worker
-                    # owns made a 96-image t-SNE run past 4 min on a busy 2-core node (1 thread: 65 s)
-                    threads = -1 if where == "client" else max(1, min(client.nthreads().values(), default=1))
-                    t0 = time.perf_counter()
-                    df = run_single(client, embed_run, os.fspath(out), stage="embed", where=where, runlog=runlog,
-                                    method=embed_method, device=device, random_state=seed, progress=progress,
-                                    fit_sample=embed_fit_sample, map_fn=place_on, n_jobs=threads)
-                    stages["embed"] = StageReport("embed", seconds=time.perf_counter() - t0, rows=len(df))
-
-            # ------------------------------------------------------------------ evaluate
-            if evaluate:
-                if store.metrics.exists():
-                    stages["evaluate"] = StageReport("evaluate", status="skipped")
-                    runlog.event("stage_skipped", stage="evaluate", reason="metrics exist")
-                else:
-                    from xsgpu.metrics import evaluate_run
-
-                    t0 = time.perf_counter()
-                    df = run_single(client, evaluate_run, os.fspath(out), stage="evaluate", where="client",
-                                    runlog=runlog, cutoff=cutoff)
-                    stages["evaluate"] = StageReport("evaluate", seconds=time.perf_counter() - t0,
-                                                     rows=store.n_samples, info={"metric_rows": len(df)})
+            for name, params in later:
+                stages[name] = run_stage(get_stage(name), out, params, map_fn=map_fn, progress=progress,
+                                         on_event=runlog.event)
         except BaseException as exc:
             runlog.event("pipeline_failed", error=type(exc).__name__)
             if store is not None:
@@ -555,38 +476,3 @@ def run_pipeline(
         store.set_stage("pipeline", "done", **result.summary())
         runlog.event("pipeline_done", seconds=f"{result.seconds:.3f}")
     return result
-
-
-def _prepare_infer(store: Any, model_path: Path) -> None:
-    """Check the model against the run on the client before mapping infer (fail once, not per task).
-
-    Refuses a checkpoint whose attributes or stored frame size do not fit the run, and a resume with
-    a different model than the one that wrote the finished predictions partitions (mixing two models
-    in one table would be silent corruption).
-    """
-    import json
-
-    import pyarrow.parquet as pq
-
-    from xsgpu.model.predictor import Predictor
-
-    Predictor.from_checkpoint(model_path, device="cpu", batch_size=1, num_threads=1).check_run(store)
-    done = sorted(store.predictions.finished())
-    if not done:
-        return
-    cur = _checkpoint_sha(model_path)
-    for p in done:
-        meta = pq.read_schema(store.predictions.partition_path(p)).metadata or {}
-        prev = json.loads(meta.get(b"xsgpu", b"{}")).get("weights_sha256")
-        if prev and cur and prev != cur:
-            raise PipelineError(
-                f"{store.path}: predictions partition {p} was written by a model with weights_sha256 "
-                f"{prev[:12]}..., but --model {model_path} has {cur[:12]}.... Hint: resume with the same model, "
-                f"or delete {store.predictions.path} and {store.features.path} to re-infer with this one.")
-
-
-def _checkpoint_sha(model_path: Path) -> str | None:
-    """The weights' sha256 recorded in the checkpoint's ``model.json`` (None when not recorded)."""
-    from xsgpu.model import read_checkpoint_meta
-
-    return read_checkpoint_meta(model_path).get("weights_sha256")

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workflows.pipeline import PipelineError, run_pipeline
+from workflows.pipeline import run_pipeline
 from workflows.plugins import predictor_loads
 from workflows.runlog import list_logs, read_events
 from xsgpu.io.runstore import RunStore
@@ -115,7 +115,8 @@ def test_resume_with_another_model_is_refused(tmp_path, reference, tiny_model, d
 
     import torch
 
-    from xsgpu.model import build_resnet, save_checkpoint
+    from xsgpu.errors import StoreError
+    from xsgpu.model import build_resnet, read_checkpoint_meta, save_checkpoint
 
     run = tmp_path / "run"
     shutil.copytree(reference.run_path, run)
@@ -124,10 +125,17 @@ def test_resume_with_another_model_is_refused(tmp_path, reference, tiny_model, d
     (run / "metrics.parquet").unlink()
     torch.manual_seed(1)
     save_checkpoint(tmp_path / "other", build_resnet("resnet18"), input_size=SIZE)
-    with pytest.raises(PipelineError, match=r"weights_sha256 .* but --model .*other.*delete"):
+    # the one guard of the infer stage (xsgpu.model.infer.plan_infer), as `xsgpu infer` has it
+    with pytest.raises(StoreError, match=r"partitions \[0, 1, 2\] from another model \(weights_sha256 .*--overwrite"):
         run_pipeline(run, model=tmp_path / "other", partition_size=PART, embed=False, client=dask_client,
                      progress=False)
     assert RunStore.open(run).finished_partitions("predictions") == {0, 1, 2}
+    # overwrite: the other model's predictions replace the old ones, every partition
+    res = run_pipeline(run, model=tmp_path / "other", overwrite=True, partition_size=PART, embed=False,
+                       evaluate=False, client=dask_client, progress=False)
+    assert res.stages["infer"].partitions_run == N_PARTS
+    store = RunStore.open(run)
+    assert store.predictions.metadata()["weights_sha256"] == read_checkpoint_meta(tmp_path / "other")["weights_sha256"]
 
 
 _CLI = [sys.executable, "-m", "workflows.cli", "pipeline"]

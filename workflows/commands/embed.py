@@ -50,20 +50,19 @@ def command(run: Path, method: str, device: str, random_state: int, pca_dims: in
     """
     import logging
 
-    from xsgpu.embed import embed_run
+    from xsgpu.io.runstore import RunStore
+    from xsgpu.stages import EmbedParams, get_stage, run_stage
 
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:  # openTSNE's per-step INFO lines only with -vv
         logging.getLogger("openTSNE").setLevel(logging.WARNING)
-    from xsgpu.io.locks import stage_lock
-    from xsgpu.io.runstore import RunStore
-
     store = RunStore.open(run)
-    with stage_lock(store.path, "embed"):  # one embed per run at a time (fea_reduced + embedding stay one method's)
-        df = embed_run(run, method=method, device=device, random_state=random_state, progress=progress,
-                       pca_dims=pca_dims, perplexity=perplexity, reference=reference, n_jobs=n_jobs,
-                       quality=quality, fit_sample=fit_sample)
+    params = EmbedParams(method=method, device=device, random_state=random_state, pca_dims=pca_dims,
+                         perplexity=perplexity, reference=None if reference is None else str(reference),
+                         n_jobs=n_jobs, quality=quality, fit_sample=fit_sample)
+    # one embed per run at a time (the stage's lock): fea_reduced and the embedding stay one method's
+    rows = run_stage(get_stage("embed"), run, params, progress=progress, skip_done=False).rows
     meta = store.embedding.metadata()
-    click.echo(f"Wrote {len(df)} rows to {store.embedding.path} (method {method}, "
+    click.echo(f"Wrote {rows} rows to {store.embedding.path} (method {method}, "
                f"{meta.get('seconds', 0):.1f} s)")
     for space, info in meta.get("spaces", {}).items():
         tw = info.get("trustworthiness_k10")

@@ -53,12 +53,14 @@ def command(run: str, cutoff, suspicious: bool, suspicious_top: int) -> None:
       xsgpu evaluate runs/demo --cutoff 0.4
       python -c "import pandas as pd; print(pd.read_parquet('runs/demo/metrics.parquet'))"
     """
-    from xsgpu.io.locks import stage_lock
     from xsgpu.io.runstore import RunStore
-    from xsgpu.metrics.evaluate import evaluate_run, metrics_table, split_table
+    from xsgpu.metrics.evaluate import metrics_table, split_table
+    from xsgpu.stages import EvaluateParams, get_stage, run_stage
 
-    with stage_lock(RunStore.open(run).path, "evaluate"):  # one evaluate per run at a time
-        long = evaluate_run(run, cutoff=cutoff, suspicious=suspicious, suspicious_top=suspicious_top)
+    RunStore.open(run)  # a missing run is reported before the lock is taken
+    params = EvaluateParams(cutoff=cutoff, suspicious=suspicious, suspicious_top=suspicious_top)
+    run_stage(get_stage("evaluate"), run, params, progress=False, skip_done=False)  # one evaluate per run at a time
+    long = RunStore.open(run).metrics.read()
     meta = RunStore.open(run).metrics.metadata()
     n_all = int(meta.get("n_samples", 0))
     per, model = metrics_table(long)

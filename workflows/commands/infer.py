@@ -58,14 +58,13 @@ def command(run: str, model: str, spec: str | None, batch_size: int, device: str
       xsgpu infer runs/demo --model exported/r50.onnx --spec exported/r50.spec.toml
     """
     from xsgpu.io.runstore import RunStore
-    from xsgpu.model.foreign import load_predictor
-    from xsgpu.model.infer import infer_run
+    from xsgpu.stages import InferParams, get_stage, run_stage
 
     RunStore.open(run, require=[IMAGES])  # a missing run is reported before a model is loaded
-    predictor = load_predictor(model, spec=spec, device=device, batch_size=batch_size, compile=compile_,
-                               num_threads=num_threads)
-    keep = None if layers is None else [name.strip() for name in layers.split(",") if name.strip()]
-    s = infer_run(run, model=predictor, overwrite=overwrite, progress=progress, heatmaps=heatmaps, layers=keep)
+    keep = None if layers is None else tuple(name.strip() for name in layers.split(",") if name.strip())
+    params = InferParams(model=model, spec=spec, device=device, batch_size=batch_size, compile=compile_,
+                         num_threads=num_threads, overwrite=overwrite, heatmaps=heatmaps, layers=keep)
+    s = run_stage(get_stage("infer"), run, params, progress=progress, skip_done=False).info
     click.echo(f"predicted {s['n_images']} images in {s['n_partitions_done']} partitions "
                f"({s['n_partitions_skipped']} already done) with {s['model_id']} on {s['device']}: "
                f"{s['images_per_s']:.1f} img/s")

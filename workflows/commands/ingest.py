@@ -56,17 +56,20 @@ def command(paths: tuple[str, ...], out: Path, labels: Path | None, size: int, p
       xsgpu ingest synthetic/*.mat --labels 17tags.csv --partition-size 1024 --workers 8 --out runs/synthetic
     """
     from xsgpu.config import load_settings
-    from xsgpu.io.ingest import ingest_paths
     from xsgpu.io.labels import FROM_LABELS
+    from xsgpu.io.runstore import RunStore
     from xsgpu.io.vocabulary import read_vocabulary
+    from xsgpu.stages import IngestParams, get_stage, process_map, run_stage
 
     settings = load_settings(overrides={"partition_size": partition_size, "max_frame_pixels": max_frame_pixels,
                                         "max_frames_per_file": max_frames_per_file})
     vocab = None if vocabulary == "default" else FROM_LABELS if vocabulary == FROM_LABELS else read_vocabulary(vocabulary)
-    store = ingest_paths(list(paths), out, labels=labels, vocabulary=vocab, size=size,
-                         partition_size=settings.partition_size,
-                         h5_dataset=h5_dataset, n_workers=workers, progress=progress,
-                         max_frame_pixels=settings.max_frame_pixels, max_frames_per_file=settings.max_frames_per_file)
+    params = IngestParams(paths=tuple(paths), labels=None if labels is None else str(labels), size=size,
+                          partition_size=settings.partition_size, h5_dataset=h5_dataset,
+                          max_frame_pixels=settings.max_frame_pixels, max_frames_per_file=settings.max_frames_per_file,
+                          vocabulary=vocab, scan_workers=workers)
+    run_stage(get_stage("ingest"), out, params, map_fn=process_map(workers), progress=progress, skip_done=False)
+    store = RunStore.open(out)
     info = store.reload().manifest["stages"]["ingest"]
     click.echo(f"Ingested {info['n_samples']} samples ({info['n_valid']} readable, {info['n_labelled']} labelled) "
                f"from {info['n_files']} files into {store.path}; {info['n_error_rows']} error rows"

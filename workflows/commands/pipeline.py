@@ -46,11 +46,17 @@ the metrics are kept. Every invocation writes RUN/logs/pipeline-<time>.log.
               help="Synthetic images per experimental run (the train/val/test split is by run).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="The run directory.")
 @click.option("--train", is_flag=True, help="Train a model first (into --model, default RUN/model).")
-@click.option("--model", type=click.Path(file_okay=False), help="Model checkpoint directory.")
+@click.option("--model", type=click.Path(), help="Model checkpoint directory, or a model file from elsewhere "
+              "(ONNX, TorchScript, state dict) with its spec (docs/own_model.md).")
+@click.option("--spec", type=click.Path(dir_okay=False), default=None,
+              help="Model spec of a model file (default: MODEL_STEM.spec.toml/.json beside it).")
 @click.option("--arch", default="resnet18", show_default=True, help="Architecture for --train.")
 @click.option("--input-size", "--train-size", "input_size", type=click.IntRange(min=8), default=64,
               show_default=True, help="Model input size for --train, pixels.")
 @click.option("--epochs", type=click.IntRange(min=1), default=3, show_default=True, help="Epochs for --train.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace the run's predictions and features (e.g. another model's); the old ones stay until the "
+                   "new ones are complete.")
 @click.option("--skip-embed", is_flag=True, help="Stop before the t-SNE embedding.")
 @click.option("--skip-evaluate", is_flag=True, help="Do not compute the metrics.")
 @click.option("--embed-method", default="tsne", show_default=True, help="Projector of the embed stage.")
@@ -90,8 +96,8 @@ the metrics are kept. Every invocation writes RUN/logs/pipeline-<time>.log.
 @click.option("--max-frames-per-file", type=click.IntRange(min=1), default=None,
               help="Ingest: refuse files declaring more frames than this (default: the setting).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def command(paths, n_synth, ingest, labels, h5_dataset, size, seed, images_per_run, out, train, model, arch,
-            input_size, epochs, skip_embed, skip_evaluate, embed_method, embed_fit_sample, cutoff, device, batch_size,
+def command(paths, n_synth, ingest, labels, h5_dataset, size, seed, images_per_run, out, train, model, spec, arch,
+            input_size, epochs, overwrite, skip_embed, skip_evaluate, embed_method, embed_fit_sample, cutoff, device, batch_size,
             partition_size, retries, cluster, scheduler_address, scheduler_file, n_workers, threads_per_worker,
             memory_limit, dashboard_address, queue, account, walltime, cores, memory, processes, jobs,
             job_extra, prologue, max_frame_pixels, max_frames_per_file, progress):
@@ -128,7 +134,7 @@ def command(paths, n_synth, ingest, labels, h5_dataset, size, seed, images_per_r
     result = run_pipeline(
         out, synth=n_synth, size=size, seed=seed, images_per_run=images_per_run,
         ingest=list(paths) if ingest else None, labels=labels, h5_dataset=h5_dataset,
-        train=train, model=model, arch=arch, input_size=input_size, epochs=epochs,
+        train=train, model=model, spec=spec, arch=arch, input_size=input_size, epochs=epochs, overwrite=overwrite,
         max_frame_pixels=settings.max_frame_pixels, max_frames_per_file=settings.max_frames_per_file,
         embed=not skip_embed, embed_method=embed_method, embed_fit_sample=embed_fit_sample, evaluate=not skip_evaluate, cutoff=cutoff,
         partition_size=partition_size, batch_size=batch_size, device=device,

@@ -32,10 +32,13 @@ def command(n, size, seed, out, partition_size, images_per_run, device, workers,
       xsgpu synth --n 20000 --size 64 --seed 7 --out runs/small --no-progress
       xsgpu synth --n 1000000 --out runs/huge --device gpu
     """
-    from xsgpu.synth import synthesize_run
+    from xsgpu.io.runstore import RunStore
+    from xsgpu.stages import SynthParams, get_stage, process_map, run_stage
 
-    store = synthesize_run(out, n=n, size=size, seed=seed, partition_size=partition_size, device=device,
-                           progress=progress, images_per_run=images_per_run, workers=workers)
-    info = store.reload().manifest["stages"]["synth"]
+    params = SynthParams(n=n, size=size, seed=seed, partition_size=partition_size, images_per_run=images_per_run,
+                         device=device)
+    run_stage(get_stage("synth"), out, params, map_fn=process_map(workers), progress=progress, skip_done=False)
+    store = RunStore.open(out)
+    info = store.manifest["stages"]["synth"]
     click.echo(f"synth: {store.n_samples} images ({info.get('generated', 0)} generated now, "
                f"{info.get('images_per_s') or '-'} img/s) in {store.path}")

@@ -36,12 +36,14 @@ import shutil
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from xsgpu.attributes import prob_columns
 from xsgpu.io.chunks import COMPLETE_CHUNKS_ATTR
 from xsgpu.io.locks import stage_lock
 from xsgpu.io.runstore import RunStore, RunStoreError
@@ -49,8 +51,9 @@ from xsgpu.io.staging import Staging, recover
 from xsgpu.model.predictor import HEATMAPS, Predictor, layer_of
 from xsgpu.io.schema import FEATURES, IMAGES, PREDICTIONS
 
-__all__ = ["infer_partition", "infer_run", "prediction_metadata", "ensure_features_array", "ensure_output_array",
-           "read_batches", "extra_arrays", "MODEL_ATTR"]
+__all__ = ["infer_partition", "infer_run", "plan_infer", "finish_infer", "InferPlan", "finished_models",
+           "prediction_metadata", "ensure_features_array", "ensure_output_array", "read_batches", "extra_arrays",
+           "MODEL_ATTR"]
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +188,6 @@ def infer_partition(run_path: str | os.PathLike, part: int, predictor: Predictor
     """
     store = RunStore.open(run_path, require=[IMAGES])
     predictor.check_run(store)
-    cols = getattr(predictor, "output_columns", None)  # model outputs giving the run's attributes (attribute map)
     start, stop = store.partition_bounds(part)
     images = store.images.open()
     if images.shape[0] != store.n_samples:
@@ -197,12 +199,12 @@ def infer_partition(run_path: str | os.PathLike, part: int, predictor: Predictor
                   for name in extra]
     batches = read_batches(images, start, stop, predictor.batch_size, workers=read_workers)
     feats = np.empty((stop - start, predictor.feature_dim), np.float16)
-    probs = np.empty((stop - start, len(store.vocabulary)), np.float32)
+    probs = np.empty((stop - start, len(prob_columns())), np.float32)
     extra_rows = [np.empty((stop - start, *predictor.extra_shapes[name]), np.float16) for name in extra]
     row = 0
     for f, p, *rest in predictor.predict_iter(batches):
         feats[row:row + len(f)] = f
-        probs[row:row + len(p)] = p if cols is None else p[:, cols]
+        probs[row:row + len(p)] = p
         for buf, r in zip(extra_rows, rest):
             buf[row:row + len(r)] = r
         row += len(f)
@@ -221,7 +223,7 @@ def infer_partition(run_path: str | os.PathLike, part: int, predictor: Predictor
     feats_arr[start:stop] = feats
     for arr, buf in zip(extra_arrs, extra_rows):
         arr[start:stop] = buf
-    df = pd.DataFrame(probs, columns=store.vocabulary.prob_columns())
+    df = pd.DataFrame(probs, columns=prob_columns())
     df.insert(0, "sample_id", np.arange(start, stop, dtype=np.int64))
     store.predictions.write_partition(part, df, metadata=prediction_metadata(predictor))
     return stop - start
@@ -235,6 +237,11 @@ def _finished_parts(store: RunStore) -> dict[int, tuple[str, tuple[str, ...]]]:
         info = json.loads(meta.get(b"xsgpu", b"{}"))
         out[p] = (info.get("weights_sha256", "?"), tuple(sorted(info.get("outputs") or {})))
     return out
+
+
+def finished_models(store: RunStore) -> dict[int, tuple[str, tuple[str, ...]]]:
+    """``{partition: (weights_sha256, extra output names)}`` of a run's finished predictions parts."""
+    return _finished_parts(store)
 
 
 def _finished_model_ids(store: RunStore, parts: dict[int, tuple[str, tuple[str, ...]]] | None = None
@@ -257,7 +264,6 @@ def infer_run(
     progress: bool = True,
     heatmaps: bool | None = None,
     layers: Sequence[str] | None = None,
-    attribute_map: dict[str, str] | str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Predict every pending partition of a run (resumable); return a summary.
 
@@ -290,10 +296,6 @@ def infer_run(
         written, as ``features_<layer>.zarr`` (N x K float16). ``None`` (default): none, or on a
         resume the finished partitions' layers. A predictor passed as ``model`` is set up for these
         outputs (:meth:`Predictor.set_outputs`).
-    attribute_map : dict or path, optional
-        Model output name -> run attribute name (or a file of them, :func:`xsgpu.io.vocabulary.read_attribute_map`),
-        for a model whose attributes are not the run's (``store.vocabulary``) in the run's order. Without
-        it such a model is refused, naming both lists (:meth:`Predictor.check_run`).
 
     Returns
     -------
@@ -312,11 +314,6 @@ def infer_run(
     store = RunStore.open(run_path, require=[IMAGES])
     predictor = model if isinstance(model, Predictor) else Predictor.from_checkpoint(
         model, device=device, batch_size=batch_size, compile=compile, num_threads=num_threads)
-    if attribute_map is not None:
-        from xsgpu.io.vocabulary import read_attribute_map
-
-        predictor.set_attribute_map(attribute_map if isinstance(attribute_map, dict)
-                                    else read_attribute_map(attribute_map))
     predictor.check_run(store)
     with stage_lock(store.path, "infer"):
         return _infer_locked(store, predictor, overwrite=overwrite, progress=progress, heatmaps=heatmaps,
@@ -335,10 +332,38 @@ def _resolve_outputs(finished: dict[int, tuple[str, tuple[str, ...]]], sha: str,
     return heatmaps, tuple(layers)
 
 
-def _infer_locked(store: RunStore, predictor: Predictor, *, overwrite: bool, progress: bool,
-                  heatmaps: bool | None = None, layers: Sequence[str] | None = None) -> dict[str, Any]:
-    from tqdm.auto import tqdm
+@dataclass
+class InferPlan:
+    """What one infer writes (:func:`plan_infer`): the partitions, where (the run or its staging area), how.
 
+    Attributes
+    ----------
+    target : RunStore
+        The run, or the staging area of an ``overwrite`` (:mod:`xsgpu.io.staging`).
+    pending : list of int
+        Partitions still to predict into ``target``.
+    skipped : int
+        Partitions already predicted.
+    heatmaps, layers
+        The extra outputs asked, resolved against a resume (:meth:`Predictor.set_outputs` was called).
+    staging : Staging or None
+    """
+
+    target: RunStore
+    pending: list[int]
+    skipped: int
+    heatmaps: bool
+    layers: tuple[str, ...]
+    staging: Staging | None = None
+
+
+def plan_infer(store: RunStore, predictor: Predictor, *, overwrite: bool = False, heatmaps: bool | None = None,
+               layers: Sequence[str] | None = None) -> InferPlan:
+    """Check a resume against ``predictor`` and set it up; return what to predict (call under the stage lock).
+
+    Refuses (:class:`RunStoreError`) finished partitions of another model, or with other extra outputs
+    than asked, unless ``overwrite`` (then the new outputs go to a staging area first).
+    """
     recover(store)
     sha = predictor.meta["weights_sha256"]
     finished = _finished_parts(store)
@@ -373,28 +398,44 @@ def _infer_locked(store: RunStore, predictor: Predictor, *, overwrite: bool, pro
     skipped = store.n_partitions - len(pending)
     if skipped:
         log.info("%s: %d of %d partitions already predicted; skipping them", target.path, skipped, store.n_partitions)
-    store.set_stage("infer", "running", model_id=predictor.meta["model_id"])
-    t0 = time.perf_counter()
-    n = 0
-    total = sum(store.partition_bounds(p)[1] - store.partition_bounds(p)[0] for p in pending)
-    try:
-        with tqdm(total=total, desc="infer", unit="img", disable=not progress) as bar:
-            for p in pending:
-                k = infer_partition(target.path, p, predictor)
-                n += k
-                bar.update(k)
-        if staging is not None:
-            staging.commit()
-            for name in extra_arrays(store):  # another model's (or run's) extra arrays: no longer its outputs
-                if name not in predictor.extra_outputs:
-                    log.info("overwrite: removing %s (not written by this infer)", store.artifact(name).path)
-                    shutil.rmtree(store.artifact(name).path, ignore_errors=True)
-    except BaseException:
-        store.set_stage("infer", "failed", model_id=predictor.meta["model_id"])
-        raise
-    seconds = time.perf_counter() - t0
-    summary = {"model_id": predictor.meta["model_id"], "n_images": n, "n_partitions_done": len(pending),
-               "n_partitions_skipped": skipped, "seconds": seconds, "images_per_s": n / seconds if seconds > 0 else 0.0,
+    return InferPlan(target=target, pending=pending, skipped=skipped, heatmaps=heatmaps, layers=tuple(layers),
+                     staging=staging)
+
+
+def finish_infer(store: RunStore, predictor: Predictor, plan: InferPlan, *, n_images: int,
+                 seconds: float) -> dict[str, Any]:
+    """Swap a staged overwrite in, record the stage ``done`` and return the summary of :func:`infer_run`."""
+    if plan.staging is not None:
+        plan.staging.commit()
+        for name in extra_arrays(store):  # another model's (or run's) extra arrays: no longer its outputs
+            if name not in predictor.extra_outputs:
+                log.info("overwrite: removing %s (not written by this infer)", store.artifact(name).path)
+                shutil.rmtree(store.artifact(name).path, ignore_errors=True)
+    summary = {"model_id": predictor.meta["model_id"], "n_images": n_images, "n_partitions_done": len(plan.pending),
+               "n_partitions_skipped": plan.skipped, "seconds": seconds,
+               "images_per_s": n_images / seconds if seconds > 0 else 0.0,
                "device": predictor.device, "outputs": list(predictor.extra_outputs)}
     store.set_stage("infer", "done", **{k: v for k, v in summary.items() if k != "seconds"})
     return summary
+
+
+def _infer_locked(store: RunStore, predictor: Predictor, *, overwrite: bool, progress: bool,
+                  heatmaps: bool | None = None, layers: Sequence[str] | None = None) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
+    plan = plan_infer(store, predictor, overwrite=overwrite, heatmaps=heatmaps, layers=layers)
+    store.set_stage("infer", "running", model_id=predictor.meta["model_id"])
+    t0 = time.perf_counter()
+    n = 0
+    total = sum(store.partition_bounds(p)[1] - store.partition_bounds(p)[0] for p in plan.pending)
+    try:
+        with tqdm(total=total, desc="infer", unit="img", disable=not progress) as bar:
+            for p in plan.pending:
+                k = infer_partition(plan.target.path, p, predictor)
+                n += k
+                bar.update(k)
+        seconds = time.perf_counter() - t0
+        return finish_infer(store, predictor, plan, n_images=n, seconds=seconds)
+    except BaseException:
+        store.set_stage("infer", "failed", model_id=predictor.meta["model_id"])
+        raise
