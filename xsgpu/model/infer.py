@@ -43,7 +43,6 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from xsgpu.attributes import prob_columns
 from xsgpu.io.chunks import COMPLETE_CHUNKS_ATTR
 from xsgpu.io.locks import stage_lock
 from xsgpu.io.runstore import RunStore, RunStoreError
@@ -188,6 +187,7 @@ def infer_partition(run_path: str | os.PathLike, part: int, predictor: Predictor
     """
     store = RunStore.open(run_path, require=[IMAGES])
     predictor.check_run(store)
+    cols = getattr(predictor, "output_columns", None)  # model outputs giving the run's attributes (attribute map)
     start, stop = store.partition_bounds(part)
     images = store.images.open()
     if images.shape[0] != store.n_samples:
@@ -199,12 +199,12 @@ def infer_partition(run_path: str | os.PathLike, part: int, predictor: Predictor
                   for name in extra]
     batches = read_batches(images, start, stop, predictor.batch_size, workers=read_workers)
     feats = np.empty((stop - start, predictor.feature_dim), np.float16)
-    probs = np.empty((stop - start, len(prob_columns())), np.float32)
+    probs = np.empty((stop - start, len(store.vocabulary)), np.float32)
     extra_rows = [np.empty((stop - start, *predictor.extra_shapes[name]), np.float16) for name in extra]
     row = 0
     for f, p, *rest in predictor.predict_iter(batches):
         feats[row:row + len(f)] = f
-        probs[row:row + len(p)] = p
+        probs[row:row + len(p)] = p if cols is None else p[:, cols]
         for buf, r in zip(extra_rows, rest):
             buf[row:row + len(r)] = r
         row += len(f)
@@ -223,7 +223,7 @@ def infer_partition(run_path: str | os.PathLike, part: int, predictor: Predictor
     feats_arr[start:stop] = feats
     for arr, buf in zip(extra_arrs, extra_rows):
         arr[start:stop] = buf
-    df = pd.DataFrame(probs, columns=prob_columns())
+    df = pd.DataFrame(probs, columns=store.vocabulary.prob_columns())
     df.insert(0, "sample_id", np.arange(start, stop, dtype=np.int64))
     store.predictions.write_partition(part, df, metadata=prediction_metadata(predictor))
     return stop - start
@@ -264,6 +264,7 @@ def infer_run(
     progress: bool = True,
     heatmaps: bool | None = None,
     layers: Sequence[str] | None = None,
+    attribute_map: dict[str, str] | str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Predict every pending partition of a run (resumable); return a summary.
 
@@ -296,6 +297,10 @@ def infer_run(
         written, as ``features_<layer>.zarr`` (N x K float16). ``None`` (default): none, or on a
         resume the finished partitions' layers. A predictor passed as ``model`` is set up for these
         outputs (:meth:`Predictor.set_outputs`).
+    attribute_map : dict or path, optional
+        Model output name -> run attribute name (or a file of them, :func:`xsgpu.io.vocabulary.read_attribute_map`),
+        for a model whose attributes are not the run's (``store.vocabulary``) in the run's order. Without
+        it such a model is refused, naming both lists (:meth:`Predictor.check_run`).
 
     Returns
     -------
@@ -314,6 +319,11 @@ def infer_run(
     store = RunStore.open(run_path, require=[IMAGES])
     predictor = model if isinstance(model, Predictor) else Predictor.from_checkpoint(
         model, device=device, batch_size=batch_size, compile=compile, num_threads=num_threads)
+    if attribute_map is not None:
+        from xsgpu.io.vocabulary import read_attribute_map
+
+        predictor.set_attribute_map(attribute_map if isinstance(attribute_map, dict)
+                                    else read_attribute_map(attribute_map))
     predictor.check_run(store)
     with stage_lock(store.path, "infer"):
         return _infer_locked(store, predictor, overwrite=overwrite, progress=progress, heatmaps=heatmaps,
