@@ -178,7 +178,7 @@ def read_tiff(path: str, *, frames: Iterable[int] | None = None,
             arr = page.asarray()
             picture = _is_picture(page)
             meta: dict[str, Any] = {"format": "tiff", "dtype": str(arr.dtype)}
-            hdr = tiff_header(page) or first_hdr
+            hdr = first_hdr if pages[i] == pages[0] else (tiff_header(page) or first_hdr)
             if hdr:
                 meta["hdr"] = hdr
             desc = page.description or ""
