@@ -14,6 +14,11 @@ Prints one JSON object per line (DESIGN.md "Tests and benchmarks"):
   alternated ``--repeats`` times (best of each); ``ratio`` = with / without (goal <= 1.15);
   ``bytes_per_image`` = C * h * w * 2 of the stored maps.
 
+* ``infer_heatmaps_forward``: the same comparison for the model alone (standardised input already on
+  the device, outputs brought to the host): the forward pass returning the maps too vs the plain one,
+  alternated ``--repeats`` times, best of each; ``ratio`` = with / without. Less noisy than the end-to-end
+  figure on a shared machine.
+
 ``infer_end_to_end`` is measured without heatmaps, as the bare forward is.
 
 The frames are random log-scaled values (throughput does not depend on the picture); the model is
@@ -86,6 +91,34 @@ def bare_forward(predictor, *, n: int, repeats: int = 2) -> float:
     return best
 
 
+def forward_cost(predictor, *, n: int, repeats: int) -> tuple[float, float]:
+    """Seconds per image of the bare forward without and with the class activation maps (best of ``repeats``)."""
+    import torch
+
+    from xsgpu.explain.cam import ExplainedForward
+
+    bs = predictor.batch_size
+    x = torch.randn(bs, 1, predictor.input_size, predictor.input_size, device=predictor.device)
+    plain, with_maps = predictor.model, ExplainedForward(predictor.model, heatmaps=True)
+    n_batches = max(1, n // bs)
+    best = {False: float("inf"), True: float("inf")}
+    with torch.no_grad():
+        for rep in range(max(1, repeats)):
+            for maps in ((False, True) if rep % 2 == 0 else (True, False)):
+                fwd = with_maps if maps else plain
+                if predictor.cuda:
+                    torch.cuda.synchronize()
+                t = time.perf_counter()
+                for _ in range(n_batches):
+                    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=predictor.cuda):
+                        out = fwd(x)
+                    [o.float().cpu() for o in out]
+                if predictor.cuda:
+                    torch.cuda.synchronize()
+                best[maps] = min(best[maps], (time.perf_counter() - t) / (n_batches * bs))
+    return best[False], best[True]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small run (<1 min on 2 CPU cores)")
@@ -137,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                 secs[with_maps].append(infer_run(copy, model=pred, progress=False, heatmaps=with_maps)["seconds"])
                 shutil.rmtree(copy)
         with_s, without_s = min(secs[True]), min(secs[False])
+        f_without, f_with = forward_cost(pred, n=min(n, 4 * bs) if not gpu else n, repeats=2 * max(1, args.repeats))
         c, h, w = pred.extra_shapes.get("heatmaps", (0, 0, 0)) if pred.set_outputs(heatmaps=True) else (0, 0, 0)
         params = {"arch": arch, "size": size, "image_size": image_size, "batch_size": bs, "partition_size": part,
                   "compile": args.compile, "threads": torch.get_num_threads() if not gpu else None,
@@ -153,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
                           "device": device, "heatmap_shape": [c, h, w], "bytes_per_image": c * h * w * 2,
                           "seconds_with": [round(x, 3) for x in secs[True]],
                           "seconds_without": [round(x, 3) for x in secs[False]], "params": params}))
+        print(json.dumps({"name": "infer_heatmaps_forward", "value": round(f_with * 1e3, 3), "unit": "ms/image",
+                          "baseline": round(f_without * 1e3, 3), "ratio": round(f_with / f_without, 4), "n": n,
+                          "device": device, "heatmap_shape": [c, h, w], "params": params}))
     return 0
 
 
