@@ -151,3 +151,22 @@ def test_ingest_writes_the_header_columns(tmp_path):
     cbf = s[s["name"] == "pilatus.cbf"].iloc[0]
     assert (cbf["hdr__beam_center_x"], cbf["hdr__beam_center_y"], cbf["hdr__timestamp"]) == (
         271.0, 355.0, "2011-07-06T15:02:37.000")
+
+
+def test_a_failing_header_step_costs_the_header_not_the_frame(tmp_path, monkeypatch, caplog):
+    import xsgpu.io.readers.hdf5 as hdf5_reader
+
+    _nexus(tmp_path / "saxs.nxs")
+
+    def broken(h5py, f):
+        raise KeyError("unable to open a dangling external link")
+
+    monkeypatch.setattr(hdf5_reader, "_nexus_header", broken)
+    with caplog.at_level("WARNING", logger="xsgpu.io.readers.headers"):
+        frames = list(read_any(tmp_path / "saxs.nxs"))
+    assert len(frames) == 2 and "hdr" not in frames[0].metadata
+    assert "header metadata not read (KeyError" in caplog.text
+
+
+def test_long_text_fields_are_cut():
+    assert len(standard_header({"Title": "x" * 5000})["sample_name"]) == 256

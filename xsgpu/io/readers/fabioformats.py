@@ -22,7 +22,7 @@ import numpy as np
 from xsgpu.io.frame import CorruptFileError, Frame, FrameShapeError, make_frame
 from xsgpu.io.limits import DEFAULT_LIMITS, FrameLimits
 from xsgpu.io.readers._common import FileInfo, header_dict, select_frames
-from xsgpu.io.readers.headers import standard_header, text_header_pairs
+from xsgpu.io.readers.headers import guarded_header, standard_header, text_header_pairs
 
 __all__ = ["scan_fabio", "read_fabio", "FABIO_EXTENSIONS"]
 
@@ -150,7 +150,7 @@ def read_fabio(path: str, *, frames: Iterable[int] | None = None,
             one = img if i == 0 else img.getframe(i)
             limits.check_frame(_hw(one.data, path, i), path, what=f"frame {i}")
             meta = {"format": _fmt(img), "header": header_dict((one.header or {}).items())}
-            hdr = fabio_header(one.header or {})
+            hdr = guarded_header(fabio_header, one.header or {}, path=path)
             if hdr:
                 meta["hdr"] = hdr
             if "pilatus" in str(one.header or {}).lower():

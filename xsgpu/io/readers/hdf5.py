@@ -45,7 +45,7 @@ import numpy as np
 from xsgpu.io.frame import CorruptFileError, DatasetNotFoundError, Frame, make_frame
 from xsgpu.io.limits import DEFAULT_LIMITS, FrameLimits
 from xsgpu.io.readers._common import FileInfo, header_dict, is_mask_name, select_frames, stack_length, warn_if_inverted
-from xsgpu.io.readers.headers import standard_header
+from xsgpu.io.readers.headers import guarded_header, standard_header
 
 __all__ = ["scan_hdf5", "read_hdf5", "find_image_datasets"]
 
@@ -302,7 +302,7 @@ def read_hdf5(path: str, *, dataset: str | None = None, frames: Iterable[int] | 
         pmask = _pixel_mask(h5py, f, hw)
         eiger = eiger or pmask is not None
         base = {"format": "hdf5", **_detector_metadata(h5py, f)}
-        hdr = _nexus_header(h5py, f)
+        hdr = guarded_header(_nexus_header, h5py, f, path=path)
         if hdr:
             base["hdr"] = hdr
         if eiger:

@@ -29,7 +29,8 @@ Units written after a value (``0.097 s``, ``1.0332 A``, ``150 mm``, ``12.4 keV``
 ``units`` attribute are converted; a value without a unit is taken to be in the unit above, except a
 wavelength below 1e-3 (metres: ESRF EDF ``WaveLength`` 1e-10) and an energy above 200 (eV). A field
 whose value cannot be parsed, or has a unit of the wrong kind, is left out (null) and logged at debug
-level: header metadata never makes a frame unreadable.
+level: header metadata never makes a frame unreadable (a reader's header step that fails is logged
+and skipped, :func:`guarded_header`); text fields are cut at 256 characters.
 
 Examples
 --------
@@ -40,10 +41,10 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 __all__ = ["HEADER_FIELDS", "HEADER_PREFIX", "header_columns", "standard_header", "text_header_pairs",
-           "HC_KEV_ANGSTROM"]
+           "HC_KEV_ANGSTROM", "guarded_header"]
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,8 @@ _UNITS: dict[str, dict[str, float]] = {
 _NUMBER = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([^\d\s,()]*)\s*$")
 _PAIR = re.compile(r"^\s*\(?\s*([-+]?[\d.eE+-]+)\s*[,\s]\s*([-+]?[\d.eE+-]+)\s*\)?\s*([A-Za-z]*)\s*$")
 _ISO_DATE = re.compile(r"^\s*#?\s*(\d{4}[-/:]\d{2}[-/:]\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*$")
+#: longest text kept for a string field
+MAX_FIELD_TEXT = 256
 _TEXT_LINE = re.compile(r"^\s*#?\s*([A-Za-z_][\w.\-]*)\s*(?:[:=]\s*|\s+)(.+?)\s*;?\s*$")
 
 
@@ -153,8 +156,18 @@ def _text(value: Any) -> str | None:
         value = value[0] if len(value) == 1 else None
     if value is None or isinstance(value, bool):
         return None
-    s = str(value).strip()
+    s = str(value).strip()[:MAX_FIELD_TEXT]
     return s or None
+
+
+def guarded_header(read: Callable[..., dict[str, Any]], *args: Any, path: str) -> dict[str, Any]:
+    """``read(*args)``, or ``{}`` (logged) if it fails: header metadata never makes a frame unreadable."""
+    try:
+        return read(*args)
+    except Exception as exc:  # noqa: BLE001 - a broken header field must not cost the frame
+        log.warning("%s: header metadata not read (%s: %s); the frame is read without it", path,
+                    type(exc).__name__, exc)
+        return {}
 
 
 def standard_header(pairs: Mapping[str, Any] | Iterable[tuple[str, Any]], *,

@@ -28,7 +28,7 @@ import numpy as np
 from xsgpu.io.frame import CorruptFileError, Frame, FrameShapeError, make_frame
 from xsgpu.io.limits import DEFAULT_LIMITS, FrameLimits
 from xsgpu.io.readers._common import MAX_TEXT, FileInfo, select_frames
-from xsgpu.io.readers.headers import standard_header, text_header_pairs
+from xsgpu.io.readers.headers import guarded_header, standard_header, text_header_pairs
 
 __all__ = ["scan_tiff", "read_tiff", "parse_pilatus_header"]
 
@@ -171,14 +171,14 @@ def read_tiff(path: str, *, frames: Iterable[int] | None = None,
         pages = _frame_pages(tf, path)
         limits.check_count(len(pages), path)
         chosen = select_frames(frames, len(pages), path)
-        first_hdr = tiff_header(tf.pages[pages[0]])  # writers often describe a stack on its first page only
+        first_hdr = guarded_header(tiff_header, tf.pages[pages[0]], path=path)  # writers often describe a stack on its first page only
         for i in chosen:
             page = tf.pages[pages[i]]
             limits.check_frame(_page_hw(page, path, i), path, what=f"page {i}")
             arr = page.asarray()
             picture = _is_picture(page)
             meta: dict[str, Any] = {"format": "tiff", "dtype": str(arr.dtype)}
-            hdr = first_hdr if pages[i] == pages[0] else (tiff_header(page) or first_hdr)
+            hdr = first_hdr if pages[i] == pages[0] else (guarded_header(tiff_header, page, path=path) or first_hdr)
             if hdr:
                 meta["hdr"] = hdr
             desc = page.description or ""
