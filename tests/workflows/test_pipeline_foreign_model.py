@@ -4,12 +4,8 @@ The reference is ``xsgpu ingest`` + ``xsgpu infer --model MODEL.onnx`` on the sa
 predictions must equal them (same model, same frames; ONNX Runtime on CPU is deterministic, so 1e-6) and
 its features too (float16 in both), with embed and evaluate done over the labelled images.
 
-Status (issue 10, item 3 of the ingest engineer's brief): at the time of writing the pipeline takes
-xsgpu checkpoint directories only (``checkpoint_exists`` wants ``model.json`` + ``model.safetensors``;
-the CLI's ``--model`` is a ``click.Path(file_okay=False)``), and the pipeline is being refactored onto
-``xsgpu.stages`` (whose ``InferParams`` has ``model`` + ``spec`` and loads foreign models). The test is
-a strict xfail until then: once the pipeline accepts the ONNX model it passes, the strict mark turns
-that into a failure, and whoever lands the refactor removes the mark.
+The pipeline takes model files since the stage-contract commit (97e746d, ``InferParams.spec``); before
+it, it refused them (``checkpoint_exists`` wanted an xsgpu checkpoint directory).
 """
 from __future__ import annotations
 
@@ -74,9 +70,6 @@ def _cli(*args):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, raises=FileNotFoundError,
-                   reason="run_pipeline takes xsgpu checkpoint directories only (checkpoint_exists); the "
-                          "xsgpu.stages refactor of the pipeline brings foreign models (InferParams.spec)")
 def test_pipeline_with_an_onnx_model_equals_ingest_plus_infer(folder, tmp_path, dask_client):
     from workflows.pipeline import run_pipeline
 
