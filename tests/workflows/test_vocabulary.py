@@ -174,3 +174,25 @@ def test_vocabulary_files_and_attribute_maps(tmp_path):
         apply_attribute_map(model, run, None)
     with pytest.raises(VocabularyError, match="output\\(s\\) 'Q' that the model does not have"):
         apply_attribute_map(model, run, {"Q": "X"})
+
+
+def test_a_foreign_model_spec_can_declare_its_own_vocabulary(tmp_path):
+    import torch
+
+    from xsgpu.model.foreign.outputs import foreign_meta, map_outputs
+    from xsgpu.model.foreign.spec import ModelSpecError, parse_spec
+
+    own = {"input": {"size": 32}, "output": {"kind": "logits", "attributes": ["Streak", "", "Ring", "Crystal A"],
+                                              "vocabulary": "own"}}
+    spec = parse_spec(own)
+    assert spec.output.model_attributes == ("Streak", "Ring", "Crystal A") and spec.output.columns == (0, 2, 3)
+    raw = torch.tensor([[0.0, 9.0, 1.0, -1.0]])
+    np.testing.assert_allclose(map_outputs(raw, spec.output).numpy(), torch.sigmoid(raw[:, [0, 2, 3]]).numpy())
+    (tmp_path / "m.onnx").write_bytes(b"not read here")
+    meta = foreign_meta(tmp_path / "m.onnx", spec, fmt="onnx", feature_dim=8)
+    assert checkpoint_vocabulary(meta).names == ("Streak", "Ring", "Crystal A")  # the rule of check_run applies
+    # without vocabulary = "own" the names must be the paper's 17 (as before), and the error says how to opt out
+    with pytest.raises(ModelSpecError, match="output.vocabulary = 'own'"):
+        parse_spec({"output": {"kind": "logits", "attributes": ["Streak", "Ring"]}})
+    with pytest.raises(ModelSpecError, match="share the name 'ring'"):
+        parse_spec({"output": {"kind": "logits", "attributes": ["Ring", "ring"], "vocabulary": "own"}})

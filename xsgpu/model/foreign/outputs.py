@@ -21,7 +21,6 @@ from typing import Any
 
 import torch
 
-from xsgpu.attributes import NAMES
 from xsgpu.model.checkpoint import sha256_file
 from xsgpu.model.foreign.spec import ModelSpec, ModelSpecError, OutputSpec, spec_sha256
 
@@ -41,7 +40,7 @@ def check_output_shape(shape: tuple[int, ...], spec: ModelSpec, *, what: str) ->
 
 
 def map_outputs(raw: torch.Tensor, spec: OutputSpec) -> torch.Tensor:
-    """Raw outputs (N, K) -> probabilities (N, 17) float32 in the canonical attribute order.
+    """Raw outputs (N, K) -> probabilities (N, k) float32, in the order of ``spec.model_attributes``.
 
     Logits get a sigmoid; probabilities are checked to lie in [0, 1] (a model that ends without a
     sigmoid, declared ``kind = "probabilities"`` by mistake, is refused rather than clipped).
@@ -73,7 +72,7 @@ def foreign_meta(path: str | os.PathLike, spec: ModelSpec, *, fmt: str, feature_
         "format": fmt,
         "model_id": spec.model_id or f"{path.stem}-{combined[:12]}",
         "arch": f"{fmt}:{spec.architecture or path.stem}",
-        "attributes": list(NAMES),
+        "attributes": list(spec.output.model_attributes),
         "input_size": int(spec.input.size),
         "preprocessing": {"source_size": None, "input": spec.to_dict()["input"]},
         "weights_sha256": combined,

@@ -22,6 +22,8 @@ it, in TOML or JSON. Every key but ``output.kind`` and ``output.attributes`` has
     kind = "logits"              # "logits" (sigmoid applied) | "probabilities"
     name = "logits"              # ONNX output name; TorchScript: index (int) or key of a tuple/dict output
     attributes = ["BCC", "Beam Off Image", "..."]  # output column -> attribute, "" skips a column
+    vocabulary = "paper"         # "paper": the names are the paper's 17, all required (default);
+                                 # "own": the names are the model's own attributes, in column order
 
     [features]
     name = "avgpool"             # FEA: state_dict: a graph node (torchvision.models.feature_extraction);
@@ -72,7 +74,7 @@ _NORMALIZE = ("per_image", "minmax", "none")
 _KINDS = ("logits", "probabilities")
 _TOP_KEYS = {"format", "architecture", "model_id", "input", "output", "features"}
 _INPUT_KEYS = {"size", "channels", "scale", "normalize", "mean", "std", "name"}
-_OUTPUT_KEYS = {"kind", "name", "attributes"}
+_OUTPUT_KEYS = {"kind", "name", "attributes", "vocabulary"}
 _FEATURE_KEYS = {"name"}
 
 
@@ -97,13 +99,24 @@ class InputSpec:
 class OutputSpec:
     """Which outputs are which attribute, and whether they are logits or probabilities.
 
-    ``columns[j]`` is the model output column holding attribute ``j`` (canonical order, :data:`NAMES`).
+    ``columns[j]`` is the model output column holding attribute ``j`` of :attr:`model_attributes`:
+    the paper's 17 in canonical order (:data:`NAMES`, ``vocabulary="paper"``), or the spec's own names
+    in column order (``vocabulary="own"``; a run of other attributes then needs them, or an attribute
+    map, exactly as an xsgpu checkpoint of that vocabulary would).
     """
 
     kind: str
     attributes: tuple[str, ...]
     columns: tuple[int, ...]
     name: str | int | None = None
+    vocabulary: str = "paper"
+
+    @property
+    def model_attributes(self) -> tuple[str, ...]:
+        """The attributes the mapped outputs give, in order (what :func:`map_outputs` returns)."""
+        if self.vocabulary == "own":
+            return tuple(self.attributes[c].strip() for c in self.columns)
+        return NAMES
 
     @property
     def n_outputs(self) -> int:
@@ -132,10 +145,11 @@ class ModelSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able record, stored in the predictions metadata."""
+        output = {"kind": self.output.kind, "name": self.output.name, "attributes": list(self.output.attributes)}
+        if self.output.vocabulary != "paper":  # absent for the default, so older specs keep their hash
+            output["vocabulary"] = self.output.vocabulary
         return {"format": self.format, "architecture": self.architecture, "model_id": self.model_id,
-                "input": asdict(self.input), "features": self.features,
-                "output": {"kind": self.output.kind, "name": self.output.name,
-                           "attributes": list(self.output.attributes)}}
+                "input": asdict(self.input), "features": self.features, "output": output}
 
 
 def _where(path: Path | None) -> str:
@@ -203,15 +217,33 @@ def _mapping(path: Path | None, value: Any) -> tuple[tuple[str, ...], tuple[int,
         columns[j] = col
     if unknown:
         raise ModelSpecError(f"{_where(path)}: output.attributes names unknown attribute(s) {', '.join(unknown)}. "
-                             f"Valid names: {', '.join(NAMES)} (or their slugs); write '' to skip a column.")
+                             f"Valid names: {', '.join(NAMES)} (or their slugs); write '' to skip a column, or set "
+                             "output.vocabulary = 'own' for a model of other attributes.")
     if repeated:
         raise ModelSpecError(f"{_where(path)}: output.attributes gives {', '.join(repeated)} twice; "
                              "each attribute is one column.")
     missing = [NAMES[j] for j in range(N_ATTRIBUTES) if columns[j] < 0]
     if missing:
         raise ModelSpecError(f"{_where(path)}: output.attributes lacks {missing}; the run has all "
-                             f"{N_ATTRIBUTES} attributes, so the model must give each of them.")
+                             f"{N_ATTRIBUTES} attributes, so the model must give each of them (or set "
+                             "output.vocabulary = 'own': the model's own attributes, for a run of those).")
     return tuple(value), tuple(columns)
+
+
+def _own_mapping(path: Path | None, value: Any) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """``output.attributes`` with ``vocabulary = "own"`` -> (names as written, the non-skipped columns)."""
+    from xsgpu.attributes import Vocabulary, VocabularyError
+
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value) or not any(
+            v.strip() for v in value):
+        raise ModelSpecError(f"{_where(path)}: output.attributes must list, in output order, the model's attribute "
+                             f"names ('' for a column to skip). Got {value!r} instead.")
+    columns = tuple(c for c, v in enumerate(value) if v.strip())
+    try:
+        Vocabulary.from_names([value[c] for c in columns])
+    except VocabularyError as exc:
+        raise ModelSpecError(f"{_where(path)}: output.attributes: {exc}") from None
+    return tuple(value), columns
 
 
 def parse_spec(data: Mapping[str, Any], *, path: Path | None = None) -> ModelSpec:
@@ -257,9 +289,11 @@ def parse_spec(data: Mapping[str, Any], *, path: Path | None = None) -> ModelSpe
     if "kind" not in o:
         raise ModelSpecError(f"{_where(path)}: output.kind is required: 'logits' (xsgpu applies the sigmoid) or "
                              "'probabilities' (the model ends with a sigmoid).")
-    names, columns = _mapping(path, o.get("attributes"))
+    vocabulary = _choice(path, "output.vocabulary", o.get("vocabulary", "paper"), ("paper", "own"))
+    names, columns = (_mapping(path, o.get("attributes")) if vocabulary == "paper"
+                      else _own_mapping(path, o.get("attributes")))
     out = OutputSpec(kind=_choice(path, "output.kind", o["kind"], _KINDS), attributes=names, columns=columns,
-                     name=_name(path, "output.name", o.get("name")))
+                     name=_name(path, "output.name", o.get("name")), vocabulary=vocabulary)
     model_id = data.get("model_id")
     if model_id is not None and (not isinstance(model_id, str) or not model_id.strip()):
         raise ModelSpecError(f"{_where(path)}: model_id must be a non-empty string. Got {model_id!r} instead.")
