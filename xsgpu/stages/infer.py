@@ -26,6 +26,7 @@ class InferParams:
     """Parameters of :func:`xsgpu.model.infer_run`; ``model`` a checkpoint directory or a model file (+ ``spec``).
 
     ``heatmaps``/``layers`` ``None``: the default outputs, or on a resume what the finished partitions have.
+    ``attribute_map``: model output -> run attribute (a dict or a file), for a model of other attributes.
     """
 
     model: str = ""
@@ -37,6 +38,7 @@ class InferParams:
     overwrite: bool = False
     heatmaps: bool | None = None
     layers: tuple[str, ...] | None = None
+    attribute_map: Any = None
 
 
 def model_signature(model: str | os.PathLike, **options: Any) -> str:
@@ -51,11 +53,17 @@ def model_signature(model: str | os.PathLike, **options: Any) -> str:
 
 
 def _load_predictor(model: str, *, spec: str | None, device: str, batch_size: int, compile: bool,
-                    num_threads: int | None, threads: int | None = None) -> Any:
+                    num_threads: int | None, attribute_map: Any = None, threads: int | None = None) -> Any:
     from xsgpu.model.foreign import load_predictor
 
-    return load_predictor(model, spec=spec, device=device, batch_size=batch_size, compile=compile,
-                          num_threads=num_threads or threads)
+    predictor = load_predictor(model, spec=spec, device=device, batch_size=batch_size, compile=compile,
+                               num_threads=num_threads or threads)
+    if attribute_map is not None:
+        from xsgpu.io.vocabulary import read_attribute_map
+
+        predictor.set_attribute_map(attribute_map if isinstance(attribute_map, dict)
+                                    else read_attribute_map(attribute_map))
+    return predictor
 
 
 def _configure(predictor: Any, params: InferParams) -> Any:
@@ -79,7 +87,7 @@ class InferStage(Stage):
 
     def resource(self, params: InferParams) -> Resource:
         opts = {"spec": params.spec, "device": params.device, "batch_size": params.batch_size,
-                "compile": params.compile, "num_threads": params.num_threads}
+                "compile": params.compile, "num_threads": params.num_threads, "attribute_map": params.attribute_map}
         return Resource("predictor", model_signature(params.model, **opts),
                         partial(_load_predictor, os.fspath(params.model), **opts))
 
