@@ -118,7 +118,7 @@ class EmbeddingView(pn.viewable.Viewer):
         self.viewport = self.home
         self._build_figure(thumb_route)
         state.param.watch(self._on_state, ["cutoff", "filter_attributes", "filter_mode", "filter_source", "distance",
-                                           "glyph", "flower_mode", "colour_by", "corrections_version",
+                                           "more_filters", "glyph", "flower_mode", "colour_by", "corrections_version",
                                            "flower_threshold", "flower_crowding", "flower_attributes"])
         state.param.watch(self._on_selection, ["selection"])
         state.param.watch(lambda *_e: self._draw_groups(state.filtered_mask()), ["groups"])
@@ -348,7 +348,7 @@ class EmbeddingView(pn.viewable.Viewer):
         # only the x-slab of the viewport, as zero-copy slices of the x-sorted coordinates
         xs, ys, ids = self.index.slab(x0, x1)
         kw: dict[str, Any] = {}
-        if st.filter_attributes or st.data.n_invalid:   # else every image passes: skip the gather
+        if st.filters_active or st.data.n_invalid:   # else every image passes: skip the gather
             kw["mask"] = mask[ids]
         if st.colour_by == "error_distance":
             kw.update(how="mean", values=st.error_distance()[ids], value_span=st.error_span)
