@@ -10,7 +10,7 @@ import tifffile
 from fabio.cbfimage import CbfImage
 from fabio.edfimage import EdfImage
 
-from xsgpu.io import read_any
+from xsgpu.io import read_any, scan_file
 from xsgpu.io.ingest import ingest_paths
 from xsgpu.io.readers.headers import HC_KEV_ANGSTROM, header_columns, standard_header
 
@@ -170,3 +170,33 @@ def test_a_failing_header_step_costs_the_header_not_the_frame(tmp_path, monkeypa
 
 def test_long_text_fields_are_cut():
     assert len(standard_header({"Title": "x" * 5000})["sample_name"]) == 256
+
+
+@pytest.mark.parametrize("fmt", ["npz", "mat-v5", "mat-v7.3"])
+def test_scalar_arrays_named_like_header_fields(tmp_path, fmt):
+    """``.npz``/``.mat`` files often keep exposure, energy and the sample beside the image."""
+    import scipy.io
+
+    from xsgpu.io.readers.examples import write_mat73
+
+    im = _counts().astype(np.float32)
+    fields = {"exposure": np.float64(0.5), "energy": np.float64(12.0), "sample_name": "AgBeh", "gain_mode": 2.0,
+              "q": np.linspace(0, 1, 10), "frame_ids": np.arange(3)}
+    if fmt == "npz":
+        np.savez(tmp_path / "f.npz", im=im, **{k: np.asarray(v) for k, v in fields.items()})
+        path = tmp_path / "f.npz"
+    elif fmt == "mat-v5":
+        scipy.io.savemat(tmp_path / "f.mat", {"im": im, **fields})
+        path = tmp_path / "f.mat"
+    else:
+        import h5py
+
+        write_mat73(tmp_path / "f.mat", {"im": im, "exposure": np.float64(0.5), "energy": np.float64(12.0)})
+        with h5py.File(tmp_path / "f.mat", "a") as f:  # MATLAB stores char arrays as uint16 codes
+            f["sample_name"] = np.array([[ord(c)] for c in "AgBeh"], np.uint16)
+            f["sample_name"].attrs["MATLAB_class"] = np.bytes_("char")
+        path = tmp_path / "f.mat"
+    (frame,) = list(read_any(path))
+    assert frame.metadata["hdr"] == {"exposure_time": 0.5, "sample_name": "AgBeh", "energy": 12.0,
+                                     "wavelength": pytest.approx(HC_KEV_ANGSTROM / 12, abs=1e-6)}
+    assert scan_file(path).dataset == "im"  # the scalars are no image candidates

@@ -10,6 +10,9 @@ non-zero marks an invalid pixel (fabio, pyFAI); a mask that would hide more than
 applied all the same and logged, since it may follow the opposite convention. Counting frames reads only
 the ``.npy`` headers inside the archive. Pickled object arrays are refused (``allow_pickle=False``).
 
+Scalar members named like a header field (``exposure``, ``wavelength``, ``energy``, ``sample_name`` ...;
+:mod:`xsgpu.io.readers.headers`) give the frames' ``metadata["hdr"]``.
+
 Declared shapes are checked against :class:`~xsgpu.io.limits.FrameLimits` and against the bytes the
 file (or archive member) actually holds before anything is read: a 128-byte ``.npy`` header claiming
 10**12 elements is refused at the scan. ``.npz`` members are read frame by frame from the archive
@@ -27,6 +30,7 @@ import numpy as np
 from xsgpu.io.frame import CorruptFileError, DatasetNotFoundError, Frame, FrameShapeError, make_frame
 from xsgpu.io.limits import DEFAULT_LIMITS, FrameLimits
 from xsgpu.io.readers._common import FileInfo, select_frames, stack_length
+from xsgpu.io.readers.headers import guarded_header, is_header_candidate, standard_header
 
 __all__ = ["scan_npy", "read_npy", "scan_npz", "read_npz", "NPZ_KEYS"]
 
@@ -202,6 +206,16 @@ def _mask_member(members: dict[str, tuple[tuple[int, ...], np.dtype]], image_key
     return found[0] if len(found) == 1 else None
 
 
+def _npz_header(path: str, members: dict[str, tuple[tuple[int, ...], np.dtype]]) -> dict:
+    """Standard header fields from scalar members named like them (``exposure``, ``energy``, ``sample_name``)."""
+    keys = [k for k, (shape, dtype) in members.items() if is_header_candidate(k, shape, dtype.kind)]
+    if not keys:
+        return {}
+    with np.load(path, allow_pickle=False) as archive:
+        pairs = [(k, archive[k].reshape(()).item()) for k in keys]
+    return standard_header(pairs)
+
+
 def read_npz(path: str, *, dataset: str | None = None, frames: Iterable[int] | None = None,
              limits: FrameLimits = DEFAULT_LIMITS) -> Iterator[Frame]:
     """Yield the selected frames of the image array of a ``.npz`` archive (streamed, one frame at a time).
@@ -213,7 +227,10 @@ def read_npz(path: str, *, dataset: str | None = None, frames: Iterable[int] | N
     info = _scan_members(path, members, dataset, limits)
     chosen = select_frames(frames, info.n_frames, path)
     mask_key = _mask_member(members, info.dataset)
-    meta = {"format": "npz", "key": info.dataset}
+    meta: dict = {"format": "npz", "key": info.dataset}
+    hdr = guarded_header(_npz_header, path, members, path=path)
+    if hdr:
+        meta["hdr"] = hdr
     images = _member_frames(path, info.dataset, chosen, limits)
     if mask_key is None:
         masks: Iterator[np.ndarray | None] = iter([None] * len(chosen))

@@ -44,7 +44,7 @@ import re
 from typing import Any, Callable, Iterable, Mapping
 
 __all__ = ["HEADER_FIELDS", "HEADER_PREFIX", "header_columns", "standard_header", "text_header_pairs",
-           "HC_KEV_ANGSTROM", "guarded_header"]
+           "HC_KEV_ANGSTROM", "guarded_header", "is_header_candidate"]
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,7 @@ _UNITS: dict[str, dict[str, float]] = {
     "beam_center_x": {"pixel": 1.0, "pixels": 1.0, "px": 1.0, "pix": 1.0},
     "beam_center_y": {"pixel": 1.0, "pixels": 1.0, "px": 1.0, "pix": 1.0},
 }
+_KNOWN_KEYS = frozenset(a for aliases in _ALIASES.values() for a in aliases) | {"beamxy"}
 _NUMBER = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([^\d\s,()]*)\s*$")
 _PAIR = re.compile(r"^\s*\(?\s*([-+]?[\d.eE+-]+)\s*[,\s]\s*([-+]?[\d.eE+-]+)\s*\)?\s*([A-Za-z]*)\s*$")
 _ISO_DATE = re.compile(r"^\s*#?\s*(\d{4}[-/:]\d{2}[-/:]\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*$")
@@ -158,6 +159,21 @@ def _text(value: Any) -> str | None:
         return None
     s = str(value).strip()[:MAX_FIELD_TEXT]
     return s or None
+
+
+def is_header_candidate(name: str, shape: tuple[int, ...], kind: str) -> bool:
+    """Whether an array beside the image (``.npz`` member, MATLAB variable) may be a header field.
+
+    A scalar (any shape of size 1) number or a short string, named like one of the fields' keys
+    (``exposure``, ``wavelength``, ``sample_name`` ...): such arrays are read (tiny) and mapped by
+    :func:`standard_header`; anything else is never loaded.
+    """
+    size = 1
+    for n in shape:
+        size *= int(n)
+    if _norm(name) not in _KNOWN_KEYS:
+        return False
+    return (kind in "iuf" and size == 1) or (kind in "US" and size <= 1) or (kind == "char" and size <= MAX_FIELD_TEXT)
 
 
 def guarded_header(read: Callable[..., dict[str, Any]], *args: Any, path: str) -> dict[str, Any]:

@@ -12,6 +12,9 @@ the image (logical or integer, named ``*mask*``, shaped like one frame (H, W) or
 last axis). v7.3 files store arrays column-major, so h5py sees them with reversed axes; the reader
 reverses them back, so both versions give the same frames.
 
+Scalar and text variables named like a header field (``exposure``, ``wavelength``, ``energy``,
+``sample_name`` ...; :mod:`xsgpu.io.readers.headers`) give the frames' ``metadata["hdr"]``.
+
 Declared shapes are checked against :class:`~xsgpu.io.limits.FrameLimits` from the variable headers
 before anything is loaded. ``scipy.io`` loads a v5 variable whole, so a v5 stack must fit
 ``max_frame_pixels`` as a whole (H x W x N); v7.3 stacks are read frame by frame.
@@ -25,6 +28,7 @@ import numpy as np
 from xsgpu.io.frame import DatasetNotFoundError, Frame, FrameLimitError, make_frame
 from xsgpu.io.limits import DEFAULT_LIMITS, FrameLimits
 from xsgpu.io.readers._common import FileInfo, is_mask_name, select_frames, stack_length, warn_if_inverted
+from xsgpu.io.readers.headers import guarded_header, is_header_candidate, standard_header
 
 __all__ = ["scan_mat", "read_mat", "is_mat73"]
 
@@ -83,14 +87,16 @@ def _v73_variables(f: Any) -> dict[str, tuple[tuple[int, ...], str]]:
     out = {}
     for k, obj in f.items():
         if isinstance(obj, h5py.Dataset) and not k.startswith("#"):
-            out[k] = (tuple(reversed(obj.shape)), obj.dtype.kind)
+            cls = obj.attrs.get("MATLAB_class", b"")
+            char = (cls.decode() if isinstance(cls, bytes) else str(cls)) == "char"
+            out[k] = (tuple(reversed(obj.shape)), "char" if char else obj.dtype.kind)
     return out
 
 
 def _v5_variables(path: str) -> dict[str, tuple[tuple[int, ...], str]]:
     import scipy.io
 
-    kinds = {"double": "f", "single": "f", "logical": "b"}
+    kinds = {"double": "f", "single": "f", "logical": "b", "char": "char"}
     out = {}
     for name, shape, cls in scipy.io.whosmat(path):
         kind = kinds.get(cls, "i" if "int" in cls else "?")
@@ -133,6 +139,30 @@ def scan_mat(path: str, *, dataset: str | None = None, limits: FrameLimits = DEF
     return _scan(path, variables, detail, dataset, limits)
 
 
+def _mat_header(path: str, variables: dict[str, tuple[tuple[int, ...], str]], detail: str) -> dict[str, Any]:
+    """Standard header fields from scalar or text variables named like them (``exposure``, ``sample_name`` ...)."""
+    keys = [k for k, (shape, kind) in variables.items() if is_header_candidate(k, shape, kind)]
+    if not keys:
+        return {}
+    pairs: list[tuple[str, Any]] = []
+    if detail == "mat-v7.3":
+        from xsgpu.io.readers.hdf5 import _h5py
+
+        with _h5py().File(path, "r") as f:
+            for k in keys:
+                arr = np.asarray(f[k][()])
+                text = variables[k][1] == "char"
+                pairs.append((k, "".join(map(chr, arr.ravel().tolist())) if text else arr.ravel()[0].item()))
+    else:
+        import scipy.io
+
+        loaded = scipy.io.loadmat(path, variable_names=keys)
+        for k in keys:
+            arr = np.asarray(loaded[k])
+            pairs.append((k, str(arr.ravel()[0]) if arr.dtype.kind in "US" else arr.ravel()[0].item()))
+    return standard_header(pairs)
+
+
 def _frame_mask(mask: Any, i: int, v73: bool) -> np.ndarray:
     """Frame ``i`` of a mask variable: shared (H, W) or per frame (H, W, N), in (H, W) order."""
     if v73:  # stored reversed: (W, H) or (N, W, H)
@@ -154,6 +184,9 @@ def read_mat(path: str, *, dataset: str | None = None, frames: Iterable[int] | N
     meta: dict[str, Any] = {"format": "mat", "variable": info.dataset, "version": info.detail}
     if mask_key is not None:
         meta["mask_key"] = mask_key
+    hdr = guarded_header(_mat_header, path, variables, detail, path=path)
+    if hdr:
+        meta["hdr"] = hdr
 
     def frame_of(arr: np.ndarray, i: int, pixel_mask: np.ndarray | None) -> Frame:
         if pixel_mask is not None:
