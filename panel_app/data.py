@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from xsgpu.attributes import N_ATTRIBUTES, label_columns, prob_columns
+from xsgpu.attributes import DEFAULT_VOCABULARY, Vocabulary
 from xsgpu.io.runstore import RunStore, RunStoreError
 from xsgpu.io.schema import EMBEDDING, PREDICTIONS, SAMPLES, Artifact
 
@@ -72,9 +72,10 @@ class RunData:
         The run store (``None`` for in-memory data built by :meth:`from_arrays`).
     samples : pandas.DataFrame
         One row per sample, ``sample_id`` == row position; columns of ``samples.parquet``.
-    y_true : ndarray of bool, shape (n, 17)
-        ACT as stored (without corrections; see :meth:`panel_app.state.AppState.y_act`).
-    y_prob : ndarray of float32, shape (n, 17)
+    y_true : ndarray of bool, shape (n, n_attributes)
+        ACT as stored (without corrections; see :meth:`panel_app.state.AppState.y_act`), columns in the
+        order of :attr:`vocabulary`.
+    y_prob : ndarray of float32, shape (n, n_attributes)
         PRD, the predicted probabilities.
     embedding : pandas.DataFrame
         ``sample_id, act_x, act_y, fea_x, fea_y, prd_x, prd_y`` (float32).
@@ -88,6 +89,9 @@ class RunData:
         Number of samples.
     embedding_meta : dict
         Metadata of the embedding table (``method``, parameters per space).
+    vocabulary : Vocabulary
+        The run's ordered attributes (``store.vocabulary``; the paper's 17 by default): every filter,
+        table, legend and flower of the app follows it.
     """
 
     store: RunStore | None
@@ -100,6 +104,7 @@ class RunData:
     features: Any
     n: int
     embedding_meta: dict = field(default_factory=dict)
+    vocabulary: Vocabulary = DEFAULT_VOCABULARY
     _cache: dict = field(default_factory=dict, repr=False)
     _lock: Any = field(default_factory=threading.RLock, repr=False)  # builds may nest (index -> coords -> table)
 
@@ -116,13 +121,14 @@ class RunData:
         features: Any = None,
         samples: pd.DataFrame | None = None,
         method: str = "tsne",
+        vocabulary: Vocabulary | None = None,
     ) -> "RunData":
         """Build in-memory run data (benchmarks, tests) without a run store.
 
         Parameters
         ----------
-        y_true : ndarray of bool, shape (n, 17)
-        y_prob : ndarray of float, shape (n, 17)
+        y_true : ndarray of bool, shape (n, n_attributes)
+        y_prob : ndarray of float, shape (n, n_attributes)
         coords : ndarray of float, shape (n, 6)
             Columns ``act_x, act_y, fea_x, fea_y, prd_x, prd_y``.
         thumbs, images, features : array-like, optional
@@ -130,14 +136,18 @@ class RunData:
         samples : DataFrame, optional
             Defaults to ``sample_id, source_uri ('mem://<id>'; categorical 'mem://' above 100k rows), frame 0,
             run_id 'mem', split 'test', labelled True``.
+        vocabulary : Vocabulary, optional
+            The attributes of the label columns; default the paper's 17.
         """
         y_true = np.asarray(y_true, dtype=bool)
         y_prob = np.ascontiguousarray(y_prob, dtype=np.float32)
         coords = np.asarray(coords, dtype=np.float32)
         n = len(y_true)
-        if y_true.shape != (n, N_ATTRIBUTES) or y_prob.shape != (n, N_ATTRIBUTES):
-            raise ValueError(f"y_true and y_prob must have shape (n, {N_ATTRIBUTES}); "
-                             f"got {y_true.shape} and {y_prob.shape}.")
+        vocab = DEFAULT_VOCABULARY if vocabulary is None else vocabulary
+        k = len(vocab)
+        if y_true.shape != (n, k) or y_prob.shape != (n, k):
+            raise ValueError(f"y_true and y_prob must have shape (n, {k}) (one column per attribute of the "
+                             f"vocabulary); got {y_true.shape} and {y_prob.shape}.")
         if coords.shape != (n, 6):
             raise ValueError(f"The 'coords' parameter must have shape ({n}, 6). Got {coords.shape} instead.")
         ids = np.arange(n, dtype=np.int64)
@@ -154,7 +164,7 @@ class RunData:
             if arr is not None and len(arr) != n:
                 raise ValueError(f"The '{name}' parameter must have {n} rows. Got {len(arr)} instead.")
         return cls(store=None, samples=samples, y_true=y_true, y_prob=y_prob, embedding=emb, thumbs=thumbs,
-                   images=images, features=features, n=n, embedding_meta={"method": method})
+                   images=images, features=features, n=n, embedding_meta={"method": method}, vocabulary=vocab)
 
     # ------------------------------------------------------------------ access
     @property
@@ -369,10 +379,11 @@ def _load(run_path: str | os.PathLike) -> RunData:
     n = store.n_samples
     samples = store.samples.read()
     _check_dense(samples, n, SAMPLES, store)
-    y_true = samples[label_columns()].to_numpy(bool)
-    pred = store.predictions.read(columns=["sample_id"] + prob_columns())
+    vocab = store.vocabulary
+    y_true = samples[vocab.label_columns()].to_numpy(bool)
+    pred = store.predictions.read(columns=["sample_id"] + vocab.prob_columns())
     _check_dense(pred, n, PREDICTIONS, store)
-    y_prob = np.ascontiguousarray(pred[prob_columns()].to_numpy(np.float32))
+    y_prob = np.ascontiguousarray(pred[vocab.prob_columns()].to_numpy(np.float32))
     emb = store.embedding.read(columns=["sample_id", *EMBEDDING_COLUMNS])
     _check_embedding(emb, n, store, EMBEDDING)
     arrays = {name: store.open_array(name) for name in ("thumbs", "images", "features")}
@@ -381,10 +392,10 @@ def _load(run_path: str | os.PathLike) -> RunData:
             raise RunStoreError(f"{store.array_path(name)} has {arr.shape[0]} rows but the run has {n} samples. "
                                 f"Hint: {REQUIRED_ARTIFACTS[name]}.")
     meta = store.embedding.metadata()
-    log.info("loaded run %s: %d samples", store.path, n)
+    log.info("loaded run %s: %d samples, %d attributes", store.path, n, len(vocab))
     return RunData(store=store, samples=samples, y_true=y_true, y_prob=y_prob, embedding=emb,
                    thumbs=arrays["thumbs"], images=arrays["images"], features=arrays["features"], n=n,
-                   embedding_meta=meta)
+                   embedding_meta=meta, vocabulary=vocab)
 
 
 def _check_embedding(emb: pd.DataFrame, n: int, store: RunStore, name: Artifact) -> None:

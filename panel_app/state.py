@@ -30,10 +30,10 @@ import numpy as np
 import param
 
 from panel_app.data import SPACES, RunData
-from panel_app.filters import FilterSpec, filter_mask
-from xsgpu.attributes import ATTRIBUTES, N_ATTRIBUTES, SLUGS
+from xsgpu.attributes import SLUGS, Vocabulary
 
-__all__ = ["AppState", "Group", "GROUP_COLOURS", "DISTANCES", "FLOWER_MODES", "SELECTION_MODES"]
+__all__ = ["AppState", "Group", "GROUP_COLOURS", "DISTANCES", "FLOWER_MODES", "SELECTION_MODES", "MAX_DEFAULT_PETALS",
+           "default_petals"]
 
 #: How a new box / lasso selection combines with the current one (AppState.selection_mode)
 SELECTION_MODES: tuple[str, ...] = ("replace", "add", "subtract", "intersect")
@@ -44,6 +44,33 @@ DISTANCES = ("cosine", "euclidean", "manhattan")
 FLOWER_MODES = ("ACT", "PRD", "joint")
 #: Colours handed to new groups in turn (the first ones far from the selection pink and the density blues).
 GROUP_COLOURS = ("#ff7f00", "#4daf4a", "#984ea3", "#a65628", "#e41a1c", "#377eb8", "#f781bf", "#999999")
+#: A run with more attributes than this starts with only this many petals per flower (the most frequent ones in
+#: ACT); 17 petals (the paper's flowers) are about the most a 32-pixel flower shows legibly.
+MAX_DEFAULT_PETALS = 17
+#: the parameters whose allowed values are the run's attribute slugs (set per session from the vocabulary)
+_VOCAB_PARAMS = ("filter_attributes", "colour_by", "flower_attributes")
+
+
+def default_petals(vocabulary: Vocabulary, y_true: np.ndarray, *, limit: int = MAX_DEFAULT_PETALS) -> list[str]:
+    """Slugs of the attributes drawn as petals at first: all of them, or the ``limit`` most frequent in ACT.
+
+    Parameters
+    ----------
+    vocabulary : Vocabulary
+    y_true : ndarray of bool, shape (n, len(vocabulary))
+        Labels (ties in frequency go to the earlier attribute).
+    limit : int
+
+    Returns
+    -------
+    list of str
+        In vocabulary order.
+    """
+    if len(vocabulary) <= limit:
+        return list(vocabulary.slugs)
+    freq = np.asarray(y_true, dtype=bool).sum(axis=0) if len(y_true) else np.zeros(len(vocabulary))
+    keep = np.sort(np.argsort(-freq, kind="stable")[:limit])
+    return [vocabulary.slugs[i] for i in keep]
 
 
 @dataclass(eq=False)
@@ -96,9 +123,6 @@ class AppState(param.Parameterized):
     method = param.Selector(default="tsne", objects=["tsne"], doc="Embedding method shown.")
     colour_by = param.Selector(default="density", objects=["density", "error_distance", *SLUGS],
                                doc="Raster colouring: density, error distance, or one attribute's TP/FP/FN/TN.")
-    more_filters = param.ClassSelector(class_=FilterSpec, default=FilterSpec(),
-                                       doc="Run, split, file pattern, metadata, probability range, outcome and "
-                                           "labelled filters (panel_app.filters), AND-ed with the attribute filters.")
     selection = param.Array(default=np.zeros(0, np.int64), doc="Selected sample ids (sorted, unique).")
     selection_mode = param.Selector(default="replace", objects=list(SELECTION_MODES),
                                     doc="How a box / lasso selection in a view combines with the current one.")
@@ -112,13 +136,18 @@ class AppState(param.Parameterized):
                                    doc="Glyphs only when the images in view, on screen, average at most this many "
                                        "per flower-sized cell (views.flowers.crowding); None: the count alone.")
     flower_attributes = param.ListSelector(default=list(SLUGS), objects=list(SLUGS),
-                                           doc="Attributes drawn as petals (slugs, canonical order); default all 17.")
+                                           doc="Attributes drawn as petals (slugs, vocabulary order); default all of "
+                                               "the run's, or its MAX_DEFAULT_PETALS most frequent when it has more.")
 
     def __init__(self, *, data: RunData, **params: Any):
         if not isinstance(data, RunData):
             raise TypeError(f"The 'data' parameter of AppState must be a RunData. Got {type(data).__name__} instead.")
+        vocab_params = {k: params.pop(k) for k in _VOCAB_PARAMS if k in params}
         super().__init__(**params)
         self.data = data
+        self._use_vocabulary(data.vocabulary)
+        for k, v in vocab_params.items():
+            setattr(self, k, v)
         self.param.method.objects = data.methods
         if self.method != data.method:
             self.method = data.method
@@ -131,6 +160,25 @@ class AppState(param.Parameterized):
         self._group_counter = itertools.count(1)
         if data.store is not None and "groups" not in params:
             self.reload_groups()
+
+    def _use_vocabulary(self, vocab: Vocabulary) -> None:
+        """Make the attribute parameters (filters, colouring, petals) take the run's slugs."""
+        slugs = list(vocab.slugs)
+        if slugs == list(SLUGS):
+            return
+        self.param.filter_attributes.objects = slugs
+        self.filter_attributes = []
+        self.param.colour_by.objects = ["density", "error_distance", *slugs]
+        if self.colour_by not in self.param.colour_by.objects:
+            self.colour_by = "density"
+        self.param.flower_attributes.objects = slugs
+        self.param.flower_attributes.default = petals = default_petals(vocab, self.data.y_true)
+        self.flower_attributes = petals
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        """The run's ordered attributes (``data.vocabulary``)."""
+        return self.data.vocabulary
 
     # ------------------------------------------------------------------ labels
     def _corrections_stamp(self) -> Any:
@@ -150,7 +198,7 @@ class AppState(param.Parameterized):
 
         Returns
         -------
-        ndarray of bool, shape (n, 17)
+        ndarray of bool, shape (n, n_attributes)
             Cached per ``corrections_version`` (and the corrections table's modification stamp).
         """
         key = (self.corrections_version, self._corrections_stamp())
@@ -160,12 +208,12 @@ class AppState(param.Parameterized):
             else:
                 from xsgpu.io.corrections import apply_corrections, read_corrections
 
-                y = apply_corrections(self.data.y_true, read_corrections(self.data.store))
+                y = apply_corrections(self.data.y_true, read_corrections(self.data.store), vocabulary=self.vocabulary)
             self._y_act, self._y_act_key = y, key
         return self._y_act
 
     def y_pred(self) -> np.ndarray:
-        """Predicted labels ``y_prob > cutoff``, bool (n, 17)."""
+        """Predicted labels ``y_prob > cutoff``, bool (n, n_attributes)."""
         return self.data.y_prob > self.cutoff
 
     def error_distance(self, ids: np.ndarray | None = None) -> np.ndarray:
@@ -185,22 +233,25 @@ class AppState(param.Parameterized):
         y = self.y_act()
         if ids is not None:
             ids = np.asarray(ids, dtype=np.int64)
-            return np.asarray(error_distance(y[ids], self.data.y_prob[ids], metric=self.distance), np.float32)
+            return np.asarray(error_distance(y[ids], self.data.y_prob[ids], metric=self.distance,
+                                             n_attributes=self.n_attributes), np.float32)
         key = (self.distance, self._y_act_key)
         if self._err is None or key != self._err_key:
-            self._err = np.asarray(error_distance(y, self.data.y_prob, metric=self.distance), np.float32)
+            self._err = np.asarray(error_distance(y, self.data.y_prob, metric=self.distance,
+                                                  n_attributes=self.n_attributes), np.float32)
             self._err_key = key
         return self._err
 
     @property
     def error_span(self) -> tuple[float, float]:
-        """The range of the current error distance: (0, 1) cosine, (0, sqrt(17)) Euclidean, (0, 17) Manhattan."""
-        return (0.0, {"cosine": 1.0, "euclidean": float(np.sqrt(N_ATTRIBUTES)), "manhattan": float(N_ATTRIBUTES)}
-                [self.distance])
+        """The range of the current error distance: (0, 1) cosine, (0, sqrt(N)) Euclidean, (0, N) Manhattan for N
+        attributes."""
+        k = self.n_attributes
+        return (0.0, {"cosine": 1.0, "euclidean": float(np.sqrt(k)), "manhattan": float(k)}[self.distance])
 
     # ------------------------------------------------------------------ filters
     def filtered_mask(self) -> np.ndarray:
-        """Which images pass the attribute filters and :attr:`more_filters` (frames that failed to read never do).
+        """Which images pass the attribute filters (frames that failed to read never do).
 
         Returns
         -------
@@ -214,33 +265,22 @@ class AppState(param.Parameterized):
             src_key = self._y_act_key
         else:
             src_key = self.cutoff
-        more = self.more_filters
-        if more.uses_labels:
-            self.y_act()
-        key = (attrs, self.filter_mode, self.filter_source, src_key, more,
-               (self._y_act_key, self.cutoff) if more.uses_labels else None)
+        key = (attrs, self.filter_mode, self.filter_source, src_key)
         if self._mask is not None and key == self._mask_key:
             return self._mask
         if not attrs:
             mask = np.ones(self.data.n, dtype=bool)
         else:
-            cols = [SLUGS.index(a) for a in attrs]
+            cols = [self.vocabulary.index(a) for a in attrs]
             if self.filter_source == "ACT":
                 sub = self.y_act()[:, cols]
             else:
                 sub = self.data.y_prob[:, cols] > self.cutoff
             mask = sub.any(axis=1) if self.filter_mode == "any" else sub.all(axis=1)
-        if more.active:
-            mask = mask & filter_mask(self.data, more, y_act=self.y_act, cutoff=self.cutoff)
         if self.data.n_invalid:
             mask = mask & self.data.valid
         self._mask, self._mask_key = mask, key
         return mask
-
-    @property
-    def filters_active(self) -> bool:
-        """Whether any filter (attributes or :attr:`more_filters`) is set: else every readable image passes."""
-        return bool(self.filter_attributes) or self.more_filters.active
 
     # ------------------------------------------------------------------ selection and groups
     def _check_ids(self, ids: Iterable[Any] | np.ndarray, *, func: str) -> np.ndarray:
@@ -409,9 +449,10 @@ class AppState(param.Parameterized):
 
     @property
     def attribute_colours(self) -> list[str]:
-        """The 17 attribute colours, canonical order."""
-        return [a.colour for a in ATTRIBUTES]
+        """The run's attribute colours, in vocabulary order."""
+        return list(self.vocabulary.colours)
 
     @property
     def n_attributes(self) -> int:
-        return N_ATTRIBUTES
+        """How many attributes the run has."""
+        return len(self.vocabulary)

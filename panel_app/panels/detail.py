@@ -1,7 +1,7 @@
 """The detail view: a strip of images side by side, ACT vs PRD per attribute, FEA neighbours, label corrections.
 
 Each card shows one image of ``state.detail_ids`` rendered from ``data.images`` (log-scaled; PNG via
-Pillow), enlargeable with its toggle, the 17 attributes with the corrected ACT, the PRD probability and
+Pillow), enlargeable with its toggle, the run's attributes (its vocabulary) with the corrected ACT, the PRD probability and
 the outcome at the cut-off (TP/FP/FN/TN), and its nearest neighbours in FEA (buttons that open them).
 Below the strip, the correction form records a fix of ACT (:func:`xsgpu.io.corrections.record_correction`)
 and bumps ``state.corrections_version`` so that every view and metric picks it up.
@@ -19,7 +19,6 @@ import param
 from panel_app.panels._common import colour_bar_html, intensity_range, render_image_png
 from panel_app.panels.neighbours import BACKGROUND_ROWS, feature_index
 from panel_app.state import AppState
-from xsgpu.attributes import ATTRIBUTES, NAMES, resolve_attribute
 
 __all__ = ["DetailView", "outcome"]
 
@@ -68,7 +67,7 @@ class DetailView(pn.viewable.Viewer):
         self._scale.param.watch(lambda _e: self._refresh(), "value")
         # correction form
         self._c_sample = pn.widgets.Select(label="Image", options=[], width=120, css_classes=["xsgpu-correct-sample"])
-        self._c_attr = pn.widgets.Select(label="Attribute", options=list(NAMES), width=180,
+        self._c_attr = pn.widgets.Select(label="Attribute", options=list(self.state.vocabulary.names), width=180,
                                          css_classes=["xsgpu-correct-attribute"])
         self._c_value = pn.widgets.RadioButtonGroup(label="Right value", options=["present", "absent"],
                                                     value="present", css_classes=["xsgpu-correct-value"])
@@ -97,7 +96,7 @@ class DetailView(pn.viewable.Viewer):
         """Set the correction form to one image (shown first in the strip if it is not shown) and attribute;
         the value is preset to the opposite of the current (corrected) ACT value."""
         i = self.state.data.check_id(sample_id)
-        a = resolve_attribute(attribute)
+        a = self.state.vocabulary.resolve(attribute)
         if i not in self.state.detail_ids:
             self.add(i)
         self._c_sample.value = i
@@ -120,14 +119,14 @@ class DetailView(pn.viewable.Viewer):
         Returns
         -------
         list of dict
-            17 rows ``{"attribute", "slug", "act", "prob", "outcome"}``.
+            One row per attribute of the run's vocabulary: ``{"attribute", "slug", "act", "prob", "outcome"}``.
         """
         i = self.state.data.check_id(sample_id)
         act = self.state.y_act()[i]
         prob = self.state.data.y_prob[i]
         return [{"attribute": a.name, "slug": a.slug, "act": bool(act[a.index]), "prob": float(prob[a.index]),
                  "outcome": outcome(bool(act[a.index]), float(prob[a.index]), self.state.cutoff)}
-                for a in ATTRIBUTES]
+                for a in self.state.vocabulary]
 
     def neighbours(self, sample_id: int) -> tuple[np.ndarray, np.ndarray] | None:
         """The ``n_neighbours`` nearest images in FEA (ids, distances), from the process-wide index.
@@ -137,7 +136,7 @@ class DetailView(pn.viewable.Viewer):
         """
         data = self.state.data
         i = data.check_id(sample_id)
-        index = feature_index(data, wait=data.n <= BACKGROUND_ROWS, progress=False)
+        index = feature_index(data, wait=data.n <= BACKGROUND_ROWS)
         if index is None:
             return None
         idx, dist = index.query(np.array([i]), k=self.n_neighbours)
@@ -184,7 +183,7 @@ class DetailView(pn.viewable.Viewer):
         """Preset the new value to the opposite of the current (corrected) ACT value."""
         if self._c_sample.value is None:
             return
-        a = resolve_attribute(self._c_attr.value)
+        a = self.state.vocabulary.resolve(self._c_attr.value)
         current = bool(self.state.y_act()[int(self._c_sample.value), a.index])
         self._c_value.value = "absent" if current else "present"
 
@@ -238,7 +237,7 @@ class DetailView(pn.viewable.Viewer):
         remove.on_click(lambda _e, i=i: self.state.show_details([j for j in self.state.detail_ids if j != i]))
         rows = self.attribute_rows(i)
         table = "".join(
-            f'<tr><td style="color:{ATTRIBUTES[k].colour}">&#9632;</td><td>{html.escape(r["attribute"])}</td>'
+            f'<tr><td style="color:{self.state.vocabulary[k].colour}">&#9632;</td><td>{html.escape(r["attribute"])}</td>'
             f'<td>{"1" if r["act"] else "0"}</td><td>{r["prob"]:.2f}</td>'
             f'<td style="color:{_OUTCOME_STYLE[r["outcome"]]};font-weight:bold">{r["outcome"]}</td></tr>'
             for k, r in enumerate(rows))

@@ -1,19 +1,16 @@
-"""Nearest neighbours in FEA: a reduced copy of the features and a scikit-learn index, built once per process.
+"""Nearest neighbours in FEA over the embed stage's PCA-reduced features, loaded once per process.
 
-When the embed stage stored its PCA-reduced FEA (``RUN/fea_reduced.npy``), that copy is used as it is
-(memory-mapped: a 1M-image run is ready in seconds); otherwise it is built from ``features.zarr`` as below.
-
-Reading 1M x 2048 float16 features (4 GB) into every server process is not an option, so the index works
-on a PCA-reduced copy: PCA (randomized) is fitted on a seeded sample of at most ``fit_rows`` rows, then
-all rows are projected chunk by chunk (one Zarr chunk in memory at a time) into ``n_components``
-float32 columns (1M x 64 = 256 MB). Queries use :class:`sklearn.neighbors.NearestNeighbors` on that
-copy. Small feature sets (``D <= n_components``) are indexed as they are.
+The app only reads: the reduced copy of FEA is ``RUN/fea_reduced.npy``, written by ``xsgpu embed RUN``
+(reading 1M x 2048 float16 features, 4 GB, into every server process is not an option; the reduced copy
+of 1M x 50 float32 is 200 MB). A run without it has no neighbour lists, and the app says which command
+writes it (:data:`MISSING_FEA_REDUCED`). An in-memory run (:meth:`~panel_app.data.RunData.from_arrays`,
+no run store) indexes its ``features`` as given. Queries are exact (brute force with the norm trick).
 
 Examples
 --------
 >>> import numpy as np
 >>> f = np.random.default_rng(0).normal(size=(50, 8)).astype(np.float32)
->>> index = FeatureIndex.build(f, n_components=16, progress=False)
+>>> index = FeatureIndex.from_reduced(f)
 >>> ids, dist = index.query(np.array([3]), k=2)  # the 2 nearest images other than 3 itself
 >>> ids.shape, 3 in ids
 ((1, 2), False)
@@ -28,9 +25,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FeatureIndex", "feature_index", "BACKGROUND_ROWS"]
+__all__ = ["FeatureIndex", "feature_index", "BACKGROUND_ROWS", "MISSING_FEA_REDUCED"]
 
 log = logging.getLogger(__name__)
+
+#: Why a run has no FEA neighbours, and the command that fixes it (``{path}``: the missing file).
+MISSING_FEA_REDUCED = ("{path} is missing: FEA neighbours need the embed stage's PCA-reduced features. "
+                       "Run `xsgpu embed {run}` to write it.")
 
 
 @dataclass
@@ -40,77 +41,19 @@ class FeatureIndex:
     Attributes
     ----------
     reduced : ndarray of float32, shape (n, d)
-        The indexed vectors (PCA-reduced when the features were wider than ``n_components``).
+        The indexed vectors (the embed stage's ``fea_reduced.npy``).
     sq_norms : ndarray of float32, shape (n,)
         Squared norms of the rows of ``reduced``.
     explained_variance : float or None
         Fraction of the variance kept by the PCA (``None`` without PCA).
     build_seconds : float
-        Wall time of :meth:`build`.
+        Wall time of :meth:`from_reduced`.
     """
 
     reduced: np.ndarray
     sq_norms: np.ndarray
     explained_variance: float | None
     build_seconds: float
-
-    @classmethod
-    def build(
-        cls,
-        features: Any,
-        *,
-        n_components: int = 64,
-        fit_rows: int = 20_000,
-        chunk_rows: int = 16_384,
-        random_state: int = 0,
-        progress: bool = True,
-    ) -> "FeatureIndex":
-        """Reduce and index a feature matrix.
-
-        Parameters
-        ----------
-        features : array-like, shape (n, D)
-            A NumPy or Zarr array (read in chunks of ``chunk_rows`` rows).
-        n_components : int
-            Dimensions kept by the PCA.
-        fit_rows : int
-            Rows (a seeded random sample) used to fit the PCA.
-        chunk_rows : int
-            Rows read and projected at a time.
-        random_state : int
-        progress : bool
-            Show a tqdm bar while projecting.
-        """
-        from sklearn.decomposition import PCA
-        from tqdm.auto import tqdm
-
-        t0 = time.perf_counter()
-        shape = tuple(features.shape)
-        if len(shape) != 2 or shape[0] < 2:
-            raise ValueError(f"The 'features' parameter of FeatureIndex.build must have shape (n >= 2, D). "
-                             f"Got shape {shape} instead.")
-        n, d = shape
-        pca = None
-        explained = None
-        if d > n_components:
-            rng = np.random.default_rng(random_state)
-            rows = np.sort(rng.choice(n, size=min(n, fit_rows), replace=False))
-            sample = _take_rows(features, rows)
-            k = min(n_components, len(rows), d)
-            pca = PCA(n_components=k, svd_solver="randomized" if k < min(sample.shape) - 1 else "full",
-                      random_state=random_state).fit(sample)
-            explained = float(pca.explained_variance_ratio_.sum())
-            reduced = np.empty((n, k), dtype=np.float32)
-        else:
-            reduced = np.empty((n, d), dtype=np.float32)
-        for start in tqdm(range(0, n, chunk_rows), disable=not progress, desc="FEA index", unit="chunk"):
-            block = np.asarray(features[start:start + chunk_rows], dtype=np.float32)
-            reduced[start:start + len(block)] = pca.transform(block) if pca is not None else block
-        sq_norms = np.einsum("ij,ij->i", reduced, reduced)
-        seconds = time.perf_counter() - t0
-        log.info("FEA neighbour index: %d x %d -> %d dims (variance kept %s) in %.2f s",
-                 n, d, reduced.shape[1], explained, seconds)
-        return cls(reduced=reduced, sq_norms=sq_norms, explained_variance=explained, build_seconds=seconds)
 
     @classmethod
     def from_reduced(cls, reduced: Any, *, explained_variance: float | None = None) -> "FeatureIndex":
@@ -152,22 +95,26 @@ class FeatureIndex:
         return out_i, out_d
 
 
-def _take_rows(features: Any, rows: np.ndarray) -> np.ndarray:
-    if hasattr(features, "get_orthogonal_selection"):
-        return np.asarray(features.get_orthogonal_selection((rows, slice(None))), dtype=np.float32)
-    return np.asarray(features[rows], dtype=np.float32)
+def _stored_index(data: Any) -> FeatureIndex:
+    """The index over the run's ``fea_reduced.npy`` (or, in memory, the features as given).
 
+    Raises
+    ------
+    RunStoreError
+        When the run has no ``fea_reduced.npy`` or one of other rows; the message names ``xsgpu embed``.
+    """
+    from xsgpu.io.runstore import RunStoreError
 
-def _stored_index(data: Any) -> FeatureIndex | None:
-    """The index over the run's ``fea_reduced.npy`` when the embed stage wrote one for these rows, else None."""
     store = getattr(data, "store", None)
-    if store is None or not store.fea_reduced.exists():
-        return None
+    if store is None:
+        return FeatureIndex.from_reduced(data.features)
+    path = store.fea_reduced.path
+    if not store.fea_reduced.exists():
+        raise RunStoreError(MISSING_FEA_REDUCED.format(path=path, run=store.path))
     reduced = store.fea_reduced.load()
     if reduced.ndim != 2 or reduced.shape[0] != data.n:
-        log.warning("%s has shape %s, not (%d, k); building the FEA index from features.zarr instead",
-                    store.fea_reduced.path, reduced.shape, data.n)
-        return None
+        raise RunStoreError(f"{path} has shape {reduced.shape}, not ({data.n}, k): it is from other samples. "
+                            f"Run `xsgpu embed {store.path}` to write it again.")
     evr = data.embedding_meta.get("spaces", {}).get("fea", {}).get("pca_explained_variance")
     return FeatureIndex.from_reduced(reduced, explained_variance=evr)
 
@@ -178,37 +125,42 @@ _BUILDING: dict[tuple, threading.Thread] = {}
 _BUILDING_LOCK = threading.Lock()
 
 
-def feature_index(data: Any, *, wait: bool = True, **params: Any) -> FeatureIndex | None:
-    """The process-wide :class:`FeatureIndex` of a :class:`~panel_app.data.RunData` (built on first use).
+def feature_index(data: Any, *, wait: bool = True) -> FeatureIndex | None:
+    """The process-wide :class:`FeatureIndex` of a :class:`~panel_app.data.RunData` (loaded on first use).
 
     Parameters
     ----------
     data : RunData
     wait : bool
-        If False and the index is not built yet, start building it in a background thread (once per
-        process) and return None at once; the caller shows "index building" and asks again later.
-    **params
-        Passed to :meth:`FeatureIndex.build`.
+        If False and the index is not loaded yet, start loading it in a background thread (once per
+        process) and return None at once; the caller shows "index loading" and asks again later.
 
     Raises
     ------
     ValueError
         If the run has no features.
+    RunStoreError
+        If the run has no ``fea_reduced.npy`` (the message names ``xsgpu embed RUN``).
     """
     if data.features is None:
         raise ValueError("This run has no FEA features (features.zarr). Hint: run `xsgpu infer RUN --model MODEL`.")
-    key = ("fea_index", tuple(sorted(params.items())))
+    store = data.store
+    if store is not None and not store.fea_reduced.exists():   # said at once, never left to a background thread
+        from xsgpu.io.runstore import RunStoreError
+
+        raise RunStoreError(MISSING_FEA_REDUCED.format(path=store.fea_reduced.path, run=store.path))
+    key = ("fea_index",)
     if wait:
-        return data.cached(key, lambda: _stored_index(data) or FeatureIndex.build(data.features, **params))
+        return data.cached(key, lambda: _stored_index(data))
     got = data._cache.get(key)  # RunData's shared cache, read without taking its build lock
     if got is not None:
         return got
     with _BUILDING_LOCK:
         running = _BUILDING.get((id(data), key))
         if running is None or not running.is_alive():
-            thread = threading.Thread(target=lambda: feature_index(data, wait=True, **params),
+            thread = threading.Thread(target=lambda: feature_index(data, wait=True),
                                       name="xsgpu-fea-index", daemon=True)
             _BUILDING[(id(data), key)] = thread
-            log.info("building the FEA neighbour index of %d images in the background", data.n)
+            log.info("loading the FEA neighbour index of %d images in the background", data.n)
             thread.start()
     return None

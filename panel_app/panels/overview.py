@@ -18,14 +18,13 @@ import pandas as pd
 import panel as pn
 import param
 
-from panel_app.filters import covered_text, labelled_mask
 from panel_app.panels._common import defer, fmt, labels_key, process_cached
 from panel_app.panels.overview_curves import (
     ap_bars_element, histogram_element, pr_curve, pr_element, probability_histograms, reliability,
     reliability_element,
 )
 from panel_app.state import AppState
-from xsgpu.attributes import ATTRIBUTES, resolve_attribute
+from xsgpu.attributes import DEFAULT_VOCABULARY
 
 __all__ = ["ModelOverview", "SCOPES", "OVERALL_COLUMNS", "default_scope"]
 
@@ -86,18 +85,26 @@ class ModelOverview(pn.viewable.Viewer):
 
     state = param.ClassSelector(class_=AppState, doc="The session state.")
     scope = param.Selector(default="test", objects=list(SCOPES), doc="Images scored.")
-    attribute = param.Selector(default=ATTRIBUTES[0].slug, objects=[a.slug for a in ATTRIBUTES],
-                               doc="Attribute of the PR curve, histograms and reliability diagram.")
+    attribute = param.Selector(default=DEFAULT_VOCABULARY[0].slug, objects=list(DEFAULT_VOCABULARY.slugs),
+                               doc="Attribute of the PR curve, histograms and reliability diagram (the run's "
+                                   "slugs; default its first attribute).")
 
     def __init__(self, **params: Any):
         if params.get("state") is None:
             raise ValueError("The 'state' parameter of ModelOverview must be an AppState. Got None instead.")
         data = params["state"].data
         params.setdefault("scope", data.cached(("overview_default_scope",), lambda: default_scope(data.samples)))
+        attribute = params.pop("attribute", None)
         super().__init__(**params)
+        self.vocabulary = vocab = data.vocabulary
+        if vocab.slugs != DEFAULT_VOCABULARY.slugs:
+            self.param.attribute.objects = list(vocab.slugs)
+            self.attribute = vocab[0].slug
+        if attribute is not None:
+            self.attribute = attribute
         self._scope = pn.widgets.RadioButtonGroup.from_param(self.param.scope, css_classes=["xsgpu-overview-scope"])
         self._attr = pn.widgets.Select.from_param(self.param.attribute, name="Curves of", width=220,
-                                                  options={a.name: a.slug for a in ATTRIBUTES},
+                                                  options={a.name: a.slug for a in vocab},
                                                   css_classes=["xsgpu-overview-attribute"])
         self._summary = pn.pane.Markdown("", css_classes=["xsgpu-overview-summary"], styles=_TEXT)
         self._splits = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False, layout="fit_columns",
@@ -111,14 +118,14 @@ class ModelOverview(pn.viewable.Viewer):
         self._hist = pn.pane.HoloViews(None, backend="bokeh", css_classes=["xsgpu-overview-hist"])
         self._rel = pn.pane.HoloViews(None, backend="bokeh", css_classes=["xsgpu-overview-reliability"])
         self.state.param.watch(lambda _e: self._refresh(), ["cutoff", "corrections_version", "filter_attributes",
-                                                            "filter_mode", "filter_source", "more_filters"])
+                                                            "filter_mode", "filter_source"])
         self.state.param.watch(lambda _e: self._on_selection(), ["selection"])
         self.param.watch(lambda _e: self._refresh(), "scope")
         self.param.watch(lambda _e: self._refresh_curves(), "attribute")
         self._layout = pn.Column(
             pn.Row(self._scope, self._attr), self._summary,
             pn.pane.Markdown("**Overall, per split** (micro averages pool every (image, attribute) pair; "
-                             "macro averages the 17 attributes)", styles=_TEXT),
+                             f"macro averages the {len(vocab)} attributes)", styles=_TEXT),
             self._splits,
             pn.FlexBox(self._pr, self._hist, self._rel),   # wraps on narrow windows instead of overflowing
             pn.FlexBox(self._table, self._bars),
@@ -126,13 +133,9 @@ class ModelOverview(pn.viewable.Viewer):
         defer(self._layout, self._refresh)
 
     # ------------------------------------------------------------------ what is scored
-    def ids_of(self, scope: str, *, labelled_only: bool = True) -> np.ndarray:
-        """Sample ids scored in ``scope`` (int64, sorted; frames that failed to read are never scored, nor,
-        unless ``labelled_only`` is False, images without labels: ``samples.labelled``)."""
+    def ids_of(self, scope: str) -> np.ndarray:
+        """Sample ids scored in ``scope`` (int64, sorted; frames that failed to read are never scored)."""
         data = self.state.data
-        if labelled_only:
-            ids = self.ids_of(scope, labelled_only=False)
-            return ids[labelled_mask(data)[ids]]
         if scope == "all":
             ids = np.arange(data.n, dtype=np.int64)
         elif scope == "filtered":
@@ -155,7 +158,7 @@ class ModelOverview(pn.viewable.Viewer):
         s = self.state
         extra: tuple = ()
         if scope == "filtered":
-            extra = (tuple(s.filter_attributes), s.filter_mode, s.filter_source, s.more_filters)
+            extra = (tuple(s.filter_attributes), s.filter_mode, s.filter_source)
         return (float(s.cutoff), labels_key(s), extra)
 
     def metrics(self) -> tuple[pd.DataFrame, float]:
@@ -179,9 +182,9 @@ class ModelOverview(pn.viewable.Viewer):
             if len(ids) == 0:
                 return pd.DataFrame(), float("nan")
             y, p = s.y_act()[ids], s.data.y_prob[ids]
-            table = attribute_metrics(y, p, cutoff=s.cutoff)
+            table = attribute_metrics(y, p, cutoff=s.cutoff, slugs=self.vocabulary.slugs)
             table = table.reset_index(names="slug")
-            table.insert(0, "attribute", [resolve_attribute(x).name for x in table["slug"]])
+            table.insert(0, "attribute", [self.vocabulary.resolve(x).name for x in table["slug"]])
             return table, float(mean_average_precision(y, p))
 
         if scope == "selection":
@@ -199,7 +202,8 @@ class ModelOverview(pn.viewable.Viewer):
             ids = self.ids_of(scope)
             if len(ids) == 0:
                 return None
-            o = selection_metrics(s.y_act(), s.data.y_prob, ids, cutoff=s.cutoff, ap=True).overall
+            o = selection_metrics(s.y_act(), s.data.y_prob, ids, cutoff=s.cutoff, ap=True,
+                                  vocabulary=s.vocabulary).overall
             return {"n": int(o["n"]), "mAP": o["map"], **{k: o[k] for k in OVERALL_COLUMNS[3:]}}
 
         if scope == "selection":
@@ -224,7 +228,7 @@ class ModelOverview(pn.viewable.Viewer):
         """Data of the three plots for :attr:`attribute`: ``{'pr' | 'hist' | 'reliability': {label: data}}``,
         the scope first, then the current selection when it holds images (and the scope is not it)."""
         s = self.state
-        j = resolve_attribute(self.attribute).index
+        j = self.vocabulary.index(self.attribute)
         parts = [(self.scope, self.scope_ids())]
         if self.scope != "selection" and len(s.selection):
             parts.append(("selection", self.ids_of("selection")))
@@ -257,7 +261,7 @@ class ModelOverview(pn.viewable.Viewer):
         self._splits.value = self.split_table().round(3)
 
     def _refresh_curves(self) -> None:
-        name = resolve_attribute(self.attribute).name
+        name = self.vocabulary.resolve(self.attribute).name
         c = self.curves()
         self._pr.object = pr_element(c["pr"], title=f"Precision-recall: {name}")
         self._hist.object = histogram_element(c["hist"], title=f"Predicted probability: {name}")
@@ -270,11 +274,9 @@ class ModelOverview(pn.viewable.Viewer):
             self._summary.object = f"Model metrics unavailable: {exc}"
             return
         n = len(self.scope_ids())
-        n_all = len(self.ids_of(self.scope, labelled_only=False))
         self._refresh_splits()
         if table.empty:
-            self._summary.object = (f"No labelled images in scope **{self.scope}** ({n_all:,} unlabelled)." if n_all
-                                    else f"No images in scope **{self.scope}**.")
+            self._summary.object = f"No images in scope **{self.scope}**."
             self._table.value = pd.DataFrame()
             self._bars.object = None
             self._refresh_curves()
@@ -283,11 +285,11 @@ class ModelOverview(pn.viewable.Viewer):
         figures = ", ".join(f"{k.replace('_micro', '')} {fmt(o.get(k))}"
                             for k in ("accuracy", "precision_micro", "recall_micro", "f1_micro"))
         self._summary.object = (f"**mAP {fmt(m_ap)}**, {figures} (micro), F1 macro {fmt(o.get('f1_macro'))} "
-                                f"over {covered_text(n, n_all)} (scope: **{self.scope}**, "
-                                f"cut-off {self.state.cutoff:g}, corrected ACT)")
+                                f"over {n:,} images (scope: **{self.scope}**, cut-off {self.state.cutoff:g}, "
+                                f"corrected ACT)")
         self._table.value = table.drop(columns="slug").round(3)
         self._bars.object = ap_bars_element(table["attribute"].tolist(), table["ap"].to_numpy(),
-                                            [a.colour for a in ATTRIBUTES][:len(table)])
+                                            [self.vocabulary.resolve(x).colour for x in table["slug"]])
         self._refresh_curves()
 
     def __panel__(self) -> pn.viewable.Viewable:

@@ -15,10 +15,8 @@ import pandas as pd
 import panel as pn
 import param
 
-from panel_app.filters import labelled_mask
 from panel_app.panels._common import fmt, labels_key, process_cached
 from panel_app.state import AppState, Group
-from xsgpu.attributes import label_columns, prob_columns, resolve_attribute
 
 __all__ = ["SelectionManager", "CLUSTER_SPACES", "GROUP_TABLE_COLUMNS"]
 
@@ -147,7 +145,7 @@ class SelectionManager(pn.viewable.Viewer):
             If the group is empty.
         """
         ids = self.ids_of(name)
-        return self.scorer()(ids[labelled_mask(self.state.data)[ids]])
+        return self.scorer()(ids)
 
     def scorer(self):
         """The process-wide ``SelectionScorer`` for the current cut-off and corrections."""
@@ -156,7 +154,7 @@ class SelectionManager(pn.viewable.Viewer):
         s = self.state
         return process_cached(s, ("scorer", float(s.cutoff), labels_key(s)),
                               lambda: SelectionScorer(s.y_act(), s.data.y_prob, cutoff=s.cutoff,
-                                                      keep_probabilities=False))
+                                                      keep_probabilities=False, vocabulary=s.vocabulary))
 
     def group_table(self, name: str) -> pd.DataFrame:
         """The rows exported for a group: ids, source files, corrected labels, predictions.
@@ -165,7 +163,7 @@ class SelectionManager(pn.viewable.Viewer):
         -------
         pd.DataFrame
             ``group, sample_id, source_uri, frame`` (plus ``run_id``/``split`` when the run has them), then
-            ``y__<slug>`` (corrected ACT, bool) and ``p__<slug>`` (PRD, float32) for the 17 attributes.
+            ``y__<slug>`` (corrected ACT, bool) and ``p__<slug>`` (PRD, float32) for the run's attributes.
         """
         ids = self.ids_of(name)
         data = self.state.data
@@ -176,9 +174,9 @@ class SelectionManager(pn.viewable.Viewer):
                 out[col] = samples[col].to_numpy()[ids]
         y = self.state.y_act()[ids]
         p = data.y_prob[ids]
-        for j, col in enumerate(label_columns()):
+        for j, col in enumerate(self.state.vocabulary.label_columns()):
             out[col] = y[:, j]
-        for j, col in enumerate(prob_columns()):
+        for j, col in enumerate(self.state.vocabulary.prob_columns()):
             out[col] = p[:, j].astype(np.float32)
         return out
 
@@ -206,7 +204,7 @@ class SelectionManager(pn.viewable.Viewer):
         if space == "features":  # FEA, PCA-reduced: the process-wide neighbour index's copy (in memory)
             from panel_app.panels.neighbours import feature_index
 
-            return feature_index(data, progress=False).reduced[ids]
+            return feature_index(data).reduced[ids]
         raise ValueError(f"The 'space' parameter of SelectionManager.cluster_group must be one of "
                          f"{list(CLUSTER_SPACES)}. Got {space!r} instead.")
 
@@ -368,9 +366,6 @@ class SelectionManager(pn.viewable.Viewer):
         ids = self.ids_of(name)
         if len(ids) == 0:
             return f"**{_escape(name)}**: empty", pd.DataFrame()
-        n_lab = int(np.count_nonzero(labelled_mask(self.state.data)[ids]))
-        if n_lab == 0:
-            return f"**{_escape(name)}**: no labelled image among its {len(ids):,}", pd.DataFrame()
         m = self.group_metrics(name)
         keys = ("accuracy", "precision_micro", "recall_micro", "f1_micro", "f1_macro")
         per = m.per_attribute
@@ -378,10 +373,8 @@ class SelectionManager(pn.viewable.Viewer):
         overall = totals + "; " + ", ".join(f"{k} {fmt(m.overall[k])}" for k in keys if k in m.overall)
         table = m.per_attribute[[c for c in GROUP_TABLE_COLUMNS if c in m.per_attribute.columns]]
         table = table.reset_index(names="slug")
-        table.insert(0, "attribute", [resolve_attribute(x).name for x in table["slug"]])
-        covered = "" if n_lab == len(ids) else f"; metrics over {n_lab:,} labelled"
-        title = f"**{_escape(name)}** ({len(ids):,} images{covered})"
-        return f"{title}  \n{overall}", table.drop(columns="slug").round(3)
+        table.insert(0, "attribute", [self.state.vocabulary.resolve(x).name for x in table["slug"]])
+        return f"**{_escape(name)}** ({len(ids):,} images)  \n{overall}", table.drop(columns="slug").round(3)
 
     def _refresh_tables(self) -> None:
         names = [self._left.value]

@@ -1,12 +1,12 @@
-"""The attribute study (17 x 17 MI / correlation / conditional entropy, ACT vs PRD) and co-occurrence tables.
+"""The attribute study (N x N MI / correlation / conditional entropy, ACT vs PRD) and co-occurrence tables.
 
 Both are computed once per server process for each (measure or cut-off, corrections) and shared by
-every session; the panels only render them.
+every session; the panels only render them. Both follow the run's vocabulary (N attributes).
 """
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -15,7 +15,7 @@ import param
 
 from panel_app.panels._common import defer, labels_key, process_cached
 from panel_app.state import AppState
-from xsgpu.attributes import NAMES, SLUGS
+from xsgpu.attributes import DEFAULT_VOCABULARY
 
 __all__ = ["AttributeStudyPanel", "CooccurrencePanel", "MEASURES", "study_heatmap"]
 
@@ -26,7 +26,7 @@ _PALETTES = {"correlation": "RdBu11", "mutual_information": "Viridis256", "condi
 
 
 class AttributeStudyPanel(pn.viewable.Viewer):
-    """Two 17 x 17 heatmaps: a pairwise measure on the true labels (corrected ACT) and on the predictions.
+    """Two N x N heatmaps (N attributes of the run): a pairwise measure on the true labels (corrected ACT) and on the predictions.
 
     Parameters
     ----------
@@ -55,7 +55,7 @@ class AttributeStudyPanel(pn.viewable.Viewer):
         Returns
         -------
         dict
-            ``"ACT"`` and ``"PRD"`` -> float (17, 17): ``xsgpu.metrics.attribute_study`` of the corrected
+            ``"ACT"`` and ``"PRD"`` -> float (N, N): ``xsgpu.metrics.attribute_study`` of the corrected
             ACT and of the predicted labels (``y_prob > cutoff``).
         """
         s = self.state
@@ -64,8 +64,10 @@ class AttributeStudyPanel(pn.viewable.Viewer):
         def build():
             from xsgpu.metrics import attribute_study
 
-            return {"ACT": np.asarray(attribute_study(s.y_act(), measure=self.measure), dtype=np.float64),
-                    "PRD": np.asarray(attribute_study(s.data.y_prob > s.cutoff, measure=self.measure),
+            k = s.n_attributes
+            return {"ACT": np.asarray(attribute_study(s.y_act(), measure=self.measure, n_attributes=k),
+                                      dtype=np.float64),
+                    "PRD": np.asarray(attribute_study(s.data.y_prob > s.cutoff, measure=self.measure, n_attributes=k),
                                       dtype=np.float64)}
 
         return process_cached(s, key, build)
@@ -82,7 +84,8 @@ class AttributeStudyPanel(pn.viewable.Viewer):
             lo, hi = -1.0, 1.0
         self._plots.objects = [
             pn.pane.Bokeh(study_heatmap(m, title=f"{label}: {self.measure.replace('_', ' ')}", measure=self.measure,
-                                        low=lo, high=hi), css_classes=["xsgpu-study-heatmap"])
+                                        low=lo, high=hi, names=self.state.vocabulary.names),
+                          css_classes=["xsgpu-study-heatmap"])
             for label, m in mats.items()
         ]
 
@@ -90,26 +93,33 @@ class AttributeStudyPanel(pn.viewable.Viewer):
         return self._layout
 
 
-def study_heatmap(matrix: np.ndarray, *, title: str, measure: str, low: float, high: float):
-    """A Bokeh 17 x 17 heatmap (rect glyphs, hover with both attribute names and the value).
+def study_heatmap(matrix: np.ndarray, *, title: str, measure: str, low: float, high: float,
+                  names: Sequence[str] | None = None):
+    """A Bokeh N x N heatmap (rect glyphs, hover with both attribute names and the value).
 
     Parameters
     ----------
-    matrix : ndarray of float, shape (17, 17)
+    matrix : ndarray of float, shape (N, N)
         Row = first attribute, column = second (for conditional entropy: H(row | column)).
+    names : sequence of str, optional
+        The N attribute names (the run's vocabulary); default the paper's 17.
     """
     from bokeh.models import ColorBar, ColumnDataSource, HoverTool, LinearColorMapper
     from bokeh.plotting import figure
 
+    names = list(DEFAULT_VOCABULARY.names if names is None else names)
+    k = len(names)
     m = np.asarray(matrix, dtype=np.float64)
-    if m.shape != (len(NAMES), len(NAMES)):
-        raise ValueError(f"The 'matrix' parameter of study_heatmap must have shape (17, 17). Got {m.shape} instead.")
-    rows, cols = np.meshgrid(np.arange(17), np.arange(17), indexing="ij")
-    src = ColumnDataSource({"a": [NAMES[i] for i in rows.ravel()], "b": [NAMES[j] for j in cols.ravel()],
+    if m.shape != (k, k):
+        raise ValueError(f"The 'matrix' parameter of study_heatmap must have shape ({k}, {k}) (one row and column "
+                         f"per attribute name). Got {m.shape} instead.")
+    rows, cols = np.meshgrid(np.arange(k), np.arange(k), indexing="ij")
+    src = ColumnDataSource({"a": [names[i] for i in rows.ravel()], "b": [names[j] for j in cols.ravel()],
                             "value": m.ravel()})
     mapper = LinearColorMapper(palette=_PALETTES.get(measure, "Viridis256"), low=low,
                                high=high if high > low else low + 1e-9, nan_color="#eeeeee")
-    fig = figure(x_range=list(NAMES), y_range=list(NAMES)[::-1], width=520, height=500, title=title,
+    side = max(500, 20 + 16 * k)  # 40 attributes: 16 px per cell keeps the axis labels apart
+    fig = figure(x_range=names, y_range=names[::-1], width=side + 20, height=side, title=title,
                  toolbar_location=None, x_axis_location="above")
     fig.rect(x="b", y="a", width=1, height=1, source=src, line_color=None,
              fill_color={"field": "value", "transform": mapper})
@@ -156,7 +166,8 @@ class CooccurrencePanel(pn.viewable.Viewer):
         def build():
             from xsgpu.metrics import cooccurrence_table
 
-            return cooccurrence_table(s.y_act(), s.data.y_prob, cutoff=s.cutoff, top=int(self.top))
+            return cooccurrence_table(s.y_act(), s.data.y_prob, cutoff=s.cutoff, top=int(self.top),
+                                      vocabulary=s.vocabulary)
 
         return process_cached(s, key, build)
 
@@ -172,9 +183,10 @@ class CooccurrencePanel(pn.viewable.Viewer):
         t = self.table()
         if not 0 <= int(row) < len(t):
             raise IndexError(f"Row {row} is out of range 0..{len(t) - 1} of the co-occurrence table.")
-        want = np.zeros(len(SLUGS), dtype=bool)
+        vocab = self.state.vocabulary
+        want = np.zeros(len(vocab), dtype=bool)
         for slug in t["attributes"].iloc[int(row)]:
-            want[SLUGS.index(slug)] = True
+            want[vocab.index(slug)] = True
         ids = np.flatnonzero((self.state.y_act() == want).all(axis=1)).astype(np.int64)
         self.state.select(ids, mode=self.state.selection_mode)
         return ids

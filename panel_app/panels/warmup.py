@@ -33,11 +33,14 @@ def warm_up(data: Any, *, cutoff: float = 0.5) -> dict[str, float]:
 
     state = AppState(data=data, cutoff=cutoff)
     out: dict[str, float] = {}
-    steps = [("fea_index", lambda: feature_index(data, progress=False) if data.features is not None else None),
+    # what a stage has not written yet is skipped here; the panels say which command writes it
+    has_reduced = data.features is not None and (data.store is None or data.store.fea_reduced.exists())
+    has_suspicious = data.store is not None and data.store.suspicious.exists()
+    steps = [("fea_index", lambda: feature_index(data) if has_reduced else None),
              ("overview", lambda: ModelOverview(state=state).metrics()),
              ("study", lambda: AttributeStudyPanel(state=state).matrices()),
              ("cooccurrence", lambda: CooccurrencePanel(state=state).table()),
-             ("suspicious", lambda: SuspiciousPanel(state=state).ranking() if data.features is not None else None)]
+             ("suspicious", lambda: SuspiciousPanel(state=state).ranking() if has_suspicious else None)]
     for name, step in steps:
         t0 = time.perf_counter()
         step()

@@ -9,19 +9,26 @@ import panel as pn
 
 from panel_app.state import AppState
 from panel_app.views.raster import OUTCOME_COLOURS
-from xsgpu.attributes import ATTRIBUTES
+from xsgpu.attributes import DEFAULT_VOCABULARY, Vocabulary
 
 __all__ = ["ControlPanel", "AttributeFilters", "attribute_legend"]
 
 _DISTANCE_LABELS = {"Cosine": "cosine", "Euclidean": "euclidean", "Manhattan": "manhattan"}
 
 
-def attribute_legend() -> str:
-    """HTML legend of the 17 attribute colours (petal order, starting at 12 o'clock, counter-clockwise)."""
+def attribute_legend(vocabulary: Vocabulary | None = None) -> str:
+    """HTML legend of the run's attribute colours (petal order, starting at 12 o'clock, counter-clockwise).
+
+    Parameters
+    ----------
+    vocabulary : Vocabulary, optional
+        The run's attributes; default the paper's 17.
+    """
+    vocab = DEFAULT_VOCABULARY if vocabulary is None else vocabulary
     items = "".join(
         f"<div style='display:flex;align-items:center;font-size:11px'>"
         f"<span style='display:inline-block;width:10px;height:10px;margin-right:4px;background:{a.colour}'></span>"
-        f"{html.escape(a.name)}</div>" for a in ATTRIBUTES)
+        f"{html.escape(a.name)}</div>" for a in vocab)
     return f"<div class='xsgpu-legend'>{items}</div>"
 
 
@@ -40,7 +47,7 @@ class ControlPanel(pn.viewable.Viewer):
                                                      options=_DISTANCE_LABELS)
         self.cutoff = pn.widgets.FloatSlider.from_param(state.param.cutoff, name="Cut-off", step=0.01)
         colour_opts = {"Density": "density", "Error distance": "error_distance",
-                       **{f"Outcome: {a.name}": a.slug for a in ATTRIBUTES}}
+                       **{f"Outcome: {a.name}": a.slug for a in state.vocabulary}}
         self.colour_by = pn.widgets.Select.from_param(state.param.colour_by, name="Colour dense views by",
                                                       options=colour_opts)
         self.threshold = pn.widgets.IntInput.from_param(state.param.flower_threshold, name="Glyphs at or below",
@@ -55,7 +62,7 @@ class ControlPanel(pn.viewable.Viewer):
             pn.pane.HTML("<b>Box / lasso selection</b>", margin=(0, 5)), self.selection_mode,
             self.distance, self.cutoff, self.colour_by, self.threshold,
             pn.pane.HTML(f"<div style='font-size:11px'>Outcome colours: {outcome}</div>"),
-            pn.pane.HTML(attribute_legend()),
+            pn.pane.HTML(attribute_legend(state.vocabulary)),
             title="Controls", collapsible=True, sizing_mode="stretch_width", css_classes=["xsgpu-controls"])
 
     def __panel__(self) -> pn.viewable.Viewable:
@@ -68,22 +75,19 @@ class AttributeFilters(pn.viewable.Viewer):
     def __init__(self, *, state: AppState, **params: Any):
         super().__init__(**params)
         self.state = state
-        options = {a.name: a.slug for a in ATTRIBUTES}
+        options = {a.name: a.slug for a in state.vocabulary}
         self.attributes = pn.widgets.MultiChoice.from_param(state.param.filter_attributes, name="Attributes",
                                                             options=options, placeholder="all images")
         self.mode = pn.widgets.RadioButtonGroup.from_param(state.param.filter_mode, name="Match")
         self.source = pn.widgets.RadioButtonGroup.from_param(state.param.filter_source, name="On")
         self.clear = pn.widgets.Button(label="Clear filters", color="light")
-        from panel_app.views.more_filters import MoreFilters
-
-        self.more = MoreFilters(state=state)   # run, split, path, metadata, PRD range, outcome, labelled
-        self.clear.on_click(lambda event: (setattr(state, "filter_attributes", []), self.more.reset()))
+        self.clear.on_click(lambda event: setattr(state, "filter_attributes", []))
         self.count = pn.pane.HTML("", css_classes=["xsgpu-filter-count"])
         state.param.watch(self._update_count, ["filter_attributes", "filter_mode", "filter_source", "cutoff",
-                                               "corrections_version", "more_filters"])
+                                               "corrections_version"])
         self._update_count()
         self._layout = pn.Card(self.attributes, pn.Row(pn.pane.HTML("match"), self.mode),
-                               pn.Row(pn.pane.HTML("on"), self.source), self.more, self.clear, self.count,
+                               pn.Row(pn.pane.HTML("on"), self.source), self.clear, self.count,
                                title="Attribute filters", collapsible=True, sizing_mode="stretch_width",
                                css_classes=["xsgpu-filters"])
 

@@ -7,8 +7,8 @@ new viewport with the shared :class:`~panel_app.views.index.SpatialIndex` and th
 * a raster (``image_rgba`` from :func:`~panel_app.views.raster.rasterize`) of all filtered images, when
   the viewport holds more than ``state.flower_threshold`` of them, plus a second raster layer of the
   selected images; or
-* one flower (17 ``annular_wedge`` petals + a centre dot) or one dot per image, with a hover tooltip
-  that loads the image's thumbnail from the server by sample id.
+* one flower (one ``annular_wedge`` petal per attribute of the run's vocabulary + a centre dot) or one
+  dot per image, with a hover tooltip that loads the image's thumbnail from the server by sample id.
 
 A tap puts the nearest image first in the detail view (``state.detail_ids``).
 Box and lasso tools select nothing in the browser; their ``SelectionGeometry`` event comes here, is
@@ -43,7 +43,6 @@ from panel_app.views.legend import colour_bar_spec, make_colour_bar, update_colo
 from panel_app.views.raster import (
     OUTCOME_COLOURS, OUTCOMES, SELECTION_COLOUR, empty_image, outcome_codes, rasterize,
 )
-from xsgpu.attributes import SLUGS
 
 __all__ = ["EmbeddingView", "EmbeddingViews", "THUMB_ROUTE", "IMAGE_ROUTE"]
 
@@ -118,7 +117,7 @@ class EmbeddingView(pn.viewable.Viewer):
         self.viewport = self.home
         self._build_figure(thumb_route)
         state.param.watch(self._on_state, ["cutoff", "filter_attributes", "filter_mode", "filter_source", "distance",
-                                           "more_filters", "glyph", "flower_mode", "colour_by", "corrections_version",
+                                           "glyph", "flower_mode", "colour_by", "corrections_version",
                                            "flower_threshold", "flower_crowding", "flower_attributes"])
         state.param.watch(self._on_selection, ["selection"])
         state.param.watch(lambda *_e: self._draw_groups(state.filtered_mask()), ["groups"])
@@ -348,12 +347,12 @@ class EmbeddingView(pn.viewable.Viewer):
         # only the x-slab of the viewport, as zero-copy slices of the x-sorted coordinates
         xs, ys, ids = self.index.slab(x0, x1)
         kw: dict[str, Any] = {}
-        if st.filters_active or st.data.n_invalid:   # else every image passes: skip the gather
+        if st.filter_attributes or st.data.n_invalid:   # else every image passes: skip the gather
             kw["mask"] = mask[ids]
         if st.colour_by == "error_distance":
             kw.update(how="mean", values=st.error_distance()[ids], value_span=st.error_span)
-        elif st.colour_by in SLUGS:
-            kw.update(how="outcome", values=self._outcomes(SLUGS.index(st.colour_by))[ids])
+        elif st.colour_by in st.vocabulary.slugs:
+            kw.update(how="outcome", values=self._outcomes(st.vocabulary.index(st.colour_by))[ids])
         out = rasterize(xs, ys, x_range=(x0, x1), y_range=(y0, y1), width=self.width, height=self.height,
                         with_counts=True, **kw)
         count = int(out.pop("count"))
@@ -417,7 +416,8 @@ class EmbeddingView(pn.viewable.Viewer):
         x, y = self.x[ids], self.y[ids]
         petals, centres = flower_columns(ids, x, y, act, prob, err=err, mode=st.flower_mode, cutoff=st.cutoff,
                                          selected=selected,
-                                         attributes=[SLUGS.index(a) for a in st.flower_attributes])
+                                         attributes=[st.vocabulary.index(a) for a in st.flower_attributes],
+                                         vocabulary=st.vocabulary)
         centres["color"], centres["line_color"] = self._dot_colours(ids, err, selected)
         self.err_mapper.high = st.error_span[1]
         if st.glyph == "flowers":
@@ -440,8 +440,8 @@ class EmbeddingView(pn.viewable.Viewer):
             lo, hi = st.error_span
             pos = np.clip(((err - lo) / (hi - lo) * len(_ERR_PALETTE)).astype(int), 0, len(_ERR_PALETTE) - 1)
             colours = np.asarray(_ERR_PALETTE, dtype=object)[pos]
-        elif st.colour_by in SLUGS:
-            codes = self._outcomes(SLUGS.index(st.colour_by))[ids]
+        elif st.colour_by in st.vocabulary.slugs:
+            codes = self._outcomes(st.vocabulary.index(st.colour_by))[ids]
             colours = np.asarray([OUTCOME_COLOURS[o] for o in OUTCOMES], dtype=object)[codes]
         else:
             colours = np.full(k, _DOT_COLOUR, dtype=object)

@@ -6,7 +6,8 @@ probability; it is filled when the image has the attribute in ACT (corrected lab
 thicker outline; the centre dot's colour is the error distance between ACT and PRD. ``'ACT'`` mode draws
 full-length filled petals for the labelled attributes only; ``'PRD'`` mode draws every petal filled,
 length = probability. The user may show only some attributes (``attributes``): the petals then share
-the circle among those, in canonical order.
+the circle among those, in vocabulary order. Any number of attributes is drawn (the run's vocabulary,
+``vocabulary``; the paper's 17 by default): ``N`` petals share the circle, ``2 pi / N`` each.
 
 Petal radii are in screen pixels, so flowers keep their size while zooming. Whether a view draws flowers
 at all depends on how crowded they would be on screen (:func:`crowding`, :func:`glyphs_legible`).
@@ -30,7 +31,7 @@ from typing import Literal, Sequence
 
 import numpy as np
 
-from xsgpu.attributes import ATTRIBUTES, N_ATTRIBUTES
+from xsgpu.attributes import DEFAULT_VOCABULARY, Vocabulary
 
 __all__ = ["flower_columns", "PETAL_RADIUS", "CENTRE_RADIUS", "petal_angles", "crowding", "glyphs_legible",
            "FP_HATCH", "FEW_GLYPHS", "DEFAULT_CROWDING"]
@@ -46,11 +47,9 @@ FEW_GLYPHS = 30
 #: Default limit of :func:`crowding` (mean images per flower-sized screen cell) for drawing glyphs.
 DEFAULT_CROWDING = 1.3
 _MIN_ACT = 0.12  # a labelled attribute with p ~ 0 still shows a stub (a false negative reads at a glance)
-_COLOURS = np.array([a.colour for a in ATTRIBUTES], dtype=object)
-_NAMES = [a.name for a in ATTRIBUTES]
 
 
-def petal_angles(gap: float = 0.08, k: int = N_ATTRIBUTES) -> tuple[np.ndarray, np.ndarray]:
+def petal_angles(gap: float = 0.08, k: int = len(DEFAULT_VOCABULARY)) -> tuple[np.ndarray, np.ndarray]:
     """Start and end angles (radians, counter-clockwise from 12 o'clock) of ``k`` equal sectors."""
     k = max(int(k), 1)
     step = 2 * np.pi / k
@@ -109,6 +108,8 @@ def flower_columns(
     cutoff: float = 0.5,
     selected: np.ndarray | None = None,
     attributes: Sequence[int] | None = None,
+    vocabulary: Vocabulary | None = None,
+    labelled: np.ndarray | None = None,
 ) -> tuple[dict, dict]:
     """Column data of the petals and the centres of ``k`` flowers.
 
@@ -118,9 +119,9 @@ def flower_columns(
         Sample ids.
     x, y : ndarray of float, shape (k,)
         Flower centres (data units).
-    act : ndarray of bool, shape (k, 17)
-        (Corrected) labels of these images.
-    prob : ndarray of float, shape (k, 17)
+    act : ndarray of bool, shape (k, N)
+        (Corrected) labels of these images, one column per attribute of ``vocabulary``.
+    prob : ndarray of float, shape (k, N)
         Predicted probabilities.
     err : ndarray of float, shape (k,)
         Error distance ACT vs PRD (centre colour).
@@ -130,8 +131,14 @@ def flower_columns(
     selected : ndarray of bool, shape (k,), optional
         Selected flowers; when any is selected, the others are drawn faded.
     attributes : sequence of int, optional
-        Indices (canonical order) of the attributes drawn as petals; default all 17. The petals share
-        the circle equally, in canonical order.
+        Indices (vocabulary order) of the attributes drawn as petals; default all N. The petals share
+        the circle equally, in vocabulary order.
+    vocabulary : Vocabulary, optional
+        The run's attributes (petal colours, tooltip names); default the paper's 17.
+    labelled : ndarray of bool, shape (k,), optional
+        Which images have labels (``samples.labelled``; default all). An unlabelled image is drawn with PRD
+        alone in every mode: filled petals of length p, no ACT fill, no false-positive hatch, its centre
+        without an error distance (``err`` NaN: the mapper's NaN colour) and ``act`` ``'(unlabelled)'``.
 
     Returns
     -------
@@ -148,8 +155,11 @@ def flower_columns(
         raise ValueError(f"The 'mode' parameter of flower_columns must be 'ACT', 'PRD' or 'joint'. Got {mode!r} instead.")
     ids = np.asarray(ids, dtype=np.int64)
     k = len(ids)
-    act = np.asarray(act, dtype=bool).reshape(k, N_ATTRIBUTES)
-    prob = np.asarray(prob, dtype=np.float32).reshape(k, N_ATTRIBUTES)
+    vocab = DEFAULT_VOCABULARY if vocabulary is None else vocabulary
+    n_attr = len(vocab)
+    colours = np.array(vocab.colours, dtype=object)
+    act = np.asarray(act, dtype=bool).reshape(k, n_attr)
+    prob = np.asarray(prob, dtype=np.float32).reshape(k, n_attr)
     alpha = np.ones(k, np.float32)
     if selected is not None and np.any(selected):
         alpha = np.where(selected, 1.0, 0.22).astype(np.float32)
@@ -166,12 +176,17 @@ def flower_columns(
         length = np.where(act, np.maximum(prob, _MIN_ACT), prob).astype(np.float64)
         filled = act
         fp = (~act) & (prob > cutoff)
-    shown = np.arange(N_ATTRIBUTES) if attributes is None else np.asarray(sorted(set(int(a) for a in attributes)),
-                                                                           dtype=np.int64)
-    if len(shown) and (shown.min() < 0 or shown.max() >= N_ATTRIBUTES):
-        raise ValueError(f"The 'attributes' parameter of flower_columns must hold indices in 0..{N_ATTRIBUTES - 1}. "
+    unl = np.zeros(k, bool) if labelled is None else ~np.asarray(labelled, dtype=bool).reshape(k)
+    if unl.any():   # no ACT to compare with: PRD alone
+        length = np.where(unl[:, None], prob.astype(np.float64), length)
+        filled = filled | unl[:, None]
+        fp = fp & ~unl[:, None]
+    shown = np.arange(n_attr) if attributes is None else np.asarray(sorted(set(int(a) for a in attributes)),
+                                                                     dtype=np.int64)
+    if len(shown) and (shown.min() < 0 or shown.max() >= n_attr):
+        raise ValueError(f"The 'attributes' parameter of flower_columns must hold indices in 0..{n_attr - 1}. "
                          f"Got {list(attributes)!r} instead.")
-    sector = np.full(N_ATTRIBUTES, -1, np.int64)
+    sector = np.full(n_attr, -1, np.int64)
     sector[shown] = np.arange(len(shown))
     draw = (length > 0.02) & (sector >= 0)[None, :]
     rows, cols = np.nonzero(draw)
@@ -184,9 +199,9 @@ def flower_columns(
         "start": start,
         "end": end,
         "outer": inner + (PETAL_RADIUS - inner) * length[rows, cols],
-        "fill_color": _COLOURS[cols],
+        "fill_color": colours[cols],
         "fill_alpha": np.where(filled[rows, cols], 0.85, np.where(fp[rows, cols], _FP_FILL_ALPHA, 0.0)) * alpha[rows],
-        "line_color": _COLOURS[cols].astype(object),
+        "line_color": colours[cols].astype(object),
         "line_width": np.where(fp[rows, cols], 1.6, 0.8),
         "hatch_pattern": np.where(fp[rows, cols], FP_HATCH, " ").astype(object),
         "line_alpha": alpha[rows],
@@ -198,36 +213,51 @@ def flower_columns(
         "sample_id": ids,
         "err": np.asarray(err, dtype=np.float64),
         "alpha": alpha,
-        "act": names_text(act),
-        "prd": names_text(prob > cutoff),
+        "act": names_text(act, vocab.names),
+        "prd": names_text(prob > cutoff, vocab.names),
     }
+    if unl.any():
+        centres["err"] = np.where(unl, np.nan, centres["err"])
+        centres["act"] = np.where(unl, "(unlabelled)", centres["act"]).astype(object)
     return petals, centres
 
 
-_BITS = (1 << np.arange(N_ATTRIBUTES, dtype=np.int64))
-_TEXT_CACHE: dict[int, str] = {}
+#: (attribute names, packed row bytes) -> text; shared by every vocabulary, bounded
+_TEXT_CACHE: dict[tuple[tuple[str, ...], bytes], str] = {}
 
 
-def _code_text(code: int) -> str:
-    text = _TEXT_CACHE.get(code)
+def _code_text(names: tuple[str, ...], code: bytes) -> str:
+    text = _TEXT_CACHE.get((names, code))
     if text is None:
-        names = [_NAMES[i] for i in range(N_ATTRIBUTES) if code >> i & 1]
-        text = ", ".join(names) if names else "(none)"
+        bits = np.unpackbits(np.frombuffer(code, dtype=np.uint8))[:len(names)]
+        shown = [names[i] for i in np.flatnonzero(bits)]
+        text = ", ".join(shown) if shown else "(none)"
         if len(_TEXT_CACHE) < 200_000:
-            _TEXT_CACHE[code] = text
+            _TEXT_CACHE[(names, code)] = text
     return text
 
 
-def names_text(rows: np.ndarray) -> np.ndarray:
-    """Comma-separated attribute names of each bool row of shape (k, 17) (cached per distinct row).
+def names_text(rows: np.ndarray, names: Sequence[str] | None = None) -> np.ndarray:
+    """Comma-separated attribute names of each bool row of shape (k, N) (cached per distinct row).
+
+    Parameters
+    ----------
+    rows : ndarray of bool, shape (k, N)
+    names : sequence of str, optional
+        The N attribute names (the run's vocabulary); default the paper's 17.
 
     Returns
     -------
     ndarray of object (str), shape (k,)
     """
+    names = DEFAULT_VOCABULARY.names if names is None else tuple(names)
     rows = np.asarray(rows, dtype=bool)
     if len(rows) == 0:
         return np.zeros(0, dtype=object)
-    codes = rows.astype(np.int64) @ _BITS
-    uniq, inv = np.unique(codes, return_inverse=True)
-    return np.asarray([_code_text(int(c)) for c in uniq], dtype=object)[inv.ravel()]
+    if rows.ndim != 2 or rows.shape[1] != len(names):
+        raise ValueError(f"The 'rows' parameter of names_text must have shape (k, {len(names)}) (one column per "
+                         f"attribute name). Got {rows.shape} instead.")
+    packed = np.ascontiguousarray(np.packbits(rows, axis=1))   # any number of attributes, 1 bit each
+    keys = packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
+    uniq, inv = np.unique(keys, return_inverse=True)
+    return np.asarray([_code_text(names, u.tobytes()) for u in uniq], dtype=object)[inv.ravel()]

@@ -22,7 +22,7 @@ from bokeh.palettes import YlOrRd9, interp_palette
 
 from panel_app.state import AppState
 from panel_app.views.raster import ERROR_CMAP
-from xsgpu.attributes import ATTRIBUTES, SLUGS
+from xsgpu.attributes import DEFAULT_VOCABULARY, Vocabulary
 
 __all__ = ["FlowerLegend", "flower_legend_html", "colour_bar_spec", "make_colour_bar", "update_colour_bar",
            "ERROR_PALETTE", "RASTER_ERROR_PALETTE"]
@@ -32,6 +32,9 @@ ERROR_PALETTE: tuple[str, ...] = tuple(reversed(YlOrRd9))
 #: The raster's error-distance palette (datashader interpolates :data:`~panel_app.views.raster.ERROR_CMAP`).
 RASTER_ERROR_PALETTE: tuple[str, ...] = tuple(interp_palette(ERROR_CMAP, 64))
 _FONT = "font-size:12px"
+#: With more petals than this, the legend's flower has no order numbers (they would overlap) and the list
+#: of names takes two columns.
+_NUMBERED_PETALS = 20
 
 
 def colour_bar_spec(mode: str, *, colour_by: str, flower_mode: str, distance: str,
@@ -110,24 +113,30 @@ def _hatch_defs(colours: dict[str, str]) -> str:
 
 
 def flower_legend_html(attributes: list[str] | None = None, *, flower_mode: str = "joint",
-                       distance: str = "cosine", span: tuple[float, float] = (0.0, 1.0)) -> str:
+                       distance: str = "cosine", span: tuple[float, float] = (0.0, 1.0),
+                       vocabulary: Vocabulary | None = None) -> str:
     """HTML (inline SVG) legend of the flowers: petal order and colours, outcome encoding, error dot, rings.
 
     Parameters
     ----------
     attributes : list of str, optional
-        Slugs of the attributes drawn as petals (default all 17), shown in canonical order.
+        Slugs of the attributes drawn as petals (default all of ``vocabulary``), shown in vocabulary order.
     flower_mode : {'ACT', 'PRD', 'joint'}
     distance : str
         The error distance named under the centre-dot scale.
     span : (float, float)
         The error distance's range.
+    vocabulary : Vocabulary, optional
+        The run's attributes; default the paper's 17.
     """
     from panel_app.views.flowers import petal_angles
 
-    shown = [a for a in ATTRIBUTES if attributes is None or a.slug in set(attributes)]
+    vocab = DEFAULT_VOCABULARY if vocabulary is None else vocabulary
+    shown = [a for a in vocab if attributes is None or a.slug in set(attributes)]
     k = len(shown)
     parts = [f"<div class='xsgpu-flower-legend' style='{_FONT};line-height:1.35'>"]
+    if 0 < k < len(vocab):
+        parts.append(f"<div class='xsgpu-petal-count'>{k} of the run's {len(vocab)} attributes drawn as petals.</div>")
     if k == 0:
         parts.append("<div><i>No petals shown: pick attributes above.</i></div>")
     else:
@@ -138,6 +147,8 @@ def flower_legend_html(attributes: list[str] | None = None, *, flower_mode: str 
         for i, a in enumerate(shown):
             svg.append(f"<path d='{_wedge(c, c, r0, r1, start[i], end[i])}' fill='{a.colour}' fill-opacity='0.85' "
                        f"stroke='{a.colour}'><title>{html.escape(a.name)}</title></path>")
+            if k > _NUMBERED_PETALS:
+                continue
             mid = (start[i] + end[i]) / 2
             svg.append(f"<text x='{c + 0.72 * r1 * math.cos(mid):.1f}' y='{c - 0.72 * r1 * math.sin(mid) + 4:.1f}' "
                        f"font-size='11' text-anchor='middle' fill='#fff' stroke='#000' stroke-width='0.25'>"
@@ -147,10 +158,12 @@ def flower_legend_html(attributes: list[str] | None = None, *, flower_mode: str 
                         f"margin-right:4px'>{i + 1}</span><span style='display:inline-block;width:11px;height:11px;"
                         f"margin-right:4px;background:{a.colour}'></span>{html.escape(a.name)}</div>"
                         for i, a in enumerate(shown))
+        columns = " style='columns:2;column-gap:8px'" if k > _NUMBERED_PETALS else ""
         parts.append("<div><b>Petals</b> (from 12 o'clock, counter-clockwise)</div>"
-                     f"<div style='display:flex;gap:8px;align-items:flex-start'>{''.join(svg)}<div>{items}</div></div>")
+                     f"<div style='display:flex;gap:8px;align-items:flex-start'>{''.join(svg)}"
+                     f"<div class='xsgpu-petal-names'{columns}>{items}</div></div>")
     if flower_mode == "joint":
-        colour = shown[0].colour if shown else ATTRIBUTES[0].colour
+        colour = shown[0].colour if shown else vocab[0].colour
         cells = []
         wedge = {"long": _wedge(20, 30, 4, 26, math.radians(65), math.radians(115)),
                  "short": _wedge(20, 30, 4, 11, math.radians(65), math.radians(115))}
@@ -192,10 +205,10 @@ class FlowerLegend(pn.viewable.Viewer):
         self.state = state
         self.attributes = pn.widgets.MultiSelect.from_param(
             state.param.flower_attributes, name="Petals shown (Ctrl / Shift + click for several)",
-            options={a.name: a.slug for a in ATTRIBUTES}, size=8, css_classes=["xsgpu-flower-attributes"],
+            options={a.name: a.slug for a in state.vocabulary}, size=8, css_classes=["xsgpu-flower-attributes"],
             sizing_mode="stretch_width")
-        self.all = pn.widgets.Button(label="All 17", css_classes=["xsgpu-flower-all"], width=80)
-        self.all.on_click(lambda _e: setattr(state, "flower_attributes", list(SLUGS)))
+        self.all = pn.widgets.Button(label=f"All {state.n_attributes}", css_classes=["xsgpu-flower-all"], width=80)
+        self.all.on_click(lambda _e: setattr(state, "flower_attributes", list(state.vocabulary.slugs)))
         self.legend = pn.pane.HTML("", css_classes=["xsgpu-flower-legend-pane"], sizing_mode="stretch_width")
         state.param.watch(lambda _e: self._update(), ["flower_attributes", "flower_mode", "distance"])
         self._update()
@@ -205,7 +218,7 @@ class FlowerLegend(pn.viewable.Viewer):
     def _update(self) -> None:
         s = self.state
         self.legend.object = flower_legend_html(list(s.flower_attributes), flower_mode=s.flower_mode,
-                                                distance=s.distance, span=s.error_span)
+                                                distance=s.distance, span=s.error_span, vocabulary=s.vocabulary)
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._layout

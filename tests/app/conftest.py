@@ -1,8 +1,10 @@
 """Fixtures of the app tests: a small seeded run store with structure, and a served app.
 
-* ``app_run``: a complete run store (samples, images, thumbs, predictions, features, embedding) built
-  with :class:`RunStore` directly; labels from 6 prototypes with flips, probabilities = noisy labels,
-  features = a random projection, embeddings = clusters per prototype (different layouts per space).
+* ``app_run``: a complete run store (samples, images, thumbs, predictions, features, embedding, and what
+  embed and evaluate add: fea_reduced, suspicious) built with :class:`RunStore` directly; labels from 6
+  prototypes with flips, probabilities = noisy labels, features = a random projection, embeddings =
+  clusters per prototype (different layouts per space). :func:`make_app_run` takes any vocabulary
+  (``app_run_5`` / ``app_run_40``: runs of 5 and 40 attributes).
 * ``app_state``: a fresh :class:`AppState` over it (fresh copy of the run: corrections never leak).
 * ``served_app``: ``xsgpu serve`` in a subprocess on a free localhost port; yields ``(url, run_path)``.
   APP-B's browser tests reuse it.
@@ -23,7 +25,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xsgpu.attributes import label_columns, prob_columns
+from xsgpu.attributes import DEFAULT_VOCABULARY, Vocabulary
 from xsgpu.io.runstore import RunStore
 from xsgpu.io.schema import SAMPLES, fill_samples
 
@@ -53,23 +55,34 @@ JS_TABLE_ROWS = """
 """
 
 
+#: the vocabularies of the 5- and 40-attribute test runs (of the 5, only Ring is one of the paper's 17)
+VOCAB_5 = Vocabulary.from_names(["Ring", "Spot", "Streak", "Ice ring", "Detector gap"])
+VOCAB_40 = Vocabulary.from_names([f"Feature {i:02d}" for i in range(40)])
+
+
 def make_app_run(path: Path, *, n: int = 1500, partition_size: int = 500, size: int = 32, d: int = 32,
-                 seed: int = 3) -> RunStore:
-    """Write a complete, structured run store of ``n`` samples to ``path`` and return it."""
+                 seed: int = 3, vocabulary: Vocabulary | None = None, stages: bool = True) -> RunStore:
+    """Write a complete, structured run store of ``n`` samples to ``path`` and return it.
+
+    ``vocabulary`` (default the paper's 17) sets the attributes; ``stages`` also writes what the embed
+    and evaluate stages add (``fea_reduced.npy``: the features as float32, ``suspicious.parquet``).
+    """
+    vocab = DEFAULT_VOCABULARY if vocabulary is None else vocabulary
+    k = len(vocab)
     rng = np.random.default_rng(seed)
     n_proto = 6
-    protos = rng.random((n_proto, 17)) < 0.3
+    protos = rng.random((n_proto, k)) < 0.3
     proto = rng.integers(0, n_proto, n)
-    y = protos[proto] ^ (rng.random((n, 17)) < 0.04)
-    prob = np.clip(np.where(y, 0.78, 0.18) + rng.normal(0, 0.18, (n, 17)), 0, 1).astype(np.float32)
-    feats = (y.astype(np.float32) @ rng.normal(size=(17, d)) + rng.normal(0, 0.3, (n, d))).astype(np.float16)
+    y = protos[proto] ^ (rng.random((n, k)) < 0.04)
+    prob = np.clip(np.where(y, 0.78, 0.18) + rng.normal(0, 0.18, (n, k)), 0, 1).astype(np.float32)
+    feats = (y.astype(np.float32) @ rng.normal(size=(k, d)) + rng.normal(0, 0.3, (n, d))).astype(np.float16)
     coords = []
     for s in range(3):  # one layout per space: prototype clusters on a circle, rotated per space
         ang = 2 * np.pi * (np.arange(n_proto) + 0.5 * s) / n_proto
         centres = np.stack([np.cos(ang), np.sin(ang)], axis=1) * 20
         coords.append(centres[proto] + rng.normal(0, 2.0, (n, 2)))
     coords = np.concatenate(coords, axis=1).astype(np.float32)
-    store = RunStore.create(path, n_samples=n, partition_size=partition_size)
+    store = RunStore.create(path, n_samples=n, partition_size=partition_size, vocabulary=vocab)
     images = store.images.create((n, size, size), np.float16)
     thumbs = store.thumbs.create((n, 64, 64), np.uint8)
     features = store.features.create((n, d), np.float16)
@@ -87,17 +100,22 @@ def make_app_run(path: Path, *, n: int = 1500, partition_size: int = 500, size: 
                            "frame": np.zeros(b - a, np.int32), "run_id": [f"run{i // 250}" for i in ids],
                            "split": np.where(ids % 5 == 0, "test", "train"), "is_synthetic": True,
                            "labelled": True, "quantitative": True})
-        for j, c in enumerate(label_columns()):
+        for j, c in enumerate(vocab.label_columns()):
             df[c] = y[a:b, j]
-        store.write_partition(SAMPLES, p, fill_samples(df))
+        store.write_partition(SAMPLES, p, fill_samples(df, vocabulary=vocab))
         pr = pd.DataFrame({"sample_id": ids})
-        for j, c in enumerate(prob_columns()):
+        for j, c in enumerate(vocab.prob_columns()):
             pr[c] = prob[a:b, j]
         store.predictions.write_partition(p, pr)
     emb = pd.DataFrame({"sample_id": np.arange(n, dtype=np.int64)})
     for j, c in enumerate(["act_x", "act_y", "fea_x", "fea_y", "prd_x", "prd_y"]):
         emb[c] = coords[:, j]
     store.embedding.write(emb, metadata={"method": "tsne"})
+    if stages:
+        from xsgpu.metrics.evaluate import write_suspicious
+
+        store.fea_reduced.save(feats.astype(np.float32))                       # what `xsgpu embed` writes
+        write_suspicious(store, np.arange(n, dtype=np.int64), y, prob, top=2000)  # what `xsgpu evaluate` writes
     return store
 
 
@@ -105,6 +123,18 @@ def make_app_run(path: Path, *, n: int = 1500, partition_size: int = 500, size: 
 def app_run(tmp_path_factory) -> Path:
     """Path of a complete, read-only test run (1,500 samples). Tests that write must copy it."""
     return make_app_run(tmp_path_factory.mktemp("app") / "run").path
+
+
+@pytest.fixture(scope="session")
+def app_run_5(tmp_path_factory) -> Path:
+    """Path of a complete, read-only test run of 5 attributes (:data:`VOCAB_5`, 600 samples)."""
+    return make_app_run(tmp_path_factory.mktemp("app5") / "run", n=600, partition_size=300, vocabulary=VOCAB_5).path
+
+
+@pytest.fixture(scope="session")
+def app_run_40(tmp_path_factory) -> Path:
+    """Path of a complete, read-only test run of 40 attributes (:data:`VOCAB_40`, 600 samples)."""
+    return make_app_run(tmp_path_factory.mktemp("app40") / "run", n=600, partition_size=300, vocabulary=VOCAB_40).path
 
 
 @pytest.fixture

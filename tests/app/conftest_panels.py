@@ -17,8 +17,12 @@ from xsgpu.io.schema import SAMPLES, fill_samples
 
 
 def make_panel_run(path: Path, *, n: int = 120, partition_size: int = 40, size: int = 32, d: int = 48,
-                   seed: int = 7) -> RunStore:
-    """Write a complete run store (samples, images, thumbs, predictions, features, embedding)."""
+                   seed: int = 7, stages: bool = True) -> RunStore:
+    """Write a complete run store (samples, images, thumbs, predictions, features, embedding).
+
+    ``stages`` also writes what the embed and evaluate stages add: ``fea_reduced.npy`` (the features as
+    float32) and ``suspicious.parquet``.
+    """
     rng = np.random.default_rng(seed)
     protos = rng.random((4, 17)) < 0.3
     proto = rng.integers(0, 4, n)
@@ -55,4 +59,9 @@ def make_panel_run(path: Path, *, n: int = 120, partition_size: int = 40, size: 
     for j, c in enumerate(["act_x", "act_y", "fea_x", "fea_y", "prd_x", "prd_y"]):
         emb[c] = coords[:, j].astype(np.float32)
     store.embedding.write(emb, metadata={"method": "tsne"})
+    if stages:
+        from xsgpu.metrics.evaluate import write_suspicious
+
+        store.fea_reduced.save(feats.astype(np.float32))                # what `xsgpu embed` writes
+        write_suspicious(store, np.arange(n, dtype=np.int64), y, prob)  # what `xsgpu evaluate` writes
     return store

@@ -173,7 +173,7 @@ def test_cluster_on_features_and_errors(state):
     from panel_app.panels.neighbours import feature_index
 
     x = sm.cluster_features(ids, "features")
-    np.testing.assert_array_equal(x, feature_index(state.data, progress=False).reduced[ids])
+    np.testing.assert_array_equal(x, feature_index(state.data).reduced[ids])
     np.testing.assert_allclose(sm.cluster_features(ids, "probabilities"), state.data.y_prob[ids])
     xs, ys = state.data.coords("PRD")
     np.testing.assert_array_equal(sm.cluster_features(ids, "PRD"), np.column_stack([xs[ids], ys[ids]]))
@@ -255,10 +255,10 @@ def test_detail_neighbours_match_sklearn(state):
     dv = DetailView(state=state, n_neighbours=4)
     ids, dist = dv.neighbours(10)
     feats = np.asarray(state.data.features[:], np.float32)
-    # the test run's features are 48-d > 32 components: the index is PCA-reduced; compare in that space
+    # the index is the run's fea_reduced.npy (the embed stage's copy); compare in that space
     from panel_app.panels.neighbours import feature_index
 
-    reduced = feature_index(state.data, progress=False).reduced
+    reduced = feature_index(state.data).reduced
     nn = NearestNeighbors(n_neighbors=5).fit(reduced)
     d_ref, i_ref = nn.kneighbors(reduced[[10]])
     assert 10 not in ids.tolist() and len(ids) == 4
@@ -390,11 +390,7 @@ def test_suspicious_click_adds_to_detail(state):
     assert state.detail_ids[0] == int(r["sample_id"].iloc[0])
     with pytest.raises(IndexError, match="out of range"):
         sp.open_row(10_000)
-    assert "among all 120 images" in sp._note.object
-    sampled = SuspiciousPanel(state=state, limit=20, audit_rows=60)
-    rows = sampled.audited_rows()
-    assert len(rows) == 60 and set(sampled.ranking()["sample_id"]) <= set(rows.tolist())
-    assert "a seeded sample of 60 of 120 images" in sampled._note.object
+    assert "among all 120 labelled images, audited by `xsgpu evaluate`" in sp._note.object
     # correcting the top pair refreshes the list (new corrections stamp)
     top = r.iloc[0]
     dv.record(sample_id=int(top["sample_id"]), attribute=top["slug"], new=not bool(top["act"]))
@@ -420,32 +416,62 @@ def test_feature_index_is_exact_in_the_reduced_space(rng):
     from panel_app.panels.neighbours import FeatureIndex
 
     f = rng.normal(size=(400, 20)).astype(np.float32) * 50 + 100  # large offset: the norm trick must not bite
-    index = FeatureIndex.build(f, n_components=64, progress=False)  # D <= n_components: indexed as is
+    index = FeatureIndex.from_reduced(f)
     assert index.explained_variance is None
     ids = np.array([0, 17, 399])
     got_i, got_d = index.query(ids, k=6)
     ref_d, ref_i = NearestNeighbors(n_neighbors=7).fit(f).kneighbors(f[ids])
     np.testing.assert_array_equal(got_i, ref_i[:, 1:])
     np.testing.assert_allclose(got_d, ref_d[:, 1:], rtol=1e-5)
-    reduced = FeatureIndex.build(f, n_components=5, fit_rows=300, chunk_rows=64, progress=False)
-    assert reduced.reduced.shape == (400, 5) and 0 < reduced.explained_variance < 1
     with pytest.raises(ValueError, match=r"'ids' parameter of FeatureIndex.query must hold ids in 0..399"):
         index.query(np.array([400]))
-    with pytest.raises(ValueError, match=r"'features' parameter of FeatureIndex.build must have shape"):
-        FeatureIndex.build(np.zeros(5), progress=False)
 
 
-def test_feature_index_background_build(state):
+def test_feature_index_background_load(state):
     from panel_app.panels import neighbours
 
     data = state.data
-    first = neighbours.feature_index(data, wait=False, progress=False, n_components=8)
-    key = ("fea_index", (("n_components", 8), ("progress", False)))
-    neighbours._BUILDING[(id(data), key)].join(timeout=60)
-    built = neighbours.feature_index(data, wait=False, progress=False, n_components=8)
-    assert built is not None and built.reduced.shape == (data.n, 8)
-    assert first is None or first is built
-    assert neighbours.feature_index(data, progress=False, n_components=8) is built
+    first = neighbours.feature_index(data, wait=False)
+    thread = neighbours._BUILDING.get((id(data), ("fea_index",)))
+    if thread is not None:
+        thread.join(timeout=60)
+    loaded = neighbours.feature_index(data, wait=False)
+    assert loaded is not None and loaded.reduced.shape == (data.n, 48)
+    assert first is None or first is loaded
+    assert neighbours.feature_index(data) is loaded
+
+
+def test_missing_stage_outputs_name_the_command(tmp_path):
+    """The app only reads: without fea_reduced.npy / suspicious.parquet it computes nothing and names the
+    command that writes them (`xsgpu embed RUN`, `xsgpu evaluate RUN`)."""
+    from panel_app.data import load_run_data
+    from panel_app.panels import DetailView, SuspiciousPanel, warm_up
+    from panel_app.panels.neighbours import feature_index
+    from panel_app.state import AppState
+    from xsgpu.io.runstore import RunStoreError
+
+    run = _cp.make_panel_run(tmp_path / "bare", stages=False).path
+    state = AppState(data=load_run_data(run, use_cache=False))
+    with pytest.raises(RunStoreError, match=rf"fea_reduced.npy is missing.*Run `xsgpu embed {run}`"):
+        feature_index(state.data)
+    with pytest.raises(RunStoreError, match=rf"fea_reduced.npy is missing.*Run `xsgpu embed {run}`"):
+        feature_index(state.data, wait=False)              # said at once, not lost in a background thread
+    sp = SuspiciousPanel(state=state)
+    with pytest.raises(RunStoreError, match=rf"suspicious.parquet is missing.*Run `xsgpu evaluate {run}`"):
+        sp.ranking()
+    sp._refresh()
+    assert f"Run `xsgpu evaluate {run}`" in sp._note.object and len(sp._table.value) == 0
+    dv = DetailView(state=state, n_neighbours=3)
+    state.show_details([4])
+    dv._refresh()
+    import panel as pn
+
+    said = " ".join(str(p.object) for p in dv._strip.objects[0].select(pn.pane.Str))
+    assert "neighbours unavailable" in said and f"xsgpu embed {run}" in said
+    out = warm_up(state.data)                               # skips what is missing, computes nothing in its place
+    assert set(out) == {"fea_index", "overview", "study", "cooccurrence", "suspicious"}
+    assert not any(k[0] == "suspicious" for k in state.data.cached("panels_lru", dict))
+    assert ("fea_index",) not in state.data._cache
 
 
 def test_stored_audit_and_reduced_features_are_used(run_path, tmp_path):
@@ -470,9 +496,9 @@ def test_stored_audit_and_reduced_features_are_used(run_path, tmp_path):
     assert len(stored) == 50 and store.suspicious.metadata()["n_audited"] == store.n_samples
 
     state = AppState(data=load_run_data(copy, use_cache=False))
-    index = feature_index(state.data, progress=False)
+    index = feature_index(state.data)
     np.testing.assert_array_equal(index.reduced, reduced)               # no PCA of features.zarr
-    sp = SuspiciousPanel(state=state, limit=20, audit_rows=10)            # audit_rows is moot with a stored table
+    sp = SuspiciousPanel(state=state, limit=20)
     r = sp.ranking()
     assert r["sample_id"].tolist() == stored["sample_id"].head(20).tolist()
     assert r["slug"].tolist() == stored["attribute"].head(20).tolist()

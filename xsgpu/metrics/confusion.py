@@ -20,6 +20,8 @@ counts of any selection reduce to a gather of two (n,) code arrays, three ``binc
 2**17 codes (ACT, PRD, ACT & PRD) and popcounts for the per-image averages. All these statistics are
 additive, so a mask selecting more than half the rows is scored as "all rows minus the rest". :class:`SelectionScorer` packs once and then scores each selection in a few passes over the
 selected rows (the interactive path of the app); :func:`selection_metrics` is the one-shot pure form.
+Another vocabulary (``vocabulary=``) of up to :data:`CODE_MAX_ATTRIBUTES` attributes is packed the same
+way; a wider one keeps its bool rows and sums their columns (O(rows x attributes) per selection).
 
 Examples
 --------
@@ -213,6 +215,11 @@ def _popcount_table(n_bits: int) -> np.ndarray:
     return _bit_table(n_bits).sum(axis=1).astype(np.uint8)
 
 
+#: Runs of up to this many attributes are scored through per-image codes (2**k-cell histograms); wider
+#: vocabularies through column sums of the bool rows.
+CODE_MAX_ATTRIBUTES = 20
+
+
 def encode_rows(b: Any):
     """Pack each row of a bool array (n, k <= 32) into one uint32 code (bit j = column j).
 
@@ -266,14 +273,19 @@ class SelectionScorer:
     """
 
     def __init__(self, y_true: Any, y_prob: Any, *, cutoff: float | Any = 0.5, keep_probabilities: bool = True,
-                 _func: str = "SelectionScorer"):
+                 vocabulary: Any = None, _func: str = "SelectionScorer"):
         xp = namespace_of(y_true, y_prob)
-        yt, yp = check_pair(y_true, y_prob, xp=xp, func=_func)
-        self.cutoff = check_cutoff(cutoff, xp=xp, func=_func)
+        self.slugs = tuple(SLUGS if vocabulary is None else vocabulary.slugs)
+        self.k = k = len(self.slugs)
+        yt, yp = check_pair(y_true, y_prob, xp=xp, func=_func, n_attributes=k)
+        self.cutoff = check_cutoff(cutoff, xp=xp, func=_func, n_attributes=k)
         self.xp = xp
         self.n = int(yt.shape[0])
-        self.true_codes = encode_rows(yt)
-        self.pred_codes = encode_rows(yp > self.cutoff)
+        if k <= CODE_MAX_ATTRIBUTES:
+            self.true_codes = encode_rows(yt)
+            self.pred_codes = encode_rows(yp > self.cutoff)
+        else:  # too wide for one code per image: the bool rows themselves ((n, k) each)
+            self.true_codes, self.pred_codes = yt, yp > self.cutoff
         self._y_true = yt if keep_probabilities else None
         self._y_prob = yp if keep_probabilities else None
         self._func = _func
@@ -295,19 +307,21 @@ class SelectionScorer:
                 if 2 * m > self.n:  # counts are additive: all rows minus the unselected ones is cheaper
                     rest = ~sel
                     raw = self._full_statistics() - _raw_statistics(
-                        xp.compress(rest, self.true_codes), xp.compress(rest, self.pred_codes), xp)
+                        xp.compress(rest, self.true_codes, axis=0), xp.compress(rest, self.pred_codes, axis=0), xp,
+                        self.k)
                 else:  # compress is several times faster than boolean indexing in NumPy
-                    raw = _raw_statistics(xp.compress(sel, self.true_codes), xp.compress(sel, self.pred_codes), xp)
+                    raw = _raw_statistics(xp.compress(sel, self.true_codes, axis=0),
+                                          xp.compress(sel, self.pred_codes, axis=0), xp, self.k)
             else:
-                raw = _raw_statistics(self.true_codes[sel], self.pred_codes[sel], xp)
+                raw = _raw_statistics(self.true_codes[sel], self.pred_codes[sel], xp, self.k)
         if raw.m == 0:
             raise ValueError(f"The 'selection' parameter of {self._func} selects no rows (empty selection); "
                              "metrics of an empty selection are undefined.")
-        return _metrics_from_raw(raw, ap_arrays=self._ap_arrays(sel) if ap else None)
+        return _metrics_from_raw(raw, ap_arrays=self._ap_arrays(sel) if ap else None, slugs=self.slugs)
 
     def _full_statistics(self) -> "_RawStatistics":
         if self._full is None:
-            self._full = _raw_statistics(self.true_codes, self.pred_codes, self.xp)
+            self._full = _raw_statistics(self.true_codes, self.pred_codes, self.xp, self.k)
         return self._full
 
     def _ap_arrays(self, sel):
@@ -336,7 +350,7 @@ class _RawStatistics:
                               self.m - other.m)
 
 
-def _raw_statistics(ct, cp, xp: ModuleType) -> _RawStatistics:
+def _raw_statistics(ct, cp, xp: ModuleType, n_attributes: int = N_ATTRIBUTES) -> _RawStatistics:
     """Statistics of the rows with codes ``ct`` (ACT) and ``cp`` (PRD).
 
     Per-attribute counts: one ``bincount`` over the 2**17 codes for ACT, PRD and ACT & PRD each, with the
@@ -344,18 +358,20 @@ def _raw_statistics(ct, cp, xp: ModuleType) -> _RawStatistics:
     (tp, t, p); their joint histogram (18**3 cells) yields the mean precision/recall/F1 over images
     without per-row floats.
     """
-    n_codes = 1 << N_ATTRIBUTES
-    k = N_ATTRIBUTES + 1
+    if ct.ndim == 2:  # bool rows of a wide vocabulary
+        return _row_statistics(ct, cp, xp)
+    n_codes = 1 << n_attributes
+    k = n_attributes + 1
     both = ct & cp
-    if ct.shape[0] * N_ATTRIBUTES < n_codes:  # few rows: unpack their bits instead of 2**17-cell histograms
-        shifts = xp.arange(N_ATTRIBUTES, dtype=xp.uint32)
+    if ct.shape[0] * n_attributes < n_codes:  # few rows: unpack their bits instead of 2**17-cell histograms
+        shifts = xp.arange(n_attributes, dtype=xp.uint32)
         counts = xp.stack([((a[:, None] >> shifts) & 1).sum(axis=0, dtype=xp.int64) for a in (ct, cp, both)])
     else:
         counts = _bit_sums(xp.stack([xp.bincount(a, minlength=n_codes) for a in (ct, cp, both)]), xp)
     if hasattr(xp, "bitwise_count"):
         pt, pp, ptp = (xp.bitwise_count(a).astype(xp.uint16) for a in (ct, cp, both))
     else:  # NumPy < 2.0 / CuPy: lookup table
-        pop = xp.asarray(_popcount_table(N_ATTRIBUTES))
+        pop = xp.asarray(_popcount_table(n_attributes))
         pt, pp, ptp = (pop[a].astype(xp.uint16) for a in (ct, cp, both))
     key = ptp * xp.uint16(k * k)
     key += pt * xp.uint16(k)
@@ -365,6 +381,18 @@ def _raw_statistics(ct, cp, xp: ModuleType) -> _RawStatistics:
                           int(xp.count_nonzero(ct == cp)), int(ct.shape[0]))
 
 
+def _row_statistics(t, p, xp: ModuleType) -> _RawStatistics:
+    """:func:`_raw_statistics` of bool rows (m, k): column sums and per-row popcounts, no codes."""
+    both = t & p
+    counts = xp.stack([a.sum(axis=0, dtype=xp.int64) for a in (t, p, both)])
+    k = t.shape[1] + 1
+    pt, pp, ptp = (a.sum(axis=1, dtype=xp.int64) for a in (t, p, both))
+    cells = xp.bincount(ptp * (k * k) + pt * k + pp, minlength=k ** 3)
+    exact = int(xp.count_nonzero((t == p).all(axis=1)))
+    return _RawStatistics(np.asarray(to_host(counts), dtype=np.int64), np.asarray(to_host(cells), dtype=np.int64),
+                          exact, int(t.shape[0]))
+
+
 def _bit_sums(hist, xp: ModuleType):
     """(r, 2**17) code histograms -> (r, 17) counts of rows with each bit set (exact integer sums).
 
@@ -372,9 +400,10 @@ def _bit_sums(hist, xp: ModuleType):
     busy machine (measured 10x slower there).
     """
     r = hist.shape[0]
-    out = xp.empty((r, N_ATTRIBUTES), dtype=xp.int64)
+    n_bits = int(hist.shape[1]).bit_length() - 1
+    out = xp.empty((r, n_bits), dtype=xp.int64)
     h = hist.astype(xp.int64, copy=False)
-    for j in reversed(range(N_ATTRIBUTES)):  # fold out the top bit each step: 2 * 2**17 adds in all
+    for j in reversed(range(n_bits)):  # fold out the top bit each step: 2 * 2**17 adds in all
         half = 1 << j
         out[:, j] = h[:, half:].sum(axis=1)
         h = h[:, :half] + h[:, half:]
@@ -398,7 +427,7 @@ def _metrics_from_codes(ct, cp, xp: ModuleType, *, ap_arrays=None) -> SelectionM
     return _metrics_from_raw(_raw_statistics(ct, cp, xp), ap_arrays=ap_arrays)
 
 
-def _metrics_from_raw(raw: _RawStatistics, *, ap_arrays=None) -> SelectionMetrics:
+def _metrics_from_raw(raw: _RawStatistics, *, ap_arrays=None, slugs: Sequence[str] | None = None) -> SelectionMetrics:
     m = raw.m
     n_true, n_pred, tp = raw.counts
     fp = n_pred - tp
@@ -408,11 +437,12 @@ def _metrics_from_raw(raw: _RawStatistics, *, ap_arrays=None) -> SelectionMetric
     if ap_arrays is not None:
         from xsgpu.metrics.ranking import average_precision
         ap = np.asarray(to_host(average_precision(*ap_arrays)), dtype=np.float64)
-    per = _per_attribute_frame({"tp": tp, "fp": fp, "fn": fn, "tn": tn}, ap)
+    per = _per_attribute_frame({"tp": tp, "fp": fp, "fn": fn, "tn": tn}, ap, slugs)
     stp, sfp, sfn = int(tp.sum()), int(fp.sum()), int(fn.sum())
-    k = N_ATTRIBUTES + 1
+    n_attributes = raw.counts.shape[1]
+    k = n_attributes + 1
     cells = raw.cells.astype(np.float64).reshape(k, k, k)
-    overall: dict[str, float] = {"n": m, "accuracy": float((tp.sum() + tn.sum()) / (m * N_ATTRIBUTES))}
+    overall: dict[str, float] = {"n": m, "accuracy": float((tp.sum() + tn.sum()) / (m * n_attributes))}
     overall["subset_accuracy"] = raw.exact / m
     for name in ("precision", "recall", "f1"):
         overall[f"{name}_samples"] = float((cells * _ratio_grid(k, name)).sum()) / m
@@ -426,7 +456,7 @@ def _metrics_from_raw(raw: _RawStatistics, *, ap_arrays=None) -> SelectionMetric
 
 
 def selection_metrics(y_true: Any, y_prob: Any, selection: Any, *, cutoff: float | Any = 0.5,
-                      ap: bool = False) -> SelectionMetrics:
+                      ap: bool = False, vocabulary: Any = None) -> SelectionMetrics:
     """Metrics of a selection of images (a lasso in the app, a named group, a filter result).
 
     Parameters
@@ -438,6 +468,8 @@ def selection_metrics(y_true: Any, y_prob: Any, selection: Any, *, cutoff: float
     cutoff : float or array of shape (17,)
     ap : bool
         Also compute per-attribute AP and the mAP of the selection (sorts the selected rows: slower).
+    vocabulary : xsgpu.attributes.Vocabulary, optional
+        The attributes of the columns (a run's ``store.vocabulary``); default the paper's 17.
 
     Returns
     -------
@@ -455,6 +487,9 @@ def selection_metrics(y_true: Any, y_prob: Any, selection: Any, *, cutoff: float
     and call it per selection: this function packs all n rows on every call.
     Selections of at most half the rows are gathered first and only they are packed.
     """
+    if vocabulary is not None and not vocabulary.is_default:
+        return SelectionScorer(y_true, y_prob, cutoff=cutoff, keep_probabilities=ap, vocabulary=vocabulary,
+                               _func="selection_metrics")(selection, ap=ap)
     xp = namespace_of(y_true, y_prob)
     yt, yp = check_pair(y_true, y_prob, xp=xp, func="selection_metrics")
     sel = check_selection(selection, yt.shape[0], xp=xp, func="selection_metrics")
