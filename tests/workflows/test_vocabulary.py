@@ -116,6 +116,15 @@ def test_every_stage_follows_the_run_vocabulary(tmp_path, names):
     assert list(per.index) == list(vocab.slugs) and model_metrics["n"] == n
     assert (per["support"].to_numpy() == samples[vocab.label_columns()].sum().to_numpy()).all()
     assert 0.0 <= model_metrics["f1_micro"] <= 1.0 and np.isfinite(model_metrics["subset_accuracy"])
+    # the evaluate command takes one cut-off per attribute of the run, and refuses 17 for another vocabulary
+    from click.testing import CliRunner
+
+    from workflows.cli import main
+
+    res = CliRunner().invoke(main, ["evaluate", str(store.path), "--no-suspicious", "--cutoff", ",".join(["0.4"] * k)])
+    assert res.exit_code == 0 and vocab.slugs[-1] in res.output, res.output
+    res = CliRunner().invoke(main, ["evaluate", str(store.path), "--cutoff", ",".join(["0.4"] * 17)])
+    assert res.exit_code == 2 and f"must be one float or {k} comma-separated floats" in res.output, res.output
     # export-labels: the run's names as 0/1 columns, as ingest reads them
     assert list(out["exported"].columns) == ["source_uri", "frame", "sample_id", *names]
     record_correction(store, sample_id=0, attribute=names[-1], new=not bool(samples.loc[0, vocab.label_columns()[-1]]))
@@ -145,6 +154,20 @@ def test_a_model_of_other_attributes_needs_an_attribute_map(tmp_path):
     _, probs17 = Predictor.from_checkpoint(model, device="cpu", num_threads=1).predict(store.images.open()[:])
     want = [DEFAULT_VOCABULARY.index(a) for a in ("Ring", "Halo", "BCC", "FCC", "Linear beamstop")]
     np.testing.assert_allclose(preds[store.vocabulary.prob_columns()].to_numpy(), probs17[:, want], atol=1e-6)
+    # the CLI: one line naming both lists, exit status 2; with --attribute-map the same predictions
+    from click.testing import CliRunner
+
+    from workflows.cli import main
+
+    base = ["infer", str(run), "--model", str(model), "--device", "cpu", "--threads", "1", "--no-heatmaps",
+            "--no-progress", "--overwrite"]
+    res = CliRunner().invoke(main, base)
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert "'Crystal A'" in res.output and "'Wedge beamstop'" in res.output
+    res = CliRunner().invoke(main, base + ["--attribute-map", str(amap)])
+    assert res.exit_code == 0, res.output
+    np.testing.assert_allclose(store.predictions.read()[store.vocabulary.prob_columns()].to_numpy(),
+                               probs17[:, want], atol=1e-6)
     # a map leaving a run attribute without an output: one error naming it and both lists
     amap.write_text(json.dumps({"BCC": "Crystal A"}))
     with pytest.raises(CheckpointMismatch, match=r"no output for 2 attribute\(s\) of the run.*Crystal B, Streak"):

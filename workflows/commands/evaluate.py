@@ -9,24 +9,21 @@ __all__ = ["command"]
 
 
 def _cutoff(ctx: click.Context, param: click.Parameter, value: str):
-    """A float, or 17 comma-separated floats (one per attribute, canonical order)."""
+    """A float, or comma-separated floats (one per attribute of the run, in its order; checked in the command)."""
     parts = [v for v in value.split(",") if v.strip()]
     try:
         nums = [float(v) for v in parts]
     except ValueError:
-        raise click.BadParameter(f"must be a float in [0, 1] or 17 comma-separated floats; got {value!r}.") from None
-    if len(nums) == 1:
-        return nums[0]
-    if len(nums) != 17:
-        raise click.BadParameter(f"must be one float or 17 comma-separated floats (one per attribute); "
-                                 f"got {len(nums)} values.")
-    return nums
+        raise click.BadParameter(f"must be a float in [0, 1] or one comma-separated float per attribute; "
+                                 f"got {value!r}.") from None
+    return nums[0] if len(nums) == 1 else nums
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("run", type=click.Path(file_okay=False, path_type=str))
 @click.option("--cutoff", default="0.5", show_default=True, callback=_cutoff,
-              help="Predicted means p > CUTOFF. One float, or 17 comma-separated floats (one per attribute).")
+              help="Predicted means p > CUTOFF. One float, or one comma-separated float per attribute of the run "
+                   "(17 for the paper's vocabulary), in the run's order.")
 @click.option("--suspicious/--no-suspicious", default=True, show_default=True,
               help="Also audit every labelled image's labels (model + FEA neighbours) into RUN/suspicious.parquet; "
                    "needs fea_reduced.npy from `xsgpu embed`.")
@@ -57,13 +54,17 @@ def command(run: str, cutoff, suspicious: bool, suspicious_top: int) -> None:
     from xsgpu.metrics.evaluate import metrics_table, split_table
     from xsgpu.stages import EvaluateParams, get_stage, run_stage
 
-    RunStore.open(run)  # a missing run is reported before the lock is taken
+    store = RunStore.open(run)  # a missing run is reported before the lock is taken
+    if isinstance(cutoff, list) and len(cutoff) != len(store.vocabulary):
+        raise click.BadParameter(f"must be one float or {len(store.vocabulary)} comma-separated floats (one per "
+                                 f"attribute of {run}: {', '.join(store.vocabulary.names[:5])}...); got "
+                                 f"{len(cutoff)} values.", param_hint="'--cutoff'")
     params = EvaluateParams(cutoff=cutoff, suspicious=suspicious, suspicious_top=suspicious_top)
     run_stage(get_stage("evaluate"), run, params, progress=False, skip_done=False)  # one evaluate per run at a time
     long = RunStore.open(run).metrics.read()
     meta = RunStore.open(run).metrics.metadata()
     n_all = int(meta.get("n_samples", 0))
-    per, model = metrics_table(long)
+    per, model = metrics_table(long, store.vocabulary)
     if int(model["n"]) == 0:
         click.echo(f"no labelled samples among the {n_all} images of {run}: nothing to evaluate (metrics.parquet "
                    "records n = 0). Label some images (ingest --labels) to get metrics; `xsgpu serve` shows the "

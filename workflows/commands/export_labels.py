@@ -22,7 +22,8 @@ def command(run: Path, out: Path | None, include_unlabelled: bool, compact: bool
 
     Reads samples.parquet (ACT) and corrections.parquet (the label fixes recorded in the app; the latest
     one per sample and attribute wins) and writes one row per sample: source_uri, frame, sample_id and the
-    17 attributes by display name as 0/1 -- the format `xsgpu ingest --labels` reads.
+    run's attributes (its vocabulary; the paper's 17 by default) by display name as 0/1 -- the format
+    `xsgpu ingest --labels` reads (with `--vocabulary from-labels` for a run of other attributes).
 
     \b
     Examples:

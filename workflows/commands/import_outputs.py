@@ -10,7 +10,8 @@ __all__ = ["command"]
 @click.argument("run", type=click.Path(file_okay=False, path_type=str))
 @click.option("--predictions", type=click.Path(dir_okay=False, path_type=str), required=True,
               help="CSV or Parquet: a sample_id column, or a file column (source_uri/file/path/filename) + frame; "
-                   "17 attribute columns (Ring, ring, p__ring or logit__ring).")
+                   "one column per attribute of the run (the paper's 17 by default; Ring, ring, p__ring or "
+                   "logit__ring).")
 @click.option("--kind", type=click.Choice(["probabilities", "logits"]), default="probabilities", show_default=True,
               help="What the attribute columns hold; logits get the sigmoid.")
 @click.option("--features", type=click.Path(path_type=str), default=None,

@@ -24,7 +24,7 @@ __all__ = ["command"]
               help="Replace the predictions/features there (e.g. another model's); the old ones stay until the "
                    "new ones are complete.")
 @click.option("--heatmaps/--no-heatmaps", default=None,
-              help="Also write RUN/heatmaps.zarr: one class activation map per attribute (N x 17 x h x w float16, "
+              help="Also write RUN/heatmaps.zarr: one class activation map per attribute (N x C x h x w float16, "
                    "h = w = input size / 32), for models ending in global average pooling + linear (xsgpu "
                    "checkpoints); other models get none, with the reason logged. Default: on (a resume keeps "
                    "what its finished partitions have). docs/explain.md.")
@@ -32,15 +32,21 @@ __all__ = ["command"]
               help="Also keep these blocks' globally pooled activations (layer1, layer2, layer3) as "
                    "RUN/features_<layer>.zarr; `xsgpu embed` maps each like FEA. Default: none (a resume keeps "
                    "the finished partitions' layers).")
+@click.option("--attribute-map", "attribute_map", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="For a model whose attributes are not RUN's: a file mapping model output names to RUN's "
+                   "attribute names (JSON object, or CSV lines 'model,run'); outputs of the same name match "
+                   "without it. Every attribute of RUN must be given by one output.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def command(run: str, model: str, spec: str | None, batch_size: int, device: str, compile_: bool,
             num_threads: int | None,
-            overwrite: bool, heatmaps: bool | None, layers: str | None, progress: bool) -> None:
-    """Predict the 17 attribute probabilities (PRD) and the pooled features (FEA) of RUN's images.
+            overwrite: bool, heatmaps: bool | None, layers: str | None, attribute_map: str | None,
+            progress: bool) -> None:
+    """Predict the attribute probabilities (PRD) and the pooled features (FEA) of RUN's images.
 
     Writes RUN/predictions.parquet/ (sample_id, p__<attribute> float32; model id and weights hash in
     the metadata) and RUN/features.zarr (N x D float16), partition by partition: an interrupted run
-    resumes where it stopped. The model must match the run's attributes and stored image size.
+    resumes where it stopped. The model must match the run's attributes (its vocabulary, in order)
+    and stored image size; a model of other attributes needs --attribute-map.
     With --overwrite the new outputs are written into RUN/.staging/infer/ and swapped in only when
     every partition is done, so an interrupted overwrite leaves the old outputs intact (rerun it to
     resume). One infer per run at a time: a second one is refused, naming the running one's pid.
@@ -56,6 +62,7 @@ def command(run: str, model: str, spec: str | None, batch_size: int, device: str
       xsgpu infer runs/demo --model models/r18 --layers layer1,layer2,layer3 --overwrite
       xsgpu infer runs/demo --model models/r18 --no-heatmaps
       xsgpu infer runs/demo --model exported/r50.onnx --spec exported/r50.spec.toml
+      xsgpu infer runs/bl12 --model models/r18-paper --attribute-map bl12_map.csv   # 17-attribute model, own run
     """
     from xsgpu.io.runstore import RunStore
     from xsgpu.stages import InferParams, get_stage, run_stage
@@ -63,7 +70,8 @@ def command(run: str, model: str, spec: str | None, batch_size: int, device: str
     RunStore.open(run, require=[IMAGES])  # a missing run is reported before a model is loaded
     keep = None if layers is None else tuple(name.strip() for name in layers.split(",") if name.strip())
     params = InferParams(model=model, spec=spec, device=device, batch_size=batch_size, compile=compile_,
-                         num_threads=num_threads, overwrite=overwrite, heatmaps=heatmaps, layers=keep)
+                         num_threads=num_threads, overwrite=overwrite, heatmaps=heatmaps, layers=keep,
+                         attribute_map=attribute_map)
     s = run_stage(get_stage("infer"), run, params, progress=progress, skip_done=False).info
     click.echo(f"predicted {s['n_images']} images in {s['n_partitions_done']} partitions "
                f"({s['n_partitions_skipped']} already done) with {s['model_id']} on {s['device']}: "
