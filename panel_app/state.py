@@ -30,6 +30,7 @@ import numpy as np
 import param
 
 from panel_app.data import SPACES, RunData
+from panel_app.filters import FilterSpec, filter_mask
 from xsgpu.attributes import SLUGS, Vocabulary
 
 __all__ = ["AppState", "Group", "GROUP_COLOURS", "DISTANCES", "FLOWER_MODES", "SELECTION_MODES", "MAX_DEFAULT_PETALS",
@@ -123,6 +124,9 @@ class AppState(param.Parameterized):
     method = param.Selector(default="tsne", objects=["tsne"], doc="Embedding method shown.")
     colour_by = param.Selector(default="density", objects=["density", "error_distance", *SLUGS],
                                doc="Raster colouring: density, error distance, or one attribute's TP/FP/FN/TN.")
+    more_filters = param.ClassSelector(class_=FilterSpec, default=FilterSpec(),
+                                       doc="Run, split, file pattern, metadata, probability range, outcome and "
+                                           "labelled filters (panel_app.filters), AND-ed with the attribute filters.")
     selection = param.Array(default=np.zeros(0, np.int64), doc="Selected sample ids (sorted, unique).")
     selection_mode = param.Selector(default="replace", objects=list(SELECTION_MODES),
                                     doc="How a box / lasso selection in a view combines with the current one.")
@@ -251,7 +255,7 @@ class AppState(param.Parameterized):
 
     # ------------------------------------------------------------------ filters
     def filtered_mask(self) -> np.ndarray:
-        """Which images pass the attribute filters (frames that failed to read never do).
+        """Which images pass the attribute filters and :attr:`more_filters` (frames that failed to read never do).
 
         Returns
         -------
@@ -265,7 +269,11 @@ class AppState(param.Parameterized):
             src_key = self._y_act_key
         else:
             src_key = self.cutoff
-        key = (attrs, self.filter_mode, self.filter_source, src_key)
+        more = self.more_filters
+        if more.uses_labels:
+            self.y_act()
+        key = (attrs, self.filter_mode, self.filter_source, src_key, more,
+               (self._y_act_key, self.cutoff) if more.uses_labels else None)
         if self._mask is not None and key == self._mask_key:
             return self._mask
         if not attrs:
@@ -277,10 +285,17 @@ class AppState(param.Parameterized):
             else:
                 sub = self.data.y_prob[:, cols] > self.cutoff
             mask = sub.any(axis=1) if self.filter_mode == "any" else sub.all(axis=1)
+        if more.active:
+            mask = mask & filter_mask(self.data, more, y_act=self.y_act, cutoff=self.cutoff)
         if self.data.n_invalid:
             mask = mask & self.data.valid
         self._mask, self._mask_key = mask, key
         return mask
+
+    @property
+    def filters_active(self) -> bool:
+        """Whether any filter (attributes or :attr:`more_filters`) is set: else every readable image passes."""
+        return bool(self.filter_attributes) or self.more_filters.active
 
     # ------------------------------------------------------------------ selection and groups
     def _check_ids(self, ids: Iterable[Any] | np.ndarray, *, func: str) -> np.ndarray:

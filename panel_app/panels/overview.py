@@ -18,6 +18,7 @@ import pandas as pd
 import panel as pn
 import param
 
+from panel_app.filters import covered_text, labelled_mask
 from panel_app.panels._common import defer, fmt, labels_key, process_cached
 from panel_app.panels.overview_curves import (
     ap_bars_element, histogram_element, pr_curve, pr_element, probability_histograms, reliability,
@@ -118,7 +119,7 @@ class ModelOverview(pn.viewable.Viewer):
         self._hist = pn.pane.HoloViews(None, backend="bokeh", css_classes=["xsgpu-overview-hist"])
         self._rel = pn.pane.HoloViews(None, backend="bokeh", css_classes=["xsgpu-overview-reliability"])
         self.state.param.watch(lambda _e: self._refresh(), ["cutoff", "corrections_version", "filter_attributes",
-                                                            "filter_mode", "filter_source"])
+                                                            "filter_mode", "filter_source", "more_filters"])
         self.state.param.watch(lambda _e: self._on_selection(), ["selection"])
         self.param.watch(lambda _e: self._refresh(), "scope")
         self.param.watch(lambda _e: self._refresh_curves(), "attribute")
@@ -133,9 +134,13 @@ class ModelOverview(pn.viewable.Viewer):
         defer(self._layout, self._refresh)
 
     # ------------------------------------------------------------------ what is scored
-    def ids_of(self, scope: str) -> np.ndarray:
-        """Sample ids scored in ``scope`` (int64, sorted; frames that failed to read are never scored)."""
+    def ids_of(self, scope: str, *, labelled_only: bool = True) -> np.ndarray:
+        """Sample ids scored in ``scope`` (int64, sorted; frames that failed to read are never scored, nor,
+        unless ``labelled_only`` is False, images without labels: ``samples.labelled``)."""
         data = self.state.data
+        if labelled_only:
+            ids = self.ids_of(scope, labelled_only=False)
+            return ids[labelled_mask(data)[ids]]
         if scope == "all":
             ids = np.arange(data.n, dtype=np.int64)
         elif scope == "filtered":
@@ -158,7 +163,7 @@ class ModelOverview(pn.viewable.Viewer):
         s = self.state
         extra: tuple = ()
         if scope == "filtered":
-            extra = (tuple(s.filter_attributes), s.filter_mode, s.filter_source)
+            extra = (tuple(s.filter_attributes), s.filter_mode, s.filter_source, s.more_filters)
         return (float(s.cutoff), labels_key(s), extra)
 
     def metrics(self) -> tuple[pd.DataFrame, float]:
@@ -274,9 +279,11 @@ class ModelOverview(pn.viewable.Viewer):
             self._summary.object = f"Model metrics unavailable: {exc}"
             return
         n = len(self.scope_ids())
+        n_all = len(self.ids_of(self.scope, labelled_only=False))
         self._refresh_splits()
         if table.empty:
-            self._summary.object = f"No images in scope **{self.scope}**."
+            self._summary.object = (f"No labelled images in scope **{self.scope}** ({n_all:,} unlabelled)." if n_all
+                                    else f"No images in scope **{self.scope}**.")
             self._table.value = pd.DataFrame()
             self._bars.object = None
             self._refresh_curves()
@@ -285,8 +292,8 @@ class ModelOverview(pn.viewable.Viewer):
         figures = ", ".join(f"{k.replace('_micro', '')} {fmt(o.get(k))}"
                             for k in ("accuracy", "precision_micro", "recall_micro", "f1_micro"))
         self._summary.object = (f"**mAP {fmt(m_ap)}**, {figures} (micro), F1 macro {fmt(o.get('f1_macro'))} "
-                                f"over {n:,} images (scope: **{self.scope}**, cut-off {self.state.cutoff:g}, "
-                                f"corrected ACT)")
+                                f"over {covered_text(n, n_all)} (scope: **{self.scope}**, "
+                                f"cut-off {self.state.cutoff:g}, corrected ACT)")
         self._table.value = table.drop(columns="slug").round(3)
         self._bars.object = ap_bars_element(table["attribute"].tolist(), table["ap"].to_numpy(),
                                             [self.vocabulary.resolve(x).colour for x in table["slug"]])

@@ -15,6 +15,7 @@ import pandas as pd
 import panel as pn
 import param
 
+from panel_app.filters import labelled_mask
 from panel_app.panels._common import fmt, labels_key, process_cached
 from panel_app.state import AppState, Group
 
@@ -145,7 +146,7 @@ class SelectionManager(pn.viewable.Viewer):
             If the group is empty.
         """
         ids = self.ids_of(name)
-        return self.scorer()(ids)
+        return self.scorer()(ids[labelled_mask(self.state.data)[ids]])
 
     def scorer(self):
         """The process-wide ``SelectionScorer`` for the current cut-off and corrections."""
@@ -366,6 +367,9 @@ class SelectionManager(pn.viewable.Viewer):
         ids = self.ids_of(name)
         if len(ids) == 0:
             return f"**{_escape(name)}**: empty", pd.DataFrame()
+        n_lab = int(np.count_nonzero(labelled_mask(self.state.data)[ids]))
+        if n_lab == 0:
+            return f"**{_escape(name)}**: no labelled image among its {len(ids):,}", pd.DataFrame()
         m = self.group_metrics(name)
         keys = ("accuracy", "precision_micro", "recall_micro", "f1_micro", "f1_macro")
         per = m.per_attribute
@@ -374,7 +378,9 @@ class SelectionManager(pn.viewable.Viewer):
         table = m.per_attribute[[c for c in GROUP_TABLE_COLUMNS if c in m.per_attribute.columns]]
         table = table.reset_index(names="slug")
         table.insert(0, "attribute", [self.state.vocabulary.resolve(x).name for x in table["slug"]])
-        return f"**{_escape(name)}** ({len(ids):,} images)  \n{overall}", table.drop(columns="slug").round(3)
+        covered = "" if n_lab == len(ids) else f"; metrics over {n_lab:,} labelled"
+        title = f"**{_escape(name)}** ({len(ids):,} images{covered})"
+        return f"{title}  \n{overall}", table.drop(columns="slug").round(3)
 
     def _refresh_tables(self) -> None:
         names = [self._left.value]

@@ -81,13 +81,16 @@ class AttributeFilters(pn.viewable.Viewer):
         self.mode = pn.widgets.RadioButtonGroup.from_param(state.param.filter_mode, name="Match")
         self.source = pn.widgets.RadioButtonGroup.from_param(state.param.filter_source, name="On")
         self.clear = pn.widgets.Button(label="Clear filters", color="light")
-        self.clear.on_click(lambda event: setattr(state, "filter_attributes", []))
+        from panel_app.views.more_filters import MoreFilters
+
+        self.more = MoreFilters(state=state)   # run, split, path, metadata, PRD range, outcome, labelled
+        self.clear.on_click(lambda event: (setattr(state, "filter_attributes", []), self.more.reset()))
         self.count = pn.pane.HTML("", css_classes=["xsgpu-filter-count"])
         state.param.watch(self._update_count, ["filter_attributes", "filter_mode", "filter_source", "cutoff",
-                                               "corrections_version"])
+                                               "corrections_version", "more_filters"])
         self._update_count()
         self._layout = pn.Card(self.attributes, pn.Row(pn.pane.HTML("match"), self.mode),
-                               pn.Row(pn.pane.HTML("on"), self.source), self.clear, self.count,
+                               pn.Row(pn.pane.HTML("on"), self.source), self.more, self.clear, self.count,
                                title="Attribute filters", collapsible=True, sizing_mode="stretch_width",
                                css_classes=["xsgpu-filters"])
 

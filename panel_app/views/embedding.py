@@ -34,6 +34,7 @@ from bokeh.palettes import YlOrRd9
 from bokeh.plotting import figure
 
 from panel_app.data import SPACES
+from panel_app.filters import labelled_mask
 from panel_app.state import AppState
 from panel_app.views.docsafe import with_bokeh_edits
 from panel_app.views.flowers import CENTRE_RADIUS, PETAL_RADIUS, crowding, flower_columns, glyphs_legible
@@ -117,7 +118,7 @@ class EmbeddingView(pn.viewable.Viewer):
         self.viewport = self.home
         self._build_figure(thumb_route)
         state.param.watch(self._on_state, ["cutoff", "filter_attributes", "filter_mode", "filter_source", "distance",
-                                           "glyph", "flower_mode", "colour_by", "corrections_version",
+                                           "more_filters", "glyph", "flower_mode", "colour_by", "corrections_version",
                                            "flower_threshold", "flower_crowding", "flower_attributes"])
         state.param.watch(self._on_selection, ["selection"])
         state.param.watch(lambda *_e: self._draw_groups(state.filtered_mask()), ["groups"])
@@ -347,7 +348,7 @@ class EmbeddingView(pn.viewable.Viewer):
         # only the x-slab of the viewport, as zero-copy slices of the x-sorted coordinates
         xs, ys, ids = self.index.slab(x0, x1)
         kw: dict[str, Any] = {}
-        if st.filter_attributes or st.data.n_invalid:   # else every image passes: skip the gather
+        if st.filters_active or st.data.n_invalid:   # else every image passes: skip the gather
             kw["mask"] = mask[ids]
         if st.colour_by == "error_distance":
             kw.update(how="mean", values=st.error_distance()[ids], value_span=st.error_span)
@@ -415,10 +416,13 @@ class EmbeddingView(pn.viewable.Viewer):
         prob = st.data.y_prob[ids]
         x, y = self.x[ids], self.y[ids]
         petals, centres = flower_columns(ids, x, y, act, prob, err=err, mode=st.flower_mode, cutoff=st.cutoff,
-                                         selected=selected,
+                                         selected=selected, labelled=labelled_mask(st.data)[ids],
                                          attributes=[st.vocabulary.index(a) for a in st.flower_attributes],
                                          vocabulary=st.vocabulary)
         centres["color"], centres["line_color"] = self._dot_colours(ids, err, selected)
+        unl = ~labelled_mask(st.data)[ids]
+        if unl.any():   # an unlabelled image has no error distance and no outcome: a plain dot
+            centres["color"] = list(np.where(unl, _DOT_COLOUR, np.asarray(centres["color"], dtype=object)))
         self.err_mapper.high = st.error_span[1]
         if st.glyph == "flowers":
             self.petal_src.data = petals

@@ -1,0 +1,82 @@
+"""Unlabelled images in the views (issue 10.3): flowers show PRD alone for images whose ``labelled`` is False
+(no ACT fill, no false-positive hatch, no error distance), in every flower mode; their dots carry no
+outcome or error colour."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from panel_app.views.flowers import FP_HATCH, flower_columns
+
+
+def _case(k: int = 6, n_attr: int = 17):
+    rng = np.random.default_rng(4)
+    act = rng.random((k, n_attr)) < 0.4
+    prob = rng.random((k, n_attr)).astype(np.float32)
+    prob[:, 0] = 0.95   # a confident positive everywhere: a false positive wherever ACT lacks it
+    act[:, 0] = False
+    labelled = np.array([True, False, True, False, True, True])[:k]
+    return act, prob, labelled
+
+
+@pytest.mark.parametrize("mode", ["joint", "ACT", "PRD"])
+def test_unlabelled_flowers_are_prd_alone(mode):
+    act, prob, labelled = _case()
+    ids = np.arange(10, 16)
+    err = np.linspace(0.1, 0.9, 6)
+    petals, centres = flower_columns(ids, np.zeros(6), np.zeros(6), act, prob, err=err, mode=mode, cutoff=0.5,
+                                     labelled=labelled)
+    prd, _ = flower_columns(ids, np.zeros(6), np.zeros(6), act, prob, err=err, mode="PRD", cutoff=0.5)
+    ref, _ = flower_columns(ids, np.zeros(6), np.zeros(6), act, prob, err=err, mode=mode, cutoff=0.5)
+    for sid, lab in zip(ids, labelled):
+        mine = petals["sample_id"] == sid
+        want = (prd if not lab else ref)["sample_id"] == sid
+        src = prd if not lab else ref
+        for col in ("outer", "fill_alpha", "hatch_pattern", "line_width", "start", "fill_color"):
+            np.testing.assert_array_equal(petals[col][mine], src[col][want], err_msg=f"{col} of {sid}")
+    unl = np.isin(petals["sample_id"], ids[~labelled])
+    assert not (petals["hatch_pattern"][unl] == FP_HATCH).any() and (petals["line_width"][unl] <= 1).all()
+    assert np.isnan(centres["err"][~labelled]).all() and np.isfinite(centres["err"][labelled]).all()
+    assert set(centres["act"][~labelled]) == {"(unlabelled)"} and "(unlabelled)" not in set(centres["act"][labelled])
+    if mode == "joint":   # the labelled ones still show the false positive of attribute 0
+        assert (ref["hatch_pattern"] == FP_HATCH).any() and (petals["hatch_pattern"][~unl] == FP_HATCH).any()
+
+
+def test_all_labelled_is_unchanged():
+    act, prob, _ = _case()
+    args = (np.arange(6), np.zeros(6), np.zeros(6), act, prob)
+    a, ca = flower_columns(*args, err=np.zeros(6), labelled=np.ones(6, bool))
+    b, cb = flower_columns(*args, err=np.zeros(6))
+    for col in a:
+        np.testing.assert_array_equal(a[col], b[col])
+    np.testing.assert_array_equal(ca["act"], cb["act"])
+
+
+def test_view_draws_unlabelled_flowers_and_plain_dots():
+    from panel_app.data import RunData
+    from panel_app.state import AppState
+    from panel_app.views import EmbeddingView
+    from panel_app.views.embedding import _DOT_COLOUR
+
+    n = 64
+    g = np.arange(n)
+    coords = np.repeat(np.stack([g % 8, g // 8], axis=1).astype(np.float32) * 10, 3, axis=1)
+    act = np.random.default_rng(5).random((n, 17)) < 0.4
+    prob = np.random.default_rng(6).random((n, 17)).astype(np.float32)
+    labelled = g % 2 == 0
+    act[~labelled] = False
+    samples = pd.DataFrame({"sample_id": g, "source_uri": [f"/d/{i}.tif" for i in g], "frame": 0, "run_id": "r",
+                            "split": "test", "labelled": labelled})
+    state = AppState(data=RunData.from_arrays(y_true=act, y_prob=prob, coords=coords, samples=samples))
+    view = EmbeddingView(state=state, space="FEA", width=440, height=440)
+    assert view.mode == "flowers"
+    c = view.point_src.data
+    unl = ~labelled[np.asarray(c["sample_id"])]
+    assert np.isnan(np.asarray(c["err"], float)[unl]).all() and not np.isnan(np.asarray(c["err"], float)[~unl]).any()
+    state.colour_by = "ring"   # outcome colours: none for an unlabelled image
+    state.glyph = "dots"
+    c = view.point_src.data
+    colours = np.asarray(c["color"], dtype=object)
+    unl = ~labelled[np.asarray(c["sample_id"])]
+    assert set(colours[unl]) == {_DOT_COLOUR} and _DOT_COLOUR not in set(colours[~unl])
