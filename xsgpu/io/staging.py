@@ -21,14 +21,17 @@ Examples
 >>> import pandas as pd, tempfile
 >>> from xsgpu.io.runstore import RunStore
 >>> store = RunStore.create(tempfile.mkdtemp() + "/run", n_samples=2, partition_size=2)
->>> store.metrics.write(pd.DataFrame({"v": [1]}))
->>> staging = Staging.begin(store, ["metrics"], key="evaluate", token="v2")
->>> staging.store.metrics.write(pd.DataFrame({"v": [2]}))
->>> store.metrics.read()["v"].tolist()  # the old table stays until the commit
-[1]
+>>> from xsgpu.io.schema import METRICS
+>>> def metrics(v):
+...     return pd.DataFrame({"scope": ["model"], "attribute": [""], "metric": ["map"], "value": [v]})
+>>> store.metrics.write(metrics(0.1))
+>>> staging = Staging.begin(store, [METRICS], key="evaluate", token="v2")
+>>> staging.store.metrics.write(metrics(0.2))
+>>> store.metrics.read()["value"].tolist()  # the old table stays until the commit
+[0.1]
 >>> staging.commit()
->>> store.metrics.read()["v"].tolist()
-[2]
+>>> store.metrics.read()["value"].tolist()
+[0.2]
 """
 from __future__ import annotations
 
