@@ -269,6 +269,7 @@ def run_pipeline(
     ingest: Sequence[str | os.PathLike] | None = None,
     labels: str | os.PathLike | None = None,
     h5_dataset: str | None = None,
+    vocabulary: Any = None,
     train: bool = False,
     model: str | os.PathLike | None = None,
     spec: str | os.PathLike | None = None,
@@ -311,6 +312,8 @@ def run_pipeline(
     ingest : sequence of paths, optional
         Detector files or directories to ingest instead (``labels``: a label table; ``h5_dataset``).
         With neither ``synth`` nor ``ingest`` the run must already hold its samples.
+    vocabulary : Vocabulary or "from-labels", optional
+        The ingested run's attributes (:func:`xsgpu.io.ingest.plan_ingest`); default the paper's 17.
     train : bool
         Train a model (``arch`` at ``input_size`` px for ``epochs``, extra ``train_options``: fields of
         :class:`xsgpu.stages.TrainParams`) into ``model`` (default ``RUN/model``); skipped when that
@@ -424,7 +427,8 @@ def run_pipeline(
                                         ("max_frames_per_file", max_frames_per_file)) if v is not None}
             source.append(("ingest", IngestParams(paths=tuple(os.fspath(p) for p in ingest),
                                                   labels=None if labels is None else os.fspath(labels), size=size,
-                                                  partition_size=partition_size, h5_dataset=h5_dataset, **limits)))
+                                                  partition_size=partition_size, h5_dataset=h5_dataset,
+                                                  vocabulary=vocabulary, **limits)))
         later: list[tuple[str, Any]] = []
         if train:
             threads = None if on_client else (cluster_options or {}).get("threads_per_worker")

@@ -219,3 +219,14 @@ def test_a_foreign_model_spec_can_declare_its_own_vocabulary(tmp_path):
         parse_spec({"output": {"kind": "logits", "attributes": ["Streak", "Ring"]}})
     with pytest.raises(ModelSpecError, match="share the name 'ring'"):
         parse_spec({"output": {"kind": "logits", "attributes": ["Ring", "ring"], "vocabulary": "own"}})
+
+
+def test_the_pipeline_ingests_with_the_label_files_vocabulary(tmp_path, dask_client):
+    from workflows.pipeline import run_pipeline
+
+    labels, n = _make_folder(tmp_path / "data", FIVE, per_run=(4, 2, 2))
+    res = run_pipeline(tmp_path / "run", ingest=[tmp_path / "data"], labels=labels, vocabulary="from-labels",
+                       size=SIZE, partition_size=4, embed=False, evaluate=False, client=dask_client, progress=False)
+    store = RunStore.open(res.run_path)
+    assert store.vocabulary.names == tuple(FIVE) and store.n_samples == n
+    assert [c for c in store.samples.read().columns if c.startswith("y__")] == store.vocabulary.label_columns()

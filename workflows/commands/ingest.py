@@ -56,14 +56,13 @@ def command(paths: tuple[str, ...], out: Path, labels: Path | None, size: int, p
       xsgpu ingest synthetic/*.mat --labels 17tags.csv --partition-size 1024 --workers 8 --out runs/synthetic
     """
     from xsgpu.config import load_settings
-    from xsgpu.io.labels import FROM_LABELS
     from xsgpu.io.runstore import RunStore
-    from xsgpu.io.vocabulary import read_vocabulary
+    from xsgpu.io.vocabulary import vocabulary_option
     from xsgpu.stages import IngestParams, get_stage, process_map, run_stage
 
     settings = load_settings(overrides={"partition_size": partition_size, "max_frame_pixels": max_frame_pixels,
                                         "max_frames_per_file": max_frames_per_file})
-    vocab = None if vocabulary == "default" else FROM_LABELS if vocabulary == FROM_LABELS else read_vocabulary(vocabulary)
+    vocab = vocabulary_option(vocabulary)
     params = IngestParams(paths=tuple(paths), labels=None if labels is None else str(labels), size=size,
                           partition_size=settings.partition_size, h5_dataset=h5_dataset,
                           max_frame_pixels=settings.max_frame_pixels, max_frames_per_file=settings.max_frames_per_file,

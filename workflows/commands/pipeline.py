@@ -38,6 +38,9 @@ the metrics are kept. Every invocation writes RUN/logs/pipeline-<time>.log.
 @click.option("--synth", "n_synth", type=click.IntRange(min=1), help="Generate N synthetic images.")
 @click.option("--ingest", is_flag=True, help="Ingest the PATHS (files or directories) instead.")
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False), help="Label table for --ingest.")
+@click.option("--vocabulary", default="default", show_default=True, metavar="default|from-labels|FILE",
+              help="The run's attributes for --ingest, as `xsgpu ingest --vocabulary`: the paper's 17, the "
+                   "label table's 0/1 columns, or a file of names (one per line, or a JSON list).")
 @click.option("--h5-dataset", help="HDF5 dataset path for --ingest (default: auto-detect).")
 @click.option("--size", type=click.IntRange(min=8), default=256, show_default=True,
               help="Image size of the run store (synth or ingest), pixels.")
@@ -96,7 +99,7 @@ the metrics are kept. Every invocation writes RUN/logs/pipeline-<time>.log.
 @click.option("--max-frames-per-file", type=click.IntRange(min=1), default=None,
               help="Ingest: refuse files declaring more frames than this (default: the setting).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def command(paths, n_synth, ingest, labels, h5_dataset, size, seed, images_per_run, out, train, model, spec, arch,
+def command(paths, n_synth, ingest, labels, vocabulary, h5_dataset, size, seed, images_per_run, out, train, model, spec, arch,
             input_size, epochs, overwrite, skip_embed, skip_evaluate, embed_method, embed_fit_sample, cutoff, device, batch_size,
             partition_size, retries, cluster, scheduler_address, scheduler_file, n_workers, threads_per_worker,
             memory_limit, dashboard_address, queue, account, walltime, cores, memory, processes, jobs,
@@ -109,6 +112,7 @@ def command(paths, n_synth, ingest, labels, h5_dataset, size, seed, images_per_r
     from workflows.cluster import quiet_dask_logs
     from workflows.pipeline import run_pipeline
     from xsgpu.config import load_settings
+    from xsgpu.io.vocabulary import vocabulary_option
 
     quiet_dask_logs()
 
@@ -134,6 +138,7 @@ def command(paths, n_synth, ingest, labels, h5_dataset, size, seed, images_per_r
     result = run_pipeline(
         out, synth=n_synth, size=size, seed=seed, images_per_run=images_per_run,
         ingest=list(paths) if ingest else None, labels=labels, h5_dataset=h5_dataset,
+        vocabulary=vocabulary_option(vocabulary),
         train=train, model=model, spec=spec, arch=arch, input_size=input_size, epochs=epochs, overwrite=overwrite,
         max_frame_pixels=settings.max_frame_pixels, max_frames_per_file=settings.max_frames_per_file,
         embed=not skip_embed, embed_method=embed_method, embed_fit_sample=embed_fit_sample, evaluate=not skip_evaluate, cutoff=cutoff,

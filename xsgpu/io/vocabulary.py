@@ -29,7 +29,7 @@ from pathlib import Path
 
 from xsgpu.attributes import Vocabulary, VocabularyError
 
-__all__ = ["read_vocabulary", "read_attribute_map", "apply_attribute_map"]
+__all__ = ["read_vocabulary", "vocabulary_option", "read_attribute_map", "apply_attribute_map"]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,17 @@ def read_vocabulary(path: str | os.PathLike) -> Vocabulary:
         raise VocabularyError(msg if msg.startswith(str(path)) else f"Vocabulary file {path}: {msg}") from None
     log.info("Read a vocabulary of %d attributes from %s", len(vocab), path)
     return vocab
+
+
+def vocabulary_option(value: str | None) -> Vocabulary | str | None:
+    """What ``--vocabulary`` means: ``"default"``/None -> None (the paper's 17), ``"from-labels"`` as is, else a file."""
+    from xsgpu.io.labels import FROM_LABELS
+
+    if value is None or value == "default":
+        return None
+    if value == FROM_LABELS:
+        return FROM_LABELS
+    return read_vocabulary(value)
 
 
 def read_attribute_map(path: str | os.PathLike) -> dict[str, str]:
