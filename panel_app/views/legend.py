@@ -33,7 +33,7 @@ ERROR_PALETTE: tuple[str, ...] = tuple(reversed(YlOrRd9))
 RASTER_ERROR_PALETTE: tuple[str, ...] = tuple(interp_palette(ERROR_CMAP, 64))
 _FONT = "font-size:12px"
 #: With more petals than this, the legend's flower has no order numbers (they would overlap) and the list
-#: of names takes two columns.
+#: of names goes under it, in two columns.
 _NUMBERED_PETALS = 20
 
 
@@ -158,9 +158,11 @@ def flower_legend_html(attributes: list[str] | None = None, *, flower_mode: str 
                         f"margin-right:4px'>{i + 1}</span><span style='display:inline-block;width:11px;height:11px;"
                         f"margin-right:4px;background:{a.colour}'></span>{html.escape(a.name)}</div>"
                         for i, a in enumerate(shown))
-        columns = " style='columns:2;column-gap:8px'" if k > _NUMBERED_PETALS else ""
+        many = k > _NUMBERED_PETALS   # the names go under the flower, in two columns
+        columns = " style='columns:2;column-gap:8px'" if many else ""
         parts.append("<div><b>Petals</b> (from 12 o'clock, counter-clockwise)</div>"
-                     f"<div style='display:flex;gap:8px;align-items:flex-start'>{''.join(svg)}"
+                     f"<div style='display:flex;gap:8px;align-items:flex-start"
+                     f"{';flex-direction:column' if many else ''}'>{''.join(svg)}"
                      f"<div class='xsgpu-petal-names'{columns}>{items}</div></div>")
     if flower_mode == "joint":
         colour = shown[0].colour if shown else vocab[0].colour
