@@ -230,3 +230,39 @@ def test_the_pipeline_ingests_with_the_label_files_vocabulary(tmp_path, dask_cli
     store = RunStore.open(res.run_path)
     assert store.vocabulary.names == tuple(FIVE) and store.n_samples == n
     assert [c for c in store.samples.read().columns if c.startswith("y__")] == store.vocabulary.label_columns()
+
+
+def test_ingest_vocabulary_sources(tmp_path):
+    from click.testing import CliRunner
+
+    from workflows.cli import main
+    from xsgpu.io.ingest import IngestError
+    from xsgpu.io.labels import LabelsError
+
+    labels, n = _make_folder(tmp_path / "data", FIVE, per_run=(2, 1, 1))
+    data = tmp_path / "data"
+    # the default vocabulary: the file must give the paper's 17; the error says how to take its own
+    with pytest.raises(LabelsError, match="--vocabulary from-labels"):
+        ingest_paths([data], tmp_path / "r17", labels=labels, size=SIZE, progress=False)
+    # from-labels: y__ columns are attributes (prefix dropped), meta__ columns metadata whatever their values
+    table = pd.read_csv(labels).rename(columns={"Streak": "y__Streak"}).assign(meta__flag=1)
+    table.to_csv(tmp_path / "l2.csv", index=False)
+    store = ingest_paths([data], tmp_path / "r5", labels=tmp_path / "l2.csv", vocabulary="from-labels", size=SIZE,
+                         progress=False)
+    assert store.vocabulary.names == tuple(FIVE) and "meta__flag" in store.samples.read().columns
+    # a vocabulary file for an unlabelled run: its columns, all False
+    (tmp_path / "forty.txt").write_text("\n".join(FORTY) + "\n")
+    res = CliRunner().invoke(main, ["ingest", str(data), "--out", str(tmp_path / "r40"), "--size", str(SIZE),
+                                    "--vocabulary", str(tmp_path / "forty.txt"), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    r40 = RunStore.open(tmp_path / "r40")
+    assert len(r40.vocabulary) == 40 and not r40.samples.read()[r40.vocabulary.label_columns()].to_numpy().any()
+    with pytest.raises(IngestError, match="'from-labels' needs a label file"):
+        ingest_paths([data], tmp_path / "rx", vocabulary="from-labels", size=SIZE, progress=False)
+    # what export-labels writes, ingest reads back with the same vocabulary
+    export_labels(store, tmp_path / "back.csv")
+    again = ingest_paths([data], tmp_path / "again", labels=tmp_path / "back.csv", vocabulary="from-labels",
+                         size=SIZE, progress=False)
+    assert again.vocabulary.to_manifest() == store.vocabulary.to_manifest()
+    cols = store.vocabulary.label_columns()
+    assert again.samples.read()[cols].equals(store.samples.read()[cols])
