@@ -3,7 +3,8 @@
 Each card shows one image of ``state.detail_ids`` rendered from ``data.images`` (log-scaled; PNG via
 Pillow), enlargeable with its toggle, the run's attributes (its vocabulary) with the corrected ACT, the PRD probability and
 the outcome at the cut-off (TP/FP/FN/TN), and its nearest neighbours in FEA (buttons that open them).
-Below the strip, the correction form records a fix of ACT (:func:`xsgpu.io.corrections.record_correction`)
+For a run inferred with heatmaps, an attribute chosen in "Heatmap" overlays its class activation map
+on every image (opacity slider; :mod:`panel_app.panels.heatmap`). Below the strip, the correction form records a fix of ACT (:func:`xsgpu.io.corrections.record_correction`)
 and bumps ``state.corrections_version`` so that every view and metric picks it up.
 """
 from __future__ import annotations
@@ -16,7 +17,8 @@ import numpy as np
 import panel as pn
 import param
 
-from panel_app.panels._common import colour_bar_html, intensity_range, render_image_png
+from panel_app.panels._common import after_event, colour_bar_html, intensity_range, render_image_png
+from panel_app.panels.heatmap import heatmap_bar_html, heatmap_of, overlay_png, run_heatmaps
 from panel_app.panels.neighbours import BACKGROUND_ROWS, feature_index
 from panel_app.state import AppState
 
@@ -53,6 +55,7 @@ class DetailView(pn.viewable.Viewer):
         if self.state is None:
             raise ValueError("The 'state' parameter of DetailView must be an AppState. Got None instead.")
         self._enlarged: set[int] = set()
+        self._original: set[int] = set()   # cards showing the original frame from the source file
         # the cards wrap onto new lines instead of running off the page to the right
         self._strip = pn.FlexBox(flex_wrap="wrap", sizing_mode="stretch_width", css_classes=["xsgpu-detail-strip"])
         self._open_input = pn.widgets.TextInput(placeholder="sample ids, e.g. 12, 40", width=180,
@@ -65,6 +68,14 @@ class DetailView(pn.viewable.Viewer):
         self._scale = pn.widgets.RadioButtonGroup(options=["shared scale", "per image"], value="shared scale",
                                                   css_classes=["xsgpu-detail-scale"])
         self._scale.param.watch(lambda _e: self._refresh(), "value")
+        # an attribute's class activation map over the images (runs inferred with heatmaps; docs/explain.md)
+        has_maps = run_heatmaps(getattr(self.state.data, "store", None)) is not None
+        self._heatmap = pn.widgets.Select(label="Heatmap", options=["none", *self.state.vocabulary.names], value="none",
+                                          width=170, visible=has_maps, css_classes=["xsgpu-detail-heatmap"])
+        self._opacity = pn.widgets.FloatSlider(label="Opacity", start=0.0, end=1.0, step=0.05, value=0.5, width=140,
+                                               visible=has_maps, css_classes=["xsgpu-detail-opacity"])
+        self._heatmap.param.watch(lambda _e: self._refresh(), "value")
+        self._opacity.param.watch(lambda _e: self._refresh(), "value_throttled")  # on release of the slider
         # correction form
         self._c_sample = pn.widgets.Select(label="Image", options=[], width=120, css_classes=["xsgpu-correct-sample"])
         self._c_attr = pn.widgets.Select(label="Attribute", options=list(self.state.vocabulary.names), width=180,
@@ -102,6 +113,24 @@ class DetailView(pn.viewable.Viewer):
         self._c_sample.value = i
         self._c_attr.value = a.name
         self._suggest_value()
+
+    def set_heatmap(self, attribute: str | int | None, opacity: float | None = None) -> None:
+        """Overlay ``attribute``'s heatmap on the images (``None``: none), optionally at ``opacity`` (0..1)."""
+        name = "none" if attribute is None else self.state.vocabulary.resolve(attribute).name
+        if opacity is not None:
+            self._opacity.value = float(opacity)
+        if name != self._heatmap.value:
+            self._heatmap.value = name  # redraws
+        elif opacity is not None:
+            self._refresh()
+
+    def toggle_original(self, sample_id: int) -> bool:
+        """Show or hide the original frame of one image, read from its source file at full resolution
+        (:class:`panel_app.panels.source_frame.SourceFrameView`); returns whether it is now shown."""
+        i = int(sample_id)
+        self._original ^= {i}
+        self._refresh()
+        return i in self._original
 
     def toggle_enlarged(self, sample_id: int) -> bool:
         """Switch one image between the small and the large rendering; returns whether it is now large."""
@@ -142,8 +171,13 @@ class DetailView(pn.viewable.Viewer):
         idx, dist = index.query(np.array([i]), k=self.n_neighbours)
         return idx[0], dist[0]
 
-    def record(self, *, sample_id: int, attribute: str | int, new: bool, note: str = "", user: str = ""):
+    def record(self, *, sample_id: int, attribute: str | int, new: bool, note: str = "", user: str = "",
+               notify: bool = True):
         """Record a correction of ACT and tell the session (``state.corrections_version += 1``).
+
+        With ``notify=False`` the session is not told (the caller calls :meth:`notify_corrections`): the
+        "Record correction" button shows its message first and lets the views and panels follow
+        after the click's patch has reached the browser.
 
         Returns
         -------
@@ -162,8 +196,13 @@ class DetailView(pn.viewable.Viewer):
             raise ValueError("This run is held in memory without a run store; corrections cannot be recorded.")
         row = record_correction(store, sample_id=int(sample_id), attribute=attribute, new=bool(new),
                                 note=note, user=user)
-        self.state.corrections_version += 1
+        if notify:
+            self.notify_corrections()
         return row
+
+    def notify_corrections(self) -> None:
+        """Tell the session that the corrections changed: every view, metric and list follows."""
+        self.state.corrections_version += 1
 
     # ------------------------------------------------------------------ callbacks
     def _show_message(self, text: str, kind: str) -> None:
@@ -198,7 +237,8 @@ class DetailView(pn.viewable.Viewer):
             user = ""
         try:
             row = self.record(sample_id=int(self._c_sample.value), attribute=self._c_attr.value,
-                              new=self._c_value.value == "present", note=self._c_note.value, user=user)
+                              new=self._c_value.value == "present", note=self._c_note.value, user=user,
+                              notify=False)
         except ValueError as exc:
             self._show_message(str(exc), "danger")
             return
@@ -207,6 +247,8 @@ class DetailView(pn.viewable.Viewer):
         self._show_message(f"Recorded: image {int(r['sample_id'])}, {self._c_attr.value}: "
                            f"{'present' if r['old'] else 'absent'} -> {'present' if r['new'] else 'absent'}.",
                            "success")
+        # the message first; the card, the views and the panels follow right after (at once outside a server)
+        after_event(self, self.notify_corrections)
 
     # ------------------------------------------------------------------ rendering
     def colour_range(self, i: int, shown: dict[int, np.ndarray]) -> tuple[float, float]:
@@ -223,16 +265,34 @@ class DetailView(pn.viewable.Viewer):
             if i not in shown:
                 raise errors[i]
             lo, hi = self.colour_range(i, shown)
-            png = render_image_png(shown[i], size=size, vrange=(lo, hi))
+            cam = None
+            if self._heatmap.value != "none":
+                k = self.state.vocabulary.index(self._heatmap.value)
+                cam = heatmap_of(getattr(data, "store", None), i, k)
+            if cam is None:
+                png = render_image_png(shown[i], size=size, vrange=(lo, hi))
+            else:
+                lim = float(np.abs(cam).max()) or 1.0
+                png = overlay_png(shown[i], cam, size=size, vrange=(lo, hi), opacity=self._opacity.value, limit=lim)
             img: pn.viewable.Viewable = pn.Column(
                 pn.pane.PNG(png, width=size, height=size, css_classes=["xsgpu-detail-image"]),
                 pn.pane.HTML(colour_bar_html(lo, hi, width=size, label="log intensity (log base 1.0414 of counts)"),
-                             width=size, margin=(0, 5)))
+                             width=size, margin=(0, 5)),
+                *([pn.pane.HTML(heatmap_bar_html(lim, width=size, attribute=self._heatmap.value), width=size,
+                                margin=(0, 5))] if cam is not None else []))
         except Exception as exc:  # noqa: BLE001 - show why the image is missing, keep the rest of the card
             img = pn.pane.Alert(f"image {i}: {exc}", alert_type="danger", width=size)
         toggle = pn.widgets.Toggle(label="Shrink" if large else "Enlarge", value=large, width=90,
                                    css_classes=["xsgpu-enlarge"])
         toggle.param.watch(lambda _e, i=i: self.toggle_enlarged(i), "value")
+        original = pn.widgets.Toggle(label="Original frame", value=i in self._original, width=130,
+                                     css_classes=["xsgpu-original-toggle"])
+        original.param.watch(lambda _e, i=i: self.toggle_original(i), "value")
+        source: list[pn.viewable.Viewable] = []
+        if i in self._original:
+            from panel_app.panels.source_frame import BOX_PX, SourceFrameView
+
+            source, size = [SourceFrameView(data=data, sample_id=i)], max(size, BOX_PX)
         remove = pn.widgets.Button(label="Remove", width=80, css_classes=["xsgpu-detail-remove"])
         remove.on_click(lambda _e, i=i: self.state.show_details([j for j in self.state.detail_ids if j != i]))
         rows = self.attribute_rows(i)
@@ -261,7 +321,7 @@ class DetailView(pn.viewable.Viewer):
             except Exception as exc:  # noqa: BLE001 - neighbours are an extra; say why they are missing
                 log.warning("FEA neighbours of %d unavailable: %s", i, exc)
                 neigh.append(pn.pane.Str(f"neighbours unavailable: {exc}"))
-        return pn.Card(header, img, pn.Row(toggle, remove), attrs,
+        return pn.Card(header, img, pn.Row(toggle, remove), original, *source, attrs,
                        pn.pane.Markdown("Nearest in FEA:") if neigh else pn.Spacer(height=0),
                        pn.FlexBox(*neigh),
                        hide_header=True, width=max(size, 230) + 20, css_classes=["xsgpu-detail-card"])
@@ -280,6 +340,7 @@ class DetailView(pn.viewable.Viewer):
     def _refresh(self) -> None:
         ids = [int(i) for i in self.state.detail_ids]
         self._enlarged &= set(ids)
+        self._original &= set(ids)
         shown, errors = self._read_images(ids)
         self._strip.objects = [self._card(i, shown, errors) for i in ids] or [
             pn.pane.Markdown("*Click images in a view or in the suspicious-label list to compare them here.*")]
@@ -294,7 +355,7 @@ class DetailView(pn.viewable.Viewer):
                                                               self._c_value),
                       self._c_note, pn.Column(pn.Spacer(height=18), self._c_button))
         return pn.Card(
-            pn.Row(self._open_input, self._open, self._clear, self._scale),
+            pn.Row(self._open_input, self._open, self._clear, self._scale, self._heatmap, self._opacity),
             self._strip,
             pn.pane.Markdown("**Correct a label (ACT)**"),
             form,
