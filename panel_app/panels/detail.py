@@ -17,7 +17,7 @@ import numpy as np
 import panel as pn
 import param
 
-from panel_app.panels._common import after_event, colour_bar_html, intensity_range, render_image_png
+from panel_app.panels._common import colour_bar_html, intensity_range, render_image_png
 from panel_app.panels.heatmap import heatmap_bar_html, heatmap_of, overlay_png, run_heatmaps
 from panel_app.panels.neighbours import BACKGROUND_ROWS, feature_index
 from panel_app.state import AppState
@@ -55,7 +55,6 @@ class DetailView(pn.viewable.Viewer):
         if self.state is None:
             raise ValueError("The 'state' parameter of DetailView must be an AppState. Got None instead.")
         self._enlarged: set[int] = set()
-        self._original: set[int] = set()   # cards showing the original frame from the source file
         # the cards wrap onto new lines instead of running off the page to the right
         self._strip = pn.FlexBox(flex_wrap="wrap", sizing_mode="stretch_width", css_classes=["xsgpu-detail-strip"])
         self._open_input = pn.widgets.TextInput(placeholder="sample ids, e.g. 12, 40", width=180,
@@ -124,14 +123,6 @@ class DetailView(pn.viewable.Viewer):
         elif opacity is not None:
             self._refresh()
 
-    def toggle_original(self, sample_id: int) -> bool:
-        """Show or hide the original frame of one image, read from its source file at full resolution
-        (:class:`panel_app.panels.source_frame.SourceFrameView`); returns whether it is now shown."""
-        i = int(sample_id)
-        self._original ^= {i}
-        self._refresh()
-        return i in self._original
-
     def toggle_enlarged(self, sample_id: int) -> bool:
         """Switch one image between the small and the large rendering; returns whether it is now large."""
         i = int(sample_id)
@@ -171,13 +162,8 @@ class DetailView(pn.viewable.Viewer):
         idx, dist = index.query(np.array([i]), k=self.n_neighbours)
         return idx[0], dist[0]
 
-    def record(self, *, sample_id: int, attribute: str | int, new: bool, note: str = "", user: str = "",
-               notify: bool = True):
+    def record(self, *, sample_id: int, attribute: str | int, new: bool, note: str = "", user: str = ""):
         """Record a correction of ACT and tell the session (``state.corrections_version += 1``).
-
-        With ``notify=False`` the session is not told (the caller calls :meth:`notify_corrections`): the
-        "Record correction" button shows its message first and lets the views and panels follow
-        after the click's patch has reached the browser.
 
         Returns
         -------
@@ -196,13 +182,8 @@ class DetailView(pn.viewable.Viewer):
             raise ValueError("This run is held in memory without a run store; corrections cannot be recorded.")
         row = record_correction(store, sample_id=int(sample_id), attribute=attribute, new=bool(new),
                                 note=note, user=user)
-        if notify:
-            self.notify_corrections()
-        return row
-
-    def notify_corrections(self) -> None:
-        """Tell the session that the corrections changed: every view, metric and list follows."""
         self.state.corrections_version += 1
+        return row
 
     # ------------------------------------------------------------------ callbacks
     def _show_message(self, text: str, kind: str) -> None:
@@ -237,8 +218,7 @@ class DetailView(pn.viewable.Viewer):
             user = ""
         try:
             row = self.record(sample_id=int(self._c_sample.value), attribute=self._c_attr.value,
-                              new=self._c_value.value == "present", note=self._c_note.value, user=user,
-                              notify=False)
+                              new=self._c_value.value == "present", note=self._c_note.value, user=user)
         except ValueError as exc:
             self._show_message(str(exc), "danger")
             return
@@ -247,8 +227,6 @@ class DetailView(pn.viewable.Viewer):
         self._show_message(f"Recorded: image {int(r['sample_id'])}, {self._c_attr.value}: "
                            f"{'present' if r['old'] else 'absent'} -> {'present' if r['new'] else 'absent'}.",
                            "success")
-        # the message first; the card, the views and the panels follow right after (at once outside a server)
-        after_event(self, self.notify_corrections)
 
     # ------------------------------------------------------------------ rendering
     def colour_range(self, i: int, shown: dict[int, np.ndarray]) -> tuple[float, float]:
@@ -285,14 +263,6 @@ class DetailView(pn.viewable.Viewer):
         toggle = pn.widgets.Toggle(label="Shrink" if large else "Enlarge", value=large, width=90,
                                    css_classes=["xsgpu-enlarge"])
         toggle.param.watch(lambda _e, i=i: self.toggle_enlarged(i), "value")
-        original = pn.widgets.Toggle(label="Original frame", value=i in self._original, width=130,
-                                     css_classes=["xsgpu-original-toggle"])
-        original.param.watch(lambda _e, i=i: self.toggle_original(i), "value")
-        source: list[pn.viewable.Viewable] = []
-        if i in self._original:
-            from panel_app.panels.source_frame import BOX_PX, SourceFrameView
-
-            source, size = [SourceFrameView(data=data, sample_id=i)], max(size, BOX_PX)
         remove = pn.widgets.Button(label="Remove", width=80, css_classes=["xsgpu-detail-remove"])
         remove.on_click(lambda _e, i=i: self.state.show_details([j for j in self.state.detail_ids if j != i]))
         rows = self.attribute_rows(i)
@@ -321,7 +291,7 @@ class DetailView(pn.viewable.Viewer):
             except Exception as exc:  # noqa: BLE001 - neighbours are an extra; say why they are missing
                 log.warning("FEA neighbours of %d unavailable: %s", i, exc)
                 neigh.append(pn.pane.Str(f"neighbours unavailable: {exc}"))
-        return pn.Card(header, img, pn.Row(toggle, remove), original, *source, attrs,
+        return pn.Card(header, img, pn.Row(toggle, remove), attrs,
                        pn.pane.Markdown("Nearest in FEA:") if neigh else pn.Spacer(height=0),
                        pn.FlexBox(*neigh),
                        hide_header=True, width=max(size, 230) + 20, css_classes=["xsgpu-detail-card"])
@@ -340,7 +310,6 @@ class DetailView(pn.viewable.Viewer):
     def _refresh(self) -> None:
         ids = [int(i) for i in self.state.detail_ids]
         self._enlarged &= set(ids)
-        self._original &= set(ids)
         shown, errors = self._read_images(ids)
         self._strip.objects = [self._card(i, shown, errors) for i in ids] or [
             pn.pane.Markdown("*Click images in a view or in the suspicious-label list to compare them here.*")]
