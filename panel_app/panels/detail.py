@@ -55,6 +55,7 @@ class DetailView(pn.viewable.Viewer):
         if self.state is None:
             raise ValueError("The 'state' parameter of DetailView must be an AppState. Got None instead.")
         self._enlarged: set[int] = set()
+        self._original: set[int] = set()   # cards showing the original frame from the source file
         # the cards wrap onto new lines instead of running off the page to the right
         self._strip = pn.FlexBox(flex_wrap="wrap", sizing_mode="stretch_width", css_classes=["xsgpu-detail-strip"])
         self._open_input = pn.widgets.TextInput(placeholder="sample ids, e.g. 12, 40", width=180,
@@ -122,6 +123,14 @@ class DetailView(pn.viewable.Viewer):
             self._heatmap.value = name  # redraws
         elif opacity is not None:
             self._refresh()
+
+    def toggle_original(self, sample_id: int) -> bool:
+        """Show or hide the original frame of one image, read from its source file at full resolution
+        (:class:`panel_app.panels.source_frame.SourceFrameView`); returns whether it is now shown."""
+        i = int(sample_id)
+        self._original ^= {i}
+        self._refresh()
+        return i in self._original
 
     def toggle_enlarged(self, sample_id: int) -> bool:
         """Switch one image between the small and the large rendering; returns whether it is now large."""
@@ -263,6 +272,14 @@ class DetailView(pn.viewable.Viewer):
         toggle = pn.widgets.Toggle(label="Shrink" if large else "Enlarge", value=large, width=90,
                                    css_classes=["xsgpu-enlarge"])
         toggle.param.watch(lambda _e, i=i: self.toggle_enlarged(i), "value")
+        original = pn.widgets.Toggle(label="Original frame", value=i in self._original, width=130,
+                                     css_classes=["xsgpu-original-toggle"])
+        original.param.watch(lambda _e, i=i: self.toggle_original(i), "value")
+        source: list[pn.viewable.Viewable] = []
+        if i in self._original:
+            from panel_app.panels.source_frame import BOX_PX, SourceFrameView
+
+            source, size = [SourceFrameView(data=data, sample_id=i)], max(size, BOX_PX)
         remove = pn.widgets.Button(label="Remove", width=80, css_classes=["xsgpu-detail-remove"])
         remove.on_click(lambda _e, i=i: self.state.show_details([j for j in self.state.detail_ids if j != i]))
         rows = self.attribute_rows(i)
@@ -291,7 +308,7 @@ class DetailView(pn.viewable.Viewer):
             except Exception as exc:  # noqa: BLE001 - neighbours are an extra; say why they are missing
                 log.warning("FEA neighbours of %d unavailable: %s", i, exc)
                 neigh.append(pn.pane.Str(f"neighbours unavailable: {exc}"))
-        return pn.Card(header, img, pn.Row(toggle, remove), attrs,
+        return pn.Card(header, img, pn.Row(toggle, remove), original, *source, attrs,
                        pn.pane.Markdown("Nearest in FEA:") if neigh else pn.Spacer(height=0),
                        pn.FlexBox(*neigh),
                        hide_header=True, width=max(size, 230) + 20, css_classes=["xsgpu-detail-card"])
@@ -310,6 +327,7 @@ class DetailView(pn.viewable.Viewer):
     def _refresh(self) -> None:
         ids = [int(i) for i in self.state.detail_ids]
         self._enlarged &= set(ids)
+        self._original &= set(ids)
         shown, errors = self._read_images(ids)
         self._strip.objects = [self._card(i, shown, errors) for i in ids] or [
             pn.pane.Markdown("*Click images in a view or in the suspicious-label list to compare them here.*")]
