@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import json
 import os
-import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,10 +63,11 @@ class SynthStage(Stage):
 
         store = plan_synth_run(run_path, n=params.n, size=params.size, seed=params.seed,
                                partition_size=params.partition_size, images_per_run=params.images_per_run)
-        resolved = replace(params, device=get_backend(params.device).device)
+        # each partition resolves the device where it runs (a GPU worker behind a CPU login node)
+        device = get_backend(params.device).device
         pending = store.samples.pending()
-        store.set_stage(self.name, "running", device=resolved.device, pending=len(pending))
-        return Plan(parts=pending, params=resolved, n_partitions=store.n_partitions, state=time.perf_counter())
+        store.set_stage(self.name, "running", device=device, pending=len(pending))
+        return Plan(parts=pending, params=params, n_partitions=store.n_partitions, state=device)
 
     def run_partition(self, run_path: str | os.PathLike, part: int, params: SynthParams,
                       ctx: PartitionContext | None = None) -> int:
@@ -78,7 +78,7 @@ class SynthStage(Stage):
     def finish(self, run_path: str | os.PathLike, plan: Plan, report: StageReport) -> dict:
         store = RunStore.open(run_path)
         dt = report.seconds
-        info = {"device": plan.params.device, "generated": report.rows, "seconds": round(dt, 3),
+        info = {"device": plan.state, "generated": report.rows, "seconds": round(dt, 3),
                 "images_per_s": round(report.rows / dt, 1) if report.rows and dt > 0 else None}
         store.set_stage(self.name, "done", n_partitions_done=report.partitions_run,
                         n_partitions_skipped=report.partitions_skipped, **info)
