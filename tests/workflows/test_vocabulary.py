@@ -266,3 +266,23 @@ def test_ingest_vocabulary_sources(tmp_path):
     assert again.vocabulary.to_manifest() == store.vocabulary.to_manifest()
     cols = store.vocabulary.label_columns()
     assert again.samples.read()[cols].equals(store.samples.read()[cols])
+
+
+def test_import_outputs_takes_the_run_attributes(tmp_path):
+    from xsgpu.io.import_outputs import OutputsImportError, import_outputs
+
+    labels, n = _make_folder(tmp_path / "data", FIVE, per_run=(2, 1, 1))
+    store = ingest_paths([tmp_path / "data"], tmp_path / "run", labels=labels, vocabulary="from-labels", size=SIZE,
+                         progress=False)
+    rng = np.random.default_rng(3)
+    p = rng.random((n, 5)).astype(np.float32)
+    cols = ["Ring", "halo", "p__crystal_a", "Crystal B", "streak"]  # names, slugs or p__ columns, any case
+    pd.DataFrame(p, columns=cols).assign(sample_id=np.arange(n)).to_csv(tmp_path / "p.csv", index=False)
+    features = tmp_path / "f.npy"
+    np.save(features, rng.random((n, 8)).astype(np.float32))
+    import_outputs(store.path, predictions=tmp_path / "p.csv", features=features)
+    got = store.predictions.read()
+    np.testing.assert_allclose(got[store.vocabulary.prob_columns()].to_numpy(), p, atol=1e-6)
+    pd.DataFrame(p[:, :4], columns=cols[:4]).assign(sample_id=np.arange(n)).to_csv(tmp_path / "q.csv", index=False)
+    with pytest.raises(OutputsImportError, match=r"missing attribute column\(s\) Streak; all 5 of the run's"):
+        import_outputs(store.path, predictions=tmp_path / "q.csv", features=features, overwrite=True)
