@@ -244,14 +244,24 @@ def _in_process(stage: Stage, run_path: Path, parts: Sequence[int], params: Any,
     ctx = PartitionContext(resource=None if resource is None else load_resource(resource), inner_map=inner_map,
                            progress=progress)
     report = StageReport(stage.name)
-    with tqdm(total=len(parts), desc=stage.name, unit="part", disable=not progress or not stage.partitioned) as bar:
+    show = progress and stage.partitioned and bool(parts)
+    size = _partition_sizes(run_path, parts) if show else {}
+    with tqdm(total=sum(size.values()), desc=stage.name, unit="img", disable=not show) as bar:
         for p in parts:
             rows, info = rows_and_info(stage.run_partition(run_path, int(p), params, ctx))
             report.rows += rows
             report.partitions_run += 1
             report.info.update(info)
-            bar.update(1)
+            bar.update(size.get(int(p), 0))
     return report
+
+
+def _partition_sizes(run_path: Path, parts: Sequence[int]) -> dict[int, int]:
+    """Images per partition (for a progress bar over images)."""
+    from xsgpu.io.runstore import RunStore
+
+    store = RunStore.open(run_path)
+    return {int(p): b - a for p, (a, b) in ((p, store.partition_bounds(int(p))) for p in parts)}
 
 
 def _pool_task(stage: Stage, run_path: str, part: int, params: Any, resource: Resource | None) -> int:
