@@ -110,6 +110,9 @@ def test_embed_reruns_for_another_method_or_seed(inferred, tmp_path):
     assert embed.is_done(run, tsne) == (False, "no tsne embedding yet")
     done, why = embed.is_done(run, EmbedParams(method="pca", device="cpu", random_state=1))
     assert not done and "random_state 0 -> 1" in why
+    # placed onto another run's maps is another embedding
+    done, why = embed.is_done(run, EmbedParams(method="pca", device="cpu", reference=str(inferred)))
+    assert not done and why.startswith("changed since the last embed: reference None -> ")
     # an explicit command recomputes
     assert run_stage(embed, run, pca, progress=False, skip_done=False).status == "done"
 
@@ -148,3 +151,18 @@ def test_ingest_is_done_flips_with_its_size(tmp_path):
     again = run_stage(ingest, tmp_path / "run", params, progress=False)
     assert (again.status, again.partitions_run, again.partitions_skipped) == ("skipped", 0, 2)
     assert RunStore.open(tmp_path / "run").manifest["stages"]["ingest"]["status"] == "done"
+
+
+def test_a_process_pool_writes_what_this_process_writes(inferred, tmp_path):
+    """``xsgpu synth --workers 2``: the partitions run in spawned processes; the run is the same."""
+    from xsgpu.stages import process_map
+
+    params = SynthParams(n=N, size=SIZE, seed=2, partition_size=PART)
+    report = run_stage(get_stage("synth"), tmp_path / "pool", params, map_fn=process_map(2), progress=False)
+    assert (report.partitions_run, report.rows) == (3, N)
+    a, b = RunStore.open(inferred), RunStore.open(tmp_path / "pool")
+    assert a.samples.read().equals(b.samples.read())
+    np.testing.assert_array_equal(np.asarray(a.images.open()[:]), np.asarray(b.images.open()[:]))
+    assert process_map(1) is None
+    with pytest.raises(ValueError, match="The 'workers' parameter of process_map must be an int >= 1"):
+        process_map(0)

@@ -42,7 +42,14 @@ class EmbedStage(Stage):
 
         current, why = embedding_is_current(run_path, method=params.method, random_state=params.random_state,
                                             fit_sample=params.fit_sample)
-        return current, f"{params.method} embedding {why}" if current else why
+        if not current:
+            return False, why
+        store = RunStore.open(run_path)
+        have = store.read_metadata(EMBEDDING_BY_METHOD.named(method=params.method)).get("reference")
+        want = None if params.reference is None else str(RunStore.open(params.reference).path)
+        if have != want:
+            return False, f"changed since the last embed: reference {have!r} -> {want!r}"
+        return True, f"{params.method} embedding {why}"
 
     def plan(self, run_path: str | os.PathLike, params: EmbedParams) -> Plan:
         RunStore.open(run_path)
