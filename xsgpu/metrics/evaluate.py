@@ -148,11 +148,10 @@ def evaluate_run(run_path: str | os.PathLike, *, cutoff: float | Any = 0.5, susp
     y_prob = frame[vocab.prob_columns()].to_numpy(np.float32)
     try:
         per = attribute_metrics(y_true, y_prob, cutoff=cut, slugs=vocab.slugs)
-        # the bit-code scorer packs a row's labels into one integer (the paper's 17); others: dense arrays
-        scorer = SelectionScorer(y_true, y_prob, cutoff=cut) if vocab.is_default else None
+        scorer = SelectionScorer(y_true, y_prob, cutoff=cut, vocabulary=vocab)
     except ValueError as exc:
         raise ValueError(f"{store.predictions.path}: {exc}") from exc
-    overall = scorer().overall if scorer is not None else _dense_overall(y_true, y_prob, cut)
+    overall = scorer().overall
     ap = per["ap"].to_numpy()
     overall["map"] = float(np.nanmean(ap)) if np.isfinite(ap).any() else float("nan")
     rows = [("model", "", m, float(overall[m])) for m in MODEL_METRICS]
@@ -162,9 +161,7 @@ def evaluate_run(run_path: str | os.PathLike, *, cutoff: float | Any = 0.5, susp
     if "split" in frame.columns:  # the model was trained on "train": "test" is the honest figure
         splits = frame["split"].astype(str).to_numpy()
         for split in sorted(set(splits)):
-            sel = splits == split
-            split_overall = (scorer(sel, ap=True).overall if scorer is not None
-                             else _dense_overall(y_true[sel], y_prob[sel], cut, ap=True))
+            split_overall = scorer(splits == split, ap=True).overall
             rows.extend(("split", split, m, float(split_overall[m])) for m in MODEL_METRICS)
     df = pd.DataFrame(rows, columns=METRICS_COLUMNS)
     meta: dict[str, Any] = {
@@ -187,49 +184,6 @@ def evaluate_run(run_path: str | os.PathLike, *, cutoff: float | Any = 0.5, susp
                     cutoff=meta["cutoff"])
     log.info("evaluate_run: %s: %d labelled samples, mAP %.4f", store.path, y_true.shape[0], overall["map"])
     return df
-
-
-def _dense_overall(y_true: np.ndarray, y_prob: np.ndarray, cut: Any, *, ap: bool = False) -> dict[str, float]:
-    """The model-scope metrics of :data:`MODEL_METRICS` from dense (m, k) arrays, any k (zero division -> 0).
-
-    The same definitions as :class:`~xsgpu.metrics.confusion.SelectionScorer`, which packs a row into
-    one integer and so serves the paper's 17 only.
-    """
-    from xsgpu.metrics.ranking import average_precision
-
-    m, k = y_true.shape
-    pred = y_prob > np.asarray(cut)
-    tp = (y_true & pred).sum(0).astype(np.float64)
-    fp = (~y_true & pred).sum(0).astype(np.float64)
-    fn = (y_true & ~pred).sum(0).astype(np.float64)
-    tn = m - tp - fp - fn
-
-    def div(a, b):
-        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-        return np.divide(a, b, out=np.zeros_like(a), where=b > 0)
-
-    out: dict[str, float] = {"n": float(m)}
-    if m == 0:
-        return {name: (0.0 if name == "n" else float("nan")) for name in MODEL_METRICS}
-    out["accuracy"] = float((tp.sum() + tn.sum()) / (m * k))
-    out["subset_accuracy"] = float((y_true == pred).all(axis=1).mean())
-    stp, sfp, sfn = tp.sum(), fp.sum(), fn.sum()
-    out["precision_micro"] = float(div(stp, stp + sfp))
-    out["recall_micro"] = float(div(stp, stp + sfn))
-    out["f1_micro"] = float(div(2 * stp, 2 * stp + sfp + sfn))
-    out["precision_macro"] = float(div(tp, tp + fp).mean())
-    out["recall_macro"] = float(div(tp, tp + fn).mean())
-    out["f1_macro"] = float(div(2 * tp, 2 * tp + fp + fn).mean())
-    rtp, rt, rp = (y_true & pred).sum(1), y_true.sum(1), pred.sum(1)
-    out["precision_samples"] = float(div(rtp, rp).mean())
-    out["recall_samples"] = float(div(rtp, rt).mean())
-    out["f1_samples"] = float(div(2 * rtp, rt + rp).mean())
-    if ap:
-        a = np.asarray(average_precision(y_true, y_prob), dtype=np.float64)
-        out["map"] = float(np.nanmean(a)) if np.isfinite(a).any() else float("nan")
-    else:
-        out["map"] = float("nan")
-    return out
 
 
 def _write_nothing_evaluated(store: RunStore, cut: Any, *, reason: str,
