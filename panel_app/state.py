@@ -31,7 +31,7 @@ import param
 
 from panel_app.data import SPACES, RunData
 from panel_app.filters import FilterSpec, filter_mask
-from xsgpu.attributes import SLUGS, Vocabulary
+from xsgpu.attributes import DEFAULT_VOCABULARY, Vocabulary
 
 __all__ = ["AppState", "Group", "GROUP_COLOURS", "DISTANCES", "FLOWER_MODES", "SELECTION_MODES", "MAX_DEFAULT_PETALS",
            "default_petals"]
@@ -110,7 +110,7 @@ class AppState(param.Parameterized):
     """
 
     cutoff = param.Number(0.5, bounds=(0.0, 1.0), doc="Probability cut-off: p > cutoff is a positive prediction.")
-    filter_attributes = param.ListSelector(default=[], objects=list(SLUGS),
+    filter_attributes = param.ListSelector(default=[], objects=list(DEFAULT_VOCABULARY.slugs),
                                            doc="Show only images with these attributes (slugs); empty = all.")
     filter_mode = param.Selector(default="any", objects=["any", "all"],
                                  doc="'any': at least one filter attribute; 'all': every one.")
@@ -122,7 +122,7 @@ class AppState(param.Parameterized):
     flower_mode = param.Selector(default="joint", objects=list(FLOWER_MODES))
     spaces = param.ListSelector(default=list(SPACES), objects=list(SPACES), doc="Embedded spaces shown.")
     method = param.Selector(default="tsne", objects=["tsne"], doc="Embedding method shown.")
-    colour_by = param.Selector(default="density", objects=["density", "error_distance", *SLUGS],
+    colour_by = param.Selector(default="density", objects=["density", "error_distance", *DEFAULT_VOCABULARY.slugs],
                                doc="Raster colouring: density, error distance, or one attribute's TP/FP/FN/TN.")
     more_filters = param.ClassSelector(class_=FilterSpec, default=FilterSpec(),
                                        doc="Run, split, file pattern, metadata, probability range, outcome and "
@@ -139,7 +139,8 @@ class AppState(param.Parameterized):
     flower_crowding = param.Number(default=1.3, bounds=(1.0, None), allow_None=True,
                                    doc="Glyphs only when the images in view, on screen, average at most this many "
                                        "per flower-sized cell (views.flowers.crowding); None: the count alone.")
-    flower_attributes = param.ListSelector(default=list(SLUGS), objects=list(SLUGS),
+    flower_attributes = param.ListSelector(default=list(DEFAULT_VOCABULARY.slugs),
+                                           objects=list(DEFAULT_VOCABULARY.slugs),
                                            doc="Attributes drawn as petals (slugs, vocabulary order); default all of "
                                                "the run's, or its MAX_DEFAULT_PETALS most frequent when it has more.")
 
@@ -168,7 +169,7 @@ class AppState(param.Parameterized):
     def _use_vocabulary(self, vocab: Vocabulary) -> None:
         """Make the attribute parameters (filters, colouring, petals) take the run's slugs."""
         slugs = list(vocab.slugs)
-        if slugs == list(SLUGS):
+        if slugs == list(DEFAULT_VOCABULARY.slugs):   # the class defaults already hold them
             return
         self.param.filter_attributes.objects = slugs
         self.filter_attributes = []
