@@ -95,8 +95,8 @@ def warm_up(run_path: str | os.PathLike, *, cutoff: float = 0.5, panels: bool = 
     Returns
     -------
     dict
-        Seconds spent: ``load_s``, ``index_s``, ``datashader_s`` and ``panels_s`` (empty when the run is
-        not servable).
+        Seconds spent: ``load_s``, ``index_s``, ``datashader_s``, ``filters_s`` and ``panels_s`` (empty when
+        the run is not servable).
     """
     from panel_app.data import SPACES
     from panel_app.views.index import space_index
@@ -112,6 +112,11 @@ def warm_up(run_path: str | os.PathLike, *, cutoff: float = 0.5, panels: bool = 
     t2 = time.perf_counter()
     ds_s = warmup()
     out = {"load_s": t1 - t0, "index_s": t2 - t1, "datashader_s": ds_s}
+    from panel_app.filters import warm_up_filters
+
+    t3 = time.perf_counter()
+    warm_up_filters(data)   # the "More filters" card's choices and ranges
+    out["filters_s"] = time.perf_counter() - t3
     if panels:
         from panel_app.panels import warm_up as warm_up_panels
 

@@ -16,7 +16,7 @@ import panel as pn
 import param
 
 from panel_app.filters import (
-    LABELLED_CHOICES, MAX_CHOICES, OUTCOMES, ColumnFilter, FilterSpec, column_kind, metadata_columns,
+    LABELLED_CHOICES, MAX_CHOICES, OUTCOMES, ColumnFilter, FilterSpec, column_kind, metadata_columns, n_values,
     numeric_range, value_options,
 )
 from panel_app.state import AppState
@@ -27,6 +27,8 @@ __all__ = ["MoreFilters", "column_label", "set_range"]
 log = logging.getLogger(__name__)
 
 _NONE = ""
+#: the run choice offers the most frequent runs up to this many
+_MAX_RUNS = 2000
 _PREFIX_LABEL = {"meta__": "label file", "hdr__": "header"}
 
 
@@ -61,11 +63,13 @@ class MoreFilters(pn.viewable.Viewer):
         self._updating = False
         widgets: list[pn.viewable.Viewable] = []
         self.run_ids = self.splits = None
-        if "run_id" in samples.columns and len(runs := value_options(data, "run_id")) > 1:
+        if "run_id" in samples.columns and n_values(data, "run_id") > 1:
+            runs = value_options(data, "run_id", limit=_MAX_RUNS)
             self.run_ids = pn.widgets.MultiChoice(label="Run", options=runs, placeholder="all runs",
                                                   sizing_mode="stretch_width", css_classes=["xsgpu-filter-run"])
             widgets.append(self.run_ids)
-        if "split" in samples.columns and len(splits := value_options(data, "split")) > 1:
+        if "split" in samples.columns and 1 < n_values(data, "split") <= MAX_CHOICES:
+            splits = value_options(data, "split")
             self.splits = pn.widgets.CheckButtonGroup(label="Split", options=sorted(splits), value=[],
                                                       css_classes=["xsgpu-filter-split"])
             widgets += [pn.pane.HTML("split", margin=(0, 5)), self.splits]
@@ -88,7 +92,7 @@ class MoreFilters(pn.viewable.Viewer):
                     self.prob_attribute, self.prob_range, self.outcome_attribute, self.outcomes]
         #: metadata column -> its widget (RangeSlider, MultiChoice or TextInput)
         self.columns: dict[str, pn.widgets.Widget] = {}
-        for col in metadata_columns(samples):
+        for col in data.cached(("filter_metadata_columns",), lambda: metadata_columns(samples)):
             w = self._column_widget(col)
             if w is not None:
                 self.columns[col] = w
@@ -114,11 +118,11 @@ class MoreFilters(pn.viewable.Viewer):
             lo, hi = span
             return pn.widgets.RangeSlider(label=label, start=lo, end=hi, value=(lo, hi), step=(hi - lo) / 100,
                                           sizing_mode="stretch_width", css_classes=css)
-        options = value_options(data, col)
-        if len(options) < 2:
+        k = n_values(data, col)
+        if k < 2:
             return None
-        if len(options) <= MAX_CHOICES:
-            return pn.widgets.MultiChoice(label=label, options=options, placeholder="any",
+        if k <= MAX_CHOICES:
+            return pn.widgets.MultiChoice(label=label, options=value_options(data, col), placeholder="any",
                                           sizing_mode="stretch_width", css_classes=css)
         return pn.widgets.TextInput(label=label, placeholder="contains ...", sizing_mode="stretch_width",
                                     css_classes=css)

@@ -290,3 +290,15 @@ def test_metric_panels_cover_labelled_images_and_say_so():
     state.select(np.flatnonzero(~lab)[:5])
     head, table = sm.metrics_table("(current selection)")
     assert "no labelled image" in head and table.empty
+
+
+def test_warm_up_builds_what_a_session_reads(data):
+    from panel_app.filters import n_values, warm_up_filters
+
+    warm_up_filters(data)
+    for col in ("run_id", "split", "meta__sample", "meta__flagged"):
+        assert ("filter_codes", col) in data._cache and ("filter_order", col) in data._cache
+    assert ("filter_numbers", "hdr__exposure_time") in data._cache
+    assert ("filter_order", "hdr__timestamp") not in data._cache     # 400 distinct: filtered by substring
+    assert n_values(data, "hdr__timestamp") == N
+    assert value_options(data, "meta__sample", limit=2) == value_options(data, "meta__sample")[:2]
