@@ -89,12 +89,13 @@ _JS_PANE_TEXT = """
   return parts.map((c) => c.textContent).join('').trim();
 }
 """
-# true once no Panel component shows its loading spinner
+# true once no Panel component on screen shows its loading spinner (the placeholders of the tabs not shown
+# keep the class of the deferred panels they stand for, and are never drawn)
 _JS_NO_SPINNER = """
 () => {
   function busy(root) {
     for (const e of root.querySelectorAll('*')) {
-      if (e.classList.contains('pn-loading')) return true;
+      if (e.classList.contains('pn-loading') && e.getClientRects().length > 0) return true;
       if (e.shadowRoot && busy(e.shadowRoot)) return true;
     }
     return false;
@@ -195,6 +196,12 @@ def run_page(url: str, *, width: int, height: int, n_images: int, steps: int) ->
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": width, "height": height})
         page.set_default_timeout(TIMEOUT_MS)
+        received = [0]   # bytes the server sent over the websocket (what a step costs in transfer)
+
+        def _count(payload: Any) -> None:
+            received[0] += len(payload)
+
+        page.on("websocket", lambda ws: ws.on("framereceived", _count))
         t0 = time.perf_counter()
         page.goto(url, wait_until="domcontentloaded")
         out["dom_ms"] = (time.perf_counter() - t0) * 1000
@@ -209,6 +216,8 @@ def run_page(url: str, *, width: int, height: int, n_images: int, steps: int) ->
             page.wait_for_function(f"() => ({_JS_NO_SPINNER})()", polling=500, timeout=TIMEOUT_MS)
         except Exception:  # noqa: BLE001 - measure anyway, and say so
             log.warning("a panel still shows its loading spinner after %d s", TIMEOUT_MS // 1000)
+        out["settled_ms"] = (time.perf_counter() - t0) * 1000
+        out["load_kb"] = received[0] / 1024
         page.wait_for_timeout(1000)
         log.info("first paint %.0f ms; page settled", out["first_paint_ms"])
 
@@ -238,15 +247,22 @@ def run_page(url: str, *, width: int, height: int, n_images: int, steps: int) ->
         page.mouse.down()
         page.mouse.move(sx1, sy1, steps=6)
         t0 = time.perf_counter()
+        received[0] = 0
         page.mouse.up()
+        log.info("box selection: mouse up")
         st = _wait_status(page, "FEA", "s.selected > 0")
         k = st["selected"]
+        out["box_fea_ms"] = (time.perf_counter() - t0) * 1000
         for space in ("ACT", "PRD"):
             _wait_status(page, space, f"s.selected === {k}")
+        out["box_views_ms"] = (time.perf_counter() - t0) * 1000
         page.wait_for_function(f"() => ({_JS_PANE_TEXT})('xsgpu-selection-count') === '{k}'", polling="raf",
                                timeout=TIMEOUT_MS)
         out["box_select_ms"] = (time.perf_counter() - t0) * 1000
+        out["box_select_kb"] = received[0] / 1024
         out["selected"] = k
+        log.info("box selection of %d: FEA %.0f ms, three views %.0f ms, with the count %.0f ms", k,
+                 out["box_fea_ms"], out["box_views_ms"], out["box_select_ms"])
         page.locator("[title='Pan']").nth(1).click()
 
         # open an image by id
@@ -283,6 +299,7 @@ def _line(name: str, value: float | None, baseline: float | None, *, n: int, par
 
 
 def main(argv: list[str] | None = None) -> int:
+    global TIMEOUT_MS
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="Prints one JSON object per line (see the module docstring).")
@@ -292,11 +309,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threshold", type=int, default=None,
                     help="--flower-threshold of the server (default: n / 20, at least 150, at most 2000).")
     ap.add_argument("--steps", type=int, default=12, help="Wheel steps at most per pass (default 12).")
+    ap.add_argument("--timeout", type=float, default=TIMEOUT_MS / 1000,
+                    help="Seconds to wait for each visible result (default %(default)s).")
+    ap.add_argument("--server-log", type=Path, default=None,
+                    help="Keep the server's log in this file (default: a temporary file, deleted).")
     ap.add_argument("--width", type=int, default=1600)
     ap.add_argument("--height", type=int, default=1000)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     n = 3000 if args.quick else int(args.n)
+    TIMEOUT_MS = int(args.timeout * 1000)
     steps = 4 if args.quick else int(args.steps)
     tmp = None
     if args.run is None:
@@ -322,13 +344,17 @@ def main(argv: list[str] | None = None) -> int:
         except subprocess.TimeoutExpired:
             proc.kill()
         logf.close()
-        Path(logf.name).unlink(missing_ok=True)
+        if args.server_log is not None:
+            shutil.move(logf.name, args.server_log)
+        else:
+            Path(logf.name).unlink(missing_ok=True)
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
     common = {"viewport": f"{args.width}x{args.height}", "flower_threshold": threshold,
               "lod_timeout_ms": got["app_lod_timeout"]}
     _line("browser.first_paint_ms", got["first_paint_ms"], got["dom_ms"], n=n,
-          params={**common, "baseline": "DOMContentLoaded of the same page"})
+          params={**common, "baseline": "DOMContentLoaded of the same page",
+                  "settled_ms": round(got["settled_ms"]), "load_kb": round(got["load_kb"])})
     raster_app = statistics.median(got["wheel_raster_app"]) if got["wheel_raster_app"] else None
     raster_def = statistics.median(got["wheel_raster_default"]) if got["wheel_raster_default"] else None
     _line("browser.wheel_raster_ms", raster_app, raster_def, n=n,
@@ -342,7 +368,9 @@ def main(argv: list[str] | None = None) -> int:
                   "baseline": f"same step, lod_timeout {BOKEH_DEFAULT_LOD_MS} ms"})
     base = {"baseline": "median raster wheel step of this run (one round trip with a redraw)"}
     _line("browser.box_select_ms", got["box_select_ms"], raster_app, n=n,
-          params={**common, **base, "selected": got["selected"]})
+          params={**common, **base, "selected": got["selected"], "fea_ms": round(got["box_fea_ms"]),
+                  "three_views_ms": round(got["box_views_ms"]),
+                  "received_kb": round(got["box_select_kb"], 1)})
     _line("browser.open_image_ms", got.get("open_image_ms"), raster_app, n=n, params={**common, **base})
     _line("browser.record_correction_ms", got.get("record_correction_ms"), raster_app, n=n,
           params={**common, **base})

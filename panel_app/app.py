@@ -160,12 +160,21 @@ def _layout(state: AppState, *, title: str, where: str) -> pn.viewable.Viewable:
     suspicious = SuspiciousPanel(state=state)
     # a click in the suspicious-label list opens the image with the correction form set to that label
     suspicious.param.watch(lambda e: detail.prefill(*e.new) if e.new else None, "opened", onlychanged=False)
-    tabs = pn.Tabs(("Model overview", ModelOverview(state=state)),
-                   ("Attribute study", AttributeStudyPanel(state=state)),
-                   ("Co-occurrence", CooccurrencePanel(state=state)),
-                   ("Suspicious labels", suspicious),
+    tab_panels = [("Model overview", ModelOverview(state=state)),
+                  ("Attribute study", AttributeStudyPanel(state=state)),
+                  ("Co-occurrence", CooccurrencePanel(state=state)),
+                  ("Suspicious labels", suspicious)]
+    tabs = pn.Tabs(*tab_panels,
                    dynamic=True, sizing_mode="stretch_width", css_classes=["xsgpu-tabs"],
                    styles={"overflow-x": "auto", "min-width": "0"})  # wide tab content scrolls in the tab
+    # a tab's panel follows the session (selection, corrections, cut-off) only while it is shown: a hidden tab
+    # is not even drawn; showing it brings it up to date (panels._common.LazyRefresh)
+    def show_tab(active: int) -> None:
+        for k, (_name, panel) in enumerate(tab_panels):
+            panel.lazy.show(k == active)
+
+    show_tab(tabs.active)
+    tabs.param.watch(lambda e: show_tab(e.new), "active")
     # one panel per row: panels whose content grows (group tables, detail cards) never overlap a neighbour,
     # and collapsing one never squeezes another
     main = pn.Column(views, SelectionManager(state=state), detail, tabs, sizing_mode="stretch_width",

@@ -17,7 +17,8 @@ import numpy as np
 
 from panel_app.state import AppState
 
-__all__ = ["labels_key", "process_cached", "render_image_png", "png_uri", "VIRIDIS_LUT", "fmt"]
+__all__ = ["labels_key", "process_cached", "render_image_png", "png_uri", "VIRIDIS_LUT", "fmt", "after_event",
+           "LazyRefresh"]
 
 log = logging.getLogger(__name__)
 
@@ -151,13 +152,104 @@ def fmt(x: Any, digits: int = 3) -> str:
     return f"{xf:.{digits}f}"
 
 
-def defer(component: Any, refresh: Callable[[], None]) -> None:
+def after_event(owner: Any, refresh: Callable[[], None], *, delay_ms: int = 30) -> bool:
+    """Run ``refresh`` shortly after the current browser event, once per burst (at once outside a served session).
+
+    A selection or a correction first reaches the browser with what the user looks at (the three views,
+    the selection manager's count and metrics, the message); panels that only follow it (the model
+    overview's linked curves) call this, so their second or so of HoloViews rendering comes after that
+    patch instead of before it. Calls for the same ``owner`` and ``refresh`` within ``delay_ms`` are
+    merged: only the last one runs (a burst of selections renders the curves once).
+
+    Returns
+    -------
+    bool
+        True when ``refresh`` ran now, False when it was scheduled.
+    """
+    import panel as pn
+
+    doc = pn.state.curdoc
+    if doc is None or getattr(doc, "session_context", None) is None or not pn.state.loaded:
+        refresh()
+        return True
+    from panel_app.views.docsafe import batched_edits
+
+    pending = owner.__dict__.setdefault("_xsgpu_after_event", {})
+    key = getattr(refresh, "__qualname__", repr(refresh))
+    token = object()
+    pending[key] = token
+
+    def run() -> None:
+        if pending.get(key) is not token:   # a later call superseded this one
+            return
+        del pending[key]
+        with batched_edits():
+            refresh()
+
+    doc.add_timeout_callback(run, int(delay_ms))
+    return False
+
+
+class LazyRefresh:
+    """A panel's refreshes, run after the current browser event and only while the panel is shown.
+
+    The panels in the app's tabs follow the session (a selection, a correction, a new cut-off), but a tab
+    that is not shown is not even drawn (Panel's dynamic tabs): its refreshes are remembered instead
+    and run, once each, when its tab is shown (:meth:`show`). A shown panel's refreshes run through
+    :func:`after_event`, so what the user acted on reaches the browser first.
+
+    Parameters
+    ----------
+    owner : object
+        The panel (keys the debouncing of :func:`after_event`).
+    """
+
+    def __init__(self, owner: Any):
+        self.owner = owner
+        self.shown = True
+        self.stale: dict[str, Callable[[], None]] = {}
+        #: the component whose loading spinner :func:`defer` shows (cleared while hidden: a hidden dynamic
+        #: tab is drawn as a placeholder that keeps the spinner it was given, for good)
+        self.component: Any = None
+
+    def __call__(self, refresh: Callable[[], None], *, now: bool = False) -> None:
+        """Run ``refresh`` (after the event, or at once with ``now``) if shown, else remember it."""
+        key = getattr(refresh, "__qualname__", repr(refresh))
+        if not self.shown:
+            self.stale[key] = refresh
+            return
+        self.stale.pop(key, None)
+        if now:
+            refresh()
+        else:
+            after_event(self.owner, refresh)
+
+    def show(self, shown: bool) -> None:
+        """The panel's tab is now shown (True) or hidden; showing runs the refreshes missed while hidden."""
+        self.shown = bool(shown)
+        if not self.shown and self.component is not None and self.component.loading:
+            self.component.loading = False
+        if self.shown:
+            missed, self.stale = list(self.stale.values()), {}
+            for refresh in missed:
+                refresh()
+
+
+def defer(component: Any, refresh: Callable[[], None], *, lazy: LazyRefresh | None = None) -> None:
     """Run ``refresh`` once the browser session has loaded (at once outside a server session).
 
     Heavy panels fill in after the page appears instead of delaying it; ``component.loading`` shows a
-    spinner meanwhile.
+    spinner meanwhile. With ``lazy``, the refresh goes through it (skipped, and done on showing, while
+    the panel's tab is hidden; no spinner then).
     """
     import panel as pn
+
+    if lazy is not None:
+        lazy.component = component
+        first = refresh
+
+        def refresh() -> None:
+            lazy(first, now=True)
 
     if pn.state.curdoc is None or pn.state.loaded:
         refresh()

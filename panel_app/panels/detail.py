@@ -17,7 +17,7 @@ import numpy as np
 import panel as pn
 import param
 
-from panel_app.panels._common import colour_bar_html, intensity_range, render_image_png
+from panel_app.panels._common import after_event, colour_bar_html, intensity_range, render_image_png
 from panel_app.panels.heatmap import heatmap_bar_html, heatmap_of, overlay_png, run_heatmaps
 from panel_app.panels.neighbours import BACKGROUND_ROWS, feature_index
 from panel_app.state import AppState
@@ -171,8 +171,13 @@ class DetailView(pn.viewable.Viewer):
         idx, dist = index.query(np.array([i]), k=self.n_neighbours)
         return idx[0], dist[0]
 
-    def record(self, *, sample_id: int, attribute: str | int, new: bool, note: str = "", user: str = ""):
+    def record(self, *, sample_id: int, attribute: str | int, new: bool, note: str = "", user: str = "",
+               notify: bool = True):
         """Record a correction of ACT and tell the session (``state.corrections_version += 1``).
+
+        With ``notify=False`` the session is not told (the caller calls :meth:`notify_corrections`): the
+        "Record correction" button shows its message first and lets the views and panels follow
+        after the click's patch has reached the browser.
 
         Returns
         -------
@@ -191,8 +196,13 @@ class DetailView(pn.viewable.Viewer):
             raise ValueError("This run is held in memory without a run store; corrections cannot be recorded.")
         row = record_correction(store, sample_id=int(sample_id), attribute=attribute, new=bool(new),
                                 note=note, user=user)
-        self.state.corrections_version += 1
+        if notify:
+            self.notify_corrections()
         return row
+
+    def notify_corrections(self) -> None:
+        """Tell the session that the corrections changed: every view, metric and list follows."""
+        self.state.corrections_version += 1
 
     # ------------------------------------------------------------------ callbacks
     def _show_message(self, text: str, kind: str) -> None:
@@ -227,7 +237,8 @@ class DetailView(pn.viewable.Viewer):
             user = ""
         try:
             row = self.record(sample_id=int(self._c_sample.value), attribute=self._c_attr.value,
-                              new=self._c_value.value == "present", note=self._c_note.value, user=user)
+                              new=self._c_value.value == "present", note=self._c_note.value, user=user,
+                              notify=False)
         except ValueError as exc:
             self._show_message(str(exc), "danger")
             return
@@ -236,6 +247,8 @@ class DetailView(pn.viewable.Viewer):
         self._show_message(f"Recorded: image {int(r['sample_id'])}, {self._c_attr.value}: "
                            f"{'present' if r['old'] else 'absent'} -> {'present' if r['new'] else 'absent'}.",
                            "success")
+        # the message first; the card, the views and the panels follow right after (at once outside a server)
+        after_event(self, self.notify_corrections)
 
     # ------------------------------------------------------------------ rendering
     def colour_range(self, i: int, shown: dict[int, np.ndarray]) -> tuple[float, float]:

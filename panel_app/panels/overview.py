@@ -19,8 +19,9 @@ import panel as pn
 import param
 
 from panel_app.filters import covered_text, labelled_mask
-from panel_app.panels._common import defer, fmt, labels_key, process_cached
+from panel_app.panels._common import LazyRefresh, defer, fmt, labels_key, process_cached
 from panel_app.panels.overview_curves import (
+    decimate_curve,
     ap_bars_element, histogram_element, pr_curve, pr_element, probability_histograms, reliability,
     reliability_element,
 )
@@ -118,7 +119,10 @@ class ModelOverview(pn.viewable.Viewer):
         self._pr = pn.pane.HoloViews(None, backend="bokeh", css_classes=["xsgpu-overview-pr"])
         self._hist = pn.pane.HoloViews(None, backend="bokeh", css_classes=["xsgpu-overview-hist"])
         self._rel = pn.pane.HoloViews(None, backend="bokeh", css_classes=["xsgpu-overview-reliability"])
-        self.state.param.watch(lambda _e: self._refresh(), ["cutoff", "corrections_version", "filter_attributes",
+        #: follows the session after each event, while its tab is shown (the app's tabs call lazy.show)
+        self.lazy = LazyRefresh(self)
+        self.state.param.watch(lambda _e: self.lazy(self._refresh),
+                               ["cutoff", "corrections_version", "filter_attributes",
                                                             "filter_mode", "filter_source", "more_filters"])
         self.state.param.watch(lambda _e: self._on_selection(), ["selection"])
         self.param.watch(lambda _e: self._refresh(), "scope")
@@ -131,7 +135,7 @@ class ModelOverview(pn.viewable.Viewer):
             pn.FlexBox(self._pr, self._hist, self._rel),   # wraps on narrow windows instead of overflowing
             pn.FlexBox(self._table, self._bars),
             sizing_mode="stretch_width", css_classes=["xsgpu-model-overview"])
-        defer(self._layout, self._refresh)
+        defer(self._layout, self._refresh, lazy=self.lazy)
 
     # ------------------------------------------------------------------ what is scored
     def ids_of(self, scope: str, *, labelled_only: bool = True) -> np.ndarray:
@@ -240,7 +244,9 @@ class ModelOverview(pn.viewable.Viewer):
         out: dict[str, dict[str, dict]] = {"pr": {}, "hist": {}, "reliability": {}}
         def compute(ids: np.ndarray) -> dict[str, dict]:
             y, p = s.y_act()[ids, j], s.data.y_prob[ids, j]
-            return {"pr": pr_curve(y, p), "hist": probability_histograms(y, p), "reliability": reliability(y, p)}
+            # the PR curve as drawn (<= MAX_CURVE_POINTS exact points): a 1M-image scope has ~1M thresholds
+            return {"pr": decimate_curve(pr_curve(y, p)), "hist": probability_histograms(y, p),
+                    "reliability": reliability(y, p)}
 
         for label, ids in parts:
             if len(ids) == 0:
@@ -256,6 +262,11 @@ class ModelOverview(pn.viewable.Viewer):
 
     # ------------------------------------------------------------------ rendering
     def _on_selection(self) -> None:
+        # the selection's figures follow the views and the selection manager: rendered after the event's
+        # patch has gone to the browser (debounced), and only while the overview's tab is shown
+        self.lazy(self._apply_selection)
+
+    def _apply_selection(self) -> None:
         if self.scope == "selection":
             self._refresh()
             return

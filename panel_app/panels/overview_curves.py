@@ -20,8 +20,17 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["pr_curve", "reliability", "probability_histograms", "pr_element", "histogram_element",
-           "reliability_element", "ap_bars_element"]
+__all__ = ["pr_curve", "decimate_curve", "reliability", "probability_histograms", "pr_element", "histogram_element",
+           "reliability_element", "ap_bars_element", "MAX_CURVE_POINTS", "PLOT_BACKEND"]
+
+#: Most points a drawn curve keeps (:func:`decimate_curve`): a 320-px plot shows no more; a PR curve over
+#: 1M images has up to 1M distinct thresholds, which took minutes to send and draw in Chromium.
+MAX_CURVE_POINTS = 2048
+#: Bokeh output backend of the overview's small plots. HoloViews' default is WebGL, which Chromium without
+#: a GPU (headless, many facility PCs) emulates in software; its read-back to the page (``drawImage``)
+#: took most of a selection's wait in bench_browser at 1M. Canvas draws these few glyphs at once.
+PLOT_BACKEND = "canvas"
+_BACKEND_OPTS = {"plot.output_backend": PLOT_BACKEND}
 
 _SCOPE_COLOUR = "#2171b5"
 _SELECTION_COLOUR = "#ff1f5b"
@@ -61,6 +70,43 @@ def pr_curve(y_true: Any, y_score: Any) -> dict[str, np.ndarray]:
     tp = np.cumsum(ys)[last].astype(np.float64)
     fp = (last + 1) - tp
     return {"threshold": ps[last], "precision": tp / (tp + fp), "recall": tp / n_pos}
+
+
+def decimate_curve(curve: dict[str, np.ndarray], *, x: str = "recall", y: str = "precision",
+                   max_points: int = MAX_CURVE_POINTS) -> dict[str, np.ndarray]:
+    """At most ``max_points`` of a curve's points, chosen so that its drawing does not change (min-max decimation).
+
+    The curve's ``x`` must be non-decreasing (a PR curve's recall is). Its x range is cut into
+    ``max_points // 4`` equal bins; in each, the first, last, lowest and highest point are kept, in their
+    order, so every peak and dip stays drawn. Kept points are the curve's own (exact) points; every
+    array of ``curve`` is subset alike. A curve of at most ``max_points`` points is returned as it is.
+
+    Examples
+    --------
+    >>> c = {"recall": np.linspace(0, 1, 10_001), "precision": np.r_[np.ones(5_000), 0.2, np.ones(5_000)]}
+    >>> d = decimate_curve(c, max_points=40)
+    >>> len(d["recall"]) <= 40, float(d["precision"].min()), float(d["recall"][-1])
+    (True, 0.2, 1.0)
+    """
+    if int(max_points) < 4:
+        raise ValueError(f"The 'max_points' parameter of decimate_curve must be >= 4. Got {max_points!r} instead.")
+    xs, ys = np.asarray(curve[x], dtype=np.float64), np.asarray(curve[y], dtype=np.float64)
+    n = len(xs)
+    if n <= max_points:
+        return curve
+    bins = int(max_points) // 4
+    span = xs[-1] - xs[0]
+    b = np.minimum(((xs - xs[0]) / (span if span > 0 else 1.0) * bins).astype(np.int64), bins - 1)
+    starts = np.r_[0, np.flatnonzero(np.diff(b)) + 1]
+    ends = np.r_[starts[1:], n] - 1
+    seg = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, n]))
+    keep = [starts, ends]
+    for reduce in (np.minimum, np.maximum):
+        hit = np.flatnonzero(ys == reduce.reduceat(ys, starts)[seg])  # NaN-free: precision is tp / (tp + fp) > 0
+        _, first = np.unique(seg[hit], return_index=True)
+        keep.append(hit[first])
+    idx = np.unique(np.concatenate(keep))
+    return {k: (np.asarray(v)[idx] if np.ndim(v) == 1 and len(v) == n else v) for k, v in curve.items()}
 
 
 def reliability(y_true: Any, y_prob: Any, *, n_bins: int = 10) -> dict[str, np.ndarray]:
@@ -115,17 +161,22 @@ def _hv():
 
 
 def pr_element(curves: dict[str, dict], *, title: str, width: int = 320, height: int = 300):
-    """An ``hv.Overlay`` of PR curves (``{label: pr_curve(...)}``); the first is the scope, the second the selection."""
+    """An ``hv.Overlay`` of PR curves (``{label: pr_curve(...)}``); the first is the scope, the second the selection.
+
+    Each curve is drawn with at most :data:`MAX_CURVE_POINTS` points (:func:`decimate_curve`).
+    """
     hv = _hv()
     items = []
     for k, (label, c) in enumerate(curves.items()):
+        c = decimate_curve(c)
         items.append(hv.Curve((c["recall"], c["precision"]), "recall", "precision", label=label).opts(
             color=_SCOPE_COLOUR if k == 0 else _SELECTION_COLOUR, line_width=2,
             line_dash="solid" if k == 0 else "dashed", interpolation="steps-post"))
     if not items:
         items.append(hv.Curve([], "recall", "precision"))
     return hv.Overlay(items).opts(title=title, width=width, height=height, xlim=(0, 1.02), ylim=(0, 1.02),
-                                  legend_position="bottom_left", fontsize=_FONT, show_grid=True, toolbar=None)
+                                  legend_position="bottom_left", fontsize=_FONT, show_grid=True, toolbar=None,
+                                  backend_opts=_BACKEND_OPTS)
 
 
 def histogram_element(hists: dict[str, dict], *, title: str, width: int = 320, height: int = 300):
@@ -146,7 +197,7 @@ def histogram_element(hists: dict[str, dict], *, title: str, width: int = 320, h
                                   label=f"{label}: present").opts(color=_SELECTION_COLOUR, line_width=2,
                                                                    interpolation="steps-post"))
     return hv.Overlay(items).opts(title=title, width=width, height=height, legend_position="top_left",
-                                  fontsize=_FONT, toolbar=None)
+                                  fontsize=_FONT, toolbar=None, backend_opts=_BACKEND_OPTS)
 
 
 def reliability_element(rels: dict[str, dict], *, title: str, width: int = 320, height: int = 300):
@@ -163,7 +214,8 @@ def reliability_element(rels: dict[str, dict], *, title: str, width: int = 320, 
         items.append(hv.Scatter(pts, "mean predicted probability", "fraction with the attribute")
                      .opts(color=colour, size=6))
     return hv.Overlay(items).opts(title=title, width=width, height=height, xlim=(0, 1), ylim=(0, 1.02),
-                                  legend_position="bottom_right", fontsize=_FONT, show_grid=True, toolbar=None)
+                                  legend_position="bottom_right", fontsize=_FONT, show_grid=True, toolbar=None,
+                                  backend_opts=_BACKEND_OPTS)
 
 
 def ap_bars_element(names: list[str], ap: np.ndarray, colours: list[str], *, width: int = 340, height: int = 420):
@@ -172,4 +224,4 @@ def ap_bars_element(names: list[str], ap: np.ndarray, colours: list[str], *, wid
     data = {"attribute": list(names), "AP": np.nan_to_num(np.asarray(ap, dtype=np.float64)), "colour": colours}
     return hv.Bars(data, "attribute", ["AP", "colour"]).opts(
         invert_axes=True, color="colour", width=width, height=height, xlim=(0, 1), title="Average precision",
-        fontsize=_FONT, toolbar=None, tools=["hover"], invert_yaxis=True)
+        fontsize=_FONT, toolbar=None, tools=["hover"], invert_yaxis=True, backend_opts=_BACKEND_OPTS)

@@ -13,7 +13,7 @@ import pandas as pd
 import panel as pn
 import param
 
-from panel_app.panels._common import defer, labels_key, process_cached
+from panel_app.panels._common import LazyRefresh, defer, labels_key, process_cached
 from panel_app.state import AppState
 from xsgpu.attributes import DEFAULT_VOCABULARY
 
@@ -43,11 +43,12 @@ class AttributeStudyPanel(pn.viewable.Viewer):
             raise ValueError("The 'state' parameter of AttributeStudyPanel must be an AppState. Got None instead.")
         self._measure = pn.widgets.RadioButtonGroup.from_param(self.param.measure, css_classes=["xsgpu-study-measure"])
         self._plots = pn.Row(sizing_mode="stretch_width")
-        self.state.param.watch(lambda _e: self._refresh(), ["cutoff", "corrections_version"])
+        self.lazy = LazyRefresh(self)   # follows the session after each event, while its tab is shown
+        self.state.param.watch(lambda _e: self.lazy(self._refresh), ["cutoff", "corrections_version"])
         self.param.watch(lambda _e: self._refresh(), "measure")
         self._layout = pn.Column(self._measure, self._plots, sizing_mode="stretch_width",
                                  css_classes=["xsgpu-attribute-study"])
-        defer(self._layout, self._refresh)
+        defer(self._layout, self._refresh, lazy=self.lazy)
 
     def matrices(self) -> dict[str, np.ndarray]:
         """The study matrices for the current measure.
@@ -152,11 +153,12 @@ class CooccurrencePanel(pn.viewable.Viewer):
                                            css_classes=["xsgpu-cooccurrence-table"])
         self._table.on_click(lambda e: self.select_row(e.row))
         self._note = pn.pane.Markdown("")
-        self.state.param.watch(lambda _e: self._refresh(), ["cutoff", "corrections_version"])
+        self.lazy = LazyRefresh(self)   # follows the session after each event, while its tab is shown
+        self.state.param.watch(lambda _e: self.lazy(self._refresh), ["cutoff", "corrections_version"])
         self.param.watch(lambda _e: self._refresh(), "top")
         self._layout = pn.Column(self._top, self._note, self._table,
                                  sizing_mode="stretch_width", css_classes=["xsgpu-cooccurrence"])
-        defer(self._layout, self._refresh)
+        defer(self._layout, self._refresh, lazy=self.lazy)
 
     def table(self) -> pd.DataFrame:
         """``xsgpu.metrics.cooccurrence_table`` of the corrected ACT and PRD at the cut-off (top rows)."""

@@ -16,7 +16,7 @@ import pandas as pd
 import panel as pn
 import param
 
-from panel_app.panels._common import defer, labels_key, process_cached
+from panel_app.panels._common import LazyRefresh, defer, labels_key, process_cached
 from panel_app.state import AppState
 from xsgpu.io.runstore import RunStoreError
 
@@ -54,9 +54,11 @@ class SuspiciousPanel(pn.viewable.Viewer):
                                            css_classes=["xsgpu-suspicious-table"])
         self._table.on_click(lambda e: self.open_row(e.row))
         self._note = pn.pane.Markdown("")
-        self.state.param.watch(lambda _e: self._refresh(), ["corrections_version", "cutoff"])
+        #: follows the session after each event, while its tab is shown (the app's tabs call lazy.show)
+        self.lazy = LazyRefresh(self)
+        self.state.param.watch(lambda _e: self.lazy(self._refresh), ["corrections_version", "cutoff"])
         self._layout = pn.Column(self._note, self._table, sizing_mode="stretch_width", css_classes=["xsgpu-suspicious"])
-        defer(self._layout, self._refresh)
+        defer(self._layout, self._refresh, lazy=self.lazy)
 
     def ranking(self) -> pd.DataFrame:
         """The listed rows.

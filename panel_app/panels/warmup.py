@@ -23,10 +23,12 @@ def warm_up(data: Any, *, cutoff: float = 0.5) -> dict[str, float]:
     Returns
     -------
     dict
-        Seconds per step: ``fea_index``, ``overview``, ``study``, ``cooccurrence``, ``suspicious``.
+        Seconds per step: ``fea_index``, ``overview``, ``study``, ``cooccurrence``, ``suspicious``,
+        ``scorer`` (the selection manager's, so that the first selection does not build it).
     """
     from panel_app.panels.neighbours import feature_index
     from panel_app.panels.overview import ModelOverview
+    from panel_app.panels.selection import SelectionManager
     from panel_app.panels.study import AttributeStudyPanel, CooccurrencePanel
     from panel_app.panels.suspicious import SuspiciousPanel
     from panel_app.state import AppState
@@ -40,7 +42,8 @@ def warm_up(data: Any, *, cutoff: float = 0.5) -> dict[str, float]:
              ("overview", lambda: ModelOverview(state=state).metrics()),
              ("study", lambda: AttributeStudyPanel(state=state).matrices()),
              ("cooccurrence", lambda: CooccurrencePanel(state=state).table()),
-             ("suspicious", lambda: SuspiciousPanel(state=state).ranking() if has_suspicious else None)]
+             ("suspicious", lambda: SuspiciousPanel(state=state).ranking() if has_suspicious else None),
+             ("scorer", lambda: SelectionManager(state=state).scorer())]
     for name, step in steps:
         t0 = time.perf_counter()
         step()

@@ -36,7 +36,7 @@ from bokeh.plotting import figure
 from panel_app.data import SPACES
 from panel_app.filters import labelled_mask
 from panel_app.state import AppState
-from panel_app.views.docsafe import with_bokeh_edits
+from panel_app.views.docsafe import with_batched_edits, with_bokeh_edits
 from panel_app.views.flowers import CENTRE_RADIUS, PETAL_RADIUS, crowding, flower_columns, glyphs_legible
 from panel_app.views.groups_layer import RING_WIDTH, group_raster, group_rings
 from panel_app.views.index import space_index
@@ -201,11 +201,15 @@ class EmbeddingView(pn.viewable.Viewer):
         return self._layout
 
     # ------------------------------------------------------------------ events
+    # each browser event's changes (this view, the other views, the panels that follow at once) reach the
+    # browser as one patch, with one walk of the document's models (docsafe.batched_edits)
+    @with_batched_edits
     def _on_ranges(self, event: RangesUpdate) -> None:
         if None in (event.x0, event.x1, event.y0, event.y1):
             return
         self.set_viewport(event.x0, event.x1, event.y0, event.y1)
 
+    @with_batched_edits
     def _on_geometry(self, event: SelectionGeometry) -> None:
         if not event.final:
             return
@@ -214,6 +218,7 @@ class EmbeddingView(pn.viewable.Viewer):
         except ValueError as exc:  # a degenerate lasso: tell the log, keep the session alive
             log.warning("ignored selection in %s view: %s", self.space, exc)
 
+    @with_batched_edits
     def _on_tap(self, event: Tap) -> None:
         if event.x is None or event.y is None:
             return

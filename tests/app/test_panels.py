@@ -403,10 +403,11 @@ def test_warm_up_fills_the_process_cache(state):
     from panel_app.state import AppState
 
     out = warm_up(state.data)
-    assert set(out) == {"fea_index", "overview", "study", "cooccurrence", "suspicious"}
+    assert set(out) == {"fea_index", "overview", "study", "cooccurrence", "suspicious", "scorer"}
     lru = state.data.cached("panels_lru", dict)
     kinds = {k[0] for k in lru}
-    assert kinds == {"overview", "overview_overall", "overview_curves", "study", "cooccurrence", "suspicious"}
+    assert kinds == {"overview", "overview_overall", "overview_curves", "study", "cooccurrence", "suspicious",
+                     "scorer"}   # the first selection of a session reuses the scorer
     other_session = AppState(data=state.data)
     assert ModelOverview(state=other_session).metrics() is lru[next(k for k in lru if k[0] == "overview")]
     assert SuspiciousPanel(state=other_session).ranking() is lru[next(k for k in lru if k[0] == "suspicious")]
@@ -469,7 +470,7 @@ def test_missing_stage_outputs_name_the_command(tmp_path):
     said = " ".join(str(p.object) for p in dv._strip.objects[0].select(pn.pane.Str))
     assert "neighbours unavailable" in said and f"xsgpu embed {run}" in said
     out = warm_up(state.data)                               # skips what is missing, computes nothing in its place
-    assert set(out) == {"fea_index", "overview", "study", "cooccurrence", "suspicious"}
+    assert set(out) == {"fea_index", "overview", "study", "cooccurrence", "suspicious", "scorer"}
     assert not any(k[0] == "suspicious" for k in state.data.cached("panels_lru", dict))
     assert ("fea_index",) not in state.data._cache
 
