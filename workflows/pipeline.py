@@ -436,8 +436,8 @@ def run_pipeline(
                                                   "epochs": epochs, "device": device, "seed": seed,
                                                   "num_threads": threads, **(train_options or {})})))
         if model_path is not None:
-            later.append(("infer", InferParams(model=os.fspath(model_path), spec=None if spec is None else os.fspath(spec),
-                                               device=device,
+            later.append(("infer", InferParams(model=os.fspath(model_path),
+                                               spec=None if spec is None else os.fspath(spec), device=device,
                                                batch_size=batch_size or InferParams.batch_size, overwrite=overwrite)))
         if embed:
             # on a worker, openTSNE gets the worker's threads: more threads than the worker owns made

@@ -40,7 +40,10 @@ def get_stage(name: str) -> Stage:
 
 
 def contract_table() -> str:
-    """The stage contract as a Markdown table (docs/architecture.md holds it; tests/test_architecture_doc.py compares)."""
+    """The stage contract as a Markdown table.
+
+    docs/architecture.md holds it; tests/test_architecture_doc.py compares the two.
+    """
     from dataclasses import MISSING, fields
 
     def params(stage: Stage) -> str:
@@ -52,6 +55,7 @@ def contract_table() -> str:
     rows = ["| stage | inputs | outputs | parameters | partitioned |", "|---|---|---|---|---|"]
     for stage in STAGES.values():
         ins = ", ".join(f"`{a.name}`" for a in stage.inputs) or "-"
-        outs = ", ".join([f"`{a.name}`" for a in stage.outputs] + ([stage.outputs_elsewhere] if stage.outputs_elsewhere else []))
+        outs = [f"`{a.name}`" for a in stage.outputs] + ([stage.outputs_elsewhere] if stage.outputs_elsewhere else [])
+        outs = ", ".join(outs)
         rows.append(f"| {stage.name} | {ins} | {outs} | {params(stage)} | {'yes' if stage.partitioned else 'no'} |")
     return "\n".join(rows)

@@ -183,8 +183,11 @@ class Stage(ABC):
         """Whether the run holds this stage's outputs made with ``params``; and why (not), for the run log."""
 
     @abstractmethod
-    def plan(self, run_path: str | os.PathLike, params: Any) -> Plan:
-        """Set up (create or check the run, arrays, staging) and return the partitions still to run."""
+    def plan(self, run_path: str | os.PathLike, params: Any, *, progress: bool = False) -> Plan:
+        """Set up (create or check the run, arrays, staging) and return the partitions still to run.
+
+        ``progress``: show the setup's own progress bars (ingest's file scan).
+        """
 
     @abstractmethod
     def run_partition(self, run_path: str | os.PathLike, part: int, params: Any,
@@ -352,7 +355,7 @@ def run_stage(stage: Stage, run_path: str | os.PathLike, params: Any = None, *, 
         say("stage_reason", stage=stage.name, reason=why)
     with _lock(stage, run_path):
         try:
-            plan = stage.plan(run_path, params)
+            plan = stage.plan(run_path, params, progress=progress)
             resource = stage.resource(plan.params) if plan.parts else None
             target = stage.target(run_path, plan)
             t_map = time.perf_counter()

@@ -51,7 +51,7 @@ class EmbedStage(Stage):
             return False, f"changed since the last embed: reference {have!r} -> {want!r}"
         return True, f"{params.method} embedding {why}"
 
-    def plan(self, run_path: str | os.PathLike, params: EmbedParams) -> Plan:
+    def plan(self, run_path: str | os.PathLike, params: EmbedParams, *, progress: bool = False) -> Plan:
         RunStore.open(run_path)
         return Plan(parts=[0], params=params)
 

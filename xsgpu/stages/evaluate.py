@@ -54,7 +54,7 @@ class EvaluateStage(Stage):
             return False, "changed since the last evaluate: " + ", ".join(changed)
         return True, "metrics exist for these predictions and this cut-off"
 
-    def plan(self, run_path: str | os.PathLike, params: EvaluateParams) -> Plan:
+    def plan(self, run_path: str | os.PathLike, params: EvaluateParams, *, progress: bool = False) -> Plan:
         RunStore.open(run_path, require=[SAMPLES])
         return Plan(parts=[0], params=params)
 

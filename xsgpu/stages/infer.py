@@ -117,7 +117,7 @@ class InferStage(Stage):
                 return False, f"layers {sorted(params.layers)} asked, the partitions hold others"
         return True, f"every partition predicted by model {sha[:12]}..."
 
-    def plan(self, run_path: str | os.PathLike, params: InferParams) -> Plan:
+    def plan(self, run_path: str | os.PathLike, params: InferParams, *, progress: bool = False) -> Plan:
         from xsgpu.model.infer import plan_infer
 
         store = RunStore.open(run_path, require=[IMAGES])

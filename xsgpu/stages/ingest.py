@@ -63,19 +63,21 @@ class IngestStage(Stage):
         defaults = {"max_frame_pixels": DEFAULT_MAX_FRAME_PIXELS, "max_frames_per_file": DEFAULT_MAX_FRAMES_PER_FILE}
         changed = {k: (have.get(k, defaults.get(k)), v) for k, v in want.items() if have.get(k, defaults.get(k)) != v}
         if changed:
-            return False, "made with other parameters: " + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items())
+            return False, "made with other parameters: " + ", ".join(
+                f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items())
         if store.manifest.get("stages", {}).get(self.name, {}).get("status") != "done":
             return False, f"{len(store.samples.pending())} partitions pending"
         return True, "every partition ingested with these parameters"
 
-    def plan(self, run_path: str | os.PathLike, params: IngestParams) -> Plan:
+    def plan(self, run_path: str | os.PathLike, params: IngestParams, *, progress: bool = False) -> Plan:
         from xsgpu.io.ingest import plan_ingest
 
         extra = {} if params.vocabulary is None else {"vocabulary": params.vocabulary}
         store = plan_ingest([os.fspath(p) for p in params.paths], run_path, labels=params.labels, size=params.size,
                             partition_size=params.partition_size, h5_dataset=params.h5_dataset,
-                            n_workers=params.scan_workers, progress=False, max_frame_pixels=params.max_frame_pixels,
-                            max_frames_per_file=params.max_frames_per_file, **extra)
+                            n_workers=params.scan_workers, progress=progress,
+                            max_frame_pixels=params.max_frame_pixels, max_frames_per_file=params.max_frames_per_file,
+                            **extra)
         if store.n_samples == 0:
             store.set_stage(self.name, "failed", reason="no readable frames")
             raise NothingReadable(f"None of the {len(params.paths)} ingest input(s) gave a readable frame "

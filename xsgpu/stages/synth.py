@@ -51,13 +51,14 @@ class SynthStage(Stage):
         want = json.loads(json.dumps(_recorded(params)))
         changed = {k: (have.get(k), v) for k, v in want.items() if have.get(k) != v}
         if changed:
-            return False, "made with other parameters: " + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items())
+            return False, "made with other parameters: " + ", ".join(
+                f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items())
         pending = RunStore.open(run_path).samples.pending()
         if pending:
             return False, f"{len(pending)} partitions pending"
         return True, "every partition generated with these parameters"
 
-    def plan(self, run_path: str | os.PathLike, params: SynthParams) -> Plan:
+    def plan(self, run_path: str | os.PathLike, params: SynthParams, *, progress: bool = False) -> Plan:
         from xsgpu.backend import get_backend
         from xsgpu.synth import plan_synth_run
 

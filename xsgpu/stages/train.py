@@ -79,9 +79,10 @@ class TrainStage(Stage):
             return False, f"the checkpoint at {params.out} was trained otherwise: " + ", ".join(changed)
         return True, f"checkpoint exists at {params.out}"
 
-    def plan(self, run_path: str | os.PathLike, params: TrainParams) -> Plan:
+    def plan(self, run_path: str | os.PathLike, params: TrainParams, *, progress: bool = False) -> Plan:
         if not params.out:
-            raise ValueError("The 'out' parameter of the train stage must name the checkpoint directory. Got '' instead.")
+            raise ValueError("The 'out' parameter of the train stage must name the checkpoint directory. "
+                             "Got '' instead.")
         return Plan(parts=[0], params=params)
 
     def run_partition(self, run_path: str | os.PathLike, part: int, params: TrainParams,
