@@ -110,6 +110,8 @@ def test_embed_reruns_for_another_method_or_seed(inferred, tmp_path):
     assert embed.is_done(run, tsne) == (False, "no tsne embedding yet")
     done, why = embed.is_done(run, EmbedParams(method="pca", device="cpu", random_state=1))
     assert not done and "random_state 0 -> 1" in why
+    done, why = embed.is_done(run, EmbedParams(method="pca", device="cpu", pca_dims=20))
+    assert not done and "pca_dims 50 -> 20" in why
     # placed onto another run's maps is another embedding
     done, why = embed.is_done(run, EmbedParams(method="pca", device="cpu", reference=str(inferred)))
     assert not done and why.startswith("changed since the last embed: reference None -> ")

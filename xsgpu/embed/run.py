@@ -71,8 +71,12 @@ def _predictions_key(store: RunStore) -> str | None:
 
 
 def embedding_is_current(run_path: Any, *, method: str = "tsne", random_state: int | None = 0,
-                         fit_sample: int | None = None) -> tuple[bool, str]:
+                         fit_sample: int | None = None, pca_dims: int = 50,
+                         perplexity: float = 30.0) -> tuple[bool, str]:
     """Whether the run holds a ``method`` embedding made with these parameters from today's predictions.
+
+    Compared: seed, fit sample, the predictions' model, the FEA reduction's ``pca_dims`` and, for
+    t-SNE, the perplexity. A table written before these were recorded counts as changed.
 
     Returns
     -------
@@ -85,9 +89,11 @@ def embedding_is_current(run_path: Any, *, method: str = "tsne", random_state: i
     if not store.table_path(table).is_file():
         return False, f"no {method} embedding yet"
     meta = store.read_metadata(table)
-    wanted = {"random_state": random_state, "fit_sample": fit_sample, "predictions": _predictions_key(store)}
-    have = {"random_state": meta.get("random_state"), "fit_sample": meta.get("fit_sample"),
-            "predictions": meta.get("predictions")}
+    wanted = {"random_state": random_state, "fit_sample": fit_sample, "predictions": _predictions_key(store),
+              "pca_dims": int(pca_dims)}
+    if method == "tsne":
+        wanted["perplexity"] = float(perplexity)
+    have = {k: meta.get(k) for k in wanted}
     changed = [k for k in wanted if wanted[k] != have[k]]
     if changed:
         return False, "changed since the last embed: " + ", ".join(f"{k} {have[k]!r} -> {wanted[k]!r}" for k in changed)
@@ -408,7 +414,8 @@ def embed_run(run_path: str | os.PathLike, *, method: str = "tsne", device: str 
             inputs[space] = None
         df = pd.DataFrame(out)[EMBEDDING_COLUMNS + [f"{s}_{a}" for s in layer_spaces for a in ("x", "y")]]
         meta = {"method": method, "params": {s: m["params"] for s, m in space_meta.items()}, "spaces": space_meta,
-                "random_state": random_state, "fit_sample": fit_sample, "predictions": _predictions_key(store), "reference": str(ref_store.path) if refs else None,
+                "random_state": random_state, "fit_sample": fit_sample, "predictions": _predictions_key(store),
+                "pca_dims": int(pca_dims), "perplexity": float(perplexity), "reference": str(ref_store.path) if refs else None,
                 "xsgpu": __version__, "seconds": round(time.perf_counter() - t_start, 3)}
         for ref in space_refs.values():
             ref.save(store.path)

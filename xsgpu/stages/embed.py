@@ -41,7 +41,8 @@ class EmbedStage(Stage):
         from xsgpu.embed.run import embedding_is_current
 
         current, why = embedding_is_current(run_path, method=params.method, random_state=params.random_state,
-                                            fit_sample=params.fit_sample)
+                                            fit_sample=params.fit_sample, pca_dims=params.pca_dims,
+                                            perplexity=params.perplexity)
         if not current:
             return False, why
         store = RunStore.open(run_path)
