@@ -13,6 +13,7 @@ import pandas as pd
 import panel as pn
 import param
 
+from panel_app.filters import covered_text, labelled_mask
 from panel_app.panels._common import LazyRefresh, defer, labels_key, process_cached
 from panel_app.state import AppState
 from xsgpu.attributes import DEFAULT_VOCABULARY
@@ -46,7 +47,8 @@ class AttributeStudyPanel(pn.viewable.Viewer):
         self.lazy = LazyRefresh(self)   # follows the session after each event, while its tab is shown
         self.state.param.watch(lambda _e: self.lazy(self._refresh), ["cutoff", "corrections_version"])
         self.param.watch(lambda _e: self._refresh(), "measure")
-        self._layout = pn.Column(self._measure, self._plots, sizing_mode="stretch_width",
+        self._caption = pn.pane.Markdown("", css_classes=["xsgpu-study-caption"])
+        self._layout = pn.Column(self._measure, self._caption, self._plots, sizing_mode="stretch_width",
                                  css_classes=["xsgpu-attribute-study"])
         defer(self._layout, self._refresh, lazy=self.lazy)
 
@@ -57,7 +59,8 @@ class AttributeStudyPanel(pn.viewable.Viewer):
         -------
         dict
             ``"ACT"`` and ``"PRD"`` -> float (N, N): ``xsgpu.metrics.attribute_study`` of the corrected
-            ACT and of the predicted labels (``y_prob > cutoff``).
+            ACT and of the predicted labels (``y_prob > cutoff``), over the labelled images
+            (``samples.labelled``).
         """
         s = self.state
         key = ("study", self.measure, float(s.cutoff), labels_key(s))
@@ -66,10 +69,12 @@ class AttributeStudyPanel(pn.viewable.Viewer):
             from xsgpu.metrics import attribute_study
 
             k = s.n_attributes
-            return {"ACT": np.asarray(attribute_study(s.y_act(), measure=self.measure, n_attributes=k),
+            lab = labelled_mask(s.data)   # both over the labelled images (unlabelled ones have no ACT)
+            rows = slice(None) if lab.all() else lab
+            return {"ACT": np.asarray(attribute_study(s.y_act()[rows], measure=self.measure, n_attributes=k),
                                       dtype=np.float64),
-                    "PRD": np.asarray(attribute_study(s.data.y_prob > s.cutoff, measure=self.measure, n_attributes=k),
-                                      dtype=np.float64)}
+                    "PRD": np.asarray(attribute_study(s.data.y_prob[rows] > s.cutoff, measure=self.measure,
+                                                      n_attributes=k), dtype=np.float64)}
 
         return process_cached(s, key, build)
 
@@ -83,6 +88,9 @@ class AttributeStudyPanel(pn.viewable.Viewer):
         hi = max(np.nanmax(m) for m in mats.values())
         if self.measure == "correlation":
             lo, hi = -1.0, 1.0
+        lab = labelled_mask(self.state.data)
+        over = covered_text(int(np.count_nonzero(lab)), len(lab))
+        self._caption.object = f"ACT and PRD over {over}"
         self._plots.objects = [
             pn.pane.Bokeh(study_heatmap(m, title=f"{label}: {self.measure.replace('_', ' ')}", measure=self.measure,
                                         low=lo, high=hi, names=self.state.vocabulary.names),

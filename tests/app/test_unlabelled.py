@@ -80,3 +80,28 @@ def test_view_draws_unlabelled_flowers_and_plain_dots():
     colours = np.asarray(c["color"], dtype=object)
     unl = ~labelled[np.asarray(c["sample_id"])]
     assert set(colours[unl]) == {_DOT_COLOUR} and _DOT_COLOUR not in set(colours[~unl])
+
+
+def test_attribute_study_covers_labelled_images_and_says_so():
+    from panel_app.data import RunData
+    from panel_app.panels.study import AttributeStudyPanel
+    from panel_app.state import AppState
+    from xsgpu.metrics import attribute_study
+
+    rng = np.random.default_rng(7)
+    n = 200
+    labelled = rng.random(n) < 0.3
+    act = (rng.random((n, 17)) < 0.4) & labelled[:, None]   # unlabelled rows carry no label
+    prob = rng.random((n, 17)).astype(np.float32)
+    samples = pd.DataFrame({"sample_id": np.arange(n), "source_uri": [f"/d/{i}.tif" for i in range(n)], "frame": 0,
+                            "run_id": "r", "split": "test", "labelled": labelled})
+    state = AppState(data=RunData.from_arrays(y_true=act, y_prob=prob, coords=rng.normal(size=(n, 6)),
+                                              samples=samples))
+    panel = AttributeStudyPanel(state=state, measure="correlation")
+    mats = panel.matrices()
+    np.testing.assert_allclose(mats["ACT"], attribute_study(act[labelled], measure="correlation", n_attributes=17),
+                               equal_nan=True)
+    np.testing.assert_allclose(mats["PRD"], attribute_study(prob[labelled] > 0.5, measure="correlation",
+                                                            n_attributes=17), equal_nan=True)
+    panel._refresh()
+    assert f"over {labelled.sum()} of {n} images (labelled)" in panel._caption.object
