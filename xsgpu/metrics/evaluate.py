@@ -12,6 +12,10 @@ When the run has ``fea_reduced.npy`` (written by the embed stage), the stage als
 image's labels with :func:`~xsgpu.metrics.suspicious_labels` (FEA neighbours; approximate kNN above
 50k images) and writes the ``suspicious_top`` most suspicious (image, attribute) pairs to
 ``suspicious.parquet``, which the app lists, so a million-image run is audited whole, once, in batch.
+
+When the run has ``heatmaps.zarr`` (written by infer), the stage also writes ``heatmap_shares.parquet``:
+per image and attribute the share of the heatmap on the beamstop/gaps and on the image edge
+(:mod:`xsgpu.explain.shares`), which the app colours the maps by.
 """
 from __future__ import annotations
 
@@ -180,6 +184,9 @@ def evaluate_run(run_path: str | os.PathLike, *, cutoff: float | Any = 0.5, susp
     if suspicious:
         write_suspicious(store, frame["sample_id"].to_numpy(np.int64), y_true, y_prob, top=suspicious_top,
                          k=suspicious_k)
+    from xsgpu.explain.shares import write_heatmap_shares
+
+    write_heatmap_shares(store)
     store.set_stage("evaluate", "done", map=overall["map"], n_evaluated=int(y_true.shape[0]),
                     cutoff=meta["cutoff"])
     log.info("evaluate_run: %s: %d labelled samples, mAP %.4f", store.path, y_true.shape[0], overall["map"])
@@ -199,6 +206,9 @@ def _write_nothing_evaluated(store: RunStore, cut: Any, *, reason: str,
             "n_samples": int(store.n_samples), "prediction_rule": "p > cutoff", "zero_division": 0,
             "note": "no labelled samples: nothing evaluated"}
     store.metrics.write(df, metadata=meta)
+    from xsgpu.explain.shares import write_heatmap_shares
+
+    write_heatmap_shares(store)
     store.set_stage("evaluate", "done", map=float("nan"), n_evaluated=0, cutoff=meta["cutoff"])
     return df
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from xsgpu.io.runstore import RunStore
-from xsgpu.io.schema import FEA_REDUCED, METRICS, PREDICTIONS, SAMPLES, SUSPICIOUS
+from xsgpu.io.schema import FEA_REDUCED, HEATMAP_SHARES, METRICS, PREDICTIONS, SAMPLES, SUSPICIOUS
 from xsgpu.stages.base import PartitionContext, Plan, Stage, StageReport
 
 __all__ = ["EvaluateStage", "EvaluateParams"]
@@ -33,7 +33,7 @@ class EvaluateStage(Stage):
 
     name = "evaluate"
     inputs = (SAMPLES, PREDICTIONS, FEA_REDUCED)
-    outputs = (METRICS, SUSPICIOUS)
+    outputs = (METRICS, SUSPICIOUS, HEATMAP_SHARES)
     Params = EvaluateParams
     partitioned = False
     lock = True
