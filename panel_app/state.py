@@ -31,6 +31,7 @@ import param
 
 from panel_app.data import SPACES, RunData
 from panel_app.filters import FilterSpec, filter_mask
+from panel_app.shares import share_keys
 from xsgpu.attributes import DEFAULT_VOCABULARY, Vocabulary
 
 __all__ = ["AppState", "Group", "GROUP_COLOURS", "DISTANCES", "FLOWER_MODES", "SELECTION_MODES", "MAX_DEFAULT_PETALS",
@@ -123,7 +124,8 @@ class AppState(param.Parameterized):
     spaces = param.ListSelector(default=list(SPACES), objects=list(SPACES), doc="Embedded spaces shown.")
     method = param.Selector(default="tsne", objects=["tsne"], doc="Embedding method shown.")
     colour_by = param.Selector(default="density", objects=["density", "error_distance", *DEFAULT_VOCABULARY.slugs],
-                               doc="Raster colouring: density, error distance, or one attribute's TP/FP/FN/TN.")
+                               doc="Raster colouring: density, error distance, one attribute's TP/FP/FN/TN, or "
+                                   "the share of its heatmap on the beamstop / edge (beamstop__<slug>, edge__<slug>).")
     more_filters = param.ClassSelector(class_=FilterSpec, default=FilterSpec(),
                                        doc="Run, split, file pattern, metadata, probability range, outcome and "
                                            "labelled filters (panel_app.filters), AND-ed with the attribute filters.")
@@ -151,6 +153,9 @@ class AppState(param.Parameterized):
         super().__init__(**params)
         self.data = data
         self._use_vocabulary(data.vocabulary)
+        shares = share_keys(data)
+        if shares:  # heatmap_shares.parquet (evaluate): "Heatmap on beamstop / edge: <attribute>" colourings
+            self.param.colour_by.objects = [*self.param.colour_by.objects, *shares]
         for k, v in vocab_params.items():
             setattr(self, k, v)
         self.param.method.objects = data.methods

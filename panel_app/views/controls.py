@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import panel as pn
 
+from panel_app.shares import share_keys, share_label
 from panel_app.state import AppState
 from panel_app.views.raster import OUTCOME_COLOURS
 from xsgpu.attributes import DEFAULT_VOCABULARY, Vocabulary
@@ -47,7 +48,8 @@ class ControlPanel(pn.viewable.Viewer):
                                                      options=_DISTANCE_LABELS)
         self.cutoff = pn.widgets.FloatSlider.from_param(state.param.cutoff, name="Cut-off", step=0.01)
         colour_opts = {"Density": "density", "Error distance": "error_distance",
-                       **{f"Outcome: {a.name}": a.slug for a in state.vocabulary}}
+                       **{f"Outcome: {a.name}": a.slug for a in state.vocabulary},
+                       **{share_label(k, state.vocabulary): k for k in share_keys(state.data)}}
         self.colour_by = pn.widgets.Select.from_param(state.param.colour_by, name="Colour dense views by",
                                                       options=colour_opts)
         self.threshold = pn.widgets.IntInput.from_param(state.param.flower_threshold, name="Glyphs at or below",

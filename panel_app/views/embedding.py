@@ -35,6 +35,7 @@ from bokeh.plotting import figure
 
 from panel_app.data import SPACES
 from panel_app.filters import labelled_mask
+from panel_app.shares import is_share_key, share_values
 from panel_app.state import AppState
 from panel_app.views.docsafe import with_batched_edits, with_bokeh_edits
 from panel_app.views.flowers import CENTRE_RADIUS, PETAL_RADIUS, crowding, flower_columns, glyphs_legible
@@ -359,6 +360,8 @@ class EmbeddingView(pn.viewable.Viewer):
             kw.update(how="mean", values=st.error_distance()[ids], value_span=st.error_span)
         elif st.colour_by in st.vocabulary.slugs:
             kw.update(how="outcome", values=self._outcomes(st.vocabulary.index(st.colour_by))[ids])
+        elif is_share_key(st.colour_by):
+            kw.update(how="mean", values=share_values(st.data, st.colour_by)[ids], value_span=(0.0, 1.0))
         out = rasterize(xs, ys, x_range=(x0, x1), y_range=(y0, y1), width=self.width, height=self.height,
                         with_counts=True, **kw)
         count = int(out.pop("count"))
@@ -426,7 +429,7 @@ class EmbeddingView(pn.viewable.Viewer):
                                          vocabulary=st.vocabulary)
         centres["color"], centres["line_color"] = self._dot_colours(ids, err, selected)
         unl = ~labelled_mask(st.data)[ids]
-        if unl.any():   # an unlabelled image has no error distance and no outcome: a plain dot
+        if unl.any() and not is_share_key(st.colour_by):   # no error distance, no outcome (heatmaps it has): a plain dot
             centres["color"] = list(np.where(unl, _DOT_COLOUR, np.asarray(centres["color"], dtype=object)))
         self.err_mapper.high = st.error_span[1]
         if st.glyph == "flowers":
@@ -452,6 +455,10 @@ class EmbeddingView(pn.viewable.Viewer):
         elif st.colour_by in st.vocabulary.slugs:
             codes = self._outcomes(st.vocabulary.index(st.colour_by))[ids]
             colours = np.asarray([OUTCOME_COLOURS[o] for o in OUTCOMES], dtype=object)[codes]
+        elif is_share_key(st.colour_by):
+            share = share_values(st.data, st.colour_by)[ids]
+            pos = np.clip((share * len(_ERR_PALETTE)).astype(int), 0, len(_ERR_PALETTE) - 1)
+            colours = np.asarray(_ERR_PALETTE, dtype=object)[pos]
         else:
             colours = np.full(k, _DOT_COLOUR, dtype=object)
         line = np.where(selected, SELECTION_COLOUR, "#ffffff").astype(object)

@@ -56,6 +56,11 @@ def colour_bar_spec(mode: str, *, colour_by: str, flower_mode: str, distance: st
         ``palette``, ``low``, ``high``, ``title``.
     """
     low, high = float(span[0]), float(span[1])
+    kind, sep, slug = colour_by.partition("__")
+    if sep and kind in ("beamstop", "edge"):  # panel_app.shares: a heatmap share in [0, 1]
+        where = "per pixel, mean" if mode == "raster" else ("centre dot" if mode == "flowers" else "dot")
+        return {"palette": RASTER_ERROR_PALETTE if mode == "raster" else ERROR_PALETTE, "low": 0.0, "high": 1.0,
+                "title": f"share of the {slug} heatmap on the {kind} ({where})"}
     if mode == "raster" and colour_by == "error_distance":
         return {"palette": RASTER_ERROR_PALETTE, "low": low, "high": high,
                 "title": f"mean error distance ({distance}) per pixel"}
