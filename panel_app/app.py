@@ -148,8 +148,11 @@ def _layout(state: AppState, *, title: str, where: str) -> pn.viewable.Viewable:
     )
     from panel_app.views import AttributeFilters, ControlPanel, EmbeddingViews
 
+    # the run's name (its folder); the full path in the tooltip, so a long path never pushes the sidebar wider
+    name = os.path.basename(os.path.normpath(where)) if where != "in-memory run" else where
     header = pn.pane.HTML(f"<h2 class='xsgpu-title'>{html.escape(title)}</h2>"
-                          f"<div>{html.escape(where)} &middot; {state.data.n:,} images</div>")
+                          f"<div class='xsgpu-run-name' title='{html.escape(where, quote=True)}'>"
+                          f"{html.escape(name or where)} &middot; {state.data.n:,} images</div>")
     from panel_app.views.legend import FlowerLegend
 
     # filters first: they are what a user reaches for most, and must be visible without scrolling

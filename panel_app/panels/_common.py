@@ -152,14 +152,20 @@ def fmt(x: Any, digits: int = 3) -> str:
     return f"{xf:.{digits}f}"
 
 
-def after_event(owner: Any, refresh: Callable[[], None], *, delay_ms: int = 30) -> bool:
+#: Milliseconds between a browser event and the refreshes that follow it (after_event): enough for the server
+#: to flush the event's patch (a selection's is ~1.2 MB: three 310 x 310 RGBA layers) before it starts on them;
+#: at 30 ms the overview's rendering held the patch in the socket's buffer for seconds.
+FOLLOW_DELAY_MS = 250
+
+
+def after_event(owner: Any, refresh: Callable[[], None], *, delay_ms: int = FOLLOW_DELAY_MS) -> bool:
     """Run ``refresh`` shortly after the current browser event, once per burst (at once outside a served session).
 
     A selection or a correction first reaches the browser with what the user looks at (the three views,
     the selection manager's count and metrics, the message); panels that only follow it (the model
     overview's linked curves) call this, so their second or so of HoloViews rendering comes after that
-    patch instead of before it. Calls for the same ``owner`` and ``refresh`` within ``delay_ms`` are
-    merged: only the last one runs (a burst of selections renders the curves once).
+    patch has gone out instead of before it. Calls for the same ``owner`` and ``refresh`` within
+    ``delay_ms`` are merged: only the last one runs (a burst of selections renders the curves once).
 
     Returns
     -------
@@ -188,6 +194,10 @@ def after_event(owner: Any, refresh: Callable[[], None], *, delay_ms: int = 30) 
 
     doc.add_timeout_callback(run, int(delay_ms))
     return False
+
+
+#: Milliseconds between showing a tab and bringing its panel up to date (LazyRefresh.show).
+SHOW_DELAY_MS = 150
 
 
 class LazyRefresh:
@@ -230,26 +240,25 @@ class LazyRefresh:
         if not self.shown and self.component is not None and self.component.loading:
             self.component.loading = False
         if self.shown:
+            # after the patch that draws the tab: a Tabulator that gets new columns in the patch that
+            # creates it stays empty ("Table Not Initialized")
             missed, self.stale = list(self.stale.values()), {}
             for refresh in missed:
-                refresh()
+                after_event(self.owner, refresh, delay_ms=SHOW_DELAY_MS)
 
 
 def defer(component: Any, refresh: Callable[[], None], *, lazy: LazyRefresh | None = None) -> None:
     """Run ``refresh`` once the browser session has loaded (at once outside a server session).
 
     Heavy panels fill in after the page appears instead of delaying it; ``component.loading`` shows a
-    spinner meanwhile. With ``lazy``, the refresh goes through it (skipped, and done on showing, while
-    the panel's tab is hidden; no spinner then).
+    spinner meanwhile. With ``lazy``, hiding the panel (:meth:`LazyRefresh.show`) clears the spinner;
+    the first refresh still runs at page load, so a tab's content arrives with its models when shown
+    (a Tabulator that gets its columns in the patch that creates it stays empty: "Table Not Initialized").
     """
     import panel as pn
 
     if lazy is not None:
         lazy.component = component
-        first = refresh
-
-        def refresh() -> None:
-            lazy(first, now=True)
 
     if pn.state.curdoc is None or pn.state.loaded:
         refresh()

@@ -37,7 +37,10 @@ SCOPES = ("test", "val", "train", "all", "filtered", "selection")
 #: Columns of the per-split table (overall figures of the model), in order.
 OVERALL_COLUMNS = ("scope", "n", "mAP", "accuracy", "precision_micro", "recall_micro", "f1_micro",
                    "precision_macro", "recall_macro", "f1_macro", "subset_accuracy")
-_TABLE_CSS = ".tabulator { font-size: 13px; } .tabulator .tabulator-header { font-size: 13px; }"
+_TABLE_CSS = (".tabulator { font-size: 13px; } .tabulator .tabulator-header { font-size: 13px; } "
+              # headers wrap instead of being cut to "precisi..." in a 1366-px window
+              ".tabulator .tabulator-header .tabulator-col .tabulator-col-content .tabulator-col-title "
+              "{ white-space: normal !important; text-overflow: clip !important; }")
 _TEXT = {"font-size": "14px"}
 
 
@@ -110,6 +113,7 @@ class ModelOverview(pn.viewable.Viewer):
                                                   css_classes=["xsgpu-overview-attribute"])
         self._summary = pn.pane.Markdown("", css_classes=["xsgpu-overview-summary"], styles=_TEXT)
         self._splits = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False, layout="fit_columns",
+                                            titles={c: c.replace("_", " ") for c in OVERALL_COLUMNS},
                                             sizing_mode="stretch_width", stylesheets=[_TABLE_CSS],
                                             css_classes=["xsgpu-overview-splits"])
         self._table = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False, height=420,

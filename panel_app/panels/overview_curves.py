@@ -224,4 +224,5 @@ def ap_bars_element(names: list[str], ap: np.ndarray, colours: list[str], *, wid
     data = {"attribute": list(names), "AP": np.nan_to_num(np.asarray(ap, dtype=np.float64)), "colour": colours}
     return hv.Bars(data, "attribute", ["AP", "colour"]).opts(
         invert_axes=True, color="colour", width=width, height=height, xlim=(0, 1), title="Average precision",
-        fontsize=_FONT, toolbar=None, tools=["hover"], invert_yaxis=True, backend_opts=_BACKEND_OPTS)
+        fontsize=_FONT, toolbar=None, tools=["hover"], invert_yaxis=True, backend_opts=_BACKEND_OPTS,
+        xticks=[0, 0.25, 0.5, 0.75, 1.0])   # the AP axis (drawn horizontally): 0.1 steps overlapped at 11 pt

@@ -399,7 +399,9 @@ class SelectionManager(pn.viewable.Viewer):
 
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Card(
-            pn.Row(pn.pane.Markdown("**Selected images:**", margin=(10, 5)), self._count),
+            # label and count on one line, at any width (a Markdown pane of its own wrapped the count below)
+            pn.Row(pn.pane.HTML("<b>Selected images:</b>", margin=(12, 5), styles={"white-space": "nowrap"}),
+                   self._count, styles={"flex-wrap": "nowrap", "align-items": "baseline"}),
             pn.FlexBox(self._name, self._save),   # FlexBox rows wrap in a narrow window instead of overflowing
             self._groups_view,
             pn.FlexBox(self._left, self._right),
