@@ -31,6 +31,7 @@ import param
 
 from panel_app.data import SPACES, RunData
 from panel_app.filters import FilterSpec, filter_mask
+from panel_app.layers import LAST_BLOCK, fea_layers
 from panel_app.shares import share_keys
 from xsgpu.attributes import DEFAULT_VOCABULARY, Vocabulary
 
@@ -123,6 +124,9 @@ class AppState(param.Parameterized):
     flower_mode = param.Selector(default="joint", objects=list(FLOWER_MODES))
     spaces = param.ListSelector(default=list(SPACES), objects=list(SPACES), doc="Embedded spaces shown.")
     method = param.Selector(default="tsne", objects=["tsne"], doc="Embedding method shown.")
+    fea_layer = param.Selector(default="fea", objects=["fea"],
+                               doc="Map the FEA view shows: 'fea' (the last block) or a layer kept by "
+                                   "`xsgpu infer --layers` and embedded (fea_<layer>_x/_y; panel_app.layers).")
     colour_by = param.Selector(default="density", objects=["density", "error_distance", *DEFAULT_VOCABULARY.slugs],
                                doc="Raster colouring: density, error distance, one attribute's TP/FP/FN/TN, or "
                                    "the share of its heatmap on the beamstop / edge (beamstop__<slug>, edge__<slug>).")
@@ -161,6 +165,8 @@ class AppState(param.Parameterized):
         self.param.method.objects = data.methods
         if self.method != data.method:
             self.method = data.method
+        self._use_fea_layers()
+        self.param.watch(lambda _e: self._use_fea_layers(), ["method"])  # before the views' own watchers
         self._y_act_key: Any = None
         self._y_act: np.ndarray | None = None
         self._mask_key: Any = None
@@ -184,6 +190,13 @@ class AppState(param.Parameterized):
         self.param.flower_attributes.objects = slugs
         self.param.flower_attributes.default = petals = default_petals(vocab, self.data.y_true)
         self.flower_attributes = petals
+
+    def _use_fea_layers(self) -> None:
+        """The FEA view's maps under the current method: the last block and each embedded layer."""
+        layers = [LAST_BLOCK, *fea_layers(self.data, self.method)]
+        self.param.fea_layer.objects = layers
+        if self.fea_layer not in layers:
+            self.fea_layer = LAST_BLOCK
 
     @property
     def vocabulary(self) -> Vocabulary:

@@ -35,6 +35,7 @@ from bokeh.plotting import figure
 
 from panel_app.data import SPACES
 from panel_app.filters import labelled_mask
+from panel_app.layers import LAST_BLOCK, layer_coords, layer_index, layer_label
 from panel_app.shares import is_share_key, share_values
 from panel_app.state import AppState
 from panel_app.views.docsafe import with_batched_edits, with_bokeh_edits
@@ -124,19 +125,32 @@ class EmbeddingView(pn.viewable.Viewer):
         state.param.watch(self._on_selection, ["selection"])
         state.param.watch(lambda *_e: self._draw_groups(state.filtered_mask()), ["groups"])
         state.param.watch(self._on_method, ["method"])
+        if self.space == "FEA":  # another layer's map (panel_app.layers): as another method
+            state.param.watch(self._on_method, ["fea_layer"])
         self.refresh()
 
     def _load_coords(self) -> None:
         """This space's coordinates, index and home viewport under the state's embedding method."""
         self.method = self.state.method
-        self.index = space_index(self.state.data, self.space, self.method)
-        self.x, self.y = self.state.data.coords(self.space, self.method)
+        self.layer = self.state.fea_layer if self.space == "FEA" else LAST_BLOCK
+        if self.layer == LAST_BLOCK:
+            self.index = space_index(self.state.data, self.space, self.method)
+            self.x, self.y = self.state.data.coords(self.space, self.method)
+        else:
+            self.index = layer_index(self.state.data, self.layer, self.method)
+            self.x, self.y = layer_coords(self.state.data, self.layer, self.method)
         self.home = _padded(self.index.bounds)
+
+    @property
+    def title(self) -> str:
+        """``"FEA (tsne)"``, ``"FEA layer2 (tsne)"`` for another layer's map."""
+        layer = "" if self.layer == LAST_BLOCK else f" {self.layer}"
+        return f"{self.space}{layer} ({self.method})"
 
     # ------------------------------------------------------------------ figure
     def _build_figure(self, thumb_route: str) -> None:
         x0, x1, y0, y1 = self.home
-        fig = figure(frame_width=self.width, frame_height=self.height, title=f"{self.space} ({self.method})",
+        fig = figure(frame_width=self.width, frame_height=self.height, title=self.title,
                      x_range=Range1d(x0, x1), y_range=Range1d(y0, y1), tools=[], toolbar_location="above",
                      output_backend="canvas", name=f"xsgpu-{self.space.lower()}")
         fig.xaxis.visible = fig.yaxis.visible = False
@@ -197,6 +211,13 @@ class EmbeddingView(pn.viewable.Viewer):
         self.figure = fig
         self.status = pn.pane.HTML("", css_classes=["xsgpu-view-status"], margin=(0, 5))
         self._layout = pn.Column(self.status, pn.pane.Bokeh(fig), margin=(0, 4))
+        if self.space == "FEA":  # the layer switch, when the run's embedding maps kept layers
+            self.layer_select = pn.widgets.Select.from_param(
+                self.state.param.fea_layer, name="FEA layer", width=160, css_classes=["xsgpu-fea-layer"],
+                options={layer_label(v): v for v in self.state.param.fea_layer.objects})
+            self.layer_select.visible = len(self.state.param.fea_layer.objects) > 1
+            self.state.param.watch(self._on_layers, ["method"])
+            self._layout.insert(1, self.layer_select)
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._layout
@@ -235,9 +256,15 @@ class EmbeddingView(pn.viewable.Viewer):
         x0, x1, y0, y1 = self.home
         self.figure.x_range.update(start=x0, end=x1)
         self.figure.y_range.update(start=y0, end=y1)
-        self.figure.title.text = f"{self.space} ({self.method})"
+        self.figure.title.text = self.title
         self.viewport = self.home
         self.refresh()
+
+    def _on_layers(self, *events: param.parameterized.Event) -> None:
+        """Another method may map other layers: the switch offers those (hidden without any)."""
+        objects = self.state.param.fea_layer.objects
+        self.layer_select.options = {layer_label(v): v for v in objects}
+        self.layer_select.visible = len(objects) > 1
 
     def _on_selection(self, *events: param.parameterized.Event) -> None:
         self.refresh(selection_only=True)
