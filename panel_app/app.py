@@ -144,7 +144,8 @@ def build_app(run_path: str | os.PathLike | RunData, **settings: Any) -> pn.view
 
 def _layout(state: AppState, *, title: str, where: str) -> pn.viewable.Viewable:
     from panel_app.panels import (
-        AttributeStudyPanel, CooccurrencePanel, DetailView, ModelOverview, SelectionManager, SuspiciousPanel,
+        AttributeStudyPanel, CooccurrencePanel, DetailView, ModelOverview, NeuronPanel, SelectionManager,
+        SuspiciousPanel,
     )
     from panel_app.views import AttributeFilters, ControlPanel, EmbeddingViews
 
@@ -166,7 +167,8 @@ def _layout(state: AppState, *, title: str, where: str) -> pn.viewable.Viewable:
     tab_panels = [("Model overview", ModelOverview(state=state)),
                   ("Attribute study", AttributeStudyPanel(state=state)),
                   ("Co-occurrence", CooccurrencePanel(state=state)),
-                  ("Suspicious labels", suspicious)]
+                  ("Suspicious labels", suspicious),
+                  ("Neurons", NeuronPanel(state=state))]
     tabs = pn.Tabs(*tab_panels,
                    dynamic=True, sizing_mode="stretch_width", css_classes=["xsgpu-tabs"],
                    styles={"overflow-x": "auto", "min-width": "0"})  # wide tab content scrolls in the tab

@@ -13,12 +13,15 @@ CooccurrencePanel
     The most frequent attribute combinations, true vs correctly predicted.
 SuspiciousPanel
     Ranked likely label errors; clicking one opens it in the detail view.
+NeuronPanel
+    The last block's channels that fire most on the selection, their most activating images, attribute x channel r.
 warm_up
     Precompute the shared results (FEA index, overview, study, co-occurrence, suspicious) at server start.
 """
 from __future__ import annotations
 
 from panel_app.panels.detail import DetailView
+from panel_app.panels.neurons import NeuronPanel
 from panel_app.panels.overview import ModelOverview
 from panel_app.panels.selection import SelectionManager
 from panel_app.panels.study import AttributeStudyPanel, CooccurrencePanel
@@ -26,4 +29,4 @@ from panel_app.panels.suspicious import SuspiciousPanel
 from panel_app.panels.warmup import warm_up
 
 __all__ = ["SelectionManager", "DetailView", "ModelOverview", "AttributeStudyPanel", "CooccurrencePanel",
-           "SuspiciousPanel", "warm_up"]
+           "SuspiciousPanel", "NeuronPanel", "warm_up"]
