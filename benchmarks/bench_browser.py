@@ -6,14 +6,16 @@ directory (or ``--run RUN`` is served as it is), ``xsgpu serve`` runs in a subpr
 ``--width`` x ``--height`` pixels goes through:
 
 * ``browser.first_paint_ms``: ``page.goto`` until all three views show their status (raster drawn).
-  Baseline: the same page's ``DOMContentLoaded`` (the HTML and scripts alone).
+  Baseline: the same page's ``DOMContentLoaded`` (the HTML and scripts alone). params: ``settled_ms``
+  (until no panel on screen shows its loading spinner) and ``load_kb`` (websocket bytes received).
 * ``browser.wheel_raster_ms``: median of wheel steps on the FEA view in raster mode, from
   ``mouse.wheel`` to the view's status line changing. Baseline: the same steps with Bokeh's default
   ``lod_timeout`` (500 ms, set on the page's figures), measured in the same run.
 * ``browser.wheel_to_flowers_ms``: the wheel step that switches the FEA view to flowers. Baseline: the
   same step with the default ``lod_timeout``.
 * ``browser.box_select_ms``: a box drag in the zoomed-out FEA view, from ``mouse.up`` until the three
-  views' status lines and the selection manager's count show the selection.
+  views' status lines and the selection manager's count show the selection. params: ``fea_ms`` and
+  ``three_views_ms`` (the first status line, all three) and ``received_kb`` (websocket bytes meanwhile).
 * ``browser.open_image_ms``: typing an id and clicking "Show" until the detail card's image is visible.
 * ``browser.record_correction_ms``: clicking "Record correction" until the "Recorded" message is
   visible.
@@ -28,6 +30,7 @@ Usage::
     python benchmarks/bench_browser.py --n 3000
     python benchmarks/bench_browser.py --n 1000000      # builds a 1M-image store first (minutes)
     python benchmarks/bench_browser.py --run runs/demo  # an existing run store
+    python benchmarks/bench_browser.py --n 1000000 --timeout 300 --server-log serve.log
 """
 from __future__ import annotations
 
