@@ -222,17 +222,14 @@ class LazyRefresh:
         #: tab is drawn as a placeholder that keeps the spinner it was given, for good)
         self.component: Any = None
 
-    def __call__(self, refresh: Callable[[], None], *, now: bool = False) -> None:
-        """Run ``refresh`` (after the event, or at once with ``now``) if shown, else remember it."""
+    def __call__(self, refresh: Callable[[], None]) -> None:
+        """Run ``refresh`` after the event if the panel is shown, else remember it for :meth:`show`."""
         key = getattr(refresh, "__qualname__", repr(refresh))
         if not self.shown:
             self.stale[key] = refresh
             return
         self.stale.pop(key, None)
-        if now:
-            refresh()
-        else:
-            after_event(self.owner, refresh)
+        after_event(self.owner, refresh)
 
     def show(self, shown: bool) -> None:
         """The panel's tab is now shown (True) or hidden; showing runs the refreshes missed while hidden."""
