@@ -134,6 +134,8 @@ class AppState(param.Parameterized):
                                        doc="Run, split, file pattern, metadata, probability range, outcome and "
                                            "labelled filters (panel_app.filters), AND-ed with the attribute filters.")
     selection = param.Array(default=np.zeros(0, np.int64), doc="Selected sample ids (sorted, unique).")
+    heatmap_attribute = param.String(default="", doc="Slug of the attribute whose heatmap the detail view overlays "
+                                                     "('' none); a tapped petal of a flower sets it.")
     selection_mode = param.Selector(default="replace", objects=list(SELECTION_MODES),
                                     doc="How a box / lasso selection in a view combines with the current one.")
     groups = param.List(default=[], item_type=Group, doc="Named, coloured groups of sample ids.")

@@ -76,6 +76,10 @@ class DetailView(pn.viewable.Viewer):
                                                visible=has_maps, css_classes=["xsgpu-detail-opacity"])
         self._heatmap.param.watch(lambda _e: self._refresh(), "value")
         self._opacity.param.watch(lambda _e: self._refresh(), "value_throttled")  # on release of the slider
+        if has_maps:  # the choice follows state.heatmap_attribute (a tapped petal) and sets it
+            self._heatmap.param.watch(lambda e: setattr(self.state, "heatmap_attribute", "" if e.new == "none"
+                                                        else self.state.vocabulary.resolve(e.new).slug), "value")
+            self.state.param.watch(lambda e: self.set_heatmap(e.new or None), "heatmap_attribute")
         # correction form
         self._c_sample = pn.widgets.Select(label="Image", options=[], width=120, css_classes=["xsgpu-correct-sample"])
         self._c_attr = pn.widgets.Select(label="Attribute", options=list(self.state.vocabulary.names), width=180,

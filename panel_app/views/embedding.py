@@ -244,7 +244,11 @@ class EmbeddingView(pn.viewable.Viewer):
     def _on_tap(self, event: Tap) -> None:
         if event.x is None or event.y is None:
             return
-        self.pick(event.x, event.y)
+        best = self.pick(event.x, event.y)
+        if best is not None and self.mode == "flowers":
+            slug = self.petal_at(best, event.x, event.y)
+            if slug is not None:  # a petal: the detail view overlays that attribute's heatmap
+                self.state.heatmap_attribute = slug
 
     def _on_state(self, *events: param.parameterized.Event) -> None:
         self.refresh()
@@ -316,6 +320,22 @@ class EmbeddingView(pn.viewable.Viewer):
             return None
         self.state.detail_ids = [best, *[i for i in self.state.detail_ids if i != best]][:keep]
         return best
+
+    def petal_at(self, sample_id: int, x: float, y: float) -> str | None:
+        """The slug of the petal of ``sample_id``'s flower under ``(x, y)`` (data units), or ``None``
+        (the centre dot or outside the flower)."""
+        x0, x1, y0, y1 = self.viewport
+        dx = (x - float(self.x[sample_id])) * self.width / (x1 - x0)
+        dy = (y - float(self.y[sample_id])) * self.height / (y1 - y0)
+        if not CENTRE_RADIUS < np.hypot(dx, dy) <= PETAL_RADIUS:
+            return None
+        vocab = self.state.vocabulary
+        shown = sorted(vocab.index(a) for a in self.state.flower_attributes)
+        if not shown:
+            return None
+        turn = (np.arctan2(dy, dx) - np.pi / 2) % (2 * np.pi)  # petals start at 12 o'clock, counter-clockwise
+        j = min(int(turn / (2 * np.pi / len(shown))), len(shown) - 1)
+        return vocab[shown[j]].slug
 
     def visible_ids(self) -> np.ndarray:
         """Sorted ids of the filtered images inside the current viewport."""

@@ -65,3 +65,34 @@ def test_no_overlay_control_without_heatmaps(tmp_path):
     dv.show([1])
     dv.set_heatmap("Ring")  # nothing to overlay: the plain image
     assert len(_png(dv)[1]) == 2
+
+
+def test_tapping_a_petal_chooses_the_heatmap(run_with_maps):
+    from types import SimpleNamespace
+
+    from panel_app.panels import DetailView
+    from panel_app.views import EmbeddingViews
+    from panel_app.views.flowers import petal_angles
+
+    st = _state(run_with_maps.path)
+    st.flower_crowding = None
+    dv = DetailView(state=st)
+    view = EmbeddingViews(state=st).views["FEA"]
+    i = 7
+    cx, cy = float(view.x[i]), float(view.y[i])
+    half = 1e-4
+    view.set_viewport(cx - half, cx + half, cy - half, cy + half)
+    assert view.mode == "flowers"
+    shown = sorted(st.vocabulary.index(a) for a in st.flower_attributes)
+    j = shown.index(st.vocabulary.index("Ring"))
+    start, end = petal_angles(k=len(shown))
+    theta, r = (start[j] + end[j]) / 2, 10.0  # the middle of Ring's petal, 10 px from the centre
+    tap = SimpleNamespace(x=cx + r * np.cos(theta) * 2 * half / view.width,
+                          y=cy + r * np.sin(theta) * 2 * half / view.height)
+    view._on_tap(tap)
+    assert st.detail_ids[0] == i and st.heatmap_attribute == "ring"
+    assert dv._heatmap.value == "Ring" and "Ring: class activation map" in _png(dv)[1][2].object
+    view._on_tap(SimpleNamespace(x=cx, y=cy))  # the centre dot: opens the image, keeps the heatmap
+    assert st.heatmap_attribute == "ring"
+    dv.set_heatmap(None)  # the detail view's own choice goes back to the session
+    assert st.heatmap_attribute == ""
