@@ -78,3 +78,20 @@ def test_evaluate_writes_heatmap_shares(tmp_path):
     np.testing.assert_allclose(df[[f"beamstop__{s}" for s in slugs]].to_numpy(), want_b, atol=1e-6, equal_nan=True)
     np.testing.assert_allclose(df[[f"edge__{s}" for s in slugs]].to_numpy(), want_e, atol=1e-6, equal_nan=True)
     assert store.artifact(HEATMAP_SHARES).metadata()["edge_fraction"] == 0.1
+
+
+def test_evaluate_stage_reruns_for_missing_shares(tmp_path):
+    from xsgpu.io.schema import HEATMAP_SHARES
+    from xsgpu.model.infer import ensure_output_array
+    from xsgpu.stages import get_stage, run_stage
+    from xsgpu.stages.evaluate import EvaluateParams
+
+    store = make_app_run(tmp_path / "run", n=30, partition_size=15, size=32, stages=False)
+    evaluate, params = get_stage("evaluate"), EvaluateParams(suspicious=False)
+    run_stage(evaluate, store.path, params, progress=False)
+    assert evaluate.is_done(store.path, params)[0]  # no heatmaps: nothing missing
+    ensure_output_array(store, "heatmaps", (17, 2, 2), attrs={})[:] = np.ones((30, 17, 2, 2), np.float16)
+    done, why = evaluate.is_done(store.path, params)
+    assert not done and "heatmaps without heatmap shares" in why
+    assert run_stage(evaluate, store.path, params, progress=False).status == "done"
+    assert store.artifact(HEATMAP_SHARES).exists() and evaluate.is_done(store.path, params)[0]

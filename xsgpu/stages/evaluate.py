@@ -50,6 +50,8 @@ class EvaluateStage(Stage):
             changed.append(f"cutoff {meta.get('cutoff')!r} -> {_cutoff_key(params.cutoff)!r}")
         if meta.get("weights_sha256") != pmeta.get("weights_sha256"):
             changed.append("the predictions (another model)")
+        if store.heatmaps.path.exists() and not store.artifact(HEATMAP_SHARES).exists():
+            changed.append("heatmaps without heatmap shares")
         if changed:
             return False, "changed since the last evaluate: " + ", ".join(changed)
         return True, "metrics exist for these predictions and this cut-off"
