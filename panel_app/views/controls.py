@@ -9,7 +9,8 @@ import panel as pn
 
 from panel_app.shares import share_keys, share_label
 from panel_app.state import AppState
-from panel_app.views.raster import OUTCOME_COLOURS
+from panel_app.filters import labelled_mask
+from panel_app.views.raster import OUTCOME_COLOURS, UNLABELLED_COLOUR
 from xsgpu.attributes import DEFAULT_VOCABULARY, Vocabulary
 
 __all__ = ["ControlPanel", "AttributeFilters", "attribute_legend"]
@@ -56,7 +57,10 @@ class ControlPanel(pn.viewable.Viewer):
                                                         step=500)
         self.selection_mode = pn.widgets.RadioButtonGroup.from_param(
             state.param.selection_mode, name="Box / lasso", css_classes=["xsgpu-selection-mode"])
-        outcome = " ".join(f"<span style='color:{c}'>&#9632;</span>{k}" for k, c in OUTCOME_COLOURS.items())
+        colours = dict(OUTCOME_COLOURS)
+        if not labelled_mask(state.data).all():  # zoomed out, unlabelled images are their own category
+            colours["unlabelled"] = UNLABELLED_COLOUR
+        outcome = " ".join(f"<span style='color:{c}'>&#9632;</span>{k}" for k, c in colours.items())
         self._layout = pn.Card(
             pn.pane.HTML("<b>Spaces</b>", margin=(0, 5)), self.spaces, self.method,
             pn.pane.HTML("<b>Glyph</b>", margin=(0, 5)), self.glyph,

@@ -404,7 +404,11 @@ class EmbeddingView(pn.viewable.Viewer):
         if st.filters_active or st.data.n_invalid:   # else every image passes: skip the gather
             kw["mask"] = mask[ids]
         if st.colour_by == "error_distance":
-            kw.update(how="mean", values=st.error_distance()[ids], value_span=st.error_span)
+            err = st.error_distance()[ids]
+            unl = ~labelled_mask(st.data)[ids]
+            if unl.any():  # no ACT, no error distance: unlabelled images leave the mean (they are not 0)
+                err = np.where(unl, np.float32(np.nan), err)
+            kw.update(how="mean", values=err, value_span=st.error_span)
         elif st.colour_by in st.vocabulary.slugs:
             kw.update(how="outcome", values=self._outcomes(st.vocabulary.index(st.colour_by))[ids])
         elif is_share_key(st.colour_by):
@@ -425,7 +429,8 @@ class EmbeddingView(pn.viewable.Viewer):
         key = ("outcomes", j, st.cutoff, st._y_act_key)
         cache = getattr(self, "_outcome_cache", None)
         if cache is None or cache[0] != key:
-            codes = outcome_codes(st.y_act()[:, j], st.data.y_prob[:, j], cutoff=st.cutoff)
+            codes = outcome_codes(st.y_act()[:, j], st.data.y_prob[:, j], cutoff=st.cutoff,
+                                  labelled=labelled_mask(st.data))
             self._outcome_cache = (key, codes)
         return self._outcome_cache[1]
 
@@ -501,7 +506,7 @@ class EmbeddingView(pn.viewable.Viewer):
             colours = np.asarray(_ERR_PALETTE, dtype=object)[pos]
         elif st.colour_by in st.vocabulary.slugs:
             codes = self._outcomes(st.vocabulary.index(st.colour_by))[ids]
-            colours = np.asarray([OUTCOME_COLOURS[o] for o in OUTCOMES], dtype=object)[codes]
+            colours = np.asarray([*(OUTCOME_COLOURS[o] for o in OUTCOMES), _DOT_COLOUR], dtype=object)[codes]
         elif is_share_key(st.colour_by):
             share = share_values(st.data, st.colour_by)[ids]
             pos = np.clip((share * len(_ERR_PALETTE)).astype(int), 0, len(_ERR_PALETTE) - 1)

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
-    "rasterize", "empty_image", "warmup", "OUTCOME_COLOURS", "OUTCOMES", "DENSITY_CMAP", "ERROR_CMAP",
+    "rasterize", "empty_image", "warmup", "OUTCOME_COLOURS", "OUTCOMES", "UNLABELLED_CODE", "UNLABELLED_COLOUR", "DENSITY_CMAP", "ERROR_CMAP",
     "SELECTION_COLOUR", "outcome_codes",
 ]
 
@@ -33,18 +33,24 @@ log = logging.getLogger(__name__)
 OUTCOMES = ("TP", "FP", "FN", "TN")
 #: Outcome colours: true positive green, false positive black, false negative orange, true negative grey.
 OUTCOME_COLOURS = {"TP": "#1a9641", "FP": "#000000", "FN": "#fd8d3c", "TN": "#bdbdbd"}
+#: Code and colour of an unlabelled image in outcome mode: no ACT, so no outcome; light blue, its own category.
+UNLABELLED_CODE = len(OUTCOMES)
+UNLABELLED_COLOUR = "#9ecae1"
 DENSITY_CMAP = ["#c6dbef", "#6baed6", "#2171b5", "#08306b"]
 ERROR_CMAP = ["#fee8c8", "#fdbb84", "#e34a33", "#7f0000"]
 SELECTION_COLOUR = "#ff1f5b"
 
 
-def outcome_codes(act: np.ndarray, prob: np.ndarray, *, cutoff: float) -> np.ndarray:
-    """Outcome code per image for one attribute: 0 TP, 1 FP, 2 FN, 3 TN.
+def outcome_codes(act: np.ndarray, prob: np.ndarray, *, cutoff: float,
+                  labelled: np.ndarray | None = None) -> np.ndarray:
+    """Outcome code per image for one attribute: 0 TP, 1 FP, 2 FN, 3 TN, :data:`UNLABELLED_CODE` unlabelled.
 
     Parameters
     ----------
     act : ndarray of bool, shape (n,)
     prob : ndarray of float, shape (n,)
+    labelled : ndarray of bool, shape (n,), optional
+        Images without labels get :data:`UNLABELLED_CODE` (default: all labelled).
 
     Returns
     -------
@@ -53,7 +59,10 @@ def outcome_codes(act: np.ndarray, prob: np.ndarray, *, cutoff: float) -> np.nda
     pred = prob > cutoff
     act = np.asarray(act, dtype=bool)
     # TP=0 (act&pred), FP=1 (~act&pred), FN=2 (act&~pred), TN=3
-    return ((~pred).astype(np.uint8) * 2 + (~act).astype(np.uint8)).astype(np.uint8)
+    codes = ((~pred).astype(np.uint8) * 2 + (~act).astype(np.uint8)).astype(np.uint8)
+    if labelled is not None:
+        codes[~np.asarray(labelled, dtype=bool)] = UNLABELLED_CODE
+    return codes
 
 
 def _rgba_word(colour: str, alpha: int = 235) -> np.uint32:
@@ -149,8 +158,11 @@ def rasterize(
         if mask is not None:
             v = np.where(mask, v, np.float32(np.nan))
         cols["v"] = v
+        # the count is of the shown points, whether they have a value or not (NaN: no value, e.g. unlabelled)
+        cols["w"] = mask.view(np.uint8) if mask is not None and mask.dtype == bool else (
+            np.ones(len(v), np.uint8) if mask is None else np.asarray(mask, np.uint8))
         df = pd.DataFrame(cols, copy=False)
-        agg = cvs.points(df, "x", "y", agg=ds.summary(mean=ds.mean("v"), count=ds.count("v")))
+        agg = cvs.points(df, "x", "y", agg=ds.summary(mean=ds.mean("v"), count=ds.sum("w")))
         per_pixel = agg["count"].values
         count = int(np.nansum(per_pixel))
         img = tf.shade(agg["mean"], cmap=ERROR_CMAP, how="linear", span=value_span, min_alpha=120)
@@ -159,13 +171,15 @@ def rasterize(
             raise ValueError("rasterize(how='outcome') needs the 'values' parameter (outcome_codes).")
         codes = np.asarray(values, dtype=np.uint8)
         if mask is not None:
-            codes = np.where(mask, codes, np.uint8(len(OUTCOMES)))
-        cats = pd.Categorical.from_codes(codes, categories=[*OUTCOMES, "hidden"])
+            codes = np.where(mask, codes, np.uint8(UNLABELLED_CODE + 1))
+        shown = [*OUTCOMES, "unlabelled"]
+        cats = pd.Categorical.from_codes(codes, categories=[*shown, "hidden"])
         df = pd.DataFrame({"x": x, "y": y, "c": cats}, copy=False)
-        agg = cvs.points(df, "x", "y", agg=ds.count_cat("c")).sel(c=list(OUTCOMES))
+        agg = cvs.points(df, "x", "y", agg=ds.count_cat("c")).sel(c=shown)
         per_pixel = agg.values.sum(axis=-1)
         count = int(np.nansum(per_pixel))
-        img = tf.shade(agg, color_key=OUTCOME_COLOURS, min_alpha=90, how="eq_hist")
+        img = tf.shade(agg, color_key={**OUTCOME_COLOURS, "unlabelled": UNLABELLED_COLOUR}, min_alpha=90,
+                       how="eq_hist")
     else:
         raise ValueError(f"The 'how' parameter of rasterize must be 'density', 'mean' or 'outcome'. Got {how!r} instead.")
     out = {"image": [np.ascontiguousarray(img.data, dtype=np.uint32)], "x": [x0], "y": [y0],

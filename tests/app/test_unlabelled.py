@@ -105,3 +105,46 @@ def test_attribute_study_covers_labelled_images_and_says_so():
                                                             n_attributes=17), equal_nan=True)
     panel._refresh()
     assert f"over {labelled.sum()} of {n} images (labelled)" in panel._caption.object
+
+
+def test_dense_raster_gives_unlabelled_images_no_outcome_and_no_error_distance():
+    """Zoomed out (raster mode): unlabelled images are their own light-blue outcome category and leave the
+    mean error distance, but still count in the view."""
+    from panel_app.data import RunData
+    from panel_app.state import AppState
+    from panel_app.views import EmbeddingView
+    from panel_app.views.raster import (OUTCOME_COLOURS, UNLABELLED_CODE, UNLABELLED_COLOUR, outcome_codes,
+                                        rasterize)
+
+    n = 4000
+    rng = np.random.default_rng(8)
+    labelled = np.arange(n) % 4 != 0
+    act = (rng.random((n, 17)) < 0.4) & labelled[:, None]
+    prob = rng.random((n, 17)).astype(np.float32)
+    codes = outcome_codes(act[:, 0], prob[:, 0], cutoff=0.5, labelled=labelled)
+    assert (codes[~labelled] == UNLABELLED_CODE).all() and (codes[labelled] < UNLABELLED_CODE).all()
+    # one pixel per group: the unlabelled pixel takes the unlabelled colour, the others never do
+    x = np.where(labelled, 0.25, 0.75).astype(np.float32)
+    img = rasterize(x, np.full(n, 0.5, np.float32), x_range=(0, 1), y_range=(0, 1), width=2, height=1,
+                    how="outcome", values=codes)["image"][0]
+
+    def rgb(word):
+        return f"#{int(word) & 0xFF:02x}{(int(word) >> 8) & 0xFF:02x}{(int(word) >> 16) & 0xFF:02x}"
+
+    assert rgb(img[0, 1]) == UNLABELLED_COLOUR and rgb(img[0, 0]) != UNLABELLED_COLOUR
+    assert UNLABELLED_COLOUR not in OUTCOME_COLOURS.values()
+    # the view: error distance of unlabelled images is NaN in the mean, and the count still includes them
+    samples = pd.DataFrame({"sample_id": np.arange(n), "source_uri": [f"/d/{i}.tif" for i in range(n)], "frame": 0,
+                            "run_id": "r", "split": "test", "labelled": labelled})
+    coords = rng.normal(size=(n, 6)).astype(np.float32)
+    state = AppState(data=RunData.from_arrays(y_true=act, y_prob=prob, coords=coords, samples=samples))
+    view = EmbeddingView(state=state, space="FEA", width=200, height=200)
+    assert view.mode == "raster"
+    state.colour_by = "error_distance"
+    assert view.in_view == n   # the unlabelled quarter has no error distance but is in view
+    from panel_app.views.controls import ControlPanel
+    assert "unlabelled" in ControlPanel(state=state)._layout.objects[-2].object
+    mean = rasterize(view.x, view.y, x_range=view.viewport[:2], y_range=view.viewport[2:], width=200, height=200,
+                     how="mean", values=np.where(labelled, state.error_distance(), np.nan).astype(np.float32),
+                     with_counts=True)
+    assert mean["count"] == n and int(np.asarray(mean["counts"][0]).sum()) == n
