@@ -33,16 +33,7 @@ def test_one_tooltip_per_hover_and_a_flower_legend(served_app, page):
     cx, cy = float(np.median(fx)), float(np.median(fy))
     near = np.hypot(fx - fx[0], fy - fy[0]) < 5
     cx, cy = float(np.median(fx[near])), float(np.median(fy[near]))
-    for _ in range(20):
-        px, py = page.evaluate(_tbv._JS_TO_PAGE, ["xsgpu-fea", cx, cy])
-        page.mouse.move(px, py)
-        before = _tbv._status(page, "FEA")["in-view"]
-        page.mouse.wheel(0, -300)
-        st = _tbv._wait_status(page, "FEA", f"s.inView != {before}")
-        if st["mode"] == "flowers":
-            break
-    else:
-        pytest.fail("the FEA view never switched to flowers")
+    _tbv.zoom_fea_into_flowers(page, cx, cy)
     ranges = page.evaluate(_tbv._JS_RANGES, "xsgpu-fea")
     vis = np.flatnonzero((fx >= ranges[0]) & (fx <= ranges[1]) & (fy >= ranges[2]) & (fy <= ranges[3]))
     pts = np.array([page.evaluate(_tbv._JS_TO_PAGE, ["xsgpu-fea", float(fx[i]), float(fy[i])]) for i in vis])

@@ -109,6 +109,19 @@ def _wait_status(page, space: str, pred, *, timeout: float = 120_000) -> dict:
     return _status(page, space)
 
 
+def zoom_fea_into_flowers(page, cx: float, cy: float, *, steps: int = 20) -> dict:
+    """Wheel-zoom the FEA view at data point (cx, cy) until it draws flowers; returns its status."""
+    for _ in range(steps):
+        px, py = page.evaluate(_JS_TO_PAGE, ["xsgpu-fea", cx, cy])
+        page.mouse.move(px, py)
+        before = _status(page, "FEA")["in-view"]
+        page.mouse.wheel(0, -300)
+        st = _wait_status(page, "FEA", f"s.inView != {before}")
+        if st["mode"] == "flowers":
+            return st
+    pytest.fail("the FEA view never switched to flowers")
+
+
 def _in_box(x, y, box):
     x0, x1, y0, y1 = box
     return (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)

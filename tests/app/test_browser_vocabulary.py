@@ -82,16 +82,7 @@ def test_a_five_attribute_run_in_the_browser(served_5, page):
     fx, fy = emb["fea_x"].to_numpy(np.float64), emb["fea_y"].to_numpy(np.float64)
     near = np.hypot(fx - fx[0], fy - fy[0]) < 5
     cx, cy = float(np.median(fx[near])), float(np.median(fy[near]))
-    for _ in range(20):
-        px, py = page.evaluate(_tbv._JS_TO_PAGE, ["xsgpu-fea", cx, cy])
-        page.mouse.move(px, py)
-        before = _tbv._status(page, "FEA")["in-view"]
-        page.mouse.wheel(0, -300)
-        st = _tbv._wait_status(page, "FEA", f"s.inView != {before}")
-        if st["mode"] == "flowers":
-            break
-    else:
-        pytest.fail("the FEA view never switched to flowers")
+    _tbv.zoom_fea_into_flowers(page, cx, cy)
     page.wait_for_function(f"() => ({_JS_PETAL_DATA})('xsgpu-fea')[1].length > 0", timeout=TIMEOUT_MS)
     visible, start, ids = page.evaluate(_JS_PETAL_DATA, "xsgpu-fea")
     assert visible

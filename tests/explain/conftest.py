@@ -2,24 +2,17 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
-from xsgpu.model import build_resnet, infer_run, save_checkpoint
+from xsgpu.model import infer_run, save_checkpoint
 from xsgpu.model.checkpoint import default_preprocessing
 
-from tests.model.conftest import make_easy_run
+from tests.model.conftest import make_easy_run, random_resnet18
 
 
 @pytest.fixture(scope="session")
 def explained_run(tmp_path_factory):
     """(run store inferred with heatmaps and layer1..layer3, checkpoint path, the network)."""
-    torch.manual_seed(0)
-    net = build_resnet("resnet18")
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
+    net = random_resnet18(0)
     root = tmp_path_factory.mktemp("explain")
     save_checkpoint(root / "r18", net, input_size=64, preprocessing=default_preprocessing((64, 64)))
     store = make_easy_run(root / "run", n=48, size=64, partition_size=16, seed=3)

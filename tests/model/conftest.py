@@ -57,6 +57,22 @@ def draw_images(n: int, size: int, rng: np.random.Generator, *, per_run: int = 1
     return counts, labels, runs
 
 
+def random_resnet18(seed: int = 0):
+    """A random resnet18 (17 outputs) with non-trivial batch-norm statistics, in eval mode's weights."""
+    import torch
+
+    from xsgpu.model import build_resnet
+
+    torch.manual_seed(seed)
+    net = build_resnet("resnet18")
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    return net
+
+
 def make_easy_run(path: Path, *, n: int = 120, size: int = 32, partition_size: int = 40, seed: int = 0,
                   per_run: int = 10, with_split: bool = True) -> RunStore:
     """Write a complete run store (samples + images) with :func:`draw_images` data."""

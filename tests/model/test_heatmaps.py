@@ -17,11 +17,11 @@ import torch
 from xsgpu.errors import ModelMismatch
 from xsgpu.explain.cam import ExplainedForward, cam_support, heatmap_shape
 from xsgpu.io.runstore import RunStore, RunStoreError
-from xsgpu.model import Predictor, build_resnet, infer_run, save_checkpoint
+from xsgpu.model import Predictor, infer_run, save_checkpoint
 from xsgpu.model.checkpoint import default_preprocessing
 from xsgpu.model.transforms import to_model_input
 
-from .conftest import make_easy_run
+from .conftest import make_easy_run, random_resnet18
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
 
@@ -38,13 +38,8 @@ def _logits(model, frames: np.ndarray, size: int) -> np.ndarray:
 @pytest.fixture(scope="module")
 def r18_64(tmp_path_factory):
     """A random resnet18 at 64 px input for 64 px frames (2 x 2 maps), with non-trivial batch-norm statistics."""
-    torch.manual_seed(0)
-    net = build_resnet("resnet18")
+    net = random_resnet18(0)
     with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
         net.head.bias.uniform_(-3, 1)
     path = tmp_path_factory.mktemp("cam") / "r18"
     save_checkpoint(path, net, input_size=64, preprocessing=default_preprocessing((64, 64)))
