@@ -19,6 +19,7 @@ import param
 
 from panel_app.panels._common import after_event, colour_bar_html, intensity_range, render_image_png
 from panel_app.panels.heatmap import heatmap_bar_html, heatmap_of, overlay_png, run_heatmaps
+from panel_app.panels.on_demand import MAP_METHODS, STORED, explained_map, map_label, run_model_path
 from panel_app.panels.neighbours import BACKGROUND_ROWS, feature_index
 from panel_app.state import AppState
 
@@ -69,12 +70,20 @@ class DetailView(pn.viewable.Viewer):
                                                   css_classes=["xsgpu-detail-scale"])
         self._scale.param.watch(lambda _e: self._refresh(), "value")
         # an attribute's class activation map over the images (runs inferred with heatmaps; docs/explain.md)
-        has_maps = run_heatmaps(getattr(self.state.data, "store", None)) is not None
+        store = getattr(self.state.data, "store", None)
+        stored = run_heatmaps(store) is not None
+        # ... or one computed on demand with the run's model (Grad-CAM at a layer, IG, Gradient x Input)
+        on_demand = run_model_path(store) is not None
+        has_maps = stored or on_demand
         self._heatmap = pn.widgets.Select(label="Heatmap", options=["none", *self.state.vocabulary.names], value="none",
                                           width=170, visible=has_maps, css_classes=["xsgpu-detail-heatmap"])
+        methods = [m for m in MAP_METHODS if (m == STORED and stored) or (m != STORED and on_demand)]
+        self._map_method = pn.widgets.Select(label="Map", options=methods, value=methods[0] if methods else None,
+                                             width=170, visible=has_maps, css_classes=["xsgpu-detail-map-method"])
         self._opacity = pn.widgets.FloatSlider(label="Opacity", start=0.0, end=1.0, step=0.05, value=0.5, width=140,
                                                visible=has_maps, css_classes=["xsgpu-detail-opacity"])
         self._heatmap.param.watch(lambda _e: self._refresh(), "value")
+        self._map_method.param.watch(lambda _e: self._refresh(), "value")
         self._opacity.param.watch(lambda _e: self._refresh(), "value_throttled")  # on release of the slider
         if has_maps:  # the choice follows state.heatmap_attribute (a tapped petal) and sets it
             self._heatmap.param.watch(lambda e: setattr(self.state, "heatmap_attribute", "" if e.new == "none"
@@ -127,6 +136,13 @@ class DetailView(pn.viewable.Viewer):
             self._heatmap.value = name  # redraws
         elif opacity is not None:
             self._refresh()
+
+    def set_map_method(self, choice: str) -> None:
+        """Which map the overlay shows: the stored CAM or one computed on demand (a key of ``MAP_METHODS``)."""
+        if choice not in self._map_method.options:
+            raise ValueError(f"The 'choice' parameter of set_map_method must be one of {self._map_method.options} "
+                             f"for this run. Got {choice!r} instead.")
+        self._map_method.value = choice
 
     def toggle_original(self, sample_id: int) -> bool:
         """Show or hide the original frame of one image, read from its source file at full resolution
@@ -269,10 +285,18 @@ class DetailView(pn.viewable.Viewer):
             if i not in shown:
                 raise errors[i]
             lo, hi = self.colour_range(i, shown)
-            cam = None
+            cam, map_error = None, None
+            choice = self._map_method.value or STORED
             if self._heatmap.value != "none":
                 k = self.state.vocabulary.index(self._heatmap.value)
-                cam = heatmap_of(getattr(data, "store", None), i, k)
+                if choice == STORED:
+                    cam = heatmap_of(getattr(data, "store", None), i, k)
+                else:
+                    try:
+                        cam = explained_map(data.store, i, self._heatmap.value, choice)
+                    except Exception as exc:  # noqa: BLE001 - the image stays; say why its map is missing
+                        log.warning("%s of image %d unavailable: %s", choice, i, exc)
+                        map_error = f"{choice}: {exc}"
             if cam is None:
                 png = render_image_png(shown[i], size=size, vrange=(lo, hi))
             else:
@@ -282,8 +306,9 @@ class DetailView(pn.viewable.Viewer):
                 pn.pane.PNG(png, width=size, height=size, css_classes=["xsgpu-detail-image"]),
                 pn.pane.HTML(colour_bar_html(lo, hi, width=size, label="log intensity (log base 1.0414 of counts)"),
                              width=size, margin=(0, 5)),
-                *([pn.pane.HTML(heatmap_bar_html(lim, width=size, attribute=self._heatmap.value), width=size,
-                                margin=(0, 5))] if cam is not None else []))
+                *([pn.pane.HTML(heatmap_bar_html(lim, width=size, attribute=self._heatmap.value, what=map_label(choice)),
+                                width=size, margin=(0, 5))] if cam is not None else []),
+                *([pn.pane.Alert(map_error, alert_type="warning", width=size)] if map_error else []))
         except Exception as exc:  # noqa: BLE001 - show why the image is missing, keep the rest of the card
             img = pn.pane.Alert(f"image {i}: {exc}", alert_type="danger", width=size)
         toggle = pn.widgets.Toggle(label="Shrink" if large else "Enlarge", value=large, width=90,
@@ -359,7 +384,7 @@ class DetailView(pn.viewable.Viewer):
                                                               self._c_value),
                       self._c_note, pn.Column(pn.Spacer(height=18), self._c_button))
         return pn.Card(
-            pn.Row(self._open_input, self._open, self._clear, self._scale, self._heatmap, self._opacity),
+            pn.Row(self._open_input, self._open, self._clear, self._scale, self._heatmap, self._map_method, self._opacity),
             self._strip,
             pn.pane.Markdown("**Correct a label (ACT)**"),
             form,

@@ -100,8 +100,9 @@ def overlay_png(img: np.ndarray, cam: np.ndarray, *, size: int, vrange: tuple[fl
     return buf.getvalue()
 
 
-def heatmap_bar_html(limit: float, *, width: int, attribute: str) -> str:
-    """An HTML colour bar for the overlay: -limit (blue) .. 0 .. +limit (red), in logit units."""
+def heatmap_bar_html(limit: float, *, width: int, attribute: str,
+                     what: str = "class activation map (logit contribution)") -> str:
+    """An HTML colour bar for the overlay: -limit (blue) .. 0 .. +limit (red); ``what`` names the map."""
     from PIL import Image
 
     ramp = np.repeat(DIVERGING_LUT[np.linspace(0, 255, max(width, 2)).astype(np.uint8)][None], 10, axis=0)
@@ -110,4 +111,4 @@ def heatmap_bar_html(limit: float, *, width: int, attribute: str) -> str:
     return (f'<div class="xsgpu-heatmap-bar" style="font-size:12px;width:{width}px">'
             f'<img src="{png_uri(buf.getvalue())}" width="{width}" height="10" style="display:block"/>'
             f'<span style="float:left">{-limit:.3g}</span><span style="float:right">{limit:.3g}</span>'
-            f'<div style="text-align:center">{html.escape(attribute)}: class activation map (logit contribution)</div></div>')
+            f'<div style="text-align:center">{html.escape(attribute)}: {html.escape(what)}</div></div>')
