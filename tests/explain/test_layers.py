@@ -65,3 +65,38 @@ def test_embed_maps_each_kept_layer(explained_run, tmp_path):
     arr = RunStore.open(run).artifact("features_layer1").open(mode="r+")
     arr.attrs["weights_sha256"] = "0" * 64
     assert kept_layers(RunStore.open(run)) == ["layer2", "layer3"]
+
+
+def test_embed_writes_the_layer_overlaps_once(explained_run, tmp_path):
+    """The embed stage stores layer_overlaps' own table (k = 10, its seed) for a run with kept layers."""
+    import pandas as pd
+
+    from xsgpu.embed import embed_run
+    from xsgpu.io.schema import LAYER_OVERLAPS
+
+    store, _, _ = explained_run
+    run = tmp_path / "run"
+    shutil.copytree(store.path, run)
+    embed_run(run, method="pca", device="cpu", progress=False, quality=False, random_state=0)
+    handle = RunStore.open(run).artifact(LAYER_OVERLAPS)
+    got = handle.read()
+    want = layer_overlaps(run, k=10, sample=5000, random_state=0)
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), want)
+    assert got["kind"].tolist() == ["consecutive"] * 3 + ["prd"] * 4 and (got["n"] == store.n_samples).all()
+    meta = handle.metadata()
+    assert (meta["k"], meta["sample"], meta["random_state"]) == (10, 5000, 0)
+    assert meta["predictions"] == RunStore.open(run).embedding.metadata()["predictions"]
+
+
+def test_embed_writes_no_layer_overlaps_without_kept_layers(explained_run, tmp_path):
+    from xsgpu.embed import embed_run
+    from xsgpu.io.schema import LAYER_OVERLAPS
+
+    store, _, _ = explained_run
+    run = tmp_path / "run"
+    shutil.copytree(store.path, run)
+    for layer in ("layer1", "layer2", "layer3"):
+        shutil.rmtree(RunStore.open(run).artifact(f"features_{layer}").path)
+    assert kept_layers(RunStore.open(run)) == []
+    embed_run(run, method="pca", device="cpu", progress=False, quality=False)
+    assert not RunStore.open(run).artifact(LAYER_OVERLAPS).path.exists()

@@ -18,6 +18,8 @@ Writes
     search and ``xsgpu evaluate``'s suspicious-label audit reuse it instead of rereading features.zarr);
   * ``embedding_reference/<space>.npz``: plain arrays that let a later run be placed onto these maps
     (``embed_run(NEW, reference=THIS)``; see :mod:`xsgpu.embed.reference`).
+  * ``layer_overlaps.parquet``, only when the run keeps layers: the k-NN overlap (k = 10, up to 5000
+    seeded images) between consecutive layers and with PRD (:func:`xsgpu.explain.layers.layer_overlaps`).
 """
 from __future__ import annotations
 
@@ -39,7 +41,7 @@ from xsgpu.embed.quality import sample_indices, trustworthiness
 from xsgpu.embed.reference import REFERENCE_DIR, SpaceReference
 from xsgpu.embed.sample_place import MapFn, place_rest, prediction_strata, stratified_sample
 from xsgpu.io.runstore import RunStore, RunStoreError
-from xsgpu.io.schema import EMBEDDING_BY_METHOD, Artifact
+from xsgpu.io.schema import EMBEDDING_BY_METHOD, LAYER_OVERLAPS, Artifact
 
 __all__ = ["embed_run", "SPACES", "EMBEDDING_COLUMNS", "load_inputs", "method_table", "stored_methods",
            "embedding_is_current"]
@@ -422,6 +424,7 @@ def embed_run(run_path: str | os.PathLike, *, method: str = "tsne", device: str 
         if not refs and method == "umap" and (store.path / REFERENCE_DIR).exists():
             log.info("umap maps are not stored as references; %s keeps an older reference", store.path / REFERENCE_DIR)
         store.write_table(method_table(method), df, metadata=meta)   # kept when another method runs later
+        _write_layer_overlaps(store, random_state=random_state)
         store.embedding.write(df, metadata=meta)
     except BaseException as exc:
         store.set_stage("embed", "failed", error=f"{exc.__class__.__name__}: {exc}")
@@ -429,6 +432,21 @@ def embed_run(run_path: str | os.PathLike, *, method: str = "tsne", device: str 
     store.set_stage("embed", "done", method=method, seconds=meta["seconds"],
                     trustworthiness={s: m.get("trustworthiness_k10") for s, m in space_meta.items()})
     return df
+
+
+def _write_layer_overlaps(store: RunStore, *, random_state: int | None) -> None:
+    """``layer_overlaps.parquet`` (k = 10 on up to 5000 images) when the run keeps layers; else nothing."""
+    from xsgpu.explain.layers import kept_layers, layer_overlaps
+
+    if not kept_layers(store):
+        return
+    t0 = time.perf_counter()
+    k, sample = 10, 5000
+    df = layer_overlaps(store.path, k=k, sample=sample, random_state=random_state)
+    store.write_table(LAYER_OVERLAPS, df, metadata={"k": int(df["k"].iloc[0]), "sample": sample,
+                                                    "random_state": random_state,
+                                                    "predictions": _predictions_key(store)})
+    log.info("layer k-NN overlaps on %d images in %.2f s", int(df["n"].iloc[0]), time.perf_counter() - t0)
 
 
 def _place_act(ref: SpaceReference, unique: np.ndarray, *, n_jobs: int) -> np.ndarray:

@@ -47,7 +47,7 @@ __all__ = [
     "lookup", "artifacts", "markdown_table", "partition_file", "partition_key", "PART_RE", "samples_frame", "fill_samples",
     "SAMPLES", "SYNTH_TAGS", "INGEST_PLAN", "INGEST_FILES", "IMAGES", "THUMBS", "PREDICTIONS", "FEATURES",
     "HEATMAPS", "LAYER_FEATURES", "FEA_REDUCED", "EMBEDDING", "EMBEDDING_BY_METHOD", "EMBEDDING_REFERENCE",
-    "METRICS", "SUSPICIOUS", "HEATMAP_SHARES", "ERRORS", "CORRECTIONS", "GROUPS",
+    "LAYER_OVERLAPS", "METRICS", "SUSPICIOUS", "HEATMAP_SHARES", "ERRORS", "CORRECTIONS", "GROUPS",
 ]
 
 #: version of the layout and tables below; written into every manifest
@@ -281,6 +281,13 @@ HEATMAP_SHARES = Artifact(
     "share of each attribute's positive CAM mass on masked/zero pixels (beamstop__<slug>) and the outer 10 % border "
     "(edge__<slug>), float32 in [0, 1] (xsgpu.explain.shares)",
     columns=(_ID,), metadata_keys=("edge_fraction", "upsampling", "mass", "weights_sha256"))
+LAYER_OVERLAPS = Artifact(
+    "layer_overlaps", "table", "embed",
+    "k-NN overlap of the kept layers' neighbourhoods (xsgpu.explain.layers.layer_overlaps): consecutive layers "
+    "(layer1 -> ... -> fea) and each against prd; only runs with layers kept by infer --layers",
+    columns=(Column("a", "str"), Column("b", "str"), Column("kind", "str"), Column("overlap", "float"),
+             Column("k", "int"), Column("n", "int")),
+    metadata_keys=("k", "sample", "random_state", "predictions"), sorted_by_id=False)
 ERRORS = Artifact("errors", "append", "every stage", "bad inputs, one part per unit of work (<stage>-<key>); never dropped silently",
                   columns=(Column("source_uri", "str"), Column("stage", "str"), Column("error_type", "str"),
                            Column("message", "str")), sorted_by_id=False)
@@ -293,8 +300,8 @@ GROUPS = Artifact("groups", "append", "app", "saved selections, one part per gro
 #: every artifact (templates included), by name
 REGISTRY: dict[str, Artifact] = {a.name: a for a in (
     SAMPLES, SYNTH_TAGS, INGEST_PLAN, INGEST_FILES, IMAGES, THUMBS, PREDICTIONS, FEATURES, HEATMAPS, LAYER_FEATURES,
-    FEA_REDUCED, EMBEDDING, EMBEDDING_BY_METHOD, EMBEDDING_REFERENCE, METRICS, SUSPICIOUS, HEATMAP_SHARES, ERRORS,
-    CORRECTIONS, GROUPS)}
+    FEA_REDUCED, EMBEDDING, EMBEDDING_BY_METHOD, EMBEDDING_REFERENCE, LAYER_OVERLAPS, METRICS, SUSPICIOUS,
+    HEATMAP_SHARES, ERRORS, CORRECTIONS, GROUPS)}
 
 
 def _template_regex(template: Artifact) -> re.Pattern:

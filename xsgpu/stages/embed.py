@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from xsgpu.io.runstore import RunStore
 from xsgpu.io.schema import (EMBEDDING, EMBEDDING_BY_METHOD, EMBEDDING_REFERENCE, FEA_REDUCED, FEATURES,
-                             PREDICTIONS, SAMPLES)
+                             LAYER_OVERLAPS, PREDICTIONS, SAMPLES)
 from xsgpu.stages.base import PartitionContext, Plan, Stage
 
 __all__ = ["EmbedStage", "EmbedParams"]
@@ -32,7 +32,7 @@ class EmbedStage(Stage):
 
     name = "embed"
     inputs = (SAMPLES, PREDICTIONS, FEATURES)
-    outputs = (EMBEDDING, EMBEDDING_BY_METHOD, FEA_REDUCED, EMBEDDING_REFERENCE)
+    outputs = (EMBEDDING, EMBEDDING_BY_METHOD, FEA_REDUCED, EMBEDDING_REFERENCE, LAYER_OVERLAPS)
     Params = EmbedParams
     partitioned = False
     lock = True  # fea_reduced and embedding stay one method's
