@@ -1,5 +1,6 @@
 """Model overview: overall and per-attribute metrics per split, PR curves, probability histograms and a
-reliability diagram per attribute, on the corrected ACT, linked to the current selection.
+reliability diagram per attribute, on the corrected ACT, linked to the current selection; for a run
+that keeps layers, the k-NN overlap across layers ``xsgpu embed`` stored (:mod:`.overview_layers`).
 
 The default scope is the test split (the val split when the run has no test split, all images when it has
 neither): scores on the training images flatter the model. The overall figures (accuracy, micro/macro
@@ -25,6 +26,7 @@ from panel_app.panels.overview_curves import (
     ap_bars_element, histogram_element, pr_curve, pr_element, probability_histograms, reliability,
     reliability_element,
 )
+from panel_app.panels.overview_layers import layer_overlaps_section
 from panel_app.state import AppState
 from xsgpu.attributes import DEFAULT_VOCABULARY
 
@@ -139,6 +141,10 @@ class ModelOverview(pn.viewable.Viewer):
             pn.FlexBox(self._pr, self._hist, self._rel),   # wraps on narrow windows instead of overflowing
             pn.FlexBox(self._table, self._bars),
             sizing_mode="stretch_width", css_classes=["xsgpu-model-overview"])
+        #: the stored k-NN overlaps across layers (xsgpu embed), when the run has them; else None
+        self.layers = layer_overlaps_section(data, styles=_TEXT, stylesheets=[_TABLE_CSS])
+        if self.layers is not None:
+            self._layout.append(self.layers)
         defer(self._layout, self._refresh, lazy=self.lazy)
 
     # ------------------------------------------------------------------ what is scored
