@@ -76,11 +76,11 @@ class DetailView(pn.viewable.Viewer):
         on_demand = run_model_path(store) is not None
         has_maps = stored or on_demand
         self._heatmap = pn.widgets.Select(label="Heatmap", options=["none", *self.state.vocabulary.names], value="none",
-                                          width=170, visible=has_maps, css_classes=["xsgpu-detail-heatmap"])
+                                          width=150, visible=has_maps, css_classes=["xsgpu-detail-heatmap"])
         methods = [m for m in MAP_METHODS if (m == STORED and stored) or (m != STORED and on_demand)]
         self._map_method = pn.widgets.Select(label="Map", options=methods, value=methods[0] if methods else None,
-                                             width=170, visible=has_maps, css_classes=["xsgpu-detail-map-method"])
-        self._opacity = pn.widgets.FloatSlider(label="Opacity", start=0.0, end=1.0, step=0.05, value=0.5, width=140,
+                                             width=150, visible=has_maps, css_classes=["xsgpu-detail-map-method"])
+        self._opacity = pn.widgets.FloatSlider(label="Opacity", start=0.0, end=1.0, step=0.05, value=0.5, width=120,
                                                visible=has_maps, css_classes=["xsgpu-detail-opacity"])
         self._heatmap.param.watch(lambda _e: self._refresh(), "value")
         self._map_method.param.watch(lambda _e: self._refresh(), "value")
