@@ -86,6 +86,13 @@ def test_embed_writes_the_layer_overlaps_once(explained_run, tmp_path):
     meta = handle.metadata()
     assert (meta["k"], meta["sample"], meta["random_state"]) == (10, 5000, 0)
     assert meta["predictions"] == RunStore.open(run).embedding.metadata()["predictions"]
+    from xsgpu.stages import get_stage
+    from xsgpu.stages.embed import EmbedParams
+
+    params = EmbedParams(method="pca", device="cpu", quality=False, random_state=0)
+    assert get_stage("embed").is_done(run, params)[0]
+    handle.path.unlink()  # a run embedded before the table existed: the stage is not done
+    assert get_stage("embed").is_done(run, params) == (False, "the run keeps layers but has no layer_overlaps yet")
 
 
 def test_embed_writes_no_layer_overlaps_without_kept_layers(explained_run, tmp_path):

@@ -50,6 +50,10 @@ class EmbedStage(Stage):
         want = None if params.reference is None else str(RunStore.open(params.reference).path)
         if have != want:
             return False, f"changed since the last embed: reference {have!r} -> {want!r}"
+        from xsgpu.explain.layers import kept_layers
+
+        if kept_layers(store) and not store.artifact(LAYER_OVERLAPS).exists():
+            return False, "the run keeps layers but has no layer_overlaps yet"
         return True, f"{params.method} embedding {why}"
 
     def plan(self, run_path: str | os.PathLike, params: EmbedParams, *, progress: bool = False) -> Plan:
