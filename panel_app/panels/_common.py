@@ -82,16 +82,18 @@ def intensity_range(*images: np.ndarray) -> tuple[float, float]:
 
 
 def colour_bar_html(lo: float, hi: float, *, width: int = 200, lut: np.ndarray = VIRIDIS_LUT,
-                    label: str = "log intensity") -> str:
-    """An HTML colour bar (a gradient PNG with its end values) for images rendered between ``lo`` and ``hi``."""
+                    label: str = "log intensity", number_format: str = ".1f",
+                    css_class: str = "xsgpu-colour-bar") -> str:
+    """An HTML colour bar (a gradient PNG with its end values, in ``number_format``) for ``lo`` .. ``hi``."""
     from PIL import Image
 
     ramp = np.repeat(lut[np.linspace(0, 255, max(width, 2)).astype(np.uint8)][None, :, :], 10, axis=0)
     buf = io.BytesIO()
     Image.fromarray(ramp).save(buf, format="PNG")
-    return (f'<div class="xsgpu-colour-bar" style="font-size:12px;width:{width}px">'
+    return (f'<div class="{css_class}" style="font-size:12px;width:{width}px">'
             f'<img src="{png_uri(buf.getvalue())}" width="{width}" height="10" style="display:block"/>'
-            f'<span style="float:left">{lo:.1f}</span><span style="float:right">{hi:.1f}</span>'
+            f'<span style="float:left">{lo:{number_format}}</span>'
+            f'<span style="float:right">{hi:{number_format}}</span>'
             f'<div style="text-align:center">{label}</div></div>')
 
 

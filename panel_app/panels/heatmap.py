@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from panel_app.panels._common import png_uri
+from panel_app.panels._common import colour_bar_html
 
 __all__ = ["DIVERGING_LUT", "run_heatmaps", "heatmap_of", "overlay_png", "heatmap_bar_html"]
 
@@ -103,12 +103,6 @@ def overlay_png(img: np.ndarray, cam: np.ndarray, *, size: int, vrange: tuple[fl
 def heatmap_bar_html(limit: float, *, width: int, attribute: str,
                      what: str = "class activation map (logit contribution)") -> str:
     """An HTML colour bar for the overlay: -limit (blue) .. 0 .. +limit (red); ``what`` names the map."""
-    from PIL import Image
-
-    ramp = np.repeat(DIVERGING_LUT[np.linspace(0, 255, max(width, 2)).astype(np.uint8)][None], 10, axis=0)
-    buf = io.BytesIO()
-    Image.fromarray(ramp).save(buf, format="PNG")
-    return (f'<div class="xsgpu-heatmap-bar" style="font-size:12px;width:{width}px">'
-            f'<img src="{png_uri(buf.getvalue())}" width="{width}" height="10" style="display:block"/>'
-            f'<span style="float:left">{-limit:.3g}</span><span style="float:right">{limit:.3g}</span>'
-            f'<div style="text-align:center">{html.escape(attribute)}: {html.escape(what)}</div></div>')
+    return colour_bar_html(-limit, limit, width=width, lut=DIVERGING_LUT, number_format=".3g",
+                           css_class="xsgpu-heatmap-bar",
+                           label=f"{html.escape(attribute)}: {html.escape(what)}")

@@ -15,13 +15,9 @@ from xsgpu.io import count_frames, read_any, scan_file
 from xsgpu.io.frame import DatasetNotFoundError
 from xsgpu.io.readers.examples import write_mat73
 
+from tests.io.test_npz_image_choice import _saxs
 
-def _saxs(shape=(6, 5)):
-    im = np.arange(np.prod(shape), dtype=np.float32).reshape(shape) + 1
-    im[..., 2, :] = np.nan  # module gap
-    mask = np.zeros(shape, dtype=bool)
-    mask[..., 0, 0] = True
-    return im, mask
+
 
 
 # ------------------------------------------------------------------------------------------------ .mat
