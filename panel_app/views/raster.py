@@ -159,8 +159,7 @@ def rasterize(
             v = np.where(mask, v, np.float32(np.nan))
         cols["v"] = v
         # the count is of the shown points, whether they have a value or not (NaN: no value, e.g. unlabelled)
-        cols["w"] = mask.view(np.uint8) if mask is not None and mask.dtype == bool else (
-            np.ones(len(v), np.uint8) if mask is None else np.asarray(mask, np.uint8))
+        cols["w"] = (np.ones(len(v), bool) if mask is None else np.asarray(mask, bool)).view(np.uint8)
         df = pd.DataFrame(cols, copy=False)
         agg = cvs.points(df, "x", "y", agg=ds.summary(mean=ds.mean("v"), count=ds.sum("w")))
         per_pixel = agg["count"].values
