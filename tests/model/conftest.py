@@ -73,6 +73,17 @@ def random_resnet18(seed: int = 0):
     return net
 
 
+def save_random_resnet18(path: Path, *, seed: int = 0, input_size: int = 32) -> Path:
+    """Save a seeded random resnet18 (17 outputs) as an xsgpu checkpoint at ``path``; returns ``path``."""
+    import torch
+
+    from xsgpu.model import build_resnet, save_checkpoint
+
+    torch.manual_seed(seed)
+    save_checkpoint(path, build_resnet("resnet18"), input_size=input_size)
+    return path
+
+
 def make_easy_run(path: Path, *, n: int = 120, size: int = 32, partition_size: int = 40, seed: int = 0,
                   per_run: int = 10, with_split: bool = True) -> RunStore:
     """Write a complete run store (samples + images) with :func:`draw_images` data."""

@@ -12,6 +12,7 @@ import pytest
 
 from xsgpu.errors import StoreError
 from xsgpu.io.runstore import RunStore
+from tests.model.conftest import save_random_resnet18
 from xsgpu.stages import (STAGES, EmbedParams, EvaluateParams, InferParams, IngestParams, SynthParams, TrainParams,
                           get_stage, param_names, run_stage)
 
@@ -19,13 +20,7 @@ N, SIZE, PART = 48, 32, 16
 
 
 def _model(path, seed):
-    import torch
-
-    from xsgpu.model import build_resnet, save_checkpoint
-
-    torch.manual_seed(seed)
-    save_checkpoint(path, build_resnet("resnet18"), input_size=SIZE)
-    return str(path)
+    return str(save_random_resnet18(path, seed=seed, input_size=SIZE))
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,14 @@ import cloudpickle
 import pytest
 
 
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A random resnet18 checkpoint for 32 px inputs (seed 0), as the pipeline and stage tests infer with."""
+    from tests.model.conftest import save_random_resnet18
+
+    return save_random_resnet18(tmp_path_factory.mktemp("model") / "r18", seed=0, input_size=32)
+
+
 @pytest.fixture(scope="session")
 def dask_client():
     """2 worker processes x 1 thread, no dashboard: the shape the issue asks the tests to use."""

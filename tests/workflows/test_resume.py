@@ -29,18 +29,6 @@ N_PARTS = N // PART
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    import torch
-
-    from xsgpu.model import build_resnet, save_checkpoint
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "r18"
-    save_checkpoint(path, build_resnet("resnet18"), input_size=SIZE)
-    return path
-
-
-@pytest.fixture(scope="module")
 def reference(tmp_path_factory, tiny_model, dask_client):
     out = tmp_path_factory.mktemp("ref") / "run"
     res = run_pipeline(out, synth=N, size=SIZE, seed=3, model=tiny_model, partition_size=PART, embed=False,

@@ -77,18 +77,6 @@ def test_each_stage_command_runs_its_stage(name):
 N, SIZE, PART = 48, 32, 16
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    import torch
-
-    from xsgpu.model import build_resnet, save_checkpoint
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "r18"
-    save_checkpoint(path, build_resnet("resnet18"), input_size=SIZE)
-    return path
-
-
 def _cli(*args):
     res = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
     assert res.exit_code == 0, res.output
