@@ -18,8 +18,9 @@ import param
 from panel_app.filters import labelled_mask
 from panel_app.panels._common import fmt, labels_key, process_cached
 from panel_app.state import AppState, Group
+from panel_app.views.lean_panes import LeanHTML, LeanMarkdown
 
-__all__ = ["SelectionManager", "CLUSTER_SPACES", "GROUP_TABLE_COLUMNS"]
+__all__ = ["SelectionManager", "CLUSTER_SPACES", "GROUP_TABLE_COLUMNS", "empty_metrics_table"]
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,17 @@ CLUSTER_SPACES = ("FEA", "PRD", "ACT", "probabilities", "features")
 _CURRENT = "(current selection)"
 #: Columns of the per-attribute group table, in order: the four ratios first, so they are never cut off.
 GROUP_TABLE_COLUMNS = ("precision", "recall", "f1", "accuracy", "tp", "fp", "fn", "tn", "support")
+
+
+def empty_metrics_table() -> pd.DataFrame:
+    """A group metrics table without rows: the columns and dtypes of :meth:`SelectionManager.metrics_table`.
+
+    The tables start (and return to) this, not to a frame without columns, so a new selection changes
+    only the table's rows: Tabulator's columns and configuration are not sent again and rebuilt.
+    """
+    rates = ("precision", "recall", "f1", "accuracy")
+    return pd.DataFrame({"attribute": pd.Series([], dtype="str"),
+                         **{c: pd.Series([], dtype="float64" if c in rates else "int64") for c in GROUP_TABLE_COLUMNS}})
 #: Readable table text (the Tabulator default theme sets 12 px in places; never smaller).
 _TABLE_CSS = ".tabulator { font-size: 13px; } .tabulator .tabulator-header { font-size: 13px; }"
 
@@ -50,7 +62,7 @@ class SelectionManager(pn.viewable.Viewer):
         if self.state is None:
             raise ValueError("The 'state' parameter of SelectionManager must be an AppState. Got None instead.")
         s = self.state
-        self._count = pn.pane.HTML("0", css_classes=["xsgpu-selection-count"], margin=(5, 5),
+        self._count = LeanHTML("0", css_classes=["xsgpu-selection-count"], margin=(5, 5),
                                    styles={"font-size": "1.4em", "font-weight": "bold"})
         self._name = pn.widgets.TextInput(placeholder="group name (optional)", width=180,
                                           css_classes=["xsgpu-group-name"])
@@ -88,15 +100,15 @@ class SelectionManager(pn.viewable.Viewer):
         self._cluster = pn.widgets.Button(label="Cluster group A", css_classes=["xsgpu-cluster-group"])
         self._cluster.on_click(lambda _e: self._on_cluster())
         self._message = pn.pane.Alert("", alert_type="light", visible=False, css_classes=["xsgpu-selection-message"])
-        self._cards = [pn.Column(pn.pane.Markdown(""),
-                                 pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False, height=300,
+        self._cards = [pn.Column(LeanMarkdown(""),
+                                 pn.widgets.Tabulator(empty_metrics_table(), disabled=True, show_index=False, height=300,
                                                       layout="fit_data_fill", sizing_mode="stretch_width",
                                                       min_width=560, stylesheets=[_TABLE_CSS],
                                                       css_classes=["xsgpu-group-metrics"]),
                                  sizing_mode="stretch_width", min_width=560)
                        for _ in range(2)]
         self._tables = pn.Row(*self._cards, sizing_mode="stretch_width", styles={"min-width": "0"})
-        self._groups_view = pn.pane.HTML("", css_classes=["xsgpu-group-list"])
+        self._groups_view = LeanHTML("", css_classes=["xsgpu-group-list"])
         s.param.watch(lambda _e: self._refresh(), ["selection", "groups", "cutoff", "corrections_version"])
         self._left.param.watch(lambda _e: self._refresh_tables(), "value")
         self._right.param.watch(lambda _e: self._refresh_tables(), "value")
@@ -366,10 +378,10 @@ class SelectionManager(pn.viewable.Viewer):
         """The summary line and the per-attribute table shown for a group (display names, rounded)."""
         ids = self.ids_of(name)
         if len(ids) == 0:
-            return f"**{_escape(name)}**: empty", pd.DataFrame()
+            return f"**{_escape(name)}**: empty", empty_metrics_table()
         n_lab = int(np.count_nonzero(labelled_mask(self.state.data)[ids]))
         if n_lab == 0:
-            return f"**{_escape(name)}**: no labelled image among its {len(ids):,}", pd.DataFrame()
+            return f"**{_escape(name)}**: no labelled image among its {len(ids):,}", empty_metrics_table()
         m = self.group_metrics(name)
         keys = ("accuracy", "precision_micro", "recall_micro", "f1_micro", "f1_macro")
         per = m.per_attribute
@@ -394,8 +406,8 @@ class SelectionManager(pn.viewable.Viewer):
             try:
                 head.object, table.value = self.metrics_table(names[k])
             except ImportError as exc:  # the metrics library is missing: say so, never hide it
-                head.object, table.value = f"Group metrics unavailable: {exc}", pd.DataFrame()
-            table.visible = len(table.value) > 0
+                head.object, table.value = f"Group metrics unavailable: {exc}", empty_metrics_table()
+            # the table stays shown (its header alone when the group is empty): toggling it re-lays the page out
 
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Card(

@@ -10,6 +10,7 @@ import panel as pn
 from panel_app.shares import share_keys, share_label
 from panel_app.state import AppState
 from panel_app.filters import labelled_mask
+from panel_app.views.lean_panes import LeanHTML
 from panel_app.views.raster import OUTCOME_COLOURS, UNLABELLED_COLOUR
 from xsgpu.attributes import DEFAULT_VOCABULARY, Vocabulary
 
@@ -91,7 +92,7 @@ class AttributeFilters(pn.viewable.Viewer):
 
         self.more = MoreFilters(state=state)   # run, split, path, metadata, PRD range, outcome, labelled
         self.clear.on_click(lambda event: (setattr(state, "filter_attributes", []), self.more.reset()))
-        self.count = pn.pane.HTML("", css_classes=["xsgpu-filter-count"])
+        self.count = LeanHTML("", css_classes=["xsgpu-filter-count"])
         state.param.watch(self._update_count, ["filter_attributes", "filter_mode", "filter_source", "cutoff",
                                                "corrections_version", "more_filters"])
         self._update_count()

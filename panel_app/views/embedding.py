@@ -39,6 +39,7 @@ from panel_app.layers import LAST_BLOCK, layer_coords, layer_index, layer_label
 from panel_app.shares import is_share_key, share_values
 from panel_app.state import AppState
 from panel_app.views.docsafe import with_batched_edits, with_bokeh_edits
+from panel_app.views.lean_panes import LeanHTML
 from panel_app.views.flowers import CENTRE_RADIUS, PETAL_RADIUS, crowding, flower_columns, glyphs_legible
 from panel_app.views.groups_layer import RING_WIDTH, group_raster, group_rings
 from panel_app.views.index import space_index
@@ -209,7 +210,7 @@ class EmbeddingView(pn.viewable.Viewer):
         fig.on_event(SelectionGeometry, self._on_geometry)
         fig.on_event(Tap, self._on_tap)
         self.figure = fig
-        self.status = pn.pane.HTML("", css_classes=["xsgpu-view-status"], margin=(0, 5))
+        self.status = LeanHTML("", css_classes=["xsgpu-view-status"], margin=(0, 5))
         self._layout = pn.Column(self.status, pn.pane.Bokeh(fig), margin=(0, 4))
         if self.space == "FEA":  # the layer switch, when the run's embedding maps kept layers
             self.layer_select = pn.widgets.Select.from_param(
