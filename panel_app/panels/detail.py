@@ -22,6 +22,7 @@ from panel_app.panels.heatmap import heatmap_bar_html, heatmap_of, overlay_png, 
 from panel_app.panels.on_demand import MAP_METHODS, STORED, explained_map, map_label, run_model_path
 from panel_app.panels.neighbours import BACKGROUND_ROWS, feature_index
 from panel_app.state import AppState
+from panel_app.views.lean_panes import LeanAlert, show_alert
 
 __all__ = ["DetailView", "outcome"]
 
@@ -102,7 +103,7 @@ class DetailView(pn.viewable.Viewer):
         self._c_button.on_click(lambda _e: self._on_record())
         self._c_attr.param.watch(lambda _e: self._suggest_value(), "value")
         self._c_sample.param.watch(lambda _e: self._suggest_value(), "value")
-        self._message = pn.pane.Alert("", alert_type="light", visible=False, css_classes=["xsgpu-detail-message"])
+        self._message = LeanAlert("", alert_type="light", visible=False, css_classes=["xsgpu-detail-message"])
         self.state.param.watch(lambda _e: self._refresh(), ["detail_ids", "cutoff", "corrections_version"])
         self._refresh()
 
@@ -226,7 +227,7 @@ class DetailView(pn.viewable.Viewer):
 
     # ------------------------------------------------------------------ callbacks
     def _show_message(self, text: str, kind: str) -> None:
-        self._message.object, self._message.alert_type, self._message.visible = text, kind, bool(text)
+        show_alert(self._message, text, kind)
 
     def _on_open(self) -> None:
         raw = self._open_input.value.replace(",", " ").split()

@@ -9,7 +9,8 @@ second of the selection's wait (331 style recalculations, 481 ms, for one select
 
 :class:`LeanHTML` and :class:`LeanMarkdown` leave the stylesheets out of an update when they are the
 ones the browser already has (same inline text, same imported URLs); every other property is sent as
-Panel sends it.
+Panel sends it. :func:`show_alert` changes an alert's text, kind and visibility as one patch (three
+patches, three page re-layouts of ~130 ms each at 1M images, when set one by one).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Any
 
 import panel as pn
 
-__all__ = ["LeanHTML", "LeanMarkdown", "same_stylesheets"]
+__all__ = ["LeanAlert", "LeanHTML", "LeanMarkdown", "same_stylesheets", "show_alert"]
 
 
 def _sheet_key(sheet: Any) -> Any:
@@ -53,3 +54,15 @@ class LeanHTML(_LeanUpdate, pn.pane.HTML):
 
 class LeanMarkdown(_LeanUpdate, pn.pane.Markdown):
     """:class:`panel.pane.Markdown` whose text updates leave unchanged stylesheets out."""
+
+
+class LeanAlert(_LeanUpdate, pn.pane.Alert):
+    """:class:`panel.pane.Alert` whose text updates leave unchanged stylesheets out."""
+
+
+def show_alert(alert: pn.pane.Alert, text: str, kind: str) -> None:
+    """Set an alert's text and kind and show it (hide it when ``text`` is empty), sent as one patch."""
+    from panel_app.views.docsafe import bokeh_edits
+
+    with bokeh_edits():
+        alert.param.update(object=text, alert_type=kind, visible=bool(text))

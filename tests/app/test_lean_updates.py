@@ -121,3 +121,43 @@ def test_box_selection_patch_restates_no_stylesheet_and_no_table_columns(served_
         changed += [e.get("attr") for e in msg.get("events", []) if isinstance(e, dict)] if isinstance(msg, dict) else []
     assert "text" in changed, f"the status lines were updated: {changed}"
     assert not {"stylesheets", "columns", "configuration"} & set(changed), changed
+
+
+@pytest.mark.browser
+def test_correction_message_is_one_patch(served_app, page):
+    """"Recorded: ..." reaches the browser as one change set (text, kind and visibility together), not as
+    three patches that each re-lay the page out, and without restated stylesheets."""
+    import json
+
+    from panel_app.views.lean_panes import LeanAlert
+
+    url, _run = served_app
+    frames: list[str] = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda p: frames.append(p) if isinstance(p, str) else None))
+    page.set_default_timeout(120_000)
+    page.goto(url)
+    page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0")
+    sid = 7
+    ids_input = page.locator(".xsgpu-detail-ids input")
+    ids_input.fill(str(sid))
+    ids_input.press("Enter")
+    page.locator(".xsgpu-detail-open button").click()
+    page.locator(".xsgpu-detail-card").filter(has_text=f"#{sid}").first.wait_for(state="visible")
+    page.wait_for_timeout(1000)
+    frames.clear()
+    page.locator(".xsgpu-record-correction button").click()
+    page.locator(".xsgpu-detail-message", has_text=f"Recorded: image {sid}").wait_for(state="visible")
+    page.wait_for_timeout(500)
+    with_message = []
+    for p in frames:
+        try:
+            msg = json.loads(p)
+        except ValueError:
+            continue
+        events = msg.get("events", []) if isinstance(msg, dict) else []
+        attrs = [e.get("attr") for e in events if isinstance(e, dict)]
+        if any("Recorded: image" in str(e.get("new", "")) for e in events if isinstance(e, dict)):
+            with_message.append(attrs)
+    assert len(with_message) == 1, with_message
+    assert {"text", "visible", "css_classes"} <= set(with_message[0]) and "stylesheets" not in with_message[0]
+    assert issubclass(LeanAlert, __import__("panel").pane.Alert)
