@@ -28,6 +28,9 @@ __all__ = ["DetailView", "outcome"]
 
 log = logging.getLogger(__name__)
 
+#: What the detail view's message line says when there is no message (corrections are kept in the run store).
+CORRECTION_HINT = "Corrections are saved in the run store's corrections table; every view follows them."
+
 SMALL, LARGE = 160, 512
 MAX_DETAIL = 12
 _OUTCOME_STYLE = {"TP": "#2ca02c", "TN": "#bbbbbb", "FP": "#d62728", "FN": "#ff7f0e"}
@@ -103,7 +106,9 @@ class DetailView(pn.viewable.Viewer):
         self._c_button.on_click(lambda _e: self._on_record())
         self._c_attr.param.watch(lambda _e: self._suggest_value(), "value")
         self._c_sample.param.watch(lambda _e: self._suggest_value(), "value")
-        self._message = LeanAlert("", alert_type="light", visible=False, css_classes=["xsgpu-detail-message"])
+        # always shown, with a hint when there is nothing to say: a message then changes text, not the layout
+        # (showing a hidden alert re-laid the page out: ~0.3 s of a correction's wait at 1M images)
+        self._message = LeanAlert(CORRECTION_HINT, alert_type="light", css_classes=["xsgpu-detail-message"])
         self.state.param.watch(lambda _e: self._refresh(), ["detail_ids", "cutoff", "corrections_version"])
         self._refresh()
 
@@ -227,7 +232,7 @@ class DetailView(pn.viewable.Viewer):
 
     # ------------------------------------------------------------------ callbacks
     def _show_message(self, text: str, kind: str) -> None:
-        show_alert(self._message, text, kind)
+        show_alert(self._message, text or CORRECTION_HINT, kind if text else "light")
 
     def _on_open(self) -> None:
         raw = self._open_input.value.replace(",", " ").split()
