@@ -19,6 +19,9 @@ Printed JSON lines ({"name", "value", "unit", "baseline", "ratio", "n", "device"
   all N) + the same redraw + metrics; ratio = baseline / value. Target <= 300 ms.
 * ``app.flowers_ms``: redraw when the viewport holds ~2,000 images (flower petals for all of them).
   Baseline: the raster redraw of the same viewport; ratio = baseline / value. Target <= 300 ms.
+* ``app.ready_s`` (``--ready`` only): ``xsgpu serve`` start until ``GET /`` answers 200, on a run store of
+  ``--server-n`` images (or ``--ready-store``) whose app cache a first serve wrote; baseline = that first,
+  cold serve (cache removed before); ratio = baseline / value. Target <= 20 s at 10M.
 * ``app.server_rss_mb`` (not with --quick): RSS of an ``xsgpu serve`` process over a run store of
   ``--server-n`` images after 10 sessions (Bokeh ``pull_session``) vs after 1; baseline = RSS with
   1 session, ratio = baseline / value (1.0: sessions add nothing). params hold per-session MB.
@@ -312,6 +315,60 @@ def bench_server(n: int, sessions: int) -> None:
                 proc.kill()
 
 
+def _serve_until_ready(store_path: Path, log_path: Path) -> float:
+    """Start ``xsgpu serve`` and return the seconds until its page ``/`` answers 200 (the app built for a
+    session), then stop it."""
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with open(log_path, "w") as log:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "workflows.cli", "serve", str(store_path), "--port", str(port)],
+                                cwd=REPO, stdout=log, stderr=subprocess.STDOUT, text=True)
+        try:
+            deadline = time.monotonic() + 900
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=120) as r:
+                        if r.status == 200:
+                            return time.perf_counter() - t0
+                except OSError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"server did not start: {log_path.read_text()[-3000:]}")
+                time.sleep(0.25)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def bench_ready(n: int, store_path: str | None = None) -> None:
+    """``app.ready_s``: ``xsgpu serve`` start until the page answers, on a store whose app cache was written
+    by a first serve; baseline: the first (cold) serve of the same store, cache removed first."""
+    import shutil
+
+    from panel_app.startcache import cache_dir
+    from xsgpu.io.runstore import RunStore
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if store_path:
+            store = RunStore.open(store_path)
+        else:
+            store = make_store(Path(tmp) / "run", n)
+        n = store.n_samples
+        shutil.rmtree(cache_dir(store), ignore_errors=True)
+        cold = _serve_until_ready(store.path, Path(tmp) / "cold.log")
+        warm = _serve_until_ready(store.path, Path(tmp) / "warm.log")
+        emit("app.ready_s", round(warm, 2), "s", baseline=round(cold, 2), ratio=round(cold / warm, 3), n=n,
+             params={"target_s": 20, "baseline": "first serve (app cache built and written)",
+                     "value": "later serve (app cache memory-mapped)", "page": "GET / (a session's app built)"})
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="100k images, 3 repeats, no server (< 1 minute)")
@@ -320,6 +377,8 @@ def main(argv=None) -> None:
     ap.add_argument("--no-server", action="store_true", help="skip the server memory measurement")
     ap.add_argument("--server-n", type=int, default=1_000_000, help="images in the served run store")
     ap.add_argument("--sessions", type=int, default=10)
+    ap.add_argument("--ready", action="store_true", help="only app.ready_s: server start to page, cold vs cached")
+    ap.add_argument("--ready-store", default=None, help="an existing run store for --ready (default: make one)")
     ap.add_argument("--device", default="cpu", choices=["cpu"], help="the app runs on the CPU")
     args = ap.parse_args(argv)
     if args.quick:
@@ -327,6 +386,9 @@ def main(argv=None) -> None:
     if args.n < 10_000:
         ap.error(f"--n must be >= 10000 (the flower viewport needs ~2,000 images in a cluster). Got {args.n}.")
     os.environ.setdefault("NUMBA_NUM_THREADS", "2")
+    if args.ready:
+        bench_ready(args.server_n, args.ready_store)
+        return
     bench_callbacks(args.n, args.repeat)
     if not args.no_server:
         bench_server(args.server_n, args.sessions)

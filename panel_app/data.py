@@ -375,17 +375,34 @@ def _load(run_path: str | os.PathLike) -> RunData:
     problems = check_run(run_path)
     if problems:
         raise RunStoreError(f"The run store {run_path} cannot be served yet:\n  - " + "\n  - ".join(problems))
+    from panel_app.startcache import cached_array
+
     store = RunStore.open(run_path)
     n = store.n_samples
-    samples = store.samples.read()
-    _check_dense(samples, n, SAMPLES, store)
     vocab = store.vocabulary
-    y_true = samples[vocab.label_columns()].to_numpy(bool)
-    pred = store.predictions.read(columns=["sample_id"] + vocab.prob_columns())
-    _check_dense(pred, n, PREDICTIONS, store)
-    y_prob = np.ascontiguousarray(pred[vocab.prob_columns()].to_numpy(np.float32))
-    emb = store.embedding.read(columns=["sample_id", *EMBEDDING_COLUMNS])
-    _check_embedding(emb, n, store, EMBEDDING)
+    labels = set(vocab.label_columns())
+    # the label columns become one memory-mapped (n, k) bool array; the rest of samples is read as a table
+    samples = store.samples.read(columns=[c for c in _table_columns(store, SAMPLES) if c not in labels])
+    _check_dense(samples, n, SAMPLES, store)
+
+    def build_labels() -> np.ndarray:
+        return store.samples.read(columns=vocab.label_columns())[vocab.label_columns()].to_numpy(bool)
+
+    def build_probs() -> np.ndarray:
+        pred = store.predictions.read(columns=["sample_id"] + vocab.prob_columns())
+        _check_dense(pred, n, PREDICTIONS, store)
+        return np.ascontiguousarray(pred[vocab.prob_columns()].to_numpy(np.float32))
+
+    def build_coords() -> np.ndarray:
+        emb = store.embedding.read(columns=["sample_id", *EMBEDDING_COLUMNS])
+        _check_embedding(emb, n, store, EMBEDDING)
+        return np.ascontiguousarray(emb[list(EMBEDDING_COLUMNS)].to_numpy(np.float32))
+
+    y_true = cached_array(store, "labels", [SAMPLES], build_labels)
+    y_prob = cached_array(store, "probabilities", [PREDICTIONS], build_probs)
+    coords = cached_array(store, "coords", [EMBEDDING], build_coords)
+    emb = pd.DataFrame({"sample_id": np.arange(n, dtype=np.int64),
+                        **{c: coords[:, i] for i, c in enumerate(EMBEDDING_COLUMNS)}})
     arrays = {name: store.open_array(name) for name in ("thumbs", "images", "features")}
     for name, arr in arrays.items():
         if arr.shape[0] != n:
@@ -396,6 +413,16 @@ def _load(run_path: str | os.PathLike) -> RunData:
     return RunData(store=store, samples=samples, y_true=y_true, y_prob=y_prob, embedding=emb,
                    thumbs=arrays["thumbs"], images=arrays["images"], features=arrays["features"], n=n,
                    embedding_meta=meta, vocabulary=vocab)
+
+
+def _table_columns(store: RunStore, name: Artifact) -> list[str]:
+    """Column names of a table (its first part file's schema; no rows read)."""
+    import pyarrow.parquet as pq
+
+    p = store.table_path(name)
+    if p.is_dir():
+        p = min(f for f in p.iterdir() if f.suffix == ".parquet" and not f.name.startswith("."))
+    return [c for c in pq.read_schema(p).names if not c.startswith("__index_level_")]
 
 
 def _check_embedding(emb: pd.DataFrame, n: int, store: RunStore, name: Artifact) -> None:

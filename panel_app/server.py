@@ -88,9 +88,13 @@ class SampleImageHandler(AuthRequestHandler):
         self.finish(png)
 
 
-def warm_up(run_path: str | os.PathLike, *, cutoff: float = 0.5, panels: bool = True) -> dict:
+def warm_up(run_path: str | os.PathLike, *, cutoff: float = 0.5, panels: bool = True,
+            background_panels: bool = False) -> dict:
     """Load the run, build the spatial indexes, compile datashader's kernels and precompute the panels'
     shared results (server start), so that the first session is as fast as the others.
+
+    With ``panels=False, background_panels=True`` the panels' results are computed in a daemon thread
+    after this returns (the server start does not wait for them).
 
     Returns
     -------
@@ -123,6 +127,22 @@ def warm_up(run_path: str | os.PathLike, *, cutoff: float = 0.5, panels: bool = 
         t3 = time.perf_counter()
         warm_up_panels(data, cutoff=cutoff)
         out["panels_s"] = time.perf_counter() - t3
+    elif background_panels:
+        # the panels' results (overview metrics, study, ...) fill in after the first paint (panels defer them),
+        # so the server answers while they are computed; a session that needs one first computes it itself
+        import threading
+
+        from panel_app.panels import warm_up as warm_up_panels
+
+        def run() -> None:
+            try:
+                t = time.perf_counter()
+                warm_up_panels(data, cutoff=cutoff)
+                log.info("panels warm-up of %s done in the background in %.2f s", run_path, time.perf_counter() - t)
+            except Exception as exc:  # noqa: BLE001 - sessions compute what they need themselves
+                log_failure(exc, what="background panels warm-up failed", run_path=run_path)
+
+        threading.Thread(target=run, name="xsgpu-panels-warm-up", daemon=True).start()
     log.info("warm-up of %s: %s", run_path, {k: round(v, 2) for k, v in out.items()})
     return out
 
@@ -207,7 +227,7 @@ def make_server(
         log.warning("serving an error page: %s cannot be served yet: %s", run_path, "; ".join(problems))
     elif warm:
         try:
-            warm_up(run_path, cutoff=0.5 if cutoff is None else float(cutoff))
+            warm_up(run_path, cutoff=0.5 if cutoff is None else float(cutoff), panels=False, background_panels=True)
         except Exception as exc:  # noqa: BLE001 - serve the error page; sessions retry the load
             log_failure(exc, what="warm-up failed; sessions will show an error page until the run is fixed",
                         run_path=run_path)

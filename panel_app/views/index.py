@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["SpatialIndex", "points_in_polygon", "space_index"]
+__all__ = ["SpatialIndex", "points_in_polygon", "space_index", "sort_order"]
 
 
 class SpatialIndex:
@@ -28,16 +28,22 @@ class SpatialIndex:
     ----------
     x, y : ndarray of float, shape (n,)
         Coordinates; row i is sample id i.
+    order : ndarray of int, shape (n,), optional
+        ``argsort(x, kind="stable")`` computed before (e.g. memory-mapped from the run store's app cache).
     """
 
-    def __init__(self, x: np.ndarray, y: np.ndarray):
+    def __init__(self, x: np.ndarray, y: np.ndarray, *, order: np.ndarray | None = None):
         x = np.asarray(x, dtype=np.float32)
         y = np.asarray(y, dtype=np.float32)
         if x.shape != y.shape or x.ndim != 1:
             raise ValueError(f"x and y must be 1-d arrays of one length; got shapes {x.shape} and {y.shape}.")
         self.n = len(x)
         self.x, self.y = x, y
-        self.order = np.argsort(x, kind="stable").astype(np.int64 if len(x) > 2**31 - 1 else np.int32)
+        if order is None:
+            order = sort_order(x)
+        elif np.shape(order) != x.shape:
+            raise ValueError(f"order must have the shape of x {x.shape}; got {np.shape(order)}.")
+        self.order = order
         self.xs = x[self.order]
         self.ys = y[self.order]
         finite = np.isfinite(x) & np.isfinite(y)
@@ -118,6 +124,11 @@ class SpatialIndex:
         return cand[points_in_polygon(self.x[cand], self.y[cand], px, py)]
 
 
+def sort_order(x: np.ndarray) -> np.ndarray:
+    """The stable x-order of the points (int32, int64 above 2**31 points)."""
+    return np.argsort(x, kind="stable").astype(np.int64 if len(x) > 2**31 - 1 else np.int32)
+
+
 def points_in_polygon(x: np.ndarray, y: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
     """Even-odd point-in-polygon test, vectorised over points (loop over the polygon's edges).
 
@@ -152,4 +163,17 @@ def space_index(data, space: str, method: str | None = None) -> SpatialIndex:
     key = str(space).upper()
     method = data.method if method is None else str(method)
     cache_key = ("index", key) if method == data.method else ("index", key, method)
-    return data.cached(cache_key, lambda: SpatialIndex(*data.coords(key, method)))
+
+    def build() -> SpatialIndex:
+        x, y = data.coords(key, method)
+        if data.store is None:
+            return SpatialIndex(x, y)
+        from panel_app.startcache import cached_array
+        from xsgpu.io.schema import EMBEDDING, EMBEDDING_BY_METHOD
+
+        source = EMBEDDING if method == data.method else EMBEDDING_BY_METHOD.named(method=method)
+        name = f"index_order_{key.lower()}" + ("" if method == data.method else f"_{method}")
+        order = cached_array(data.store, name, [source], lambda: sort_order(np.asarray(x, dtype=np.float32)))
+        return SpatialIndex(x, y, order=order)
+
+    return data.cached(cache_key, build)

@@ -268,6 +268,9 @@ EMBEDDING = Artifact(
 EMBEDDING_BY_METHOD = replace(EMBEDDING, name="embeddings/{method}", doc="the same table once per method embedded (tsne, pca, umap)")
 EMBEDDING_REFERENCE = Artifact("embedding_reference/{space}", "npz", "embed",
                                "what one fitted space needs to place new points (inputs, coords, params; no pickles)")
+APP_CACHE = Artifact("app_cache/{name}", "npy", "app (xsgpu serve, first start)",
+                     "derived arrays the app memory-maps at start (labels, probabilities, coordinates, index orders); "
+                     "each with a .json key of its sources' sizes and mtimes, rebuilt when they change")
 METRICS = Artifact(
     "metrics", "table", "evaluate", "long table: scope (model/attribute/split), attribute slug or split, metric, value",
     columns=(Column("scope", "str"), Column("attribute", "str"), Column("metric", "str"), Column("value", "float")),
@@ -300,7 +303,7 @@ GROUPS = Artifact("groups", "append", "app", "saved selections, one part per gro
 #: every artifact (templates included), by name
 REGISTRY: dict[str, Artifact] = {a.name: a for a in (
     SAMPLES, SYNTH_TAGS, INGEST_PLAN, INGEST_FILES, IMAGES, THUMBS, PREDICTIONS, FEATURES, HEATMAPS, LAYER_FEATURES,
-    FEA_REDUCED, EMBEDDING, EMBEDDING_BY_METHOD, EMBEDDING_REFERENCE, LAYER_OVERLAPS, METRICS, SUSPICIOUS,
+    FEA_REDUCED, EMBEDDING, EMBEDDING_BY_METHOD, EMBEDDING_REFERENCE, APP_CACHE, LAYER_OVERLAPS, METRICS, SUSPICIOUS,
     HEATMAP_SHARES, ERRORS, CORRECTIONS, GROUPS)}
 
 
