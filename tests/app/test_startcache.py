@@ -1,0 +1,64 @@
+"""The app's start-up cache in the run store: written on first load, memory-mapped later, rebuilt when stale."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from panel_app.data import load_run_data
+from panel_app.startcache import cache_dir, cached_array
+from panel_app.views.index import space_index
+from tests.app.conftest import make_app_run
+from xsgpu.io.schema import PREDICTIONS
+
+
+def test_second_load_memory_maps_the_cache(tmp_path):
+    store = make_app_run(tmp_path / "run", n=600, partition_size=200, stages=False)
+    first = load_run_data(store.path, use_cache=False)
+    assert sorted(p.name for p in cache_dir(store).glob("*.npy")) == ["coords.npy", "labels.npy", "probabilities.npy"]
+    idx = space_index(first, "FEA")
+    assert (cache_dir(store) / "index_order_fea.npy").is_file()
+    second = load_run_data(store.path, use_cache=False)
+    for arr in (second.y_true, second.y_prob):
+        assert isinstance(arr, np.memmap) or isinstance(getattr(arr, "base", None), np.memmap)
+    np.testing.assert_array_equal(second.y_true, store.labels())
+    np.testing.assert_array_equal(second.y_prob, first.y_prob)
+    emb = store.embedding.read()
+    np.testing.assert_array_equal(second.coords("PRD")[1], emb["prd_y"].to_numpy(np.float32))
+    idx2 = space_index(second, "FEA")
+    assert isinstance(idx2.order, np.memmap)
+    np.testing.assert_array_equal(idx2.order, np.argsort(emb["fea_x"].to_numpy(np.float32), kind="stable"))
+    np.testing.assert_array_equal(idx2.ids_in_box(-5, 5, -5, 5), idx.ids_in_box(-5, 5, -5, 5))
+    assert "y__" + second.vocabulary.slugs[0] not in second.samples.columns  # labels come from the array
+
+
+def test_a_changed_source_rebuilds_the_cache(tmp_path):
+    store = make_app_run(tmp_path / "run", n=400, partition_size=200, stages=False)
+    before = load_run_data(store.path, use_cache=False).y_prob.copy()
+    part = store.predictions.read().iloc[:200].copy()
+    col = store.vocabulary.prob_columns()[0]
+    part[col] = np.float32(0.25)
+    store.predictions.write_partition(0, part)
+    path = store.partition_path(PREDICTIONS, 0)
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # a rewrite within the mtime resolution
+    after = load_run_data(store.path, use_cache=False).y_prob
+    assert np.all(after[:200, 0] == np.float32(0.25))
+    np.testing.assert_array_equal(after[200:], before[200:])
+
+
+def test_cached_array_builds_once_per_key(tmp_path):
+    store = make_app_run(tmp_path / "run", n=300, partition_size=300, stages=False)
+    calls = []
+
+    def build():
+        calls.append(1)
+        return np.arange(store.n_samples, dtype=np.int32)
+
+    a = cached_array(store, "probe", [PREDICTIONS], build)
+    b = cached_array(store, "probe", [PREDICTIONS], build)
+    assert len(calls) == 1 and isinstance(b, np.memmap)
+    np.testing.assert_array_equal(a, b)
+    cached_array(store, "probe", [PREDICTIONS], build, version=2)  # a new build version is a new key
+    assert len(calls) == 2
+
