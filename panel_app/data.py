@@ -398,8 +398,8 @@ def _load(run_path: str | os.PathLike) -> RunData:
         _check_embedding(emb, n, store, EMBEDDING)
         return np.ascontiguousarray(emb[list(EMBEDDING_COLUMNS)].to_numpy(np.float32))
 
-    y_true = cached_array(store, "labels", [SAMPLES], build_labels)
-    y_prob = cached_array(store, "probabilities", [PREDICTIONS], build_probs)
+    y_true = cached_array(store, "labels", [SAMPLES], build_labels, extra=vocab.label_columns())
+    y_prob = cached_array(store, "probabilities", [PREDICTIONS], build_probs, extra=vocab.prob_columns())
     coords = cached_array(store, "coords", [EMBEDDING], build_coords)
     emb = pd.DataFrame({"sample_id": np.arange(n, dtype=np.int64),
                         **{c: coords[:, i] for i, c in enumerate(EMBEDDING_COLUMNS)}})

@@ -42,7 +42,7 @@ def source_key(store: Any, sources: Iterable[Artifact]) -> list:
 
 
 def cached_array(store: Any, name: str, sources: Iterable[Artifact], build: Callable[[], np.ndarray],
-                 *, version: int = 1) -> np.ndarray:
+                 *, version: int = 1, extra: Any = None) -> np.ndarray:
     """``RUN/app_cache/<name>.npy`` memory-mapped when its key matches ``sources``; else ``build()``, written.
 
     Parameters
@@ -56,6 +56,8 @@ def cached_array(store: Any, name: str, sources: Iterable[Artifact], build: Call
         Computes the array (one row per sample).
     version : int
         Bump when ``build`` changes what it computes.
+    extra : JSON-serialisable, optional
+        Anything else the array depends on (e.g. the vocabulary's column names); part of the key.
 
     Returns
     -------
@@ -65,7 +67,8 @@ def cached_array(store: Any, name: str, sources: Iterable[Artifact], build: Call
     art = APP_CACHE.named(name=name)
     path = store.npy_path(art)
     key_path = path.with_suffix(".json")
-    key = {"version": version, "n": int(store.n_samples), "sources": source_key(store, sources)}
+    key = {"version": version, "n": int(store.n_samples), "sources": source_key(store, sources),
+           "extra": extra}
     try:
         if key_path.is_file() and path.is_file() and json.loads(key_path.read_text()) == key:
             return store.load_npy(art, mmap=True)
