@@ -40,7 +40,6 @@ import argparse
 import gc
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -52,6 +51,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _child import free_port, stop_child  # noqa: E402  (benchmarks/, on the path above)
 
 
 def emit(name, value, unit, *, baseline=None, ratio=None, n=None, device="cpu", params=None):
@@ -262,9 +264,7 @@ def bench_server(n: int, sessions: int) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         store = make_store(Path(tmp) / "run", n)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = free_port()
         log = open(Path(tmp) / "serve.log", "w")  # a pipe nobody reads would fill up and block the server
         proc = subprocess.Popen([sys.executable, "-m", "workflows.cli", "serve", str(store.path), "--port", str(port)],
                                 cwd=REPO, stdout=log, stderr=subprocess.STDOUT, text=True)
@@ -308,11 +308,7 @@ def bench_server(n: int, sessions: int) -> None:
             warm = [ln for ln in (Path(tmp) / "serve.log").read_text().splitlines() if "warm-up" in ln]
             print(json.dumps({"server_warm_up_log": warm}), file=sys.stderr)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_child(proc)
 
 
 def _serve_until_ready(store_path: Path, log_path: Path) -> float:
@@ -320,9 +316,7 @@ def _serve_until_ready(store_path: Path, log_path: Path) -> float:
     session), then stop it."""
     import urllib.request
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     with open(log_path, "w") as log:
         t0 = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-m", "workflows.cli", "serve", str(store_path), "--port", str(port)],
@@ -340,11 +334,7 @@ def _serve_until_ready(store_path: Path, log_path: Path) -> float:
                     raise RuntimeError(f"server did not start: {log_path.read_text()[-3000:]}")
                 time.sleep(0.25)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_child(proc)
 
 
 def bench_ready(n: int, store_path: str | None = None) -> None:

@@ -39,7 +39,6 @@ import json
 import logging
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -53,6 +52,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _child import free_port, stop_child  # noqa: E402  (benchmarks/, on the path above)
 
 log = logging.getLogger("bench_browser")
 
@@ -110,12 +111,6 @@ _JS_SET_LOD = """
 (ms) => { for (const m of Bokeh.documents[0].all_models) { if ('lod_timeout' in m) m.lod_timeout = ms; } }
 """
 _JS_GET_LOD = "() => Bokeh.documents[0].get_model_by_name('xsgpu-fea').lod_timeout"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(run: Path, *, threshold: int, warm: bool) -> tuple[subprocess.Popen, str, Any]:
@@ -341,11 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         got = run_page(url, width=args.width, height=args.height, n_images=n, steps=steps)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_child(proc)
         logf.close()
         if args.server_log is not None:
             shutil.move(logf.name, args.server_log)

@@ -18,6 +18,8 @@ from typing import Any
 
 import panel as pn
 
+from panel_app.views.docsafe import bokeh_edits
+
 __all__ = ["LeanAlert", "LeanHTML", "LeanMarkdown", "same_stylesheets", "show_alert"]
 
 
@@ -62,7 +64,5 @@ class LeanAlert(_LeanUpdate, pn.pane.Alert):
 
 def show_alert(alert: pn.pane.Alert, text: str, kind: str) -> None:
     """Set an alert's text and kind and show it (hide it when ``text`` is empty), sent as one patch."""
-    from panel_app.views.docsafe import bokeh_edits
-
     with bokeh_edits():
         alert.param.update(object=text, alert_type=kind, visible=bool(text))

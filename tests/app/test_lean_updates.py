@@ -21,6 +21,28 @@ _JS_MODEL_IDS = """
 """
 
 
+def _record_frames(page) -> list[str]:
+    """The text frames the page receives over its websocket from now on (appended as they arrive)."""
+    frames: list[str] = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda p: frames.append(p) if isinstance(p, str) else None))
+    return frames
+
+
+def _patch_events(frames: list[str]) -> list[list[dict]]:
+    """The document events of each JSON patch among ``frames`` (frames that are not JSON patches are skipped)."""
+    import json
+
+    out = []
+    for p in frames:
+        try:
+            msg = json.loads(p)
+        except ValueError:
+            continue
+        events = msg.get("events", []) if isinstance(msg, dict) else []
+        out.append([e for e in events if isinstance(e, dict)])
+    return out
+
+
 def _changes(doc) -> list[tuple[str, str]]:
     """Record (model type, attribute) of every change of ``doc`` from now on."""
     seen: list[tuple[str, str]] = []
@@ -105,14 +127,12 @@ def test_box_selection_patch_restates_no_stylesheet_and_no_table_columns(served_
     """In a served session (where Panel's panes restate their stylesheets on every text update), the
     websocket frames of a box selection carry no ``stylesheets``, ``columns`` or ``configuration`` change."""
     import importlib.util
-    import json
     from pathlib import Path
 
     spec = importlib.util.spec_from_file_location("tbg", Path(__file__).with_name("test_browser_groups.py"))
     tbg = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tbg)
-    frames: list[str] = []
-    page.on("websocket", lambda ws: ws.on("framereceived", lambda p: frames.append(p) if isinstance(p, str) else None))
+    frames = _record_frames(page)
     url, _run = served_app
     tbg._open(page, url, {"width": 1600, "height": 1000})
     page.wait_for_timeout(1500)
@@ -123,15 +143,8 @@ def test_box_selection_patch_restates_no_stylesheet_and_no_table_columns(served_
     tbg._box_select_fea(page)
     tbg._tbv._wait_status(page, "FEA", "s.selected > 0")
     page.wait_for_timeout(1500)   # the panels that follow the selection, too
-    changed = []
-    for p in frames:
-        try:
-            msg = json.loads(p)
-        except ValueError:
-            continue
-        events = msg.get("events", []) if isinstance(msg, dict) else []
-        changed += [e.get("attr") for e in events
-                    if isinstance(e, dict) and isinstance(e.get("model"), dict) and e["model"].get("id") in ids]
+    changed = [e.get("attr") for events in _patch_events(frames) for e in events
+               if isinstance(e.get("model"), dict) and e["model"].get("id") in ids]
     assert "text" in changed and "cell_styles" in changed, f"the status lines and the table were updated: {changed}"
     assert not {"stylesheets", "columns", "configuration"} & set(changed), changed
 
@@ -141,13 +154,10 @@ def test_correction_message_is_one_patch(served_app, page):
     """"Recorded: ..." reaches the browser as one change set (text and kind together), not as three
     patches that each re-lay the page out; the message line is always shown (its visibility does not
     change) and its stylesheets are not restated."""
-    import json
-
     from panel_app.views.lean_panes import LeanAlert
 
     url, _run = served_app
-    frames: list[str] = []
-    page.on("websocket", lambda ws: ws.on("framereceived", lambda p: frames.append(p) if isinstance(p, str) else None))
+    frames = _record_frames(page)
     page.set_default_timeout(120_000)
     page.goto(url)
     page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0")
@@ -162,16 +172,8 @@ def test_correction_message_is_one_patch(served_app, page):
     page.locator(".xsgpu-record-correction button").click()
     page.locator(".xsgpu-detail-message", has_text=f"Recorded: image {sid}").wait_for(state="visible")
     page.wait_for_timeout(500)
-    with_message = []
-    for p in frames:
-        try:
-            msg = json.loads(p)
-        except ValueError:
-            continue
-        events = msg.get("events", []) if isinstance(msg, dict) else []
-        attrs = [e.get("attr") for e in events if isinstance(e, dict)]
-        if any("Recorded: image" in str(e.get("new", "")) for e in events if isinstance(e, dict)):
-            with_message.append(attrs)
+    with_message = [[e.get("attr") for e in events] for events in _patch_events(frames)
+                    if any("Recorded: image" in str(e.get("new", "")) for e in events)]
     assert len(with_message) == 1, with_message
     assert {"text", "css_classes"} <= set(with_message[0]), with_message
     assert not {"stylesheets", "visible"} & set(with_message[0]), with_message
