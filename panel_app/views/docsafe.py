@@ -38,24 +38,47 @@ def bokeh_edits() -> Iterator[None]:
 
 @contextmanager
 def batched_edits() -> Iterator[None]:
-    """:func:`bokeh_edits`, with the document's model graph recomputed once at the end instead of per change.
+    """:func:`bokeh_edits`, with the document's model graph recomputed at most once, at the end.
 
     Bokeh walks every model of the document (~700 in a session of the app; 50-140 ms on the shared
     machine) after each property change that may add or drop a model reference, and every Panel pane
     update sends its stylesheets, so a selection's ~10 pane updates cost about a second there. Inside
-    this context the walk is deferred (``Document.models.freeze``) and done once, before the held
-    changes go to the browser as one patch. Without a current document it changes nothing.
+    this context the walk is deferred and done once, before the held changes go to the browser as one
+    patch, and only when a change asked for it: most events (a wheel step's raster, a text update) change
+    data and text, never references, and need no walk at all. (Bokeh's own ``Document.models.freeze``
+    always walks when it ends, asked or not.) Without a current document it changes nothing.
     """
     import panel as pn
 
     doc = pn.state.curdoc
     models = getattr(doc, "models", None) if doc is not None else None
     with bokeh_edits():
-        if models is None or not hasattr(models, "freeze"):
+        if models is None or not hasattr(models, "invalidate"):
             yield
             return
-        with models.freeze():   # the recompute runs when this exits, before bokeh_edits sends the patch
+        with _deferred_invalidation(models):   # the walk runs when this exits, before bokeh_edits sends
             yield
+
+
+@contextmanager
+def _deferred_invalidation(models: Any) -> Iterator[None]:
+    """Hold ``models.invalidate()`` calls (Bokeh's signal that references changed) until the body ends,
+    then walk once if any came; a nested use joins the outer one."""
+    if "invalidate" in vars(models):   # an outer batch holds them already
+        yield
+        return
+    asked = [False]
+
+    def hold() -> None:
+        asked[0] = True
+
+    models.invalidate = hold   # an instance attribute, shadowing DocumentModelManager.invalidate
+    try:
+        yield
+    finally:
+        del models.invalidate
+        if asked[0]:
+            models.invalidate()
 
 
 def with_batched_edits(method: F) -> F:

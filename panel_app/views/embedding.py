@@ -43,7 +43,7 @@ from panel_app.views.lean_panes import LeanHTML
 from panel_app.views.flowers import CENTRE_RADIUS, PETAL_RADIUS, crowding, flower_columns, glyphs_legible
 from panel_app.views.groups_layer import RING_WIDTH, group_raster, group_rings
 from panel_app.views.index import space_index
-from panel_app.views.legend import colour_bar_spec, make_colour_bar, update_colour_bar
+from panel_app.views.legend import COLOUR_BAR_ROOM, colour_bar_spec, make_colour_bar, update_colour_bar
 from panel_app.views.raster import (
     OUTCOME_COLOURS, OUTCOMES, SELECTION_COLOUR, empty_image, outcome_codes, rasterize,
 )
@@ -160,7 +160,7 @@ class EmbeddingView(pn.viewable.Viewer):
         self.raster_src = ColumnDataSource(_empty_raster((x0, x1), (y0, y1)))
         self.sel_src = ColumnDataSource(empty_image((x0, x1), (y0, y1)))
         self.petal_src = ColumnDataSource(dict(x=[], y=[], start=[], end=[], outer=[], fill_color=[], fill_alpha=[],
-                                               line_color=[], line_width=[], line_alpha=[], hatch_pattern=[],
+                                               line_color=[], line_width=[], line_alpha=[], line_dash=[],
                                                sample_id=[]))
         self.point_src = ColumnDataSource(dict(x=[], y=[], sample_id=[], err=[], alpha=[], act=[], prd=[],
                                                color=[], line_color=[]))
@@ -175,12 +175,14 @@ class EmbeddingView(pn.viewable.Viewer):
                                          inner_radius_units="screen", outer_radius_units="screen",
                                          start_angle="start", end_angle="end", fill_color="fill_color",
                                          fill_alpha="fill_alpha", line_color="line_color", line_width="line_width",
-                                         line_alpha="line_alpha", hatch_pattern="hatch_pattern",
-                                         hatch_color="line_color", hatch_alpha="line_alpha", hatch_scale=4.0,
+                                         line_alpha="line_alpha", line_dash="line_dash",
                                          source=self.petal_src, name="petals")
         self.err_mapper = LinearColorMapper(palette=_ERR_PALETTE, low=0.0, high=1.0)
         self.colour_bar = make_colour_bar()  # shown whenever colour encodes a number (error distance)
         fig.add_layout(self.colour_bar, "below")
+        # the bar's room is kept while it is hidden: showing it (the step into flowers) then changes no
+        # size, and the browser re-lays out nothing (before: +48 px, a page layout and a round trip)
+        fig.min_border_bottom = COLOUR_BAR_ROOM
         self.centre_r = fig.scatter(x="x", y="y", size=2 * CENTRE_RADIUS, source=self.point_src, name="centres",
                                     fill_color={"field": "err", "transform": self.err_mapper}, fill_alpha="alpha",
                                     line_color="#444444", line_alpha="alpha", line_width=0.5)
@@ -201,7 +203,9 @@ class EmbeddingView(pn.viewable.Viewer):
         wheel = WheelZoomTool()
         box = BoxSelectTool(renderers=[], description="Box Select", persistent=False)
         lasso = LassoSelectTool(renderers=[], description="Lasso Select")
-        # raster mode: how many images lie under the cursor's pixel (the image's per-pixel counts)
+        # raster mode: how many images lie under the cursor's pixel (the image's per-pixel counts); in the
+        # glyph modes the raster is hidden, and a hidden renderer is never hit (its renderers stay the same:
+        # changing them would be a change of references, and a walk of the document's models)
         self.raster_hover = HoverTool(renderers=[self.raster_r], tooltips=_RASTER_TOOLTIP, description="Images here")
         fig.add_tools(PanTool(), wheel, box, lasso, ResetTool(), hover, self.raster_hover)
         fig.toolbar.active_scroll = wheel
@@ -523,9 +527,6 @@ class EmbeddingView(pn.viewable.Viewer):
         self.petal_r.visible = self.centre_r.visible = mode == "flowers"
         self.dot_r.visible = mode == "dots"
         self.hit_r.visible = mode != "raster"
-        raster_hover = [self.raster_r] if mode == "raster" else []
-        if list(self.raster_hover.renderers) != raster_hover:
-            self.raster_hover.renderers = raster_hover
         with param.edit_constant(self):
             self.mode = mode
 

@@ -24,7 +24,7 @@ from panel_app.state import AppState
 from panel_app.views.raster import ERROR_CMAP
 from xsgpu.attributes import DEFAULT_VOCABULARY, Vocabulary
 
-__all__ = ["FlowerLegend", "flower_legend_html", "colour_bar_spec", "make_colour_bar", "update_colour_bar",
+__all__ = ["COLOUR_BAR_ROOM", "FlowerLegend", "flower_legend_html", "colour_bar_spec", "make_colour_bar", "update_colour_bar",
            "ERROR_PALETTE", "RASTER_ERROR_PALETTE"]
 
 #: Palette of the error distance on glyphs (centre dots, dots): light yellow = agree, dark red = disagree.
@@ -72,6 +72,11 @@ def colour_bar_spec(mode: str, *, colour_by: str, flower_mode: str, distance: st
     return None
 
 
+#: Pixels under a view's frame kept for its colour bar, shown or not (``min_border_bottom``): the bar
+#: with its title and labels takes 53 px in Chromium (12-px fonts), the rest is slack for other fonts.
+COLOUR_BAR_ROOM = 60
+
+
 def make_colour_bar() -> ColorBar:
     """A horizontal colour bar for below a view's frame (hidden until :func:`update_colour_bar` shows it)."""
     mapper = LinearColorMapper(palette=list(ERROR_PALETTE), low=0.0, high=1.0)
@@ -109,14 +114,6 @@ def _wedge(cx: float, cy: float, r0: float, r1: float, a0: float, a1: float) -> 
             f"L{_pt(cx, cy, r0, a1)} A{r0},{r0} 0 {large} 1 {_pt(cx, cy, r0, a0)} Z")
 
 
-def _hatch_defs(colours: dict[str, str]) -> str:
-    return "".join(
-        f"<pattern id='xsgpu-hatch-{key}' width='4' height='4' patternUnits='userSpaceOnUse' "
-        f"patternTransform='rotate(45)'><rect width='4' height='4' fill='{c}' fill-opacity='0.3'/>"
-        f"<line x1='0' y1='0' x2='0' y2='4' stroke='{c}' stroke-width='1.5'/></pattern>"
-        for key, c in colours.items())
-
-
 def flower_legend_html(attributes: list[str] | None = None, *, flower_mode: str = "joint",
                        distance: str = "cosine", span: tuple[float, float] = (0.0, 1.0),
                        vocabulary: Vocabulary | None = None) -> str:
@@ -134,7 +131,7 @@ def flower_legend_html(attributes: list[str] | None = None, *, flower_mode: str 
     vocabulary : Vocabulary, optional
         The run's attributes; default the paper's 17.
     """
-    from panel_app.views.flowers import petal_angles
+    from panel_app.views.flowers import FP_DASH, FP_FILL_ALPHA, petal_angles
 
     vocab = DEFAULT_VOCABULARY if vocabulary is None else vocabulary
     shown = [a for a in vocab if attributes is None or a.slug in set(attributes)]
@@ -177,11 +174,11 @@ def flower_legend_html(attributes: list[str] | None = None, *, flower_mode: str 
         for label, what, shape, fill in (
                 ("TP", "labelled, predicted", "long", f"fill='{colour}' fill-opacity='0.85'"),
                 ("FN", "labelled, missed", "short", f"fill='{colour}' fill-opacity='0.85'"),
-                ("FP", "predicted, not labelled", "long", "fill='url(#xsgpu-hatch-fp)'"),
+                ("FP", "predicted, not labelled", "long",
+                 f"fill='{colour}' fill-opacity='{FP_FILL_ALPHA}' stroke-dasharray='{FP_DASH}'"),
                 ("TN", "neither", "short", "fill='none'")):
             width = 1.6 if label == "FP" else 0.8
             cells.append(f"<div style='text-align:center;width:74px'><svg width='40' height='34'>"
-                         f"<defs>{_hatch_defs({'fp': colour}) if label == 'FP' else ''}</defs>"
                          f"<path d='{wedge[shape]}' {fill} stroke='{colour}' stroke-width='{width}'/></svg>"
                          f"<div><b>{label}</b></div><div style='font-size:12px;color:#555'>{what}</div></div>")
         parts.append("<div style='margin-top:4px'><b>Petal outcome</b> (length = predicted probability)</div>"

@@ -121,6 +121,64 @@ def test_a_box_selection_walks_the_document_models_once(big, built, monkeypatch)
     assert len(walks) <= 1   # before: one walk of all ~700 models per pane whose references changed
 
 
+def test_wheel_steps_walk_no_models_and_new_references_walk_once(big, built, monkeypatch):
+    """A pan / zoom changes data and text only: no walk of the document's models (before: one per event,
+    Bokeh's ``models.freeze`` walks when it ends whether or not anything asked). A change that does add a
+    model reference still walks once, and the new model is then in the document."""
+    from bokeh.document import Document
+    from bokeh.document.models import DocumentModelManager
+    from bokeh.events import RangesUpdate
+    from bokeh.models import Span
+    from panel.io.state import set_curdoc
+
+    from panel_app.app import build_app
+    from panel_app.views.docsafe import batched_edits
+
+    doc = Document()
+    with set_curdoc(doc):
+        app = build_app(big)
+        app.server_doc(doc)
+        fea = built["EmbeddingViews"][0].views["FEA"]
+        walks = []
+        real = DocumentModelManager.recompute
+        monkeypatch.setattr(DocumentModelManager, "recompute", lambda self: (walks.append(1), real(self))[1])
+        cx, cy = float(fea.x[0]), float(fea.y[0])
+        x0, x1, y0, y1 = fea.home
+        modes = []
+        for k in range(1, 30):   # zoom on one image until the view draws glyphs
+            f = 0.5 ** k
+            fea._on_ranges(RangesUpdate(fea.figure, x0=cx - f * (x1 - x0), x1=cx + f * (x1 - x0),
+                                        y0=cy - f * (y1 - y0), y1=cy + f * (y1 - y0)))
+            modes.append(fea.mode)
+            if fea.mode != "raster":
+                break
+        assert modes[0] == "raster" and modes[-1] in ("flowers", "dots")
+        assert walks == []   # raster steps and the step into glyphs
+        span = Span(location=cx, dimension="height")
+        with batched_edits():
+            fea.figure.add_layout(span)
+            fea.figure.add_layout(Span(location=cy, dimension="width"))
+        assert len(walks) == 1 and doc.get_model_by_id(span.id) is span
+        with batched_edits():   # nested batches walk once, when the outer one ends
+            with batched_edits():
+                fea.figure.add_layout(Span(location=cx + 1, dimension="height"))
+            assert len(walks) == 1
+        assert len(walks) == 2
+
+
+def test_petals_draw_without_a_hatch_and_the_colour_bar_keeps_its_room(big):
+    """Chromium made a pattern canvas per hatched petal (0.9 s for 23 flowers): no glyph has a hatch. The
+    colour bar appears on the step into flowers; its room is kept while hidden, so nothing is re-laid out."""
+    from panel_app.state import AppState
+    from panel_app.views import EmbeddingView
+    from panel_app.views.legend import COLOUR_BAR_ROOM
+
+    view = EmbeddingView(state=AppState(data=big), space="FEA")
+    for r in view.figure.renderers:
+        assert getattr(r.glyph, "hatch_pattern", None) is None, r.name
+    assert not view.colour_bar.visible and view.figure.min_border_bottom == COLOUR_BAR_ROOM
+
+
 def test_tab_panels_follow_the_session_only_while_shown(big, built):
     import panel as pn
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from panel_app.views.flowers import (
-    CENTRE_RADIUS, DEFAULT_CROWDING, FEW_GLYPHS, PETAL_RADIUS, crowding, flower_columns, glyphs_legible, petal_angles,
+    CENTRE_RADIUS, DEFAULT_CROWDING, FEW_GLYPHS, FP_DASH, PETAL_RADIUS, crowding, flower_columns, glyphs_legible, petal_angles,
 )
 from xsgpu.attributes import ATTRIBUTES, SLUGS
 
@@ -75,7 +75,7 @@ def test_false_positive_keeps_its_attribute_colour():
     (i,) = np.flatnonzero(np.asarray(petals["line_width"]) > 1)
     colour = ATTRIBUTES[11].colour
     assert petals["fill_color"][i] == petals["line_color"][i] == colour and colour != "#000000"
-    assert petals["hatch_pattern"][i] == "/" and 0 < petals["fill_alpha"][i] < 0.85
+    assert petals["line_dash"][i] == FP_DASH and 0 < petals["fill_alpha"][i] < 0.85
 
 
 def test_only_the_chosen_attributes_become_petals():
@@ -133,7 +133,7 @@ def test_flower_legend_lists_petals_outcomes_and_error_dot(app_state):
     assert positions == sorted(positions)  # canonical (petal) order
     for label in ("TP", "FN", "FP", "TN"):
         assert f"<b>{label}</b>" in html
-    assert "xsgpu-hatch-fp" in html and "Centre dot" in html and "cosine" in html and "Ring" in html
+    assert f"stroke-dasharray='{FP_DASH}'" in html and "Centre dot" in html and "cosine" in html and "Ring" in html
     legend.attributes.value = ["ring", "halo", "bcc", "wedge_beamstop"]
     assert app_state.flower_attributes == ["ring", "halo", "bcc", "wedge_beamstop"]
     html = legend.legend.object

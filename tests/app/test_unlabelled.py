@@ -1,5 +1,5 @@
 """Unlabelled images in the views (issue 10.3): flowers show PRD alone for images whose ``labelled`` is False
-(no ACT fill, no false-positive hatch, no error distance), in every flower mode; their dots carry no
+(no ACT fill, no false-positive dash, no error distance), in every flower mode; their dots carry no
 outcome or error colour."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from panel_app.views.flowers import FP_HATCH, flower_columns
+from panel_app.views.flowers import FP_DASH, flower_columns
 
 
 def _case(k: int = 6, n_attr: int = 17):
@@ -33,14 +33,14 @@ def test_unlabelled_flowers_are_prd_alone(mode):
         mine = petals["sample_id"] == sid
         want = (prd if not lab else ref)["sample_id"] == sid
         src = prd if not lab else ref
-        for col in ("outer", "fill_alpha", "hatch_pattern", "line_width", "start", "fill_color"):
+        for col in ("outer", "fill_alpha", "line_dash", "line_width", "start", "fill_color"):
             np.testing.assert_array_equal(petals[col][mine], src[col][want], err_msg=f"{col} of {sid}")
     unl = np.isin(petals["sample_id"], ids[~labelled])
-    assert not (petals["hatch_pattern"][unl] == FP_HATCH).any() and (petals["line_width"][unl] <= 1).all()
+    assert not (petals["line_dash"][unl] == FP_DASH).any() and (petals["line_width"][unl] <= 1).all()
     assert np.isnan(centres["err"][~labelled]).all() and np.isfinite(centres["err"][labelled]).all()
     assert set(centres["act"][~labelled]) == {"(unlabelled)"} and "(unlabelled)" not in set(centres["act"][labelled])
     if mode == "joint":   # the labelled ones still show the false positive of attribute 0
-        assert (ref["hatch_pattern"] == FP_HATCH).any() and (petals["hatch_pattern"][~unl] == FP_HATCH).any()
+        assert (ref["line_dash"] == FP_DASH).any() and (petals["line_dash"][~unl] == FP_DASH).any()
 
 
 def test_all_labelled_is_unchanged():

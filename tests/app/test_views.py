@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from panel_app.views import AttributeFilters, ControlPanel, EmbeddingView, EmbeddingViews
-from panel_app.views.flowers import flower_columns, petal_angles
+from panel_app.views.flowers import FP_DASH, flower_columns, petal_angles
 from panel_app.views.index import SpatialIndex, points_in_polygon
 from panel_app.views.raster import OUTCOME_COLOURS, SELECTION_COLOUR, outcome_codes, rasterize
 from xsgpu.attributes import ATTRIBUTES, SLUGS
@@ -204,7 +204,7 @@ def test_flower_columns_encoding():
     prob = np.zeros((1, 17), np.float32)
     prob[0, 0] = 0.9   # TP: filled, long
     prob[0, 5] = 0.0   # FN: filled stub
-    prob[0, 7] = 0.8   # FP: hatched, light fill, thick border, all in its attribute's colour
+    prob[0, 7] = 0.8   # FP: dashed outline, light fill, thick border, all in its attribute's colour
     prob[0, 9] = 0.3   # TN with some probability: unfilled, coloured border
     petals, centres = flower_columns(np.array([42]), np.zeros(1), np.zeros(1), act, prob, err=np.array([0.5]),
                                      mode="joint", cutoff=0.5)
@@ -213,7 +213,7 @@ def test_flower_columns_encoding():
     assert petals["fill_alpha"][tp] > 0 and petals["fill_alpha"][fn] > 0
     assert 0 < petals["fill_alpha"][fp] < petals["fill_alpha"][tp] and petals["fill_alpha"][tn] == 0
     assert petals["line_color"][fp] == petals["fill_color"][fp] == ATTRIBUTES[7].colour
-    assert petals["hatch_pattern"][fp] == "/" and petals["hatch_pattern"][tn] == " "
+    assert petals["line_dash"][fp] == FP_DASH and petals["line_dash"][tn] == "solid"
     assert petals["line_color"][tn] == ATTRIBUTES[9].colour
     assert petals["outer"][tp] > petals["outer"][fp] > petals["outer"][tn] > petals["outer"][fn]
     assert list(centres["act"]) == ["BCC, FCC"] and list(centres["prd"]) == ["BCC, High background"]
