@@ -22,7 +22,7 @@ from panel_app.panels.heatmap import heatmap_bar_html, heatmap_of, overlay_png, 
 from panel_app.panels.on_demand import MAP_METHODS, STORED, explained_map, map_label, run_model_path
 from panel_app.panels.neighbours import BACKGROUND_ROWS, feature_index
 from panel_app.state import AppState
-from panel_app.views.lean_panes import LeanAlert, show_alert
+from panel_app.views.lean_panes import MessageLine
 
 __all__ = ["DetailView", "outcome"]
 
@@ -108,7 +108,7 @@ class DetailView(pn.viewable.Viewer):
         self._c_sample.param.watch(lambda _e: self._suggest_value(), "value")
         # always shown, with a hint when there is nothing to say: a message then changes text, not the layout
         # (showing a hidden alert re-laid the page out: ~0.3 s of a correction's wait at 1M images)
-        self._message = LeanAlert(CORRECTION_HINT, alert_type="light", css_classes=["xsgpu-detail-message"])
+        self._message = MessageLine(CORRECTION_HINT, "light", css_classes=["xsgpu-detail-message"])
         self.state.param.watch(lambda _e: self._refresh(), ["detail_ids", "cutoff", "corrections_version"])
         self._refresh()
 
@@ -232,7 +232,7 @@ class DetailView(pn.viewable.Viewer):
 
     # ------------------------------------------------------------------ callbacks
     def _show_message(self, text: str, kind: str) -> None:
-        show_alert(self._message, text or CORRECTION_HINT, kind if text else "light")
+        self._message.show(text or CORRECTION_HINT, kind if text else "light")
 
     def _on_open(self) -> None:
         raw = self._open_input.value.replace(",", " ").split()

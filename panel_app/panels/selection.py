@@ -18,7 +18,7 @@ import param
 from panel_app.filters import labelled_mask
 from panel_app.panels._common import fmt, labels_key, process_cached
 from panel_app.state import AppState, Group
-from panel_app.views.lean_panes import LeanAlert, LeanHTML, LeanMarkdown, show_alert
+from panel_app.views.lean_panes import LeanHTML, LeanMarkdown, MessageLine
 
 __all__ = ["SelectionManager", "CLUSTER_SPACES", "GROUP_TABLE_COLUMNS", "empty_metrics_table"]
 
@@ -99,7 +99,7 @@ class SelectionManager(pn.viewable.Viewer):
         self._min_samples = pn.widgets.IntInput(label="min samples", value=5, start=1, width=100)
         self._cluster = pn.widgets.Button(label="Cluster group A", css_classes=["xsgpu-cluster-group"])
         self._cluster.on_click(lambda _e: self._on_cluster())
-        self._message = LeanAlert("", alert_type="light", visible=False, css_classes=["xsgpu-selection-message"])
+        self._message = MessageLine("", "light", hide_when_empty=True, css_classes=["xsgpu-selection-message"])
         self._cards = [pn.Column(LeanMarkdown(""),
                                  pn.widgets.Tabulator(empty_metrics_table(), disabled=True, show_index=False, height=300,
                                                       layout="fit_data_fill", sizing_mode="stretch_width",
@@ -268,7 +268,7 @@ class SelectionManager(pn.viewable.Viewer):
 
     # ------------------------------------------------------------------ widget callbacks
     def _show(self, text: str, kind: str = "light") -> None:
-        show_alert(self._message, text, kind)
+        self._message.show(text, kind)
 
     def _on_save(self) -> None:
         try:
