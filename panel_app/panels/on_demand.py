@@ -38,7 +38,7 @@ def run_model_path(store: Any) -> str | None:
     if store is None:
         return None
     from xsgpu.errors import InputError
-    from xsgpu.explain.image import model_for_run
+    from xsgpu.explain.model_path import model_for_run   # torch-free: a session's build imports no torch
 
     try:
         return model_for_run(store)

@@ -34,6 +34,7 @@ from torch import nn
 from xsgpu.errors import InputError, ModelMismatch
 from xsgpu.explain.attribution import METHODS, grad_cam, gradient_x_input, integrated_gradients, upsample
 from xsgpu.explain.cam import LAYERS
+from xsgpu.explain.model_path import model_for_run
 from xsgpu.io.runstore import RunStore, RunStoreError
 from xsgpu.io.schema import IMAGES
 
@@ -70,19 +71,6 @@ class Explanation:
     layer: str | None
     score: float
     delta: float | None = None
-
-
-def model_for_run(store: RunStore) -> str:
-    """The model path recorded with the run's predictions (``model_path`` in their metadata)."""
-    meta = store.predictions.metadata() if store.predictions.path.exists() else {}
-    path = meta.get("model_path")
-    if not path:
-        raise InputError(f"{store.predictions.path}: no model_path in the predictions' metadata (inferred before "
-                         "xsgpu recorded it, or not inferred yet). Hint: pass the model (--model MODEL).")
-    if not os.path.exists(path):
-        raise InputError(f"{store.predictions.path}: the recorded model {path} does not exist any more. "
-                         "Hint: pass the model (--model MODEL).")
-    return str(path)
 
 
 def _torch_parts(predictor: Any) -> tuple[nn.Module, Callable[[torch.Tensor], torch.Tensor],
