@@ -22,9 +22,8 @@ import param
 from panel_app.filters import covered_text, labelled_mask
 from panel_app.panels._common import LazyRefresh, defer, fmt, labels_key, process_cached
 from panel_app.panels.overview_curves import (
-    decimate_curve,
-    ap_bars_element, histogram_element, pr_curve, pr_element, probability_histograms, reliability,
-    reliability_element,
+    EMPTY_CURVES, LiveElement, ap_bars_element, decimate_curve, histogram_element, pr_curve, pr_element,
+    probability_histograms, reliability, reliability_element,
 )
 from panel_app.panels.overview_layers import layer_overlaps_section
 from panel_app.state import AppState
@@ -125,6 +124,7 @@ class ModelOverview(pn.viewable.Viewer):
         self._pr = pn.pane.HoloViews(None, backend="bokeh", css_classes=["xsgpu-overview-pr"])
         self._hist = pn.pane.HoloViews(None, backend="bokeh", css_classes=["xsgpu-overview-hist"])
         self._rel = pn.pane.HoloViews(None, backend="bokeh", css_classes=["xsgpu-overview-reliability"])
+        self._live: dict[str, LiveElement] = {}   # the three curve plots, changed in place (LiveElement)
         #: follows the session after each event, while its tab is shown (the app's tabs call lazy.show)
         self.lazy = LazyRefresh(self)
         self.state.param.watch(lambda _e: self.lazy(self._refresh),
@@ -289,9 +289,16 @@ class ModelOverview(pn.viewable.Viewer):
     def _refresh_curves(self) -> None:
         name = self.vocabulary.resolve(self.attribute).name
         c = self.curves()
-        self._pr.object = pr_element(c["pr"], title=f"Precision-recall: {name}")
-        self._hist.object = histogram_element(c["hist"], title=f"Predicted probability: {name}")
-        self._rel.object = reliability_element(c["reliability"], title=f"Reliability: {name}")
+        # the same layers whatever is selected (an empty selection slot), so that a new selection only
+        # changes the drawn figures' data (LiveElement); another scope makes new figures
+        slots = [self.scope] + ([] if self.scope == "selection" else ["selection"])
+        for kind, pane, make, title in (("pr", self._pr, pr_element, "Precision-recall"),
+                                        ("hist", self._hist, histogram_element, "Predicted probability"),
+                                        ("reliability", self._rel, reliability_element, "Reliability")):
+            live = self._live.setdefault(kind, LiveElement(lambda d, make=make: make(d["curves"], title=d["title"])))
+            data = {"curves": {s: c[kind].get(s, EMPTY_CURVES[kind]) for s in slots}, "title": f"{title}: {name}"}
+            if live.update(data, layers=tuple(slots)):
+                pane.object = live.dmap
 
     def _refresh(self) -> None:
         try:

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 __all__ = ["pr_curve", "decimate_curve", "reliability", "probability_histograms", "pr_element", "histogram_element",
-           "reliability_element", "ap_bars_element", "MAX_CURVE_POINTS", "PLOT_BACKEND"]
+           "reliability_element", "ap_bars_element", "LiveElement", "EMPTY_CURVES", "MAX_CURVE_POINTS",
+           "PLOT_BACKEND"]
 
 #: Most points a drawn curve keeps (:func:`decimate_curve`): a 320-px plot shows no more; a PR curve over
 #: 1M images has up to 1M distinct thresholds, which took minutes to send and draw in Chromium.
@@ -191,9 +192,10 @@ def histogram_element(hists: dict[str, dict], *, title: str, width: int = 320, h
                          .opts(fill_color="#bdbdbd", line_color="#636363", fill_alpha=0.6))
             items.append(hv.Histogram((e, h["positive"]), kdims="probability", vdims="images", label=f"{label}: present")
                          .opts(fill_color=_SCOPE_COLOUR, line_color=_SCOPE_COLOUR, fill_alpha=0.55))
-        else:
-            mids = np.r_[e[:-1], e[-1]]
-            items.append(hv.Curve((mids, np.r_[h["positive"], h["positive"][-1:]]), "probability", "images",
+        else:   # an empty slot (no selection) draws nothing, but keeps its layer (LiveElement)
+            mids = np.r_[e[:-1], e[-1]] if h["positive"].sum() else np.zeros(0)
+            counts = np.r_[h["positive"], h["positive"][-1:]] if len(mids) else np.zeros(0)
+            items.append(hv.Curve((mids, counts), "probability", "images",
                                   label=f"{label}: present").opts(color=_SELECTION_COLOUR, line_width=2,
                                                                    interpolation="steps-post"))
     return hv.Overlay(items).opts(title=title, width=width, height=height, legend_position="top_left",
@@ -205,14 +207,19 @@ def reliability_element(rels: dict[str, dict], *, title: str, width: int = 320, 
     hv = _hv()
     items = [hv.Curve(([0, 1], [0, 1]), "mean predicted probability", "fraction with the attribute",
                       label="perfectly calibrated").opts(color="#969696", line_dash="dotted")]
+    eces = []
     for k, (label, r) in enumerate(rels.items()):
         colour = _SCOPE_COLOUR if k == 0 else _SELECTION_COLOUR
-        lab = f"{label} (ECE {r['ece']:.3f})" if np.isfinite(r["ece"]) else label
+        if np.isfinite(r["ece"]):
+            eces.append(f"{label} {r['ece']:.3f}")
         pts = (r["mean_predicted"], r["fraction_positive"])
-        items.append(hv.Curve(pts, "mean predicted probability", "fraction with the attribute", label=lab)
+        # the label stays the same whatever the data (the layers of a LiveElement); the ECE is in the title
+        items.append(hv.Curve(pts, "mean predicted probability", "fraction with the attribute", label=label)
                      .opts(color=colour, line_width=2))
         items.append(hv.Scatter(pts, "mean predicted probability", "fraction with the attribute")
                      .opts(color=colour, size=6))
+    if eces:
+        title = f"{title} (ECE {', '.join(eces)})"
     return hv.Overlay(items).opts(title=title, width=width, height=height, xlim=(0, 1), ylim=(0, 1.02),
                                   legend_position="bottom_right", fontsize=_FONT, show_grid=True, toolbar=None,
                                   backend_opts=_BACKEND_OPTS)
@@ -226,3 +233,46 @@ def ap_bars_element(names: list[str], ap: np.ndarray, colours: list[str], *, wid
         invert_axes=True, color="colour", width=width, height=height, xlim=(0, 1), title="Average precision",
         fontsize=_FONT, toolbar=None, tools=["hover"], invert_yaxis=True, backend_opts=_BACKEND_OPTS,
         xticks=[0, 0.25, 0.5, 0.75, 1.0])   # the AP axis (drawn horizontally): 0.1 steps overlapped at 11 pt
+
+
+#: The curves of no image (an empty slot: the selection's layers while nothing is selected).
+EMPTY_CURVES: dict[str, dict] = {"pr": pr_curve([], []), "hist": probability_histograms([], []),
+                                 "reliability": reliability([], [])}
+
+
+class LiveElement:
+    """A plot that is drawn once and then changes its data in place: a HoloViews ``DynamicMap`` fed by a ``Pipe``.
+
+    Giving a ``pn.pane.HoloViews`` a new element makes a new Bokeh figure in the browser (about 0.25 s of
+    Chromium's work per plot and selection at 1M images); a ``DynamicMap`` whose ``Pipe`` is sent new data
+    changes the data sources and the title of the figure already drawn. Its overlay must keep the same
+    layers (element types and labels) from one update to the next; :meth:`update` makes a new map when
+    the ``layers`` key changes (e.g. another scope), else it sends the data.
+
+    Parameters
+    ----------
+    make : callable
+        ``make(data) -> hv.Overlay`` (e.g. :func:`pr_element` with its keyword arguments bound).
+    """
+
+    def __init__(self, make: Any):
+        self.make = make
+        self.layers: Any = None
+        self.pipe: Any = None
+        self.dmap: Any = None
+
+    def update(self, data: Any, *, layers: Any) -> bool:
+        """Show ``data``; returns True when a new map was made (new layers), False when the data was sent."""
+        hv = _hv()
+        if self.dmap is None or layers != self.layers:
+            self.layers = layers
+            self.pipe = hv.streams.Pipe(data=data)
+            self.dmap = hv.DynamicMap(lambda data: self.make(data), streams=[self.pipe])
+            return True
+        self.pipe.send(data)
+        return False
+
+    @property
+    def element(self) -> Any:
+        """The element shown now (the map's current frame)."""
+        return None if self.dmap is None else self.dmap[()]

@@ -32,6 +32,10 @@ _CURRENT = "(current selection)"
 GROUP_TABLE_COLUMNS = ("precision", "recall", "f1", "accuracy", "tp", "fp", "fn", "tn", "support")
 
 
+#: What an empty group's metrics table says (Tabulator's placeholder; it keeps its height, so nothing moves).
+EMPTY_GROUP_TEXT = "No images yet: select some with the box or lasso tool in a view, or choose a saved group."
+
+
 def empty_metrics_table() -> pd.DataFrame:
     """A group metrics table without rows: the columns and dtypes of :meth:`SelectionManager.metrics_table`.
 
@@ -103,6 +107,7 @@ class SelectionManager(pn.viewable.Viewer):
         self._cards = [pn.Column(LeanMarkdown(""),
                                  pn.widgets.Tabulator(empty_metrics_table(), disabled=True, show_index=False, height=300,
                                                       layout="fit_data_fill", sizing_mode="stretch_width",
+                                                      configuration={"placeholder": EMPTY_GROUP_TEXT},
                                                       min_width=560, stylesheets=[_TABLE_CSS],
                                                       css_classes=["xsgpu-group-metrics"]),
                                  sizing_mode="stretch_width", min_width=560)

@@ -45,8 +45,9 @@ def batched_edits() -> Iterator[None]:
     update sends its stylesheets, so a selection's ~10 pane updates cost about a second there. Inside
     this context the walk is deferred and done once, before the held changes go to the browser as one
     patch, and only when a change asked for it: most events (a wheel step's raster, a text update) change
-    data and text, never references, and need no walk at all. (Bokeh's own ``Document.models.freeze``
-    always walks when it ends, asked or not.) Without a current document it changes nothing.
+    data and text, never references, and need no walk at all (Bokeh's own ``Document.models.freeze``
+    always walks when it ends, asked or not; HoloViews freezes around each plot update). Without a current
+    document it changes nothing.
     """
     import panel as pn
 
@@ -62,8 +63,13 @@ def batched_edits() -> Iterator[None]:
 
 @contextmanager
 def _deferred_invalidation(models: Any) -> Iterator[None]:
-    """Hold ``models.invalidate()`` calls (Bokeh's signal that references changed) until the body ends,
-    then walk once if any came; a nested use joins the outer one."""
+    """Hold the walks of the document's models until the body ends, then walk once if a change asked for it.
+
+    Bokeh asks with ``models.invalidate()`` when a change adds or drops references; ``models.freeze()``
+    (used by HoloViews around each plot update) walks when it ends whether or not anything asked, and
+    ``models.recompute()`` walks at once. Inside the body the three are replaced on this instance: an
+    ``invalidate`` or ``recompute`` is noted, a freeze ends without walking. A nested use joins the outer one.
+    """
     if "invalidate" in vars(models):   # an outer batch holds them already
         yield
         return
@@ -72,13 +78,17 @@ def _deferred_invalidation(models: Any) -> Iterator[None]:
     def hold() -> None:
         asked[0] = True
 
-    models.invalidate = hold   # an instance attribute, shadowing DocumentModelManager.invalidate
+    def pop_freeze() -> None:   # Bokeh's, less its walk (the invalidations inside were noted by hold)
+        models._freeze_count -= 1
+
+    models.invalidate = models.recompute = hold   # instance attributes, shadowing DocumentModelManager's
+    models._pop_freeze = pop_freeze
     try:
         yield
     finally:
-        del models.invalidate
+        del models.invalidate, models.recompute, models._pop_freeze
         if asked[0]:
-            models.invalidate()
+            models.invalidate()   # walks now, or when an enclosing freeze ends
 
 
 def with_batched_edits(method: F) -> F:

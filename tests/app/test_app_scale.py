@@ -70,13 +70,14 @@ def test_overview_plots_hold_at_most_max_curve_points_and_draw_on_canvas(big):
     state = AppState(data=big)
     mo = ModelOverview(state=state)
     state.select(np.arange(0, big.n, 2))
-    curves = list(mo._pr.object)
+    curves = list(mo._live["pr"].element)
     assert [c.label for c in curves] == [mo.scope, "selection"]
     for c in curves:   # before: one vertex per distinct score, ~200k / ~100k
         assert 2 <= len(c) <= MAX_CURVE_POINTS
     assert len(mo.curves()["pr"][mo.scope]["recall"]) <= MAX_CURVE_POINTS   # and so is the process cache
-    for pane in (mo._pr, mo._hist, mo._rel, mo._bars):
-        assert hv.render(pane.object).output_backend == "canvas"
+    for element in (mo._live["pr"].element, mo._live["hist"].element, mo._live["reliability"].element,
+                    mo._bars.object):
+        assert hv.render(element).output_backend == "canvas"
 
 
 @pytest.fixture

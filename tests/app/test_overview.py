@@ -130,12 +130,39 @@ def test_curves_match_sklearn_and_follow_the_selection(state):
     assert c["hist"]["selection"]["positive"].sum() == int(state.y_act()[:40, j].sum())
     import holoviews as hv
 
-    for pane in (mo._pr, mo._hist, mo._rel):
-        assert isinstance(pane.object, hv.Overlay)
-    labels = [el.label for el in mo._pr.object]
+    for kind, pane in (("pr", mo._pr), ("hist", mo._hist), ("reliability", mo._rel)):
+        assert isinstance(pane.object, hv.DynamicMap) and isinstance(mo._live[kind].element, hv.Overlay)
+    labels = [el.label for el in mo._live["pr"].element]
     assert labels == ["test", "selection"]
     mo.attribute = "halo"
-    assert "Halo" in mo._pr.object.opts.get().kwargs["title"]
+    assert "Halo" in mo._live["pr"].element.opts.get().kwargs["title"]
+
+
+def test_a_selection_changes_the_drawn_curves_in_place(state):
+    """A new selection changes the data of the figures already drawn (a DynamicMap fed by a Pipe), not a new
+    figure per plot and selection; another scope makes new figures."""
+    import holoviews as hv
+
+    from panel_app.panels import ModelOverview
+
+    mo = ModelOverview(state=state, scope="test")
+    dmap = mo._pr.object
+    plot = hv.renderer("bokeh").get_plot(dmap)
+    fig = plot.state
+
+    def drawn():   # points of each curve in the figure now: the scope's, then the selection's
+        return [len(r.data_source.data["recall"]) for r in fig.renderers if "recall" in r.data_source.data]
+
+    before = drawn()
+    assert len(before) == 2 and before[0] > 0 and before[1] == 0   # nothing selected: an empty layer
+    state.select(np.arange(0, 60))
+    after = drawn()
+    assert mo._pr.object is dmap and plot.state is fig   # the same figure ...
+    assert after[0] == before[0] and after[1] > 0          # ... with the selection's curve in it
+    state.select(np.arange(0, 30))
+    assert mo._pr.object is dmap and plot.state is fig and 0 < drawn()[1]
+    mo.scope = "all"
+    assert mo._pr.object is not dmap   # new layers (another scope): a new map
 
 
 def test_scope_selection_and_empty_scopes(state):
