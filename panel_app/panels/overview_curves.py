@@ -213,13 +213,15 @@ def reliability_element(rels: dict[str, dict], *, title: str, width: int = 320, 
         if np.isfinite(r["ece"]):
             eces.append(f"{label} {r['ece']:.3f}")
         pts = (r["mean_predicted"], r["fraction_positive"])
-        # the label stays the same whatever the data (the layers of a LiveElement); the ECE is in the title
+        # the label stays the same whatever the data (the layers of a LiveElement); the ECE is a text element
         items.append(hv.Curve(pts, "mean predicted probability", "fraction with the attribute", label=label)
                      .opts(color=colour, line_width=2))
         items.append(hv.Scatter(pts, "mean predicted probability", "fraction with the attribute")
                      .opts(color=colour, size=6))
-    if eces:
-        title = f"{title} (ECE {', '.join(eces)})"
+    # the ECE as text in the plot (a title this long was cut at 320 px); a Text element's text is data, so it
+    # changes in place with the rest (LiveElement)
+    items.append(hv.Text(0.03, 0.97, "ECE " + ", ".join(eces) if eces else "", halign="left", valign="top",
+                         fontsize=10).opts(color="#444444"))
     return hv.Overlay(items).opts(title=title, width=width, height=height, xlim=(0, 1), ylim=(0, 1.02),
                                   legend_position="bottom_right", fontsize=_FONT, show_grid=True, toolbar=None,
                                   backend_opts=_BACKEND_OPTS)

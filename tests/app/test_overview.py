@@ -161,6 +161,9 @@ def test_a_selection_changes_the_drawn_curves_in_place(state):
     assert after[0] == before[0] and after[1] > 0          # ... with the selection's curve in it
     state.select(np.arange(0, 30))
     assert mo._pr.object is dmap and plot.state is fig and 0 < drawn()[1]
+    rel = hv.renderer("bokeh").get_plot(mo._rel.object).state
+    text = next(r.data_source for r in rel.renderers if "text" in r.data_source.data)
+    assert text.data["text"][0].startswith("ECE test ") and ", selection " in text.data["text"][0]
     mo.scope = "all"
     assert mo._pr.object is not dmap   # new layers (another scope): a new map
 
