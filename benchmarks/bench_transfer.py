@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/bench_transfer.py [--quick] [--out DIR] [--cmsdev PATH] [--mix default|pre-issue14]
+        [--tag NAME] [--pos-weight sqrt|balanced|none] [--augment KEY=VALUE,...]
 
 Trains the CPU profile of ``make demo`` (``workflows/commands/demo.py``: 3,000 images at 128 px,
 100 per run, seed 0; ResNet-18 at 64 px, 6 epochs within a 360 s budget, batch 64, lr 1e-3, one torch
@@ -22,13 +23,18 @@ size), and prints one JSON object per line ({"name", "value", "unit", "baseline"
 run) per mix as JSON lines (``image_stat/<stat>/<mix>``: value = our median, baseline = cms-dev's) and
 writes a comparison sheet (docs/synth_vs_cmsdev.png: cms-dev above, our default mix below).
 The work directory keeps the synthetic run, the model and the ingested cms-dev, and a rerun reuses
-them (delete it to measure again).
+them (delete it to measure again). ``--tag NAME`` trains into ``OUT/model-NAME`` instead of
+``OUT/model``, so that training choices (``--pos-weight``, ``--augment`` as in
+:meth:`xsgpu.model.transforms.Augmentation.parse`, ``--epochs``, ``--input-size``) are measured one at a
+time on the same synthetic run. ``params`` carries the load average (1, 5, 15 min) at the start and
+the end of the run (``load_start``, ``load_end``): the 2 cores are shared.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -148,6 +154,9 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, default=2, help="synth processes")
     p.add_argument("--threads", type=int, default=1, help="torch threads for training")
     p.add_argument("--mix", default="default", choices=["default", PRE_ISSUE14])
+    p.add_argument("--tag", default="", help="train into OUT/model-TAG (one training choice per tag)")
+    p.add_argument("--pos-weight", default="sqrt", choices=["sqrt", "balanced", "none"])
+    p.add_argument("--augment", default="", help="augmentation options over the defaults, e.g. 'shift=4,poisson=0.5'")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--model", default=None, help="score this checkpoint (e.g. OUT/model/epochs/epoch-0001) "
                    "instead of training")
@@ -163,6 +172,7 @@ def main(argv=None) -> int:
     from xsgpu.metrics.ranking import average_precision
     from xsgpu.model.scoring import mean_ap, prevalence_map
     from xsgpu.model.train import train_model
+    from xsgpu.model.transforms import Augmentation
     from xsgpu.synth import DEFAULT_MIX, synthesize_run
     from xsgpu.synth.mix import PRE_ISSUE14_MIX
     from xsgpu.synth.reference import find_cmsdev, run_directories, write_ingest_labels
@@ -174,6 +184,8 @@ def main(argv=None) -> int:
     if a.figure:
         figure(root, Path(a.figure), a.seed)
         return 0
+    load_start = [round(v, 2) for v in os.getloadavg()]
+    augmentation = Augmentation.parse(a.augment)
     mix = DEFAULT_MIX if a.mix == "default" else PRE_ISSUE14_MIX
     work = Path(a.out)
     work.mkdir(parents=True, exist_ok=True)
@@ -181,7 +193,7 @@ def main(argv=None) -> int:
     store = synthesize_run(work / "synth", n=a.n, size=a.size, seed=a.seed, partition_size=512,
                            images_per_run=a.images_per_run, mix=mix, workers=a.workers, progress=False)
     t_synth = time.perf_counter() - t0
-    model_dir = Path(a.model) if a.model else work / "model"
+    model_dir = Path(a.model) if a.model else work / ("model-" + a.tag if a.tag else "model")
     if a.model and not (model_dir / "model.json").is_file():
         log.error("--model %s holds no checkpoint (model.json)", model_dir)
         return 2
@@ -189,7 +201,7 @@ def main(argv=None) -> int:
     if not (model_dir / "model.json").is_file():
         info = train_model(store.path, arch=a.arch, size=a.input_size, epochs=a.epochs, out=model_dir,
                            device="cpu", num_threads=a.threads, time_budget_s=a.train_budget, seed=a.seed,
-                           progress=False)
+                           pos_weight=a.pos_weight, augmentation=augmentation, progress=False)
         log.info("trained: %d epochs, val mAP %.3f", info["epochs_run"], info["val_map"])
     t_train = time.perf_counter() - t0
     cms_dir = work / f"cmsdev-{a.size}"
@@ -210,7 +222,9 @@ def main(argv=None) -> int:
 
     params = {"n_synth": a.n, "size": a.size, "input_size": a.input_size, "arch": a.arch, "epochs": a.epochs,
               "train_budget_s": a.train_budget, "images_per_run": a.images_per_run, "seed": a.seed, "mix": a.mix,
-              "synth_s": round(t_synth, 1), "train_s": round(t_train, 1), "model": str(model_dir)}
+              "synth_s": round(t_synth, 1), "train_s": round(t_train, 1), "model": str(model_dir),
+              "pos_weight": a.pos_weight, "augment": a.augment, "load_start": load_start,
+              "load_end": [round(v, 2) for v in os.getloadavg()]}
     map_val, map_cms = mean_ap(y_val, p_val), mean_ap(y_cms, p_cms)
     emit("transfer_map_ours_val", map_val, "mAP", prevalence_map(y_val, train_prev), len(val), "cpu", **params)
     emit("transfer_map_cmsdev", map_cms, "mAP", prevalence_map(y_cms, train_prev), len(cs), "cpu", **params)

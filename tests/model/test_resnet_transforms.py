@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from xsgpu.model.resnet import build_resnet
-from xsgpu.model.transforms import augment, to_model_input
+from xsgpu.model.transforms import Augmentation, augment, to_model_input
 from xsgpu.preprocess import to_model_input as np_model_input
 
 
@@ -88,3 +88,49 @@ def test_augment_flips_move_beamstop_with_pattern():
         # the bar still touches an image edge and reaches the centre
         assert ys.min() == 0 or ys.max() == size - 1 or xs.min() == 0 or xs.max() == size - 1
         assert np.any((np.abs(ys - 15.5) < 2) & (np.abs(xs - 15.5) < 2))
+
+
+def test_augment_shift_translates_with_zero_fill():
+    """``shift`` moves the whole image by at most that many pixels and fills the vacated border with 0."""
+    size, k = 32, 3
+    frame = np.zeros((size, size), np.float32)
+    frame[10, 20] = 50.0  # one bright pixel
+    frame[:, 0] = 5.0  # a lit left column: shifted right, zeros come in
+    x = torch.from_numpy(np.repeat(frame[None], 64, axis=0))
+    opts = Augmentation(flips=False, noise_sigma=0.0, exposure=(1.0, 1.0), shift=k)
+    out = augment(x, size, generator=torch.Generator().manual_seed(2), options=opts)[:, 0].numpy()
+    moved = set()
+    for img in out:
+        y, xx = np.unravel_index(np.argmax(img), img.shape)
+        assert abs(y - 10) <= k and abs(xx - 20) <= k
+        moved.add((int(y) - 10, int(xx) - 20))
+    assert len(moved) > 10  # the offsets vary between images
+
+
+def test_augment_poisson_renoise_keeps_mean_counts():
+    """Poisson re-noising at gain g re-draws counts as Poisson(g I) / g: same mean, variance I / g."""
+    from xsgpu.preprocess import LOG_BASE
+
+    size, counts = 32, 200.0
+    x = torch.full((8, size, size), float(np.log(counts) / np.log(LOG_BASE)))
+    opts = Augmentation(flips=False, noise_sigma=0.0, exposure=(1.0, 1.0), poisson=1.0, poisson_log10_gain=(-1.0, -1.0))
+    from xsgpu.model.transforms import _poisson_renoise
+
+    gen = torch.Generator().manual_seed(3)
+    out = _poisson_renoise(x, opts, lambda *s: torch.rand(*s, generator=gen), gen)
+    c = np.where(out.numpy() > 0, LOG_BASE ** out.numpy().astype(np.float64), 0.0)
+    assert abs(c.mean() - counts) < 0.05 * counts
+    assert abs(c.var() - counts / 0.1) < 0.15 * counts / 0.1
+    none = Augmentation(poisson=0.0)
+    np.testing.assert_array_equal(augment(x, size, generator=torch.Generator().manual_seed(0), options=none).numpy(),
+                                  augment(x, size, generator=torch.Generator().manual_seed(0)).numpy())
+
+
+def test_augmentation_parse_and_validation():
+    a = Augmentation.parse("exposure=0.3:3,shift=2,poisson=0.5,flips=0")
+    assert a.exposure == (0.3, 3.0) and a.shift == 2 and a.poisson == 0.5 and a.flips is False
+    assert Augmentation.parse("") == Augmentation()
+    with pytest.raises(ValueError, match="is not key=value with a key in"):
+        Augmentation.parse("rotate=10")
+    with pytest.raises(ValueError, match="The 'poisson' parameter of Augmentation must be a probability"):
+        Augmentation(poisson=2.0)

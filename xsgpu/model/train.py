@@ -46,7 +46,7 @@ from xsgpu.model.checkpoint import (
 from xsgpu.model.data import TrainingData, load_training_data
 from xsgpu.model.resnet import XSResNet, build_resnet, check_arch
 from xsgpu.model.scoring import mean_ap, prevalence_map
-from xsgpu.model.transforms import augment, standardise
+from xsgpu.model.transforms import DEFAULT_AUGMENTATION, Augmentation, augment, standardise
 from xsgpu.io.schema import IMAGES, SAMPLES
 
 __all__ = ["train_model", "lr_at", "compute_pos_weight", "evaluate", "latest_epoch_checkpoint"]
@@ -159,6 +159,7 @@ def train_model(
     time_budget_s: float | None = None,
     keep_epochs: int = 2,
     max_cache_bytes: int = 8 * 2**30,
+    augmentation: Augmentation = DEFAULT_AUGMENTATION,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train a multi-attribute ResNet on a run store; write checkpoints to ``out``; return a report.
@@ -197,6 +198,8 @@ def train_model(
         Epoch checkpoints kept besides the best one (older ones are deleted).
     max_cache_bytes : int
         Refuse to preload more than this many bytes of frames (float16 at S x S).
+    augmentation : Augmentation
+        What :func:`xsgpu.model.transforms.augment` applies to training batches.
     progress : bool
         tqdm bars (loss per step, val mAP per epoch).
 
@@ -285,7 +288,7 @@ def train_model(
         "run_path": str(store.path.resolve()), "run_name": store.path.name, "epochs": epochs, "batch_size": batch_size,
         "lr": lr, "weight_decay": weight_decay, "pos_weight": pos_weight, "pos_weight_values": pw.tolist(),
         "schedule": "one-cycle: linear warm-up 10% lr/25->lr, cosine to lr/1000", "optimizer": "AdamW",
-        "augmentation": "flips+transpose, exposure x U(0.9,1.1), noise 0.03", "seed": seed, "device": dev,
+        "augmentation": augmentation.to_dict(), "seed": seed, "device": dev,
         "n_train": n_train, "n_val": len(data.ids["val"]), "n_test": len(data.ids["test"]),
         "max_images": max_images, "train_prevalence": prevalence.tolist(),
     }
@@ -310,7 +313,7 @@ def train_model(
             idx = torch.from_numpy(order[b * batch_size:(b + 1) * batch_size])
             xb = frames["train"][idx.to(frames["train"].device)].to(dev, non_blocking=True).float()
             yb = y_train_t[idx].to(dev, non_blocking=True)
-            x = augment(xb, size, generator=gen)
+            x = augment(xb, size, generator=gen, options=augmentation)
             if cuda:
                 x = x.contiguous(memory_format=torch.channels_last)
             for g in optimizer.param_groups:

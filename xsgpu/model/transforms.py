@@ -14,8 +14,12 @@ float16 frames copied straight from ``images.zarr`` (half the bytes of float32 o
   small enough to keep the count thresholds of Strong/Weak scattering and High background;
 * a little Gaussian noise (sigma 0.03) after standardisation.
 
-No crop, no translation, no rotation by other angles: a crop can remove a beamstop or push the beam
-off the detector (changing Beam Off Image), and resampling would blur thin rings.
+These defaults are :data:`DEFAULT_AUGMENTATION`. :class:`Augmentation` also offers options that were
+measured for transfer to the original generator's images (issue 14; docs/synth.md "Augmentations and
+training choices") and are off by default unless they helped there: a random translation by up to
+``shift`` input pixels (zero fill; it can move a beam near an edge across it), and Poisson re-noising
+at a lower exposure (counts re-drawn as Poisson(g I) / g, g = 10^U(poisson_log10_gain), on a share
+``poisson`` of the images). No rotation by other angles: resampling would blur thin rings.
 
 Examples
 --------
@@ -29,18 +33,101 @@ True
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 
 from xsgpu.preprocess import LOG_BASE
 
-__all__ = ["to_model_input", "standardise", "resize", "augment", "EXPOSURE_RANGE", "NOISE_SIGMA"]
+__all__ = ["to_model_input", "standardise", "resize", "augment", "Augmentation", "DEFAULT_AUGMENTATION",
+           "EXPOSURE_RANGE", "NOISE_SIGMA"]
 
 #: Multiplicative exposure range applied to counts by :func:`augment`.
 EXPOSURE_RANGE = (0.9, 1.1)
 #: Standard deviation of the Gaussian noise added after standardisation by :func:`augment`.
 NOISE_SIGMA = 0.03
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Parameters of :func:`augment` (recorded in a checkpoint's ``training.augmentation``).
+
+    Attributes
+    ----------
+    exposure : (float, float)
+        Range of the multiplicative exposure change (uniform) applied to the counts of lit pixels.
+    noise_sigma : float
+        Gaussian noise added after standardisation.
+    flips : bool
+        Random flips and transposition (the 8 symmetries of the square).
+    shift : int
+        Largest random translation in input pixels along each axis (0: none); vacated pixels are 0.
+    poisson : float
+        Share of images re-noised as Poisson counts at a lower exposure.
+    poisson_log10_gain : (float, float)
+        Range of log10 of that exposure factor g (uniform).
+
+    Examples
+    --------
+    >>> Augmentation.parse("shift=4,poisson=0.5").shift
+    4
+    >>> Augmentation(shift=-1)
+    Traceback (most recent call last):
+    ...
+    ValueError: The 'shift' parameter of Augmentation must be an int >= 0. Got -1 instead.
+    """
+
+    exposure: tuple = EXPOSURE_RANGE
+    noise_sigma: float = NOISE_SIGMA
+    flips: bool = True
+    shift: int = 0
+    poisson: float = 0.0
+    poisson_log10_gain: tuple = (-1.5, 0.0)
+
+    def __post_init__(self) -> None:
+        lo, hi = self.exposure
+        if not 0 < lo <= hi:
+            raise ValueError(f"The 'exposure' parameter of Augmentation must be a (low, high) pair with "
+                             f"0 < low <= high. Got {self.exposure!r} instead.")
+        if not (isinstance(self.shift, int) and self.shift >= 0):
+            raise ValueError(f"The 'shift' parameter of Augmentation must be an int >= 0. Got {self.shift!r} instead.")
+        if not 0.0 <= self.poisson <= 1.0:
+            raise ValueError(f"The 'poisson' parameter of Augmentation must be a probability in [0, 1]. "
+                             f"Got {self.poisson!r} instead.")
+        if not self.noise_sigma >= 0:
+            raise ValueError(f"The 'noise_sigma' parameter of Augmentation must be >= 0. Got {self.noise_sigma!r} instead.")
+        glo, ghi = self.poisson_log10_gain
+        if not glo <= ghi:
+            raise ValueError(f"The 'poisson_log10_gain' parameter of Augmentation must be a (low, high) pair with "
+                             f"low <= high. Got {self.poisson_log10_gain!r} instead.")
+
+    @classmethod
+    def parse(cls, text: str) -> "Augmentation":
+        """``"key=value,..."`` over the defaults; pairs are ``lo:hi`` (e.g. ``"exposure=0.3:3,shift=4"``)."""
+        kw: dict = {}
+        for item in filter(None, (t.strip() for t in text.split(","))):
+            key, sep, value = item.partition("=")
+            if not sep or key not in cls.__dataclass_fields__:
+                raise ValueError(f"Augmentation option {item!r} is not key=value with a key in "
+                                 f"{list(cls.__dataclass_fields__)}.")
+            if key in ("exposure", "poisson_log10_gain"):
+                kw[key] = tuple(float(v) for v in value.split(":"))
+            elif key == "shift":
+                kw[key] = int(value)
+            elif key == "flips":
+                kw[key] = value.lower() in ("1", "true", "yes")
+            else:
+                kw[key] = float(value)
+        return cls(**kw)
+
+    def to_dict(self) -> dict:
+        """JSON-able form."""
+        return asdict(self)
+
+
+#: what :func:`augment` does unless told otherwise
+DEFAULT_AUGMENTATION = Augmentation()
 
 
 def resize(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -73,7 +160,8 @@ def to_model_input(log_frames: torch.Tensor, size: int) -> torch.Tensor:
     return standardise(resize(log_frames, size))[:, None]
 
 
-def augment(log_frames: torch.Tensor, size: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+def augment(log_frames: torch.Tensor, size: int, *, generator: torch.Generator | None = None,
+            options: Augmentation = DEFAULT_AUGMENTATION) -> torch.Tensor:
     """Label-preserving random augmentation + :func:`to_model_input`.
 
     Parameters
@@ -84,6 +172,8 @@ def augment(log_frames: torch.Tensor, size: int, *, generator: torch.Generator |
         Model input size.
     generator : torch.Generator, optional
         Random source (on the tensor's device) for reproducible augmentation.
+    options : Augmentation
+        What to apply (the default is :data:`DEFAULT_AUGMENTATION`).
 
     Returns
     -------
@@ -95,14 +185,43 @@ def augment(log_frames: torch.Tensor, size: int, *, generator: torch.Generator |
     def rand(*shape):
         return torch.rand(*shape, device=dev, generator=generator)
 
-    lo, hi = EXPOSURE_RANGE
+    lo, hi = options.exposure
     gain = lo + (hi - lo) * rand(n, 1, 1)
     offset = torch.log(gain) / math.log(LOG_BASE)
     x = torch.where(x > 0, x + offset, x)
-    flip_v, flip_h, transpose = (rand(n) < 0.5 for _ in range(3))
-    x = torch.where(flip_v[:, None, None], x.flip(-2), x)
-    x = torch.where(flip_h[:, None, None], x.flip(-1), x)
-    x = torch.where(transpose[:, None, None], x.transpose(-2, -1), x)
+    if options.poisson > 0:
+        x = _poisson_renoise(x, options, rand, generator)
+    if options.flips:
+        flip_v, flip_h, transpose = (rand(n) < 0.5 for _ in range(3))
+        x = torch.where(flip_v[:, None, None], x.flip(-2), x)
+        x = torch.where(flip_h[:, None, None], x.flip(-1), x)
+        x = torch.where(transpose[:, None, None], x.transpose(-2, -1), x)
+    if options.shift > 0:
+        x = _shift(x, options.shift, generator)
     x = standardise(x)
-    x = x + NOISE_SIGMA * torch.randn(x.shape, device=dev, generator=generator)
+    if options.noise_sigma > 0:
+        x = x + options.noise_sigma * torch.randn(x.shape, device=dev, generator=generator)
     return x[:, None]
+
+
+def _poisson_renoise(x: torch.Tensor, options: Augmentation, rand, generator) -> torch.Tensor:
+    """Re-draw the counts of a share of the images as Poisson(g I) / g (log values in and out)."""
+    n = x.shape[0]
+    pick = rand(n) < options.poisson
+    glo, ghi = options.poisson_log10_gain
+    g = 10 ** (glo + (ghi - glo) * rand(n, 1, 1))
+    counts = torch.where(x > 0, torch.exp(x * math.log(LOG_BASE)), torch.zeros_like(x))
+    drawn = torch.poisson(counts * g, generator=generator) / g
+    renoised = torch.where(drawn > 0, torch.log(torch.clamp(drawn, min=1e-30)) / math.log(LOG_BASE),
+                           torch.zeros_like(x)).clamp_min(0)
+    return torch.where(pick[:, None, None], renoised, x)
+
+
+def _shift(x: torch.Tensor, max_shift: int, generator) -> torch.Tensor:
+    """Translate each image by up to ``max_shift`` pixels along each axis, filling with 0."""
+    n, h, w = x.shape
+    d = torch.randint(-max_shift, max_shift + 1, (n, 2), device=x.device, generator=generator)
+    pad = F.pad(x, (max_shift, max_shift, max_shift, max_shift))
+    rows = (torch.arange(h, device=x.device)[None, :] + max_shift - d[:, :1])  # (n, h)
+    cols = (torch.arange(w, device=x.device)[None, :] + max_shift - d[:, 1:])  # (n, w)
+    return pad[torch.arange(n, device=x.device)[:, None, None], rows[:, :, None], cols[:, None, :]]
