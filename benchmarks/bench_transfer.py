@@ -151,6 +151,8 @@ def main(argv=None) -> int:
     p.add_argument("--train-budget", type=float, default=360.0)
     p.add_argument("--images-per-run", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train-seed", type=int, default=None, help="training seed (default: --seed); a second "
+                   "training seed on the same images measures run-to-run noise")
     p.add_argument("--workers", type=int, default=2, help="synth processes")
     p.add_argument("--threads", type=int, default=1, help="torch threads for training")
     p.add_argument("--mix", default="default", choices=["default", PRE_ISSUE14])
@@ -200,7 +202,8 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     if not (model_dir / "model.json").is_file():
         info = train_model(store.path, arch=a.arch, size=a.input_size, epochs=a.epochs, out=model_dir,
-                           device="cpu", num_threads=a.threads, time_budget_s=a.train_budget, seed=a.seed,
+                           device="cpu", num_threads=a.threads, time_budget_s=a.train_budget,
+                           seed=a.seed if a.train_seed is None else a.train_seed,
                            pos_weight=a.pos_weight, augmentation=augmentation, progress=False)
         log.info("trained: %d epochs, val mAP %.3f", info["epochs_run"], info["val_map"])
     t_train = time.perf_counter() - t0
@@ -221,7 +224,8 @@ def main(argv=None) -> int:
     p_cms = _predict(model_dir, np.asarray(cms.images.open()[:]))
 
     params = {"n_synth": a.n, "size": a.size, "input_size": a.input_size, "arch": a.arch, "epochs": a.epochs,
-              "train_budget_s": a.train_budget, "images_per_run": a.images_per_run, "seed": a.seed, "mix": a.mix,
+              "train_budget_s": a.train_budget, "images_per_run": a.images_per_run, "seed": a.seed,
+              "train_seed": a.train_seed, "mix": a.mix,
               "synth_s": round(t_synth, 1), "train_s": round(t_train, 1), "model": str(model_dir),
               "pos_weight": a.pos_weight, "augment": a.augment, "load_start": load_start,
               "load_end": [round(v, 2) for v in os.getloadavg()]}
