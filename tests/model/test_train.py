@@ -80,3 +80,28 @@ def test_schedule_and_pos_weight():
     assert w[0] == pytest.approx(np.sqrt(99)) and w[1] == 1.0 and w[2] == 1.0  # no positives -> 1
     assert compute_pos_weight(y, "balanced")[0] == 10.0  # capped
     assert compute_pos_weight(y, "none").tolist() == [1.0, 1.0, 1.0]
+
+
+def test_fixed_normalisation_is_recorded_and_used_by_the_predictor(tmp_path):
+    """``normalisation="fixed"``: the checkpoint says so and the predictor scores with the same map (its
+    probabilities on the val split give the mAP the training loop measured)."""
+    from xsgpu.model.predictor import Predictor
+    from xsgpu.model.scoring import mean_ap
+    from xsgpu.model.transforms import FIXED_MEAN, FIXED_STD, normalise
+
+    store = make_easy_run(tmp_path / "run", n=80, size=32, partition_size=40, seed=3, per_run=8)
+    report = train_model(store.path, arch="resnet18", size=32, epochs=1, batch_size=16, out=tmp_path / "m",
+                         device="cpu", progress=False, seed=0, num_threads=1, normalisation="fixed")
+    meta = read_checkpoint_meta(tmp_path / "m")
+    assert meta["preprocessing"]["normalisation"] == "fixed"
+    pred = Predictor.from_checkpoint(tmp_path / "m", device="cpu", num_threads=1)
+    assert pred.normalisation == "fixed"
+    samples = store.samples.read()
+    val = samples.index[samples["split"] == "val"].to_numpy()
+    frames = np.asarray(store.images.open()[:])[val]
+    y = samples.loc[val, [c for c in samples.columns if c.startswith("y__")]].to_numpy()
+    assert mean_ap(y, pred.predict(frames)[1]) == pytest.approx(report["val_map"], abs=1e-3)
+    x = torch.full((1, 4, 4), FIXED_MEAN + FIXED_STD)
+    torch.testing.assert_close(normalise(x, "fixed"), torch.ones(1, 4, 4))
+    with pytest.raises(ValueError, match="The 'normalisation' parameter of train_model must be one of image, fixed"):
+        train_model(store.path, arch="resnet18", size=32, out=tmp_path / "m2", normalisation="none")

@@ -85,7 +85,8 @@ def _torch_parts(predictor: Any) -> tuple[nn.Module, Callable[[torch.Tensor], to
         from xsgpu.model.transforms import to_model_input
 
         def prep(frame: np.ndarray) -> torch.Tensor:
-            return to_model_input(torch.from_numpy(np.asarray(frame, np.float32))[None], predictor.input_size)
+            return to_model_input(torch.from_numpy(np.asarray(frame, np.float32))[None], predictor.input_size,
+                                  getattr(predictor, "normalisation", "image"))
 
         return model, (lambda x: model.forward_logits(x)[1]), prep, list(predictor.meta["attributes"]), "logit"
     from xsgpu.model.foreign.inputs import spec_input

@@ -81,15 +81,25 @@ def sha256_file(path: str | os.PathLike, *, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def default_preprocessing(source_size: Sequence[int] | None = None) -> dict[str, Any]:
-    """The preprocessing record stored in checkpoints (what :mod:`xsgpu.model.transforms` does)."""
-    return {
+def default_preprocessing(source_size: Sequence[int] | None = None, normalisation: str = "image") -> dict[str, Any]:
+    """The preprocessing record stored in checkpoints (what :mod:`xsgpu.model.transforms` does).
+
+    ``normalisation`` (``"image"`` or ``"fixed"``, :func:`xsgpu.model.transforms.normalise`) is recorded
+    under that key, which :class:`xsgpu.model.predictor.Predictor` reads (absent: ``"image"``).
+    """
+    from xsgpu.model.transforms import FIXED_MEAN, FIXED_STD
+
+    rec = {
         "log_scale": f"log(I)/log({LOG_BASE}), 0 where I <= 0 or masked",
         "resize": "integer-factor box average, then bilinear (half-pixel centres)",
         "standardise": "per image, population std, eps 1e-6",
         "channels": 1,
         "source_size": list(source_size) if source_size is not None else None,
     }
+    if normalisation != "image":
+        rec["standardise"] = f"none: (x - {FIXED_MEAN}) / {FIXED_STD} for every image"
+        rec["normalisation"] = normalisation
+    return rec
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:

@@ -131,6 +131,7 @@ class Predictor:
         self._compile = bool(compile)
         self._forward = torch.compile(model) if compile else model
         self.input_size = int(meta["input_size"])
+        self.normalisation = str((meta.get("preprocessing") or {}).get("normalisation", "image"))
         self.feature_dim = int(model.feature_dim)
         self._stream = torch.cuda.Stream() if self.cuda else None
         self.extra_outputs: tuple[str, ...] = ()
@@ -291,7 +292,7 @@ class Predictor:
 
     @torch.no_grad()
     def _run(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        x = to_model_input(x, self.input_size)
+        x = to_model_input(x, self.input_size, self.normalisation)
         if self.cuda:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda):

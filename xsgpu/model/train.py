@@ -46,7 +46,7 @@ from xsgpu.model.checkpoint import (
 from xsgpu.model.data import TrainingData, load_training_data
 from xsgpu.model.resnet import XSResNet, build_resnet, check_arch
 from xsgpu.model.scoring import mean_ap, prevalence_map
-from xsgpu.model.transforms import DEFAULT_AUGMENTATION, Augmentation, augment, standardise
+from xsgpu.model.transforms import DEFAULT_AUGMENTATION, NORMALISATIONS, Augmentation, augment, normalise
 from xsgpu.io.schema import IMAGES, SAMPLES
 
 __all__ = ["train_model", "lr_at", "compute_pos_weight", "evaluate", "latest_epoch_checkpoint"]
@@ -104,6 +104,7 @@ def evaluate(
     batch_size: int,
     device: str,
     pos_weight: torch.Tensor | None = None,
+    normalisation: str = "image",
 ) -> dict[str, float]:
     """Loss and mAP of ``model`` on preloaded frames (n, S, S) with labels (n, k), no augmentation."""
     model.eval()
@@ -112,7 +113,7 @@ def evaluate(
     crit = nn.BCEWithLogitsLoss(pos_weight=pos_weight.to(device) if pos_weight is not None else None, reduction="sum")
     cuda = device.startswith("cuda")
     for a in range(0, len(frames), batch_size):
-        x = standardise(frames[a:a + batch_size].to(device, non_blocking=True).float())[:, None]
+        x = normalise(frames[a:a + batch_size].to(device, non_blocking=True).float(), normalisation)[:, None]
         if cuda:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
@@ -160,6 +161,7 @@ def train_model(
     keep_epochs: int = 2,
     max_cache_bytes: int = 8 * 2**30,
     augmentation: Augmentation = DEFAULT_AUGMENTATION,
+    normalisation: str = "image",
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train a multi-attribute ResNet on a run store; write checkpoints to ``out``; return a report.
@@ -200,6 +202,9 @@ def train_model(
         Refuse to preload more than this many bytes of frames (float16 at S x S).
     augmentation : Augmentation
         What :func:`xsgpu.model.transforms.augment` applies to training batches.
+    normalisation : {"image", "fixed"}
+        Per-image standardisation or one fixed affine map (:func:`xsgpu.model.transforms.normalise`);
+        recorded in the checkpoint's ``preprocessing`` and applied by the predictor.
     progress : bool
         tqdm bars (loss per step, val mAP per epoch).
 
@@ -219,6 +224,9 @@ def train_model(
     if not (isinstance(lr, (int, float)) and lr > 0):
         raise ValueError(f"The 'lr' parameter of train_model must be a positive float. Got {lr!r} instead.")
     compute_pos_weight(np.zeros((1, 1), bool), pos_weight)  # validates the option early
+    if normalisation not in NORMALISATIONS:
+        raise ValueError(f"The 'normalisation' parameter of train_model must be one of {', '.join(NORMALISATIONS)}. "
+                         f"Got {normalisation!r} instead.")
     dev = torch_device(device)
     cuda = dev == "cuda"
     if num_threads is not None and not cuda:
@@ -292,7 +300,7 @@ def train_model(
         "n_train": n_train, "n_val": len(data.ids["val"]), "n_test": len(data.ids["test"]),
         "max_images": max_images, "train_prevalence": prevalence.tolist(),
     }
-    preprocessing = default_preprocessing(data.source_size)
+    preprocessing = default_preprocessing(data.source_size, normalisation)
     epoch_times: list[float] = []
     stopped_early = False
     val_base = prevalence_map(data.labels["val"], prevalence)
@@ -313,7 +321,7 @@ def train_model(
             idx = torch.from_numpy(order[b * batch_size:(b + 1) * batch_size])
             xb = frames["train"][idx.to(frames["train"].device)].to(dev, non_blocking=True).float()
             yb = y_train_t[idx].to(dev, non_blocking=True)
-            x = augment(xb, size, generator=gen, options=augmentation)
+            x = augment(xb, size, generator=gen, options=augmentation, normalisation=normalisation)
             if cuda:
                 x = x.contiguous(memory_format=torch.channels_last)
             for g in optimizer.param_groups:
@@ -333,7 +341,8 @@ def train_model(
             bar.update(1)
             bar.set_postfix(loss=f"{running / seen:.4f}")
         bar.close()
-        val = evaluate(model, frames["val"], data.labels["val"], batch_size=batch_size * 2, device=dev, pos_weight=pw)
+        val = evaluate(model, frames["val"], data.labels["val"], batch_size=batch_size * 2, device=dev,
+                       pos_weight=pw, normalisation=normalisation)
         seconds = time.perf_counter() - te
         epoch_times.append(seconds)
         rec = {"epoch": epoch, "train_loss": running / max(seen, 1), "val_loss": val["loss"], "val_map": val["map"],
@@ -373,7 +382,8 @@ def train_model(
     test = {"map": float("nan"), "loss": float("nan")}
     test_base = float("nan")
     if len(data.ids["test"]):
-        test = evaluate(final, frames["test"], data.labels["test"], batch_size=batch_size * 2, device=dev, pos_weight=pw)
+        test = evaluate(final, frames["test"], data.labels["test"], batch_size=batch_size * 2, device=dev,
+                        pos_weight=pw, normalisation=normalisation)
         test_base = prevalence_map(data.labels["test"], prevalence)
     metrics = {"val_map": best["map"], "val_prevalence_map": val_base, "best_epoch": best["epoch"],
                "test_map": test["map"], "test_prevalence_map": test_base, "history": history}
