@@ -329,3 +329,20 @@ def test_flat_background_with_pixel_noise():
     assert rel[ok].min() > 0.04 and rel[ok].max() < 1.0
     high = b.labels[:, attribute_index("high_background")]
     np.testing.assert_array_equal(high, (b.tags["bg_mean"] > 1e3) | (b.tags["bg_max"] > 1e4))
+
+
+def test_original_runs_draw_the_original_lattice_q0():
+    """Original-style runs: lattice q0 = clip(N(0.06, 0.04), 0.008, 0.05), so ~60 % sit at 0.05; ours U(0.012, 0.05)."""
+    import re
+
+    only = dict(QUIET, p_sample=1.0, extra_components=0.0, component_weights={"bcc": 1.0, "fcc": 1.0})
+    q0 = {}
+    for style, p_orig in (("original", 1.0), ("ours", 0.0)):
+        b = generate_images(400, size=16, seed=5, images_per_run=20, mix=Mix(**{**only, "p_original_runs": p_orig}))
+        q0[style] = np.array([float(m) for c in b.tags["components"] for m in re.findall(r"cc\(q0=([0-9.]+)", c)])
+        assert len(q0[style]) == 400
+    assert q0["original"].min() >= 0.008 and q0["original"].max() <= 0.05
+    assert 0.5 < np.mean(q0["original"] == 0.05) < 0.7  # P(N(0.06, 0.04) > 0.05) = 0.60
+    assert q0["ours"].min() >= 0.012 and np.mean(q0["ours"] == 0.05) < 0.01  # 4-digit tags round near 0.05
+    with pytest.raises(ValueError, match="The 'lattice_q0' parameter of Mix must be"):
+        Mix(lattice_q0=(0.06, 0.04, 0.05, 0.008))

@@ -205,7 +205,7 @@ def _grains(g, n_grains: int, eta: float) -> np.ndarray:
 
 
 def _add_component(g, mix: Mix, terms: Terms, i: int, kind: str, amp: float, q: np.ndarray,
-                   flags: dict) -> None:
+                   flags: dict, style: str = "ours") -> None:
     if kind == "ring":
         q0 = g.uniform(0.01, 0.12)
         ang = _orientation(g, (0.2, 0.95), range(2, 21, 2)) if g.random() < mix.p_oriented_ring else None
@@ -225,7 +225,11 @@ def _add_component(g, mix: Mix, terms: Terms, i: int, kind: str, amp: float, q: 
         terms.orders[t] = (orders * q0, damp, 0.01)
         flags["ring"][i] = flags["multi_ring"][i] = True
     elif kind in K.LATTICES:
-        q0 = g.uniform(0.012, 0.05)
+        if style == "original":  # the original's clip(N(.06, .04), .008, .05)
+            mean, sigma, low, high = mix.lattice_q0
+            q0 = float(np.clip(g.normal(mean, sigma), low, high))
+        else:
+            q0 = g.uniform(0.012, 0.05)
         ratios, mult = K.lattice_peaks(kind)
         radius = g.uniform(0.25, 0.4) * 2 * math.pi / q0
         s_r = g.uniform(0.01, 0.12)
@@ -325,7 +329,8 @@ def draw_block(g: np.random.Generator, mix: Mix, n: int, n_q: int, *, glow: bool
     ``first_of_run`` (bool (n,)) marks the run's first image, a silver-behenate standard when
     ``mix.standard_first``. ``style`` is the run's (``"original"`` runs draw the original generator's
     backgrounds: with probability ``mix.p_flat_background`` a level U(0, 2000) counts with a
-    pixel-to-pixel sigma of U(.05, 1) x level; ours draw 10^U(log10_background) and the window glow).
+    pixel-to-pixel sigma of U(.05, 1) x level, and the original's lattice q0, ``mix.lattice_q0``;
+    ours draw 10^U(log10_background) and the window glow, and lattice q0 from U(0.012, 0.05)).
     Returns the terms and the per-image extras; the draw order is fixed, so the same generator state
     gives the same block.
     """
@@ -364,7 +369,7 @@ def draw_block(g: np.random.Generator, mix: Mix, n: int, n_q: int, *, glow: bool
             for _ in range(1 + int(g.poisson(mix.extra_components))):
                 kind = ckinds[g.choice(len(ckinds), p=cprob)]
                 amp = 10 ** (g.uniform(*mix.log10_amplitude) + mix.amplitude_offsets.get(kind, 0.0))
-                _add_component(g, mix, terms, i, kind, amp, q, flags)
+                _add_component(g, mix, terms, i, kind, amp, q, flags, style)
         if g.random() < mix.p_background:
             if style == "original":
                 if g.random() < mix.p_flat_background:

@@ -86,6 +86,10 @@ class Mix:
     coherent_halo_gain : float
         Factor on the peak counts of coherent (speckled) halos (the original's speckle field has
         mean 10).
+    lattice_q0 : (float, float, float, float)
+        Original-style runs: the first peak q0 (1/A) of a BCC/FCC/hexagonal/lamellar lattice is
+        clip(N(mean, sigma), low, high), given as (mean, sigma, low, high): the original's
+        (0.06, 0.04, 0.008, 0.05) puts 60 % of its lattices at q0 = 0.05. Our runs draw U(0.012, 0.05).
     """
 
     run_beamstops: dict = field(default_factory=lambda: {"none": 1 / 6, "linear": 5 / 18, "circular": 5 / 18,
@@ -125,6 +129,7 @@ class Mix:
     p_flat_background: float = 0.5
     flat_background: tuple = (0.0, 2000.0)
     coherent_halo_gain: float = 10.0
+    lattice_q0: tuple = (0.06, 0.04, 0.008, 0.05)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -154,6 +159,11 @@ class Mix:
             if not lo <= hi:
                 raise ValueError(f"The {name!r} parameter of Mix must be a (low, high) pair with low <= high. "
                                  f"Got {(lo, hi)!r} instead.")
+
+        mean, sigma, low, high = self.lattice_q0
+        if not (sigma >= 0 and 0 < low <= high):
+            raise ValueError(f"The 'lattice_q0' parameter of Mix must be (mean, sigma, low, high) with sigma >= 0 "
+                             f"and 0 < low <= high. Got {self.lattice_q0!r} instead.")
 
     def weights(self, name: str, keys: tuple) -> tuple[tuple, list]:
         """Normalised (keys, probabilities) of one weight dict, in canonical key order."""

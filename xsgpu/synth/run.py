@@ -40,7 +40,7 @@ def _mix_from_dict(d: dict | None) -> Mix:
     if not d:
         return DEFAULT_MIX
     d = dict(d)
-    for key in ("log10_amplitude", "log10_diffuse", "log10_background", "flat_background"):
+    for key in ("log10_amplitude", "log10_diffuse", "log10_background", "flat_background", "lattice_q0"):
         if key in d:
             d[key] = tuple(d[key])
     return Mix(**d)
