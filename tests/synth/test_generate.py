@@ -332,7 +332,8 @@ def test_flat_background_with_pixel_noise():
 
 
 def test_original_runs_draw_the_original_lattice_q0():
-    """Original-style runs: lattice q0 = clip(N(0.06, 0.04), 0.008, 0.05), so ~60 % sit at 0.05; ours U(0.012, 0.05)."""
+    """Original-style runs draw the original's NP lattice: q0 = clip(N(0.06, 0.04), 0.008, 0.05), so ~60 % sit
+    at 0.05 (ours U(0.012, 0.05)), radius U(0.01, 2) d0, Debye-Waller sigma clip(N(0.1, 0.2), 0.01, 0.5)."""
     import re
 
     only = dict(QUIET, p_sample=1.0, extra_components=0.0, component_weights={"bcc": 1.0, "fcc": 1.0})
@@ -344,5 +345,12 @@ def test_original_runs_draw_the_original_lattice_q0():
     assert q0["original"].min() >= 0.008 and q0["original"].max() <= 0.05
     assert 0.5 < np.mean(q0["original"] == 0.05) < 0.7  # P(N(0.06, 0.04) > 0.05) = 0.60
     assert q0["ours"].min() >= 0.012 and np.mean(q0["ours"] == 0.05) < 0.01  # 4-digit tags round near 0.05
+    # radius / d0 and the relative Debye-Waller sigma follow the original's draws too (ORIGINAL_LATTICE)
+    b = generate_images(200, size=16, seed=6, images_per_run=20, mix=Mix(**{**only, "p_original_runs": 1.0}))
+    found = [re.search(r"cc\(q0=([0-9.]+), R=([0-9.]+), s_r=([0-9.]+)", c) for c in b.tags["components"]]
+    q, r, s_r = np.array([[float(v) for v in m.groups()] for m in found]).T
+    r_d0 = r * q / (2 * math.pi)
+    assert r_d0.min() >= 0.009 and r_d0.max() <= 2.01 and r_d0.max() > 1.0
+    assert s_r.min() >= 0.01 and s_r.max() <= 0.5 and np.mean(s_r == 0.01) > 0.2  # P(N(.1, .2) < .01) = 0.33
     with pytest.raises(ValueError, match="The 'lattice_q0' parameter of Mix must be"):
         Mix(lattice_q0=(0.06, 0.04, 0.05, 0.008))

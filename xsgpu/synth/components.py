@@ -177,6 +177,12 @@ class ImageExtras:
             self.bg_sigma = np.zeros(n)
 
 
+#: the original generator's NP-lattice draws besides q0 (``Mix.lattice_q0``), used in original-style runs:
+#: particle radius U(0.01, 2) x d0 (d0 = 2 pi / q0), relative Debye-Waller sigma clip(N(0.1, 0.2), 0.01, 0.5),
+#: peak width U(0.01, 0.2) x q0; ours draw U(0.25, 0.4) x d0, U(0.01, 0.12) and U(0.01, 0.04) x q0
+ORIGINAL_LATTICE = {"radius_d0": (0.01, 2.0), "sigma_dw": (0.1, 0.2, 0.01, 0.5), "width_q0": (0.01, 0.2)}
+
+
 def _add_standard(g, terms: Terms, i: int, q: np.ndarray, scale: float, kind: str) -> None:
     """A calibrant frame: AgBH rings (dq = 0.05 q0) of 10^U(2,4) counts, 1 % of that flat, a Guinier core."""
     c = _loguniform(g, 2.0, 4.0)
@@ -225,24 +231,30 @@ def _add_component(g, mix: Mix, terms: Terms, i: int, kind: str, amp: float, q: 
         terms.orders[t] = (orders * q0, damp, 0.01)
         flags["ring"][i] = flags["multi_ring"][i] = True
     elif kind in K.LATTICES:
-        if style == "original":  # the original's clip(N(.06, .04), .008, .05)
+        if style == "original":  # the original's NP lattice: q0 clip(N(.06, .04), .008, .05), then ORIGINAL_LATTICE
             mean, sigma, low, high = mix.lattice_q0
             q0 = float(np.clip(g.normal(mean, sigma), low, high))
+            radius = g.uniform(*ORIGINAL_LATTICE["radius_d0"]) * 2 * math.pi / q0
+            s_r = float(np.clip(g.normal(*ORIGINAL_LATTICE["sigma_dw"][:2]), *ORIGINAL_LATTICE["sigma_dw"][2:]))
+            width = q0 * g.uniform(*ORIGINAL_LATTICE["width_q0"])
         else:
             q0 = g.uniform(0.012, 0.05)
+            radius = g.uniform(0.25, 0.4) * 2 * math.pi / q0
+            s_r = g.uniform(0.01, 0.12)
+            width = None
         ratios, mult = K.lattice_peaks(kind)
-        radius = g.uniform(0.25, 0.4) * 2 * math.pi / q0
-        s_r = g.uniform(0.01, 0.12)
         qj = q0 * ratios
         env = K.sphere_form_factor(qj, radius) * K.debye_waller(qj, q0, s_r) / qj**2
         heights = mult * env
-        c = amp / heights.max()
-        base = c * K.sphere_form_factor(np.maximum(q, 1e-4), radius) * (1 - K.debye_waller(q, q0, s_r))
+        diffuse = K.sphere_form_factor(np.maximum(q, 1e-4), radius) * (1 - K.debye_waller(q, q0, s_r))
+        # the original divides peaks + diffuse part by the image maximum; ours by the highest peak
+        c = amp / (heights.max() if width is None else max(heights.max(), diffuse.max()))
+        base = c * diffuse
         oval = (g.uniform(0.75, 0.95), g.uniform(0, 2 * math.pi)) if g.random() < mix.p_distorted else None
         info = f"{kind}(q0={q0:.4f}, R={radius:.1f}, s_r={s_r:.3f}"
         info += f", ecc={oval[0]:.3f}, chi0={oval[1]:.3f})" if oval else ")"
         t = terms.add(i, kind, is_sample=True, base=base, oval=oval, info=info)
-        terms.add_peaks(t, qj, q0 * g.uniform(0.01, 0.04), c * heights)
+        terms.add_peaks(t, qj, q0 * g.uniform(0.01, 0.04) if width is None else width, c * heights)
         terms.orders[t] = (qj, heights / heights[0], 0.002)
         flags["ring"][i] = flags["multi_ring"][i] = flags["structure_factor"][i] = True
         if kind in ("bcc", "fcc"):
