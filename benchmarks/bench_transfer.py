@@ -158,8 +158,9 @@ def main(argv=None) -> int:
     p.add_argument("--mix", default="default", choices=["default", PRE_ISSUE14])
     p.add_argument("--tag", default="", help="train into OUT/model-TAG (one training choice per tag)")
     p.add_argument("--pos-weight", default="sqrt", choices=["sqrt", "balanced", "none"])
-    p.add_argument("--normalisation", default="image", choices=["image", "fixed"],
-                   help="per-image standardisation or one fixed affine map of the log values")
+    p.add_argument("--normalisation", default="image", choices=["image", "fixed", "image+level"],
+                   help="per-image standardisation, one fixed affine map of the log values, or the first plus "
+                   "the image's mean level")
     p.add_argument("--augment", default="", help="augmentation options over the defaults, e.g. 'shift=4,poisson=0.5'")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--model", default=None, help="score this checkpoint (e.g. OUT/model/epochs/epoch-0001) "

@@ -103,5 +103,6 @@ def test_fixed_normalisation_is_recorded_and_used_by_the_predictor(tmp_path):
     assert mean_ap(y, pred.predict(frames)[1]) == pytest.approx(report["val_map"], abs=1e-3)
     x = torch.full((1, 4, 4), FIXED_MEAN + FIXED_STD)
     torch.testing.assert_close(normalise(x, "fixed"), torch.ones(1, 4, 4))
-    with pytest.raises(ValueError, match="The 'normalisation' parameter of train_model must be one of image, fixed"):
+    torch.testing.assert_close(normalise(x, "image+level"), torch.ones(1, 4, 4))  # flat image: only its level
+    with pytest.raises(ValueError, match="The 'normalisation' parameter of train_model must be one of image, fixed, image\\+level"):
         train_model(store.path, arch="resnet18", size=32, out=tmp_path / "m2", normalisation="none")

@@ -84,7 +84,7 @@ def sha256_file(path: str | os.PathLike, *, chunk: int = 1 << 20) -> str:
 def default_preprocessing(source_size: Sequence[int] | None = None, normalisation: str = "image") -> dict[str, Any]:
     """The preprocessing record stored in checkpoints (what :mod:`xsgpu.model.transforms` does).
 
-    ``normalisation`` (``"image"`` or ``"fixed"``, :func:`xsgpu.model.transforms.normalise`) is recorded
+    ``normalisation`` (``"image"``, ``"fixed"`` or ``"image+level"``, :func:`xsgpu.model.transforms.normalise`) is recorded
     under that key, which :class:`xsgpu.model.predictor.Predictor` reads (absent: ``"image"``).
     """
     from xsgpu.model.transforms import FIXED_MEAN, FIXED_STD
@@ -96,8 +96,11 @@ def default_preprocessing(source_size: Sequence[int] | None = None, normalisatio
         "channels": 1,
         "source_size": list(source_size) if source_size is not None else None,
     }
-    if normalisation != "image":
+    if normalisation == "fixed":
         rec["standardise"] = f"none: (x - {FIXED_MEAN}) / {FIXED_STD} for every image"
+    elif normalisation == "image+level":
+        rec["standardise"] += f", plus the image's (mean - {FIXED_MEAN}) / {FIXED_STD}"
+    if normalisation != "image":
         rec["normalisation"] = normalisation
     return rec
 

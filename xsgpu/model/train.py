@@ -202,8 +202,8 @@ def train_model(
         Refuse to preload more than this many bytes of frames (float16 at S x S).
     augmentation : Augmentation
         What :func:`xsgpu.model.transforms.augment` applies to training batches.
-    normalisation : {"image", "fixed"}
-        Per-image standardisation or one fixed affine map (:func:`xsgpu.model.transforms.normalise`);
+    normalisation : {"image", "fixed", "image+level"}
+        Per-image standardisation, one fixed affine map, or both (:func:`xsgpu.model.transforms.normalise`);
         recorded in the checkpoint's ``preprocessing`` and applied by the predictor.
     progress : bool
         tqdm bars (loss per step, val mAP per epoch).

@@ -49,8 +49,9 @@ EXPOSURE_RANGE = (0.9, 1.1)
 NOISE_SIGMA = 0.03
 #: How log frames become model input: ``"image"`` standardises each image (zero mean, unit variance, the
 #: default), ``"fixed"`` applies one affine map to every image, ``(x - FIXED_MEAN) / FIXED_STD``, so that the
-#: absolute count level (Strong / Weak scattering, High background) reaches the model.
-NORMALISATIONS = ("image", "fixed")
+#: absolute count level (Strong / Weak scattering, High background) reaches the model; ``"image+level"``
+#: standardises each image and adds its mean level as a constant, ``(mean(x) - FIXED_MEAN) / FIXED_STD``.
+NORMALISATIONS = ("image", "fixed", "image+level")
 #: log-value offset and scale of the ``"fixed"`` normalisation (mean and std of the log values of 1,500
 #: images of the default synthetic mix at 128 px: 52.9 and 72.8, i.e. about 8 counts)
 FIXED_MEAN = 50.0
@@ -162,11 +163,14 @@ def standardise(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
 
 
 def normalise(x: torch.Tensor, mode: str = "image") -> torch.Tensor:
-    """Log frames -> model scale: per-image :func:`standardise` (``"image"``) or the ``"fixed"`` affine map."""
+    """Log frames -> model scale: per-image :func:`standardise` (``"image"``), the ``"fixed"`` affine map, or
+    the standardised image plus its mean level (``"image+level"``); see :data:`NORMALISATIONS`."""
     if mode == "image":
         return standardise(x)
     if mode == "fixed":
         return (x - FIXED_MEAN) / FIXED_STD
+    if mode == "image+level":
+        return standardise(x) + (x.mean(dim=(-2, -1), keepdim=True) - FIXED_MEAN) / FIXED_STD
     raise ValueError(f"The 'normalisation' parameter must be one of {', '.join(NORMALISATIONS)}. Got {mode!r} instead.")
 
 
@@ -191,7 +195,7 @@ def augment(log_frames: torch.Tensor, size: int, *, generator: torch.Generator |
         Random source (on the tensor's device) for reproducible augmentation.
     options : Augmentation
         What to apply (the default is :data:`DEFAULT_AUGMENTATION`).
-    normalisation : {"image", "fixed"}
+    normalisation : {"image", "fixed", "image+level"}
         See :func:`normalise`.
 
     Returns
