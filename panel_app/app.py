@@ -44,8 +44,11 @@ _CSS = """
 """
 #: Width of the sidebar (title, attribute filters, controls, legend) in pixels.
 SIDEBAR_PX = 310
-#: Frame size of each embedding view: three views fit beside the sidebar in a 1366-px window.
+#: Least frame size of each embedding view: three views fit beside the sidebar in a 1366-px window.
 VIEW_PX = 310
+#: Greatest frame size of each view: wider windows give the views their width up to this (square frames;
+#: the rasters grow with them: 480 px is 2.4x the bytes of 310 px per layer).
+MAX_VIEW_PX = 480
 # the sidebar scrolls on its own and stays in place, so the filters stay in reach while the page scrolls
 _SIDEBAR_STYLES = {"position": "sticky", "top": "0", "align-self": "flex-start", "max-height": "100vh",
                    "overflow-y": "auto"}
@@ -159,7 +162,7 @@ def _layout(state: AppState, *, title: str, where: str) -> pn.viewable.Viewable:
     # filters first: they are what a user reaches for most, and must be visible without scrolling
     sidebar = pn.Column(header, AttributeFilters(state=state), ControlPanel(state=state), FlowerLegend(state=state),
                         width=SIDEBAR_PX, styles=_SIDEBAR_STYLES, css_classes=["xsgpu-sidebar"])
-    views = EmbeddingViews(state=state, width=VIEW_PX, height=VIEW_PX)
+    views = EmbeddingViews(state=state, width=VIEW_PX, height=VIEW_PX, grow=(VIEW_PX, MAX_VIEW_PX))
     detail = DetailView(state=state)
     suspicious = SuspiciousPanel(state=state)
     # a click in the suspicious-label list opens the image with the correction form set to that label

@@ -61,6 +61,7 @@ _ERR_PALETTE = tuple(reversed(YlOrRd9))
 #: ``benchmarks/bench_browser.py``); a short pause still merges the steps of one fast scroll.
 LOD_TIMEOUT_MS = 40
 _RASTER_TOOLTIP = [("images here", "@counts")]
+_BORDER = 5   # px left and right of a growing view's frame (Bokeh's min_border)
 
 
 def _empty_raster(x_range, y_range) -> dict:
@@ -97,6 +98,10 @@ class EmbeddingView(pn.viewable.Viewer):
     space : {'ACT', 'FEA', 'PRD'}
     width, height : int
         Size of the plot frame (and of the raster) in pixels.
+    grow : (int, int), optional
+        The frame's least and greatest side in pixels when it follows the width the page gives the view
+        (square, as wide as the browser lays it out, within these bounds; the raster follows). Default:
+        a fixed ``width`` x ``height`` frame.
     thumb_route : str
         URL prefix of the thumbnail route used by the hover tooltip.
     """
@@ -108,7 +113,7 @@ class EmbeddingView(pn.viewable.Viewer):
     render_ms = param.Number(default=0.0, constant=True, doc="Duration of the last redraw (server side).")
 
     def __init__(self, *, state: AppState, space: str, width: int = 420, height: int = 420,
-                 thumb_route: str = THUMB_ROUTE, **params: Any):
+                 grow: tuple[int, int] | None = None, thumb_route: str = THUMB_ROUTE, **params: Any):
         if not isinstance(state, AppState):
             raise TypeError(f"The 'state' parameter of EmbeddingView must be an AppState. Got {type(state).__name__}.")
         if str(space).upper() not in SPACES:
@@ -117,6 +122,10 @@ class EmbeddingView(pn.viewable.Viewer):
         self.state = state
         self.space = str(space).upper()
         self.width, self.height = int(width), int(height)
+        self.grow = None if grow is None else (int(grow[0]), int(grow[1]))
+        if self.grow is not None and not 0 < self.grow[0] <= self.grow[1]:
+            raise ValueError(f"The 'grow' parameter of EmbeddingView must be (least, greatest) pixels with "
+                             f"0 < least <= greatest. Got {grow!r} instead.")
         self._load_coords()
         self.viewport = self.home
         self._build_figure(thumb_route)
@@ -151,7 +160,12 @@ class EmbeddingView(pn.viewable.Viewer):
     # ------------------------------------------------------------------ figure
     def _build_figure(self, thumb_route: str) -> None:
         x0, x1, y0, y1 = self.home
-        fig = figure(frame_width=self.width, frame_height=self.height, title=self.title,
+        if self.grow is None:
+            size: dict[str, Any] = {"frame_width": self.width}
+        else:   # as wide as the page lays the view out (within grow); the server learns it from inner_width
+            size = {"sizing_mode": "stretch_width", "min_width": self.grow[0] + 2 * _BORDER,
+                    "max_width": self.grow[1] + 2 * _BORDER, "min_border_left": _BORDER, "min_border_right": _BORDER}
+        fig = figure(**size, frame_height=self.height, title=self.title,
                      x_range=Range1d(x0, x1), y_range=Range1d(y0, y1), tools=[], toolbar_location="above",
                      output_backend="canvas", name=f"xsgpu-{self.space.lower()}")
         fig.xaxis.visible = fig.yaxis.visible = False
@@ -169,8 +183,12 @@ class EmbeddingView(pn.viewable.Viewer):
         self.group_src = ColumnDataSource(empty_image((x0, x1), (y0, y1)))
         self.group_r = fig.image_rgba("image", x="x", y="y", dw="dw", dh="dh", source=self.group_src,
                                       name="group-raster")  # saved groups in their colours, under the selection
-        self.sel_r = fig.image_rgba("image", x="x", y="y", dw="dw", dh="dh", source=self.sel_src,
-                                    name="selection-raster")
+        # one byte per pixel (rasterize how='mask'), coloured here: a quarter of an RGBA layer's bytes, and
+        # a selection re-sends this layer in all three views
+        self.sel_r = fig.image("image", x="x", y="y", dw="dw", dh="dh", source=self.sel_src,
+                               color_mapper=LinearColorMapper(palette=["#00000000", SELECTION_COLOUR + "eb"],
+                                                              low=0, high=1),
+                               name="selection-raster")
         self.petal_r = fig.annular_wedge(x="x", y="y", inner_radius=CENTRE_RADIUS + 1.0, outer_radius="outer",
                                          inner_radius_units="screen", outer_radius_units="screen",
                                          start_angle="start", end_angle="end", fill_color="fill_color",
@@ -213,9 +231,12 @@ class EmbeddingView(pn.viewable.Viewer):
         fig.on_event(RangesUpdate, self._on_ranges)
         fig.on_event(SelectionGeometry, self._on_geometry)
         fig.on_event(Tap, self._on_tap)
+        if self.grow is not None:
+            fig.on_change("inner_width", self._on_inner_width)
         self.figure = fig
         self.status = LeanHTML("", css_classes=["xsgpu-view-status"], margin=(0, 5))
-        self._layout = pn.Column(self.status, pn.pane.Bokeh(fig), margin=(0, 4))
+        stretch = {} if self.grow is None else {"sizing_mode": "stretch_width"}
+        self._layout = pn.Column(self.status, pn.pane.Bokeh(fig, **stretch), margin=(0, 4), **stretch)
         if self.space == "FEA":  # the layer switch, when the run's embedding maps kept layers
             self.layer_select = pn.widgets.Select.from_param(
                 self.state.param.fea_layer, name="FEA layer", width=160, css_classes=["xsgpu-fea-layer"],
@@ -235,6 +256,22 @@ class EmbeddingView(pn.viewable.Viewer):
         if None in (event.x0, event.x1, event.y0, event.y1):
             return
         self.set_viewport(event.x0, event.x1, event.y0, event.y1)
+
+    @with_batched_edits
+    def _on_inner_width(self, attr: str, old: Any, new: Any) -> None:
+        """The browser laid the frame out ``new`` pixels wide: make it square and draw the raster at that size."""
+        self.set_frame_size(new)
+
+    def set_frame_size(self, width: Any) -> None:
+        """Make the frame ``width`` x ``width`` pixels (within :attr:`grow`) and redraw; for a growing view."""
+        if self.grow is None or width is None or int(width) <= 0:
+            return
+        side = min(max(int(width), self.grow[0]), self.grow[1])
+        if (side, side) == (self.width, self.height):
+            return
+        self.width = self.height = side
+        self.figure.frame_height = side
+        self.refresh()
 
     @with_batched_edits
     def _on_geometry(self, event: SelectionGeometry) -> None:
@@ -447,7 +484,7 @@ class EmbeddingView(pn.viewable.Viewer):
             n_sel = 0
         else:
             out = rasterize(self.x[sel], self.y[sel], x_range=(x0, x1), y_range=(y0, y1), width=self.width,
-                            height=self.height, mask=mask[sel], colour=SELECTION_COLOUR)
+                            height=self.height, mask=mask[sel], how="mask")
             n_sel = out.pop("count")
             self.sel_src.data = out
         with param.edit_constant(self):

@@ -87,7 +87,7 @@ def rasterize(
     width: int,
     height: int,
     mask: np.ndarray | None = None,
-    how: Literal["density", "mean", "outcome"] = "density",
+    how: Literal["density", "mean", "outcome", "mask"] = "density",
     values: np.ndarray | None = None,
     value_span: tuple[float, float] | None = None,
     colour: str | None = None,
@@ -106,7 +106,9 @@ def rasterize(
         Only these points are drawn.
     how : {'density', 'mean', 'outcome'}
         ``'density'``: count per pixel; ``'mean'``: mean of ``values`` (e.g. error distance);
-        ``'outcome'``: ``values`` are :func:`outcome_codes`, shaded by :data:`OUTCOME_COLOURS`.
+        ``'outcome'``: ``values`` are :func:`outcome_codes`, shaded by :data:`OUTCOME_COLOURS`;
+        ``'mask'``: a uint8 image, 1 where a pixel holds a point and 0 elsewhere (one byte per pixel, a
+        quarter of an RGBA layer: the selection layer, coloured in the browser by a colour mapper).
     values : ndarray, shape (n,), optional
         Needed for ``'mean'`` and ``'outcome'``.
     value_span : (float, float), optional
@@ -136,6 +138,13 @@ def rasterize(
         return out
     cvs = ds.Canvas(plot_width=int(width), plot_height=int(height), x_range=(x0, x1), y_range=(y0, y1))
     cols = {"x": x, "y": y}
+    if how == "mask":
+        w = None if mask is None else (mask.view(np.uint8) if mask.dtype == bool else mask)
+        df = pd.DataFrame({"x": x, "y": y, **({} if w is None else {"w": w})}, copy=False)
+        agg = cvs.points(df, "x", "y", agg=ds.count() if w is None else ds.sum("w"))
+        counts = np.nan_to_num(agg.values)
+        return {"image": [(counts > 0).astype(np.uint8)], "x": [x0], "y": [y0], "dw": [x1 - x0], "dh": [y1 - y0],
+                "count": int(counts.sum())}
     if how == "density":
         if mask is not None:
             cols["w"] = mask.view(np.uint8) if mask.dtype == bool else mask
@@ -180,7 +189,8 @@ def rasterize(
         img = tf.shade(agg, color_key={**OUTCOME_COLOURS, "unlabelled": UNLABELLED_COLOUR}, min_alpha=90,
                        how="eq_hist")
     else:
-        raise ValueError(f"The 'how' parameter of rasterize must be 'density', 'mean' or 'outcome'. Got {how!r} instead.")
+        raise ValueError(f"The 'how' parameter of rasterize must be 'density', 'mean', 'outcome' or 'mask'. "
+                         f"Got {how!r} instead.")
     out = {"image": [np.ascontiguousarray(img.data, dtype=np.uint32)], "x": [x0], "y": [y0],
            "dw": [x1 - x0], "dh": [y1 - y0], "count": count}
     if with_counts:
@@ -196,8 +206,8 @@ def warmup() -> float:
     y = rng.random(1000).astype(np.float32)
     m = rng.random(1000) < 0.5
     codes = rng.integers(0, 4, 1000).astype(np.uint8)
-    for kw in ({}, {"mask": m}, {"colour": SELECTION_COLOUR}, {"how": "mean", "values": x, "mask": m},
-               {"how": "outcome", "values": codes, "mask": m}):
+    for kw in ({}, {"mask": m}, {"colour": SELECTION_COLOUR}, {"how": "mask", "mask": m},
+               {"how": "mean", "values": x, "mask": m}, {"how": "outcome", "values": codes, "mask": m}):
         rasterize(x, y, x_range=(0, 1), y_range=(0, 1), width=50, height=50, **kw)
     dt = time.perf_counter() - t
     log.info("datashader warm-up took %.1f s", dt)

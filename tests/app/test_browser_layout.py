@@ -71,6 +71,20 @@ def test_main_panels_fit_without_overlap(served_app, page, size, tmp_path):
     assert filters["y"] + min(filters["height"], 120) <= height, f"the attribute filters are below the fold: {filters}"
     sm = boxes["selection manager"]
     assert sm["y"] + 40 <= height, f"the selection manager is below the fold: {sm}"
+    # the views take the width the window gives them (square frames between VIEW_PX and MAX_VIEW_PX), and
+    # each raster is drawn at its frame's size (before: 310 px whatever the window; 1920 px left ~640 px empty)
+    from panel_app.app import MAX_VIEW_PX, VIEW_PX
+
+    page.wait_for_function("""() => ['xsgpu-act', 'xsgpu-fea', 'xsgpu-prd'].every((n) => {
+        const f = Bokeh.documents[0].get_model_by_name(n);
+        const img = f.renderers.find((r) => r.name === 'raster').data_source.data.image[0];
+        return f.inner_width > 0 && (img.shape ? img.shape[1] : img[0].length) === f.inner_width; })""")
+    frames = page.evaluate("""() => ['xsgpu-act', 'xsgpu-fea', 'xsgpu-prd'].map((n) => {
+        const f = Bokeh.documents[0].get_model_by_name(n); return [f.inner_width, f.inner_height]; })""")
+    for w, h in frames:
+        assert w == h and VIEW_PX <= w <= MAX_VIEW_PX, frames
+    if width >= 1920:
+        assert all(w == MAX_VIEW_PX for w, _ in frames), frames
     # the detail cards wrap inside the detail view and do not overlap each other
     detail = boxes["detail view"]
     card_boxes = {f"card {k}": cards.nth(k).bounding_box() for k in range(cards.count())}

@@ -14,8 +14,9 @@ pytestmark = pytest.mark.browser
 TIMEOUT_MS = 120_000
 
 # the per-pixel count of the main raster of a figure at page pixel (px, py)
-_JS_COUNT_AT = """
-([name, px, py]) => {
+_JS_PIXEL_WITH_IMAGES = """
+(name) => {
+  // the page position of a raster pixel that holds images (the most crowded one), and its count
   function find(v) {
     if (v.model && v.model.name === name) return v;
     for (const c of (v.children_views ? v.children_views() : [])) { const r = find(c); if (r) return r; }
@@ -24,13 +25,16 @@ _JS_COUNT_AT = """
   let pv = null;
   for (const r of Bokeh.index.roots) { pv = find(r); if (pv) break; }
   const rect = pv.canvas_view.el.getBoundingClientRect();
-  const x = pv.frame.x_scale.invert(px - rect.left), y = pv.frame.y_scale.invert(py - rect.top);
   const src = pv.model.renderers.find((r) => r.name === 'raster').data_source.data;
   const counts = src.counts[0], shape = counts.shape || [counts.length, counts[0].length];
   const [h, w] = shape;
-  const j = Math.floor((x - src.x[0]) / src.dw[0] * w), i = Math.floor((y - src.y[0]) / src.dh[0] * h);
-  const flat = counts.array || counts;
-  return flat.length === h * w ? flat[i * w + j] : counts[i][j];
+  const flat = counts.array || (counts.shape ? counts : counts.flat());
+  let best = -1;
+  for (let k = 0; k < h * w; k++) { if (best < 0 || flat[k] > flat[best]) best = k; }
+  if (best < 0 || flat[best] === 0) return null;
+  const i = Math.floor(best / w), j = best % w;
+  const x = src.x[0] + (j + 0.5) / w * src.dw[0], y = src.y[0] + (i + 0.5) / h * src.dh[0];
+  return [rect.left + pv.frame.x_scale.compute(x), rect.top + pv.frame.y_scale.compute(y), flat[best], w];
 }
 """
 
@@ -100,15 +104,15 @@ def test_hovering_the_raster_shows_the_images_under_the_cursor(served_app, page)
     assert status.get_attribute("data-mode") == "raster"
     fig = page.locator(".bk-Figure").first
     fig.scroll_into_view_if_needed()
-    box = fig.bounding_box()
-    # find a pixel with images on it, by the raster's own counts
-    for fx, fy in [(a / 10, b / 10) for a in range(2, 9) for b in range(2, 9)]:
-        px, py = box["x"] + fx * box["width"], box["y"] + fy * box["height"]
-        n = page.evaluate(_JS_COUNT_AT, ["xsgpu-act", px, py])
-        if n and n > 0:
-            break
-    else:
+    # the raster as drawn for the frame the page laid out (a growing view redraws once it knows its width)
+    page.wait_for_function("""() => { const f = Bokeh.documents[0].get_model_by_name('xsgpu-act');
+        const img = f.renderers.find((r) => r.name === 'raster').data_source.data.counts[0];
+        return f.inner_width > 0 && (img.shape ? img.shape[1] : img[0].length) === f.inner_width; }""")
+    # the pixel of the ACT raster that holds the most images, by the raster's own counts
+    hit = page.evaluate(_JS_PIXEL_WITH_IMAGES, "xsgpu-act")
+    if hit is None:
         pytest.fail("no pixel of the ACT raster holds an image")
+    px, py, n, _w = hit
     page.mouse.move(px - 3, py - 3)
     page.mouse.move(px, py, steps=3)
     tip = page.locator(".bk-Tooltip", has_text="images here").first

@@ -87,8 +87,8 @@ def test_box_select_in_fea_highlights_in_all_views(views, app_state):
         in_vp = _in_box(x[expected], y[expected], x0, x1, y0, y1).sum()
         assert view.selected_in_view == in_vp == len(expected)
         sel_img = view.sel_src.data["image"][0]
-        assert sel_img.shape == (view.height, view.width)
-        assert (sel_img >> 24).any()
+        assert sel_img.shape == (view.height, view.width) and sel_img.dtype == np.uint8   # 1 byte per pixel
+        assert set(np.unique(sel_img)) <= {0, 1} and sel_img.any()
         assert f"data-selected='{len(expected)}'" in view.status.object
     app_state.clear_selection()
     for view in views.views.values():
@@ -192,6 +192,11 @@ def test_rasterize_orientation_and_counts():
     assert out["count"] == int((m & (x <= 0.5)).sum()) or abs(out["count"] - int((m & (x <= 0.5)).sum())) <= 2
     sel = rasterize(x, y, x_range=(0, 1), y_range=(0, 1), width=20, height=20, colour=SELECTION_COLOUR)
     assert sel["count"] == 1000
+    occupied = rasterize(x, y, x_range=(0, 1), y_range=(0, 1), width=20, height=20, how="mask", mask=m)
+    assert occupied["image"][0].dtype == np.uint8 and occupied["count"] == int(m.sum())
+    np.testing.assert_array_equal(occupied["image"][0] == 1, (sel["image"][0] != 0) & (
+        rasterize(x[m], y[m], x_range=(0, 1), y_range=(0, 1), width=20, height=20, colour=SELECTION_COLOUR)
+        ["image"][0] != 0))
     with pytest.raises(ValueError, match="'how' parameter of rasterize"):
         rasterize(x, y, x_range=(0, 1), y_range=(0, 1), width=4, height=4, how="nope")
     with pytest.raises(ValueError, match="needs the 'values' parameter"):
@@ -286,3 +291,22 @@ def test_empty_viewport_draws_no_glyphs(app_state):
     view = EmbeddingView(state=app_state, space="ACT")
     view.set_viewport(1000, 1001, 1000, 1001)
     assert view.mode == "flowers" and view.in_view == 0 and len(view.point_src.data["x"]) == 0
+
+
+def test_a_growing_view_draws_at_the_width_the_page_gives_it(app_state):
+    """``grow``: the browser reports the frame's laid-out width (``inner_width``); the view makes its frame
+    square at that width, within its bounds, and draws the raster at that size."""
+    view = EmbeddingView(state=app_state, space="FEA", width=100, height=100, grow=(100, 200))
+    assert view.figure.sizing_mode == "stretch_width" and view.figure.frame_width is None
+    view._on_inner_width("inner_width", None, 150)
+    assert (view.width, view.height, view.figure.frame_height) == (150, 150, 150)
+    assert view.raster_src.data["image"][0].shape == (150, 150)
+    view.set_frame_size(500)   # wider than allowed: the greatest side
+    assert (view.width, view.height) == (200, 200) and view.raster_src.data["image"][0].shape == (200, 200)
+    view.set_frame_size(0)     # not laid out yet: unchanged
+    assert view.width == 200
+    fixed = EmbeddingView(state=app_state, space="ACT", width=120, height=120)
+    fixed.set_frame_size(300)
+    assert (fixed.width, fixed.figure.frame_width) == (120, 120)
+    with pytest.raises(ValueError, match="grow"):
+        EmbeddingView(state=app_state, space="PRD", grow=(300, 200))
