@@ -13,7 +13,8 @@ Layout (the paper's letters)::
     +-------------+---------------------------------------------+
 
 One panel per row below the views, so a panel that grows never overlaps its neighbour; the views are
-:data:`VIEW_PX` square so that the sidebar and three views fit a 1366-px window.
+:data:`VIEW_PX` square at least, so that the sidebar and three views fit a 1366-px window, and grow with a
+wider window up to :data:`MAX_VIEW_PX`.
 
 Run data is loaded once per process (:func:`panel_app.data.load_run_data`); each session gets its own
 :class:`panel_app.state.AppState`. A missing or incomplete run store gives a page that says which stage
