@@ -84,8 +84,8 @@ def sha256_file(path: str | os.PathLike, *, chunk: int = 1 << 20) -> str:
 def default_preprocessing(source_size: Sequence[int] | None = None, normalisation: str = "image") -> dict[str, Any]:
     """The preprocessing record stored in checkpoints (what :mod:`xsgpu.model.transforms` does).
 
-    ``normalisation`` (``"image"``, ``"fixed"`` or ``"image+level"``, :func:`xsgpu.model.transforms.normalise`) is recorded
-    under that key, which :class:`xsgpu.model.predictor.Predictor` reads (absent: ``"image"``).
+    ``normalisation`` (``"image"``, ``"fixed"`` or ``"image+level"``; :func:`xsgpu.model.transforms.normalise`)
+    is recorded under that key, which :class:`xsgpu.model.predictor.Predictor` reads (absent: ``"image"``).
     """
     from xsgpu.model.transforms import FIXED_MEAN, FIXED_STD
 

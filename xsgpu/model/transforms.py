@@ -15,11 +15,12 @@ float16 frames copied straight from ``images.zarr`` (half the bytes of float32 o
 * a little Gaussian noise (sigma 0.03) after standardisation.
 
 These defaults are :data:`DEFAULT_AUGMENTATION`. :class:`Augmentation` also offers options that were
-measured for transfer to the original generator's images (issue 14; docs/synth.md "Augmentations and
-training choices") and are off by default unless they helped there: a random translation by up to
-``shift`` input pixels (zero fill; it can move a beam near an edge across it), and Poisson re-noising
-at a lower exposure (counts re-drawn as Poisson(g I) / g, g = 10^U(poisson_log10_gain), on a share
-``poisson`` of the images). No rotation by other angles: resampling would blur thin rings.
+measured for transfer to the original generator's images (issue 14; docs/synth.md "Training choices and
+augmentations, one at a time"). None of them helped there, so all are off by default: a random
+translation by up to ``shift`` input pixels (zero fill; it moves a beam near an edge across it, and
+Beam Off Image AP on cms-dev fell from 0.78 to 0.49), Poisson re-noising at a lower exposure (counts
+re-drawn as Poisson(g I) / g, g = 10^U(poisson_log10_gain), on a share ``poisson`` of the images) and a
+wider exposure range. No rotation by other angles: resampling would blur thin rings.
 
 Examples
 --------
