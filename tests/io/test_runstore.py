@@ -191,3 +191,34 @@ def test_checked_arrays_pickle_and_copy(filled):
     arr = filled.images.open()
     for other in (pickle.loads(pickle.dumps(arr)), copy.copy(arr)):
         assert float(np.asarray(other[4:6]).sum()) == 2 * 64 and other.checked
+
+
+def test_strings_read_as_categories_hold_the_same_values(tmp_path):
+    store = RunStore.create(tmp_path / "run", n_samples=10, partition_size=4)
+    for p, (a, b) in enumerate([(0, 4), (4, 8), (8, 10)]):
+        df = _samples(a, b)
+        df["run_id"] = [f"r{p}"] * (b - a)                    # another string in every part
+        df["source_uri"] = [f"/d/{i % 3}.h5" for i in range(a, b)]
+        store.write_partition(SAMPLES, p, fill_samples(df))
+    plain = store.samples.read()
+    cats = store.samples.read(strings_as_categories=True)
+    for col in ("run_id", "source_uri"):
+        assert isinstance(cats[col].dtype, pd.CategoricalDtype)
+        assert cats[col].astype(str).tolist() == plain[col].astype(str).tolist()
+    assert sorted(cats["run_id"].cat.categories) == ["r0", "r1", "r2"]  # one dictionary for the whole table
+    assert cats["sample_id"].tolist() == list(range(10))
+    pd.testing.assert_frame_equal(cats[label_columns()], plain[label_columns()])
+    some = store.samples.read(columns=["sample_id", "run_id"], strings_as_categories=True)
+    assert list(some.columns) == ["sample_id", "run_id"] and isinstance(some["run_id"].dtype, pd.CategoricalDtype)
+
+
+@pytest.mark.parametrize("as_categories", [False, True])
+def test_a_table_read_comes_back_sorted_by_id(tmp_path, as_categories):
+    store = RunStore.create(tmp_path / "run", n_samples=6, partition_size=6)
+    ids = np.array([3, 0, 5, 1, 4, 2])
+    df = pd.DataFrame({"sample_id": ids, **{c: ids.astype(np.float32) * (j + 1)
+                                            for j, c in enumerate(["act_x", "act_y", "fea_x", "fea_y", "prd_x", "prd_y"])}})
+    store.embedding.write(df)
+    got = store.read_table("embedding", strings_as_categories=as_categories)
+    assert got["sample_id"].tolist() == list(range(6))
+    assert got["fea_x"].tolist() == [3.0 * i for i in range(6)]

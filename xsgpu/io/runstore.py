@@ -380,8 +380,19 @@ class RunStore:
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", key)
         return self.table_path(name) / f"{safe}.parquet"
 
-    def read_table(self, name: "str | Artifact", columns: list[str] | None = None) -> pd.DataFrame:
+    def read_table(self, name: "str | Artifact", columns: list[str] | None = None, *,
+                   strings_as_categories: bool = False) -> pd.DataFrame:
         """Read table ``name`` (partitioned or single file) into pandas, sorted by ``sample_id`` if present.
+
+        Parameters
+        ----------
+        name : str or Artifact
+        columns : list of str, optional
+            The columns to read (default all).
+        strings_as_categories : bool
+            Read the string columns as pandas Categoricals (Arrow dictionaries, one dictionary for the whole
+            table) and join the parts in Arrow: for repeated strings (run ids, splits, file names of
+            multi-frame files) several times faster and smaller than one Python-visible string per row.
 
         Raises
         ------
@@ -393,27 +404,44 @@ class RunStore:
         if not p.exists():
             raise RunStoreError(f"{self.path}: table {art.name!r} does not exist ({p}). "
                                 f"Hint: run the stage that writes it ({art.writer}).")
-        if p.is_dir():
+        if strings_as_categories:
+            files = self._part_files(p) if p.is_dir() else [p]
+            if not files:
+                return pd.DataFrame(columns=columns or [])
+            first = pq.read_schema(files[0])
+            strings = [f.name for f in first if (columns is None or f.name in columns)
+                       and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))]
+            tables = self._read_parts(p, columns, read=lambda f: self._read_arrow(f, columns, strings)) \
+                if p.is_dir() else [self._read_arrow(p, columns, strings)]
+            df = pa.concat_tables(tables, promote_options="permissive").unify_dictionaries().to_pandas()
+        elif p.is_dir():
             frames = self._read_parts(p, columns)
             if not frames:
                 return pd.DataFrame(columns=columns or [])
             df = pd.concat(frames, ignore_index=True)
         else:
             df = self._read_parquet(p, columns)
-        if art.sorted_by_id and "sample_id" in df.columns:
+        # the parts are read in partition order, so the ids are usually sorted already: check (O(n)) before sorting
+        if art.sorted_by_id and "sample_id" in df.columns and not df["sample_id"].is_monotonic_increasing:
             df = df.sort_values("sample_id", kind="stable").reset_index(drop=True)
         return df
 
-    def _read_parts(self, directory: Path, columns: list[str] | None, *, attempts: int = 5) -> list[pd.DataFrame]:
-        """Read every part file of a partitioned table.
+    @staticmethod
+    def _part_files(directory: Path) -> list[Path]:
+        return sorted(f for f in directory.iterdir() if f.suffix == ".parquet" and not f.name.startswith("."))
+
+    def _read_parts(self, directory: Path, columns: list[str] | None, *, attempts: int = 5,
+                    read: Callable[[Path], Any] | None = None) -> list[Any]:
+        """Read every part file of a partitioned table (``read(path)``, default a pandas frame each).
 
         A part may vanish between listing and reading when ``compact_corrections`` merges the parts of
         an append-only table (it writes the merged file before deleting the parts): list again then.
         """
+        read = read or (lambda f: self._read_parquet(f, columns))
         for attempt in range(attempts):
-            files = sorted(f for f in directory.iterdir() if f.suffix == ".parquet" and not f.name.startswith("."))
+            files = self._part_files(directory)
             try:
-                return [self._read_parquet(f, columns) for f in files]
+                return [read(f) for f in files]
             except FileNotFoundError:
                 if attempt == attempts - 1:
                     raise
@@ -421,8 +449,11 @@ class RunStore:
         return []  # pragma: no cover - the loop returns or raises
 
     def _read_parquet(self, path: Path, columns: list[str] | None) -> pd.DataFrame:
+        return self._read_arrow(path, columns).to_pandas()
+
+    def _read_arrow(self, path: Path, columns: list[str] | None, dictionary: list[str] | None = None) -> pa.Table:
         try:
-            return pq.read_table(path, columns=columns).to_pandas()
+            return pq.read_table(path, columns=columns, read_dictionary=dictionary or None)
         except pa.ArrowInvalid as exc:
             try:
                 names = set(pq.read_schema(path).names)
@@ -556,13 +587,19 @@ class RunStore:
         return self.path / art.entry
 
     def write_npy(self, name: "str | Artifact", array: np.ndarray) -> Path:
-        """Write ``array`` to ``RUN/<name>.npy`` atomically (temp file + rename); returns the path."""
+        """Write ``array`` to ``RUN/<name>.npy`` atomically (temp file + rename); returns the path.
+
+        A Fortran-ordered array is written as such (its columns stay contiguous in the memory map); any other
+        layout is written C-ordered.
+        """
         target = self.npy_path(name)
         schema.lookup(name).validate_array(tuple(np.shape(array)), np.asarray(array).dtype, n_samples=self.n_samples,
                                            where=str(target))
+        arr = np.asarray(array)
+        arr = arr if arr.flags.f_contiguous and arr.ndim > 1 else np.ascontiguousarray(arr)
         with atomic_path(target) as tmp:
             with open(tmp, "wb") as fh:
-                np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
+                np.save(fh, arr, allow_pickle=False)
         return target
 
     def load_npy(self, name: "str | Artifact", *, mmap: bool = True) -> np.ndarray:
@@ -620,9 +657,9 @@ class ArtifactHandle:
         return self.store.has(self.spec)
 
     # tables
-    def read(self, columns: list[str] | None = None) -> pd.DataFrame:
+    def read(self, columns: list[str] | None = None, *, strings_as_categories: bool = False) -> pd.DataFrame:
         """Read the table (:meth:`RunStore.read_table`)."""
-        return self.store.read_table(self.spec, columns)
+        return self.store.read_table(self.spec, columns, strings_as_categories=strings_as_categories)
 
     def metadata(self) -> dict:
         """Its stored ``xsgpu`` metadata (:meth:`RunStore.read_metadata`)."""
