@@ -37,14 +37,14 @@ from xsgpu.metrics.evaluate import (
     metrics_table,
     split_table,
 )
-from xsgpu.metrics.ranking import average_precision, mean_average_precision
+from xsgpu.metrics.ranking import average_precision, descending_order, mean_ap, mean_average_precision, restrict_order
 from xsgpu.metrics.study import STUDY_MEASURES, attribute_study
 from xsgpu.metrics.suspicious import SUSPICIOUS_COLUMNS, knn_indices, neighbour_label_rate, suspicious_labels
 
 __all__ = [
     "confusion_counts", "attribute_metrics", "selection_metrics", "SelectionMetrics", "SelectionScorer",
     "predict_labels", "ratios", "encode_rows", "PER_ATTRIBUTE_COLUMNS",
-    "average_precision", "mean_average_precision",
+    "average_precision", "mean_average_precision", "mean_ap", "descending_order", "restrict_order",
     "error_distance", "DISTANCE_METRICS",
     "attribute_study", "STUDY_MEASURES",
     "cooccurrence_table", "COOCCURRENCE_COLUMNS",

@@ -156,7 +156,7 @@ def _per_attribute_frame(counts: dict[str, Any], ap: Any | None, slugs: Sequence
 
 
 def attribute_metrics(y_true: Any, y_prob: Any, *, cutoff: float | Any = 0.5,
-                      slugs: Sequence[str] | None = None) -> pd.DataFrame:
+                      slugs: Sequence[str] | None = None, ap_order: Any = None) -> pd.DataFrame:
     """Per-attribute confusion counts, accuracy, precision, recall, F1, AP and support.
 
     Parameters
@@ -167,6 +167,9 @@ def attribute_metrics(y_true: Any, y_prob: Any, *, cutoff: float | Any = 0.5,
     slugs : sequence of str, optional
         The attributes of the columns (a run's ``store.vocabulary.slugs``; then the arrays have
         ``len(slugs)`` columns). Default: the paper's 17.
+    ap_order : int array, shape (n, 17), optional
+        The rows by decreasing probability per attribute (``xsgpu.metrics.ranking.descending_order`` or
+        ``restrict_order``): AP without sorting.
 
     Returns
     -------
@@ -182,7 +185,7 @@ def attribute_metrics(y_true: Any, y_prob: Any, *, cutoff: float | Any = 0.5,
     if yt.shape[0] == 0:
         raise ValueError("The 'y_true' parameter of attribute_metrics has no rows; metrics of no images are undefined.")
     counts = confusion_counts(yt, yp, cutoff=cutoff, n_attributes=k)
-    return _per_attribute_frame(counts, average_precision(yt, yp), slugs)
+    return _per_attribute_frame(counts, average_precision(yt, yp, order=ap_order), slugs)
 
 
 @dataclass(frozen=True)
@@ -254,6 +257,9 @@ class SelectionScorer:
     keep_probabilities : bool
         Keep a reference to ``y_prob`` (and ``y_true``) so that ``ap=True`` can compute AP per
         selection. No copy is made.
+    ap_order : int array, shape (n, 17), optional
+        ``xsgpu.metrics.ranking.descending_order(y_prob)``, computed once elsewhere (the app caches it):
+        ``ap=True`` then gathers each selection's order from it instead of sorting (large selections).
 
     Notes
     -----
@@ -273,7 +279,7 @@ class SelectionScorer:
     """
 
     def __init__(self, y_true: Any, y_prob: Any, *, cutoff: float | Any = 0.5, keep_probabilities: bool = True,
-                 vocabulary: Any = None, _func: str = "SelectionScorer"):
+                 vocabulary: Any = None, ap_order: Any = None, _func: str = "SelectionScorer"):
         xp = namespace_of(y_true, y_prob)
         self.slugs = tuple(SLUGS if vocabulary is None else vocabulary.slugs)
         self.k = k = len(self.slugs)
@@ -288,6 +294,10 @@ class SelectionScorer:
             self.true_codes, self.pred_codes = yt, yp > self.cutoff
         self._y_true = yt if keep_probabilities else None
         self._y_prob = yp if keep_probabilities else None
+        if ap_order is not None and tuple(ap_order.shape) != tuple(yp.shape):
+            raise ValueError(f"The 'ap_order' parameter of {_func} must have the shape of y_prob {tuple(yp.shape)}. "
+                             f"Got {tuple(ap_order.shape)} instead.")
+        self._ap_order = ap_order
         self._func = _func
         self._full: _RawStatistics | None = None
 
@@ -328,8 +338,16 @@ class SelectionScorer:
         if self._y_prob is None:
             raise ValueError("ap=True needs the probabilities; create the SelectionScorer with keep_probabilities=True.")
         if sel is None:
-            return self._y_true, self._y_prob
-        return self._y_true[sel], self._y_prob[sel]
+            return self._y_true, self._y_prob, self._ap_order
+        order = None
+        if self._ap_order is not None:
+            from xsgpu.metrics.ranking import restrict_order
+            order = restrict_order(self._ap_order, sel)
+            if order is self._ap_order:  # every row, in row order: no copy
+                return self._y_true, self._y_prob, order
+        if sel.dtype == bool:
+            return self.xp.compress(sel, self._y_true, axis=0), self.xp.compress(sel, self._y_prob, axis=0), order
+        return self._y_true[sel], self._y_prob[sel], order
 
 
 @dataclass(frozen=True)
@@ -436,7 +454,8 @@ def _metrics_from_raw(raw: _RawStatistics, *, ap_arrays=None, slugs: Sequence[st
     ap = None
     if ap_arrays is not None:
         from xsgpu.metrics.ranking import average_precision
-        ap = np.asarray(to_host(average_precision(*ap_arrays)), dtype=np.float64)
+        t, p, *order = ap_arrays  # (y_true, y_prob[, order of their rows by decreasing probability or None])
+        ap = np.asarray(to_host(average_precision(t, p, order=order[0] if order else None)), dtype=np.float64)
     per = _per_attribute_frame({"tp": tp, "fp": fp, "fn": fn, "tn": tn}, ap, slugs)
     stp, sfp, sfn = int(tp.sum()), int(fp.sum()), int(fn.sum())
     n_attributes = raw.counts.shape[1]
@@ -456,7 +475,7 @@ def _metrics_from_raw(raw: _RawStatistics, *, ap_arrays=None, slugs: Sequence[st
 
 
 def selection_metrics(y_true: Any, y_prob: Any, selection: Any, *, cutoff: float | Any = 0.5,
-                      ap: bool = False, vocabulary: Any = None) -> SelectionMetrics:
+                      ap: bool = False, vocabulary: Any = None, ap_order: Any = None) -> SelectionMetrics:
     """Metrics of a selection of images (a lasso in the app, a named group, a filter result).
 
     Parameters
@@ -470,6 +489,9 @@ def selection_metrics(y_true: Any, y_prob: Any, selection: Any, *, cutoff: float
         Also compute per-attribute AP and the mAP of the selection (sorts the selected rows: slower).
     vocabulary : xsgpu.attributes.Vocabulary, optional
         The attributes of the columns (a run's ``store.vocabulary``); default the paper's 17.
+    ap_order : int array, shape (n, 17), optional
+        ``xsgpu.metrics.ranking.descending_order(y_prob)`` computed once before: with ``ap=True`` a large
+        selection's AP gathers its order from it instead of sorting.
 
     Returns
     -------
@@ -489,7 +511,7 @@ def selection_metrics(y_true: Any, y_prob: Any, selection: Any, *, cutoff: float
     """
     if vocabulary is not None and not vocabulary.is_default:
         return SelectionScorer(y_true, y_prob, cutoff=cutoff, keep_probabilities=ap, vocabulary=vocabulary,
-                               _func="selection_metrics")(selection, ap=ap)
+                               ap_order=ap_order if ap else None, _func="selection_metrics")(selection, ap=ap)
     xp = namespace_of(y_true, y_prob)
     yt, yp = check_pair(y_true, y_prob, xp=xp, func="selection_metrics")
     sel = check_selection(selection, yt.shape[0], xp=xp, func="selection_metrics")
@@ -502,7 +524,11 @@ def selection_metrics(y_true: Any, y_prob: Any, selection: Any, *, cutoff: float
         else:
             st, sp = yt[sel], yp[sel]
         ct, cp = encode_rows(st), encode_rows(sp > c)
-        return _metrics_from_codes(ct, cp, xp, ap_arrays=(st, sp) if ap else None)
-    scorer = SelectionScorer(yt, yp, cutoff=cutoff, _func="selection_metrics")
+        order = None
+        if ap and ap_order is not None:
+            from xsgpu.metrics.ranking import restrict_order
+            order = restrict_order(ap_order, sel)
+        return _metrics_from_codes(ct, cp, xp, ap_arrays=(st, sp, order) if ap else None)
+    scorer = SelectionScorer(yt, yp, cutoff=cutoff, ap_order=ap_order if ap else None, _func="selection_metrics")
     return scorer(sel, ap=ap)
 
