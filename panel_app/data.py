@@ -106,7 +106,8 @@ class RunData:
     embedding_meta: dict = field(default_factory=dict)
     vocabulary: Vocabulary = DEFAULT_VOCABULARY
     _cache: dict = field(default_factory=dict, repr=False)
-    _lock: Any = field(default_factory=threading.RLock, repr=False)  # builds may nest (index -> coords -> table)
+    _lock: Any = field(default_factory=threading.Lock, repr=False)  # guards _key_locks
+    _key_locks: dict = field(default_factory=dict, repr=False)  # one RLock per key: builds may nest (index -> coords)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -222,16 +223,43 @@ class RunData:
         """Return ``self._cache[key]``, building it once with ``build()`` (thread-safe).
 
         Derived read-only structures (spatial indexes, colour tables) live here so that every session of
-        the process shares them.
+        the process shares them. Each key has its own lock: a thread asking for a key being built waits for
+        that build (and then reuses it), while other keys are served meanwhile (a long build in the
+        background warm-up never holds up a session that needs something else).
         """
         got = self._cache.get(key)
         if got is None:
             with self._lock:
+                lock = self._key_locks.setdefault(key, threading.RLock())
+            with lock:
                 got = self._cache.get(key)
                 if got is None:
                     got = build()
                     self._cache[key] = got
         return got
+
+    def probability_order(self) -> np.ndarray:
+        """The rows by decreasing probability, per attribute: ``xsgpu.metrics.descending_order(y_prob)``.
+
+        Built once per run (memory-mapped from the app cache ``app_cache/probability_order`` for a run store,
+        in memory otherwise) and shared by every session; the AP of any large subset of images is then a
+        gather (``xsgpu.metrics.restrict_order``) instead of a sort per attribute.
+
+        Returns
+        -------
+        ndarray of int32, shape (n, n_attributes)
+        """
+        def build() -> np.ndarray:
+            from xsgpu.metrics.ranking import descending_order
+
+            if self.store is None:
+                return descending_order(self.y_prob)
+            from panel_app.startcache import cached_array
+
+            return cached_array(self.store, "probability_order", [PREDICTIONS], lambda: descending_order(self.y_prob),
+                                extra=self.vocabulary.prob_columns())
+
+        return self.cached(("probability_order",), build)
 
     @property
     def valid(self) -> np.ndarray:
@@ -381,8 +409,10 @@ def _load(run_path: str | os.PathLike) -> RunData:
     n = store.n_samples
     vocab = store.vocabulary
     labels = set(vocab.label_columns())
-    # the label columns become one memory-mapped (n, k) bool array; the rest of samples is read as a table
-    samples = store.samples.read(columns=[c for c in _table_columns(store, SAMPLES) if c not in labels])
+    # the label columns become one memory-mapped (n, k) bool array; the rest of samples is read as a table,
+    # its strings (run ids, splits, file names) as categories: codes for the filters, no string per row
+    samples = store.samples.read(columns=[c for c in _table_columns(store, SAMPLES) if c not in labels],
+                                 strings_as_categories=True)
     _check_dense(samples, n, SAMPLES, store)
 
     def build_labels() -> np.ndarray:
@@ -396,13 +426,15 @@ def _load(run_path: str | os.PathLike) -> RunData:
     def build_coords() -> np.ndarray:
         emb = store.embedding.read(columns=["sample_id", *EMBEDDING_COLUMNS])
         _check_embedding(emb, n, store, EMBEDDING)
-        return np.ascontiguousarray(emb[list(EMBEDDING_COLUMNS)].to_numpy(np.float32))
+        # column-major: each coordinate is contiguous in the memory map, so a view needs no copy
+        return np.asfortranarray(emb[list(EMBEDDING_COLUMNS)].to_numpy(np.float32))
 
     y_true = cached_array(store, "labels", [SAMPLES], build_labels, extra=vocab.label_columns())
     y_prob = cached_array(store, "probabilities", [PREDICTIONS], build_probs, extra=vocab.prob_columns())
-    coords = cached_array(store, "coords", [EMBEDDING], build_coords)
+    coords = cached_array(store, "coords", [EMBEDDING], build_coords, version=2)  # 2: column-major
+    # copy=False: one block per column, views of the memory map (consolidating would copy 6 x n floats)
     emb = pd.DataFrame({"sample_id": np.arange(n, dtype=np.int64),
-                        **{c: coords[:, i] for i, c in enumerate(EMBEDDING_COLUMNS)}})
+                        **{c: coords[:, i] for i, c in enumerate(EMBEDDING_COLUMNS)}}, copy=False)
     arrays = {name: store.open_array(name) for name in ("thumbs", "images", "features")}
     for name, arr in arrays.items():
         if arr.shape[0] != n:

@@ -195,16 +195,19 @@ class ModelOverview(pn.viewable.Viewer):
         scope = self.scope
 
         def build():
-            from xsgpu.metrics import attribute_metrics, mean_average_precision
+            from xsgpu.metrics import attribute_metrics, mean_ap, restrict_order
 
             ids = self.ids_of(scope)
             if len(ids) == 0:
                 return pd.DataFrame(), float("nan")
-            y, p = s.y_act()[ids], s.data.y_prob[ids]
-            table = attribute_metrics(y, p, cutoff=s.cutoff, slugs=self.vocabulary.slugs)
+            # every image: no copy; AP from the run's probability order (a gather, not a sort, per attribute)
+            every = len(ids) == s.data.n
+            y, p = (s.y_act(), s.data.y_prob) if every else (s.y_act()[ids], s.data.y_prob[ids])
+            order = restrict_order(s.data.probability_order(), ids)
+            table = attribute_metrics(y, p, cutoff=s.cutoff, slugs=self.vocabulary.slugs, ap_order=order)
             table = table.reset_index(names="slug")
             table.insert(0, "attribute", [self.vocabulary.resolve(x).name for x in table["slug"]])
-            return table, float(mean_average_precision(y, p))
+            return table, float(mean_ap(table["ap"].to_numpy()))
 
         if scope == "selection":
             return build()
@@ -222,7 +225,7 @@ class ModelOverview(pn.viewable.Viewer):
             if len(ids) == 0:
                 return None
             o = selection_metrics(s.y_act(), s.data.y_prob, ids, cutoff=s.cutoff, ap=True,
-                                  vocabulary=s.vocabulary).overall
+                                  vocabulary=s.vocabulary, ap_order=s.data.probability_order()).overall
             return {"n": int(o["n"]), "mAP": o["map"], **{k: o[k] for k in OVERALL_COLUMNS[3:]}}
 
         if scope == "selection":

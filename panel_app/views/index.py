@@ -30,9 +30,13 @@ class SpatialIndex:
         Coordinates; row i is sample id i.
     order : ndarray of int, shape (n,), optional
         ``argsort(x, kind="stable")`` computed before (e.g. memory-mapped from the run store's app cache).
+    sorted_xy : pair of ndarray of float32, shape (n,), optional
+        ``x[order]`` and ``y[order]`` computed before (with ``order``; memory-mapped from the app cache:
+        no gather of 2 x n points at start).
     """
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, *, order: np.ndarray | None = None):
+    def __init__(self, x: np.ndarray, y: np.ndarray, *, order: np.ndarray | None = None,
+                 sorted_xy: tuple[np.ndarray, np.ndarray] | None = None):
         x = np.asarray(x, dtype=np.float32)
         y = np.asarray(y, dtype=np.float32)
         if x.shape != y.shape or x.ndim != 1:
@@ -44,11 +48,13 @@ class SpatialIndex:
         elif np.shape(order) != x.shape:
             raise ValueError(f"order must have the shape of x {x.shape}; got {np.shape(order)}.")
         self.order = order
-        self.xs = x[self.order]
-        self.ys = y[self.order]
-        finite = np.isfinite(x) & np.isfinite(y)
-        self.bounds = ((float(x[finite].min()), float(x[finite].max()), float(y[finite].min()), float(y[finite].max()))
-                       if finite.any() else (0.0, 1.0, 0.0, 1.0))
+        if sorted_xy is None:
+            self.xs, self.ys = x[self.order], y[self.order]
+        else:
+            if order is None or any(np.shape(a) != x.shape for a in sorted_xy):
+                raise ValueError(f"sorted_xy needs order and two arrays of the shape of x {x.shape}.")
+            self.xs, self.ys = sorted_xy
+        self.bounds = _bounds(x, y)
 
     def _slab(self, x0: float, x1: float) -> tuple[int, int]:
         lo, hi = (x0, x1) if x0 <= x1 else (x1, x0)
@@ -124,6 +130,17 @@ class SpatialIndex:
         return cand[points_in_polygon(self.x[cand], self.y[cand], px, py)]
 
 
+def _bounds(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float]:
+    """(x0, x1, y0, y1) of the finite points; (0, 1, 0, 1) when there is none."""
+    lo_hi = (float(x.min()), float(x.max()), float(y.min()), float(y.max())) if len(x) else (np.nan,) * 4
+    if np.isfinite(lo_hi).all():  # min / max propagate NaN and reach inf: all points are finite
+        return lo_hi
+    finite = np.isfinite(x) & np.isfinite(y)
+    if not finite.any():
+        return (0.0, 1.0, 0.0, 1.0)
+    return (float(x[finite].min()), float(x[finite].max()), float(y[finite].min()), float(y[finite].max()))
+
+
 def sort_order(x: np.ndarray) -> np.ndarray:
     """The stable x-order of the points (int32, int64 above 2**31 points)."""
     return np.argsort(x, kind="stable").astype(np.int64 if len(x) > 2**31 - 1 else np.int32)
@@ -172,8 +189,11 @@ def space_index(data, space: str, method: str | None = None) -> SpatialIndex:
         from xsgpu.io.schema import EMBEDDING, EMBEDDING_BY_METHOD
 
         source = EMBEDDING if method == data.method else EMBEDDING_BY_METHOD.named(method=method)
-        name = f"index_order_{key.lower()}" + ("" if method == data.method else f"_{method}")
-        order = cached_array(data.store, name, [source], lambda: sort_order(np.asarray(x, dtype=np.float32)))
-        return SpatialIndex(x, y, order=order)
+        suffix = key.lower() + ("" if method == data.method else f"_{method}")
+        order = cached_array(data.store, f"index_order_{suffix}", [source],
+                             lambda: sort_order(np.asarray(x, dtype=np.float32)))
+        xs = cached_array(data.store, f"index_xs_{suffix}", [source], lambda: np.asarray(x, np.float32)[order])
+        ys = cached_array(data.store, f"index_ys_{suffix}", [source], lambda: np.asarray(y, np.float32)[order])
+        return SpatialIndex(x, y, order=order, sorted_xy=(xs, ys))
 
     return data.cached(cache_key, build)

@@ -62,3 +62,22 @@ def test_cached_array_builds_once_per_key(tmp_path):
     cached_array(store, "probe", [PREDICTIONS], build, version=2)  # a new build version is a new key
     assert len(calls) == 2
 
+
+
+def test_start_reads_sorted_points_and_orders_from_the_cache(tmp_path):
+    store = make_app_run(tmp_path / "run", n=500, partition_size=250, stages=False)
+    load_run_data(store.path, use_cache=False)
+    data = load_run_data(store.path, use_cache=False)           # the second start: everything memory-mapped
+    x, y = data.coords("ACT")
+    assert x.flags.c_contiguous and not x.flags.writeable       # a view of the column-major map, not a copy
+    assert np.load(cache_dir(store) / "coords.npy", mmap_mode="r").flags.f_contiguous
+    space_index(data, "ACT")                                      # writes the order and the sorted points
+    idx = space_index(load_run_data(store.path, use_cache=False), "ACT")
+    assert all(isinstance(a, np.memmap) for a in (idx.order, idx.xs, idx.ys))
+    np.testing.assert_array_equal(idx.xs, x[idx.order])
+    np.testing.assert_array_equal(idx.ys, y[idx.order])
+    assert idx.bounds == (float(x.min()), float(x.max()), float(y.min()), float(y.max()))
+    order = data.probability_order()
+    assert isinstance(order, np.memmap) and order.shape == data.y_prob.shape
+    assert np.all(np.diff(np.take_along_axis(np.asarray(data.y_prob), np.asarray(order), axis=0), axis=0) <= 0)
+    assert data.samples["split"].dtype == "category" and data.samples["run_id"].dtype == "category"
