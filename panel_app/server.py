@@ -30,7 +30,7 @@ from panel_app.guard import LoginThrottle, restrict_hosts, throttled_login_handl
 from panel_app.offline import offline_logout_handler, pin_server_resources
 from panel_app.views.embedding import IMAGE_ROUTE, THUMB_ROUTE
 
-__all__ = ["serve", "make_server", "image_png", "is_loopback", "SampleImageHandler", "warm_up"]
+__all__ = ["serve", "make_server", "image_png", "is_loopback", "SampleImageHandler", "warm_up", "BackgroundWarmUp"]
 
 log = logging.getLogger(__name__)
 
@@ -88,24 +88,38 @@ class SampleImageHandler(AuthRequestHandler):
         self.finish(png)
 
 
-def warm_up(run_path: str | os.PathLike, *, cutoff: float = 0.5, panels: bool = True,
-            background_panels: bool = False) -> dict:
+def warm_up(run_path: str | os.PathLike, *, cutoff: float = 0.5,
+            panels: Literal["now", "background", "none"] = "now", io_loop: Any = None) -> dict:
     """Load the run, build the spatial indexes, compile datashader's kernels and precompute the panels'
     shared results (server start), so that the first session is as fast as the others.
 
-    With ``panels=False, background_panels=True`` the panels' results are computed in a daemon thread
-    after this returns (the server start does not wait for them).
+    Parameters
+    ----------
+    run_path : path
+    cutoff : float
+        The app's default cut-off (the panels' results are for it).
+    panels : {'now', 'background', 'none'}
+        When the panels' results (overview metrics, attribute study, co-occurrence, suspicious list, the
+        selection scorer) and the datashader kernels the first page does not draw are computed: before this
+        returns, after it in a daemon thread (:class:`BackgroundWarmUp`), or not at all (sessions compute
+        what they need).
+    io_loop : tornado.ioloop.IOLoop, optional
+        With ``panels='background'``: the server's loop. Each background step is then started from it, so
+        never while the loop builds a page (the first page first, and no new step during later page
+        builds). Without it the steps run one after another at once.
 
     Returns
     -------
     dict
-        Seconds spent: ``load_s``, ``index_s``, ``datashader_s``, ``filters_s`` and ``panels_s`` (empty when
-        the run is not servable).
+        Seconds spent: ``load_s``, ``index_s``, ``datashader_s``, ``filters_s`` and, with ``panels='now'``,
+        ``panels_s`` (empty when the run is not servable).
     """
     from panel_app.data import SPACES
     from panel_app.views.index import space_index
     from panel_app.views.raster import warmup
 
+    if panels not in ("now", "background", "none"):
+        raise ValueError(f"The 'panels' parameter of warm_up must be 'now', 'background' or 'none'. Got {panels!r} instead.")
     if check_run(run_path):
         return {}
     t0 = time.perf_counter()
@@ -114,37 +128,112 @@ def warm_up(run_path: str | os.PathLike, *, cutoff: float = 0.5, panels: bool = 
     for space in SPACES:
         space_index(data, space)
     t2 = time.perf_counter()
-    ds_s = warmup()
+    ds_s = warmup("all" if panels == "now" else "first_page")
     out = {"load_s": t1 - t0, "index_s": t2 - t1, "datashader_s": ds_s}
     from panel_app.filters import warm_up_filters
 
     t3 = time.perf_counter()
     warm_up_filters(data)   # the "More filters" card's choices and ranges
     out["filters_s"] = time.perf_counter() - t3
-    if panels:
+    if panels == "now":
         from panel_app.panels import warm_up as warm_up_panels
 
         t3 = time.perf_counter()
         warm_up_panels(data, cutoff=cutoff)
         out["panels_s"] = time.perf_counter() - t3
-    elif background_panels:
-        # the panels' results (overview metrics, study, ...) fill in after the first paint (panels defer them),
-        # so the server answers while they are computed; a session that needs one first computes it itself
-        import threading
+    elif panels == "background":
+        # the panels' results fill in after the first paint (panels defer them), so the server answers while
+        # they are computed; a session that needs one before it is done computes it itself (or waits for the
+        # build of that very result: RunData.cached has a lock per key)
+        from panel_app.panels import warm_up_steps
 
-        from panel_app.panels import warm_up as warm_up_panels
-
-        def run() -> None:
-            try:
-                t = time.perf_counter()
-                warm_up_panels(data, cutoff=cutoff)
-                log.info("panels warm-up of %s done in the background in %.2f s", run_path, time.perf_counter() - t)
-            except Exception as exc:  # noqa: BLE001 - sessions compute what they need themselves
-                log_failure(exc, what="background panels warm-up failed", run_path=run_path)
-
-        threading.Thread(target=run, name="xsgpu-panels-warm-up", daemon=True).start()
+        steps = [("datashader_rest", lambda: warmup("rest")), *warm_up_steps(data, cutoff=cutoff)]
+        BackgroundWarmUp(steps, run_path=str(run_path), io_loop=io_loop).start()
     log.info("warm-up of %s: %s", run_path, {k: round(v, 2) for k, v in out.items()})
     return out
+
+
+class BackgroundWarmUp:
+    """Run warm-up steps one at a time in daemon threads, each started from the server's IO loop.
+
+    A page is built on the IO loop (Bokeh runs the app function there), so a step started from the loop
+    never starts while a page is being built: the pages queued when the server starts are built first,
+    and a session that arrives later waits at most for the step in progress, never for the rest.
+
+    Parameters
+    ----------
+    steps : list of (str, callable)
+        Name and work of each step, in order; a step that raises is logged and the next one runs.
+    run_path : str
+        For the log.
+    io_loop : tornado.ioloop.IOLoop, optional
+        Without it the steps run one after another in one thread, at once.
+    delay : float
+        Seconds after the loop starts before the first step (the queued page requests come first).
+
+    Attributes
+    ----------
+    done : threading.Event
+        Set when every step has run.
+    seconds : dict
+        Seconds per finished step.
+    """
+
+    def __init__(self, steps: Sequence[tuple[str, Any]], *, run_path: str = "", io_loop: Any = None,
+                 delay: float = 0.5):
+        import threading
+
+        self.steps = list(steps)
+        self.run_path = run_path
+        self.io_loop = io_loop
+        self.delay = float(delay)
+        self.done = threading.Event()
+        self.seconds: dict[str, float] = {}
+        self._t0 = 0.0
+
+    def start(self) -> "BackgroundWarmUp":
+        """Schedule the first step (or, without a loop, start the thread that runs them all)."""
+        import threading
+
+        self._t0 = time.perf_counter()
+        if self.io_loop is None:
+            def run_all() -> None:
+                while self.steps:
+                    self._run(self.steps.pop(0))
+                self._finish()
+
+            threading.Thread(target=run_all, name="xsgpu-warm-up", daemon=True).start()
+        else:
+            self.io_loop.call_later(self.delay, self._next)
+        return self
+
+    def _next(self) -> None:
+        import threading
+
+        if not self.steps:
+            self._finish()
+            return
+        step = self.steps.pop(0)
+
+        def run() -> None:
+            self._run(step)
+            self.io_loop.add_callback(self._next)  # the next step starts once the loop is free
+
+        threading.Thread(target=run, name=f"xsgpu-warm-up-{step[0]}", daemon=True).start()
+
+    def _run(self, step: tuple[str, Any]) -> None:
+        name, work = step
+        t = time.perf_counter()
+        try:
+            work()
+        except Exception as exc:  # noqa: BLE001 - sessions compute what they need themselves
+            log_failure(exc, what=f"background warm-up step {name!r} failed", run_path=self.run_path)
+        self.seconds[name] = time.perf_counter() - t
+
+    def _finish(self) -> None:
+        log.info("background warm-up of %s done in %.2f s: %s", self.run_path, time.perf_counter() - self._t0,
+                 {k: round(v, 2) for k, v in self.seconds.items()})
+        self.done.set()
 
 
 def _check_origins(address: str, port: int, origins: Sequence[str] | None) -> list[str]:
@@ -226,8 +315,11 @@ def make_server(
     if problems:
         log.warning("serving an error page: %s cannot be served yet: %s", run_path, "; ".join(problems))
     elif warm:
-        try:
-            warm_up(run_path, cutoff=0.5 if cutoff is None else float(cutoff), panels=False, background_panels=True)
+        from tornado.ioloop import IOLoop
+
+        try:  # the loop pn.serve below serves on (this thread's): background steps start from it, between pages
+            warm_up(run_path, cutoff=0.5 if cutoff is None else float(cutoff), panels="background",
+                    io_loop=IOLoop.current())
         except Exception as exc:  # noqa: BLE001 - serve the error page; sessions retry the load
             log_failure(exc, what="warm-up failed; sessions will show an error page until the run is fixed",
                         run_path=run_path)

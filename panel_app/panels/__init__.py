@@ -26,7 +26,7 @@ from panel_app.panels.overview import ModelOverview
 from panel_app.panels.selection import SelectionManager
 from panel_app.panels.study import AttributeStudyPanel, CooccurrencePanel
 from panel_app.panels.suspicious import SuspiciousPanel
-from panel_app.panels.warmup import warm_up
+from panel_app.panels.warmup import warm_up, warm_up_steps
 
 __all__ = ["SelectionManager", "DetailView", "ModelOverview", "AttributeStudyPanel", "CooccurrencePanel",
-           "SuspiciousPanel", "NeuronPanel", "warm_up"]
+           "SuspiciousPanel", "NeuronPanel", "warm_up", "warm_up_steps"]

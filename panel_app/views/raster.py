@@ -198,17 +198,30 @@ def rasterize(
     return out
 
 
-def warmup() -> float:
-    """Compile datashader's numba kernels once (server start); returns the seconds it took."""
+def warmup(which: str = "all") -> float:
+    """Compile datashader's numba kernels once (server start); returns the seconds it took.
+
+    Parameters
+    ----------
+    which : {'all', 'first_page', 'rest'}
+        ``'first_page'``: the plain density raster every view draws first (no filter, no selection yet);
+        ``'rest'``: the masked density (filters), the one-colour and mask layers (selection, groups), the mean
+        (error distance) and outcome colourings.
+    """
+    if which not in ("all", "first_page", "rest"):
+        raise ValueError(f"The 'which' parameter of warmup must be 'all', 'first_page' or 'rest'. Got {which!r} instead.")
     t = time.perf_counter()
     rng = np.random.default_rng(0)
     x = rng.random(1000).astype(np.float32)
     y = rng.random(1000).astype(np.float32)
     m = rng.random(1000) < 0.5
     codes = rng.integers(0, 4, 1000).astype(np.uint8)
-    for kw in ({}, {"mask": m}, {"colour": SELECTION_COLOUR}, {"how": "mask", "mask": m},
-               {"how": "mean", "values": x, "mask": m}, {"how": "outcome", "values": codes, "mask": m}):
-        rasterize(x, y, x_range=(0, 1), y_range=(0, 1), width=50, height=50, **kw)
+    variants = {"first_page": [{"with_counts": True}],
+                "rest": [{"mask": m}, {"colour": SELECTION_COLOUR}, {"how": "mask", "mask": m},
+                         {"how": "mean", "values": x, "mask": m}, {"how": "outcome", "values": codes, "mask": m}]}
+    for part in ("first_page", "rest") if which == "all" else (which,):
+        for kw in variants[part]:
+            rasterize(x, y, x_range=(0, 1), y_range=(0, 1), width=50, height=50, **kw)
     dt = time.perf_counter() - t
-    log.info("datashader warm-up took %.1f s", dt)
+    log.info("datashader warm-up (%s) took %.1f s", which, dt)
     return dt
