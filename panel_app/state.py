@@ -54,6 +54,18 @@ MAX_DEFAULT_PETALS = 17
 _VOCAB_PARAMS = ("filter_attributes", "colour_by", "flower_attributes")
 
 
+def sorted_unique(ids: np.ndarray) -> np.ndarray:
+    """``np.unique`` of int64 ids, returning ``ids`` itself when they are sorted and distinct already (a box
+    or lasso query's result: one O(k) check instead of a hash and a sort; 0.4 s for 400k ids)."""
+    if len(ids) < 2 or bool((ids[1:] > ids[:-1]).all()):
+        return ids
+    ids = np.sort(ids)
+    keep = np.empty(len(ids), bool)
+    keep[0] = True
+    np.not_equal(ids[1:], ids[:-1], out=keep[1:])
+    return ids[keep]
+
+
 def default_petals(vocabulary: Vocabulary, y_true: np.ndarray, *, limit: int = MAX_DEFAULT_PETALS) -> list[str]:
     """Slugs of the attributes drawn as petals at first: all of them, or the ``limit`` most frequent in ACT.
 
@@ -338,7 +350,7 @@ class AppState(param.Parameterized):
             bad = arr[(arr < 0) | (arr >= self.data.n)][0]
             raise ValueError(f"The 'ids' parameter of AppState.{func} must hold sample ids in "
                              f"0..{self.data.n - 1}. Got {int(bad)} instead.")
-        return np.unique(arr)
+        return sorted_unique(arr)
 
     def select(self, ids: Iterable[int] | np.ndarray, *, mode: str = "replace") -> None:
         """Combine ``ids`` (validated, sorted, de-duplicated) with the current selection.

@@ -16,6 +16,8 @@ Examples
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 __all__ = ["SpatialIndex", "points_in_polygon", "space_index", "sort_order"]
@@ -58,7 +60,13 @@ class SpatialIndex:
 
     def _slab(self, x0: float, x1: float) -> tuple[int, int]:
         lo, hi = (x0, x1) if x0 <= x1 else (x1, x0)
-        return int(np.searchsorted(self.xs, lo, "left")), int(np.searchsorted(self.xs, hi, "right"))
+        dtype = self.xs.dtype
+        return (int(np.searchsorted(self.xs, _bound_as(lo, dtype, "left"), "left")),
+                int(np.searchsorted(self.xs, _bound_as(hi, dtype, "right"), "right")))
+
+    def _y_bounds(self, y0: float, y1: float) -> tuple[Any, Any]:
+        lo, hi = (y0, y1) if y0 <= y1 else (y1, y0)
+        return _bound_as(lo, self.ys.dtype, "left"), _bound_as(hi, self.ys.dtype, "right")
 
     def slab(self, x0: float, x1: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The points with ``x0 <= x <= x1`` as views (no copies) of the x-sorted arrays.
@@ -81,7 +89,7 @@ class SpatialIndex:
             Sorted ids.
         """
         a, b = self._slab(x0, x1)
-        ylo, yhi = (y0, y1) if y0 <= y1 else (y1, y0)
+        ylo, yhi = self._y_bounds(y0, y1)
         ys = self.ys[a:b]
         hit = (ys >= ylo) & (ys <= yhi)
         ids = self.order[a:b][hit]
@@ -100,7 +108,7 @@ class SpatialIndex:
         raster-or-glyphs decision needs, and it keeps a wide viewport over 10M points cheap.
         """
         a, b = self._slab(x0, x1)
-        ylo, yhi = (y0, y1) if y0 <= y1 else (y1, y0)
+        ylo, yhi = self._y_bounds(y0, y1)
         chunk = b - a if limit is None else 65536
         total = 0
         for s0 in range(a, b, max(chunk, 1)):
@@ -128,6 +136,22 @@ class SpatialIndex:
         if len(cand) == 0:
             return cand
         return cand[points_in_polygon(self.x[cand], self.y[cand], px, py)]
+
+
+def _bound_as(v: float, dtype: np.dtype, side: str) -> Any:
+    """A query bound in the points' dtype, rounded so that the same points pass (``'left'``: the smallest value
+    >= v, ``'right'``: the largest <= v). ``searchsorted`` with a float64 key casts all n points to float64
+    first: 30 ms per bound at 10M points."""
+    if dtype.kind != "f":
+        return v
+    v = float(v)
+    with np.errstate(over="ignore"):
+        k = dtype.type(v)
+    if side == "left" and float(k) < v:  # compared in float64: a float32 comparison would round v the same way
+        k = np.nextafter(k, dtype.type(np.inf))
+    elif side == "right" and float(k) > v:
+        k = np.nextafter(k, dtype.type(-np.inf))
+    return k
 
 
 def _bounds(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float]:

@@ -166,3 +166,12 @@ def test_from_arrays_validates_shapes():
     assert isinstance(d.samples, pd.DataFrame) and d.samples["sample_id"].tolist() == [0, 1, 2, 3]
     with pytest.raises(TypeError, match="must be a RunData"):
         AppState(data="run")
+
+
+def test_sorted_unique_ids():
+    from panel_app.state import sorted_unique
+
+    ids = np.array([1, 4, 9], np.int64)
+    assert sorted_unique(ids) is ids                       # a box query's ids: taken as they are
+    np.testing.assert_array_equal(sorted_unique(np.array([9, 1, 4, 1, 9], np.int64)), [1, 4, 9])
+    assert sorted_unique(np.zeros(0, np.int64)).size == 0

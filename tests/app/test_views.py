@@ -310,3 +310,19 @@ def test_a_growing_view_draws_at_the_width_the_page_gives_it(app_state):
     assert (fixed.width, fixed.figure.frame_width) == (120, 120)
     with pytest.raises(ValueError, match="grow"):
         EmbeddingView(state=app_state, space="PRD", grow=(300, 200))
+
+
+def test_box_bounds_between_float32_points_are_exact():
+    """Bounds are float64; the points float32: a point passes when it is inside in exact arithmetic."""
+    rng = np.random.default_rng(9)
+    x, y = rng.random(20000).astype(np.float32), rng.random(20000).astype(np.float32)
+    idx = SpatialIndex(x, y)
+    x64, y64 = x.astype(np.float64), y.astype(np.float64)
+    for _ in range(300):
+        i, j = rng.integers(len(x), size=2)
+        eps = rng.choice([-1e-9, 0.0, 1e-9], size=2)   # just below, at and above a point's own coordinate
+        x0, y0 = float(x64[i] + eps[0]), float(y64[j] + eps[1])
+        x1, y1 = x0 + rng.random() * 0.05, y0 + rng.random() * 0.05
+        want = np.flatnonzero(_in_box(x64, y64, x0, x1, y0, y1))
+        np.testing.assert_array_equal(idx.ids_in_box(x0, x1, y0, y1), want)
+        assert idx.count_in_box(x0, x1, y0, y1) == len(want)
