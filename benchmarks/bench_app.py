@@ -31,6 +31,8 @@ Usage::
     python benchmarks/bench_app.py --quick          # < 1 minute: 100k images, no server
     python benchmarks/bench_app.py --n 1000000      # the issue's figures at 1M (+ server memory)
     python benchmarks/bench_app.py --n 10000000 --no-server
+    python benchmarks/bench_app.py --server-only --server-store RUN   # server memory over an existing store
+    python benchmarks/bench_app.py --ready --ready-store RUN          # server ready, cold vs cached
 
 Timings on the shared, busy 2-core development machine are pessimistic.
 """
@@ -138,7 +140,9 @@ def bench_callbacks(n: int, repeat: int) -> None:
          params={"make_data_s": round(t_data, 3), "index_s": round(t_index, 3), "rss_mb": round(_rss_mb(), 1),
                  "datashader_warmup_s": round(warm_s, 2)})
 
-    state = AppState(data=data, flower_threshold=2000)
+    # the count alone decides (no crowding limit): the flowers step times drawing ~2,000 flowers, a crowded view
+    # of them included (the app switches to flowers there only when they would not overlap on screen)
+    state = AppState(data=data, flower_threshold=2000, flower_crowding=None)
     views = EmbeddingViews(state=state)
     fea = views.views["FEA"]
     hx0, hx1, hy0, hy1 = fea.home
@@ -251,7 +255,7 @@ def make_store(path: Path, n: int):
     return store
 
 
-def bench_server(n: int, sessions: int) -> None:
+def bench_server(n: int, sessions: int, store_path: str | None = None) -> None:
     import importlib
     import pkgutil
 
@@ -266,7 +270,13 @@ def bench_server(n: int, sessions: int) -> None:
             pass
 
     with tempfile.TemporaryDirectory() as tmp:
-        store = make_store(Path(tmp) / "run", n)
+        if store_path:
+            from xsgpu.io.runstore import RunStore
+
+            store = RunStore.open(store_path)
+            n = store.n_samples
+        else:
+            store = make_store(Path(tmp) / "run", n)
         port = free_port()
         log = open(Path(tmp) / "serve.log", "w")  # a pipe nobody reads would fill up and block the server
         proc = subprocess.Popen([sys.executable, "-m", "workflows.cli", "serve", str(store.path), "--port", str(port)],
@@ -285,6 +295,12 @@ def bench_server(n: int, sessions: int) -> None:
                         raise RuntimeError(f"server did not start: {(Path(tmp) / 'serve.log').read_text()[-3000:]}")
                     time.sleep(0.5)
             t_ready = time.perf_counter() - t_start
+            # steady state: the background warm-up (panels' results, the rest of datashader's kernels) done
+            while not any("warm-up of" in ln and " done " in ln for ln in (Path(tmp) / "serve.log").read_text().splitlines()):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    break
+                time.sleep(1)
+            t_warm = time.perf_counter() - t_start
             rss0 = _rss_mb(proc.pid)
             held = []
             t = time.perf_counter()
@@ -301,7 +317,7 @@ def bench_server(n: int, sessions: int) -> None:
             rss_k = _rss_mb(proc.pid)
             emit("app.server_rss_mb", round(rss_k, 1), "MB", baseline=round(rss1, 1), ratio=round(rss1 / rss_k, 3),
                  n=n, params={"sessions": sessions, "rss_loaded_no_session_mb": round(rss0, 1),
-                              "server_ready_s": round(t_ready, 1),
+                              "server_ready_s": round(t_ready, 1), "background_warm_up_done_s": round(t_warm, 1),
                               "per_extra_session_mb": round((rss_k - rss1) / max(sessions - 1, 1), 1),
                               "first_session_s": round(t1, 2), "per_extra_session_s": round(t_rest / max(sessions - 1, 1), 2),
                               "client": "bokeh.client.pull_session (full server-side session)"})
@@ -370,8 +386,10 @@ def main(argv=None) -> None:
     ap.add_argument("--no-server", action="store_true", help="skip the server memory measurement")
     ap.add_argument("--server-n", type=int, default=1_000_000, help="images in the served run store")
     ap.add_argument("--sessions", type=int, default=10)
+    ap.add_argument("--server-only", action="store_true", help="only app.server_rss_mb (no in-memory callbacks)")
     ap.add_argument("--ready", action="store_true", help="only app.ready_s: server start to page, cold vs cached")
-    ap.add_argument("--ready-store", default=None, help="an existing run store for --ready (default: make one)")
+    ap.add_argument("--ready-store", "--server-store", dest="server_store", default=None,
+                    help="an existing run store for --ready and the server memory figure (default: make one)")
     ap.add_argument("--device", default="cpu", choices=["cpu"], help="the app runs on the CPU")
     args = ap.parse_args(argv)
     if args.quick:
@@ -380,11 +398,12 @@ def main(argv=None) -> None:
         ap.error(f"--n must be >= 10000 (the flower viewport needs ~2,000 images in a cluster). Got {args.n}.")
     os.environ.setdefault("NUMBA_NUM_THREADS", "2")
     if args.ready:
-        bench_ready(args.server_n, args.ready_store)
+        bench_ready(args.server_n, args.server_store)
         return
-    bench_callbacks(args.n, args.repeat)
+    if not args.server_only:
+        bench_callbacks(args.n, args.repeat)
     if not args.no_server:
-        bench_server(args.server_n, args.sessions)
+        bench_server(args.server_n, args.sessions, args.server_store)
 
 
 if __name__ == "__main__":
