@@ -284,11 +284,14 @@ def bench_server(n: int, sessions: int, store_path: str | None = None) -> None:
         url = f"http://127.0.0.1:{port}/"
         t_start = time.perf_counter()
         try:
+            import urllib.error
             import urllib.request
             deadline = time.monotonic() + 600
             while True:
-                try:
+                try:  # any answer means the server listens (make_store writes no thumbnail chunks: a 500)
                     urllib.request.urlopen(url + "xsgpu/thumb/0.png", timeout=5)
+                    break
+                except urllib.error.HTTPError:
                     break
                 except OSError:
                     if proc.poll() is not None or time.monotonic() > deadline:
