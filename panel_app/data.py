@@ -416,7 +416,9 @@ def _load(run_path: str | os.PathLike) -> RunData:
     _check_dense(samples, n, SAMPLES, store)
 
     def build_labels() -> np.ndarray:
-        return store.samples.read(columns=vocab.label_columns())[vocab.label_columns()].to_numpy(bool)
+        # row-major (pandas hands out the column-major transpose): selections gather rows
+        return np.ascontiguousarray(store.samples.read(columns=vocab.label_columns())[vocab.label_columns()]
+                                    .to_numpy(bool))
 
     def build_probs() -> np.ndarray:
         pred = store.predictions.read(columns=["sample_id"] + vocab.prob_columns())

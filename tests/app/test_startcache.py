@@ -71,6 +71,7 @@ def test_start_reads_sorted_points_and_orders_from_the_cache(tmp_path):
     x, y = data.coords("ACT")
     assert x.flags.c_contiguous and not x.flags.writeable       # a view of the column-major map, not a copy
     assert np.load(cache_dir(store) / "coords.npy", mmap_mode="r").flags.f_contiguous
+    assert data.y_true.flags.c_contiguous and data.y_prob.flags.c_contiguous  # rows: what selections gather
     space_index(data, "ACT")                                      # writes the order and the sorted points
     idx = space_index(load_run_data(store.path, use_cache=False), "ACT")
     assert all(isinstance(a, np.memmap) for a in (idx.order, idx.xs, idx.ys))

@@ -269,8 +269,9 @@ EMBEDDING_BY_METHOD = replace(EMBEDDING, name="embeddings/{method}", doc="the sa
 EMBEDDING_REFERENCE = Artifact("embedding_reference/{space}", "npz", "embed",
                                "what one fitted space needs to place new points (inputs, coords, params; no pickles)")
 APP_CACHE = Artifact("app_cache/{name}", "npy", "app (xsgpu serve, first start)",
-                     "derived arrays the app memory-maps at start (labels, probabilities, coordinates, index orders); "
-                     "each with a .json key of its sources' sizes and mtimes, rebuilt when they change")
+                     "derived arrays the app memory-maps at start (labels, probabilities, coordinates, index orders "
+                     "and sorted points, the per-attribute probability order); each with a .json key of its sources' "
+                     "sizes and mtimes, rebuilt when they change")
 METRICS = Artifact(
     "metrics", "table", "evaluate", "long table: scope (model/attribute/split), attribute slug or split, metric, value",
     columns=(Column("scope", "str"), Column("attribute", "str"), Column("metric", "str"), Column("value", "float")),
