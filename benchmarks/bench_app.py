@@ -140,9 +140,7 @@ def bench_callbacks(n: int, repeat: int) -> None:
          params={"make_data_s": round(t_data, 3), "index_s": round(t_index, 3), "rss_mb": round(_rss_mb(), 1),
                  "datashader_warmup_s": round(warm_s, 2)})
 
-    # the count alone decides (no crowding limit): the flowers step times drawing ~2,000 flowers, a crowded view
-    # of them included (the app switches to flowers there only when they would not overlap on screen)
-    state = AppState(data=data, flower_threshold=2000, flower_crowding=None)
+    state = AppState(data=data, flower_threshold=2000)
     views = EmbeddingViews(state=state)
     fea = views.views["FEA"]
     hx0, hx1, hy0, hy1 = fea.home

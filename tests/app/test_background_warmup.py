@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import subprocess
-import sys
 import threading
 
 import numpy as np
@@ -14,7 +12,6 @@ from sklearn.metrics import average_precision_score
 
 from panel_app.data import RunData, clear_cache, load_run_data
 from panel_app.server import BackgroundWarmUp, warm_up
-from tests.app.conftest import REPO
 
 WAIT = 120  # seconds before a test gives up on an event (a deadlock), never a timing assertion
 
@@ -161,13 +158,3 @@ def test_a_failed_step_is_logged_and_the_next_runs(caplog):
 def test_warm_up_names_its_choices(app_run):
     with pytest.raises(ValueError, match="'panels' parameter of warm_up must be 'now', 'background' or 'none'"):
         warm_up(app_run, panels="later")
-
-
-def test_a_session_start_does_not_import_torch(run_copy):
-    """Building a page at server start needs no model: torch (seconds to import) is not loaded."""
-    code = ("import sys; from panel_app.server import warm_up; from panel_app.app import build_app; "
-            f"warm_up({str(run_copy)!r}, panels='none'); build_app({str(run_copy)!r}); "
-            "print('torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().splitlines()[-1] == "False"
