@@ -104,7 +104,7 @@ def rasterize(
         Image size in pixels.
     mask : ndarray of bool, shape (n,), optional
         Only these points are drawn.
-    how : {'density', 'mean', 'outcome'}
+    how : {'density', 'mean', 'outcome', 'mask'}
         ``'density'``: count per pixel; ``'mean'``: mean of ``values`` (e.g. error distance);
         ``'outcome'``: ``values`` are :func:`outcome_codes`, shaded by :data:`OUTCOME_COLOURS`;
         ``'mask'``: a uint8 image, 1 where a pixel holds a point and 0 elsewhere (one byte per pixel, a
@@ -138,14 +138,7 @@ def rasterize(
         return out
     cvs = ds.Canvas(plot_width=int(width), plot_height=int(height), x_range=(x0, x1), y_range=(y0, y1))
     cols = {"x": x, "y": y}
-    if how == "mask":
-        w = None if mask is None else (mask.view(np.uint8) if mask.dtype == bool else mask)
-        df = pd.DataFrame({"x": x, "y": y, **({} if w is None else {"w": w})}, copy=False)
-        agg = cvs.points(df, "x", "y", agg=ds.count() if w is None else ds.sum("w"))
-        counts = np.nan_to_num(agg.values)
-        return {"image": [(counts > 0).astype(np.uint8)], "x": [x0], "y": [y0], "dw": [x1 - x0], "dh": [y1 - y0],
-                "count": int(counts.sum())}
-    if how == "density":
+    if how in ("density", "mask"):
         if mask is not None:
             cols["w"] = mask.view(np.uint8) if mask.dtype == bool else mask
             df = pd.DataFrame(cols, copy=False)
@@ -154,12 +147,13 @@ def rasterize(
             agg = cvs.points(pd.DataFrame(cols, copy=False), "x", "y", agg=ds.count())
         count = int(np.nansum(agg.values))
         per_pixel = agg.values
+        occupied = np.nan_to_num(agg.values) > 0
+        frame = {"x": [x0], "y": [y0], "dw": [x1 - x0], "dh": [y1 - y0], "count": count}
+        if how == "mask":   # one byte per pixel, coloured in the browser
+            return {"image": [occupied.astype(np.uint8)], **frame}
         if colour is not None:  # one colour: no colour mapping needed, build the RGBA words directly
-            return {"image": [np.where(np.nan_to_num(agg.values) > 0, _rgba_word(colour), np.uint32(0))
-                              .astype(np.uint32)], "x": [x0], "y": [y0], "dw": [x1 - x0], "dh": [y1 - y0],
-                    "count": count}
-        else:
-            img = tf.shade(agg, cmap=DENSITY_CMAP, how="eq_hist", min_alpha=90)
+            return {"image": [np.where(occupied, _rgba_word(colour), np.uint32(0)).astype(np.uint32)], **frame}
+        img = tf.shade(agg, cmap=DENSITY_CMAP, how="eq_hist", min_alpha=90)
     elif how == "mean":
         if values is None:
             raise ValueError("rasterize(how='mean') needs the 'values' parameter (one value per point).")
