@@ -124,7 +124,10 @@ class ModelOverview(pn.viewable.Viewer):
         self._pr = pn.pane.HoloViews(None, backend="bokeh", css_classes=["xsgpu-overview-pr"])
         self._hist = pn.pane.HoloViews(None, backend="bokeh", css_classes=["xsgpu-overview-hist"])
         self._rel = pn.pane.HoloViews(None, backend="bokeh", css_classes=["xsgpu-overview-reliability"])
-        self._live: dict[str, LiveElement] = {}   # the three curve plots, changed in place (LiveElement)
+        #: the three curve plots, drawn once and changed in place (LiveElement)
+        self._live: dict[str, LiveElement] = {
+            kind: LiveElement(lambda d, make=make: make(d["curves"], title=d["title"]))
+            for kind, make in (("pr", pr_element), ("hist", histogram_element), ("reliability", reliability_element))}
         #: follows the session after each event, while its tab is shown (the app's tabs call lazy.show)
         self.lazy = LazyRefresh(self)
         self.state.param.watch(lambda _e: self.lazy(self._refresh),
@@ -295,10 +298,9 @@ class ModelOverview(pn.viewable.Viewer):
         # the same layers whatever is selected (an empty selection slot), so that a new selection only
         # changes the drawn figures' data (LiveElement); another scope makes new figures
         slots = [self.scope] + ([] if self.scope == "selection" else ["selection"])
-        for kind, pane, make, title in (("pr", self._pr, pr_element, "Precision-recall"),
-                                        ("hist", self._hist, histogram_element, "Predicted probability"),
-                                        ("reliability", self._rel, reliability_element, "Reliability")):
-            live = self._live.setdefault(kind, LiveElement(lambda d, make=make: make(d["curves"], title=d["title"])))
+        for kind, pane, title in (("pr", self._pr, "Precision-recall"), ("hist", self._hist, "Predicted probability"),
+                                  ("reliability", self._rel, "Reliability")):
+            live = self._live[kind]
             data = {"curves": {s: c[kind].get(s, EMPTY_CURVES[kind]) for s in slots}, "title": f"{title}: {name}"}
             if live.update(data, layers=tuple(slots)):
                 pane.object = live.dmap
