@@ -71,9 +71,9 @@ MESSAGE_KINDS: dict[str, tuple[str, str, str]] = {
     "warning": ("#664d03", "#fff3cd", "#ffecb5"),
     "danger": ("#842029", "#f8d7da", "#f5c2c7"),
 }
-_MESSAGE_CSS = ".xsgpu-message { padding: 6px 10px; border: 1px solid; border-radius: 4px; line-height: 1.35; }\n" + "".join(
-    f".xsgpu-message-{k} {{ color: {c}; background: {bg}; border-color: {b}; }}\n"
-    for k, (c, bg, b) in MESSAGE_KINDS.items())
+_MESSAGE_CSS = (".xsgpu-message { padding: 6px 10px; border: 1px solid; border-radius: 4px; line-height: 1.35; }\n"
+                + "".join(f".xsgpu-message-{k} {{ color: {c}; background: {bg}; border-color: {b}; }}\n"
+                          for k, (c, bg, b) in MESSAGE_KINDS.items()))
 
 
 class MessageLine(LeanHTML):
@@ -101,10 +101,14 @@ class MessageLine(LeanHTML):
         self._hide_when_empty = bool(hide_when_empty)
         params.setdefault("stylesheets", [_MESSAGE_CSS])
         params.setdefault("sizing_mode", "stretch_width")
-        params.setdefault("visible", bool(text) or not self._hide_when_empty)
+        params.setdefault("visible", self._shown(text))
         super().__init__(self._markup(text, kind), **params)
         #: the kind and the plain text of the message shown
         self.kind, self.message = kind, str(text)
+
+    def _shown(self, text: str) -> bool:
+        """Whether the line is shown with ``text`` (an empty line is hidden only with ``hide_when_empty``)."""
+        return bool(text) or not self._hide_when_empty
 
     @staticmethod
     def _checked_kind(kind: str) -> str:
@@ -122,6 +126,6 @@ class MessageLine(LeanHTML):
         """Show ``text`` as a ``kind`` message (an empty text clears the line), sent as one patch."""
         markup = self._markup(text, kind)
         self.kind, self.message = kind, str(text)
-        visible = bool(text) or not self._hide_when_empty
+        visible = self._shown(text)
         with bokeh_edits():
             self.param.update(object=markup, **({"visible": visible} if visible != self.visible else {}))
