@@ -11,6 +11,8 @@ Each test fails on the code before the fix.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 import pytest
 
@@ -96,22 +98,30 @@ def built(monkeypatch):
     return out
 
 
-def test_a_box_selection_walks_the_document_models_once(big, built, monkeypatch):
+@contextmanager
+def _served_fea(data, built, monkeypatch):
+    """The app over ``data`` in a Bokeh document (the current one inside the body); yields (app, document, FEA
+    view, walks): ``walks`` gets one entry per walk of the document's models (``models.recompute``) from then on."""
     from bokeh.document import Document
     from bokeh.document.models import DocumentModelManager
-    from bokeh.events import SelectionGeometry
     from panel.io.state import set_curdoc
 
     from panel_app.app import build_app
 
     doc = Document()
     with set_curdoc(doc):
-        app = build_app(big)
+        app = build_app(data)
         app.server_doc(doc)
-        fea = built["EmbeddingViews"][0].views["FEA"]
-        walks = []
+        walks: list[int] = []
         real = DocumentModelManager.recompute
         monkeypatch.setattr(DocumentModelManager, "recompute", lambda self: (walks.append(1), real(self))[1])
+        yield app, doc, built["EmbeddingViews"][0].views["FEA"], walks
+
+
+def test_a_box_selection_walks_the_document_models_once(big, built, monkeypatch):
+    from bokeh.events import SelectionGeometry
+
+    with _served_fea(big, built, monkeypatch) as (app, _doc, fea, walks):
         x0, x1, y0, y1 = fea.home
         box = dict(type="rect", x0=x0 + 0.3 * (x1 - x0), x1=x0 + 0.6 * (x1 - x0), y0=y0 + 0.3 * (y1 - y0),
                    y1=y0 + 0.6 * (y1 - y0))
@@ -126,23 +136,12 @@ def test_wheel_steps_walk_no_models_and_new_references_walk_once(big, built, mon
     """A pan / zoom changes data and text only: no walk of the document's models (before: one per event,
     Bokeh's ``models.freeze`` walks when it ends whether or not anything asked). A change that does add a
     model reference still walks once, and the new model is then in the document."""
-    from bokeh.document import Document
-    from bokeh.document.models import DocumentModelManager
     from bokeh.events import RangesUpdate
     from bokeh.models import Span
-    from panel.io.state import set_curdoc
 
-    from panel_app.app import build_app
     from panel_app.views.docsafe import batched_edits
 
-    doc = Document()
-    with set_curdoc(doc):
-        app = build_app(big)
-        app.server_doc(doc)
-        fea = built["EmbeddingViews"][0].views["FEA"]
-        walks = []
-        real = DocumentModelManager.recompute
-        monkeypatch.setattr(DocumentModelManager, "recompute", lambda self: (walks.append(1), real(self))[1])
+    with _served_fea(big, built, monkeypatch) as (_app, doc, fea, walks):
         cx, cy = float(fea.x[0]), float(fea.y[0])
         x0, x1, y0, y1 = fea.home
         modes = []
