@@ -56,7 +56,8 @@ _SIDEBAR_STYLES = {"position": "sticky", "top": "0", "align-self": "flex-start",
 
 
 def make_state(data: RunData, **settings: Any) -> AppState:
-    """Create the per-session state for ``data`` with the app settings (``cutoff``, ``flower_threshold``).
+    """Create the per-session state for ``data`` with the app settings (``cutoff``, ``flower_threshold``,
+    ``device``: ``'cpu'`` or ``'gpu'``, see :mod:`panel_app.device`).
 
     Raises
     ------
@@ -67,10 +68,11 @@ def make_state(data: RunData, **settings: Any) -> AppState:
     unknown = set(settings) - _KNOWN_SETTINGS
     if unknown:
         raise ValueError(f"Unknown setting(s) {sorted(unknown)} for build_app; valid: {sorted(_KNOWN_SETTINGS)}.")
-    return AppState(data=data, cutoff=float(s.cutoff), flower_threshold=int(s.flower_threshold))
+    return AppState(data=data, cutoff=float(s.cutoff), flower_threshold=int(s.flower_threshold),
+                    device=settings.get("device", "cpu"))
 
 
-_KNOWN_SETTINGS = {"cutoff", "flower_threshold", "title"}
+_KNOWN_SETTINGS = {"cutoff", "flower_threshold", "title", "device"}
 
 
 def error_page(run_path: str | os.PathLike, problems: list[str], *, remedies: list[str] | None = None,
@@ -118,7 +120,8 @@ def build_app(run_path: str | os.PathLike | RunData, **settings: Any) -> pn.view
         A run store (loaded once per process and cached) or already loaded data.
     **settings
         ``cutoff`` (float, default 0.5), ``flower_threshold`` (int, default 2000: flowers when the
-        viewport holds at most this many images), ``title`` (str).
+        viewport holds at most this many images), ``title`` (str), ``device`` (``'cpu'``, default, or
+        ``'gpu'``: rasters, spatial queries and group metrics on CuPy/cuDF; :mod:`panel_app.device`).
 
     Returns
     -------

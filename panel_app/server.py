@@ -10,6 +10,11 @@ indexes, and starts a Panel/Bokeh server with
 * every JavaScript, CSS and login-page resource from this server (:mod:`panel_app.offline`), none from a CDN;
 * a readable page instead of a traceback when the run store is missing, incomplete or damaged
   (:mod:`panel_app.errors`: the problem and the remedy, no local path; details in the server log).
+
+``device="gpu"`` (``xsgpu serve RUN --device gpu``) is checked first (:func:`panel_app.device.check_app_device`:
+no server starts without a CUDA device, CuPy and cuDF); the warm-up then moves the coordinates, spatial
+indexes, labels and probabilities to the GPU once, and every session's rasters, queries and group metrics
+run there.
 """
 from __future__ import annotations
 
@@ -89,7 +94,8 @@ class SampleImageHandler(AuthRequestHandler):
 
 
 def warm_up(run_path: str | os.PathLike, *, cutoff: float = 0.5,
-            panels: Literal["now", "background", "none"] = "now", io_loop: Any = None) -> dict:
+            panels: Literal["now", "background", "none"] = "now", io_loop: Any = None,
+            device: Literal["cpu", "gpu"] = "cpu") -> dict:
     """Load the run, build the spatial indexes, compile datashader's kernels and precompute the panels'
     shared results (server start), so that the first session is as fast as the others.
 
@@ -107,12 +113,15 @@ def warm_up(run_path: str | os.PathLike, *, cutoff: float = 0.5,
         With ``panels='background'``: the server's loop. Each background step is then started from it, so
         never while the loop builds a page (the first page first, and no new step during later page
         builds). Without it the steps run one after another at once.
+    device : {'cpu', 'gpu'}
+        ``'gpu'``: also move the run to the GPU and compile the GPU kernels
+        (:func:`panel_app.device.warm_up_device`), and build the selection scorer there.
 
     Returns
     -------
     dict
-        Seconds spent: ``load_s``, ``index_s``, ``datashader_s``, ``filters_s`` and, with ``panels='now'``,
-        ``panels_s`` (empty when the run is not servable).
+        Seconds spent: ``load_s``, ``index_s``, ``datashader_s``, ``filters_s``, with ``device='gpu'``
+        ``device_s`` and, with ``panels='now'``, ``panels_s`` (empty when the run is not servable).
     """
     from panel_app.data import SPACES
     from panel_app.views.index import space_index
@@ -130,6 +139,12 @@ def warm_up(run_path: str | os.PathLike, *, cutoff: float = 0.5,
     t2 = time.perf_counter()
     ds_s = warmup("all" if panels == "now" else "first_page")
     out = {"load_s": t1 - t0, "index_s": t2 - t1, "datashader_s": ds_s}
+    if device == "gpu":
+        from panel_app.device import warm_up_device
+
+        t3 = time.perf_counter()
+        warm_up_device(data)
+        out["device_s"] = time.perf_counter() - t3
     from panel_app.filters import warm_up_filters
 
     t3 = time.perf_counter()
@@ -139,7 +154,7 @@ def warm_up(run_path: str | os.PathLike, *, cutoff: float = 0.5,
         from panel_app.panels import warm_up as warm_up_panels
 
         t3 = time.perf_counter()
-        warm_up_panels(data, cutoff=cutoff)
+        warm_up_panels(data, cutoff=cutoff, device=device)
         out["panels_s"] = time.perf_counter() - t3
     elif panels == "background":
         # the panels' results fill in after the first paint (panels defer them), so the server answers while
@@ -147,7 +162,7 @@ def warm_up(run_path: str | os.PathLike, *, cutoff: float = 0.5,
         # build of that very result: RunData.cached has a lock per key)
         from panel_app.panels import warm_up_steps
 
-        steps = [("datashader_rest", lambda: warmup("rest")), *warm_up_steps(data, cutoff=cutoff)]
+        steps = [("datashader_rest", lambda: warmup("rest")), *warm_up_steps(data, cutoff=cutoff, device=device)]
         BackgroundWarmUp(steps, run_path=str(run_path), io_loop=io_loop).start()
     log.info("warm-up of %s: %s", run_path, {k: round(v, 2) for k, v in out.items()})
     return out
@@ -280,6 +295,7 @@ def make_server(
     cutoff: float | None = None,
     warm: bool = True,
     show: bool = False,
+    device: Literal["cpu", "gpu"] = "cpu",
 ):
     """Create (not start) the Panel server for a run; see :func:`serve` for the parameters.
 
@@ -290,7 +306,9 @@ def make_server(
     import panel as pn
 
     from panel_app.app import build_app, failure_page
+    from panel_app.device import check_app_device
 
+    device = check_app_device(device)   # --device gpu without CUDA, CuPy or cuDF: no server, the remedy
     run_path = str(run_path)
     if auth not in (None, "basic", "oauth"):
         raise ValueError(f"The 'auth' parameter must be 'basic', 'oauth' or None. Got {auth!r} instead.")
@@ -319,11 +337,12 @@ def make_server(
 
         try:  # the loop pn.serve below serves on (this thread's): background steps start from it, between pages
             warm_up(run_path, cutoff=0.5 if cutoff is None else float(cutoff), panels="background",
-                    io_loop=IOLoop.current())
+                    io_loop=IOLoop.current(), device=device)
         except Exception as exc:  # noqa: BLE001 - serve the error page; sessions retry the load
             log_failure(exc, what="warm-up failed; sessions will show an error page until the run is fixed",
                         run_path=run_path)
     settings = {k: v for k, v in (("flower_threshold", flower_threshold), ("cutoff", cutoff)) if v is not None}
+    settings["device"] = device
 
     on_error = make_session_exception_handler(run_path)
 
@@ -354,7 +373,8 @@ def make_server(
     elif auth == "oauth":
         kw.update(oauth_provider=oauth_provider, oauth_key=oauth_key, oauth_secret=oauth_secret,
                   oauth_redirect_uri=oauth_redirect_uri, cookie_secret=cookie_secret or secrets.token_urlsafe(32))
-    log.info("serving %s on http://%s:%d/ (websocket origins %s, auth %s)", run_path, address, port, origins, auth)
+    log.info("serving %s on http://%s:%d/ (websocket origins %s, auth %s, device %s)", run_path, address, port,
+             origins, auth, device)
     server = pn.serve({"/": session}, port=port, address=address, websocket_origin=origins, show=show, start=False,
                       title="xsgpu", extra_patterns=patterns, **kw)
     if "*" in origins:
@@ -390,6 +410,9 @@ def serve(run_path: str | os.PathLike, **options: Any) -> None:
     cutoff : float, default from settings (0.5)
     warm : bool, default True
         Load the run, build indexes and compile datashader before the first session.
+    device : {'cpu', 'gpu'}, default 'cpu'
+        Where the rasters, spatial queries and group metrics run (:mod:`panel_app.device`); ``'gpu'`` needs a
+        CUDA device, CuPy and cuDF (the ``[gpu]`` extra) and raises ``GPUUnavailable`` naming what is missing.
     """
     server = make_server(run_path, **options)
     server.start()

@@ -159,6 +159,9 @@ class AppState(param.Parameterized):
     flower_crowding = param.Number(default=1.3, bounds=(1.0, None), allow_None=True,
                                    doc="Glyphs only when the images in view, on screen, average at most this many "
                                        "per flower-sized cell (views.flowers.crowding); None: the count alone.")
+    device = param.Selector(default="cpu", objects=["cpu", "gpu"], constant=True,
+                            doc="Where the views' rasters and queries and the group metrics run: 'gpu' uses the "
+                                "process-wide CuPy copies of panel_app.device (xsgpu serve --device gpu).")
     flower_attributes = param.ListSelector(default=list(DEFAULT_VOCABULARY.slugs),
                                            objects=list(DEFAULT_VOCABULARY.slugs),
                                            doc="Attributes drawn as petals (slugs, vocabulary order); default all of "
@@ -168,6 +171,10 @@ class AppState(param.Parameterized):
         if not isinstance(data, RunData):
             raise TypeError(f"The 'data' parameter of AppState must be a RunData. Got {type(data).__name__} instead.")
         vocab_params = {k: params.pop(k) for k in _VOCAB_PARAMS if k in params}
+        if params.get("device", "cpu") != "cpu":
+            from panel_app.device import check_app_device
+
+            check_app_device(params["device"])   # GPUUnavailable (what is missing, the remedy) before any view
         super().__init__(**params)
         self.data = data
         self._use_vocabulary(data.vocabulary)

@@ -148,8 +148,10 @@ class SelectionManager(pn.viewable.Viewer):
     def group_metrics(self, name: str):
         """Metrics of a group at ``state.cutoff`` on the corrected ACT.
 
-        Uses one ``xsgpu.metrics.SelectionScorer`` per (cut-off, corrections) and process (labels packed
-        once into 17-bit codes), so scoring a 100k selection of 1M images costs a gather and a few bincounts.
+        Uses one ``xsgpu.metrics.SelectionScorer`` per (cut-off, corrections, device) and process (labels
+        packed once into 17-bit codes), so scoring a 100k selection of 1M images costs a gather and a few
+        bincounts. With ``state.device == "gpu"`` the codes live on the GPU and so do the gather and the
+        bincounts (CuPy); only the counts come back.
 
         Returns
         -------
@@ -163,16 +165,31 @@ class SelectionManager(pn.viewable.Viewer):
             If the group is empty.
         """
         ids = self.ids_of(name)
-        return self.scorer()(ids[labelled_mask(self.state.data)[ids]])
+        labelled = labelled_mask(self.state.data)
+        if self.state.device == "gpu":   # the ids (the selection's: copied once) and the mask on the GPU
+            from panel_app.device import on_device
+
+            ids, labelled = on_device(ids), on_device(labelled)
+        return self.scorer()(ids[labelled[ids]])
 
     def scorer(self):
-        """The process-wide ``SelectionScorer`` for the current cut-off and corrections."""
+        """The process-wide ``SelectionScorer`` for the current cut-off, corrections and device (CuPy arrays
+        on ``'gpu'``: the stored labels and the probabilities are the copies made at server start)."""
         from xsgpu.metrics import SelectionScorer
 
         s = self.state
-        return process_cached(s, ("scorer", float(s.cutoff), labels_key(s)),
-                              lambda: SelectionScorer(s.y_act(), s.data.y_prob, cutoff=s.cutoff,
-                                                      keep_probabilities=False, vocabulary=s.vocabulary))
+
+        def build() -> SelectionScorer:
+            y_act, y_prob = s.y_act(), s.data.y_prob
+            if s.device == "gpu":
+                from panel_app.device import array_module, device_labels
+
+                y_true, y_prob = device_labels(s.data)
+                # corrected labels: a transient copy (the scorer keeps only their codes)
+                y_act = y_true if y_act is s.data.y_true else array_module("gpu").asarray(y_act)
+            return SelectionScorer(y_act, y_prob, cutoff=s.cutoff, keep_probabilities=False, vocabulary=s.vocabulary)
+
+        return process_cached(s, ("scorer", float(s.cutoff), labels_key(s), s.device), build)
 
     def group_table(self, name: str) -> pd.DataFrame:
         """The rows exported for a group: ids, source files, corrected labels, predictions.

@@ -10,7 +10,7 @@ __all__ = ["warm_up", "warm_up_steps"]
 log = logging.getLogger(__name__)
 
 
-def warm_up_steps(data: Any, *, cutoff: float = 0.5) -> list[tuple[str, Callable[[], Any]]]:
+def warm_up_steps(data: Any, *, cutoff: float = 0.5, device: str = "cpu") -> list[tuple[str, Callable[[], Any]]]:
     """The steps of :func:`warm_up`, in order, as ``(name, step)`` pairs (a server runs them one at a time
     in the background, between page builds).
 
@@ -19,6 +19,8 @@ def warm_up_steps(data: Any, *, cutoff: float = 0.5) -> list[tuple[str, Callable
     data : panel_app.data.RunData
     cutoff : float
         The app's default cut-off.
+    device : {'cpu', 'gpu'}
+        The server's device (``'gpu'``: the selection scorer is built on the GPU copies of the labels).
 
     Returns
     -------
@@ -33,7 +35,7 @@ def warm_up_steps(data: Any, *, cutoff: float = 0.5) -> list[tuple[str, Callable
     from panel_app.panels.suspicious import SuspiciousPanel
     from panel_app.state import AppState
 
-    state = AppState(data=data, cutoff=cutoff)
+    state = AppState(data=data, cutoff=cutoff, device=device)
     # what a stage has not written yet is skipped here; the panels say which command writes it
     has_reduced = data.features is not None and (data.store is None or data.store.fea_reduced.exists())
     has_suspicious = data.store is not None and data.store.suspicious.exists()
@@ -45,7 +47,7 @@ def warm_up_steps(data: Any, *, cutoff: float = 0.5) -> list[tuple[str, Callable
             ("scorer", lambda: SelectionManager(state=state).scorer())]
 
 
-def warm_up(data: Any, *, cutoff: float = 0.5) -> dict[str, float]:
+def warm_up(data: Any, *, cutoff: float = 0.5, device: str = "cpu") -> dict[str, float]:
     """Build the FEA neighbour index and the default overview, study, co-occurrence and suspicious results.
 
     Parameters
@@ -54,6 +56,8 @@ def warm_up(data: Any, *, cutoff: float = 0.5) -> dict[str, float]:
         The process-wide run; results land in its cache and every later session reuses them.
     cutoff : float
         The app's default cut-off.
+    device : {'cpu', 'gpu'}
+        The server's device (see :func:`warm_up_steps`).
 
     Returns
     -------
@@ -62,7 +66,7 @@ def warm_up(data: Any, *, cutoff: float = 0.5) -> dict[str, float]:
         ``scorer`` (the selection manager's, so that the first selection does not build it).
     """
     out: dict[str, float] = {}
-    for name, step in warm_up_steps(data, cutoff=cutoff):
+    for name, step in warm_up_steps(data, cutoff=cutoff, device=device):
         t0 = time.perf_counter()
         step()
         out[name] = time.perf_counter() - t0

@@ -15,6 +15,11 @@ Box and lasso tools select nothing in the browser; their ``SelectionGeometry`` e
 resolved to sample ids in this view's space (filtered images only) and written to ``state.selection``;
 every view watches ``state.selection`` and redraws its selection layer, so a selection in one view
 highlights in all three.
+
+With ``state.device == "gpu"`` the view queries the space's :class:`~panel_app.views.index_gpu.GPUSpatialIndex`
+and rasterizes CuPy arrays (:mod:`panel_app.device`): the per-session masks and values go to the GPU once per
+change (:func:`~panel_app.device.on_device`), the ids of a query come back to the host, and the glyphs are
+drawn from the host coordinates, as on the CPU.
 """
 from __future__ import annotations
 
@@ -34,6 +39,7 @@ from bokeh.palettes import YlOrRd9
 from bokeh.plotting import figure
 
 from panel_app.data import SPACES
+from xsgpu.backend import namespace_of
 from panel_app.filters import labelled_mask
 from panel_app.layers import LAST_BLOCK, layer_coords, layer_index, layer_label
 from panel_app.shares import is_share_key, share_values
@@ -149,7 +155,23 @@ class EmbeddingView(pn.viewable.Viewer):
         else:
             self.index = layer_index(self.state.data, self.layer, self.method)
             self.x, self.y = layer_coords(self.state.data, self.layer, self.method)
+        if self.state.device == "gpu":   # queries and rasters on the GPU; x, y stay the host copies for the glyphs
+            from panel_app.device import device_index
+
+            self.index = device_index(self.state.data, self.space, self.method, layer=self.layer)
+            self.dx, self.dy = self.index.x, self.index.y
+        else:
+            self.dx, self.dy = self.x, self.y
         self.home = _padded(self.index.bounds)
+
+    def _on_device(self, host: np.ndarray):
+        """``host`` (a mask or per-image values the state caches) on this view's device: itself on the CPU,
+        its CuPy copy (made once while it lives, :func:`panel_app.device.on_device`) on the GPU."""
+        if self.state.device == "cpu":
+            return host
+        from panel_app.device import on_device
+
+        return on_device(host)
 
     @property
     def title(self) -> str:
@@ -335,7 +357,7 @@ class EmbeddingView(pn.viewable.Viewer):
             The ids now in ``state.selection``.
         """
         kind = geometry.get("type")
-        mask = self.state.filtered_mask()
+        mask = self._on_device(self.state.filtered_mask())
         if kind == "rect":
             ids = self.index.ids_in_box(geometry["x0"], geometry["x1"], geometry["y0"], geometry["y1"], mask=mask)
         elif kind == "poly":
@@ -353,7 +375,7 @@ class EmbeddingView(pn.viewable.Viewer):
         x0, x1, y0, y1 = self.viewport
         rx = radius_px * (x1 - x0) / self.width
         ry = radius_px * (y1 - y0) / self.height
-        ids = self.index.ids_in_box(x - rx, x + rx, y - ry, y + ry, mask=self.state.filtered_mask())
+        ids = self.index.ids_in_box(x - rx, x + rx, y - ry, y + ry, mask=self._on_device(self.state.filtered_mask()))
         if len(ids) == 0:
             return None
         d = ((self.x[ids] - x) / rx) ** 2 + ((self.y[ids] - y) / ry) ** 2
@@ -382,7 +404,7 @@ class EmbeddingView(pn.viewable.Viewer):
     def visible_ids(self) -> np.ndarray:
         """Sorted ids of the filtered images inside the current viewport."""
         x0, x1, y0, y1 = self.viewport
-        return self.index.ids_in_box(x0, x1, y0, y1, mask=self.state.filtered_mask())
+        return self.index.ids_in_box(x0, x1, y0, y1, mask=self._on_device(self.state.filtered_mask()))
 
     # ------------------------------------------------------------------ drawing
     @with_bokeh_edits
@@ -399,7 +421,7 @@ class EmbeddingView(pn.viewable.Viewer):
         if selection_only and self.mode == "raster":
             self._draw_selection_raster(mask)
         else:
-            n_view = self.index.count_in_box(x0, x1, y0, y1, mask=mask, limit=st.flower_threshold)
+            n_view = self.index.count_in_box(x0, x1, y0, y1, mask=self._on_device(mask), limit=st.flower_threshold)
             if not self._glyphs_fit(n_view):
                 n_view = self._draw_raster(mask)  # the exact count comes with the raster
                 self._draw_selection_raster(mask)
@@ -440,21 +462,22 @@ class EmbeddingView(pn.viewable.Viewer):
     def _draw_raster(self, mask: np.ndarray) -> int:
         st = self.state
         x0, x1, y0, y1 = self.viewport
-        # only the x-slab of the viewport, as zero-copy slices of the x-sorted coordinates
+        # only the x-slab of the viewport, as zero-copy slices of the x-sorted coordinates (on the GPU there)
         xs, ys, ids = self.index.slab(x0, x1)
+        xp, dev = namespace_of(xs), self._on_device
         kw: dict[str, Any] = {}
         if st.filters_active or st.data.n_invalid:   # else every image passes: skip the gather
-            kw["mask"] = mask[ids]
+            kw["mask"] = dev(mask)[ids]
         if st.colour_by == "error_distance":
-            err = st.error_distance()[ids]
-            unl = ~labelled_mask(st.data)[ids]
+            err = dev(st.error_distance())[ids]
+            unl = ~dev(labelled_mask(st.data))[ids]
             if unl.any():  # no ACT, no error distance: unlabelled images leave the mean (they are not 0)
-                err = np.where(unl, np.float32(np.nan), err)
+                err = xp.where(unl, np.float32(np.nan), err)
             kw.update(how="mean", values=err, value_span=st.error_span)
         elif st.colour_by in st.vocabulary.slugs:
-            kw.update(how="outcome", values=self._outcomes(st.vocabulary.index(st.colour_by))[ids])
+            kw.update(how="outcome", values=dev(self._outcomes(st.vocabulary.index(st.colour_by)))[ids])
         elif is_share_key(st.colour_by):
-            kw.update(how="mean", values=share_values(st.data, st.colour_by)[ids], value_span=(0.0, 1.0))
+            kw.update(how="mean", values=dev(share_values(st.data, st.colour_by))[ids], value_span=(0.0, 1.0))
         out = rasterize(xs, ys, x_range=(x0, x1), y_range=(y0, y1), width=self.width, height=self.height,
                         with_counts=True, **kw)
         count = int(out.pop("count"))
@@ -483,8 +506,9 @@ class EmbeddingView(pn.viewable.Viewer):
             self.sel_src.data = empty_image((x0, x1), (y0, y1))
             n_sel = 0
         else:
-            out = rasterize(self.x[sel], self.y[sel], x_range=(x0, x1), y_range=(y0, y1), width=self.width,
-                            height=self.height, mask=mask[sel], how="mask")
+            dsel = self._on_device(sel)   # the selection's ids, on the GPU once per selection there
+            out = rasterize(self.dx[dsel], self.dy[dsel], x_range=(x0, x1), y_range=(y0, y1), width=self.width,
+                            height=self.height, mask=self._on_device(mask)[dsel], how="mask")
             n_sel = out.pop("count")
             self.sel_src.data = out
         with param.edit_constant(self):

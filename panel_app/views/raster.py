@@ -5,6 +5,11 @@ outcome per image (TP / FP / FN / TN, ``count_cat``). Points outside the attribu
 by weight (density), by NaN (mean) or by a hidden category (outcome), so the shared coordinate arrays
 are never copied per session. A second layer draws the current selection on top.
 
+Given CuPy arrays (``xsgpu serve --device gpu``), :func:`rasterize` aggregates on the GPU: datashader over a
+``cudf.DataFrame`` of the same columns (outcomes binned by ``category_modulo`` over integer codes instead of a
+categorical column); only the aggregate, one value per pixel, is copied to the host, and it is shaded there
+exactly as on the CPU.
+
 Examples
 --------
 >>> import numpy as np
@@ -23,8 +28,10 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from xsgpu.backend import import_gpu, namespace_of, to_host
+
 __all__ = [
-    "rasterize", "empty_image", "warmup", "OUTCOME_COLOURS", "OUTCOMES", "UNLABELLED_CODE", "UNLABELLED_COLOUR", "DENSITY_CMAP", "ERROR_CMAP",
+    "rasterize", "empty_image", "warmup", "warmup_gpu", "OUTCOME_COLOURS", "OUTCOMES", "UNLABELLED_CODE", "UNLABELLED_COLOUR", "DENSITY_CMAP", "ERROR_CMAP",
     "SELECTION_COLOUR", "outcome_codes",
 ]
 
@@ -98,6 +105,7 @@ def rasterize(
     Parameters
     ----------
     x, y : ndarray of float32, shape (n,)
+        NumPy arrays, or CuPy arrays to aggregate on the GPU (``mask`` and ``values`` then CuPy too).
     x_range, y_range : (float, float)
         The viewport in data units.
     width, height : int
@@ -136,15 +144,16 @@ def rasterize(
         if with_counts:
             out["counts"] = [np.zeros((1, 1), np.uint32)]
         return out
+    xp = namespace_of(x, y)
+    gpu = xp is not np
     cvs = ds.Canvas(plot_width=int(width), plot_height=int(height), x_range=(x0, x1), y_range=(y0, y1))
     cols = {"x": x, "y": y}
     if how in ("density", "mask"):
         if mask is not None:
             cols["w"] = mask.view(np.uint8) if mask.dtype == bool else mask
-            df = pd.DataFrame(cols, copy=False)
-            agg = cvs.points(df, "x", "y", agg=ds.sum("w"))
+            agg = _aggregate(cvs, cols, ds.sum("w"), gpu=gpu)
         else:
-            agg = cvs.points(pd.DataFrame(cols, copy=False), "x", "y", agg=ds.count())
+            agg = _aggregate(cvs, cols, ds.count(), gpu=gpu)
         count = int(np.nansum(agg.values))
         per_pixel = agg.values
         occupied = np.nan_to_num(agg.values) > 0
@@ -157,27 +166,23 @@ def rasterize(
     elif how == "mean":
         if values is None:
             raise ValueError("rasterize(how='mean') needs the 'values' parameter (one value per point).")
-        v = np.asarray(values, dtype=np.float32)
+        v = xp.asarray(values, dtype=np.float32)
         if mask is not None:
-            v = np.where(mask, v, np.float32(np.nan))
+            v = xp.where(mask, v, np.float32(np.nan)).astype(np.float32, copy=False)
         cols["v"] = v
         # the count is of the shown points, whether they have a value or not (NaN: no value, e.g. unlabelled)
-        cols["w"] = (np.ones(len(v), bool) if mask is None else np.asarray(mask, bool)).view(np.uint8)
-        df = pd.DataFrame(cols, copy=False)
-        agg = cvs.points(df, "x", "y", agg=ds.summary(mean=ds.mean("v"), count=ds.sum("w")))
+        cols["w"] = (xp.ones(len(v), bool) if mask is None else xp.asarray(mask, bool)).view(np.uint8)
+        agg = _aggregate(cvs, cols, ds.summary(mean=ds.mean("v"), count=ds.sum("w")), gpu=gpu)
         per_pixel = agg["count"].values
         count = int(np.nansum(per_pixel))
         img = tf.shade(agg["mean"], cmap=ERROR_CMAP, how="linear", span=value_span, min_alpha=120)
     elif how == "outcome":
         if values is None:
             raise ValueError("rasterize(how='outcome') needs the 'values' parameter (outcome_codes).")
-        codes = np.asarray(values, dtype=np.uint8)
+        codes = xp.asarray(values, dtype=np.uint8)
         if mask is not None:
-            codes = np.where(mask, codes, np.uint8(UNLABELLED_CODE + 1))
-        shown = [*OUTCOMES, "unlabelled"]
-        cats = pd.Categorical.from_codes(codes, categories=[*shown, "hidden"])
-        df = pd.DataFrame({"x": x, "y": y, "c": cats}, copy=False)
-        agg = cvs.points(df, "x", "y", agg=ds.count_cat("c")).sel(c=shown)
+            codes = xp.where(mask, codes, np.uint8(UNLABELLED_CODE + 1)).astype(np.uint8, copy=False)
+        agg = _outcome_aggregate(cvs, x, y, codes, gpu=gpu)
         per_pixel = agg.values.sum(axis=-1)
         count = int(np.nansum(per_pixel))
         img = tf.shade(agg, color_key={**OUTCOME_COLOURS, "unlabelled": UNLABELLED_COLOUR}, min_alpha=90,
@@ -190,6 +195,48 @@ def rasterize(
     if with_counts:
         out["counts"] = [np.ascontiguousarray(np.nan_to_num(per_pixel), dtype=np.uint32)]
     return out
+
+
+_SHOWN_OUTCOMES = [*OUTCOMES, "unlabelled"]
+
+
+def _aggregate(cvs, cols: dict, agg, *, gpu: bool):
+    """``cvs.points`` over a pandas frame of host columns, or a cuDF frame of CuPy columns (``gpu``); the
+    aggregate (an xarray DataArray or Dataset, one value per pixel) is returned on the host either way."""
+    if not gpu:
+        return cvs.points(pd.DataFrame(cols, copy=False), "x", "y", agg=agg)
+    cudf = import_gpu("cudf", remedy="install cudf-cu13 (pip install '.[gpu]')")
+    return _host_aggregate(cvs.points(cudf.DataFrame(cols, nan_as_null=False), "x", "y", agg=agg))
+
+
+def _host_aggregate(agg):
+    """A datashader aggregate with its (CuPy) values copied to NumPy; coordinates and attributes kept."""
+    import xarray as xr
+
+    def host(a: xr.DataArray) -> xr.DataArray:
+        return xr.DataArray(to_host(a.data), coords=a.coords, dims=a.dims, attrs=a.attrs, name=a.name)
+
+    if isinstance(agg, xr.Dataset):
+        return xr.Dataset({k: host(v) for k, v in agg.data_vars.items()}, attrs=agg.attrs)
+    return host(agg)
+
+
+def _outcome_aggregate(cvs, x, y, codes, *, gpu: bool, modulo: bool | None = None):
+    """Images per pixel and outcome: a (height, width, 5) aggregate with categories TP, FP, FN, TN, unlabelled.
+
+    ``codes`` are :func:`outcome_codes`, with ``UNLABELLED_CODE + 1`` for hidden images. On the host they
+    become a pandas categorical counted by ``count_cat``; on the GPU (``modulo``, default ``gpu``) the integer
+    codes are binned by datashader's ``category_modulo`` (no categorical column to build on the device) and
+    the categories renamed: the same counts.
+    """
+    import datashader as ds
+
+    if not (gpu if modulo is None else modulo):
+        cats = pd.Categorical.from_codes(codes, categories=[*_SHOWN_OUTCOMES, "hidden"])
+        return _aggregate(cvs, {"x": x, "y": y, "c": cats}, ds.count_cat("c"), gpu=gpu).sel(c=_SHOWN_OUTCOMES)
+    cols = {"x": x, "y": y, "c": codes.astype(np.int32)}
+    agg = _aggregate(cvs, cols, ds.by(ds.category_modulo("c", modulo=len(_SHOWN_OUTCOMES) + 1), ds.count()), gpu=gpu)
+    return agg.isel(c=slice(0, len(_SHOWN_OUTCOMES))).assign_coords(c=_SHOWN_OUTCOMES)
 
 
 def warmup(which: str = "all") -> float:
@@ -205,6 +252,17 @@ def warmup(which: str = "all") -> float:
     if which not in ("all", "first_page", "rest"):
         raise ValueError(f"The 'which' parameter of warmup must be 'all', 'first_page' or 'rest'. Got {which!r} instead.")
     t = time.perf_counter()
+    x, y, variants = _warmup_variants()
+    for part in ("first_page", "rest") if which == "all" else (which,):
+        for kw in variants[part]:
+            rasterize(x, y, x_range=(0, 1), y_range=(0, 1), width=50, height=50, **kw)
+    dt = time.perf_counter() - t
+    log.info("datashader warm-up (%s) took %.1f s", which, dt)
+    return dt
+
+
+def _warmup_variants() -> tuple[np.ndarray, np.ndarray, dict[str, list[dict]]]:
+    """1000 seeded points and the :func:`rasterize` options of each warm-up part."""
     rng = np.random.default_rng(0)
     x = rng.random(1000).astype(np.float32)
     y = rng.random(1000).astype(np.float32)
@@ -213,9 +271,19 @@ def warmup(which: str = "all") -> float:
     variants = {"first_page": [{"with_counts": True}],
                 "rest": [{"mask": m}, {"colour": SELECTION_COLOUR}, {"how": "mask", "mask": m},
                          {"how": "mean", "values": x, "mask": m}, {"how": "outcome", "values": codes, "mask": m}]}
-    for part in ("first_page", "rest") if which == "all" else (which,):
-        for kw in variants[part]:
-            rasterize(x, y, x_range=(0, 1), y_range=(0, 1), width=50, height=50, **kw)
+    return x, y, variants
+
+
+def warmup_gpu() -> float:
+    """Compile datashader's CUDA kernels for every variant :func:`warmup` compiles (a ``--device gpu`` server's
+    start); returns the seconds it took. Needs CuPy and cuDF (:class:`~xsgpu.backend.GPUUnavailable` otherwise)."""
+    cp = import_gpu("cupy")
+    t = time.perf_counter()
+    x, y, variants = _warmup_variants()
+    dx, dy = cp.asarray(x), cp.asarray(y)
+    for kw in variants["first_page"] + variants["rest"]:
+        kw = {k: cp.asarray(v) if isinstance(v, np.ndarray) else v for k, v in kw.items()}
+        rasterize(dx, dy, x_range=(0, 1), y_range=(0, 1), width=50, height=50, **kw)
     dt = time.perf_counter() - t
-    log.info("datashader warm-up (%s) took %.1f s", which, dt)
+    log.info("datashader GPU warm-up took %.1f s", dt)
     return dt

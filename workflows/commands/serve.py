@@ -32,23 +32,29 @@ __all__ = ["command"]
                    "once they would not crowd on screen, else a raster.")
 @click.option("--cutoff", default=None, type=click.FloatRange(0, 1), help="Initial probability cut-off (0.5).")
 @click.option("--no-warm", is_flag=True, help="Skip loading and compiling datashader before the first session.")
+@click.option("--device", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True,
+              help="Where the dense rasters, the box/lasso/viewport queries and the group metrics run. gpu needs a "
+                   "CUDA GPU with CuPy and cuDF (pip install '.[gpu]'); without them the server does not start.")
 @click.option("--show", is_flag=True, help="Open a browser tab.")
 @click.pass_context
 def command(ctx: click.Context, run: str, port, address, origins, allow_unauthenticated, auth, basic_auth,
             oauth_provider, oauth_key, oauth_secret, oauth_redirect_uri, cookie_secret, flower_threshold, cutoff,
-            no_warm, show) -> None:
+            no_warm, device, show) -> None:
     """Serve the linked ACT / FEA / PRD views, selection manager and detail view of RUN.
 
     The run is loaded once per server process and shared by every browser session. Images are
     served by integer sample id only. A missing, incomplete or damaged RUN gives a page naming the
     problem and the remedy (details in the server log). Beyond this machine (--address) the server
     needs a login (--auth) or --allow-unauthenticated, and accepts only the Host names of
-    --allow-websocket-origin. Secrets come from files or XSGPU_* environment variables.
+    --allow-websocket-origin. Secrets come from files or XSGPU_* environment variables. With
+    --device gpu the run's coordinates, indexes and labels are moved to the GPU once at start, and the
+    rasters, spatial queries and group metrics of every session run there (docs/app.md).
 
     \b
     Examples:
       xsgpu serve runs/demo                                  # http://127.0.0.1:5006
       xsgpu serve runs/demo --port 8080 --flower-threshold 500
+      xsgpu serve runs/big --device gpu                      # on a GPU node with the [gpu] extra
       xsgpu serve runs/big --address 0.0.0.0 --allow-websocket-origin beamline-pc.example.org:5006 \\
           --auth basic --basic-auth users.json          # chmod 600 users.json
       XSGPU_BASIC_AUTH=~/.xsgpu-pw xsgpu serve runs/demo --auth basic
@@ -78,9 +84,9 @@ def command(ctx: click.Context, run: str, port, address, origins, allow_unauthen
                          allow_unauthenticated=allow_unauthenticated, auth=auth, basic_auth=basic_auth, oauth_provider=oauth_provider, oauth_key=oauth_key,
                          oauth_secret=oauth_secret, oauth_redirect_uri=oauth_redirect_uri,
                          cookie_secret=cookie_secret, flower_threshold=s.flower_threshold, cutoff=s.cutoff,
-                         warm=not no_warm, show=show)
+                         warm=not no_warm, show=show, device=device)
     server.start()
-    click.echo(f"xsgpu serving {run} on http://{s.address}:{server.port}/  (Ctrl-C to stop)")
+    click.echo(f"xsgpu serving {run} on http://{s.address}:{server.port}/  (device {device}; Ctrl-C to stop)")
     try:
         server.io_loop.start()
     except KeyboardInterrupt:  # pragma: no cover - interactive
