@@ -26,6 +26,13 @@ Printed JSON lines ({"name", "value", "unit", "baseline", "ratio", "n", "device"
   ``--server-n`` images after 10 sessions (Bokeh ``pull_session``) vs after 1; baseline = RSS with
   1 session, ratio = baseline / value (1.0: sessions add nothing). params hold per-session MB.
 
+``--device gpu`` (a GPU node with the ``[gpu]`` extra; refused with the reason and the remedy elsewhere): the
+same ``app.load_s``, ``app.pan_zoom_ms``, ``app.selection_ms`` and ``app.flowers_ms`` for a ``--device gpu``
+session (rasters on cuDF, queries and group metrics on CuPy; :mod:`panel_app.device`), each with
+``device: "gpu"`` and as baseline the same callback in a ``--device cpu`` session over the same data in the
+same run (ratio = CPU / GPU). Each callback runs once untimed first (CuPy compiles a kernel on its first call).
+No server figures in this mode.
+
 Usage::
 
     python benchmarks/bench_app.py --quick          # < 1 minute: 100k images, no server
@@ -33,6 +40,7 @@ Usage::
     python benchmarks/bench_app.py --n 10000000 --no-server
     python benchmarks/bench_app.py --server-only --server-store RUN   # server memory over an existing store
     python benchmarks/bench_app.py --ready --ready-store RUN          # server ready, cold vs cached
+    python benchmarks/bench_app.py --device gpu --n 10000000          # GPU node: GPU vs CPU sessions, one run
 
 Timings on the shared, busy 2-core development machine are pessimistic.
 """
@@ -113,15 +121,107 @@ def timed(fn, repeat: int, *, key: str | None = None) -> tuple[float, list[float
     return statistics.median(times), times
 
 
-def bench_callbacks(n: int, repeat: int) -> None:
-
-
+def make_session(data, device: str = "cpu"):
+    """One session as a browser would open it: the state, the FEA view (of the three views) and the selection
+    manager (its metrics cards recompute on every selection change), on ``device``."""
+    from panel_app.panels import SelectionManager
     from panel_app.state import AppState
     from panel_app.views.embedding import EmbeddingViews
+
+    state = AppState(data=data, flower_threshold=2000, device=device)
+    views = EmbeddingViews(state=state)
+    return state, views.views["FEA"], SelectionManager(state=state)
+
+
+def pan_viewports(fea) -> list[tuple[float, float, float, float]]:
+    """The full extent and a ~10%-area window panned across."""
+    hx0, hx1, hy0, hy1 = fea.home
+    w, h = hx1 - hx0, hy1 - hy0
+    return [fea.home] + [(hx0 + f * w, hx0 + (f + 0.32) * w, hy0 + g * h, hy0 + (g + 0.32) * h)
+                         for f, g in ((0.1, 0.1), (0.3, 0.2), (0.5, 0.5), (0.6, 0.3))]
+
+
+def time_pan(fea, vps, repeat: int, *, key: str | None = None) -> tuple[float, list[float]]:
+    """Median redraw of the FEA view after each viewport (raster mode)."""
+    it = iter(vps * repeat)
+    med, times = timed(lambda: fea.set_viewport(*next(it)), repeat * len(vps), key=key)
+    assert fea.mode == "raster"
+    return med, times
+
+
+def selection_box(x: np.ndarray, y: np.ndarray) -> dict:
+    """A box of 5 x 5 units around the middle of image 0's cluster (~5% of the images)."""
+    near = np.hypot(x[:5000] - x[0], y[:5000] - y[0]) < 6  # the cluster of image 0
+    cx, cy = float(np.median(x[:5000][near])), float(np.median(y[:5000][near]))
+    return dict(type="rect", x0=cx - 2.5, x1=cx + 2.5, y0=cy - 2.5, y1=cy + 2.5)
+
+
+def time_selection(state, fea, manager, box: dict, repeat: int, *, key: str | None = None):
+    """Median of a box selection applied to the three views and the selection manager; and its pieces once.
+
+    Returns
+    -------
+    med, times, selected, pieces : float, list of float, int, dict of ms
+    """
+    fea.set_viewport(*fea.home)
+    manager.scorer()  # built once per process and cut-off (server warm-up), not per selection
+    med, times = timed(lambda: (state.clear_selection(), fea.select_geometry(box)), repeat, key=key)
+    k = len(state.selection)
+    state.clear_selection()
+    t = time.perf_counter()
+    ids = fea.index.ids_in_box(box["x0"], box["x1"], box["y0"], box["y1"], mask=fea._on_device(state.filtered_mask()))
+    t_q = time.perf_counter() - t
+    t = time.perf_counter()
+    state.select(ids)
+    t_all = time.perf_counter() - t
+    t = time.perf_counter()
+    manager.scorer()(fea._on_device(state.selection))
+    t_m = time.perf_counter() - t
+    state.clear_selection()
+    return med, times, k, {"query_ms": round(t_q * 1000, 2), "views_and_manager_ms": round(t_all * 1000, 2),
+                           "scorer_metrics_ms": round(t_m * 1000, 2)}
+
+
+def flower_viewport(x: np.ndarray, y: np.ndarray, box: dict) -> tuple[float, float, float, float]:
+    """A square viewport around the selection box's centre holding at most 2,000 images."""
+    cx, cy = (box["x0"] + box["x1"]) / 2, (box["y0"] + box["y1"]) / 2
+    order = np.argsort(np.hypot(x - cx, y - cy))
+    r = float(np.hypot(x[order[1900]] - cx, y[order[1900]] - cy))
+    side = r * 1.75
+    vp = (cx - side / 2, cx + side / 2, cy - side / 2, cy + side / 2)
+    m = (x >= vp[0]) & (x <= vp[1]) & (y >= vp[2]) & (y <= vp[3])
+    while m.sum() > 2000:
+        side *= 0.97
+        vp = (cx - side / 2, cx + side / 2, cy - side / 2, cy + side / 2)
+        m = (x >= vp[0]) & (x <= vp[1]) & (y >= vp[2]) & (y <= vp[3])
+    return vp
+
+
+def time_flowers(state, fea, vp, repeat: int, *, key: str | None = None):
+    """Median redraw with ~2,000 flowers in view, and the raster redraw of the same viewport.
+
+    ~2,000 images crowd a 420-px view (it would draw the raster): the crowding limit is off, as a user may set
+    it, so this times the most glyphs the count cap allows.
+
+    Returns
+    -------
+    med, times, raster_med, flowers, petals
+    """
+    crowd, state.flower_crowding = state.flower_crowding, None
+    med, times = timed(lambda: fea.set_viewport(*vp), repeat, key=key)
+    assert fea.mode == "flowers", fea.mode
+    n_flowers, n_petals = fea.in_view, len(fea.petal_src.data["x"])
+    state.flower_threshold = 0
+    med_r, _ = timed(lambda: fea.set_viewport(*vp), repeat)
+    state.flower_threshold, state.flower_crowding = 2000, crowd
+    fea.set_viewport(*fea.home)
+    return med, times, med_r, n_flowers, n_petals
+
+
+def bench_callbacks(n: int, repeat: int) -> None:
     from panel_app.views.index import space_index
     from panel_app.views.raster import rasterize, warmup
     from xsgpu.metrics import selection_metrics
-
 
     warm_s = warmup()
     t0 = time.perf_counter()
@@ -140,18 +240,10 @@ def bench_callbacks(n: int, repeat: int) -> None:
          params={"make_data_s": round(t_data, 3), "index_s": round(t_index, 3), "rss_mb": round(_rss_mb(), 1),
                  "datashader_warmup_s": round(warm_s, 2)})
 
-    state = AppState(data=data, flower_threshold=2000)
-    views = EmbeddingViews(state=state)
-    fea = views.views["FEA"]
-    hx0, hx1, hy0, hy1 = fea.home
-    w, h = hx1 - hx0, hy1 - hy0
-
+    state, fea, manager = make_session(data)
     # pan / zoom in raster mode: full extent and a ~10%-area window panned across
-    vps = [fea.home] + [(hx0 + f * w, hx0 + (f + 0.32) * w, hy0 + g * h, hy0 + (g + 0.32) * h)
-                        for f, g in ((0.1, 0.1), (0.3, 0.2), (0.5, 0.5), (0.6, 0.3))]
-    it = iter(vps * repeat)
-    med, times = timed(lambda: fea.set_viewport(*next(it)), repeat * len(vps), key="pan")
-    assert fea.mode == "raster"
+    vps = pan_viewports(fea)
+    med, times = time_pan(fea, vps, repeat, key="pan")
 
     def naive(vp):
         m = (x >= vp[0]) & (x <= vp[1]) & (y >= vp[2]) & (y <= vp[3])
@@ -162,65 +254,82 @@ def bench_callbacks(n: int, repeat: int) -> None:
          params={"target_ms": 150, "cpu_ms": _CPU["pan"], "max_ms": round(max(times), 2), "viewports": len(vps), "frame": [fea.width, fea.height],
                  "mode": fea.mode})
 
-    # selection: box in FEA holding ~5% of the images, applied to the three views and the selection
-    # manager (APP-B's panel: its metrics cards recompute on every selection change)
-    from panel_app.panels import SelectionManager
-
-    manager = SelectionManager(state=state)
-    fea.set_viewport(*fea.home)
-    near = np.hypot(x[:5000] - x[0], y[:5000] - y[0]) < 6  # the cluster of image 0
-    cx, cy = float(np.median(x[:5000][near])), float(np.median(y[:5000][near]))
-    box = dict(type="rect", x0=cx - 2.5, x1=cx + 2.5, y0=cy - 2.5, y1=cy + 2.5)
-    manager.scorer()  # built once per process and cut-off (server warm-up), not per selection
-    med_s, times_s = timed(lambda: (state.clear_selection(), fea.select_geometry(box)), repeat, key="sel")
-    k = len(state.selection)
+    # selection: box in FEA holding ~5% of the images, applied to the three views and the selection manager
+    box = selection_box(x, y)
+    med_s, times_s, k, pieces = time_selection(state, fea, manager, box, repeat, key="sel")
 
     def naive_select():
         m = (x >= box["x0"]) & (x <= box["x1"]) & (y >= box["y0"]) & (y <= box["y1"])
         state.select(np.flatnonzero(m))
         selection_metrics(state.y_act(), data.y_prob, state.selection, cutoff=state.cutoff)
     base_s, _ = timed(lambda: (state.clear_selection(), naive_select()), repeat)
-    # time the pieces once for the params
     state.clear_selection()
-    t = time.perf_counter()
-    ids = fea.index.ids_in_box(box["x0"], box["x1"], box["y0"], box["y1"], mask=state.filtered_mask())
-    t_q = time.perf_counter() - t
-    t = time.perf_counter()
-    state.select(ids)
-    t_all = time.perf_counter() - t
-    t = time.perf_counter()
-    manager.scorer()(ids)
-    t_m = time.perf_counter() - t
     emit("app.selection_ms", round(med_s, 2), "ms", baseline=round(base_s, 2), ratio=round(base_s / med_s, 3), n=n,
          params={"target_ms": 300, "cpu_ms": _CPU["sel"], "selected": int(k), "max_ms": round(max(times_s), 2),
-                 "query_ms": round(t_q * 1000, 2), "views_and_manager_ms": round(t_all * 1000, 2),
-                 "scorer_metrics_ms": round(t_m * 1000, 2),
-                 "baseline": "full-scan box mask + selection_metrics (no scorer) + same redraws"})
-    state.clear_selection()
+                 **pieces, "baseline": "full-scan box mask + selection_metrics (no scorer) + same redraws"})
 
     # flowers: a viewport holding ~2,000 images
-    order = np.argsort(np.hypot(x - cx, y - cy))
-    r = float(np.hypot(x[order[1900]] - cx, y[order[1900]] - cy))
-    side = r * 1.75
-    vp = (cx - side / 2, cx + side / 2, cy - side / 2, cy + side / 2)
-    m = (x >= vp[0]) & (x <= vp[1]) & (y >= vp[2]) & (y <= vp[3])
-    while m.sum() > 2000:
-        side *= 0.97
-        vp = (cx - side / 2, cx + side / 2, cy - side / 2, cy + side / 2)
-        m = (x >= vp[0]) & (x <= vp[1]) & (y >= vp[2]) & (y <= vp[3])
-    # ~2,000 images crowd a 420-px view (it would draw the raster): the crowding limit off, as a user may set
-    # it, this times the most glyphs the count cap allows
-    crowd, state.flower_crowding = state.flower_crowding, None
-    med_f, times_f = timed(lambda: fea.set_viewport(*vp), repeat, key="flowers")
-    assert fea.mode == "flowers", fea.mode
-    n_flowers, n_petals = fea.in_view, len(fea.petal_src.data["x"])
-    state.flower_threshold = 0
-    med_r, _ = timed(lambda: fea.set_viewport(*vp), repeat)
-    state.flower_threshold, state.flower_crowding = 2000, crowd
+    vp = flower_viewport(x, y, box)
+    med_f, times_f, med_r, n_flowers, n_petals = time_flowers(state, fea, vp, repeat, key="flowers")
     emit("app.flowers_ms", round(med_f, 2), "ms", baseline=round(med_r, 2), ratio=round(med_r / med_f, 3), n=n,
          params={"target_ms": 300, "cpu_ms": _CPU["flowers"], "flowers": int(n_flowers), "petals": int(n_petals), "max_ms": round(max(times_f), 2),
                  "baseline": "raster redraw of the same viewport"})
     emit("app.process_rss_mb", round(_rss_mb(), 1), "MB", n=n, params={"note": "bench process after all callbacks"})
+
+
+def bench_callbacks_gpu(n: int, repeat: int) -> None:
+    """The same callbacks on ``--device gpu`` sessions, with the CPU session's figures of the same run (same
+    data, same process) as the baselines: ratio = CPU / GPU (higher is better)."""
+    from panel_app.device import warm_up_device
+    from panel_app.views.index import space_index
+    from panel_app.views.raster import warmup
+
+    warm_s = warmup()
+    t0 = time.perf_counter()
+    data = make_data(n)
+    for s in ("ACT", "FEA", "PRD"):
+        space_index(data, s)
+    t_host = time.perf_counter() - t0
+    gpu_warm = warm_up_device(data)   # coordinates, indexes, labels to the GPU; CUDA kernels compiled
+    t_gpu = t_host + gpu_warm["copy_s"]
+    common = {"baseline": "the same callback in a --device cpu session (same data, same run)"}
+    emit("app.load_s", round(t_gpu, 3), "s", baseline=round(t_host, 3), ratio=round(t_host / t_gpu, 3), n=n,
+         device="gpu", params={"host_load_s": round(t_host, 3), "to_gpu_s": round(gpu_warm["copy_s"], 3),
+                               "gpu_kernels_s": round(gpu_warm["kernels_s"], 2), "datashader_warmup_s": round(warm_s, 2),
+                               "baseline": "the CPU server's load (data + host indexes), same run"})
+    x, y = data.coords("FEA")
+    sessions = {dev: make_session(data, dev) for dev in ("cpu", "gpu")}
+    box = selection_box(x, y)
+    vp = flower_viewport(x, y, box)
+    res: dict[str, dict] = {}
+    for dev, (state, fea, manager) in sessions.items():
+        vps = pan_viewports(fea)
+        # one untimed round first: CuPy compiles each kernel on its first call (the server warms most of them)
+        time_pan(fea, vps, 1)
+        time_selection(state, fea, manager, box, 1)
+        time_flowers(state, fea, vp, 1)
+        pan = time_pan(fea, vps, repeat, key=f"pan_{dev}")
+        sel = time_selection(state, fea, manager, box, repeat, key=f"sel_{dev}")
+        flw = time_flowers(state, fea, vp, repeat, key=f"flowers_{dev}")
+        res[dev] = {"pan": pan, "sel": sel, "flowers": flw, "frame": [fea.width, fea.height], "viewports": len(vps)}
+    g, c = res["gpu"], res["cpu"]
+    emit("app.pan_zoom_ms", round(g["pan"][0], 2), "ms", baseline=round(c["pan"][0], 2),
+         ratio=round(c["pan"][0] / g["pan"][0], 3), n=n, device="gpu",
+         params={**common, "target_ms": 150, "cpu_ms": _CPU["pan_gpu"], "max_ms": round(max(g["pan"][1]), 2),
+                 "viewports": g["viewports"], "frame": g["frame"], "mode": "raster"})
+    assert g["sel"][2] == c["sel"][2], (g["sel"][2], c["sel"][2])   # the same images selected
+    emit("app.selection_ms", round(g["sel"][0], 2), "ms", baseline=round(c["sel"][0], 2),
+         ratio=round(c["sel"][0] / g["sel"][0], 3), n=n, device="gpu",
+         params={**common, "target_ms": 300, "cpu_ms": _CPU["sel_gpu"], "selected": int(g["sel"][2]),
+                 "max_ms": round(max(g["sel"][1]), 2), **g["sel"][3],
+                 **{f"host_{k}": v for k, v in c["sel"][3].items()}})
+    emit("app.flowers_ms", round(g["flowers"][0], 2), "ms", baseline=round(c["flowers"][0], 2),
+         ratio=round(c["flowers"][0] / g["flowers"][0], 3), n=n, device="gpu",
+         params={**common, "target_ms": 300, "cpu_ms": _CPU["flowers_gpu"], "flowers": int(g["flowers"][3]),
+                 "petals": int(g["flowers"][4]), "max_ms": round(max(g["flowers"][1]), 2),
+                 "raster_same_viewport_ms": round(g["flowers"][2], 2)})
+    emit("app.process_rss_mb", round(_rss_mb(), 1), "MB", n=n, device="gpu",
+         params={"note": "bench process after all callbacks (host memory; GPU memory not counted)"})
 
 
 # ---------------------------------------------------------------------- server memory
@@ -391,13 +500,29 @@ def main(argv=None) -> None:
     ap.add_argument("--ready", action="store_true", help="only app.ready_s: server start to page, cold vs cached")
     ap.add_argument("--ready-store", "--server-store", dest="server_store", default=None,
                     help="an existing run store for --ready and the server memory figure (default: make one)")
-    ap.add_argument("--device", default="cpu", choices=["cpu"], help="the app runs on the CPU")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "gpu"],
+                    help="gpu: the callbacks of --device gpu sessions (CuPy/cuDF), with the CPU session's figures "
+                         "of the same run as baselines; needs a CUDA GPU and the [gpu] extra")
     args = ap.parse_args(argv)
     if args.quick:
         args.n, args.repeat, args.no_server = min(args.n, 100_000), 3, True
     if args.n < 10_000:
         ap.error(f"--n must be >= 10000 (the flower viewport needs ~2,000 images in a cluster). Got {args.n}.")
     os.environ.setdefault("NUMBA_NUM_THREADS", "2")
+    if args.device == "gpu":
+        if args.ready or args.server_only:
+            ap.error("--device gpu measures the in-memory callbacks only (not --ready / --server-only).")
+        from panel_app.device import check_app_device
+        from xsgpu.backend import GPUUnavailable
+
+        try:
+            check_app_device("gpu")   # no GPU stack: the reason and the remedy, before any work
+        except GPUUnavailable as exc:
+            sys.exit(f"bench_app.py: {exc}")
+        bench_callbacks_gpu(args.n, args.repeat)
+        if not args.no_server:
+            print(json.dumps({"note": "server memory and start are measured without --device gpu"}), file=sys.stderr)
+        return
     if args.ready:
         bench_ready(args.server_n, args.server_store)
         return

@@ -115,13 +115,17 @@ def make_fake_cudf() -> types.ModuleType:
     """A ``cudf`` module whose ``DataFrame`` takes device columns and gives datashader a pandas frame."""
     mod = types.ModuleType("cudf")
 
-    def DataFrame(cols: dict, nan_as_null: bool = True):   # noqa: N802 - cudf's name
-        for k, v in cols.items():
-            if not isinstance(v, FakeDeviceArray):
-                raise TypeError(f"cudf.DataFrame stand-in: column {k!r} is not on the device ({type(v).__name__})")
-        return pd.DataFrame({k: v.get() for k, v in cols.items()})
+    class DataFrame:   # a type, as libraries test isinstance(obj, cudf.DataFrame) once "cudf" is imported
+        def __new__(cls, cols: dict, nan_as_null: bool = True):
+            for k, v in cols.items():
+                if not isinstance(v, FakeDeviceArray):
+                    raise TypeError(f"cudf.DataFrame stand-in: column {k!r} is not on the device ({type(v).__name__})")
+            return pd.DataFrame({k: v.get() for k, v in cols.items()})
 
-    mod.DataFrame = DataFrame
+    class Series:
+        pass
+
+    mod.DataFrame, mod.Series = DataFrame, Series
     return mod
 
 
