@@ -38,11 +38,11 @@ def test_a_session_during_the_warm_up_computes_its_own_results(run_copy, monkeyp
     entered, release = threading.Event(), threading.Event()
     real_steps = panel_app.panels.warm_up_steps
 
-    def held_steps(data, *, cutoff=0.5):
+    def held_steps(data, **options):   # cutoff, device
         def hold():
             entered.set()
             assert release.wait(WAIT)
-        return [("hold", hold), *real_steps(data, cutoff=cutoff)]
+        return [("hold", hold), *real_steps(data, **options)]
 
     monkeypatch.setattr(panel_app.panels, "warm_up_steps", held_steps)
     out = warm_up(run_copy, panels="background")  # no loop: its thread starts at once and stops at "hold"
