@@ -229,6 +229,21 @@ def warm_up_device(data: Any) -> dict[str, float]:
     x0, x1, y0, y1 = index.bounds
     index.count_in_box(x0, x1, y0, y1)
     index.ids_in_polygon([x0, x1, x1], [y0, y0, y1])
+    _warm_up_metrics(data)
     out = {"copy_s": t1 - t0, "kernels_s": time.perf_counter() - t1}
     log.info("GPU warm-up: %s", {k: round(v, 2) for k, v in out.items()})
     return out
+
+
+def _warm_up_metrics(data: Any) -> None:
+    """Compile the CuPy kernels of the group metrics: a scorer over the first rows, scored by both of its
+    paths (bit unpacking for a few rows, code histograms for many)."""
+    from xsgpu.metrics import SelectionScorer
+
+    y_true, y_prob = device_labels(data)
+    m = min(data.n, 8192)
+    if m == 0:
+        return
+    scorer = SelectionScorer(y_true[:m], y_prob[:m], keep_probabilities=False, vocabulary=data.vocabulary)
+    scorer(array_module("gpu").arange(min(m, 64)))
+    scorer()

@@ -1,4 +1,4 @@
-"""The spatial queries of one embedded space on the GPU (CuPy): the twin of :class:`~panel_app.views.index.SpatialIndex`.
+"""The spatial queries of one embedded space on the GPU (CuPy), twin of :class:`~panel_app.views.index.SpatialIndex`.
 
 The x-sorted points of the host index are copied to the GPU once (``xs``, ``ys``, ``order``, and the
 coordinates in id order ``x``, ``y``). A viewport or a box query is two ``cupy.searchsorted`` calls on ``xs``

@@ -203,6 +203,8 @@ _SHOWN_OUTCOMES = [*OUTCOMES, "unlabelled"]
 def _aggregate(cvs, cols: dict, agg, *, gpu: bool):
     """``cvs.points`` over a pandas frame of host columns, or a cuDF frame of CuPy columns (``gpu``); the
     aggregate (an xarray DataArray or Dataset, one value per pixel) is returned on the host either way."""
+    if gpu and len(cols["x"]) == 0:   # an empty viewport: nothing to launch a CUDA kernel over (0 blocks)
+        cols, gpu = {k: to_host(v) for k, v in cols.items()}, False
     if not gpu:
         return cvs.points(pd.DataFrame(cols, copy=False), "x", "y", agg=agg)
     cudf = import_gpu("cudf", remedy="install cudf-cu13 (pip install '.[gpu]')")
@@ -235,7 +237,8 @@ def _outcome_aggregate(cvs, x, y, codes, *, gpu: bool, modulo: bool | None = Non
         cats = pd.Categorical.from_codes(codes, categories=[*_SHOWN_OUTCOMES, "hidden"])
         return _aggregate(cvs, {"x": x, "y": y, "c": cats}, ds.count_cat("c"), gpu=gpu).sel(c=_SHOWN_OUTCOMES)
     cols = {"x": x, "y": y, "c": codes.astype(np.int32)}
-    agg = _aggregate(cvs, cols, ds.by(ds.category_modulo("c", modulo=len(_SHOWN_OUTCOMES) + 1), ds.count()), gpu=gpu)
+    by_code = ds.by(ds.category_modulo("c", modulo=len(_SHOWN_OUTCOMES) + 1), ds.count())
+    agg = _aggregate(cvs, cols, by_code, gpu=gpu)
     return agg.isel(c=slice(0, len(_SHOWN_OUTCOMES))).assign_coords(c=_SHOWN_OUTCOMES)
 
 

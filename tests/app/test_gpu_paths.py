@@ -90,6 +90,13 @@ def test_rasterize_on_the_device_matches_the_host(cp):
         gpu = rasterize(cp.asarray(x), cp.asarray(y), **frame, **dkw)
         assert all(type(v[0]) is np.ndarray for k, v in gpu.items() if k in ("image", "counts")), kw
         _assert_source_equal(gpu, cpu, atol=atol)
+    none = np.zeros(0, np.float32)   # an empty slab (a viewport over empty space)
+    for kw in ({"with_counts": True}, {"how": "mean", "values": none, "mask": none > 0, "with_counts": True},
+               {"how": "outcome", "values": none.astype(np.uint8), "with_counts": True}):
+        frame = dict(x_range=(0, 1), y_range=(0, 1), width=20, height=10)
+        dkw = {k: cp.asarray(v) if isinstance(v, np.ndarray) else v for k, v in kw.items()}
+        _assert_source_equal(rasterize(cp.asarray(none), cp.asarray(none), **frame, **dkw),
+                             rasterize(none, none, **frame, **kw))
 
 
 def test_spatial_index_on_the_device_gives_the_same_ids(cp):
