@@ -12,6 +12,8 @@ app
     :func:`~panel_app.app.build_app`, the whole layout.
 server
     Serving: address, websocket origins, authentication, the error page.
+device
+    ``xsgpu serve --device cpu|gpu``: the one check, and the run's CuPy copies on a GPU server.
 """
 from __future__ import annotations
 

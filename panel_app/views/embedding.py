@@ -39,7 +39,6 @@ from bokeh.palettes import YlOrRd9
 from bokeh.plotting import figure
 
 from panel_app.data import SPACES
-from xsgpu.backend import namespace_of
 from panel_app.filters import labelled_mask
 from panel_app.layers import LAST_BLOCK, layer_coords, layer_index, layer_label
 from panel_app.shares import is_share_key, share_values
@@ -53,6 +52,7 @@ from panel_app.views.legend import COLOUR_BAR_ROOM, colour_bar_spec, make_colour
 from panel_app.views.raster import (
     OUTCOME_COLOURS, OUTCOMES, SELECTION_COLOUR, empty_image, outcome_codes, rasterize,
 )
+from xsgpu.backend import namespace_of
 
 __all__ = ["EmbeddingView", "EmbeddingViews", "THUMB_ROUTE", "IMAGE_ROUTE"]
 
