@@ -1,9 +1,11 @@
 """Derived arrays the app needs at start, cached in the run store and memory-mapped on later starts.
 
-The first ``xsgpu serve`` of a run builds each array (labels from ``samples``, probabilities from
-``predictions``, the embedded coordinates, the x-order of every space's spatial index) and writes it to
+The pipeline's last stage, ``app_cache`` (:func:`prepare_app_cache`), builds each array the app needs at
+start (labels from ``samples``, probabilities from ``predictions``, the embedded coordinates, the x-order
+and sorted points of every space's spatial index, the per-attribute probability order) and writes it to
 ``RUN/app_cache/<name>.npy`` (schema artifact ``app_cache/{name}``) atomically, with a ``<name>.json``
-key next to it: the sizes and mtimes of the source artifacts' files. Later starts whose sources have the
+key next to it: the names of the source artifacts and the sizes and mtimes of their files. A run made
+without the pipeline gets the same arrays on its first ``xsgpu serve``. Starts whose sources have the
 same key ``np.load(..., mmap_mode='r')`` the array instead of parsing Parquet or sorting; a changed source
 (a rerun stage, an edited partition) changes the key and the array is rebuilt. A run store the server
 cannot write to is served from arrays built in memory (logged once).
@@ -20,7 +22,14 @@ import numpy as np
 from xsgpu.io.atomic import atomic_path
 from xsgpu.io.schema import APP_CACHE, Artifact
 
-__all__ = ["source_key", "cached_array"]
+__all__ = ["source_key", "cached_array", "prepare_app_cache", "stale_entries", "start_entries"]
+
+
+def start_entries(spaces: Iterable[str] = ("ACT", "FEA", "PRD")) -> tuple[str, ...]:
+    """The entries every start of the app reads: the run's arrays and the spatial index of each of ``spaces``
+    under the first embedding method (other methods' and layers' indexes are built when first shown)."""
+    return ("labels", "probabilities", "coords", "probability_order") + tuple(
+        f"index_{part}_{space.lower()}" for space in spaces for part in ("order", "xs", "ys"))
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +76,9 @@ def cached_array(store: Any, name: str, sources: Iterable[Artifact], build: Call
     art = APP_CACHE.named(name=name)
     path = store.npy_path(art)
     key_path = path.with_suffix(".json")
-    key = {"version": version, "n": int(store.n_samples), "sources": source_key(store, sources),
-           "extra": extra}
+    sources = list(sources)
+    key = {"version": version, "n": int(store.n_samples), "artifacts": [a.name for a in sources],
+           "sources": source_key(store, sources), "extra": extra}
     try:
         if key_path.is_file() and path.is_file() and json.loads(key_path.read_text()) == key:
             return store.load_npy(art, mmap=True)
@@ -89,3 +99,51 @@ def cache_dir(store: Any) -> Path:
     """The directory of the app cache (``RUN/app_cache``); delete it to force a rebuild."""
     return store.npy_path(APP_CACHE.named(name="x")).parent
 
+
+def _entry_is_current(store: Any, name: str) -> bool:
+    """Whether ``app_cache/<name>`` exists and its key still matches its sources' files."""
+    from xsgpu.io.schema import lookup
+
+    path = store.npy_path(APP_CACHE.named(name=name))
+    key_path = path.with_suffix(".json")
+    try:
+        key = json.loads(key_path.read_text())
+        sources = [lookup(a) for a in key["artifacts"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return path.is_file() and key.get("n") == int(store.n_samples) and key.get("sources") == source_key(store, sources)
+
+
+def stale_entries(store: Any, names: Iterable[str]) -> list[str]:
+    """The ``names`` whose cached array is missing or older than its sources."""
+    return [n for n in names if not _entry_is_current(store, n)]
+
+
+def prepare_app_cache(run_path: Any, *, spaces: Iterable[str] = ("ACT", "FEA", "PRD")) -> list[str]:
+    """Build every array of :func:`start_entries` that is missing or stale (what the first serve would).
+
+    Parameters
+    ----------
+    run_path : path
+        An embedded run store (samples, predictions, embedding).
+    spaces : iterable of str
+        The spaces whose spatial index is written.
+
+    Returns
+    -------
+    list of str
+        The entries that were (re)built.
+    """
+    from panel_app.data import load_run_data
+    from panel_app.views.index import space_index
+    from xsgpu.io.runstore import RunStore
+
+    spaces = [s.upper() for s in spaces]
+    before = stale_entries(RunStore.open(run_path), start_entries(spaces))
+    if before:
+        data = load_run_data(run_path, use_cache=False)
+        for space in spaces:
+            space_index(data, space)
+        data.probability_order()
+    log.info("app cache of %s: %s", run_path, f"built {', '.join(before)}" if before else "up to date")
+    return before

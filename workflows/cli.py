@@ -91,6 +91,7 @@ COMMANDS: dict[str, str] = {
     "infer": "workflows.commands.infer",
     "embed": "workflows.commands.embed",
     "evaluate": "workflows.commands.evaluate",
+    "app-cache": "workflows.commands.app_cache",
     "pipeline": "workflows.commands.pipeline",
     "serve": "workflows.commands.serve",
     "demo": "workflows.commands.demo",

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from workflows.cluster import close_client, dashboard_link, make_client
 from workflows.runlog import RunLog
-from xsgpu.stages import (EmbedParams, EvaluateParams, InferParams, IngestParams, PartitionContext, Stage,
+from xsgpu.stages import (AppCacheParams, EmbedParams, EvaluateParams, InferParams, IngestParams, PartitionContext, Stage,
                           StageFailed, StageReport, SynthParams, TrainParams, checkpoint_exists, get_stage,
                           param_names, rows_and_info, run_stage)
 
@@ -447,6 +447,8 @@ def run_pipeline(
                                                fit_sample=embed_fit_sample, n_jobs=n_jobs)))
         if evaluate:
             later.append(("evaluate", EvaluateParams(cutoff=cutoff)))
+        if embed:  # the app's start-up arrays, written once here rather than by the first `xsgpu serve`
+            later.append(("app_cache", AppCacheParams()))
         inner = None
         if embed_fit_sample and on_client:
             from workflows.placement import dask_map_fn

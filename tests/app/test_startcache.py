@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import numpy as np
+import pytest
 
 from panel_app.data import load_run_data
 from panel_app.startcache import cache_dir, cached_array
@@ -82,3 +84,48 @@ def test_start_reads_sorted_points_and_orders_from_the_cache(tmp_path):
     assert isinstance(order, np.memmap) and order.shape == data.y_prob.shape
     assert np.all(np.diff(np.take_along_axis(np.asarray(data.y_prob), np.asarray(order), axis=0), axis=0) <= 0)
     assert data.samples["split"].dtype == "category" and data.samples["run_id"].dtype == "category"
+
+
+def test_the_app_cache_stage_writes_what_a_start_reads(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from panel_app import startcache
+    from workflows.cli import main
+    from xsgpu.stages import AppCacheParams, get_stage, run_stage
+
+    store = make_app_run(tmp_path / "run", n=500, partition_size=250, stages=False)
+    stage = get_stage("app_cache")
+    done, why = stage.is_done(store.path, AppCacheParams())
+    assert not done and "labels" in why and "index_order_prd" in why
+    out = CliRunner().invoke(main, ["app-cache", str(store.path)], catch_exceptions=False)
+    assert out.exit_code == 0 and "Wrote the app cache" in out.output, out.output
+    assert stage.is_done(store.path, AppCacheParams())[0]
+    assert startcache.stale_entries(store, startcache.start_entries()) == []
+    # a start after the stage builds nothing: every array it reads is a memory map of the stage's files
+    built = []
+    monkeypatch.setattr(store.__class__, "write_npy", lambda self, *a, **k: built.append(a[0].name))
+    data = load_run_data(store.path, use_cache=False)
+    for space in ("ACT", "FEA", "PRD"):
+        assert isinstance(space_index(data, space).xs, np.memmap)
+    assert isinstance(data.probability_order(), np.memmap)
+    assert built == []
+    monkeypatch.undo()
+    assert CliRunner().invoke(main, ["app-cache", str(store.path)]).output.startswith("The app cache of")
+    # a rerun stage (new predictions) makes the probabilities and their order stale, not the coordinates
+    path = store.partition_path(PREDICTIONS, 1)
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert startcache.stale_entries(store, startcache.start_entries()) == ["probabilities", "probability_order"]
+    assert run_stage(stage, store.path, AppCacheParams(spaces=("PRD",))).status == "done"
+    assert stage.is_done(store.path, AppCacheParams())[0]
+
+
+def test_the_app_cache_stage_names_what_a_run_lacks(tmp_path):
+    from xsgpu.errors import XsgpuError
+    from xsgpu.stages import AppCacheParams, get_stage, run_stage
+
+    store = make_app_run(tmp_path / "run", n=200, partition_size=200, stages=False)
+    emb = store.embedding.path
+    shutil.rmtree(emb) if emb.is_dir() else emb.unlink()
+    with pytest.raises(XsgpuError, match="embedding"):
+        run_stage(get_stage("app_cache"), store.path, AppCacheParams())

@@ -44,7 +44,7 @@ def _copy(src, dst):
 
 
 def test_every_stage_states_its_contract():
-    assert list(STAGES) == ["synth", "ingest", "train", "infer", "embed", "evaluate"]
+    assert list(STAGES) == ["synth", "ingest", "train", "infer", "embed", "evaluate", "app_cache"]
     for stage in STAGES.values():
         assert stage.name and param_names(stage)
         assert stage.outputs or stage.outputs_elsewhere

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from workflows.cli import main
 from xsgpu.io.runstore import RunStore
+from xsgpu.io.schema import APP_CACHE
 
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINE = ROOT / "workflows" / "pipeline.py"
@@ -26,9 +27,9 @@ ALLOWED_XSGPU = {"xsgpu.stages", "xsgpu.io.runstore", "xsgpu.io.schema", "xsgpu.
 STAGE_FUNCTIONS = {"plan_synth_run", "synth_partition", "synthesize_run", "plan_ingest", "ingest_partition",
                    "finish_ingest", "ingest_paths", "train_model", "latest_epoch_checkpoint", "infer_partition",
                    "infer_run", "plan_infer", "finish_infer", "Predictor", "read_checkpoint_meta", "embed_run",
-                   "embedding_is_current", "evaluate_run", "stage_lock"}
+                   "embedding_is_current", "evaluate_run", "stage_lock", "prepare_app_cache"}
 COMMANDS = {"synth": "synthesize_run", "ingest": "ingest_paths", "train": "train_model", "infer": "infer_run",
-            "embed": "embed_run", "evaluate": "evaluate_run"}
+            "embed": "embed_run", "evaluate": "evaluate_run", "app_cache": "prepare_app_cache"}
 
 
 def _imports(path: Path) -> set[str]:
@@ -93,8 +94,8 @@ def test_cli_and_pipeline_make_the_same_run(tmp_path, tiny_model, dask_client):
     _cli("evaluate", cli)
     res = run_pipeline(tmp_path / "pipe", synth=N, size=SIZE, seed=4, partition_size=PART, model=tiny_model,
                        embed_method="pca", device="cpu", client=dask_client, progress=False)
-    assert {k: r.status for k, r in res.stages.items()} == dict.fromkeys(("synth", "infer", "embed", "evaluate"),
-                                                                         "done")
+    stages = ("synth", "infer", "embed", "evaluate", "app_cache")
+    assert {k: r.status for k, r in res.stages.items()} == dict.fromkeys(stages, "done")
     a, b = RunStore.open(cli), RunStore.open(res.run_path)
     pd.testing.assert_frame_equal(a.samples.read(), b.samples.read())
     pd.testing.assert_frame_equal(a.predictions.read(), b.predictions.read())
@@ -102,10 +103,14 @@ def test_cli_and_pipeline_make_the_same_run(tmp_path, tiny_model, dask_client):
         np.testing.assert_array_equal(np.asarray(a.open_array(name)[:]), np.asarray(b.open_array(name)[:]))
     np.testing.assert_allclose(a.embedding.read().to_numpy(), b.embedding.read().to_numpy(), rtol=1e-6, atol=1e-6)
     pd.testing.assert_frame_equal(a.metrics.read(), b.metrics.read())
-    for stage in ("synth", "infer", "embed", "evaluate"):
+    for name in ("labels", "probabilities", "probability_order"):  # the app cache: from equal inputs, equal
+        np.testing.assert_array_equal(a.load_npy(APP_CACHE.named(name=name)), b.load_npy(APP_CACHE.named(name=name)))
+    for name in ("coords", "index_xs_fea", "index_ys_prd"):  # from maps equal to float32 rounding
+        a_xy, b_xy = (np.sort(np.asarray(s.load_npy(APP_CACHE.named(name=name))), axis=0) for s in (a, b))
+        np.testing.assert_allclose(a_xy, b_xy, rtol=1e-6, atol=1e-6)
+    for stage in stages:
         assert a.manifest["stages"][stage]["status"] == b.manifest["stages"][stage]["status"] == "done"
     # a rerun of the pipeline does nothing: every stage is done for these parameters
     again = run_pipeline(tmp_path / "pipe", synth=N, size=SIZE, seed=4, partition_size=PART, model=tiny_model,
                          embed_method="pca", device="cpu", client=dask_client, progress=False)
-    assert {k: r.status for k, r in again.stages.items()} == dict.fromkeys(("synth", "infer", "embed", "evaluate"),
-                                                                           "skipped")
+    assert {k: r.status for k, r in again.stages.items()} == dict.fromkeys(stages, "skipped")

@@ -28,9 +28,13 @@ __all__ = ["command"]
               help="t-SNE on CPU: fit each map on a stratified sample of N images (strata: predicted label "
                    "vectors) and place every other image on it (openTSNE transform). Default: fit all; "
                    "use ~100000 for runs of 1M+ images without a GPU. Ignored on a GPU (cuML fits all).")
+@click.option("--app-cache/--no-app-cache", default=True, show_default=True,
+              help="Then write the arrays `xsgpu serve` memory-maps at start (the app_cache stage, as "
+                   "`xsgpu app-cache RUN`).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
 def command(run: Path, method: str, device: str, random_state: int, pca_dims: int, perplexity: float,
-            reference: Path | None, n_jobs: int, quality: bool, fit_sample: int | None, progress: bool) -> None:
+            reference: Path | None, n_jobs: int, quality: bool, fit_sample: int | None, app_cache: bool,
+            progress: bool) -> None:
     """Embed the three spaces of RUN in 2-D and write RUN/embedding.parquet.
 
     ACT (true labels, deduplicated), FEA (features.zarr through PCA) and PRD (predictions) each get a
@@ -51,7 +55,7 @@ def command(run: Path, method: str, device: str, random_state: int, pca_dims: in
     import logging
 
     from xsgpu.io.runstore import RunStore
-    from xsgpu.stages import EmbedParams, get_stage, run_stage
+    from xsgpu.stages import AppCacheParams, EmbedParams, get_stage, run_stage
 
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:  # openTSNE's per-step INFO lines only with -vv
         logging.getLogger("openTSNE").setLevel(logging.WARNING)
@@ -69,3 +73,12 @@ def command(run: Path, method: str, device: str, random_state: int, pca_dims: in
         click.echo(f"  {space}: {info.get('n_inputs')} x {info.get('input_dims')} -> 2-D on {info.get('backend')} "
                    f"({info.get('library')}), {info.get('seconds', 0):.1f} s"
                    + (f", trustworthiness@10 {tw:.3f}" if tw is not None else ""))
+    if app_cache:
+        from xsgpu.errors import XsgpuError
+
+        try:
+            cache = run_stage(get_stage("app_cache"), run, AppCacheParams(), progress=progress)
+        except XsgpuError as exc:  # e.g. a run without images: the maps are written, the app cannot serve it yet
+            click.echo(f"App cache not written: {exc}", err=True)
+        else:
+            click.echo(f"App cache: {'up to date' if cache.status == 'skipped' else f'written in {cache.seconds:.1f} s'}")

@@ -268,7 +268,7 @@ EMBEDDING = Artifact(
 EMBEDDING_BY_METHOD = replace(EMBEDDING, name="embeddings/{method}", doc="the same table once per method embedded (tsne, pca, umap)")
 EMBEDDING_REFERENCE = Artifact("embedding_reference/{space}", "npz", "embed",
                                "what one fitted space needs to place new points (inputs, coords, params; no pickles)")
-APP_CACHE = Artifact("app_cache/{name}", "npy", "app (xsgpu serve, first start)",
+APP_CACHE = Artifact("app_cache/{name}", "npy", "app_cache (the pipeline's last stage; else xsgpu serve's first start)",
                      "derived arrays the app memory-maps at start (labels, probabilities, coordinates, index orders "
                      "and sorted points, the per-attribute probability order); each with a .json key of its sources' "
                      "sizes and mtimes, rebuilt when they change")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from xsgpu.stages.base import (MapFn, PartitionContext, Plan, Resource, Stage, StageFailed, StageReport,
                                load_resource, param_names, process_map, rows_and_info, run_stage)
+from xsgpu.stages.app_cache import AppCacheParams, AppCacheStage
 from xsgpu.stages.embed import EmbedParams, EmbedStage
 from xsgpu.stages.evaluate import EvaluateParams, EvaluateStage
 from xsgpu.stages.infer import InferParams, InferStage
@@ -18,11 +19,11 @@ from xsgpu.stages.train import TrainParams, TrainStage, checkpoint_exists
 __all__ = ["STAGES", "get_stage", "Stage", "Plan", "Resource", "StageReport", "StageFailed", "PartitionContext",
            "MapFn", "run_stage", "process_map", "load_resource", "rows_and_info", "param_names", "checkpoint_exists",
            "NothingReadable", "SynthParams", "IngestParams", "TrainParams", "InferParams", "EmbedParams",
-           "EvaluateParams", "contract_table"]
+           "EvaluateParams", "AppCacheParams", "contract_table"]
 
 #: every stage, in pipeline order (synth and ingest are the two sources of a run)
 STAGES: dict[str, Stage] = {s.name: s for s in (SynthStage(), IngestStage(), TrainStage(), InferStage(),
-                                                EmbedStage(), EvaluateStage())}
+                                                EmbedStage(), EvaluateStage(), AppCacheStage())}
 
 
 def get_stage(name: str) -> Stage:
