@@ -18,6 +18,11 @@ Printed JSON lines ({"name", "value", "unit", "baseline", "ratio", "n", "device"
   trustworthiness from the embedding's metadata.
 * ``pipeline_run.embed_peak_rss``  GiB, the largest single process while embed ran (the client, which
   fits the maps); baseline: the 8 GB goal (ratio = 8 / value).
+* ``pipeline_run.map_trustworthiness_<space>`` (``--eval-n``, FEA and PRD)  trustworthiness (k = 10) of the
+  stored map of all N images on a seeded ``--eval-n`` subset (inputs: ``fea_reduced.npy``, the
+  predictions); baseline: the same measure on an ``--eval-n`` subset of the fitted sample alone (its
+  inputs and coordinates in ``embedding_reference/<space>.npz``), i.e. what placing the other images
+  costs; ratio = value / baseline.
 * ``pipeline_run.total_seconds``  sum of the stages; ``pipeline_run.projection_<M>``  hours at M images
   (``--project``, default 10M): synth, infer and evaluate scaled by their measured rows/s, embed as its
   measured fit seconds (the sample size does not grow) plus its placing and reduction seconds scaled
@@ -30,7 +35,7 @@ Usage::
         --fit-sample 100000 --out /tmp/run1m      # about 2 h on 2 idle cores
     python benchmarks/bench_pipeline_run.py --n 2000 --size 32 --model runs/demo/model --fit-sample 500 \\
         --out /tmp/run2k                             # a minute: checks the script
-    python benchmarks/bench_pipeline_run.py --report-only --out /tmp/run1m   # figures of finished runs
+    python benchmarks/bench_pipeline_run.py --report-only --out /tmp/run1m --eval-n 50000   # + map quality
 """
 from __future__ import annotations
 
@@ -194,6 +199,32 @@ def report(run: Path, *, n: int, project: int) -> None:
              n=project, params={"measured_n": n, "kind": "projection from the measured stages, not a measurement"})
 
 
+def map_quality(run: Path, *, n: int, eval_n: int, seed: int = 0) -> None:
+    """Print ``pipeline_run.map_trustworthiness_<space>`` for the FEA and PRD maps of ``run``."""
+    import numpy as np
+
+    from xsgpu.embed.quality import trustworthiness
+    from xsgpu.embed.reference import SpaceReference
+    from xsgpu.io.runstore import RunStore
+
+    store = RunStore.open(run)
+    emb = store.embedding.read()
+    inputs = {"fea": lambda: np.load(store.fea_reduced.path, mmap_mode="r"),
+              "prd": lambda: store.predictions.read(columns=store.vocabulary.prob_columns()).to_numpy(np.float32)}
+    for space, load in inputs.items():
+        X = np.asarray(load(), dtype=np.float32)
+        Y = emb[[f"{space}_x", f"{space}_y"]].to_numpy(np.float32)
+        t0 = time.perf_counter()
+        value = trustworthiness(X, Y, n_neighbors=10, sample=eval_n, random_state=seed)
+        seconds = time.perf_counter() - t0
+        ref = SpaceReference.load(run, space)
+        base = trustworthiness(ref.inputs, ref.coords, n_neighbors=10, sample=eval_n, random_state=seed)
+        emit(f"pipeline_run.map_trustworthiness_{space}", round(value, 4), "trustworthiness@10",
+             baseline=round(base, 4), ratio=round(value / base, 4), n=n,
+             params={"eval_n": min(eval_n, len(X)), "seconds": round(seconds, 1), "fitted_sample": len(ref.inputs),
+                     "baseline": "the fitted sample's own map, the same subset size"})
+
+
 def project_seconds(per_stage: dict, n: int, target: int) -> float:
     """Seconds at ``target`` images: rows/s stages scaled, embed = fit (fixed sample) + the rest scaled."""
     scale, out = target / n, 0.0
@@ -220,6 +251,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sample-s", type=float, default=1.0, help="memory sampling period (s)")
     ap.add_argument("--project", type=int, default=10_000_000, help="images of the projection (0: none)")
+    ap.add_argument("--eval-n", type=int, default=0,
+                    help="also measure the FEA/PRD maps' trustworthiness on this many images (0: no; 50000 at 1M)")
     ap.add_argument("--report-only", action="store_true", help="print the figures of --out, run nothing")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -230,6 +263,8 @@ def main(argv=None) -> int:
         if rc != 0:
             log.error("xsgpu pipeline exited with status %d; the figures below cover the finished stages", rc)
     report(args.out, n=args.n, project=args.project)
+    if args.eval_n:
+        map_quality(args.out, n=args.n, eval_n=args.eval_n, seed=args.seed)
     return 0
 
 
