@@ -213,6 +213,7 @@ def bench_sample_place(store, *, fit_sample: int, eval_n: int, n_jobs: int, full
     emit("embed.sample_place_seconds", secs, "s", baseline=base_s,
          ratio=round(base_s / secs, 3) if base_s else None, n=n,
          params={"fit_sample": fit_sample, "spaces": spaces, "peak_rss_gib": round(gib, 2),
+                 "fea_dims": int(store.features.open().shape[1]),
                  "goal": "1M images, three spaces, <= 1800 s and <= 8 GB on 2 cores", "n_jobs": n_jobs,
                  "baseline": "embed_run(method='tsne') fitting every point" if full else None})
     for space in ("fea", "prd"):
@@ -242,6 +243,8 @@ def main(argv=None) -> None:
                     help="also benchmark sample-and-place maps fitted on this many images (0: no)")
     ap.add_argument("--skip-full", action="store_true", help="with --fit-sample: no full-fit baseline")
     ap.add_argument("--eval-n", type=int, default=5000, help="trustworthiness subset of --fit-sample")
+    ap.add_argument("--dim", type=int, default=2048,
+                    help="FEA dimensions of the --fit-sample run (2048: ResNet-50; 512: ResNet-18, the demo model)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     n = 800 if args.quick else args.n
@@ -258,8 +261,8 @@ def main(argv=None) -> None:
             bench_compare(store, n_compare=n_compare, n_jobs=args.n_jobs, seed=args.seed)
         if args.fit_sample:
             sp_n = 1200 if args.quick else args.n
-            sp_store = store if store is not None and store.n_samples == sp_n else make_bench_run(
-                tmp / "sample", sp_n, seed=args.seed, partition_size=65536)
+            sp_store = store if store is not None and store.n_samples == sp_n and args.dim == 2048 else make_bench_run(
+                tmp / "sample", sp_n, dim=args.dim, seed=args.seed, partition_size=65536)
             bench_sample_place(sp_store, fit_sample=300 if args.quick else args.fit_sample, eval_n=args.eval_n,
                                n_jobs=args.n_jobs, full=not args.skip_full)
         if args.memory_n:
