@@ -170,7 +170,7 @@ def sort_order(x: np.ndarray) -> np.ndarray:
     return np.argsort(x, kind="stable").astype(np.int64 if len(x) > 2**31 - 1 else np.int32)
 
 
-def points_in_polygon(x: np.ndarray, y: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
+def points_in_polygon(x: np.ndarray, y: np.ndarray, px: np.ndarray, py: np.ndarray, *, xp: Any = None) -> np.ndarray:
     """Even-odd point-in-polygon test, vectorised over points (loop over the polygon's edges).
 
     Parameters
@@ -179,17 +179,24 @@ def points_in_polygon(x: np.ndarray, y: np.ndarray, px: np.ndarray, py: np.ndarr
         Point coordinates.
     px, py : ndarray, shape (m,)
         Polygon vertices (closed implicitly).
+    xp : module, optional
+        The array module of ``x`` and ``y`` (default: found from them; CuPy for GPU points).
 
     Returns
     -------
     ndarray of bool, shape (k,)
+        On the device of ``x`` and ``y`` (NumPy, or CuPy for GPU points; the vertices stay on the host).
     """
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    inside = np.zeros(len(x), dtype=bool)
+    if xp is None:
+        from xsgpu.backend import namespace_of
+
+        xp = namespace_of(x, y)
+    x = xp.asarray(x, dtype=xp.float64)
+    y = xp.asarray(y, dtype=xp.float64)
+    inside = xp.zeros(x.shape[0], dtype=bool)
     m = len(px)
     for i in range(m):
-        xa, ya, xb, yb = px[i], py[i], px[(i + 1) % m], py[(i + 1) % m]
+        xa, ya, xb, yb = float(px[i]), float(py[i]), float(px[(i + 1) % m]), float(py[(i + 1) % m])
         if ya == yb:
             continue
         crosses = (ya > y) != (yb > y)

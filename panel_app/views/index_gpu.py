@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from panel_app.views.index import SpatialIndex, _bound_as
+from panel_app.views.index import SpatialIndex, _bound_as, points_in_polygon
 from xsgpu.backend import import_gpu
 
 __all__ = ["GPUSpatialIndex", "points_in_polygon_gpu"]
@@ -121,7 +121,7 @@ class GPUSpatialIndex:
 def points_in_polygon_gpu(x: Any, y: Any, px: np.ndarray, py: np.ndarray) -> Any:
     """Even-odd point-in-polygon test on the GPU, vectorised over points (loop over the polygon's edges).
 
-    The same float64 operations, one CuPy kernel each, as :func:`panel_app.views.index.points_in_polygon`, so
+    :func:`panel_app.views.index.points_in_polygon` on CuPy: the same float64 operations, one kernel each, so
     a point on the same side of every edge gets the same answer.
 
     Parameters
@@ -134,16 +134,4 @@ def points_in_polygon_gpu(x: Any, y: Any, px: np.ndarray, py: np.ndarray) -> Any
     -------
     cupy.ndarray of bool, shape (k,)
     """
-    cp = import_gpu("cupy")
-    x = x.astype(cp.float64)
-    y = y.astype(cp.float64)
-    inside = cp.zeros(x.shape[0], dtype=bool)
-    m = len(px)
-    for i in range(m):
-        xa, ya, xb, yb = float(px[i]), float(py[i]), float(px[(i + 1) % m]), float(py[(i + 1) % m])
-        if ya == yb:
-            continue
-        crosses = (ya > y) != (yb > y)
-        xint = xa + (y - ya) * (xb - xa) / (yb - ya)
-        inside ^= crosses & (x < xint)
-    return inside
+    return points_in_polygon(x, y, px, py, xp=import_gpu("cupy"))
