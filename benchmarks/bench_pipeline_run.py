@@ -20,9 +20,9 @@ Printed JSON lines ({"name", "value", "unit", "baseline", "ratio", "n", "device"
   fits the maps); baseline: the 8 GB goal (ratio = 8 / value).
 * ``pipeline_run.map_trustworthiness_<space>`` (``--eval-n``, FEA and PRD)  trustworthiness (k = 10) of the
   stored map of all N images on a seeded ``--eval-n`` subset (inputs: ``fea_reduced.npy``, the
-  predictions); baseline: the same measure on an ``--eval-n`` subset of the fitted sample alone (its
-  inputs and coordinates in ``embedding_reference/<space>.npz``), i.e. what placing the other images
-  costs; ratio = value / baseline.
+  predictions); baseline: the same measure on an ``--eval-n`` subset of the fitted sample's images alone
+  (drawn again as embed drew it), i.e. what placing the other images costs; ratio = value / baseline;
+  params also hold the placed images alone.
 * ``pipeline_run.total_seconds``  sum of the stages; ``pipeline_run.projection_<M>``  hours at M images
   (``--project``, default 10M): synth, infer and evaluate scaled by their measured rows/s, embed as its
   measured fit seconds (the sample size does not grow) plus its placing and reduction seconds scaled
@@ -200,29 +200,42 @@ def report(run: Path, *, n: int, project: int) -> None:
 
 
 def map_quality(run: Path, *, n: int, eval_n: int, seed: int = 0) -> None:
-    """Print ``pipeline_run.map_trustworthiness_<space>`` for the FEA and PRD maps of ``run``."""
+    """Print ``pipeline_run.map_trustworthiness_<space>`` for the FEA and PRD maps of ``run``.
+
+    The fitted sample is recomputed as ``embed_run`` drew it (``stratified_sample`` of the predicted label
+    vectors, with the embedding's seed and fit sample), so the placed images and the fitted ones are scored
+    apart on subsets of the same size.
+    """
     import numpy as np
 
     from xsgpu.embed.quality import trustworthiness
-    from xsgpu.embed.reference import SpaceReference
+    from xsgpu.embed.sample_place import prediction_strata, stratified_sample
     from xsgpu.io.runstore import RunStore
 
     store = RunStore.open(run)
+    meta = store.embedding.metadata()
     emb = store.embedding.read()
-    inputs = {"fea": lambda: np.load(store.fea_reduced.path, mmap_mode="r"),
-              "prd": lambda: store.predictions.read(columns=store.vocabulary.prob_columns()).to_numpy(np.float32)}
-    for space, load in inputs.items():
-        X = np.asarray(load(), dtype=np.float32)
+    prd = store.predictions.read(columns=store.vocabulary.prob_columns()).to_numpy(np.float32)
+    fitted = np.zeros(len(prd), bool)
+    if meta.get("fit_sample"):
+        fitted[stratified_sample(prediction_strata(prd), int(meta["fit_sample"]),
+                                 random_state=meta.get("random_state", seed))] = True
+    inputs = {"fea": np.load(store.fea_reduced.path, mmap_mode="r"), "prd": prd}
+    for space, X in inputs.items():
         Y = emb[[f"{space}_x", f"{space}_y"]].to_numpy(np.float32)
         t0 = time.perf_counter()
-        value = trustworthiness(X, Y, n_neighbors=10, sample=eval_n, random_state=seed)
-        seconds = time.perf_counter() - t0
-        ref = SpaceReference.load(run, space)
-        base = trustworthiness(ref.inputs, ref.coords, n_neighbors=10, sample=eval_n, random_state=seed)
-        emit(f"pipeline_run.map_trustworthiness_{space}", round(value, 4), "trustworthiness@10",
-             baseline=round(base, 4), ratio=round(value / base, 4), n=n,
-             params={"eval_n": min(eval_n, len(X)), "seconds": round(seconds, 1), "fitted_sample": len(ref.inputs),
-                     "baseline": "the fitted sample's own map, the same subset size"})
+        score = {}
+        for part, rows in (("all", slice(None)), ("fitted", fitted), ("placed", ~fitted)):
+            X_part, Y_part = np.asarray(X[rows], np.float32), Y[rows]
+            if len(X_part) > 20:
+                score[part] = round(trustworthiness(X_part, Y_part, n_neighbors=10, sample=eval_n,
+                                                    random_state=seed), 4)
+        base = score.get("fitted")
+        emit(f"pipeline_run.map_trustworthiness_{space}", score["all"], "trustworthiness@10", baseline=base,
+             ratio=round(score["all"] / base, 4) if base else None, n=n,
+             params={"eval_n": min(eval_n, len(X)), "placed_only": score.get("placed"),
+                     "fitted_sample": int(fitted.sum()), "seconds": round(time.perf_counter() - t0, 1),
+                     "baseline": "the fitted sample's images alone, the same subset size"})
 
 
 def project_seconds(per_stage: dict, n: int, target: int) -> float:
