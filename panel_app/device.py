@@ -90,21 +90,15 @@ def array_module(device: str):
 
 # ---------------------------------------------------------------------- process-wide device copies
 def device_coords(data: Any, space: str, method: str | None = None) -> tuple[Any, Any]:
-    """The CuPy copies of ``data.coords(space, method)``, made once per process.
+    """The CuPy copies of ``data.coords(space, method)``: those the space's :func:`device_index` holds (one
+    copy per process, not a second one beside the index's).
 
     Returns
     -------
     x, y : cupy.ndarray of float32, shape (n,)
     """
-    method = data.method if method is None else str(method)
-    key = str(space).upper()
-
-    def build() -> tuple[Any, Any]:
-        cp = import_gpu("cupy")
-        x, y = data.coords(key, method)
-        return cp.asarray(x), cp.asarray(y)
-
-    return data.cached(("device", "coords", key, method), build)
+    index = device_index(data, space, method)
+    return index.x, index.y
 
 
 def device_index(data: Any, space: str, method: str | None = None, *, layer: str | None = None):
@@ -220,8 +214,7 @@ def warm_up_device(data: Any) -> dict[str, float]:
     check_app_device("gpu")
     t0 = time.perf_counter()
     for space in SPACES:
-        device_coords(data, space)
-        device_index(data, space)
+        device_index(data, space)  # the coordinates, sorted points and order of each space
     device_labels(data)
     t1 = time.perf_counter()
     warmup_gpu()
