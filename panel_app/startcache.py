@@ -22,16 +22,22 @@ import numpy as np
 from xsgpu.io.atomic import atomic_path
 from xsgpu.io.schema import APP_CACHE, Artifact
 
-__all__ = ["source_key", "cached_array", "prepare_app_cache", "stale_entries", "start_entries"]
+__all__ = ["source_key", "cached_array", "prepare_app_cache", "stale_entries", "start_entries", "index_entry"]
+
+log = logging.getLogger(__name__)
+
+
+def index_entry(part: str, space: str, method: str | None = None) -> str:
+    """The cache entry of one array of a space's spatial index: ``part`` ``order``, ``xs`` or ``ys``, under
+    embedding ``method`` (``None``: the run's first, which every start reads)."""
+    return f"index_{part}_{space.lower()}" + ("" if method is None else f"_{method}")
 
 
 def start_entries(spaces: Iterable[str] = ("ACT", "FEA", "PRD")) -> tuple[str, ...]:
     """The entries every start of the app reads: the run's arrays and the spatial index of each of ``spaces``
     under the first embedding method (other methods' and layers' indexes are built when first shown)."""
     return ("labels", "probabilities", "coords", "probability_order") + tuple(
-        f"index_{part}_{space.lower()}" for space in spaces for part in ("order", "xs", "ys"))
-
-log = logging.getLogger(__name__)
+        index_entry(part, space) for space in spaces for part in ("order", "xs", "ys"))
 
 
 def source_key(store: Any, sources: Iterable[Artifact]) -> list:
@@ -48,6 +54,14 @@ def source_key(store: Any, sources: Iterable[Artifact]) -> list:
         if not files:
             out.append([art.entry, None, None])
     return out
+
+
+def _cache_key(store: Any, sources: Iterable[Artifact], *, version: int, extra: Any) -> dict:
+    """The key written beside an entry: what it was built from (artifact names and their files' sizes and
+    mtimes), the run's size, the build's version and ``extra``."""
+    sources = list(sources)
+    return {"version": version, "n": int(store.n_samples), "artifacts": [a.name for a in sources],
+            "sources": source_key(store, sources), "extra": extra}
 
 
 def cached_array(store: Any, name: str, sources: Iterable[Artifact], build: Callable[[], np.ndarray],
@@ -76,9 +90,7 @@ def cached_array(store: Any, name: str, sources: Iterable[Artifact], build: Call
     art = APP_CACHE.named(name=name)
     path = store.npy_path(art)
     key_path = path.with_suffix(".json")
-    sources = list(sources)
-    key = {"version": version, "n": int(store.n_samples), "artifacts": [a.name for a in sources],
-           "sources": source_key(store, sources), "extra": extra}
+    key = _cache_key(store, sources, version=version, extra=extra)
     try:
         if key_path.is_file() and path.is_file() and json.loads(key_path.read_text()) == key:
             return store.load_npy(art, mmap=True)
@@ -111,7 +123,8 @@ def _entry_is_current(store: Any, name: str) -> bool:
         sources = [lookup(a) for a in key["artifacts"]]
     except (OSError, ValueError, KeyError, TypeError):
         return False
-    return path.is_file() and key.get("n") == int(store.n_samples) and key.get("sources") == source_key(store, sources)
+    # the key it would be written with now (its recorded build version and extra: the stage has no builder)
+    return path.is_file() and key == _cache_key(store, sources, version=key.get("version"), extra=key.get("extra"))
 
 
 def stale_entries(store: Any, names: Iterable[str]) -> list[str]:

@@ -216,15 +216,18 @@ def space_index(data, space: str, method: str | None = None) -> SpatialIndex:
         x, y = data.coords(key, method)
         if data.store is None:
             return SpatialIndex(x, y)
-        from panel_app.startcache import cached_array
+        from panel_app.startcache import cached_array, index_entry
         from xsgpu.io.schema import EMBEDDING, EMBEDDING_BY_METHOD
 
         source = EMBEDDING if method == data.method else EMBEDDING_BY_METHOD.named(method=method)
-        suffix = key.lower() + ("" if method == data.method else f"_{method}")
-        order = cached_array(data.store, f"index_order_{suffix}", [source],
-                             lambda: sort_order(np.asarray(x, dtype=np.float32)))
-        xs = cached_array(data.store, f"index_xs_{suffix}", [source], lambda: np.asarray(x, np.float32)[order])
-        ys = cached_array(data.store, f"index_ys_{suffix}", [source], lambda: np.asarray(y, np.float32)[order])
+        of_method = None if method == data.method else method
+
+        def entry(part: str) -> str:
+            return index_entry(part, key, of_method)
+
+        order = cached_array(data.store, entry("order"), [source], lambda: sort_order(np.asarray(x, dtype=np.float32)))
+        xs = cached_array(data.store, entry("xs"), [source], lambda: np.asarray(x, np.float32)[order])
+        ys = cached_array(data.store, entry("ys"), [source], lambda: np.asarray(y, np.float32)[order])
         return SpatialIndex(x, y, order=order, sorted_xy=(xs, ys))
 
     return data.cached(cache_key, build)
