@@ -226,7 +226,7 @@ def map_quality(run: Path, *, n: int, eval_n: int, seed: int = 0) -> None:
         t0 = time.perf_counter()
         score = {}
         for part, rows in (("all", slice(None)), ("fitted", fitted), ("placed", ~fitted)):
-            X_part, Y_part = np.asarray(X[rows], np.float32), Y[rows]
+            X_part, Y_part = X[rows], Y[rows]  # trustworthiness casts only its subsample
             if len(X_part) > 20:
                 score[part] = round(trustworthiness(X_part, Y_part, n_neighbors=10, sample=eval_n,
                                                     random_state=seed), 4)

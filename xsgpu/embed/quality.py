@@ -60,8 +60,8 @@ def trustworthiness(X: Any, embedding: Any, *, n_neighbors: int = 10, sample: in
     -------
     float in [0, 1]
     """
-    X = np.asarray(to_host(X), dtype=np.float64)
-    Y = np.asarray(to_host(embedding), dtype=np.float64)
+    X = np.asarray(to_host(X))  # no copy of an array or memory map: only the subsample is cast and checked
+    Y = np.asarray(to_host(embedding))
     if X.ndim != 2 or Y.ndim != 2 or X.shape[0] != Y.shape[0]:
         raise ValueError(f"trustworthiness needs X (n, d) and embedding (n, k) with the same n; "
                          f"got {X.shape} and {Y.shape}.")
@@ -71,9 +71,10 @@ def trustworthiness(X: Any, embedding: Any, *, n_neighbors: int = 10, sample: in
     if not 1 <= k < len(idx) / 2:
         raise ValueError(f"The 'n_neighbors' parameter of trustworthiness must be in [1, n/2) for n={len(idx)}. "
                          f"Got {n_neighbors!r} instead.")
-    if not (np.isfinite(X[idx]).all() and np.isfinite(Y[idx]).all()):
+    X, Y = np.asarray(X[idx], dtype=np.float64), np.asarray(Y[idx], dtype=np.float64)
+    if not (np.isfinite(X).all() and np.isfinite(Y).all()):
         raise ValueError("trustworthiness: X or embedding holds NaN or inf.")
-    return _blocked_trustworthiness(X[idx], Y[idx], k, metric=metric, block=max(1, int(block)))
+    return _blocked_trustworthiness(X, Y, k, metric=metric, block=max(1, int(block)))
 
 
 def _blocked_trustworthiness(X: np.ndarray, Y: np.ndarray, k: int, *, metric: str, block: int) -> float:
