@@ -158,9 +158,11 @@ def main(argv=None) -> int:
     p.add_argument("--mix", default="default", choices=["default", PRE_ISSUE14])
     p.add_argument("--tag", default="", help="train into OUT/model-TAG (one training choice per tag)")
     p.add_argument("--pos-weight", default="sqrt", choices=["sqrt", "balanced", "none"])
-    p.add_argument("--normalisation", default="image", choices=["image", "fixed", "image+level"],
+    p.add_argument("--normalisation", default="image", choices=["image", "fixed", "image+level", "two-view"],
                    help="per-image standardisation, one fixed affine map of the log values, or the first plus "
                    "the image's mean level")
+    p.add_argument("--pixel-factor", type=int, default=1, help="space-to-depth factor of the model input "
+                   "(frames at input size x factor, folded into factor^2 channels)")
     p.add_argument("--augment", default="", help="augmentation options over the defaults, e.g. 'shift=4,poisson=0.5'")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--model", default=None, help="score this checkpoint (e.g. OUT/model/epochs/epoch-0001) "
@@ -208,7 +210,7 @@ def main(argv=None) -> int:
                            device="cpu", num_threads=a.threads, time_budget_s=a.train_budget,
                            seed=a.seed if a.train_seed is None else a.train_seed,
                            pos_weight=a.pos_weight, augmentation=augmentation,
-                           normalisation=a.normalisation, progress=False)
+                           normalisation=a.normalisation, pixel_factor=a.pixel_factor, progress=False)
         log.info("trained: %d epochs, val mAP %.3f", info["epochs_run"], info["val_map"])
     t_train = time.perf_counter() - t0
     cms_dir = work / f"cmsdev-{a.size}"
@@ -232,7 +234,7 @@ def main(argv=None) -> int:
               "train_seed": a.train_seed, "mix": a.mix,
               "synth_s": round(t_synth, 1), "train_s": round(t_train, 1), "model": str(model_dir),
               "pos_weight": a.pos_weight, "augment": a.augment,
-              "normalisation": a.normalisation, "load_start": load_start,
+              "normalisation": a.normalisation, "pixel_factor": a.pixel_factor, "load_start": load_start,
               "load_end": [round(v, 2) for v in os.getloadavg()]}
     map_val, map_cms = mean_ap(y_val, p_val), mean_ap(y_cms, p_cms)
     emit("transfer_map_ours_val", map_val, "mAP", prevalence_map(y_val, train_prev), len(val), "cpu", **params)

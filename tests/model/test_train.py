@@ -106,3 +106,40 @@ def test_fixed_normalisation_is_recorded_and_used_by_the_predictor(tmp_path):
     torch.testing.assert_close(normalise(x, "image+level"), torch.ones(1, 4, 4))  # flat image: only its level
     with pytest.raises(ValueError, match="The 'normalisation' parameter of train_model must be one of image, fixed, image\\+level"):
         train_model(store.path, arch="resnet18", size=32, out=tmp_path / "m2", normalisation="none")
+
+
+def test_pixel_factor_and_two_views_train_record_predict_and_explain(tmp_path):
+    """``pixel_factor=2`` with ``normalisation="two-view"``: the network is S x S with 2 x 2^2 = 8 input
+    channels, the checkpoint records the layout, the predictor reproduces the training loop's val mAP, a
+    resume with another layout is refused, and attributions come back at the f S x f S pixel grid."""
+    from xsgpu.explain.image import explain
+    from xsgpu.model.predictor import Predictor
+    from xsgpu.model.scoring import mean_ap
+    from xsgpu.model.transforms import channels_to_image, input_channels, to_channels, to_model_input
+
+    x = torch.rand(3, 8, 8) * 200
+    c = to_channels(x, "two-view", 2)
+    assert c.shape == (3, 8, 4, 4) and input_channels("two-view", 2) == 8
+    torch.testing.assert_close(channels_to_image(c[0], 2, 2)[1], (x[0] - 50.0) / 75.0)  # the fold is lossless
+    torch.testing.assert_close(to_model_input(x, 8), to_channels(x)[:, :1])  # the default stays one channel
+    with pytest.raises(ValueError, match="The 'pixel_factor' parameter of train_model must be an int in 1..8"):
+        train_model(tmp_path, arch="resnet18", size=32, out=tmp_path / "m0", pixel_factor=0)
+
+    store = make_easy_run(tmp_path / "run", n=80, size=32, partition_size=40, seed=3, per_run=8)
+    kw = dict(arch="resnet18", size=32, batch_size=16, device="cpu", progress=False, seed=0, num_threads=1)
+    report = train_model(store.path, epochs=1, out=tmp_path / "m", normalisation="two-view", pixel_factor=2, **kw)
+    meta = read_checkpoint_meta(tmp_path / "m")
+    pre = meta["preprocessing"]
+    assert (pre["normalisation"], pre["pixel_factor"], pre["channels"]) == ("two-view", 2, 8)
+    model, _ = load_checkpoint(tmp_path / "m")
+    assert model.trunk.conv1.in_channels == 8
+    pred = Predictor.from_checkpoint(tmp_path / "m", device="cpu", num_threads=1)
+    samples = store.samples.read()
+    val = samples.index[samples["split"] == "val"].to_numpy()
+    frames = np.asarray(store.images.open()[:])[val]
+    y = samples.loc[val, [c for c in samples.columns if c.startswith("y__")]].to_numpy()
+    assert mean_ap(y, pred.predict(frames)[1]) == pytest.approx(report["val_map"], abs=1e-3)
+    ex = explain(pred, frames[0], 0, method="gxi")
+    assert ex.map.shape == ex.image.shape == (64, 64)
+    with pytest.raises(CheckpointMismatch, match="trained with normalisation 'two-view' and pixel_factor 2"):
+        train_model(store.path, epochs=2, out=tmp_path / "m", resume=True, **kw)

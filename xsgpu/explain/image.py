@@ -37,6 +37,7 @@ from xsgpu.explain.cam import LAYERS
 from xsgpu.explain.model_path import model_for_run
 from xsgpu.io.runstore import RunStore, RunStoreError
 from xsgpu.io.schema import IMAGES
+from xsgpu.model.transforms import channels_to_image
 
 __all__ = ["explain_image", "explain", "Explanation", "model_for_run", "DEFAULT_LAYER"]
 
@@ -86,7 +87,7 @@ def _torch_parts(predictor: Any) -> tuple[nn.Module, Callable[[torch.Tensor], to
 
         def prep(frame: np.ndarray) -> torch.Tensor:
             return to_model_input(torch.from_numpy(np.asarray(frame, np.float32))[None], predictor.input_size,
-                                  getattr(predictor, "normalisation", "image"))
+                                  getattr(predictor, "normalisation", "image"), getattr(predictor, "pixel_factor", 1))
 
         return model, (lambda x: model.forward_logits(x)[1]), prep, list(predictor.meta["attributes"]), "logit"
     from xsgpu.model.foreign.inputs import spec_input
@@ -135,7 +136,14 @@ def explain(predictor: Any, frame: np.ndarray, attribute: str | int, *, method: 
     x = prep(frame).to(predictor.device)
     with torch.no_grad():
         score = float(forward(x)[0, target])
-    image = x[0, 0].detach().cpu().numpy().astype(np.float32)
+    factor = int(getattr(predictor, "pixel_factor", 1))
+    views = int(x.shape[1]) // factor ** 2
+
+    def unfold(c: torch.Tensor | np.ndarray) -> np.ndarray:
+        """(views f^2, S, S) model channels -> (views, f S, f S) pixels (identity for the one-channel input)."""
+        return channels_to_image(torch.as_tensor(np.asarray(c)), factor, views).numpy()
+
+    image = unfold(x[0].detach().cpu())[0].astype(np.float32)
     delta = None
     source = f"model {predictor.meta.get('path', predictor.meta.get('model_id'))}"
     if method == "gradcam":
@@ -145,10 +153,10 @@ def explain(predictor: Any, frame: np.ndarray, attribute: str | int, *, method: 
             m = upsample(m, image.shape[-1])
     elif method == "ig":
         a, delta = integrated_gradients(forward, x, target=target, n_steps=n_steps)
-        m = a.sum(0)
+        m = unfold(a).sum(0)
         log.info("integrated gradients: completeness error %.3g (score %.4g)", delta, score)
     else:
-        m = gradient_x_input(forward, x, target=target).sum(0)
+        m = unfold(gradient_x_input(forward, x, target=target)).sum(0)
     return Explanation(map=np.asarray(m, np.float32), image=image, method=method, attribute=names[target],
                        layer=layer, score=score, delta=delta)
 

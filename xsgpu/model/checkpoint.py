@@ -81,28 +81,58 @@ def sha256_file(path: str | os.PathLike, *, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def default_preprocessing(source_size: Sequence[int] | None = None, normalisation: str = "image") -> dict[str, Any]:
+def default_preprocessing(source_size: Sequence[int] | None = None, normalisation: str = "image",
+                          pixel_factor: int = 1) -> dict[str, Any]:
     """The preprocessing record stored in checkpoints (what :mod:`xsgpu.model.transforms` does).
 
-    ``normalisation`` (``"image"``, ``"fixed"`` or ``"image+level"``; :func:`xsgpu.model.transforms.normalise`)
-    is recorded under that key, which :class:`xsgpu.model.predictor.Predictor` reads (absent: ``"image"``).
+    ``normalisation`` (``"image"``, ``"fixed"``, ``"image+level"`` or ``"two-view"``;
+    :func:`xsgpu.model.transforms.normalise`) and ``pixel_factor`` (:func:`xsgpu.model.transforms.to_channels`)
+    are recorded under those keys when they are not the defaults; :class:`xsgpu.model.predictor.Predictor`
+    reads them (absent: ``"image"`` and 1). ``channels`` is the model's input channels.
     """
-    from xsgpu.model.transforms import FIXED_MEAN, FIXED_STD
+    from xsgpu.model.transforms import FIXED_MEAN, FIXED_STD, input_channels
 
     rec = {
         "log_scale": f"log(I)/log({LOG_BASE}), 0 where I <= 0 or masked",
         "resize": "integer-factor box average, then bilinear (half-pixel centres)",
         "standardise": "per image, population std, eps 1e-6",
-        "channels": 1,
+        "channels": input_channels(normalisation, pixel_factor),
         "source_size": list(source_size) if source_size is not None else None,
     }
     if normalisation == "fixed":
         rec["standardise"] = f"none: (x - {FIXED_MEAN}) / {FIXED_STD} for every image"
     elif normalisation == "image+level":
         rec["standardise"] += f", plus the image's (mean - {FIXED_MEAN}) / {FIXED_STD}"
+    elif normalisation == "two-view":
+        rec["standardise"] += f" (view 1) and (x - {FIXED_MEAN}) / {FIXED_STD} for every image (view 2)"
     if normalisation != "image":
         rec["normalisation"] = normalisation
+    if pixel_factor != 1:
+        rec["pixel_factor"] = int(pixel_factor)
+        rec["resize"] += f" to input_size x {pixel_factor}, then space-to-depth (pixel_unshuffle) by {pixel_factor}"
     return rec
+
+
+def input_layout(meta: dict[str, Any], where: str = "model.json") -> tuple[str, int, int]:
+    """(normalisation, pixel_factor, input channels) of a checkpoint's ``preprocessing``, checked.
+
+    Raises
+    ------
+    CheckpointError
+        If a recorded value is not one xsgpu knows, or ``channels`` does not fit the other two.
+    """
+    from xsgpu.model.transforms import input_channels
+
+    pre = meta.get("preprocessing") or {}
+    norm, factor = pre.get("normalisation", "image"), pre.get("pixel_factor", 1)
+    try:
+        channels = input_channels(norm, factor)
+    except ValueError as exc:
+        raise CheckpointError(f"{where}: field 'preprocessing': {exc}") from None
+    if int(pre.get("channels", channels)) != channels:
+        raise CheckpointError(f"{where}: field 'preprocessing.channels' is {pre['channels']!r}, but normalisation "
+                              f"{norm!r} with pixel_factor {factor} gives {channels}.")
+    return str(norm), int(factor), channels
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
@@ -368,7 +398,9 @@ def load_checkpoint(path: str | os.PathLike, *, device: str = "cpu") -> tuple[XS
         check_arch(meta["arch"])
     except ValueError as exc:
         raise CheckpointError(f"{d / META_FILE}: field 'arch': {exc}") from exc
-    model = build_resnet(meta["arch"], n_outputs=int(meta.get("n_outputs", len(meta["attributes"]))))
+    channels = input_layout(meta, str(d / META_FILE))[2]
+    model = build_resnet(meta["arch"], n_outputs=int(meta.get("n_outputs", len(meta["attributes"]))),
+                         in_channels=channels)
     state = load_file(str(weights), device="cpu")
     try:
         model.load_state_dict(state, strict=True)

@@ -33,7 +33,8 @@ from xsgpu.attributes import Vocabulary, VocabularyError
 from xsgpu.backend import torch_device
 from xsgpu.errors import ModelMismatch
 from xsgpu.io import schema
-from xsgpu.model.checkpoint import CheckpointMismatch, check_compatible, checkpoint_vocabulary, load_checkpoint
+from xsgpu.model.checkpoint import (CheckpointMismatch, check_compatible, checkpoint_vocabulary, input_layout,
+                                    load_checkpoint)
 from xsgpu.model.resnet import XSResNet
 from xsgpu.model.transforms import to_model_input
 
@@ -131,7 +132,7 @@ class Predictor:
         self._compile = bool(compile)
         self._forward = torch.compile(model) if compile else model
         self.input_size = int(meta["input_size"])
-        self.normalisation = str((meta.get("preprocessing") or {}).get("normalisation", "image"))
+        self.normalisation, self.pixel_factor, self.input_channels = input_layout(meta)
         self.feature_dim = int(model.feature_dim)
         self._stream = torch.cuda.Stream() if self.cuda else None
         self.extra_outputs: tuple[str, ...] = ()
@@ -292,7 +293,7 @@ class Predictor:
 
     @torch.no_grad()
     def _run(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        x = to_model_input(x, self.input_size, self.normalisation)
+        x = to_model_input(x, self.input_size, self.normalisation, self.pixel_factor)
         if self.cuda:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda):

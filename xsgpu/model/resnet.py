@@ -44,12 +44,12 @@ def check_arch(arch: str) -> str:
 
 
 class XSResNet(nn.Module):
-    """A torchvision ResNet trunk with a one-channel stem and a multi-label head.
+    """A torchvision ResNet trunk with a C-channel stem (C = 1 for the log image) and a multi-label head.
 
     Parameters
     ----------
     trunk : torchvision.models.ResNet
-        The backbone; its ``conv1`` must take one channel and its ``fc`` is replaced by ``nn.Identity``.
+        The backbone; its ``conv1`` takes the C input channels and its ``fc`` is replaced by ``nn.Identity``.
     feature_dim : int
         D, the size of the pooled features.
     n_outputs : int
@@ -67,22 +67,22 @@ class XSResNet(nn.Module):
         self.arch = arch
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled features, shape (N, D), for input (N, 1, S, S)."""
+        """Pooled features, shape (N, D), for input (N, C, S, S)."""
         return self.trunk(x)
 
     def forward_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(features (N, D), logits (N, n_outputs))`` for input (N, 1, S, S)."""
+        """Return ``(features (N, D), logits (N, n_outputs))`` for input (N, C, S, S)."""
         feats = self.trunk(x)
         return feats, self.head(feats)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(features (N, D), probabilities (N, n_outputs))`` for input (N, 1, S, S)."""
+        """Return ``(features (N, D), probabilities (N, n_outputs))`` for input (N, C, S, S)."""
         feats, logits = self.forward_logits(x)
         return feats, torch.sigmoid(logits)
 
 
-def build_resnet(arch: str = "resnet50", *, n_outputs: int = N_ATTRIBUTES) -> XSResNet:
-    """Build a randomly initialised ResNet for one-channel input and ``n_outputs`` attributes.
+def build_resnet(arch: str = "resnet50", *, n_outputs: int = N_ATTRIBUTES, in_channels: int = 1) -> XSResNet:
+    """Build a randomly initialised ResNet for ``in_channels``-channel input and ``n_outputs`` attributes.
 
     Parameters
     ----------
@@ -90,19 +90,24 @@ def build_resnet(arch: str = "resnet50", *, n_outputs: int = N_ATTRIBUTES) -> XS
         torchvision architecture ([2,2,2,2] / [3,4,6,3] basic blocks, [3,4,6,3] bottlenecks).
     n_outputs : int
         Number of logits (17 attributes by default).
+    in_channels : int
+        Input channels of ``conv1``: 1 for the log image; more for the views and pixel folding of
+        :func:`xsgpu.model.transforms.input_channels`.
 
     Returns
     -------
     XSResNet
-        ``forward(x (N,1,S,S)) -> (features (N,D), probabilities (N,n_outputs))``; any S >= 32 works.
+        ``forward(x (N,in_channels,S,S)) -> (features (N,D), probabilities (N,n_outputs))``; any S >= 32 works.
     """
     import torchvision.models as tvm
 
     check_arch(arch)
     if not isinstance(n_outputs, int) or isinstance(n_outputs, bool) or n_outputs < 1:
         raise ValueError(f"The 'n_outputs' parameter of build_resnet must be a positive int. Got {n_outputs!r} instead.")
+    if not isinstance(in_channels, int) or isinstance(in_channels, bool) or not 1 <= in_channels <= 256:
+        raise ValueError(f"The 'in_channels' parameter of build_resnet must be an int in 1..256. Got {in_channels!r} instead.")
     trunk = getattr(tvm, arch)(weights=None)
-    trunk.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    trunk.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
     nn.init.kaiming_normal_(trunk.conv1.weight, mode="fan_out", nonlinearity="relu")
     trunk.fc = nn.Identity()
     model = XSResNet(trunk, feature_dim=FEATURE_DIMS[arch], n_outputs=n_outputs, arch=arch)

@@ -41,12 +41,13 @@ from xsgpu.backend import torch_device
 from xsgpu.io.runstore import RunStore
 from xsgpu.model.checkpoint import (
     META_FILE, CheckpointError, CheckpointMismatch, check_compatible, checkpoint_vocabulary, default_preprocessing,
-    load_checkpoint, load_optimizer_file, load_optimizer_state, read_checkpoint_meta, save_checkpoint,
+    input_layout, load_checkpoint, load_optimizer_file, load_optimizer_state, read_checkpoint_meta, save_checkpoint,
 )
 from xsgpu.model.data import TrainingData, load_training_data
 from xsgpu.model.resnet import XSResNet, build_resnet, check_arch
 from xsgpu.model.scoring import mean_ap, prevalence_map
-from xsgpu.model.transforms import DEFAULT_AUGMENTATION, NORMALISATIONS, Augmentation, augment, normalise
+from xsgpu.model.transforms import (DEFAULT_AUGMENTATION, NORMALISATIONS, Augmentation, augment, check_pixel_factor,
+                                    input_channels, to_channels)
 from xsgpu.io.schema import IMAGES, SAMPLES
 
 __all__ = ["train_model", "lr_at", "compute_pos_weight", "evaluate", "latest_epoch_checkpoint"]
@@ -105,15 +106,16 @@ def evaluate(
     device: str,
     pos_weight: torch.Tensor | None = None,
     normalisation: str = "image",
+    pixel_factor: int = 1,
 ) -> dict[str, float]:
-    """Loss and mAP of ``model`` on preloaded frames (n, S, S) with labels (n, k), no augmentation."""
+    """Loss and mAP of ``model`` on preloaded frames (n, f S, f S) with labels (n, k), no augmentation."""
     model.eval()
     probs, losses = [], []
     y_all = torch.from_numpy(labels.astype(np.float32))
     crit = nn.BCEWithLogitsLoss(pos_weight=pos_weight.to(device) if pos_weight is not None else None, reduction="sum")
     cuda = device.startswith("cuda")
     for a in range(0, len(frames), batch_size):
-        x = normalise(frames[a:a + batch_size].to(device, non_blocking=True).float(), normalisation)[:, None]
+        x = to_channels(frames[a:a + batch_size].to(device, non_blocking=True).float(), normalisation, pixel_factor)
         if cuda:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
@@ -162,6 +164,7 @@ def train_model(
     max_cache_bytes: int = 8 * 2**30,
     augmentation: Augmentation = DEFAULT_AUGMENTATION,
     normalisation: str = "image",
+    pixel_factor: int = 1,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train a multi-attribute ResNet on a run store; write checkpoints to ``out``; return a report.
@@ -199,12 +202,17 @@ def train_model(
     keep_epochs : int
         Epoch checkpoints kept besides the best one (older ones are deleted).
     max_cache_bytes : int
-        Refuse to preload more than this many bytes of frames (float16 at S x S).
+        Refuse to preload more than this many bytes of frames (float16 at f S x f S, f = pixel_factor).
     augmentation : Augmentation
         What :func:`xsgpu.model.transforms.augment` applies to training batches.
-    normalisation : {"image", "fixed", "image+level"}
-        Per-image standardisation, one fixed affine map, or both (:func:`xsgpu.model.transforms.normalise`);
-        recorded in the checkpoint's ``preprocessing`` and applied by the predictor.
+    normalisation : {"image", "fixed", "image+level", "two-view"}
+        Per-image standardisation, one fixed affine map, the first plus the image's level, or the first two as
+        two input views (:func:`xsgpu.model.transforms.normalise`); recorded in the checkpoint's
+        ``preprocessing`` and applied by the predictor.
+    pixel_factor : int
+        Frames are resized to ``size * pixel_factor`` and folded into ``pixel_factor ** 2`` channels per view
+        (space-to-depth, :func:`xsgpu.model.transforms.to_channels`): the network stays S x S but sees f S x f S
+        pixels. Recorded in ``preprocessing`` like ``normalisation``.
     progress : bool
         tqdm bars (loss per step, val mAP per epoch).
 
@@ -227,6 +235,7 @@ def train_model(
     if normalisation not in NORMALISATIONS:
         raise ValueError(f"The 'normalisation' parameter of train_model must be one of {', '.join(NORMALISATIONS)}. "
                          f"Got {normalisation!r} instead.")
+    check_pixel_factor(pixel_factor, "train_model")
     dev = torch_device(device)
     cuda = dev == "cuda"
     if num_threads is not None and not cuda:
@@ -247,11 +256,16 @@ def train_model(
         except VocabularyError as exc:
             raise CheckpointMismatch(f"Cannot resume: {exc}") from None
         check_compatible(meta, input_size=size, arch=arch, source="this training request", checkpoint=str(resume_from))
+        layout = input_layout(meta, str(resume_from / META_FILE))[:2]
+        if layout != (normalisation, pixel_factor):
+            raise CheckpointMismatch(f"Cannot resume: {resume_from} was trained with normalisation {layout[0]!r} and "
+                                     f"pixel_factor {layout[1]}, this request asks for {normalisation!r} and "
+                                     f"{pixel_factor}. Hint: pass the checkpoint's values or train into a new --out.")
         if meta.get("training", {}).get("run_path") not in (None, str(store.path.resolve())):
             log.warning("resuming %s, which was trained on %s, with run %s", resume_from,
                         meta["training"]["run_path"], store.path)
 
-    data: TrainingData = load_training_data(store, size, max_images=max_images, num_workers=num_workers,
+    data: TrainingData = load_training_data(store, size * pixel_factor, max_images=max_images, num_workers=num_workers,
                                             max_bytes=max_cache_bytes, progress=progress)
     n_train = len(data.ids["train"])
     y_train = data.labels["train"]
@@ -266,7 +280,7 @@ def train_model(
             frames = {k: v.pin_memory() for k, v in frames.items()}
 
     torch.manual_seed(seed)
-    model = build_resnet(arch, n_outputs=len(vocab))
+    model = build_resnet(arch, n_outputs=len(vocab), in_channels=input_channels(normalisation, pixel_factor))
     with torch.no_grad():
         p = np.clip(prevalence, 1e-3, 1 - 1e-3)
         model.head.bias.copy_(torch.from_numpy(np.log(p / (1 - p))).float())
@@ -300,7 +314,7 @@ def train_model(
         "n_train": n_train, "n_val": len(data.ids["val"]), "n_test": len(data.ids["test"]),
         "max_images": max_images, "train_prevalence": prevalence.tolist(),
     }
-    preprocessing = default_preprocessing(data.source_size, normalisation)
+    preprocessing = default_preprocessing(data.source_size, normalisation, pixel_factor)
     epoch_times: list[float] = []
     stopped_early = False
     val_base = prevalence_map(data.labels["val"], prevalence)
@@ -321,7 +335,8 @@ def train_model(
             idx = torch.from_numpy(order[b * batch_size:(b + 1) * batch_size])
             xb = frames["train"][idx.to(frames["train"].device)].to(dev, non_blocking=True).float()
             yb = y_train_t[idx].to(dev, non_blocking=True)
-            x = augment(xb, size, generator=gen, options=augmentation, normalisation=normalisation)
+            x = augment(xb, size, generator=gen, options=augmentation, normalisation=normalisation,
+                        pixel_factor=pixel_factor)
             if cuda:
                 x = x.contiguous(memory_format=torch.channels_last)
             for g in optimizer.param_groups:
@@ -342,7 +357,7 @@ def train_model(
             bar.set_postfix(loss=f"{running / seen:.4f}")
         bar.close()
         val = evaluate(model, frames["val"], data.labels["val"], batch_size=batch_size * 2, device=dev,
-                       pos_weight=pw, normalisation=normalisation)
+                       pos_weight=pw, normalisation=normalisation, pixel_factor=pixel_factor)
         seconds = time.perf_counter() - te
         epoch_times.append(seconds)
         rec = {"epoch": epoch, "train_loss": running / max(seen, 1), "val_loss": val["loss"], "val_map": val["map"],
@@ -383,7 +398,7 @@ def train_model(
     test_base = float("nan")
     if len(data.ids["test"]):
         test = evaluate(final, frames["test"], data.labels["test"], batch_size=batch_size * 2, device=dev,
-                        pos_weight=pw, normalisation=normalisation)
+                        pos_weight=pw, normalisation=normalisation, pixel_factor=pixel_factor)
         test_base = prevalence_map(data.labels["test"], prevalence)
     metrics = {"val_map": best["map"], "val_prevalence_map": val_base, "best_epoch": best["epoch"],
                "test_map": test["map"], "test_prevalence_map": test_base, "history": history}

@@ -42,7 +42,8 @@ import torch.nn.functional as F
 from xsgpu.preprocess import LOG_BASE
 
 __all__ = ["to_model_input", "standardise", "normalise", "resize", "augment", "Augmentation", "DEFAULT_AUGMENTATION",
-           "EXPOSURE_RANGE", "NOISE_SIGMA", "NORMALISATIONS", "FIXED_MEAN", "FIXED_STD"]
+           "EXPOSURE_RANGE", "NOISE_SIGMA", "NORMALISATIONS", "FIXED_MEAN", "FIXED_STD", "input_channels",
+           "to_channels", "channels_to_image", "check_pixel_factor"]
 
 #: Multiplicative exposure range applied to counts by :func:`augment`.
 EXPOSURE_RANGE = (0.9, 1.1)
@@ -51,8 +52,11 @@ NOISE_SIGMA = 0.03
 #: How log frames become model input: ``"image"`` standardises each image (zero mean, unit variance, the
 #: default), ``"fixed"`` applies one affine map to every image, ``(x - FIXED_MEAN) / FIXED_STD``, so that the
 #: absolute count level (Strong / Weak scattering, High background) reaches the model; ``"image+level"``
-#: standardises each image and adds its mean level as a constant, ``(mean(x) - FIXED_MEAN) / FIXED_STD``.
-NORMALISATIONS = ("image", "fixed", "image+level")
+#: standardises each image and adds its mean level as a constant, ``(mean(x) - FIXED_MEAN) / FIXED_STD``;
+#: ``"two-view"`` gives the model both ``"image"`` and ``"fixed"`` as two input views (channels).
+NORMALISATIONS = ("image", "fixed", "image+level", "two-view")
+#: the views (input channels before :func:`to_channels` folds pixels) of each normalisation
+VIEWS = {"image": 1, "fixed": 1, "image+level": 1, "two-view": 2}
 #: log-value offset and scale of the ``"fixed"`` normalisation (mean and std of the log values of 1,500
 #: images of the default synthetic mix at 128 px: 52.9 and 72.8, i.e. about 8 counts)
 FIXED_MEAN = 50.0
@@ -164,8 +168,11 @@ def standardise(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
 
 
 def normalise(x: torch.Tensor, mode: str = "image") -> torch.Tensor:
-    """Log frames -> model scale: per-image :func:`standardise` (``"image"``), the ``"fixed"`` affine map, or
-    the standardised image plus its mean level (``"image+level"``); see :data:`NORMALISATIONS`."""
+    """Log frames (N, H, W) -> model scale: per-image :func:`standardise` (``"image"``), the ``"fixed"`` affine
+    map, or the standardised image plus its mean level (``"image+level"``); see :data:`NORMALISATIONS`.
+    ``"two-view"`` returns (N, 2, H, W): the ``"image"`` and the ``"fixed"`` view."""
+    if mode == "two-view":
+        return torch.stack([standardise(x), (x - FIXED_MEAN) / FIXED_STD], dim=1)
     if mode == "image":
         return standardise(x)
     if mode == "fixed":
@@ -175,15 +182,61 @@ def normalise(x: torch.Tensor, mode: str = "image") -> torch.Tensor:
     raise ValueError(f"The 'normalisation' parameter must be one of {', '.join(NORMALISATIONS)}. Got {mode!r} instead.")
 
 
-def to_model_input(log_frames: torch.Tensor, size: int, normalisation: str = "image") -> torch.Tensor:
-    """Log-scaled frames (N, H, W), any float dtype -> normalised model input (N, 1, size, size) float32."""
+def check_pixel_factor(pixel_factor: object, owner: str = "") -> int:
+    """``pixel_factor`` as an int in 1..8, or a ValueError naming the parameter (of ``owner``, if given)."""
+    if isinstance(pixel_factor, bool) or not isinstance(pixel_factor, int) or not 1 <= pixel_factor <= 8:
+        of = f" of {owner}" if owner else ""
+        raise ValueError(f"The 'pixel_factor' parameter{of} must be an int in 1..8 (1: one model pixel per input pixel). "
+                         f"Got {pixel_factor!r} instead.")
+    return pixel_factor
+
+
+def input_channels(normalisation: str = "image", pixel_factor: int = 1) -> int:
+    """Input channels of a model fed by :func:`to_model_input`: views x ``pixel_factor`` ** 2."""
+    if normalisation not in VIEWS:
+        raise ValueError(f"The 'normalisation' parameter must be one of {', '.join(NORMALISATIONS)}. "
+                         f"Got {normalisation!r} instead.")
+    return VIEWS[normalisation] * check_pixel_factor(pixel_factor) ** 2
+
+
+def to_channels(x: torch.Tensor, normalisation: str = "image", pixel_factor: int = 1) -> torch.Tensor:
+    """Log frames (N, f S, f S) at the model's pixel size -> model input (N, views f^2, S, S).
+
+    Each view of :func:`normalise` is folded by space-to-depth (``pixel_unshuffle``) with factor ``f =
+    pixel_factor``: the f x f pixels of one model pixel become f^2 channels, so a network of spatial size S
+    sees every pixel of an f S image at the cost of an S image (only its first convolution grows).
+    """
+    v = normalise(x, normalisation)
+    if v.ndim == 3:
+        v = v[:, None]
+    return F.pixel_unshuffle(v, pixel_factor) if pixel_factor > 1 else v
+
+
+def channels_to_image(c: torch.Tensor, pixel_factor: int = 1, views: int = 1) -> torch.Tensor:
+    """The inverse fold of :func:`to_channels` for one input or its attribution (views f^2, S, S) -> (views, f S, f S)."""
+    t = torch.as_tensor(c)
+    if pixel_factor > 1:
+        t = F.pixel_shuffle(t[None], pixel_factor)[0]
+    if t.shape[0] != views:
+        raise ValueError(f"expected {views} view(s) after unfolding; got {t.shape[0]} channels.")
+    return t
+
+
+def to_model_input(log_frames: torch.Tensor, size: int, normalisation: str = "image",
+                   pixel_factor: int = 1) -> torch.Tensor:
+    """Log-scaled frames (N, H, W), any float dtype -> normalised model input (N, C, size, size) float32.
+
+    C is 1 for the default (``normalisation="image"``, ``pixel_factor=1``); see :func:`input_channels`. The
+    frames are resized to ``size * pixel_factor`` first.
+    """
     if log_frames.ndim != 3:
         raise ValueError(f"log_frames must have shape (N, H, W). Got shape {tuple(log_frames.shape)} instead.")
-    return normalise(resize(log_frames, size), normalisation)[:, None]
+    return to_channels(resize(log_frames, size * pixel_factor), normalisation, pixel_factor)
 
 
 def augment(log_frames: torch.Tensor, size: int, *, generator: torch.Generator | None = None,
-            options: Augmentation = DEFAULT_AUGMENTATION, normalisation: str = "image") -> torch.Tensor:
+            options: Augmentation = DEFAULT_AUGMENTATION, normalisation: str = "image",
+            pixel_factor: int = 1) -> torch.Tensor:
     """Label-preserving random augmentation + :func:`to_model_input`.
 
     Parameters
@@ -196,14 +249,17 @@ def augment(log_frames: torch.Tensor, size: int, *, generator: torch.Generator |
         Random source (on the tensor's device) for reproducible augmentation.
     options : Augmentation
         What to apply (the default is :data:`DEFAULT_AUGMENTATION`).
-    normalisation : {"image", "fixed", "image+level"}
+    normalisation : {"image", "fixed", "image+level", "two-view"}
         See :func:`normalise`.
+    pixel_factor : int
+        See :func:`to_channels`; the frames are resized to ``size * pixel_factor`` and augmented there.
 
     Returns
     -------
-    tensor, shape (N, 1, size, size), float32
+    tensor, shape (N, C, size, size), float32
+        C from :func:`input_channels`.
     """
-    x = resize(log_frames, size)
+    x = resize(log_frames, size * pixel_factor)
     n, dev = x.shape[0], x.device
 
     def rand(*shape):
@@ -222,10 +278,10 @@ def augment(log_frames: torch.Tensor, size: int, *, generator: torch.Generator |
         x = torch.where(transpose[:, None, None], x.transpose(-2, -1), x)
     if options.shift > 0:
         x = _shift(x, options.shift, generator)
-    x = normalise(x, normalisation)
+    x = to_channels(x, normalisation, pixel_factor)
     if options.noise_sigma > 0:
         x = x + options.noise_sigma * torch.randn(x.shape, device=dev, generator=generator)
-    return x[:, None]
+    return x
 
 
 def _poisson_renoise(x: torch.Tensor, options: Augmentation, rand, generator) -> torch.Tensor:
