@@ -141,7 +141,7 @@ def explain(predictor: Any, frame: np.ndarray, attribute: str | int, *, method: 
 
     def unfold(c: torch.Tensor | np.ndarray) -> np.ndarray:
         """(views f^2, S, S) model channels -> (views, f S, f S) pixels (identity for the one-channel input)."""
-        return channels_to_image(torch.as_tensor(np.asarray(c)), factor, views).numpy()
+        return channels_to_image(torch.as_tensor(c), factor, views).numpy()
 
     image = unfold(x[0].detach().cpu())[0].astype(np.float32)
     delta = None
