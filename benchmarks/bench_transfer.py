@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/bench_transfer.py [--quick] [--out DIR] [--cmsdev PATH] [--mix default|pre-issue14]
-        [--tag NAME] [--pos-weight sqrt|balanced|none] [--augment KEY=VALUE,...]
+        [--mix-set NAME=VALUE,...] [--tag NAME] [--pos-weight sqrt|balanced|none] [--augment KEY=VALUE,...]
 
 Trains the CPU profile of ``make demo`` (``workflows/commands/demo.py``: 3,000 images at 128 px,
 100 per run, seed 0; ResNet-18 at 64 px, 6 epochs within a 360 s budget, batch 64, lr 1e-3, one torch
@@ -94,6 +94,24 @@ def _image_stats(counts: np.ndarray) -> dict[str, np.ndarray]:
             "frac_gt1000": (f > 1000).mean(1), "p99": np.percentile(f, 99, axis=1)}
 
 
+def _override_mix(mix, text: str):
+    """``mix`` with the scalar fields of ``'name=value,...'`` replaced (an unknown name is an error)."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(mix)}
+    changes = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        name, _, value = item.partition("=")
+        if name not in names or not value:
+            raise SystemExit(f"--mix-set: {item!r} is not NAME=VALUE with NAME a field of xsgpu.synth.Mix "
+                             f"({', '.join(sorted(names))}).")
+        try:
+            changes[name] = float(value)
+        except ValueError:
+            changes[name] = value
+    return dataclasses.replace(mix, **changes)
+
+
 def figure(root: Path, out: Path, seed: int) -> None:
     """Print image statistics (cms-dev vs our mixes) and write the comparison sheet ``out``."""
     from PIL import Image, ImageDraw
@@ -156,6 +174,8 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, default=2, help="synth processes")
     p.add_argument("--threads", type=int, default=1, help="torch threads for training")
     p.add_argument("--mix", default="default", choices=["default", PRE_ISSUE14])
+    p.add_argument("--mix-set", default="", help="Mix fields over --mix for a generator A/B row, e.g. "
+                   "'diffuse_tree=ours,p_window_scatter=0' (numbers are parsed, other values kept as text)")
     p.add_argument("--tag", default="", help="train into OUT/model-TAG (one training choice per tag)")
     p.add_argument("--pos-weight", default="sqrt", choices=["sqrt", "balanced", "none"])
     p.add_argument("--normalisation", default="image", choices=["image", "fixed", "image+level", "two-view"],
@@ -193,7 +213,7 @@ def main(argv=None) -> int:
         return 0
     load_start = [round(v, 2) for v in os.getloadavg()]
     augmentation = Augmentation.parse(a.augment)
-    mix = DEFAULT_MIX if a.mix == "default" else PRE_ISSUE14_MIX
+    mix = _override_mix(DEFAULT_MIX if a.mix == "default" else PRE_ISSUE14_MIX, a.mix_set)
     work = Path(a.out)
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -231,7 +251,7 @@ def main(argv=None) -> int:
 
     params = {"n_synth": a.n, "size": a.size, "input_size": a.input_size, "arch": a.arch, "epochs": a.epochs,
               "train_budget_s": a.train_budget, "images_per_run": a.images_per_run, "seed": a.seed,
-              "train_seed": a.train_seed, "mix": a.mix,
+              "train_seed": a.train_seed, "mix": a.mix, "mix_set": a.mix_set,
               "synth_s": round(t_synth, 1), "train_s": round(t_train, 1), "model": str(model_dir),
               "pos_weight": a.pos_weight, "augment": a.augment,
               "normalisation": a.normalisation, "pixel_factor": a.pixel_factor, "load_start": load_start,

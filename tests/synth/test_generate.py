@@ -317,7 +317,7 @@ def test_original_rules_many_rings_poly_grains_and_visibility():
 def test_flat_background_with_pixel_noise():
     # original-style backgrounds: a level with Gaussian pixel noise (clipped at 0) plus counting noise
     mix = dataclasses.replace(DEFAULT_MIX, **{**QUIET, "p_original_runs": 1.0, "p_background": 1.0}, p_sample=0.0,
-                              p_flat_background=1.0, run_beamstops={"none": 1.0})
+                              p_flat_background=1.0, p_window_scatter=0.0, run_beamstops={"none": 1.0})
     b = generate_images(40, size=256, seed=19, images_per_run=40, mix=mix)
     flat = b.counts.reshape(40, -1)[:, :256 * 128]  # the upper half: far from the beam at the left edge
     np.testing.assert_allclose(flat.mean(axis=1), b.tags["bg_mean"], rtol=0.03, atol=0.5)
@@ -354,3 +354,48 @@ def test_original_runs_draw_the_original_lattice_q0():
     assert s_r.min() >= 0.01 and s_r.max() <= 0.5 and np.mean(s_r == 0.01) > 0.2  # P(N(.1, .2) < .01) = 0.33
     with pytest.raises(ValueError, match="The 'lattice_q0' parameter of Mix must be"):
         Mix(lattice_q0=(0.06, 0.04, 0.05, 0.008))
+
+
+def test_window_glows_of_original_style_backgrounds():
+    # square and circular window glows only: the tags' background mean and max are what the detector sees
+    mix = dataclasses.replace(DEFAULT_MIX, **{**QUIET, "p_original_runs": 1.0, "p_background": 1.0}, p_sample=0.0,
+                              p_flat_background=0.0, p_window_scatter=0.5, run_beamstops={"none": 1.0})
+    b = generate_images(40, size=256, seed=23, images_per_run=40, mix=mix, noise=False)
+    win = b.tags["n_windows"] > 0
+    assert 10 < win.sum() < 40 and (b.tags["n_windows"] == 2).any()
+    # the same runs without windows hold only the beam (and the dark rate): the difference is the glow
+    bare = generate_images(40, size=256, seed=23, images_per_run=40, noise=False,
+                           mix=dataclasses.replace(mix, p_window_scatter=0.0))
+    glow = b.counts.reshape(40, -1).astype(np.float64) - bare.counts.reshape(40, -1)
+    np.testing.assert_array_equal(b.tags["bg_mean"][~win], 0.0)
+    np.testing.assert_allclose(glow[~win], 0.0, atol=1e-3)
+    np.testing.assert_allclose(glow[win].mean(axis=1), b.tags["bg_mean"][win], rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(glow[win].max(axis=1), b.tags["bg_max"][win], rtol=1e-3, atol=1e-3)
+
+
+def test_original_diffuse_tree_and_its_label_gates():
+    from xsgpu.synth.components import ORIGINAL_DIFFUSE
+
+    assert DEFAULT_MIX.diffuse_tree == "original"
+    mix = dataclasses.replace(DEFAULT_MIX, **{**QUIET, "p_original_runs": 1.0, "p_diffuse": 1.0}, p_sample=0.0,
+                              run_beamstops={"none": 1.0})
+    b = generate_images(200, size=256, seed=29, images_per_run=200, mix=mix, noise=False)
+    comp = b.tags["components"].astype(str)
+    iso = np.array(["low-q: " in c and "oval" not in c for c in comp])
+    oval = np.char.find(comp, "low-q oval") >= 0
+    # the original's shares: isotropic group .3 x (1 - .5^4), anisotropic .15 x (1 - .6^4), wide-angle .2
+    assert 0.18 < iso.mean() < 0.38 and 0.06 < oval.mean() < 0.22
+    assert 0.12 < (np.char.find(comp, "high_q") >= 0).mean() < 0.3
+    # near the beam the original's low-q terms reach 10^2..10^6 counts
+    peak = np.array([float(c.split("c=")[1].split(")")[0]) for c in comp[iso & ~oval]])
+    assert peak.max() > 1e4
+    # isotropic group alone: the label is "more than 400 pixels above 10 counts" of the expected image
+    only = iso & ~oval & (np.char.find(comp, "high_q") < 0)
+    above = (b.counts.reshape(200, -1) > 10 + 0.002).sum(axis=1)
+    lab = b.labels[:, attribute_index("diffuse_low_q")]
+    clear = only & (np.abs(above - 400) > 40)
+    assert clear.sum() > 10
+    np.testing.assert_array_equal(lab[clear], above[clear] > 400)
+    assert ORIGINAL_DIFFUSE["aniso_gate"] == (20.0, 500.0)
+    with pytest.raises(ValueError, match="diffuse_tree"):
+        dataclasses.replace(DEFAULT_MIX, diffuse_tree="yours")

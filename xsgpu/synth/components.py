@@ -20,6 +20,7 @@ import numpy as np
 from xsgpu.synth import kernels as K
 from xsgpu.synth.geometry import N_CHI, Q_BIN, Q_PIXEL, chi_grid
 from xsgpu.synth.mix import COMPONENT_KINDS, DIFFUSE_KINDS, Mix
+from xsgpu.synth.windows import draw_windows
 
 __all__ = ["FLAGS", "IMAGE_KINDS", "Terms", "ImageExtras", "draw_block"]
 
@@ -60,6 +61,9 @@ class Terms:
         those within the detector whose relative height exceeds the threshold (0: all drawn rings).
     info : dict term -> str
         Human-readable parameters of the component that starts at this term (``tags["components"]``).
+    gate : dict term -> (float, float)
+        Diffuse terms whose label gate is not the default (10 counts on more than 400 pixels):
+        (counts, pixels); the original generator's anisotropic low-q group uses (20, 500).
     """
 
     def describe(self) -> list[str]:
@@ -88,6 +92,7 @@ class Terms:
     ring_height: list = field(default_factory=list)
     orders: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
+    gate: dict = field(default_factory=dict)
 
     def add(self, img: int, kind: str, *, is_sample: bool, base=None, ang=None, oval=None,
             speckle=None, info: str | None = None) -> int:
@@ -164,6 +169,7 @@ class ImageExtras:
     beam_scale: np.ndarray = None  # float (n,): 0 for a dark frame
     blocked: np.ndarray = None     # bool (n,): False for a direct-beam frame (no beamstop in)
     bg_sigma: np.ndarray = None    # float (n,): pixel-to-pixel sigma of the background (0: none)
+    windows: list = None           # per image: list of xsgpu.synth.windows.Window (window glows)
 
     def __post_init__(self) -> None:
         n = len(self.bg_level)
@@ -175,6 +181,8 @@ class ImageExtras:
             self.blocked = np.ones(n, dtype=bool)
         if self.bg_sigma is None:
             self.bg_sigma = np.zeros(n)
+        if self.windows is None:
+            self.windows = [[] for _ in range(n)]
 
 
 #: the original generator's NP-lattice draws besides q0 (``Mix.lattice_q0``), used in original-style runs:
@@ -334,6 +342,78 @@ def _add_diffuse(g, mix: Mix, terms: Terms, i: int, kind: str, q: np.ndarray, fl
     flags["diffuse_low"][i] = True
 
 
+#: the original generator's diffuse tree (CFN cms_generators, facts only): per low-q group, the
+#: probability of each of its four terms; log10 ranges of their amplitudes and parameters
+ORIGINAL_DIFFUSE = {
+    "p_iso": 0.3, "p_iso_term": 0.5, "p_aniso": 0.15, "p_aniso_term": 0.4, "p_high": 0.2, "p_high_aniso": 0.01,
+    "log10_c_porod": (4.0, 6.0), "log10_c": (2.0, 5.0), "log10_length": (1.0, 4.0), "log10_rg": (2.0, 3.0),
+    "log10_c_high": (1.0, 3.0), "log10_sigma_high": (-2.0, 2.2), "aniso_gate": (20.0, 500.0),
+}
+
+
+def _original_low_q_group(g, q: np.ndarray, p_term: float, porod_range: tuple) -> tuple[np.ndarray, list[str]]:
+    """Sum of the original's low-q terms (Porod, OZ, Debye-Bueche, Guinier), each drawn with ``p_term``.
+
+    The Porod term is ``c (q / q_pixel)^a`` (c = 10^U(4, 6) counts one pixel from the beam), the others
+    ``c f(q)`` with c = 10^U(2, 5) and f = 1 at q = 0. Returns the summed profile and the parts drawn.
+    """
+    o = ORIGINAL_DIFFUSE
+    prof = np.zeros_like(q)
+    parts: list[str] = []
+    if g.random() < p_term:
+        a, c = g.uniform(*porod_range), 10 ** g.uniform(*o["log10_c_porod"])
+        prof += c * K.porod(q, exponent=a, q_ref=Q_PIXEL, q_min=Q_PIXEL / 2)
+        parts.append(f"porod(a={a:.3f}, c={c:.3g})")
+    if g.random() < p_term:
+        xi, c = 10 ** g.uniform(*o["log10_length"]), 10 ** g.uniform(*o["log10_c"])
+        prof += c * K.ornstein_zernike(q, xi=xi)
+        parts.append(f"ornstein_zernike(xi={xi:.3f}, c={c:.3g})")
+    if g.random() < p_term:
+        a, c = 10 ** g.uniform(*o["log10_length"]), 10 ** g.uniform(*o["log10_c"])
+        prof += c * K.debye_bueche(q, a=a)
+        parts.append(f"debye_bueche(a={a:.3f}, c={c:.3g})")
+    if g.random() < p_term:
+        rg, c = 10 ** g.uniform(*o["log10_rg"]), 10 ** g.uniform(*o["log10_c"])
+        prof += c * K.guinier(q, rg=rg)
+        parts.append(f"guinier(Rg={rg:.3f}, c={c:.3g})")
+    return prof, parts
+
+
+def _add_original_diffuse(g, terms: Terms, i: int, q: np.ndarray, flags: dict) -> None:
+    """The original generator's diffuse scattering: up to three groups, each its own term and label gate.
+
+    An isotropic low-q group (p .3; each of Porod, OZ, Debye-Bueche and Guinier with p .5, summed;
+    label: > 400 pixels above 10 counts), an anisotropic one (p .15; each term p .4; q scaled by
+    ``sqrt(sin^2 + e^2 cos^2)`` around a common azimuth, e = 2 lognormal(0, .5), one e for the group
+    where the original draws one per term; label: > 500 pixels above 20 counts) and a wide-angle rise
+    ``c (1 - exp(-s^2 q^2))`` normalised to its maximum on the detector (p .2, c = 10^U(1, 3),
+    s = 10^U(-2, 2.2) A; 1 % of images also an oval one). Amplitudes are counts per conceptual pixel.
+    """
+    o = ORIGINAL_DIFFUSE
+    if g.random() < o["p_iso"]:
+        prof, parts = _original_low_q_group(g, q, o["p_iso_term"], (-4.5, -1.8))
+        if parts:
+            terms.add(i, "low_q_group", is_sample=False, base=prof, info="low-q: " + " + ".join(parts))
+            flags["diffuse_low"][i] = True
+    if g.random() < o["p_aniso"]:
+        chi0 = g.uniform(0.0, 2 * math.pi)
+        ecc = 2.0 * g.lognormal(0.0, 0.5)
+        prof, parts = _original_low_q_group(g, q, o["p_aniso_term"], (-3.8, -1.8))
+        if parts:
+            t = terms.add(i, "low_q_group", is_sample=False, base=prof, oval=(ecc, chi0),
+                          info=f"low-q oval(ecc={ecc:.3f}, chi0={chi0:.3f}): " + " + ".join(parts))
+            terms.gate[t] = o["aniso_gate"]
+            flags["diffuse_low"][i] = True
+    for p, oval in ((o["p_high"], False), (o["p_high_aniso"], True)):
+        if g.random() < p:
+            ecc_chi = (1.0 + 0.5 * g.lognormal(0.0, 0.25), g.uniform(0.0, 2 * math.pi)) if oval else None
+            c, s = 10 ** g.uniform(*o["log10_c_high"]), 10 ** g.uniform(*o["log10_sigma_high"])
+            prof = -np.expm1(-((s * q) ** 2))
+            prof = c * prof / max(prof.max(), 1e-300)
+            terms.add(i, "high_q", is_sample=False, base=prof, oval=ecc_chi, info=f"high_q(s={s:.4g}, c={c:.3g})")
+            flags["diffuse_high"][i] = True
+
+
 def draw_block(g: np.random.Generator, mix: Mix, n: int, n_q: int, *, glow: bool,
                first_of_run: np.ndarray | None = None, style: str = "ours") -> tuple[Terms, ImageExtras]:
     """Draw the components of ``n`` images of one run (host generator ``g``, run grid of ``n_q`` bins).
@@ -341,7 +421,9 @@ def draw_block(g: np.random.Generator, mix: Mix, n: int, n_q: int, *, glow: bool
     ``first_of_run`` (bool (n,)) marks the run's first image, a silver-behenate standard when
     ``mix.standard_first``. ``style`` is the run's (``"original"`` runs draw the original generator's
     backgrounds: with probability ``mix.p_flat_background`` a level U(0, 2000) counts with a
-    pixel-to-pixel sigma of U(.05, 1) x level, and the original's lattice q0, ``mix.lattice_q0``;
+    pixel-to-pixel sigma of U(.05, 1) x level, square and circular window glows with
+    ``mix.p_window_scatter`` each (:mod:`xsgpu.synth.windows`), the original's diffuse tree
+    (``mix.diffuse_tree``) and lattice q0, ``mix.lattice_q0``;
     ours draw 10^U(log10_background) and the window glow, and lattice q0 from U(0.012, 0.05)).
     Returns the terms and the per-image extras; the draw order is fixed, so the same generator state
     gives the same block.
@@ -358,6 +440,7 @@ def draw_block(g: np.random.Generator, mix: Mix, n: int, n_q: int, *, glow: bool
     zingers: list = []
     kinds = np.full(n, "sample", dtype=object)
     bg_sigma = np.zeros(n)
+    windows: list = [[] for _ in range(n)]
     beam_scale = np.ones(n)
     blocked = np.ones(n, dtype=bool)
     okinds, oprob = mix.weights("not_sample_weights", IMAGE_KINDS[2:])
@@ -376,7 +459,10 @@ def draw_block(g: np.random.Generator, mix: Mix, n: int, n_q: int, *, glow: bool
             zingers.append(_zingers(g, mix))
             continue
         if g.random() < mix.p_diffuse:
-            _add_diffuse(g, mix, terms, i, dkinds[g.choice(len(dkinds), p=dprob)], q, flags)
+            if style == "original" and mix.diffuse_tree == "original":
+                _add_original_diffuse(g, terms, i, q, flags)
+            else:
+                _add_diffuse(g, mix, terms, i, dkinds[g.choice(len(dkinds), p=dprob)], q, flags)
         if g.random() < mix.p_sample:
             for _ in range(1 + int(g.poisson(mix.extra_components))):
                 kind = ckinds[g.choice(len(ckinds), p=cprob)]
@@ -387,6 +473,8 @@ def draw_block(g: np.random.Generator, mix: Mix, n: int, n_q: int, *, glow: bool
                 if g.random() < mix.p_flat_background:
                     bg[i] = g.uniform(*mix.flat_background)
                     bg_sigma[i] = bg[i] * g.uniform(0.05, 1.0)
+                if mix.p_window_scatter > 0:
+                    windows[i] = draw_windows(g, {"square": mix.p_window_scatter, "circle": mix.p_window_scatter})
             else:
                 bg[i] = _loguniform(g, *mix.log10_background)
                 if glow:
@@ -401,7 +489,8 @@ def draw_block(g: np.random.Generator, mix: Mix, n: int, n_q: int, *, glow: bool
     for i, is_sample in zip(terms.img, terms.is_sample):
         flags["sample"][i] |= is_sample
     return terms, ImageExtras(bg_level=bg, glow_amp=glow_amp, streak_h=sh, streak_v=sv, zingers=zingers, flags=flags,
-                              image_kind=kinds, beam_scale=beam_scale, blocked=blocked, bg_sigma=bg_sigma)
+                              image_kind=kinds, beam_scale=beam_scale, blocked=blocked, bg_sigma=bg_sigma,
+                              windows=windows)
 
 
 def _zingers(g, mix: Mix) -> list:

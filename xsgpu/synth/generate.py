@@ -43,6 +43,7 @@ from xsgpu.synth.geometry import (CONCEPT_SIZE, Q_BIN, Q_PIXEL, chi_grid, concep
 from xsgpu.synth.labels import compute_tags, labels_from_tags
 from xsgpu.synth.mix import DEFAULT_MIX, Mix
 from xsgpu.synth.runs import make_run_spec
+from xsgpu.synth.windows import window_map
 
 __all__ = ["SynthBatch", "generate_images", "check_size"]
 
@@ -136,7 +137,8 @@ class _RunRenderer:
         use_numba = xp is np and self.fast and numba_available()
         for a in range(0, n, batch_size):
             b = min(n, a + batch_size)
-            rows = [i for i in range(a, b) if i in by_img or extras.streak_h[i] or extras.streak_v[i]]
+            rows = [i for i in range(a, b)
+                    if i in by_img or extras.streak_h[i] or extras.streak_v[i] or extras.windows[i]]
             extra = xp.zeros((max(len(rows), 1), npx), dtype=xp.float32)
             extra_row = np.full(b - a, -1, dtype=np.int64)
             for j, i in enumerate(rows):
@@ -147,6 +149,8 @@ class _RunRenderer:
                     extra[j] += np.float32(extras.streak_v[i]) * self.streak_v
                 for t in by_img.get(i, ()):
                     extra[j] += self._term_pixels(t, terms, profiles, host_rng)
+                for w in extras.windows[i]:
+                    extra[j] += window_map(w, m)
             u = uniform_u16(rng, (b - a, npx), xp)
             if use_numba:
                 table, ztab = noise_tables(np)

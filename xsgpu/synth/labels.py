@@ -10,10 +10,12 @@ Beam Off Image         the run's beam centre is off the detector (no beamstop th
 Circular / Linear /    the run's beamstop kind
 Wedge beamstop
 Diffuse low-q          a visible low-q diffuse term (Porod, OZ, Debye-Bueche, Guinier) with more
-                       than 400 detector pixels above 10 counts
+                       than 400 detector pixels above 10 counts (the original's anisotropic
+                       group: 500 pixels above 20 counts)
 Diffuse high-q         a visible wide-angle diffuse term with more than 400 pixels above 10 counts
 Halo                   a visible halo component
-High background        background max > 1e4 or mean > 1e3 counts (incl. its pixel noise)
+High background        background max > 1e4 or mean > 1e3 counts (incl. its pixel noise and
+                       window glows)
 Higher orders          a visible multi-ring generator (series, lattice, ad-hoc, speckled rings),
                        even when only one order is visible (the original labels' quirk)
 Many rings             a visible multi-ring component with more than 4 orders, counted as the
@@ -41,8 +43,10 @@ from __future__ import annotations
 import numpy as np
 
 from xsgpu.attributes import SLUGS
+from xsgpu.synth import kernels as K
 from xsgpu.synth.components import Terms
-from xsgpu.synth.geometry import CONCEPT_SIZE, make_pixel_maps
+from xsgpu.synth.geometry import CONCEPT_SIZE, chi_grid, make_pixel_maps
+from xsgpu.synth.windows import window_stats
 
 __all__ = ["THRESHOLDS", "compute_tags", "labels_from_tags", "glow_stats"]
 
@@ -51,6 +55,9 @@ THRESHOLDS = {
     "diffuse_pixels": 400.0, "high_bg_max": 1e4, "high_bg_mean": 1e3, "many_rings": 4,
     "ring_min_counts": 3.0, "ring_noise_sigmas": 3.0, "visible_fraction": 0.01,
 }
+
+
+_CHI = chi_grid()
 
 
 def _phi(z):
@@ -70,6 +77,16 @@ def glow_stats(run) -> tuple[float, float]:
     maps = make_pixel_maps(run.geometry, CONCEPT_SIZE, np)
     glow = np.exp(-0.5 * (maps.r.astype(np.float64) / run.glow_width) ** 2)
     return float(glow.mean()), float(glow.max())
+
+
+def _window_stats(extras, run) -> np.ndarray:
+    """(n, 2): mean and max over the conceptual detector of each image's window glows."""
+    out = np.zeros((len(extras.bg_level), 2))
+    if any(extras.windows):
+        maps = make_pixel_maps(run.geometry, CONCEPT_SIZE, np)
+        for i, wins in enumerate(extras.windows):
+            out[i] = window_stats(wins, maps)
+    return out
 
 
 def compute_tags(terms: Terms, profiles: np.ndarray, extras, run, hist: np.ndarray) -> dict[str, np.ndarray]:
@@ -106,15 +123,23 @@ def compute_tags(terms: Terms, profiles: np.ndarray, extras, run, hist: np.ndarr
     sample_mean = mean_prof @ hist / n_pix
     low_px = np.zeros(n)
     high_px = np.zeros(n)
+    low_ok = np.zeros(n, dtype=bool)
+    high_ok = np.zeros(n, dtype=bool)
     diffuse_prof = np.zeros((n, profiles.shape[1]))
+    default_gate = (THRESHOLDS["diffuse_counts"], THRESHOLDS["diffuse_pixels"])
     for t, kind in enumerate(terms.kind):
         if not terms.is_sample[t] and kind not in ("standard", "particular"):
-            px = float(hist[profiles[t] > THRESHOLDS["diffuse_counts"]].sum())
+            counts, pixels = terms.gate.get(t, default_gate)
+            px = float(hist[profiles[t] > counts].sum())
+            if t in terms.oval:  # q scaled by f(chi): the area inside a q contour is the disc's x mean(f^-2)
+                px *= float(np.mean(K.oval_factor(_CHI, ecc=terms.oval[t][0], chi0=terms.oval[t][1]) ** -2.0))
             diffuse_prof[img[t]] += profiles[t]
             if kind == "high_q":
                 high_px[img[t]] += px
+                high_ok[img[t]] |= px > pixels
             else:
                 low_px[img[t]] += px
+                low_ok[img[t]] |= px > pixels
     diffuse_max = np.where(visible[None, :], diffuse_prof, 0.0).max(axis=1) if n else np.zeros(0)
     g_mean, g_max = glow_stats(run)
     level = extras.bg_level
@@ -123,8 +148,9 @@ def compute_tags(terms: Terms, profiles: np.ndarray, extras, run, hist: np.ndarr
     # a level with Gaussian pixel noise, clipped at 0: E[max(0, X)]; its max over 65,536 pixels ~ +4.4 sigma
     z = np.where(sigma > 0, level / np.maximum(sigma, 1e-12), np.inf)
     flat_mean = np.where(sigma > 0, level * _phi(z) + sigma * _pdf(z), level)
-    bg_mean = flat_mean + extras.glow_amp * g_mean
-    bg_max = level + 4.4 * sigma + extras.glow_amp * g_max
+    win = _window_stats(extras, run)
+    bg_mean = flat_mean + extras.glow_amp * g_mean + win[:, 0]
+    bg_max = level + 4.4 * sigma + extras.glow_amp * g_max + win[:, 1]
     qmin, qmax = run.geometry.q_range()
     n_orders = np.zeros(n, dtype=np.int64)
     for t, (q_o, rel, thr) in terms.orders.items():
@@ -139,8 +165,10 @@ def compute_tags(terms: Terms, profiles: np.ndarray, extras, run, hist: np.ndarr
         n_rings = np.bincount(r_img[ok], minlength=n)
     tags = {
         "sample_max": sample_max, "sample_mean": sample_mean, "diffuse_low_px": low_px,
-        "diffuse_high_px": high_px, "diffuse_max": diffuse_max, "bg_mean": bg_mean, "bg_max": bg_max,
+        "diffuse_high_px": high_px, "diffuse_low_ok": low_ok, "diffuse_high_ok": high_ok,
+        "diffuse_max": diffuse_max, "bg_mean": bg_mean, "bg_max": bg_max,
         "n_rings": n_rings, "n_orders": n_orders,
+        "n_windows": np.asarray([len(w) for w in extras.windows], dtype=np.int64),
     }
     tags["components"] = np.asarray(terms.describe(), dtype=object)
     for name, v in extras.flags.items():
@@ -161,8 +189,8 @@ def labels_from_tags(tags: dict[str, np.ndarray], beamstop: str) -> np.ndarray:
         "bcc": seen & f["bcc"],
         "beam_off": beam["none"],
         "circular_beamstop": beam["circular"],
-        "diffuse_high_q": seen_diffuse & f["diffuse_high"] & (tags["diffuse_high_px"] > T["diffuse_pixels"]),
-        "diffuse_low_q": seen_diffuse & f["diffuse_low"] & (tags["diffuse_low_px"] > T["diffuse_pixels"]),
+        "diffuse_high_q": seen_diffuse & f["diffuse_high"] & tags["diffuse_high_ok"],
+        "diffuse_low_q": seen_diffuse & f["diffuse_low"] & tags["diffuse_low_ok"],
         "fcc": seen & f["fcc"],
         "halo": seen & f["halo"],
         "high_background": (tags["bg_max"] > T["high_bg_max"]) | (tags["bg_mean"] > T["high_bg_mean"]),

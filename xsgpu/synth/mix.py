@@ -83,9 +83,17 @@ class Mix:
     p_flat_background, flat_background : float, (float, float)
         Original-style runs: share of the background draws that are a flat level, uniform in
         ``flat_background`` counts, with a pixel-to-pixel Gaussian sigma of U(.05, 1) x the level.
+    p_window_scatter : float
+        Original-style runs: probability, per background draw, of each of a square and a circular
+        window glow (a blurred square or disc of 10^U(-1, 3) counts; :mod:`xsgpu.synth.windows`).
     coherent_halo_gain : float
         Factor on the peak counts of coherent (speckled) halos (the original's speckle field has
         mean 10).
+    diffuse_tree : {"original", "ours"}
+        Original-style runs: ``"original"`` draws the original generator's diffuse scattering (up to
+        three groups per image: isotropic low-q, anisotropic low-q, wide-angle, each a sum of its
+        terms, at its amplitudes, 10^2..10^6 counts near the beam; ``components.ORIGINAL_DIFFUSE``);
+        ``"ours"`` draws one term of ``diffuse_weights`` at ``log10_diffuse``, as our runs do.
     lattice_q0 : (float, float, float, float)
         Original-style runs: the first peak q0 (1/A) of a BCC/FCC/hexagonal/lamellar lattice is
         clip(N(mean, sigma), low, high), given as (mean, sigma, low, high): the original's
@@ -128,8 +136,10 @@ class Mix:
     log10_background: tuple = (-1.0, 3.8)
     p_flat_background: float = 0.5
     flat_background: tuple = (0.0, 2000.0)
+    p_window_scatter: float = 0.1
     coherent_halo_gain: float = 10.0
     lattice_q0: tuple = (0.06, 0.04, 0.008, 0.05)
+    diffuse_tree: str = "original"
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -160,6 +170,9 @@ class Mix:
                 raise ValueError(f"The {name!r} parameter of Mix must be a (low, high) pair with low <= high. "
                                  f"Got {(lo, hi)!r} instead.")
 
+        if self.diffuse_tree not in ("original", "ours"):
+            raise ValueError(f"The 'diffuse_tree' parameter of Mix must be 'original' or 'ours'. "
+                             f"Got {self.diffuse_tree!r} instead.")
         mean, sigma, low, high = self.lattice_q0
         if not (sigma >= 0 and 0 < low <= high):
             raise ValueError(f"The 'lattice_q0' parameter of Mix must be (mean, sigma, low, high) with sigma >= 0 "
