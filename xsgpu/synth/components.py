@@ -19,6 +19,7 @@ import numpy as np
 
 from xsgpu.synth import kernels as K
 from xsgpu.synth.geometry import N_CHI, Q_BIN, Q_PIXEL, chi_grid
+from xsgpu.synth.meso import MESO, debye_cluster, polar_stats, projected_vectors, radial_envelope, random_rotation
 from xsgpu.synth.mix import COMPONENT_KINDS, DIFFUSE_KINDS, Mix
 from xsgpu.synth.windows import draw_windows
 
@@ -61,6 +62,10 @@ class Terms:
         those within the detector whose relative height exceeds the threshold (0: all drawn rings).
     info : dict term -> str
         Human-readable parameters of the component that starts at this term (``tags["components"]``).
+    meso : dict term -> (float (3, 2), float64 (Q,))
+        Single-crystal mesostructure terms: projected lattice vectors (phase per detector px) and the
+        radial envelope; the pixels are ``envelope(q) prod_a (1 + 2 cos(d . v_a))^2``
+        (:mod:`xsgpu.synth.meso`), ``base`` holds their azimuthal mean.
     gate : dict term -> (float, float)
         Diffuse terms whose label gate is not the default (10 counts on more than 400 pixels):
         (counts, pixels); the original generator's anisotropic low-q group uses (20, 500).
@@ -93,6 +98,7 @@ class Terms:
     orders: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
     gate: dict = field(default_factory=dict)
+    meso: dict = field(default_factory=dict)
 
     def add(self, img: int, kind: str, *, is_sample: bool, base=None, ang=None, oval=None,
             speckle=None, info: str | None = None) -> int:
@@ -191,6 +197,20 @@ class ImageExtras:
 ORIGINAL_LATTICE = {"radius_d0": (0.01, 2.0), "sigma_dw": (0.1, 0.2, 0.01, 0.5), "width_q0": (0.01, 0.2)}
 
 
+#: original-style runs: share of coherent (speckled) halos among halos (the original's weights .2 and .05)
+ORIGINAL_COHERENT_HALO = 0.8
+#: the original's ring and halo positions: q0 = clip(N(0.02, 0.04), 0.008, high) 1/A, high 0.1 or 0.05
+ORIGINAL_Q0 = (0.02, 0.04, 0.008)
+
+
+def _q0(g, style: str, ours: tuple, high: float) -> float:
+    """First ring / halo position: the original's clipped normal in original-style runs, else U(ours)."""
+    if style == "original":
+        mean, sigma, low = ORIGINAL_Q0
+        return float(np.clip(g.normal(mean, sigma), low, high))
+    return float(g.uniform(*ours))
+
+
 def _add_standard(g, terms: Terms, i: int, q: np.ndarray, scale: float, kind: str) -> None:
     """A calibrant frame: AgBH rings (dq = 0.05 q0) of 10^U(2,4) counts, 1 % of that flat, a Guinier core."""
     c = _loguniform(g, 2.0, 4.0)
@@ -221,7 +241,7 @@ def _grains(g, n_grains: int, eta: float) -> np.ndarray:
 def _add_component(g, mix: Mix, terms: Terms, i: int, kind: str, amp: float, q: np.ndarray,
                    flags: dict, style: str = "ours") -> None:
     if kind == "ring":
-        q0 = g.uniform(0.01, 0.12)
+        q0 = _q0(g, style, (0.01, 0.12), 0.1)
         ang = _orientation(g, (0.2, 0.95), range(2, 21, 2)) if g.random() < mix.p_oriented_ring else None
         dq = q0 * 10 ** g.uniform(-2.0, math.log10(0.2))
         t = terms.add(i, kind, is_sample=True, ang=ang,
@@ -229,7 +249,7 @@ def _add_component(g, mix: Mix, terms: Terms, i: int, kind: str, amp: float, q: 
         terms.add_peaks(t, q0, dq, amp)
         flags["ring"][i] = True
     elif kind == "series":
-        q0 = g.uniform(0.006, 0.035)
+        q0 = _q0(g, style, (0.006, 0.035), 0.1)
         sq0 = g.uniform(0.02, 0.25)
         orders = np.arange(1, 25)
         ang = _orientation(g, (0.2, 0.95), range(2, 21, 2)) if g.random() < mix.p_oriented_ring else None
@@ -269,7 +289,7 @@ def _add_component(g, mix: Mix, terms: Terms, i: int, kind: str, amp: float, q: 
             flags[kind][i] = True
     elif kind == "adhoc":
         n = int(g.integers(3, 10))
-        q1 = g.uniform(0.008, 0.04)
+        q1 = _q0(g, style, (0.008, 0.04), 0.05)
         qs = q1 + np.concatenate([[0.0], np.cumsum(q1 * g.uniform(0.3, 1.2, n - 1))])
         hs = g.uniform(0.05, 1.0, n)
         t = terms.add(i, kind, is_sample=True, info=f"adhoc(n={n}, q1={q1:.4f})")
@@ -279,7 +299,7 @@ def _add_component(g, mix: Mix, terms: Terms, i: int, kind: str, amp: float, q: 
     elif kind == "poly":
         # speckled rings: 3..9 rings of grains; eta <= .75 textured (Polycrystalline), above: large grains
         n = int(g.integers(3, 10))
-        q1 = g.uniform(0.01, 0.05)
+        q1 = _q0(g, style, (0.01, 0.05), 0.05)
         lat = str(g.choice(K.LATTICES))
         ratios = K.lattice_peaks(lat)[0][:n]
         eta = float(g.uniform(0.5, 0.95))
@@ -292,13 +312,15 @@ def _add_component(g, mix: Mix, terms: Terms, i: int, kind: str, amp: float, q: 
         flags["ring"][i] = flags["multi_ring"][i] = flags["structure_factor"][i] = True
         flags["poly"][i] |= eta <= 0.75
     elif kind == "halo":
-        q0 = g.uniform(0.01, 0.1)
+        # original-style runs: 4 in 5 halos are coherent (its weights .2 : .05), q0 as its draws
+        coherent = g.random() < (ORIGINAL_COHERENT_HALO if style == "original" else mix.p_speckle_halo)
+        q0 = _q0(g, style, (0.01, 0.1), 0.05 if coherent else 0.1)
         ang = _orientation(g, (0.02, 0.4), (2, 4, 6)) if g.random() < mix.p_oriented_halo else None
-        speckle = float(g.uniform(1.0, 4.0)) if g.random() < mix.p_speckle_halo else None
+        speckle = float(g.uniform(1.0, 4.0)) if coherent else None
         info = f"halo(q0={q0:.4f}, oriented={ang is not None}, speckle={speckle is not None})"
         if speckle is not None:  # coherent halo: speckle, and a low-q side suppressed by 1 - exp(-s^2 q^2)
             s = g.uniform(30.0, 120.0)
-            dq = q0 * g.uniform(0.3, 0.6)
+            dq = q0 * g.uniform(0.1 if style == "original" else 0.3, 0.6)
             base = mix.coherent_halo_gain * amp * K.gaussian(q, q0, dq) * K.diffuse_high_q(q, s=s)
             terms.add(i, kind, is_sample=True, base=base, ang=ang, speckle=speckle, info=info)
         else:
@@ -311,8 +333,35 @@ def _add_component(g, mix: Mix, terms: Terms, i: int, kind: str, amp: float, q: 
         radii = r * (1 + poly * np.array([-1.5, -0.5, 0.5, 1.5]))[:, None]
         prof = K.sphere_form_factor(q[None, :], radii).mean(axis=0)
         terms.add(i, kind, is_sample=True, base=amp * prof, info=f"sphere(R={r:.1f}, polydispersity={poly:.3f})")
+    elif kind == "meso":
+        _add_meso(g, terms, i, q, flags)
     else:  # pragma: no cover - guarded by Mix validation
         raise ValueError(f"unknown component kind {kind!r}")
+
+
+def _add_meso(g, terms: Terms, i: int, q: np.ndarray, flags: dict) -> None:
+    """The original's mesostructure: a cubic cluster's spots (80 %) or their powder average (20 %, Polycrystalline).
+
+    Its own amplitude (the pattern's maximum 10^U(3, 5) counts), whatever the mix's amplitude range.
+    """
+    zoom = g.uniform(*MESO["zoom"])
+    c = 10 ** g.uniform(*MESO["log10_counts"])
+    d = q / Q_PIXEL
+    env = radial_envelope(d, zoom)
+    if g.random() < MESO["p_rotation"]:
+        n_or = int(g.integers(MESO["orientations"][0], MESO["orientations"][1] + 1))
+        prof = env * debye_cluster(d, zoom)
+        terms.add(i, "meso", is_sample=True, base=c * prof / max(prof.max(), 1e-300),
+                  info=f"meso(zoom={zoom:.3f}, orientations={n_or}, c={c:.3g})")
+        flags["poly"][i] = True
+        return
+    vectors = projected_vectors(random_rotation(g), zoom)
+    mean_s, max_s = polar_stats(vectors, q)
+    norm = c / max(float((env * max_s).max()), 1e-300)
+    base = norm * env * mean_s
+    t = terms.add(i, "meso", is_sample=True, base=base, info=f"meso(zoom={zoom:.3f}, single crystal, c={c:.3g})")
+    terms.meso[t] = (vectors, norm * env)
+    terms.peak_ang[t] = float((env * max_s).max() / max((env * mean_s).max(), 1e-300))
 
 
 def _add_diffuse(g, mix: Mix, terms: Terms, i: int, kind: str, q: np.ndarray, flags: dict) -> None:

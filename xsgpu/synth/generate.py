@@ -41,6 +41,7 @@ from xsgpu.synth.detector import (DARK_RATE, LAM_STEPS, MAX_COUNTS, N_QUANTILES,
 from xsgpu.synth.geometry import (CONCEPT_SIZE, Q_BIN, Q_PIXEL, chi_grid, conceptual_histogram,
                                   make_pixel_maps)
 from xsgpu.synth.labels import compute_tags, labels_from_tags
+from xsgpu.synth.meso import structure_factor
 from xsgpu.synth.mix import DEFAULT_MIX, Mix
 from xsgpu.synth.runs import make_run_spec
 from xsgpu.synth.windows import window_map
@@ -120,7 +121,7 @@ class _RunRenderer:
         n = terms.n_images
         npx = self.size * self.size
         iso_rows = [t for t in range(len(terms.img))
-                    if t not in terms.ang and t not in terms.oval and t not in terms.speckle]
+                    if t not in terms.ang and t not in terms.oval and t not in terms.speckle and t not in terms.meso]
         other = [t for t in range(len(terms.img)) if t not in iso_rows]
         iso = np.zeros((n, self.n_q))
         if iso_rows:
@@ -193,6 +194,9 @@ class _RunRenderer:
 
     def _term_pixels(self, t, terms, profiles, host_rng):
         xp, m = self.xp, self.maps
+        if t in terms.meso:  # a single-crystal mesostructure: radial envelope x the cluster's structure factor
+            vectors, envelope = terms.meso[t]
+            return xp.take(xp.asarray(envelope.astype(np.float32)), m.qidx) * structure_factor(m.dx, m.dy, vectors, xp)
         prof = xp.asarray(profiles[t].astype(np.float32))
         if t in terms.oval:
             ecc, chi0 = terms.oval[t]

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 __all__ = ["Mix", "DEFAULT_MIX", "PRE_ISSUE14_MIX", "COMPONENT_KINDS", "DIFFUSE_KINDS", "RUN_BEAMSTOPS"]
 
 #: sample-scattering component kinds (what each sets is in docs/synth.md)
-COMPONENT_KINDS = ("ring", "series", "bcc", "fcc", "hexagonal", "lamellar", "adhoc", "poly", "halo", "sphere")
+COMPONENT_KINDS = ("ring", "series", "bcc", "fcc", "hexagonal", "lamellar", "adhoc", "poly", "halo", "sphere",
+                   "meso")
 DIFFUSE_KINDS = ("porod", "ornstein_zernike", "debye_bueche", "guinier", "high_q")
 RUN_BEAMSTOPS = ("none", "linear", "circular", "wedge")
 NOT_SAMPLE_KINDS = ("particular", "dark", "direct")
@@ -116,12 +117,12 @@ class Mix:
     p_zingers: float = 0.05
     extra_components: float = 0.3
     component_weights: dict = field(default_factory=lambda: {
-        "ring": 0.05, "series": 0.09, "bcc": 0.042, "fcc": 0.034, "hexagonal": 0.035, "lamellar": 0.035,
-        "adhoc": 0.18, "poly": 0.15, "halo": 0.21, "sphere": 0.274,
+        "ring": 0.05, "series": 0.09, "bcc": 0.05, "fcc": 0.045, "hexagonal": 0.042, "lamellar": 0.042,
+        "adhoc": 0.18, "poly": 0.15, "halo": 0.25, "sphere": 0.18, "meso": 0.09,
     })
     amplitude_offsets: dict = field(default_factory=lambda: {
         "ring": 0.0, "series": 0.0, "bcc": 0.5, "fcc": 0.5, "hexagonal": 0.5, "lamellar": 0.5,
-        "adhoc": 0.75, "poly": 1.5, "halo": 0.0, "sphere": -0.45,
+        "adhoc": 0.75, "poly": 1.5, "halo": 0.0, "sphere": -0.45, "meso": 0.0,
     })
     diffuse_weights: dict = field(default_factory=lambda: {
         "porod": 0.2, "ornstein_zernike": 0.2, "debye_bueche": 0.2, "guinier": 0.2, "high_q": 0.34,
