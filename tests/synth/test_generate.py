@@ -399,3 +399,60 @@ def test_original_diffuse_tree_and_its_label_gates():
     assert ORIGINAL_DIFFUSE["aniso_gate"] == (20.0, 500.0)
     with pytest.raises(ValueError, match="diffuse_tree"):
         dataclasses.replace(DEFAULT_MIX, diffuse_tree="yours")
+
+
+def test_mesostructure_spots_and_their_powder_average():
+    from xsgpu.synth.meso import debye_cluster, projected_vectors, random_rotation, structure_factor
+
+    # closed form against the cluster's sum: 27 unit scatterers on a cubic lattice, one in-plane wavevector
+    g = np.random.default_rng(0)
+    rot = random_rotation(g)
+    assert np.allclose(rot @ rot.T, np.eye(3), atol=1e-12)
+    v = projected_vectors(rot, zoom=0.5)
+    d = g.normal(0, 30, (50, 2))
+    pts = np.stack(np.meshgrid(*[np.arange(-1, 2)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    phase = d @ (pts @ v).T  # d . (sum_a n_a v_a)
+    np.testing.assert_allclose(structure_factor(d[:, 0], d[:, 1], v), np.abs(np.exp(1j * phase).sum(1)) ** 2,
+                               rtol=1e-4, atol=1e-3)  # phases in float32
+    # the powder average is the mean over orientations: 729 at k = 0, 27 (incoherent) at large k
+    assert debye_cluster(np.array([0.0]), 0.5)[0] == pytest.approx(729.0)
+    rots = [projected_vectors(random_rotation(g), 0.5) for _ in range(400)]
+    dd = np.array([[7.0, 0.0]])
+    mean = np.mean([structure_factor(dd[:, 0], dd[:, 1], r)[0] for r in rots])
+    assert mean == pytest.approx(debye_cluster(np.array([7.0]), 0.5)[0], rel=0.15)
+
+    # in images: single crystals carry no ring label, the powder variant is Polycrystalline; tags = pixels
+    # beam-off runs drawn the original's way: the beam just beyond the left edge, no beamstop
+    mix = _quiet("none", p_sample=1.0, extra_components=0.0, component_weights={"meso": 1.0}, p_original_runs=1.0)
+    b = generate_images(60, size=256, seed=31, images_per_run=60, mix=mix, noise=False)
+    comp = b.tags["components"].astype(str)
+    single = np.char.find(comp, "single crystal") >= 0
+    powder = np.char.find(comp, "orientations=") >= 0
+    assert single.sum() > 30 and powder.sum() > 3 and (single | powder).all()
+    np.testing.assert_array_equal(b.labels[:, attribute_index("polycrystalline")], powder)
+    assert not b.labels[:, attribute_index("ring")].any()
+    assert b.labels[:, attribute_index("strong_scattering")].mean() > 0.5  # 10^3..10^5 counts at the maximum
+    # the same run without its samples holds the beam's glare only: the difference is the pattern
+    bare = generate_images(60, size=256, seed=31, images_per_run=60, noise=False,
+                           mix=dataclasses.replace(mix, p_sample=0.0))
+    pattern = (b.counts.reshape(60, -1) - bare.counts.reshape(60, -1)).astype(np.float64)
+    # the powder average is isotropic: its tag mean is exact; a single crystal's tag uses the mean over whole
+    # circles, and only a quarter of each lies on the detector when the beam sits in its corner
+    np.testing.assert_allclose(pattern[powder].mean(axis=1), b.tags["sample_mean"][powder], rtol=0.05, atol=1e-3)
+    ratio = pattern[single].mean(axis=1) / b.tags["sample_mean"][single]
+    assert 0.25 < ratio.min() and ratio.max() < 4 and 0.7 < np.median(ratio) < 1.4
+    # the tag's maximum takes each circle's maximum over all azimuths, also those off the detector
+    assert np.all(pattern.max(axis=1) <= 1.1 * b.tags["sample_max"])  # 128 azimuths per circle: spots can fall between
+    assert np.median(pattern.max(axis=1) / b.tags["sample_max"]) > 0.8
+
+
+def test_original_style_q0_is_the_originals_clipped_normal():
+    from xsgpu.synth.components import _q0
+
+    g = np.random.default_rng(1)
+    q = np.array([_q0(g, "original", (0.01, 0.1), 0.05) for _ in range(4000)])
+    assert q.min() == 0.008 and q.max() == 0.05
+    assert 0.34 < (q == 0.008).mean() < 0.42  # P(N(.02, .04) < .008) = .38
+    assert 0.19 < (q == 0.05).mean() < 0.27   # P(N(.02, .04) > .05) = .23
+    ours = np.array([_q0(g, "ours", (0.01, 0.1), 0.05) for _ in range(1000)])
+    assert 0.01 <= ours.min() and ours.max() <= 0.1

@@ -66,6 +66,9 @@ class Terms:
         Single-crystal mesostructure terms: projected lattice vectors (phase per detector px) and the
         radial envelope; the pixels are ``envelope(q) prod_a (1 + 2 cos(d . v_a))^2``
         (:mod:`xsgpu.synth.meso`), ``base`` holds their azimuthal mean.
+    peak_profile : dict term -> float64 (Q,)
+        Terms whose azimuthal maximum depends on q (single-crystal mesostructure): the maximum over
+        each circle, used by the tags instead of ``profile x peak_ang``.
     gate : dict term -> (float, float)
         Diffuse terms whose label gate is not the default (10 counts on more than 400 pixels):
         (counts, pixels); the original generator's anisotropic low-q group uses (20, 500).
@@ -99,6 +102,7 @@ class Terms:
     info: dict = field(default_factory=dict)
     gate: dict = field(default_factory=dict)
     meso: dict = field(default_factory=dict)
+    peak_profile: dict = field(default_factory=dict)
 
     def add(self, img: int, kind: str, *, is_sample: bool, base=None, ang=None, oval=None,
             speckle=None, info: str | None = None) -> int:
@@ -361,6 +365,7 @@ def _add_meso(g, terms: Terms, i: int, q: np.ndarray, flags: dict) -> None:
     base = norm * env * mean_s
     t = terms.add(i, "meso", is_sample=True, base=base, info=f"meso(zoom={zoom:.3f}, single crystal, c={c:.3g})")
     terms.meso[t] = (vectors, norm * env)
+    terms.peak_profile[t] = norm * env * max_s
     terms.peak_ang[t] = float((env * max_s).max() / max((env * mean_s).max(), 1e-300))
 
 

@@ -119,6 +119,8 @@ def compute_tags(terms: Terms, profiles: np.ndarray, extras, run, hist: np.ndarr
     if is_sample.any():
         np.add.at(smax_prof, img[is_sample], profiles[is_sample] * peak_ang[is_sample, None])
         np.add.at(mean_prof, img[is_sample], profiles[is_sample])
+    for t, peak in terms.peak_profile.items():  # an azimuthal maximum that depends on q
+        smax_prof[img[t]] += peak - profiles[t] * peak_ang[t]
     sample_max = np.where(visible[None, :], smax_prof, 0.0).max(axis=1) if n else np.zeros(0)
     sample_mean = mean_prof @ hist / n_pix
     low_px = np.zeros(n)
