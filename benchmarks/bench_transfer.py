@@ -176,6 +176,8 @@ def main(argv=None) -> int:
     p.add_argument("--mix", default="default", choices=["default", PRE_ISSUE14])
     p.add_argument("--mix-set", default="", help="Mix fields over --mix for a generator A/B row, e.g. "
                    "'diffuse_tree=ours,p_window_scatter=0' (numbers are parsed, other values kept as text)")
+    p.add_argument("--render", default="detector", choices=["detector", "direct"],
+                   help="synthetic frames rendered at 256 px and shrunk like ingested ones, or at --size")
     p.add_argument("--tag", default="", help="train into OUT/model-TAG (one training choice per tag)")
     p.add_argument("--pos-weight", default="sqrt", choices=["sqrt", "balanced", "none"])
     p.add_argument("--normalisation", default="image", choices=["image", "fixed", "image+level", "two-view"],
@@ -218,7 +220,8 @@ def main(argv=None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     store = synthesize_run(work / "synth", n=a.n, size=a.size, seed=a.seed, partition_size=512,
-                           images_per_run=a.images_per_run, mix=mix, workers=a.workers, progress=False)
+                           images_per_run=a.images_per_run, mix=mix, workers=a.workers, progress=False,
+                           render=a.render)
     t_synth = time.perf_counter() - t0
     model_dir = Path(a.model) if a.model else work / ("model-" + a.tag if a.tag else "model")
     if a.model and not (model_dir / "model.json").is_file():
@@ -251,7 +254,7 @@ def main(argv=None) -> int:
 
     params = {"n_synth": a.n, "size": a.size, "input_size": a.input_size, "arch": a.arch, "epochs": a.epochs,
               "train_budget_s": a.train_budget, "images_per_run": a.images_per_run, "seed": a.seed,
-              "train_seed": a.train_seed, "mix": a.mix, "mix_set": a.mix_set,
+              "train_seed": a.train_seed, "mix": a.mix, "mix_set": a.mix_set, "render": a.render,
               "synth_s": round(t_synth, 1), "train_s": round(t_train, 1), "model": str(model_dir),
               "pos_weight": a.pos_weight, "augment": a.augment,
               "normalisation": a.normalisation, "pixel_factor": a.pixel_factor, "load_start": load_start,

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from xsgpu.attributes import label_columns
 from xsgpu.io.runstore import RunStore, RunStoreError
-from xsgpu.preprocess import log_scale, make_thumbnails
+from xsgpu.preprocess import log_scale, make_thumbnails, resize_batch
 from xsgpu.synth import generate_images, plan_synth_run, synth_partition, synthesize_run
 
 ARGS = dict(n=150, size=16, seed=3, partition_size=64, images_per_run=25)
@@ -39,14 +39,23 @@ def test_layout_columns_and_values(run):
     images, thumbs = run.images.open(), run.thumbs.open()
     assert images.shape == (150, 16, 16) and images.dtype == np.float16
     assert thumbs.shape == (150, 64, 64) and thumbs.dtype == np.uint8
-    # rows are log_scale(counts, mask) of the generator's blocks, labels are its labels
-    b = generate_images(64, size=16, seed=3, start=64, images_per_run=25)
-    ref = log_scale(b.counts, b.mask)
+    # rows are the 256-px detector's log_scale(counts, mask), shrunk as ingest shrinks a real frame
+    b = generate_images(64, size=256, seed=3, start=64, images_per_run=25)
+    ref = resize_batch(log_scale(b.counts, b.mask), 16)
     np.testing.assert_array_equal(images[64:128], ref.astype(np.float16))
     np.testing.assert_array_equal(thumbs[64:128], make_thumbnails(ref, size=64))
     np.testing.assert_array_equal(run.labels()[64:128], b.labels)
     assert run.stage_status()["synth"] == "done"
-    assert run.manifest["params"]["synth"]["seed"] == 3
+    assert run.manifest["params"]["synth"]["seed"] == 3 and run.manifest["params"]["synth"]["render"] == "detector"
+
+
+def test_direct_rendering_is_the_generator_at_the_run_size(tmp_path):
+    store = synthesize_run(tmp_path / "direct", n=40, size=16, seed=3, partition_size=40, images_per_run=20,
+                           progress=False, render="direct")
+    b = generate_images(40, size=16, seed=3, images_per_run=20)
+    np.testing.assert_array_equal(store.images.open()[:], log_scale(b.counts, b.mask).astype(np.float16))
+    with pytest.raises(ValueError, match="'render' parameter"):
+        synthesize_run(tmp_path / "bad", n=4, size=16, progress=False, render="fast")
 
 
 def test_split_is_by_run(run):

@@ -23,8 +23,9 @@ import pandas as pd
 from xsgpu.attributes import label_columns
 from xsgpu.backend import get_backend, to_host
 from xsgpu.io.runstore import RunStore, RunStoreError
-from xsgpu.preprocess import log_scale, make_thumbnails
+from xsgpu.preprocess import log_scale, make_thumbnails, resize_batch
 from xsgpu.synth.generate import _check_int, check_size, generate_images
+from xsgpu.synth.geometry import CONCEPT_SIZE
 from xsgpu.synth.mix import DEFAULT_MIX, Mix
 
 __all__ = ["plan_synth_run", "synth_partition", "synthesize_run", "GEN_BLOCK", "GENERATOR_VERSION"]
@@ -32,7 +33,8 @@ __all__ = ["plan_synth_run", "synth_partition", "synthesize_run", "GEN_BLOCK", "
 log = logging.getLogger(__name__)
 
 GEN_BLOCK = 256
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: issue 14's mix (diffuse tree, windows, mesostructure) and the "detector" rendering
+RENDERS = ("detector", "direct")
 THUMB_SIZE = 64
 
 
@@ -47,7 +49,7 @@ def _mix_from_dict(d: dict | None) -> Mix:
 
 
 def plan_synth_run(out, *, n: int, size: int = 256, seed: int = 0, partition_size: int = 4096,
-                   images_per_run: int = 200, mix: Mix = DEFAULT_MIX) -> RunStore:
+                   images_per_run: int = 200, mix: Mix = DEFAULT_MIX, render: str = "detector") -> RunStore:
     """Create (or reopen for resume) a synthetic run store and its image arrays.
 
     Parameters
@@ -66,6 +68,12 @@ def plan_synth_run(out, *, n: int, size: int = 256, seed: int = 0, partition_siz
         Images per run (shared geometry, beamstop, split).
     mix : Mix
         Generator mix (stored in the manifest).
+    render : {"detector", "direct"}
+        ``"detector"``: below 256 px, render the conceptual 256 x 256 detector (its pixel noise) and
+        shrink the log-scaled frames to ``size`` exactly as ``xsgpu ingest`` shrinks a real 256-px frame
+        (``resize_batch(log_scale(counts))``), so that stored synthetic and ingested frames have the same
+        statistics (4x the pixel work at 128 px). ``"direct"``: render at ``size`` (counts per conceptual
+        pixel with one pixel's noise; cheaper, but its low-count texture is that of one detector pixel).
 
     Raises
     ------
@@ -77,9 +85,11 @@ def plan_synth_run(out, *, n: int, size: int = 256, seed: int = 0, partition_siz
     seed = _check_int("seed", seed, 0)
     partition_size = _check_int("partition_size", partition_size, 1)
     images_per_run = _check_int("images_per_run", images_per_run, 1)
+    if render not in RENDERS:
+        raise ValueError(f"The 'render' parameter must be one of {list(RENDERS)}. Got {render!r} instead.")
     params = {"n": n, "size": size, "seed": seed, "partition_size": partition_size,
               "images_per_run": images_per_run, "gen_block": GEN_BLOCK, "generator_version": GENERATOR_VERSION,
-              "mix": mix.to_dict()}
+              "mix": mix.to_dict(), "render": render}
     params = json.loads(json.dumps(params))  # the form it has in manifest.json (tuples -> lists)
     store = RunStore.create(out, n_samples=n, partition_size=partition_size, params={"synth": params})
     have = store.manifest.get("params", {}).get("synth")
@@ -123,11 +133,14 @@ def synth_partition(run_path, part: int, *, device: str = "cpu") -> int:
     chunk_rows = int(images.chunks[0])
     labels, tag_frames = [], []
     buf_img, buf_th, buf_start = [], [], start
+    detector = p.get("render", "direct") == "detector" and p["size"] < CONCEPT_SIZE
     for s in range(start, stop, GEN_BLOCK):
         e = min(stop, s + GEN_BLOCK)
-        b = generate_images(e - s, size=p["size"], seed=p["seed"], xp=xp, start=s,
+        b = generate_images(e - s, size=CONCEPT_SIZE if detector else p["size"], seed=p["seed"], xp=xp, start=s,
                             images_per_run=p["images_per_run"], mix=mix)
         logf = log_scale(b.counts, b.mask)
+        if detector:  # as ingest shrinks a 256-px frame
+            logf = resize_batch(logf, p["size"])
         buf_img.append(to_host(logf.astype(xp.float16)))
         buf_th.append(to_host(make_thumbnails(logf, size=THUMB_SIZE)))
         labels.append(b.labels)
@@ -170,12 +183,12 @@ def _worker(args) -> int:  # top-level for process pools
 
 def synthesize_run(out, *, n: int, size: int = 256, seed: int = 0, partition_size: int = 4096,
                    device: str = "cpu", progress: bool = True, images_per_run: int = 200,
-                   mix: Mix = DEFAULT_MIX, workers: int = 1) -> RunStore:
+                   mix: Mix = DEFAULT_MIX, workers: int = 1, render: str = "detector") -> RunStore:
     """Plan and generate a whole synthetic run, skipping finished partitions (resume).
 
     Parameters
     ----------
-    out, n, size, seed, partition_size, images_per_run, mix
+    out, n, size, seed, partition_size, images_per_run, mix, render
         As :func:`plan_synth_run`.
     device : {"cpu", "gpu", "auto"}
         Array backend of the pixel work.
@@ -193,7 +206,7 @@ def synthesize_run(out, *, n: int, size: int = 256, seed: int = 0, partition_siz
     workers = _check_int("workers", workers, 1)
     dev = get_backend(device).device
     store = plan_synth_run(out, n=n, size=size, seed=seed, partition_size=partition_size,
-                           images_per_run=images_per_run, mix=mix)
+                           images_per_run=images_per_run, mix=mix, render=render)
     pending = store.samples.pending()
     store.set_stage("synth", "running", device=dev, pending=len(pending))
     t0 = time.perf_counter()
