@@ -192,3 +192,11 @@ def test_embed_and_evaluate_refuse_a_second_run_of_the_stage(tmp_path):
             res = CliRunner().invoke(main, [stage, str(store.path)], catch_exceptions=False)
         assert res.exit_code == 2 and "Traceback" not in res.output
         assert f"stage {stage!r} is already running here, held by pid {os.getpid()} " in res.output
+
+
+def test_demo_refuses_a_set_without_a_validation_experiment(tmp_path):
+    # 600 images at 100 per experiment are 6 experiments, none of them in 'val': said before any work starts
+    res = _run("demo", "--n", "600", "--out", str(tmp_path / "demo"), "--no-serve")
+    assert res.exit_code == 2
+    assert "6 experiments" in res.output and "'val'" in res.output and "--images-per-run 20" in res.output
+    assert not (tmp_path / "demo").exists()

@@ -55,6 +55,7 @@ def command(out, n_images, size, input_size, arch, epochs, train_budget, images_
     from workflows.pipeline import run_pipeline
 
     quiet_dask_logs()
+    _check_splits(n_images, images_per_run, seed)
 
     t0 = time.perf_counter()
     click.echo(f"xsgpu demo -> {out}: {n_images} synthetic images at {size} px; {arch} at {input_size} px, "
@@ -80,3 +81,19 @@ def command(out, n_images, size, input_size, arch, epochs, train_budget, images_
 
     click.echo(f"serving the app at http://{address}:{port} (Ctrl-C stops)")
     serve_app(out, port=port, address=address)
+
+
+def _check_splits(n_images: int, images_per_run: int, seed: int) -> None:
+    """Refuse, before any work, a set whose experiments leave the 'train' or 'val' split empty."""
+    from xsgpu.synth.runs import make_run_spec
+
+    n_runs = -(-n_images // images_per_run)
+    splits = {make_run_spec(k, seed=seed).split for k in range(n_runs)}
+    missing = [s for s in ("train", "val") if s not in splits]
+    if missing:
+        fit = max(1, n_images // 30)
+        raise click.BadParameter(
+            f"--n {n_images} with --images-per-run {images_per_run} makes {n_runs} experiments and none of them "
+            f"falls in the {' or '.join(repr(m) for m in missing)} split (the split is by experiment, 80/10/10). "
+            f"Hint: use --images-per-run {fit} or fewer (30 experiments or more), or raise --n.",
+            param_hint="--images-per-run")
