@@ -46,8 +46,8 @@ from xsgpu.model.checkpoint import (
 from xsgpu.model.data import TrainingData, load_training_data
 from xsgpu.model.resnet import XSResNet, build_resnet, check_arch
 from xsgpu.model.scoring import mean_ap, prevalence_map
-from xsgpu.model.transforms import (DEFAULT_AUGMENTATION, NORMALISATIONS, Augmentation, augment, check_pixel_factor,
-                                    input_channels, to_channels)
+from xsgpu.model.transforms import (DEFAULT_AUGMENTATION, Augmentation, augment, check_pixel_factor, input_channels,
+                                    to_channels)
 from xsgpu.io.schema import IMAGES, SAMPLES
 
 __all__ = ["train_model", "lr_at", "compute_pos_weight", "evaluate", "latest_epoch_checkpoint"]
@@ -232,10 +232,7 @@ def train_model(
     if not (isinstance(lr, (int, float)) and lr > 0):
         raise ValueError(f"The 'lr' parameter of train_model must be a positive float. Got {lr!r} instead.")
     compute_pos_weight(np.zeros((1, 1), bool), pos_weight)  # validates the option early
-    if normalisation not in NORMALISATIONS:
-        raise ValueError(f"The 'normalisation' parameter of train_model must be one of {', '.join(NORMALISATIONS)}. "
-                         f"Got {normalisation!r} instead.")
-    check_pixel_factor(pixel_factor, "train_model")
+    input_channels(normalisation, check_pixel_factor(pixel_factor, "train_model"), "train_model")  # validates early
     dev = torch_device(device)
     cuda = dev == "cuda"
     if num_threads is not None and not cuda:

@@ -191,10 +191,14 @@ def check_pixel_factor(pixel_factor: object, owner: str = "") -> int:
     return pixel_factor
 
 
-def input_channels(normalisation: str = "image", pixel_factor: int = 1) -> int:
-    """Input channels of a model fed by :func:`to_model_input`: views x ``pixel_factor`` ** 2."""
+def input_channels(normalisation: str = "image", pixel_factor: int = 1, where: str | None = None) -> int:
+    """Input channels of a model fed by :func:`to_model_input`: views x ``pixel_factor`` ** 2.
+
+    Validates both options; ``where`` names the caller in the error (e.g. ``"train_model"``).
+    """
     if normalisation not in VIEWS:
-        raise ValueError(f"The 'normalisation' parameter must be one of {', '.join(NORMALISATIONS)}. "
+        of = f" of {where}" if where else ""
+        raise ValueError(f"The 'normalisation' parameter{of} must be one of {', '.join(NORMALISATIONS)}. "
                          f"Got {normalisation!r} instead.")
     return VIEWS[normalisation] * check_pixel_factor(pixel_factor) ** 2
 
