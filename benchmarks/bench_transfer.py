@@ -180,12 +180,14 @@ def main(argv=None) -> int:
                    help="synthetic frames rendered at 256 px and shrunk like ingested ones, or at --size")
     p.add_argument("--tag", default="", help="train into OUT/model-TAG (one training choice per tag)")
     p.add_argument("--pos-weight", default="sqrt", choices=["sqrt", "balanced", "none"])
-    p.add_argument("--normalisation", default="image", choices=["image", "fixed", "image+level", "two-view"],
-                   help="per-image standardisation, one fixed affine map of the log values, or the first plus "
-                   "the image's mean level")
+    p.add_argument("--normalisation", default="two-view", choices=["image", "fixed", "image+level", "two-view"],
+                   help="the per-image and the fixed-scale image as two input views (train_model's default), "
+                   "per-image standardisation, one fixed affine map of the log values, or the first plus the "
+                   "image's mean level")
     p.add_argument("--pixel-factor", type=int, default=1, help="space-to-depth factor of the model input "
                    "(frames at input size x factor, folded into factor^2 channels)")
-    p.add_argument("--augment", default="", help="augmentation options over the defaults, e.g. 'shift=4,poisson=0.5'")
+    p.add_argument("--augment", default="", help="augmentation options over the defaults (no flips since issue 14's "
+                   "4th session), e.g. 'shift=4,poisson=0.5' or 'flips=1'")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--model", default=None, help="score this checkpoint (e.g. OUT/model/epochs/epoch-0001) "
                    "instead of training")

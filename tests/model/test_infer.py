@@ -57,11 +57,11 @@ def test_infer_resumes_after_partial_run(run_copy, trained_model):
     p = Predictor.from_checkpoint(model, device="cpu", batch_size=32, num_threads=1)
     assert infer_partition(run_copy.path, 1, p) == 80
     # a killed job: features rows of partition 2 written, its predictions part missing
-    run_copy.features.open(mode="r+")[160:240] = np.full((80, 512), 7, np.float16)
+    run_copy.features.open(mode="r+")[160:240] = np.full((80, 512), -7, np.float16)  # pooled ReLU features are >= 0
     s = infer_run(run_copy.path, model=p, progress=False)
     assert s["n_partitions_skipped"] == 1 and s["n_partitions_done"] == 2 and s["n_images"] == 160
     assert sorted(run_copy.predictions.finished()) == [0, 1, 2]
-    assert not np.any(run_copy.features.open()[160:240] == 7)
+    assert not np.any(run_copy.features.open()[160:240] == -7)
     s2 = infer_run(run_copy.path, model=p, progress=False)
     assert s2["n_images"] == 0 and s2["n_partitions_skipped"] == 3
 

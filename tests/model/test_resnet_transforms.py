@@ -80,7 +80,8 @@ def test_augment_flips_move_beamstop_with_pattern():
     frame = np.full((size, size), 200.0, np.float32)
     frame[16:, 14:18] = 0  # bar from the centre to the bottom edge
     x = torch.from_numpy(np.repeat(frame[None], 32, axis=0))
-    out = augment(x, size, generator=torch.Generator().manual_seed(1))[:, 0].numpy()
+    out = augment(x, size, generator=torch.Generator().manual_seed(1), options=Augmentation(flips=True))[:, 0].numpy()
+    assert len({img.tobytes() for img in out}) > 1  # flipped in several ways
     for img in out:
         dark = img < img.mean() - 1.0
         assert dark.sum() == (frame == 0).sum()  # same number of masked pixels: nothing cropped or added

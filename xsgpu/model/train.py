@@ -46,8 +46,8 @@ from xsgpu.model.checkpoint import (
 from xsgpu.model.data import TrainingData, load_training_data
 from xsgpu.model.resnet import XSResNet, build_resnet, check_arch
 from xsgpu.model.scoring import mean_ap, prevalence_map
-from xsgpu.model.transforms import (DEFAULT_AUGMENTATION, Augmentation, augment, check_pixel_factor, input_channels,
-                                    to_channels)
+from xsgpu.model.transforms import (DEFAULT_AUGMENTATION, DEFAULT_NORMALISATION, Augmentation, augment,
+                                    check_pixel_factor, input_channels, to_channels)
 from xsgpu.io.schema import IMAGES, SAMPLES
 
 __all__ = ["train_model", "lr_at", "compute_pos_weight", "evaluate", "latest_epoch_checkpoint"]
@@ -163,7 +163,7 @@ def train_model(
     keep_epochs: int = 2,
     max_cache_bytes: int = 8 * 2**30,
     augmentation: Augmentation = DEFAULT_AUGMENTATION,
-    normalisation: str = "image",
+    normalisation: str = DEFAULT_NORMALISATION,
     pixel_factor: int = 1,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -205,10 +205,11 @@ def train_model(
         Refuse to preload more than this many bytes of frames (float16 at f S x f S, f = pixel_factor).
     augmentation : Augmentation
         What :func:`xsgpu.model.transforms.augment` applies to training batches.
-    normalisation : {"image", "fixed", "image+level", "two-view"}
-        Per-image standardisation, one fixed affine map, the first plus the image's level, or the first two as
-        two input views (:func:`xsgpu.model.transforms.normalise`); recorded in the checkpoint's
-        ``preprocessing`` and applied by the predictor.
+    normalisation : {"two-view", "image", "fixed", "image+level"}
+        The per-image standardised and the fixed-scale image as two input views (the default,
+        :data:`xsgpu.model.transforms.DEFAULT_NORMALISATION`), per-image standardisation alone, one fixed
+        affine map, or the first plus the image's level (:func:`xsgpu.model.transforms.normalise`); recorded
+        in the checkpoint's ``preprocessing`` and applied by the predictor.
     pixel_factor : int
         Frames are resized to ``size * pixel_factor`` and folded into ``pixel_factor ** 2`` channels per view
         (space-to-depth, :func:`xsgpu.model.transforms.to_channels`): the network stays S x S but sees f S x f S
