@@ -24,7 +24,8 @@ import numpy as np
 from xsgpu.backend import namespace_of, to_host
 from xsgpu.synth.geometry import CONCEPT_SIZE, PixelMaps
 
-__all__ = ["BEAMSTOPS", "BeamstopSpec", "transmission_map", "direct_beam_map", "ARM_HALF_ANGLE"]
+__all__ = ["BEAMSTOPS", "BeamstopSpec", "transmission_map", "direct_beam_map", "ARM_HALF_ANGLE", "blurred_strip",
+           "blurred_disc"]
 
 BEAMSTOPS = ("none", "linear", "circular", "wedge")
 ARM_HALF_ANGLE = math.radians(2.0)
@@ -92,13 +93,25 @@ def outside_distance(spec: BeamstopSpec, maps: PixelMaps):
     raise ValueError(f"Unknown beamstop kind {spec.kind!r}; expected one of {BEAMSTOPS}.")
 
 
-def _strip(p, half: float, sigma: float, xp):
-    """Gaussian-blurred indicator of ``|p| < half`` (exact in 1-D)."""
+def blurred_strip(p, half: float, sigma: float, xp=np):
+    """Gaussian-blurred indicator of ``|p| < half`` (exact in 1-D), float64 in ``xp``."""
     from scipy.special import erf
 
     c = 1.0 / (sigma * math.sqrt(2.0))
     p = to_host(p).astype(np.float64)
     return xp.asarray(0.5 * (erf((half - p) * c) + erf((half + p) * c)))
+
+
+def blurred_disc(r, radius: float, sigma: float, grid: np.ndarray, xp=np):
+    """Gaussian-blurred indicator of a disc at distance ``r`` from its centre: ``P(|r + Z| < radius)``.
+
+    ``Z`` is a 2-D Gaussian of sigma ``sigma``; the non-central chi-squared CDF is evaluated on the
+    1-D radius ``grid`` and interpolated at ``r``.
+    """
+    from scipy.stats import ncx2
+
+    disc = ncx2.cdf((radius / sigma) ** 2, 2, (grid / sigma) ** 2)
+    return xp.asarray(np.interp(to_host(r), grid, disc))
 
 
 def _edge(d, sigma: float, xp):
@@ -110,20 +123,15 @@ def _edge(d, sigma: float, xp):
 
 def _soft_blocked(spec: BeamstopSpec, maps: PixelMaps):
     """Blocked fraction (0..1) of a Gaussian-blurred beamstop (the original generator's drawing)."""
-    from scipy.stats import ncx2
-
     xp = namespace_of(maps.dx)
     s = max(spec.blur, 1e-3)
     ux, uy = math.sin(spec.direction), -math.cos(spec.direction)
     along = maps.dx * ux + maps.dy * uy
     perp = -maps.dx * uy + maps.dy * ux
     if spec.kind == "linear":  # separable: a strip across, a half-line along
-        return _strip(perp, spec.width / 2, s, xp) * _edge(-(along + spec.back), s, xp)
+        return blurred_strip(perp, spec.width / 2, s, xp) * _edge(-(along + spec.back), s, xp)
     if spec.kind == "circular":
-        # a blurred disc at distance r: P(|r + Z| < R) for a 2-D Gaussian Z, a non-central chi^2 CDF
-        r_grid = np.linspace(0.0, 2.0 * CONCEPT_SIZE, 2049)
-        disc = ncx2.cdf((spec.width / s) ** 2, 2, (r_grid / s) ** 2)
-        blocked = xp.asarray(np.interp(to_host(maps.r), r_grid, disc))
+        blocked = blurred_disc(maps.r, spec.width, s, np.linspace(0.0, 2.0 * CONCEPT_SIZE, 2049), xp)
         half = xp.maximum(along, 0.0) * math.tan(ARM_HALF_ANGLE)
         arm = _blurred_arm(perp, half, along, s, xp)
         return xp.maximum(blocked, arm)

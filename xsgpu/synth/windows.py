@@ -10,12 +10,12 @@ conceptual pixels; maps are evaluated on a run's :class:`~xsgpu.synth.geometry.P
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from xsgpu.backend import namespace_of, to_host
+from xsgpu.synth.beamstops import blurred_disc, blurred_strip
 from xsgpu.synth.geometry import CONCEPT_SIZE, PixelMaps
 
 __all__ = ["Window", "draw_windows", "window_map", "P_WINDOW"]
@@ -47,26 +47,16 @@ def draw_windows(g: np.random.Generator, p: dict | None = None) -> list[Window]:
     return out
 
 
-def _strip(d: np.ndarray, half: float, sigma: float) -> np.ndarray:
-    from scipy.special import erf
-
-    c = 1.0 / (sigma * math.sqrt(2.0))
-    return 0.5 * (erf((d + half) * c) - erf((d - half) * c))
-
-
 def window_map(w: Window, maps: PixelMaps):
     """Counts of one window over the run's pixels (float32 (H*W,), in the array module of ``maps``)."""
     xp = namespace_of(maps.dx)
     dx = to_host(maps.dx).astype(np.float64) - w.x0
     dy = to_host(maps.dy).astype(np.float64) - w.y0
     if w.shape == "square":
-        vals = _strip(dx, w.size, w.blur) * _strip(dy, w.size, w.blur)
+        vals = blurred_strip(dx, w.size, w.blur) * blurred_strip(dy, w.size, w.blur)
     elif w.shape == "circle":
-        from scipy.stats import ncx2
-
         r = np.sqrt(dx * dx + dy * dy)
-        grid = np.linspace(0.0, float(r.max()) + 1.0, 1025)
-        vals = np.interp(r, grid, ncx2.cdf((w.size / w.blur) ** 2, 2, (grid / w.blur) ** 2))
+        vals = blurred_disc(r, w.size, w.blur, np.linspace(0.0, float(r.max()) + 1.0, 1025))
     else:
         raise ValueError(f"Unknown window shape {w.shape!r}; expected 'square' or 'circle'.")
     return xp.asarray((w.counts * vals).astype(np.float32))
