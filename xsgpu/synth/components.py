@@ -366,7 +366,6 @@ def _add_meso(g, terms: Terms, i: int, q: np.ndarray, flags: dict) -> None:
     t = terms.add(i, "meso", is_sample=True, base=base, info=f"meso(zoom={zoom:.3f}, single crystal, c={c:.3g})")
     terms.meso[t] = (vectors, norm * env)
     terms.peak_profile[t] = norm * env * max_s
-    terms.peak_ang[t] = float((env * max_s).max() / max((env * mean_s).max(), 1e-300))
 
 
 def _add_diffuse(g, mix: Mix, terms: Terms, i: int, kind: str, q: np.ndarray, flags: dict) -> None:

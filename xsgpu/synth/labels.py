@@ -117,10 +117,11 @@ def compute_tags(terms: Terms, profiles: np.ndarray, extras, run, hist: np.ndarr
     mean_prof = np.zeros_like(smax_prof)
     is_sample = np.asarray(terms.is_sample, dtype=bool)
     if is_sample.any():
-        np.add.at(smax_prof, img[is_sample], profiles[is_sample] * peak_ang[is_sample, None])
+        peak_prof = profiles * peak_ang[:, None]
+        for t, peak in terms.peak_profile.items():  # an azimuthal maximum that depends on q
+            peak_prof[t] = peak
+        np.add.at(smax_prof, img[is_sample], peak_prof[is_sample])
         np.add.at(mean_prof, img[is_sample], profiles[is_sample])
-    for t, peak in terms.peak_profile.items():  # an azimuthal maximum that depends on q
-        smax_prof[img[t]] += peak - profiles[t] * peak_ang[t]
     sample_max = np.where(visible[None, :], smax_prof, 0.0).max(axis=1) if n else np.zeros(0)
     sample_mean = mean_prof @ hist / n_pix
     low_px = np.zeros(n)

@@ -21,6 +21,7 @@ projected positions to whole pixels are left out.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -76,12 +77,18 @@ def structure_factor(dx, dy, vectors: np.ndarray, xp=np):
     return out
 
 
-def debye_cluster(d: np.ndarray, zoom: float) -> np.ndarray:
-    """Orientation average of the cluster's ``|S|^2`` (Debye sum over its 27 x 27 pairs) at distance ``d``."""
+@functools.lru_cache(maxsize=1)
+def _pair_distances() -> tuple[np.ndarray, np.ndarray]:
+    """The cluster's distinct pair distances and how many of its 27 x 27 ordered pairs have each."""
     span = MESO["span"]
     r = np.arange(-span, span + 1) * MESO["spacing"]
     pts = np.stack(np.meshgrid(r, r, r, indexing="ij"), -1).reshape(-1, 3)
-    dist, count = np.unique(np.round(np.linalg.norm(pts[:, None] - pts[None], axis=-1), 9), return_counts=True)
+    return np.unique(np.round(np.linalg.norm(pts[:, None] - pts[None], axis=-1), 9), return_counts=True)
+
+
+def debye_cluster(d: np.ndarray, zoom: float) -> np.ndarray:
+    """Orientation average of the cluster's ``|S|^2`` (Debye sum over its 27 x 27 pairs) at distance ``d``."""
+    dist, count = _pair_distances()
     k = 2 * math.pi * np.asarray(d, dtype=np.float64) / (MESO["projection"] * zoom)
     return (count[None, :] * np.sinc(k[:, None] * dist[None, :] / math.pi)).sum(axis=1)
 
