@@ -1,6 +1,8 @@
 """The ``synth`` stage: write a synthetic run store partition by partition (resumable, idempotent).
 
-Layout written (docs/architecture.md): ``images.zarr`` float16 (N, H, W) = ``log_scale(counts, mask)``,
+Layout written (docs/architecture.md): ``images.zarr`` float16 (N, H, W) = ``log_scale(counts, mask)``
+(with ``render="detector"``, the default, below 256 px: the 256-px frame's ``log_scale`` shrunk by
+``resize_batch``, as ingest shrinks a real frame),
 ``thumbs.zarr`` uint8 (N, 64, 64) = ``make_thumbnails``, ``synth_tags.parquet/`` (the physical tags of
 each image, for analysis), and ``samples.parquet/`` written LAST per partition, so a partition is
 finished exactly when its samples part exists.
